@@ -1,0 +1,12 @@
+# taskfarm_library(NAME SOURCES...): one library per folder, public headers under include/.
+function(taskfarm_library name)
+  add_library(taskfarm_${name} ${ARGN})
+  add_library(taskfarm::${name} ALIAS taskfarm_${name})
+  set_target_properties(taskfarm_${name} PROPERTIES OUTPUT_NAME taskfarm_${name} EXPORT_NAME ${name})
+  target_include_directories(taskfarm_${name}
+    PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(taskfarm_${name} PRIVATE $<BUILD_INTERFACE:taskfarm_warnings> PUBLIC $<BUILD_INTERFACE:taskfarm_sanitize>)
+  install(TARGETS taskfarm_${name} EXPORT taskfarmTargets)
+  install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endfunction()

@@ -1,0 +1,68 @@
+// Value ⇄ bytes for results that travel through the workers' result arenas: cereal's binary
+// archive over a std::string. Header-only (T is the caller's type); used by both sides.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/vector.hpp>
+#include <cereal/types/array.hpp>
+#include <span>
+#include <streambuf>
+#include <istream>
+#include <ostream>
+#include <string>
+
+namespace taskfarm::detail {
+
+/// Appends everything written to it to a std::string (no copy, no locale work).
+class StringAppendBuf : public std::streambuf {
+ public:
+  explicit StringAppendBuf(std::string& out) : out_(out) {}
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type ch) override {
+    if (!traits_type::eq_int_type(ch, traits_type::eof())) out_.push_back(traits_type::to_char_type(ch));
+    return ch;
+  }
+
+ private:
+  std::string& out_;
+};
+
+/// Reads from a byte span without copying it.
+class SpanReadBuf : public std::streambuf {
+ public:
+  explicit SpanReadBuf(std::span<const char> in) {
+    char* p = const_cast<char*>(in.data());  // streambuf's API is non-const; we never write
+    setg(p, p, p + in.size());
+  }
+};
+
+/// Appends the cereal binary encoding of `value` to `out`.
+template <class T>
+void append_serialized(std::string& out, const T& value) {
+  StringAppendBuf buf(out);
+  std::ostream os(&buf);
+  cereal::BinaryOutputArchive ar(os);
+  ar(value);
+}
+
+/// Decodes one T from `bytes`; throws cereal::Exception on truncated or malformed input.
+template <class T>
+T deserialize(std::span<const char> bytes) {
+  SpanReadBuf buf(bytes);
+  std::istream is(&buf);
+  cereal::BinaryInputArchive ar(is);
+  T value{};
+  ar(value);
+  return value;
+}
+
+}  // namespace taskfarm::detail

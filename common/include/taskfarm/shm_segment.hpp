@@ -1,0 +1,69 @@
+// ShmSegment: one named POSIX shared-memory segment (/dev/shm/taskfarm-<pid>-<random>[-tag]),
+// mapped into this process. The creating process owns the name and removes it when the owner
+// object is destroyed; other processes open it by name and only unmap. Names carry the
+// creator's pid so that segments of a dead creator can be swept (sweep_dead_segments).
+// An object is used by one thread at a time; the mapping itself may be shared freely.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace taskfarm {
+
+class ShmSegment {
+ public:
+  /// Creates a new segment exclusively (mode 0600) under a fresh unguessable name, reserves
+  /// all `bytes` up front (so a full /dev/shm fails here, never as SIGBUS later) and maps it
+  /// read-write. Throws Error naming the segment and the free space when it does not fit.
+  static ShmSegment create(std::size_t bytes, std::string_view tag = {});
+  /// Maps an existing segment by name. Throws Error naming the segment if it does not exist
+  /// or cannot be opened.
+  static ShmSegment open(const std::string& name, bool writable = true);
+
+  ShmSegment() noexcept;
+  ShmSegment(ShmSegment&&) noexcept;
+  ShmSegment& operator=(ShmSegment&&) noexcept;
+  ShmSegment(const ShmSegment&) = delete;
+  ShmSegment& operator=(const ShmSegment&) = delete;
+  /// Unmaps; the creating process (and only it, not a forked child) also removes the name.
+  ~ShmSegment();
+
+  void* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  const std::string& name() const noexcept { return name_; }
+  bool owns_name() const noexcept { return owner_pid_ != 0; }
+  explicit operator bool() const noexcept { return data_ != nullptr; }
+
+  /// Removes the name now (the mapping stays valid until destruction).
+  void remove_name() noexcept;
+
+ private:
+  void reset() noexcept;
+
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::string name_;
+  pid_t owner_pid_ = 0;  // pid that must remove the name; 0 when this object only opened it
+};
+
+/// A fresh segment name: "taskfarm-<pid>-<16 random hex digits>[-tag]".
+std::string unique_segment_name(std::string_view tag = {});
+
+/// The pid encoded in a taskfarm segment name, or 0 if `name` is not one.
+pid_t segment_owner_pid(std::string_view name) noexcept;
+
+/// Removes every taskfarm segment in /dev/shm whose creating process no longer exists and
+/// returns the names removed. Segments of live processes are never touched.
+std::vector<std::string> sweep_dead_segments();
+
+/// Bytes that /dev/shm can still hold.
+std::size_t shm_free_bytes();
+
+/// "1.5 GiB", "12 MiB", "512 B": sizes in messages.
+std::string format_bytes(std::size_t bytes);
+
+}  // namespace taskfarm

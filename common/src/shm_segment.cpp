@@ -1,0 +1,171 @@
+#include "taskfarm/shm_segment.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <random>
+#include <utility>
+
+#include "taskfarm/error.hpp"
+#include "taskfarm/unique_fd.hpp"
+
+namespace bip = boost::interprocess;
+
+namespace taskfarm {
+namespace {
+
+constexpr std::string_view kPrefix = "taskfarm-";
+
+std::uint64_t random_u64() {
+  static thread_local std::mt19937_64 gen{[] {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
+  }()};
+  return gen();
+}
+
+void* map_fd(int fd, std::size_t bytes, bool writable, const std::string& name) {
+  if (bytes == 0) return nullptr;
+  const int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) throw_errno("cannot map shared segment " + name);
+  return p;
+}
+
+}  // namespace
+
+std::string format_bytes(std::size_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::size_t shm_free_bytes() {
+  struct statvfs st {};
+  if (::statvfs("/dev/shm", &st) != 0) throw_errno("cannot stat /dev/shm");
+  return static_cast<std::size_t>(st.f_bavail) * st.f_frsize;
+}
+
+std::string unique_segment_name(std::string_view tag) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "taskfarm-%d-%016llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(random_u64()));
+  std::string name = buf;
+  if (!tag.empty()) name.append("-").append(tag);
+  return name;
+}
+
+pid_t segment_owner_pid(std::string_view name) noexcept {
+  if (name.substr(0, kPrefix.size()) != kPrefix) return 0;
+  name.remove_prefix(kPrefix.size());
+  int pid = 0;
+  auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+  if (ec != std::errc{} || ptr == name.data() + name.size() || *ptr != '-' || pid <= 0) return 0;
+  return pid;
+}
+
+ShmSegment::ShmSegment() noexcept = default;
+
+ShmSegment::ShmSegment(ShmSegment&& o) noexcept
+    : data_(std::exchange(o.data_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      name_(std::move(o.name_)),
+      owner_pid_(std::exchange(o.owner_pid_, 0)) {}
+
+ShmSegment& ShmSegment::operator=(ShmSegment&& o) noexcept {
+  if (this != &o) {
+    reset();
+    data_ = std::exchange(o.data_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    name_ = std::move(o.name_);
+    owner_pid_ = std::exchange(o.owner_pid_, 0);
+  }
+  return *this;
+}
+
+ShmSegment::~ShmSegment() { reset(); }
+
+void ShmSegment::reset() noexcept {
+  if (data_ != nullptr) ::munmap(data_, size_);
+  data_ = nullptr;
+  remove_name();
+  size_ = 0;
+}
+
+void ShmSegment::remove_name() noexcept {
+  // A forked child inherits this object but must never remove its parent's segment.
+  if (owner_pid_ != 0 && owner_pid_ == ::getpid()) bip::shared_memory_object::remove(name_.c_str());
+  owner_pid_ = 0;
+}
+
+ShmSegment ShmSegment::create(std::size_t bytes, std::string_view tag) {
+  ShmSegment seg;
+  seg.name_ = unique_segment_name(tag);
+  const std::size_t free_bytes = shm_free_bytes();
+  if (bytes > free_bytes) {
+    throw Error("cannot create shared segment " + seg.name_ + " of " + format_bytes(bytes) +
+                ": /dev/shm has only " + format_bytes(free_bytes) + " free");
+  }
+  bip::permissions perm(0600);
+  try {
+    bip::shared_memory_object shm(bip::create_only, seg.name_.c_str(), bip::read_write, perm);
+    seg.owner_pid_ = ::getpid();  // from here on the destructor removes the name
+    // Boost reserves with posix_fallocate, so a full /dev/shm fails here instead of SIGBUS.
+    shm.truncate(static_cast<bip::offset_t>(bytes));
+    seg.data_ = map_fd(shm.get_mapping_handle().handle, bytes, true, seg.name_);
+    seg.size_ = bytes;
+  } catch (const bip::interprocess_exception& e) {
+    throw Error("cannot create shared segment " + seg.name_ + " of " + format_bytes(bytes) +
+                " (/dev/shm has " + format_bytes(shm_free_bytes()) + " free): " + e.what());
+  }
+  return seg;
+}
+
+ShmSegment ShmSegment::open(const std::string& name, bool writable) {
+  const std::string path = "/" + name;
+  UniqueFd fd(::shm_open(path.c_str(), writable ? O_RDWR : O_RDONLY, 0));
+  if (!fd) {
+    if (errno == ENOENT) throw Error("shared segment " + name + " does not exist (removed, or never created)");
+    throw_errno("cannot open shared segment " + name);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat shared segment " + name);
+  ShmSegment seg;
+  seg.name_ = name;
+  seg.size_ = static_cast<std::size_t>(st.st_size);
+  seg.data_ = map_fd(fd.get(), seg.size_, writable, name);
+  return seg;
+}
+
+std::vector<std::string> sweep_dead_segments() {
+  std::vector<std::string> removed;
+  DIR* dir = ::opendir("/dev/shm");
+  if (dir == nullptr) return removed;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    const pid_t pid = segment_owner_pid(name);
+    if (pid == 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    if (bip::shared_memory_object::remove(name.c_str())) removed.push_back(name);
+  }
+  ::closedir(dir);
+  return removed;
+}
+
+}  // namespace taskfarm

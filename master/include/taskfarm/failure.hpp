@@ -1,0 +1,47 @@
+// FailureRecord: how one task (or one worker) failed, as data the master reasons about.
+// Produced by the master's supervisor and farm; safe to copy anywhere.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+
+namespace taskfarm {
+
+/// Why an attempt failed.
+enum class FailureCause : std::uint8_t {
+  signal,         ///< the worker was killed by a signal (see `signal`)
+  exit,           ///< the worker exited (see `exit_code`) during or between tasks
+  exception,      ///< the kernel threw (see `exception_type`, `message`)
+  timeout,        ///< the task ran past the per-task timeout and was killed
+  memory,         ///< the task exceeded the per-worker memory limit
+  protocol,       ///< the worker sent something that is not a valid message; it was killed
+  start,          ///< the worker program could not start (see `message`, `error`)
+};
+
+std::string_view to_string(FailureCause cause) noexcept;
+
+struct FailureRecord {
+  FailureCause cause = FailureCause::exit;
+  std::optional<std::uint64_t> index;  ///< the task, when the failure is attributable to one
+  std::uint64_t chunk_begin = 0, chunk_end = 0;
+  std::uint32_t attempt = 0;  ///< 0 for the first attempt
+  bool final = false;         ///< retries exhausted: this index will not be computed
+  int slot = -1;              ///< worker slot
+  pid_t pid = 0;
+  int signal = 0;             ///< for FailureCause::signal / timeout
+  int exit_code = 0;          ///< for FailureCause::exit
+  int error = 0;              ///< errno, for FailureCause::start
+  std::string exception_type; ///< for FailureCause::exception / memory
+  std::string message;        ///< what(), or a sentence saying what happened
+  std::string stderr_tail;    ///< the last lines the worker wrote to stderr
+
+  /// One line: "index 7 (attempt 1, slot 0, pid 123): killed by SIGSEGV".
+  std::string describe() const;
+};
+
+/// "SIGSEGV", "SIGKILL", ... ("signal 42" for unnamed ones).
+std::string signal_name(int sig);
+
+}  // namespace taskfarm

@@ -1,0 +1,142 @@
+// Farm: the engine. Owns a set of worker processes (forked, or worker programs started with
+// Boost.Process), hands them chunks of an index space, watches them through pidfds, retries
+// and isolates failures, and reports every attempt to an observer. Pool (fork mode) and the
+// `taskfarm` binary (program mode) are thin faces over it.
+// A Farm is driven from one thread; it starts no threads of its own (so forking stays safe).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "taskfarm/failure.hpp"
+
+namespace taskfarm {
+
+class JobRunner;  // worker side: runs the indices of a job (worker/include/taskfarm/worker.hpp)
+
+/// GNU parallel's --halt: what a final failure does to the rest of the run.
+enum class Halt : std::uint8_t {
+  never,  ///< finish everything else, report all failures at the end (default)
+  now,    ///< stop at once: kill running workers
+  soon,   ///< stop dispatching, let running chunks finish
+};
+
+struct FarmOptions {
+  int workers = -1;                  ///< >0 exact; -1 all usable CPUs; -2 all but one; ...
+  std::uint64_t chunk = 0;           ///< indices per chunk; 0 = auto (adapts to task time)
+  int retries = 2;                   ///< further attempts per index after the first
+  Halt halt = Halt::never;
+  std::uint64_t halt_after = 1;      ///< final failures that trigger `halt`
+  std::chrono::milliseconds task_timeout{0};      ///< 0 = none; TERM, grace, KILL
+  std::chrono::milliseconds kill_grace{200};      ///< TERM → KILL grace on timeout
+  std::uint64_t memory_limit = 0;    ///< bytes of address space per worker (RLIMIT_AS); 0 = none
+  std::uint64_t max_tasks_per_worker = 0;         ///< recycle a worker after this many; 0 = never
+  std::size_t arena_bytes = 16u << 20;            ///< per-worker shared buffer for variable-size results
+  double chaos_rate = 0;             ///< fault injection: SIGKILL a random busy worker this often per second
+  std::uint64_t chaos_seed = 0;      ///< 0 = random
+  int max_start_failures = 5;        ///< consecutive worker deaths without progress before the run stops
+  bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
+  bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
+};
+
+/// How a job's per-index results come back.
+enum class ResultMode : std::uint8_t {
+  none,   ///< the kernel writes into shared arrays (or nothing)
+  blobs,  ///< each index produces one byte string (a cereal archive, or captured text)
+};
+
+/// One run over an index space: the [0, n) of `extent` (row-major), or only `ranges`.
+struct JobSpec {
+  std::vector<std::uint64_t> extent;  ///< index-space shape; n = product
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  ///< if non-empty: only these [b, e)
+  std::string kernel;                 ///< program mode: kernel name ("" = the only one)
+  std::string output_handle;          ///< AnySharedArray handle workers attach as output, or ""
+  std::string input_handle;           ///< read-only input array handle, or ""
+  std::string lines_handle;           ///< input lines segment (see InputLines), or ""
+  ResultMode results = ResultMode::none;
+  bool capture_stdout = false;        ///< each index's stdout comes back as text
+  bool ordered = false;               ///< deliver results in index order (bounded reorder window)
+  std::uint64_t align = 1;            ///< chunk boundaries are multiples of this (map_reduce blocks)
+};
+
+/// One index's result bytes, as delivered to the observer.
+struct IndexResult {
+  std::uint64_t index;
+  std::span<const char> value;  ///< ResultMode::blobs: the kernel's bytes
+  std::span<const char> text;   ///< capture_stdout: what the task printed
+};
+
+/// Everything a run reports, in the order it happens. Called on the Farm's thread.
+class FarmObserver {
+ public:
+  virtual ~FarmObserver() = default;
+  virtual void on_worker_started(int /*slot*/, pid_t /*pid*/) {}
+  virtual void on_chunk_started(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/,
+                                std::uint64_t /*end*/, std::uint32_t /*attempt*/) {}
+  /// A chunk committed: every index in [begin, end) except those reported failed is done.
+  virtual void on_chunk_done(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/, std::uint64_t /*end*/,
+                             std::uint32_t /*attempt*/, std::chrono::nanoseconds /*elapsed*/) {}
+  /// Per-index results (ResultMode::blobs or capture_stdout); in index order if JobSpec::ordered.
+  virtual void on_result(const IndexResult&) {}
+  virtual void on_failure(const FailureRecord&) {}
+};
+
+/// What a run did.
+struct RunReport {
+  std::uint64_t tasks = 0;        ///< indices in the run
+  std::uint64_t succeeded = 0;
+  std::uint64_t retries = 0;      ///< attempts beyond the first, over all indices
+  std::vector<FailureRecord> failures;  ///< final failures (one per failed index) and farm-level ones
+  bool halted = false;            ///< stopped early by the halt policy
+  bool interrupted = false;       ///< stopped by request_stop() (SIGINT/SIGTERM in the CLI)
+  std::string farm_error;         ///< non-empty: the farm itself could not run (e.g. workers die at start)
+  std::chrono::nanoseconds wall{0};
+  std::size_t workers = 0;
+  /// Indices that finally failed, sorted.
+  std::vector<std::uint64_t> failed_indices() const;
+};
+
+/// What a forked worker runs: builds the JobRunner for each job inside the child.
+using ForkKernelFactory = std::function<std::unique_ptr<JobRunner>()>;
+
+class Farm {
+ public:
+  /// Program mode: workers are `program args...` started with Boost.Process; warm across runs.
+  static Farm program(FarmOptions options, std::string program, std::vector<std::string> args = {});
+  /// Fork mode: workers are forked from this process at each run() (so they see its memory as
+  /// it is at the call) and run `factory()`'s JobRunner. Forks from the calling thread.
+  static Farm fork(FarmOptions options);
+
+  Farm(Farm&&) noexcept;
+  Farm& operator=(Farm&&) noexcept;
+  ~Farm();  ///< stops and reaps every worker, removes every segment
+
+  /// Runs one job to completion (or halt / stop). `factory` is used in fork mode only.
+  RunReport run(const JobSpec& job, FarmObserver* observer = nullptr,
+                const ForkKernelFactory& factory = {});
+  /// Async-signal-safe: makes a running run() stop dispatching, stop workers and return.
+  void request_stop() noexcept;
+  /// Stops workers in order (Stop, then TERM, then KILL after a grace), reaps them.
+  void close();
+
+  std::size_t worker_count() const noexcept;
+  const FarmOptions& options() const noexcept;
+
+ private:
+  struct Impl;
+  explicit Farm(std::unique_ptr<Impl>);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Usable CPUs: the affinity mask, further limited by a cgroup v2 cpu.max quota.
+int usable_cpus();
+/// joblib's n_jobs: N > 0 → N; -1 → all usable CPUs; -2 → all but one; ...; never below 1.
+/// Throws Error for 0.
+int resolve_workers(int requested);
+
+}  // namespace taskfarm

@@ -1,0 +1,257 @@
+// Pool: the library face of taskfarm — multiprocessing.Pool / joblib in C++, with lambdas.
+// Fork mode (default) forks workers from the calling thread at each call, so a kernel sees
+// the program's memory exactly as a serial loop at that point would; results come back
+// through shared memory. The threads backend runs the same API on threads (no isolation).
+// A Pool is used from one thread. In fork mode that thread must be the process's only one
+// at the time of a call (fork is only safe then): Pool itself starts no threads.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "taskfarm/error.hpp"
+#include "taskfarm/farm.hpp"
+#include "taskfarm/serialize.hpp"
+#include "taskfarm/worker.hpp"
+
+namespace taskfarm {
+
+enum class Backend : std::uint8_t { fork, threads };
+
+struct PoolOptions : FarmOptions {
+  Backend backend = Backend::fork;
+  std::function<void()> initializer;  ///< runs once in each worker before its first task
+  bool throw_on_failure = true;       ///< map/for_each throw TaskFailed listing every failure
+};
+
+/// Thrown (when PoolOptions::throw_on_failure) if any index finally failed; lists them all.
+class TaskFailed : public Error {
+ public:
+  explicit TaskFailed(std::vector<FailureRecord> failures);
+  const std::vector<FailureRecord>& failures() const noexcept { return failures_; }
+
+ private:
+  std::vector<FailureRecord> failures_;
+};
+
+/// A multi-dimensional index space, visited in row-major order (the nested `for i, for j`).
+struct Extent {
+  std::vector<std::uint64_t> dims;
+  Extent(std::uint64_t n) : dims{n} {}  // NOLINT: a plain count is a 1-D extent
+  Extent(std::initializer_list<std::uint64_t> d) : dims(d) {}
+  std::uint64_t size() const noexcept;
+};
+
+/// Results with their failures: values[i] is meaningful only where ok(i).
+template <class T>
+struct MapResult {
+  std::vector<T> values;
+  std::vector<FailureRecord> failures;
+  std::vector<std::uint64_t> failed;  ///< sorted failed indices
+  bool ok(std::uint64_t i) const { return !std::binary_search(failed.begin(), failed.end(), i); }
+};
+
+namespace detail {
+
+/// Calls fn with the coordinates of flat index i: fn(i), fn(i, j) or fn(i, j, k).
+template <class F>
+decltype(auto) invoke_at(F& fn, const std::vector<std::uint64_t>& dims, std::uint64_t i) {
+  if constexpr (std::is_invocable_v<F&, std::uint64_t, std::uint64_t, std::uint64_t>) {
+    const std::uint64_t k = i % dims.at(2), j = (i / dims[2]) % dims[1];
+    return fn(i / (dims[1] * dims[2]), j, k);
+  } else if constexpr (std::is_invocable_v<F&, std::uint64_t, std::uint64_t>) {
+    return fn(i / dims.at(1), i % dims[1]);
+  } else {
+    return fn(i);
+  }
+}
+
+/// Fork-mode runner that calls a lambda: writes trivially copyable results straight into
+/// shared memory (`out`), or serialises them (`out == nullptr`), or discards them (void).
+template <class T, class F>
+class LambdaRunner final : public JobRunner {
+ public:
+  LambdaRunner(F& fn, std::vector<std::uint64_t> dims, T* out) : fn_(fn), dims_(std::move(dims)), out_(out) {}
+  void run(std::uint64_t i, std::string& result) override {
+    if constexpr (std::is_void_v<T>) {
+      invoke_at(fn_, dims_, i);
+    } else if (out_ != nullptr) {
+      out_[i] = invoke_at(fn_, dims_, i);
+    } else {
+      append_serialized(result, static_cast<const T&>(invoke_at(fn_, dims_, i)));
+    }
+  }
+
+ private:
+  F& fn_;
+  std::vector<std::uint64_t> dims_;
+  T* out_;
+};
+
+/// Master-side observer that decodes each index's bytes into T and hands it on.
+template <class T, class Sink>
+class DecodingObserver final : public FarmObserver {
+ public:
+  explicit DecodingObserver(Sink& sink) : sink_(sink) {}
+  void on_result(const IndexResult& r) override { sink_(r.index, deserialize<T>(r.value)); }
+
+ private:
+  Sink& sink_;
+};
+
+}  // namespace detail
+
+class Pool {
+ public:
+  explicit Pool(PoolOptions options = {});
+  Pool(Pool&&) noexcept;
+  Pool& operator=(Pool&&) noexcept;
+  ~Pool();
+
+  /// Workers per call.
+  std::size_t workers() const noexcept;
+  const PoolOptions& options() const noexcept { return options_; }
+  /// The report of the last call (failures, retries, wall time).
+  const RunReport& last_report() const noexcept { return report_; }
+
+  /// fn(i) (or fn(i, j), fn(i, j, k) for 2-D/3-D extents) for every index; results in
+  /// row-major index order. T: trivially copyable (written straight into shared memory) or
+  /// any cereal-serialisable type (std::string, std::vector<...>, your structs).
+  template <class T, class F>
+  std::vector<T> map(const Extent& extent, F fn) {
+    MapResult<T> r = try_map<T>(extent, std::move(fn));
+    throw_if_failed(r.failures);
+    return std::move(r.values);
+  }
+
+  /// Like map, but never throws for failed tasks: failed indices are listed.
+  template <class T, class F>
+  MapResult<T> try_map(const Extent& extent, F fn);
+
+  /// map for functions returning std::optional<T>: empty results are dropped (order kept).
+  template <class T, class F>
+  std::vector<T> filter_map(const Extent& extent, F fn) {
+    std::vector<std::optional<T>> all = map<std::optional<T>>(extent, std::move(fn));
+    std::vector<T> kept;
+    for (auto& v : all)
+      if (v) kept.push_back(std::move(*v));
+    return kept;
+  }
+
+  /// fn(i) for every index, for its side effects (typically writes into a SharedArray).
+  template <class F>
+  void for_each(const Extent& extent, F fn) {
+    run_job<void>(extent, fn, nullptr, nullptr, false);
+    throw_if_failed(report_.failures);
+  }
+
+  /// Streams results as they complete: sink(i, T&&) in completion order. Master memory stays
+  /// bounded by workers × chunk, whatever n is.
+  template <class T, class F, class Sink>
+  void imap_unordered(const Extent& extent, F fn, Sink sink) {
+    detail::DecodingObserver<T, Sink> obs(sink);
+    run_job<T>(extent, fn, nullptr, &obs, false);
+    throw_if_failed(report_.failures);
+  }
+
+  /// Streams results in index order: sink(i, T&&) for i = 0, 1, 2, ...; bounded read-ahead.
+  template <class T, class F, class Sink>
+  void imap(const Extent& extent, F fn, Sink sink) {
+    detail::DecodingObserver<T, Sink> obs(sink);
+    run_job<T>(extent, fn, nullptr, &obs, true);
+    throw_if_failed(report_.failures);
+  }
+
+  /// op-fold of fn over [0, n) with a fixed association: fixed blocks of `block` indices are
+  /// folded left to right in the workers, block results left to right onto `init` in the
+  /// master. Identical on every run and for every worker count.
+  template <class T, class F, class Op>
+  T map_reduce(std::uint64_t n, F fn, Op op, T init, std::uint64_t block = 1024) {
+    const std::uint64_t blocks = block == 0 ? 0 : (n + block - 1) / block;
+    std::vector<T> partial = map<T>(blocks, [&fn, &op, n, block](std::uint64_t b) {
+      const std::uint64_t begin = b * block, end = std::min(n, begin + block);
+      T acc = fn(begin);
+      for (std::uint64_t i = begin + 1; i < end; ++i) acc = op(std::move(acc), fn(i));
+      return acc;
+    });
+    for (auto& p : partial) init = op(std::move(init), std::move(p));
+    return init;
+  }
+
+  /// Stops and reaps every worker, removes every segment. Called by the destructor.
+  void close();
+
+ private:
+  template <class T, class F>
+  void run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered);
+  void run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory);
+  void run_threads(const Extent& extent, const std::function<void(std::uint64_t)>& body);
+  void* fixed_buffer(std::size_t bytes);  // pool-owned shared buffer, reused across calls
+  void throw_if_failed(const std::vector<FailureRecord>& failures) const;
+
+  PoolOptions options_;
+  RunReport report_;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// ---- implementation of the templates ------------------------------------------------------
+
+template <class T, class F>
+void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered) {
+  if (options_.backend == Backend::threads) {
+    std::function<void(std::uint64_t)> body = [&](std::uint64_t i) {
+      if constexpr (std::is_void_v<T>) {
+        detail::invoke_at(fn, extent.dims, i);
+      } else if (out != nullptr) {
+        out[i] = detail::invoke_at(fn, extent.dims, i);
+      } else {
+        std::string bytes;
+        detail::append_serialized(bytes, static_cast<const T&>(detail::invoke_at(fn, extent.dims, i)));
+        obs->on_result(IndexResult{i, std::span<const char>(bytes.data(), bytes.size()), {}});
+      }
+    };
+    run_threads(extent, body);
+    return;
+  }
+  JobSpec job;
+  job.extent = extent.dims;
+  job.results = (std::is_void_v<T> || out != nullptr) ? ResultMode::none : ResultMode::blobs;
+  job.ordered = ordered;
+  ForkKernelFactory factory = [&fn, &extent, out, this]() -> std::unique_ptr<JobRunner> {
+    if (options_.initializer) options_.initializer();
+    return std::make_unique<detail::LambdaRunner<T, F>>(fn, extent.dims, out);
+  };
+  run_fork(job, obs, factory);
+}
+
+template <class T, class F>
+MapResult<T> Pool::try_map(const Extent& extent, F fn) {
+  MapResult<T> r;
+  const std::uint64_t n = extent.size();
+  if constexpr (std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>) {
+    T* out = static_cast<T*>(fixed_buffer(n * sizeof(T)));
+    run_job<T>(extent, fn, out, nullptr, false);
+    r.values.resize(n);
+    if (n != 0) std::memcpy(static_cast<void*>(r.values.data()), out, n * sizeof(T));
+  } else {
+    r.values.resize(n);
+    auto store = [&r](std::uint64_t i, T&& v) { r.values[i] = std::move(v); };
+    detail::DecodingObserver<T, decltype(store)> obs(store);
+    run_job<T>(extent, fn, nullptr, &obs, false);
+  }
+  r.failures = report_.failures;
+  r.failed = report_.failed_indices();
+  return r;
+}
+
+}  // namespace taskfarm

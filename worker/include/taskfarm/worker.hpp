@@ -1,0 +1,90 @@
+// The worker side of taskfarm. A worker program links taskfarm::worker, and from main() calls
+// run_worker() with its kernel(s); the runtime then serves chunks from the master that
+// started it until told to stop. Started by hand (no master), run_worker() prints one line
+// saying how to run the program and returns 2.
+// Everything here runs in the worker process, on the thread that called run_worker().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "taskfarm/serialize.hpp"
+#include "taskfarm/shared_array.hpp"
+
+namespace taskfarm {
+
+/// What one job tells its workers (built from the master's Job message).
+struct JobInfo {
+  std::uint64_t job_id = 0;
+  std::string kernel;
+  std::vector<std::uint64_t> extent;   ///< index-space shape
+  std::string output_handle, input_handle, lines_handle;
+  bool wants_result = false;           ///< the master expects one value per index
+};
+
+/// Worker side of one job: runs its indices one at a time. One instance per job per worker.
+class JobRunner {
+ public:
+  virtual ~JobRunner() = default;
+  /// Called once per job before its first index on this worker.
+  virtual void begin_job(const JobInfo& /*job*/) {}
+  /// Runs index `i`; if the job wants results, appends exactly one value's bytes to `result`.
+  virtual void run(std::uint64_t i, std::string& result) = 0;
+};
+
+/// What a kernel sees of the task it runs.
+class TaskContext {
+ public:
+  /// Flat, row-major task index.
+  std::uint64_t index() const noexcept { return index_; }
+  /// Coordinate along `axis` of a multi-dimensional index space (--shape AxB).
+  std::uint64_t coord(std::size_t axis) const;
+  const std::vector<std::uint64_t>& extent() const noexcept { return job_->extent; }
+  const JobInfo& job() const noexcept { return *job_; }
+
+  /// The run's output array (--output); throws Error if the run has none.
+  AnySharedArray& output();
+  template <class T>
+  ArrayView<T> output_as() { return output().template as<T>(); }
+  /// The run's read-only input array (--input); throws Error if the run has none.
+  const AnySharedArray& input();
+  template <class T>
+  ArrayView<const T> input_as() { return ArrayView<const T>(const_cast<AnySharedArray&>(input()).template as<T>()); }
+  /// Line `index()` of --input-lines (without its newline); throws Error if the run has none.
+  std::string_view line() const;
+
+  /// Sets this task's result value (Pool program mode: `map<T>("kernel", n)`).
+  template <class T>
+  void set_result(const T& value) {
+    result_->clear();
+    detail::append_serialized(*result_, value);
+    has_result_ = true;
+  }
+
+ private:
+  friend class KernelRunner;
+  std::uint64_t index_ = 0;
+  const JobInfo* job_ = nullptr;
+  class Resources* res_ = nullptr;
+  std::string* result_ = nullptr;
+  bool has_result_ = false;
+};
+
+/// A kernel: does task `ctx.index()`.
+using Kernel = std::function<void(TaskContext&)>;
+
+/// Serves the master with one kernel. Returns the process exit code (0 after an orderly stop;
+/// 2 when started by hand, after printing how to run the program).
+int run_worker(Kernel kernel);
+/// Serves the master with named kernels (the job names the kernel to run).
+int run_worker(std::map<std::string, Kernel> kernels);
+
+/// True when this process was started by a taskfarm master (TASKFARM_WORKER is set).
+bool started_by_master() noexcept;
+
+}  // namespace taskfarm
