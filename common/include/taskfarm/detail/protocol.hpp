@@ -1,0 +1,82 @@
+// The wire protocol between master and worker: every message is one SOCK_SEQPACKET datagram
+// holding a fixed header (magic, version, type) and a cereal binary body. Both sides use it;
+// the master treats everything a worker sends as untrusted input (decode() validates sizes,
+// magic, version and type, and never allocates more than the datagram could hold).
+// See docs/protocol.md for every message and which process sends it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::proto {
+
+inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
+inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
+inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
+inline constexpr std::size_t kMaxText = 4096;          // strings in messages
+
+/// Worker → master, first message: the worker is up and serving.
+struct Hello {
+  std::int32_t pid = 0;
+};
+/// Master → worker: the job the following chunks belong to.
+struct Job {
+  std::uint64_t job_id = 0;
+  std::string kernel;
+  std::vector<std::uint64_t> extent;
+  std::string output_handle, input_handle, lines_handle;
+  bool wants_result = false;
+  bool capture_stdout = false;
+};
+struct Chunk {
+  std::uint64_t id = 0, begin = 0, end = 0;
+  std::uint32_t attempt = 0;
+};
+/// Master → worker: run these chunks of job `job_id`, in order.
+struct Assign {
+  std::uint64_t job_id = 0;
+  std::vector<Chunk> chunks;
+};
+/// Master → worker: finish and exit 0.
+struct Stop {};
+/// Master → worker: the result arena has room again.
+struct Wake {};
+struct ChunkDone {
+  std::uint64_t chunk_id = 0;
+  std::uint64_t arena_pos = 0, arena_len = 0;  // per-index records in the arena (0 len: none)
+  std::uint64_t elapsed_ns = 0;
+};
+/// Worker → master: these chunks are committed (their results are in place).
+struct Done {
+  std::uint64_t job_id = 0;
+  std::vector<ChunkDone> chunks;
+};
+/// Worker → master: the kernel threw at `index`; the rest of the chunk goes on.
+struct TaskError {
+  std::uint64_t job_id = 0, chunk_id = 0, index = 0;
+  bool out_of_memory = false;
+  std::string type, what;
+};
+
+using Message = std::variant<Hello, Job, Assign, Stop, Wake, Done, TaskError>;
+
+/// A datagram that is not a valid message.
+class ProtocolError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Encodes `m` into `out` (replacing its contents). Throws Error if it exceeds kMaxMessage.
+void encode(const Message& m, std::string& out);
+/// Decodes one datagram. Throws ProtocolError saying what is wrong.
+Message decode(std::span<const char> datagram);
+
+std::string_view message_name(const Message& m) noexcept;
+
+}  // namespace taskfarm::proto

@@ -1,0 +1,130 @@
+#include "taskfarm/detail/protocol.hpp"
+
+#include <cereal/archives/binary.hpp>
+#include <cstring>
+
+#include "taskfarm/serialize.hpp"
+
+namespace taskfarm::proto {
+namespace {
+
+struct Header {
+  std::uint32_t magic;
+  std::uint16_t version;
+  std::uint16_t type;  // index into Message
+};
+static_assert(sizeof(Header) == 8);
+
+// Lengths read from the wire are checked before anything is allocated: a faulty worker must
+// not make the master allocate gigabytes.
+template <class Ar>
+void load_size(Ar& ar, std::size_t& n, std::size_t max, const char* what) {
+  cereal::size_type size = 0;
+  ar(cereal::make_size_tag(size));
+  if (size > max) throw ProtocolError(std::string(what) + " of " + std::to_string(size) + " entries exceeds the limit of " + std::to_string(max));
+  n = static_cast<std::size_t>(size);
+}
+
+template <class Ar>
+void io_string(Ar& ar, std::string& s) {
+  if constexpr (Ar::is_loading::value) {
+    std::size_t n = 0;
+    load_size(ar, n, kMaxText, "string");
+    s.resize(n);
+    ar(cereal::binary_data(s.data(), n));
+  } else {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
+    ar(cereal::binary_data(s.data(), s.size()));
+  }
+}
+
+template <class Ar, class T, class F>
+void io_vector(Ar& ar, std::vector<T>& v, std::size_t max, F&& each) {
+  if constexpr (Ar::is_loading::value) {
+    std::size_t n = 0;
+    load_size(ar, n, max, "list");
+    v.resize(n);
+  } else {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
+  }
+  for (T& x : v) each(ar, x);
+}
+
+template <class Ar> void io(Ar& ar, Hello& m) { ar(m.pid); }
+template <class Ar> void io(Ar& ar, Job& m) {
+  ar(m.job_id);
+  io_string(ar, m.kernel);
+  io_vector(ar, m.extent, 16, [](Ar& a, std::uint64_t& d) { a(d); });
+  io_string(ar, m.output_handle);
+  io_string(ar, m.input_handle);
+  io_string(ar, m.lines_handle);
+  ar(m.wants_result, m.capture_stdout);
+}
+template <class Ar> void io(Ar& ar, Assign& m) {
+  ar(m.job_id);
+  io_vector(ar, m.chunks, kMaxBatch, [](Ar& a, Chunk& c) { a(c.id, c.begin, c.end, c.attempt); });
+}
+template <class Ar> void io(Ar&, Stop&) {}
+template <class Ar> void io(Ar&, Wake&) {}
+template <class Ar> void io(Ar& ar, Done& m) {
+  ar(m.job_id);
+  io_vector(ar, m.chunks, kMaxBatch,
+            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.arena_pos, c.arena_len, c.elapsed_ns); });
+}
+template <class Ar> void io(Ar& ar, TaskError& m) {
+  ar(m.job_id, m.chunk_id, m.index, m.out_of_memory);
+  io_string(ar, m.type);
+  io_string(ar, m.what);
+}
+
+template <std::size_t I = 0>
+Message make_alternative(std::size_t type) {
+  if constexpr (I < std::variant_size_v<Message>) {
+    if (type == I) return Message(std::in_place_index<I>);
+    return make_alternative<I + 1>(type);
+  } else {
+    throw ProtocolError("unknown message type " + std::to_string(type));
+  }
+}
+
+}  // namespace
+
+void encode(const Message& m, std::string& out) {
+  out.clear();
+  const Header h{kMagic, kVersion, static_cast<std::uint16_t>(m.index())};
+  out.append(reinterpret_cast<const char*>(&h), sizeof h);
+  {
+    detail::StringAppendBuf buf(out);
+    std::ostream os(&buf);
+    cereal::BinaryOutputArchive ar(os);
+    std::visit([&ar](const auto& msg) { io(ar, const_cast<std::remove_cvref_t<decltype(msg)>&>(msg)); }, m);
+  }
+  if (out.size() > kMaxMessage)
+    throw Error("message " + std::string(message_name(m)) + " of " + std::to_string(out.size()) + " bytes exceeds " + std::to_string(kMaxMessage));
+}
+
+Message decode(std::span<const char> datagram) {
+  if (datagram.size() < sizeof(Header)) throw ProtocolError("datagram of " + std::to_string(datagram.size()) + " bytes is shorter than a header");
+  Header h{};
+  std::memcpy(&h, datagram.data(), sizeof h);
+  if (h.magic != kMagic) throw ProtocolError("bad magic 0x" + [&] { char b[16]; std::snprintf(b, sizeof b, "%08x", h.magic); return std::string(b); }());
+  if (h.version != kVersion) throw ProtocolError("protocol version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion));
+  Message m = make_alternative(h.type);
+  detail::SpanReadBuf buf(datagram.subspan(sizeof h));
+  std::istream is(&buf);
+  try {
+    cereal::BinaryInputArchive ar(is);
+    std::visit([&ar](auto& msg) { io(ar, msg); }, m);
+  } catch (const cereal::Exception& e) {
+    throw ProtocolError(std::string("truncated ") + std::string(message_name(m)) + " message: " + e.what());
+  }
+  if (is.peek() != std::char_traits<char>::eof()) throw ProtocolError(std::string("trailing bytes after ") + std::string(message_name(m)) + " message");
+  return m;
+}
+
+std::string_view message_name(const Message& m) noexcept {
+  static constexpr std::string_view names[] = {"Hello", "Job", "Assign", "Stop", "Wake", "Done", "TaskError"};
+  return names[m.index()];
+}
+
+}  // namespace taskfarm::proto
