@@ -61,7 +61,6 @@ struct JobSpec {
   ResultMode results = ResultMode::none;
   bool capture_stdout = false;        ///< each index's stdout comes back as text
   bool ordered = false;               ///< deliver results in index order (bounded reorder window)
-  std::uint64_t align = 1;            ///< chunk boundaries are multiples of this (map_reduce blocks)
 };
 
 /// One index's result bytes, as delivered to the observer.
@@ -91,6 +90,8 @@ struct RunReport {
   std::uint64_t tasks = 0;        ///< indices in the run
   std::uint64_t succeeded = 0;
   std::uint64_t retries = 0;      ///< attempts beyond the first, over all indices
+  std::uint64_t worker_deaths = 0;  ///< workers that died unexpectedly (and were replaced)
+  std::uint64_t chaos_kills = 0;  ///< of those, killed by fault injection (never charged to an index)
   std::vector<FailureRecord> failures;  ///< final failures (one per failed index) and farm-level ones
   bool halted = false;            ///< stopped early by the halt policy
   bool interrupted = false;       ///< stopped by request_stop() (SIGINT/SIGTERM in the CLI)

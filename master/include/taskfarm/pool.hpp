@@ -10,6 +10,8 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <span>
@@ -209,6 +211,9 @@ class Pool {
 template <class T, class F>
 void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered) {
   if (options_.backend == Backend::threads) {
+    // Results reach the observer one at a time, and in index order when asked for.
+    std::mutex mu;
+    std::map<std::uint64_t, std::string> held;
     std::function<void(std::uint64_t)> body = [&](std::uint64_t i) {
       if constexpr (std::is_void_v<T>) {
         detail::invoke_at(fn, extent.dims, i);
@@ -217,10 +222,13 @@ void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool 
       } else {
         std::string bytes;
         detail::append_serialized(bytes, static_cast<const T&>(detail::invoke_at(fn, extent.dims, i)));
-        obs->on_result(IndexResult{i, std::span<const char>(bytes.data(), bytes.size()), {}});
+        std::lock_guard lock(mu);
+        if (ordered) held.emplace(i, std::move(bytes));
+        else obs->on_result(IndexResult{i, std::span<const char>(bytes.data(), bytes.size()), {}});
       }
     };
     run_threads(extent, body);
+    for (auto& [i, bytes] : held) obs->on_result(IndexResult{i, std::span<const char>(bytes.data(), bytes.size()), {}});
     return;
   }
   JobSpec job;

@@ -1,0 +1,132 @@
+#include "app.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <iostream>
+
+#include "commands.hpp"
+#include "run_options.hpp"
+#include "run_plan.hpp"
+#include "summary.hpp"
+#include "taskfarm/farm.hpp"
+#include "usage_error.hpp"
+
+#ifndef TASKFARM_VERSION
+#define TASKFARM_VERSION "unknown"
+#endif
+
+namespace taskfarm::cli {
+
+const char* const exit_status_help =
+    "Exit status:\n"
+    "  0        every task succeeded\n"
+    "  1-100    that many tasks finally failed (after --retries)\n"
+    "  101      more than 100 tasks failed\n"
+    "  2        usage or input error (nothing was created)\n"
+    "  3        the farm itself could not run (e.g. workers die at start)\n"
+    "  130/143  interrupted by SIGINT/SIGTERM (workers stopped, segments removed)\n";
+
+namespace {
+
+constexpr const char* kRunFooter =
+    "\nThe index space is --tasks N, --input-lines FILE (task i is line i) or, alone, --shape AxB\n"
+    "(row-major). --output creates PATH.npy with --dtype and a shape: --shape if given, else the\n"
+    "index space. With --tasks, --shape is the output shape only, and the worker decides which\n"
+    "elements a task writes. Examples:\n"
+    "  taskfarm run --tasks 800 --output m.npy --dtype int32 --shape 800x800 -- example-mandelbrot --worker\n"
+    "  ls *.txt | taskfarm run --input-lines - --keep-order -- my-worker\n"
+    "  taskfarm run --resume --joblog j.tsv --tasks 800 --output m.npy ... -- ...   (after a crash)\n\n";
+
+std::string shell_quote(const std::string& s) {
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./=:,%+@").find(c) != std::string_view::npos;
+  });
+  if (plain) return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+/// The command line that resumes this run: the same, with --resume after "run".
+std::string resume_hint(const std::vector<std::string>& args, std::size_t run_pos, const RunPlan& plan) {
+  if (plan.joblog.empty()) return {};
+  std::string s = "taskfarm";
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--resume") continue;
+    s += " " + shell_quote(args[i]);
+    if (i == run_pos) s += " --resume";
+  }
+  return s;
+}
+
+int usage_error(const std::string& what) {
+  std::cerr << "taskfarm: " << what << " (see taskfarm --help)\n";
+  return exit_usage;
+}
+
+}  // namespace
+
+int main_entry(const std::vector<std::string>& args) {
+  // Everything after the first "--" is the worker command, never parsed as options.
+  const auto dashdash = std::find(args.begin() + std::min<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(args.size())), args.end(), std::string("--"));
+  const bool has_dashdash = dashdash != args.end();
+  std::vector<std::string> command(has_dashdash ? dashdash + 1 : args.end(), args.end());
+  std::vector<std::string> ours(args.begin() + (args.empty() ? 0 : 1), dashdash);
+
+  CLI::App app{"taskfarm: run a worker program over an index space on a farm of processes that "
+               "survives its workers.",
+               "taskfarm"};
+  app.set_version_flag("--version", std::string("taskfarm ") + TASKFARM_VERSION);
+  app.require_subcommand(1);
+  app.footer(std::string("\n") + exit_status_help);
+
+  RunOptions run_options;
+  CLI::App* run = app.add_subcommand("run", "Run WORKER_PROGRAM on every task: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
+  add_run_options(*run, run_options);
+  run->footer(std::string(kRunFooter) + exit_status_help);
+  CLI::App* clean = app.add_subcommand("clean", "Remove shared-memory segments left by dead masters");
+  CLI::App* info = app.add_subcommand("info", "Show usable CPUs (affinity, cgroup quota), /dev/shm free space, limits");
+
+  const bool wants_run = std::find(ours.begin(), ours.end(), "run") != ours.end();
+  try {
+    std::vector<std::string> reversed(ours.rbegin(), ours.rend());
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ExtrasError& e) {
+    if (wants_run && !has_dashdash)
+      return usage_error("missing '--' before the worker program: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
+    return usage_error(e.what());
+  } catch (const CLI::RequiredError& e) {
+    if (ours.empty()) {
+      std::cerr << app.help();
+      return exit_usage;
+    }
+    return usage_error(e.what());
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
+  }
+
+  if (has_dashdash && !run->parsed()) return usage_error("'--' and a worker program belong to taskfarm run");
+  if (clean->parsed()) return clean_command();
+  if (info->parsed()) return info_command();
+  if (!has_dashdash)
+    return usage_error("missing '--' before the worker program: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
+
+  RunPlan plan;
+  try {
+    plan = make_run_plan(run_options, command, PlanContext{usable_cpus(), ::isatty(STDERR_FILENO) == 1});
+  } catch (const UsageError& e) {
+    return usage_error(e.what());
+  }
+  const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
+  return run_command(plan, resume_hint(args, run_pos, plan));
+}
+
+}  // namespace taskfarm::cli

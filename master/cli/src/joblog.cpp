@@ -1,0 +1,168 @@
+#include "joblog.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "taskfarm/error.hpp"
+#include "usage_error.hpp"
+
+namespace taskfarm::cli {
+namespace {
+
+constexpr std::string_view kMagic = "# taskfarm joblog 1";
+
+std::string join_extent(const std::vector<std::uint64_t>& extent) {
+  std::string s;
+  for (std::size_t i = 0; i < extent.size(); ++i) s += (i ? "x" : "") + std::to_string(extent[i]);
+  return s;
+}
+
+bool parse_u64(std::string_view text, std::uint64_t& out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc{} && ptr == text.data() + text.size();
+}
+
+std::optional<std::vector<std::uint64_t>> parse_extent(std::string_view text) {
+  std::vector<std::uint64_t> extent;
+  while (true) {
+    const auto x = text.find('x');
+    std::uint64_t v = 0;
+    if (!parse_u64(text.substr(0, x), v)) return std::nullopt;
+    extent.push_back(v);
+    if (x == std::string_view::npos) return extent;
+    text.remove_prefix(x + 1);
+  }
+}
+
+std::vector<std::string_view> split_tabs(std::string_view line) {
+  std::vector<std::string_view> fields;
+  while (true) {
+    const auto t = line.find('\t');
+    fields.push_back(line.substr(0, t));
+    if (t == std::string_view::npos) return fields;
+    line.remove_prefix(t + 1);
+  }
+}
+
+void write_all(int fd, std::string_view bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot write joblog " + path);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+const char* const joblog_columns =
+    "index\tslot\tpid\tstart\truntime\tattempt\toutcome\texit_code\tsignal\tcause";
+
+std::string format_identity(const RunIdentity& id) {
+  std::string s(kMagic);
+  s += "\textent=" + join_extent(id.extent);
+  s += "\toutput=" + id.output;
+  s += "\tdtype=" + id.dtype;
+  s += "\tshape=" + id.shape;
+  return s;
+}
+
+std::optional<RunIdentity> parse_identity(std::string_view line) {
+  const auto fields = split_tabs(line);
+  if (fields.size() != 5 || fields[0] != kMagic) return std::nullopt;
+  RunIdentity id;
+  const char* keys[] = {"extent=", "output=", "dtype=", "shape="};
+  for (std::size_t k = 0; k < 4; ++k) {
+    const std::string_view f = fields[k + 1];
+    const std::string_view key = keys[k];
+    if (f.substr(0, key.size()) != key) return std::nullopt;
+    const std::string_view value = f.substr(key.size());
+    if (k == 0) {
+      auto extent = parse_extent(value);
+      if (!extent) return std::nullopt;
+      id.extent = std::move(*extent);
+    } else {
+      (k == 1 ? id.output : k == 2 ? id.dtype : id.shape) = std::string(value);
+    }
+  }
+  return id;
+}
+
+void append_row(std::string& out, const JoblogRow& r) {
+  char buf[256];
+  const int n = std::snprintf(buf, sizeof buf, "%llu\t%d\t%d\t%.3f\t%.6f\t%u\t%.*s\t%d\t%d\t%.*s\n",
+                              static_cast<unsigned long long>(r.index), r.slot, static_cast<int>(r.pid),
+                              r.start, r.runtime, r.attempt, static_cast<int>(r.outcome.size()),
+                              r.outcome.data(), r.exit_code, r.signal, static_cast<int>(r.cause.size()),
+                              r.cause.data());
+  out.append(buf, static_cast<std::size_t>(std::min(n, static_cast<int>(sizeof buf) - 1)));
+}
+
+JoblogFile JoblogFile::create(const std::string& path, const RunIdentity& id) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
+  if (!fd) throw_errno("cannot create joblog " + path);
+  JoblogFile f(std::move(fd), path);
+  f.write(format_identity(id) + "\n" + joblog_columns + "\n");
+  return f;
+}
+
+JoblogFile JoblogFile::append(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open joblog " + path);
+  return JoblogFile(std::move(fd), path);
+}
+
+void JoblogFile::write(std::string_view rows) { write_all(fd_.get(), rows, path_); }
+
+EarlierRun read_joblog(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("--resume: cannot read joblog '" + path + "': " + std::strerror(errno) +
+                            " (no earlier run to resume)");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  const std::string not_ours = "--resume: '" + path + "' is not a taskfarm joblog";
+
+  std::string_view rest = text;
+  auto next_line = [&rest](std::string_view& line) {
+    const auto nl = rest.find('\n');
+    if (nl == std::string_view::npos) return false;  // none left, or a torn last line
+    line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    return true;
+  };
+  std::string_view line;
+  if (!next_line(line)) throw UsageError(not_ours);
+  auto id = parse_identity(line);
+  if (!id) throw UsageError(not_ours);
+  if (!next_line(line) || line != joblog_columns) throw UsageError(not_ours);
+
+  EarlierRun run;
+  run.identity = std::move(*id);
+  std::uint64_t tasks = 1;
+  for (auto e : run.identity.extent) tasks *= e;
+  run.done.assign(tasks, false);
+  for (std::uint64_t line_no = 3; next_line(line); ++line_no) {
+    const auto f = split_tabs(line);
+    std::uint64_t index = 0;
+    if (f.size() != 10 || !parse_u64(f[0], index) || index >= tasks)
+      throw UsageError(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run)");
+    if (f[6] == "ok" && !run.done[index]) {
+      run.done[index] = true;
+      ++run.done_count;
+    }
+  }
+  return run;
+}
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,84 @@
+// The joblog: GNU parallel's --joblog, one TSV row per task attempt, and the record --resume
+// trusts. Its first line names the run (index space, output array) so that a resume can tell
+// whether an earlier run is the same job. Rows go to the file with one write(2) per committed
+// chunk, so the joblog of a master killed with SIGKILL holds only whole rows of committed work.
+// Written and read by the master, on its one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm::cli {
+
+/// What makes two runs the same job: the first line of a joblog.
+struct RunIdentity {
+  std::vector<std::uint64_t> extent;  ///< index-space shape
+  std::string output;                 ///< absolute path of --output, or ""
+  std::string dtype;                  ///< NumPy name of the output dtype, or ""
+  std::string shape;                  ///< output shape "AxB", or ""
+  bool operator==(const RunIdentity&) const = default;
+};
+
+/// "# taskfarm joblog 1\textent=100\toutput=/abs/o.npy\tdtype=int32\tshape=100x100" (no '\n').
+std::string format_identity(const RunIdentity& id);
+/// Inverse of format_identity; nullopt if `line` is not one.
+std::optional<RunIdentity> parse_identity(std::string_view line);
+
+/// Column names, tab-separated, no '\n'.
+extern const char* const joblog_columns;
+
+/// One attempt of one task.
+struct JoblogRow {
+  std::uint64_t index = 0;
+  int slot = -1;
+  pid_t pid = 0;
+  double start = 0;       ///< seconds since the epoch
+  double runtime = 0;     ///< seconds
+  std::uint32_t attempt = 0;
+  std::string_view outcome = "ok";  ///< "ok", "retried" (failed, tried again) or "failed" (finally)
+  int exit_code = 0;
+  int signal = 0;
+  std::string_view cause = "-";     ///< FailureCause name, "-" for ok
+};
+
+/// Appends `row` as one TSV line with its '\n'.
+void append_row(std::string& out, const JoblogRow& row);
+
+/// A joblog open for writing. Move-only owner of the file descriptor.
+class JoblogFile {
+ public:
+  /// Creates or truncates `path` and writes the identity line and the column names.
+  static JoblogFile create(const std::string& path, const RunIdentity& id);
+  /// Opens an existing joblog to add rows (--resume).
+  static JoblogFile append(const std::string& path);
+
+  /// Writes `rows` (whole lines) with one write(2). Throws SystemError naming the file.
+  void write(std::string_view rows);
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  JoblogFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  UniqueFd fd_;
+  std::string path_;
+};
+
+/// What an earlier run's joblog says.
+struct EarlierRun {
+  RunIdentity identity;
+  std::vector<bool> done;   ///< done[i]: task i has an "ok" row
+  std::uint64_t done_count = 0;
+};
+
+/// Reads a joblog written by `taskfarm run --joblog`. A last line without '\n' (a master
+/// killed mid-write) is ignored. Throws UsageError naming the file if it is missing, not a
+/// taskfarm joblog, or holds a row outside the index space.
+EarlierRun read_joblog(const std::string& path);
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,54 @@
+#include "run_options.hpp"
+
+#include <CLI/CLI.hpp>
+
+namespace taskfarm::cli {
+
+void add_run_options(CLI::App& app, RunOptions& o) {
+  app.option_defaults()->group("Workers");
+  app.add_option("-j,--workers", o.workers,
+                 "Worker processes: N > 0; -1 all usable CPUs (default); -2 all but one; or N%")
+      ->type_name("N");
+  app.add_option("--chunk", o.chunk, "Tasks per chunk, or 'auto' (default: adapts to task time)")
+      ->type_name("N|auto");
+  app.add_option("--retries", o.retries, "Further attempts of a failed task (default 2)")->type_name("N");
+  app.add_option("--timeout", o.timeout, "Per-task time limit: 500ms, 30s, 2m, 1h")->type_name("DURATION");
+  app.add_option("--mem-limit", o.mem_limit, "Address space per worker: 512M, 2G")->type_name("SIZE");
+  app.add_option("--halt", o.halt, "never (default), now,fail=N or soon,fail=N")->type_name("WHEN");
+  app.add_option("--chaos", o.chaos, "Fault injection: SIGKILL a busy worker this often per second")
+      ->type_name("RATE");
+
+  app.option_defaults()->group("Tasks");
+  app.add_option("--tasks", o.tasks, "Index space 0..N-1")->type_name("N");
+  app.add_option("--shape", o.shape,
+                 "Without --tasks/--input-lines: the index space (nested loops, row-major) and the "
+                 "output shape; with them: the output shape only")
+      ->type_name("AxB[xC]");
+  app.add_option("--input-lines", o.input_lines, "Task i gets line i of FILE ('-' = stdin)")
+      ->type_name("FILE|-");
+
+  app.option_defaults()->group("Arrays");
+  app.add_option("--output", o.output, "Create the output array as this .npy file (mapped by every worker)")
+      ->type_name("PATH.npy");
+  app.add_option("--dtype", o.dtype, "Output element type: uint8 uint16 int32 int64 float32 float64, or u1 ... f8")
+      ->type_name("T");
+  app.add_option("--input", o.input, "Map this existing .npy read-only into every worker")
+      ->type_name("PATH.npy");
+
+  app.option_defaults()->group("Output and records");
+  app.add_flag("-k,--keep-order", o.keep_order, "Print the tasks' stdout in task order");
+  auto* progress = app.add_flag("--progress", o.progress,
+                                "Progress on stderr (default when stderr is a terminal)");
+  auto* no_progress = app.add_flag("--no-progress", o.no_progress, "No progress display");
+  progress->excludes(no_progress);
+  app.add_option("--joblog", o.joblog, "TSV, one row per task attempt (needed by --resume)")
+      ->type_name("PATH");
+  app.add_flag("--resume", o.resume,
+               "Run only the tasks the --joblog of an earlier run does not record as done; "
+               "complete --output in place");
+  app.add_option("--trace", o.trace, "Chrome trace (Perfetto, chrome://tracing): a track per worker")
+      ->type_name("PATH.json");
+  app.add_flag("--events", o.events, "JSON lines on stdout: start, chunk, failure, output, end");
+}
+
+}  // namespace taskfarm::cli

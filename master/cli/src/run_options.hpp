@@ -1,0 +1,41 @@
+// RunOptions: the options of `taskfarm run` exactly as typed (strings), bound to the CLI11
+// parser. Checking and interpreting them is make_run_plan()'s job (run_plan.hpp), so that every
+// complaint has one wording and names its option. Used on the main thread.
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace taskfarm::cli {
+
+/// Options of `taskfarm run`, as given; empty string = not given.
+struct RunOptions {
+  std::string workers = "-1";
+  std::string tasks;
+  std::string shape;
+  std::string input_lines;
+  std::string chunk = "auto";
+  std::string output;
+  std::string dtype;
+  std::string input;
+  bool keep_order = false;
+  std::string retries = "2";
+  std::string timeout;
+  std::string mem_limit;
+  std::string halt = "never";
+  bool progress = false;
+  bool no_progress = false;
+  std::string joblog;
+  bool resume = false;
+  std::string trace;
+  bool events = false;
+  std::string chaos;
+};
+
+/// Declares every option of `run` on `app`, bound to `options`.
+void add_run_options(CLI::App& app, RunOptions& options);
+
+}  // namespace taskfarm::cli

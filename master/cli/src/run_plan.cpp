@@ -1,0 +1,198 @@
+#include "run_plan.hpp"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "input_lines_file.hpp"
+#include "program_path.hpp"
+#include "taskfarm/npy.hpp"
+#include "taskfarm/shm_segment.hpp"
+#include "usage_error.hpp"
+#include "values.hpp"
+
+namespace taskfarm::cli {
+namespace fs = std::filesystem;
+namespace {
+
+FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
+  FarmOptions f;
+  f.workers = parse_workers(o.workers, ctx.usable_cpus);
+  f.chunk = parse_chunk(o.chunk);
+  const std::uint64_t retries = parse_count("--retries", o.retries, /*allow_zero=*/true);
+  if (retries > 1000) throw UsageError("--retries: '" + o.retries + "' is more than 1000");
+  f.retries = static_cast<int>(retries);
+  const HaltPolicy halt = parse_halt(o.halt);
+  f.halt = halt.halt;
+  f.halt_after = halt.after;
+  if (!o.timeout.empty()) f.task_timeout = parse_duration("--timeout", o.timeout);
+  if (!o.mem_limit.empty()) f.memory_limit = parse_size("--mem-limit", o.mem_limit);
+  if (!o.chaos.empty()) f.chaos_rate = parse_rate("--chaos", o.chaos);
+  f.forward_stderr = true;
+  return f;
+}
+
+Shape parse_shape_option(const std::string& text) {
+  auto shape = parse_shape(text);
+  if (!shape || shape->empty())
+    throw UsageError("--shape: '" + text + "' is not a shape like 100, 100x200 or 4x100x200 (at most " +
+                     std::to_string(max_shape_dims) + " positive extents)");
+  return *shape;
+}
+
+/// The directory a file would be created in; throws UsageError unless it exists.
+std::string existing_parent(const std::string& option, const std::string& path) {
+  if (path.empty()) throw UsageError(option + ": empty path");
+  const fs::path p(path);
+  if (!p.has_filename()) throw UsageError(option + ": '" + path + "' names a directory, not a file");
+  const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    throw UsageError(option + ": directory '" + dir + "' of '" + path + "' does not exist");
+  if (!S_ISDIR(st.st_mode)) throw UsageError(option + ": '" + dir + "' is not a directory");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw UsageError(option + ": cannot write in directory '" + dir + "': " + std::strerror(errno));
+  struct stat target {};
+  if (::stat(path.c_str(), &target) == 0 && S_ISDIR(target.st_mode))
+    throw UsageError(option + ": '" + path + "' is a directory");
+  return dir;
+}
+
+std::string absolute_in(const std::string& dir, const std::string& path) {
+  std::error_code ec;
+  const fs::path canon = fs::canonical(dir, ec);
+  return ((ec ? fs::absolute(dir) : canon) / fs::path(path).filename()).string();
+}
+
+std::string describe(DType t, const Shape& s) { return std::string(dtype_name(t)) + " " + format_shape(s); }
+
+/// A fresh output: its directory exists and its file system has room for it.
+void check_fresh_output(const std::string& path, const std::string& dir, DType dtype, const Shape& shape) {
+  std::uint64_t need = 0;
+  try {
+    need = make_npy_header(dtype, shape).size() + array_bytes(dtype, shape);
+  } catch (const Error& e) {
+    throw UsageError(std::string("--output: ") + e.what());
+  }
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) != 0) return;  // cannot tell; creating it will say
+  std::uint64_t avail = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) avail += static_cast<std::uint64_t>(st.st_blocks) * 512;  // replaced
+  if (need > avail)
+    throw UsageError("--output: '" + path + "' needs " + format_bytes(need) + " but its file system has " +
+                     format_bytes(avail) + " free");
+}
+
+/// --resume: the existing output must hold what this run asks for (or what it held before).
+void adopt_existing_output(OutputPlan& out, const RunOptions& o) {
+  struct stat st {};
+  if (::stat(out.path.c_str(), &st) != 0)
+    throw UsageError("--resume: output '" + o.output + "' does not exist (nothing to complete; run without --resume)");
+  NpyHeader header;
+  try {
+    header = read_npy_header(out.path);
+  } catch (const Error& e) {
+    throw UsageError(std::string("--resume: ") + e.what());
+  }
+  const bool dtype_given = !o.dtype.empty();
+  if ((dtype_given && header.dtype != out.dtype) || header.shape != out.shape)
+    throw UsageError("--resume: '" + o.output + "' holds " + describe(header.dtype, header.shape) + ", not " +
+                     describe(dtype_given ? out.dtype : header.dtype, out.shape) + " as asked");
+  out.dtype = header.dtype;
+  out.shape = header.shape;
+  out.reuse = true;
+}
+
+}  // namespace
+
+RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& command, const PlanContext& ctx) {
+  RunPlan plan;
+  if (command.empty()) throw UsageError("nothing after '--': name the worker program");
+  plan.program = resolve_program(command.front());
+  plan.args.assign(command.begin() + 1, command.end());
+  plan.farm = farm_options(o, ctx);
+
+  // The index space: --tasks, --input-lines, or (alone) --shape.
+  const bool has_tasks = !o.tasks.empty(), has_lines = !o.input_lines.empty(), has_shape = !o.shape.empty();
+  const bool has_output = !o.output.empty();
+  if (has_tasks && has_lines) throw UsageError("--tasks and --input-lines both set the number of tasks: give one");
+  std::optional<Shape> shape;
+  if (has_shape) shape = parse_shape_option(o.shape);
+  if (has_tasks) {
+    plan.extent = {parse_count("--tasks", o.tasks)};
+  } else if (has_lines) {
+    plan.lines = read_input_lines(o.input_lines);
+    plan.extent = {plan.lines->size()};
+  } else if (shape) {
+    plan.extent.assign(shape->begin(), shape->end());
+  } else {
+    throw UsageError("no tasks: give --tasks N, --shape AxB or --input-lines FILE");
+  }
+  if (shape && (has_tasks || has_lines) && !has_output)
+    throw UsageError("--shape with --tasks or --input-lines is the shape of the output array: it needs --output");
+  plan.tasks = 1;
+  for (auto e : plan.extent) plan.tasks *= e;
+
+  // The output array.
+  if (!o.dtype.empty() && !has_output) throw UsageError("--dtype needs --output");
+  if (has_output) {
+    OutputPlan out;
+    const std::string dir = existing_parent("--output", o.output);
+    out.path = absolute_in(dir, o.output);
+    if (!o.dtype.empty()) {
+      auto dtype = parse_dtype(o.dtype);
+      if (!dtype)
+        throw UsageError("--dtype: '" + o.dtype + "' is not a dtype (uint8 uint16 int32 int64 float32 float64, or u1 u2 i4 i8 f4 f8)");
+      out.dtype = *dtype;
+    } else if (!o.resume) {
+      throw UsageError("--output needs --dtype (uint8 uint16 int32 int64 float32 float64)");
+    }
+    out.shape = shape ? *shape : Shape(plan.extent.begin(), plan.extent.end());
+    if (o.resume) adopt_existing_output(out, o);
+    else check_fresh_output(out.path, dir, out.dtype, out.shape);
+    plan.identity.output = out.path;
+    plan.identity.dtype = std::string(dtype_name(out.dtype));
+    plan.identity.shape = format_shape(out.shape);
+    plan.output = std::move(out);
+  }
+  plan.identity.extent = plan.extent;
+
+  if (!o.input.empty()) {
+    try {
+      read_npy_header(o.input);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--input: ") + e.what());
+    }
+    plan.input = o.input;
+  }
+
+  if (!o.joblog.empty()) {
+    existing_parent("--joblog", o.joblog);
+    plan.joblog = o.joblog;
+  }
+  if (!o.trace.empty()) {
+    existing_parent("--trace", o.trace);
+    plan.trace = o.trace;
+  }
+  plan.resume = o.resume;
+  if (o.resume) {
+    if (o.joblog.empty()) throw UsageError("--resume needs the --joblog of the earlier run");
+    plan.todo = plan_resume(read_joblog(o.joblog), plan.identity, o.joblog);
+  } else {
+    plan.todo.ranges = {{0, plan.tasks}};
+  }
+
+  plan.events = o.events;
+  plan.keep_order = o.keep_order;
+  if (o.no_progress) plan.progress = ProgressMode::off;
+  else if (o.progress) plan.progress = ctx.stderr_is_tty ? ProgressMode::bar : ProgressMode::lines;
+  else plan.progress = ctx.stderr_is_tty ? ProgressMode::bar : ProgressMode::off;
+  return plan;
+}
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,60 @@
+// RunPlan: a `taskfarm run` command line checked against the world — PATH, the files it names,
+// free space, the earlier run for --resume — before anything is created. make_run_plan() only
+// reads (files, and standard input for --input-lines -); it throws UsageError naming the
+// culprit, so bad input exits 2 leaving nothing behind. Main thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "joblog.hpp"
+#include "resume.hpp"
+#include "run_options.hpp"
+#include "taskfarm/dtype.hpp"
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+enum class ProgressMode : std::uint8_t { off, bar, lines };
+
+/// The --output array.
+struct OutputPlan {
+  std::string path;     ///< absolute
+  DType dtype = DType::f64;
+  Shape shape;
+  bool reuse = false;   ///< --resume: complete the existing file in place
+};
+
+/// Everything `taskfarm run` will do, decided.
+struct RunPlan {
+  FarmOptions farm;
+  std::string program;                  ///< absolute path of the worker program
+  std::vector<std::string> args;
+  std::vector<std::uint64_t> extent;    ///< index space
+  std::uint64_t tasks = 0;              ///< product of extent
+  std::optional<std::vector<std::string>> lines;  ///< --input-lines
+  std::optional<OutputPlan> output;
+  std::string input;                    ///< --input path, or ""
+  RunIdentity identity;                 ///< what the joblog's first line records
+  std::string joblog;                   ///< path or ""
+  bool resume = false;
+  ResumePlan todo;                      ///< the ranges to run (all of [0, tasks) unless --resume)
+  std::string trace;                    ///< path or ""
+  bool events = false;
+  bool keep_order = false;
+  ProgressMode progress = ProgressMode::off;
+};
+
+/// What make_run_plan needs to know about the machine and terminal.
+struct PlanContext {
+  int usable_cpus = 1;
+  bool stderr_is_tty = false;
+};
+
+/// Checks `options` and `command` (the worker program and its arguments, after "--").
+RunPlan make_run_plan(const RunOptions& options, const std::vector<std::string>& command,
+                      const PlanContext& context);
+
+}  // namespace taskfarm::cli

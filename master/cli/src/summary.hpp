@@ -1,0 +1,40 @@
+// The end of `taskfarm run`: the summary printed on stderr and the exit status, both from the
+// RunReport. Pure functions; main thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+/// Exit statuses of `taskfarm run` (failures: 1..100 is the count, 101 means more than 100).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_farm = 3;
+inline constexpr int exit_many_failures = 101;
+
+/// 0 all succeeded; 1-100 failed-task count; 101 more; 3 the farm could not run; 128+signal if
+/// interrupted by `stop_signal` (130 SIGINT, 143 SIGTERM).
+int exit_status(const RunReport& report, int stop_signal);
+
+/// What the summary needs besides the report.
+struct SummaryContext {
+  std::uint64_t total = 0;         ///< tasks in the whole index space
+  std::uint64_t earlier_done = 0;  ///< --resume: done before this run
+  int stop_signal = 0;
+  std::string output;              ///< --output as given, or ""
+  std::string joblog;              ///< --joblog as given, or ""
+  std::string resume_hint;         ///< the command that resumes this run, or ""
+};
+
+/// Lines for stderr, each starting "taskfarm: ": counts, wall time and throughput; the first
+/// 20 failures and how many more; the failed indices; and whether the output is complete.
+std::string format_summary(const RunReport& report, const SummaryContext& context);
+
+/// "3, 7-9, 12" from sorted indices; after `max_ranges` ranges, ", ... (N more)".
+std::string format_index_ranges(const std::vector<std::uint64_t>& sorted, std::size_t max_ranges = 50);
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,56 @@
+#include "taskfarm/failure.hpp"
+
+#include <string.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm {
+
+std::string_view to_string(FailureCause cause) noexcept {
+  switch (cause) {
+    case FailureCause::signal: return "signal";
+    case FailureCause::exit: return "exit";
+    case FailureCause::exception: return "exception";
+    case FailureCause::timeout: return "timeout";
+    case FailureCause::memory: return "memory";
+    case FailureCause::protocol: return "protocol";
+    case FailureCause::start: return "start";
+  }
+  return "unknown";
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+std::string FailureRecord::describe() const {
+  std::string s = index ? "index " + std::to_string(*index) : "worker";
+  s += " (attempt " + std::to_string(attempt + 1) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + "): ";
+  switch (cause) {
+    case FailureCause::signal: s += "killed by " + signal_name(signal); break;
+    case FailureCause::exit: s += "worker exited with code " + std::to_string(exit_code); break;
+    case FailureCause::exception: s += "threw " + exception_type + ": " + message; break;
+    case FailureCause::timeout: s += "timed out; " + message; break;
+    case FailureCause::memory: s += "out of memory: " + message; break;
+    case FailureCause::protocol: s += "sent an invalid message, killed: " + message; break;
+    case FailureCause::start: s += "could not start: " + message; break;
+  }
+  if (!message.empty() && (cause == FailureCause::signal || cause == FailureCause::exit)) s += " (" + message + ")";
+  return s;
+}
+
+std::vector<std::uint64_t> RunReport::failed_indices() const {
+  std::vector<std::uint64_t> v;
+  for (const auto& f : failures)
+    if (f.final && f.index) v.push_back(*f.index);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+}  // namespace taskfarm

@@ -1,0 +1,127 @@
+#include "taskfarm/pool.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "taskfarm/shm_segment.hpp"
+
+namespace taskfarm {
+
+std::uint64_t Extent::size() const noexcept {
+  if (dims.empty()) return 0;
+  std::uint64_t n = 1;
+  for (auto d : dims) n *= d;
+  return n;
+}
+
+namespace {
+std::string list_failures(const std::vector<FailureRecord>& failures) {
+  std::string s = std::to_string(failures.size()) + " task(s) failed";
+  std::size_t shown = 0;
+  for (const auto& f : failures) {
+    if (shown++ == 20) {
+      s += "\n  ... and " + std::to_string(failures.size() - 20) + " more";
+      break;
+    }
+    s += "\n  " + f.describe();
+  }
+  return s;
+}
+}  // namespace
+
+TaskFailed::TaskFailed(std::vector<FailureRecord> failures) : Error(list_failures(failures)), failures_(std::move(failures)) {}
+
+struct Pool::State {
+  std::optional<Farm> farm;
+  ShmSegment buffer;  // results of trivially copyable types land here, reused across calls
+};
+
+Pool::Pool(PoolOptions options) : options_(std::move(options)), state_(std::make_unique<State>()) {
+  if (options_.backend == Backend::fork) state_->farm.emplace(Farm::fork(options_));
+  else resolve_workers(options_.workers);  // validate now, like the fork backend does
+}
+
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&&) noexcept = default;
+Pool::~Pool() {
+  if (state_) close();
+}
+
+std::size_t Pool::workers() const noexcept {
+  return state_->farm ? state_->farm->worker_count() : static_cast<std::size_t>(resolve_workers(options_.workers));
+}
+
+void Pool::close() {
+  if (state_->farm) state_->farm->close();
+}
+
+void* Pool::fixed_buffer(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  if (state_->buffer.size() < bytes) {
+    state_->buffer = ShmSegment();  // drop the old one first: /dev/shm holds only one at a time
+    state_->buffer = ShmSegment::create(bytes, "results");
+  }
+  return state_->buffer.data();
+}
+
+void Pool::throw_if_failed(const std::vector<FailureRecord>& failures) const {
+  if (!report_.farm_error.empty()) throw Error("taskfarm: " + report_.farm_error);
+  if (options_.throw_on_failure && !failures.empty()) throw TaskFailed(failures);
+}
+
+void Pool::run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory) {
+  report_ = state_->farm->run(job, obs, factory);
+}
+
+// The threads backend: same chunking idea, no isolation. Exceptions are retried like in the
+// process farm; a crash takes the whole program down (that is what isolation is for).
+void Pool::run_threads(const Extent& extent, const std::function<void(std::uint64_t)>& body) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::uint64_t n = extent.size();
+  const std::size_t nthreads = static_cast<std::size_t>(resolve_workers(options_.workers));
+  const std::uint64_t chunk = options_.chunk != 0 ? options_.chunk : std::max<std::uint64_t>(1, n / (nthreads * 16));
+  std::atomic<std::uint64_t> next{0};
+  std::mutex mu;
+  report_ = RunReport{};
+  report_.tasks = n;
+  report_.workers = nthreads;
+  auto work = [&](std::size_t slot) {
+    for (;;) {
+      const std::uint64_t b = next.fetch_add(chunk);
+      if (b >= n) return;
+      for (std::uint64_t i = b; i < std::min(n, b + chunk); ++i) {
+        for (std::uint32_t attempt = 0;; ++attempt) {
+          try {
+            body(i);
+            break;
+          } catch (const std::exception& e) {
+            FailureRecord f;
+            f.cause = dynamic_cast<const std::bad_alloc*>(&e) ? FailureCause::memory : FailureCause::exception;
+            f.index = i;
+            f.attempt = attempt;
+            f.slot = static_cast<int>(slot);
+            f.exception_type = typeid(e).name();
+            f.message = e.what();
+            f.final = static_cast<int>(attempt) >= options_.retries;
+            std::lock_guard lock(mu);
+            if (!f.final) {
+              ++report_.retries;
+              continue;
+            }
+            report_.failures.push_back(std::move(f));
+            break;
+          }
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t t = 1; t < nthreads; ++t) threads.emplace_back(work, t);
+  work(0);
+  for (auto& t : threads) t.join();
+  report_.succeeded = n - report_.failures.size();
+  report_.wall = std::chrono::steady_clock::now() - t0;
+}
+
+}  // namespace taskfarm

@@ -1,0 +1,85 @@
+#include "scheduler.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace taskfarm {
+namespace {
+constexpr double kTargetChunkNs = 2e6;    // auto: a chunk should take about 2 ms
+constexpr double kTargetQueueNs = 4e6;    // keep about 4 ms of work queued per worker
+constexpr std::size_t kMaxDepth = 512;
+constexpr std::uint64_t kOrderedWindowMin = 4096;
+}  // namespace
+
+Scheduler::Scheduler(SchedulerConfig c)
+    : ranges_(std::move(c.ranges)), fixed_chunk_(c.chunk), workers_(std::max<std::size_t>(1, c.workers)),
+      retries_(c.retries), ordered_(c.ordered) {
+  ranges_.erase(std::remove_if(ranges_.begin(), ranges_.end(), [](auto r) { return r.second <= r.first; }), ranges_.end());
+  for (auto [b, e] : ranges_) total_ += e - b;
+  remaining_ = total_;
+  if (!ranges_.empty()) cursor_ = ranges_[0].first;
+}
+
+std::uint64_t Scheduler::remaining_fresh() const noexcept { return remaining_; }
+
+std::uint64_t Scheduler::chunk_size() const noexcept {
+  if (fixed_chunk_ != 0) return fixed_chunk_;
+  if (ns_per_index_ <= 0) return 1;  // nothing measured yet: start small, grow once we know
+  const double want = kTargetChunkNs / ns_per_index_;
+  // Guided tail: never more than a fair share of what is left, so the workers finish together.
+  const double fair = static_cast<double>(remaining_fresh()) / static_cast<double>(2 * workers_);
+  const double size = std::min(want, std::max(1.0, fair));
+  return static_cast<std::uint64_t>(std::clamp(size, 1.0, 1e12));
+}
+
+std::size_t Scheduler::depth() const noexcept {
+  if (ns_per_index_ <= 0) return 2;
+  const double chunk_ns = ns_per_index_ * static_cast<double>(chunk_size());
+  const double d = std::ceil(kTargetQueueNs / std::max(chunk_ns, 1.0));
+  return static_cast<std::size_t>(std::clamp(d, 2.0, static_cast<double>(kMaxDepth)));
+}
+
+void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexcept {
+  if (indices == 0) return;
+  const double per = std::max(1.0, static_cast<double>(elapsed_ns) / static_cast<double>(indices));
+  ns_per_index_ = ns_per_index_ <= 0 ? per : 0.7 * ns_per_index_ + 0.3 * per;
+}
+
+std::optional<ChunkTask> Scheduler::next() {
+  if (stopped_) return std::nullopt;
+  if (!retry_.empty()) {
+    ChunkTask t = retry_.front();
+    retry_.pop_front();
+    t.id = next_id_++;
+    return t;
+  }
+  while (range_ < ranges_.size() && cursor_ >= ranges_[range_].second) {
+    if (++range_ < ranges_.size()) cursor_ = ranges_[range_].first;
+  }
+  if (range_ >= ranges_.size()) return std::nullopt;
+  std::uint64_t size = chunk_size();
+  if (ordered_) {
+    const std::uint64_t window = std::max<std::uint64_t>(kOrderedWindowMin, 4 * workers_ * size * depth());
+    if (cursor_ >= frontier_ + window) return std::nullopt;
+    size = std::min(size, frontier_ + window - cursor_);
+  }
+  const std::uint64_t end = std::min(ranges_[range_].second, cursor_ + size);
+  ChunkTask t{next_id_++, cursor_, end, 0};
+  remaining_ -= end - cursor_;
+  cursor_ = end;
+  return t;
+}
+
+void Scheduler::requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
+  if (end <= begin) return;
+  // Keep retries in index order so ordered delivery is not held up behind later work.
+  ChunkTask t{0, begin, end, attempt};
+  auto pos = std::find_if(retry_.begin(), retry_.end(), [&](const ChunkTask& r) { return r.begin > begin; });
+  retry_.insert(pos, t);
+}
+
+bool Scheduler::may_retry(std::uint32_t attempt) const noexcept {
+  return static_cast<int>(attempt) < retries_;
+}
+
+}  // namespace taskfarm

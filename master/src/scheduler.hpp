@@ -1,0 +1,74 @@
+// Scheduler: which indices go out next — chunking (fixed, or auto from measured task time),
+// retries before fresh work, the ordered-delivery window, halting. Pure logic: no processes,
+// no clocks of its own (times are passed in), so it is tested without any OS.
+// Used by Farm on its one thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace taskfarm {
+
+struct ChunkTask {
+  std::uint64_t id = 0, begin = 0, end = 0;
+  std::uint32_t attempt = 0;
+  std::uint64_t size() const noexcept { return end - begin; }
+};
+
+struct SchedulerConfig {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // [begin, end) to run, in order
+  std::uint64_t chunk = 0;  // 0 = auto
+  std::size_t workers = 1;
+  int retries = 2;
+  bool ordered = false;     // bound fresh work to a window above the delivery frontier
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerConfig config);
+
+  /// The next chunk to hand out, or nullopt if nothing may go out now.
+  std::optional<ChunkTask> next();
+  /// How many chunks one worker should hold (queued + running) to never run dry.
+  std::size_t depth() const noexcept;
+  /// Feeds the auto-chunking estimate: `indices` took `elapsed_ns` in a worker.
+  void measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexcept;
+  /// Puts [begin, end) back to be handed out again at `attempt` (before fresh work).
+  void requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt);
+  /// Whether an index that failed at `attempt` gets another one (attempt + 1 <= retries).
+  bool may_retry(std::uint32_t attempt) const noexcept;
+  /// Ordered mode: everything below `index` has been delivered.
+  void set_frontier(std::uint64_t index) noexcept { frontier_ = index; }
+  /// Stops handing out anything (halt policy, interruption).
+  void stop() noexcept { stopped_ = true; }
+
+  bool stopped() const noexcept { return stopped_; }
+  /// Nothing left to hand out (in-flight chunks are the farm's business).
+  bool drained() const noexcept { return retry_.empty() && range_ >= ranges_.size(); }
+  std::uint64_t total() const noexcept { return total_; }
+  /// The chunk size auto mode would pick now (fixed size otherwise).
+  std::uint64_t chunk_size() const noexcept;
+
+ private:
+  std::uint64_t remaining_fresh() const noexcept;
+
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges_;
+  std::size_t range_ = 0;     // current range
+  std::uint64_t cursor_ = 0;  // next fresh index within ranges_[range_]
+  std::uint64_t fixed_chunk_;
+  std::size_t workers_;
+  int retries_;
+  bool ordered_;
+  std::deque<ChunkTask> retry_;
+  std::uint64_t next_id_ = 0;
+  std::uint64_t total_ = 0;
+  std::uint64_t remaining_ = 0;  // fresh indices not yet handed out
+  double ns_per_index_ = 0;      // EWMA; 0 = unknown
+  std::uint64_t frontier_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace taskfarm

@@ -1,0 +1,169 @@
+#include "spawn.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// Boost.Process 1.81 with std::filesystem forgets two includes of its own (and an .ipp below).
+#define BOOST_PROCESS_USE_STD_FS 1
+#include <boost/optional.hpp>
+#include <boost/type_traits.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/process/v2/environment.hpp>
+#include <boost/process/v2/impl/environment.ipp>  // 1.81's header-only mode leaves it out
+#include <boost/process/v2/posix/bind_fd.hpp>
+#include <boost/process/v2/posix/vfork_launcher.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "taskfarm/detail/worker_loop.hpp"
+
+namespace bp = boost::process::v2;
+
+namespace taskfarm {
+namespace {
+
+constexpr int kChannelFd = 3;
+
+UniqueFd open_pidfd(pid_t pid) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) throw_errno("pidfd_open for worker pid " + std::to_string(pid));
+  return UniqueFd(fd);
+}
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+Pipe make_stderr_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe for worker stderr");
+  ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// Runs in the child between fork and exec (or the body): async-signal-safe calls only.
+void setup_child(pid_t master, const SpawnLimits& limits) noexcept {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != master) ::_exit(detail::kExitSetupFailed);
+  if (limits.memory_limit != 0) {
+    const rlimit rl{limits.memory_limit, limits.memory_limit};
+    ::setrlimit(RLIMIT_AS, &rl);
+  }
+}
+
+// Boost.Process initializer: our child set-up, after Boost's own fd work.
+struct ChildSetup {
+  pid_t master;
+  const SpawnLimits* limits;
+  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&, const char* const*) {
+    setup_child(master, *limits);
+    return {};
+  }
+};
+
+}  // namespace
+
+std::string resolve_program(const std::string& program) {
+  auto check = [](const std::string& path) -> int {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errno;
+    if (S_ISDIR(st.st_mode)) return EISDIR;
+    if (::access(path.c_str(), X_OK) != 0) return errno;
+    return 0;
+  };
+  if (program.find('/') != std::string::npos) {
+    if (const int err = check(program)) throw SpawnError("worker program " + program + ": " + std::strerror(err), err);
+    return program;
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  int first_err = ENOENT;
+  for (std::size_t start = 0; start <= dirs.size();) {
+    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
+    const std::string candidate = dir + "/" + program;
+    const int err = check(candidate);
+    if (err == 0) return candidate;
+    if (err != ENOENT && first_err == ENOENT) first_err = err;
+    start = end + 1;
+  }
+  throw SpawnError("worker program " + program + ": " + (first_err == ENOENT ? std::string("not found in PATH") : std::strerror(first_err)), first_err);
+}
+
+WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
+                           const std::function<int(Channel, ShmSegment)>& body) {
+  auto [master_end, worker_end] = Channel::make_pair();
+  Pipe err = make_stderr_pipe();
+  const pid_t master = ::getpid();
+  std::fflush(nullptr);  // else the child would write the parent's buffered output again
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork of a worker");
+  if (pid == 0) {
+    setup_child(master, limits);
+    for (int fd : close_in_child) ::close(fd);
+    { UniqueFd drop = master_end.release(); }
+    err.read.reset();
+    ::dup2(err.write.get(), STDERR_FILENO);
+    ::close(err.write.release());
+    for (const auto& [k, v] : limits.env) ::setenv(k.c_str(), v.c_str(), 0);
+    int code = detail::kExitSetupFailed;
+    try {
+      code = body(std::move(worker_end), std::move(slot));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "taskfarm worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+    } catch (...) {
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::_exit(code);  // never run the parent's atexit handlers or destructors
+  }
+  worker_end.release().reset();
+  err.write.reset();
+  return WorkerProcess(pid, open_pidfd(pid), std::move(master_end), std::move(err.read), std::move(slot));
+}
+
+WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
+                            const std::vector<std::string>& args) {
+  const std::string exe = resolve_program(program);
+  auto [master_end, worker_end] = Channel::make_pair();
+  UniqueFd child_fd = worker_end.release();
+  if (child_fd.get() == kChannelFd) {  // dup2(3, 3) would keep close-on-exec: move it first
+    child_fd.reset(::fcntl(child_fd.get(), F_DUPFD_CLOEXEC, 10));
+    if (!child_fd) throw_errno("dup of a worker channel");
+  }
+  Pipe err = make_stderr_pipe();
+  const pid_t master = ::getpid();
+
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TASKFARM_WORKER=", 16) == 0) continue;
+    env.emplace_back(*e);
+  }
+  for (const auto& [k, v] : limits.env)
+    if (std::getenv(k.c_str()) == nullptr) env.push_back(k + "=" + v);
+  env.push_back("TASKFARM_WORKER=" + std::to_string(kChannelFd) + ":" + slot.name() + ":" + std::to_string(master));
+
+  boost::asio::io_context ctx;
+  bp::error_code ec;
+  bp::posix::vfork_launcher launch;
+  auto proc = launch(ctx, ec, exe, args, bp::process_environment(env),
+                     bp::process_stdio{{}, {}, err.write.get()}, bp::posix::bind_fd(kChannelFd, child_fd.get()),
+                     ChildSetup{master, &limits});
+  if (ec) throw SpawnError("cannot start worker program " + exe + ": " + ec.message(), ec.value());
+  const pid_t pid = proc.id();
+  proc.detach();  // we reap through our own pidfd: exactly one reaper
+  err.write.reset();
+  child_fd.reset();
+  return WorkerProcess(pid, open_pidfd(pid), std::move(master_end), std::move(err.read), std::move(slot));
+}
+
+}  // namespace taskfarm

@@ -1,0 +1,44 @@
+// Starting workers: forked (fork mode, running a function in the child) or as programs
+// (Boost.Process v2, vfork + exec). Both give the child its own process group, bind its life
+// to the master's (PR_SET_PDEATHSIG), apply the memory limit and thread-count environment,
+// wire stderr to a pipe and the channel to fd 3. The only code that forks or execs.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "taskfarm/error.hpp"
+#include "worker_process.hpp"
+
+namespace taskfarm {
+
+/// The worker program could not be started (missing, not executable, exec failed).
+class SpawnError : public Error {
+ public:
+  SpawnError(const std::string& what, int err) : Error(what), error_(err) {}
+  int error() const noexcept { return error_; }
+
+ private:
+  int error_;
+};
+
+struct SpawnLimits {
+  std::uint64_t memory_limit = 0;                 // RLIMIT_AS bytes; 0 = none
+  std::vector<std::pair<std::string, std::string>> env;  // set in the child unless already set
+};
+
+/// Forks a worker that runs `body(channel, slot)` and _exits with its result. `close_in_child`
+/// are the master's descriptors the child must not keep (other workers' channels and pipes).
+WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
+                           const std::function<int(Channel, ShmSegment)>& body);
+
+/// Starts `program args...` as a worker (channel on fd 3, TASKFARM_WORKER in its environment).
+WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
+                            const std::vector<std::string>& args);
+
+/// Resolves a program name like execvp would (PATH for bare names); throws SpawnError with
+/// the reason if it is missing or not executable.
+std::string resolve_program(const std::string& program);
+
+}  // namespace taskfarm

@@ -1,0 +1,115 @@
+// Program mode: the worker program's entry. The master passes the channel as fd 3 and the
+// slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>").
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+
+#include "taskfarm/detail/worker_loop.hpp"
+#include "taskfarm/input_lines.hpp"
+
+namespace taskfarm {
+
+/// What a job's kernels can reach: the arrays and lines attached once per job.
+class Resources {
+ public:
+  explicit Resources(const JobInfo& job) {
+    if (!job.output_handle.empty()) output = AnySharedArray::attach(job.output_handle);
+    if (!job.input_handle.empty()) input = AnySharedArray::attach(job.input_handle);
+    if (!job.lines_handle.empty()) lines = InputLines::attach(job.lines_handle);
+  }
+  std::optional<AnySharedArray> output, input;
+  std::optional<InputLines> lines;
+};
+
+std::uint64_t TaskContext::coord(std::size_t axis) const {
+  const auto& dims = job_->extent;
+  if (axis >= dims.size()) throw Error("axis " + std::to_string(axis) + " out of range for a " + std::to_string(dims.size()) + "-D index space");
+  std::uint64_t i = index_;
+  for (std::size_t a = dims.size() - 1; a > axis; --a) i /= dims[a];
+  return i % dims[axis];
+}
+
+AnySharedArray& TaskContext::output() {
+  if (!res_->output) throw Error("this run has no output array (taskfarm run --output)");
+  return *res_->output;
+}
+
+const AnySharedArray& TaskContext::input() {
+  if (!res_->input) throw Error("this run has no input array (taskfarm run --input)");
+  return *res_->input;
+}
+
+std::string_view TaskContext::line() const {
+  if (!res_->lines) throw Error("this run has no input lines (taskfarm run --input-lines)");
+  return res_->lines->line(index_);
+}
+
+/// Runs named kernels through a TaskContext.
+class KernelRunner final : public JobRunner {
+ public:
+  explicit KernelRunner(const std::map<std::string, Kernel>& kernels) : kernels_(kernels) {}
+
+  void begin_job(const JobInfo& job) override {
+    job_ = &job;
+    if (kernels_.size() == 1 && (job.kernel.empty() || kernels_.begin()->first.empty())) {
+      kernel_ = &kernels_.begin()->second;
+    } else {
+      auto it = kernels_.find(job.kernel);
+      if (it == kernels_.end()) throw Error("this worker program has no kernel named '" + job.kernel + "'");
+      kernel_ = &it->second;
+    }
+    res_ = std::make_unique<Resources>(job);
+  }
+
+  void run(std::uint64_t i, std::string& result) override {
+    TaskContext ctx;
+    ctx.index_ = i;
+    ctx.job_ = job_;
+    ctx.res_ = res_.get();
+    ctx.result_ = &result;
+    (*kernel_)(ctx);
+    if (job_->wants_result && !ctx.has_result_) throw Error("kernel set no result for index " + std::to_string(i));
+  }
+
+ private:
+  const std::map<std::string, Kernel>& kernels_;
+  const JobInfo* job_ = nullptr;
+  const Kernel* kernel_ = nullptr;
+  std::unique_ptr<Resources> res_;
+};
+
+bool started_by_master() noexcept { return std::getenv("TASKFARM_WORKER") != nullptr; }
+
+int run_worker(Kernel kernel) { return run_worker(std::map<std::string, Kernel>{{"", std::move(kernel)}}); }
+
+int run_worker(std::map<std::string, Kernel> kernels) {
+  const char* env = std::getenv("TASKFARM_WORKER");
+  if (env == nullptr) {
+    char exe[512] = "this program";
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = '\0';
+    std::fprintf(stderr, "%s is a taskfarm worker program: run it through the master, e.g. `taskfarm run --tasks N -- %s ...`\n", exe, exe);
+    return detail::kExitStartedByHand;
+  }
+  int fd = -1, master = 0;
+  char name[256] = {};
+  if (std::sscanf(env, "%d:%255[^:]:%d", &fd, name, &master) != 3 || fd < 0) {
+    std::fprintf(stderr, "taskfarm worker: malformed TASKFARM_WORKER='%s'\n", env);
+    return detail::kExitSetupFailed;
+  }
+  ::unsetenv("TASKFARM_WORKER");  // programs the kernel starts are not workers
+  detail::bind_to_parent(master);
+  ShmSegment slot;
+  try {
+    slot = ShmSegment::open(name, true);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "taskfarm worker: %s\n", e.what());
+    return detail::kExitSetupFailed;
+  }
+  detail::RunnerFactory factory = [&kernels](const JobInfo&) { return std::make_unique<KernelRunner>(kernels); };
+  return detail::serve(Channel(UniqueFd(fd)), std::move(slot), factory);
+}
+
+}  // namespace taskfarm

@@ -1,0 +1,227 @@
+#include "taskfarm/detail/worker_loop.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <cxxabi.h>
+#include <deque>
+#include <iostream>
+#include <typeinfo>
+
+#include "taskfarm/detail/slot.hpp"
+
+namespace taskfarm::detail {
+namespace {
+
+constexpr std::size_t kFlushEntries = 128;
+constexpr std::int64_t kFlushNs = 1'000'000;  // report at least every millisecond when busy
+constexpr auto kIdleWait = std::chrono::milliseconds(1000);
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string s = status == 0 && d != nullptr ? d : name;
+  std::free(d);
+  return s;
+}
+
+void append_u32(std::string& out, std::size_t v) {
+  const auto x = static_cast<std::uint32_t>(v);
+  out.append(reinterpret_cast<const char*>(&x), sizeof x);
+}
+
+/// Redirects fd 1 into a memfd so that each task's output can be collected separately.
+class StdoutCapture {
+ public:
+  StdoutCapture() {
+    fd_ = ::memfd_create("taskfarm-stdout", MFD_CLOEXEC);
+    if (fd_ < 0) throw_errno("memfd_create for stdout capture");
+    std::fflush(stdout);
+    std::cout.flush();
+    if (::dup2(fd_, STDOUT_FILENO) < 0) throw_errno("dup2 for stdout capture");
+  }
+  StdoutCapture(const StdoutCapture&) = delete;
+  StdoutCapture& operator=(const StdoutCapture&) = delete;
+  ~StdoutCapture() { ::close(fd_); }
+  /// Everything printed since the last call.
+  void take(std::string& out) {
+    std::cout.flush();
+    std::fflush(stdout);
+    const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+    out.resize(static_cast<std::size_t>(end));
+    if (end > 0 && ::pread(fd_, out.data(), out.size(), 0) != end) throw_errno("reading captured stdout");
+    if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) throw_errno("resetting captured stdout");
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+class Server {
+ public:
+  Server(Channel channel, ShmSegment slot, const RunnerFactory& make_runner)
+      : ch_(std::move(channel)),
+        slot_seg_(std::move(slot)),
+        s_(slot_state(slot_seg_)),
+        arena_(s_, static_cast<char*>(slot_seg_.data()) + s_.arena_offset),
+        make_runner_(make_runner) {}
+
+  int run() {
+    ch_.send(proto::Hello{static_cast<std::int32_t>(::getpid())}, std::chrono::seconds(10));
+    for (;;) {
+      if (queue_.empty()) {
+        flush();
+        auto m = ch_.receive(kIdleWait);
+        if (!m) continue;  // the master is alive (else PDEATHSIG); keep waiting
+        if (!handle(*m)) return 0;
+      }
+      while (auto m = ch_.try_receive())
+        if (!handle(*m)) return 0;
+      if (!queue_.empty()) {
+        const proto::Chunk c = queue_.front();
+        queue_.pop_front();
+        run_chunk(c);
+        if (done_.chunks.size() >= kFlushEntries || queue_.empty() || monotonic_ns() - last_flush_ns_ > kFlushNs) flush();
+      }
+    }
+  }
+
+ private:
+  // Returns false on Stop.
+  bool handle(proto::Message& m) {
+    if (auto* job = std::get_if<proto::Job>(&m)) {
+      start_job(*job);
+    } else if (auto* a = std::get_if<proto::Assign>(&m)) {
+      if (a->job_id != info_.job_id) throw Error("chunks for job " + std::to_string(a->job_id) + " before its Job message");
+      queue_.insert(queue_.end(), a->chunks.begin(), a->chunks.end());
+    } else if (std::holds_alternative<proto::Stop>(m)) {
+      flush();
+      return false;
+    }
+    return true;  // Wake: nothing to do, the caller re-checks arena room
+  }
+
+  void start_job(const proto::Job& job) {
+    flush();
+    info_ = JobInfo{job.job_id, job.kernel, job.extent, job.output_handle, job.input_handle, job.lines_handle, job.wants_result};
+    done_.job_id = job.job_id;
+    capture_.reset();
+    if (job.capture_stdout) capture_ = std::make_unique<StdoutCapture>();
+    collect_ = job.wants_result || job.capture_stdout;
+    runner_ = make_runner_(info_);
+    runner_->begin_job(info_);
+  }
+
+  void run_chunk(const proto::Chunk& c) {
+    s_.current_chunk.store(c.id, std::memory_order_relaxed);
+    std::int64_t piece_start = monotonic_ns();
+    for (std::uint64_t i = c.begin; i < c.end; ++i) {
+      s_.current_index.store(i, std::memory_order_relaxed);
+      s_.task_started_ns.store(monotonic_ns(), std::memory_order_release);
+      value_.clear();
+      run_index(c, i);
+      if (collect_) {
+        if (capture_) capture_->take(text_);
+        append_u32(records_, value_.size());
+        records_.append(value_);
+        append_u32(records_, text_.size());
+        records_.append(text_);
+        if (records_.size() > s_.arena_capacity / 4 && i + 1 < c.end) {
+          commit(c, i + 1, piece_start);
+          piece_start = monotonic_ns();
+        }
+      }
+      s_.tasks_done.fetch_add(1, std::memory_order_relaxed);
+    }
+    s_.task_started_ns.store(0, std::memory_order_relaxed);
+    s_.current_chunk.store(kNoChunk, std::memory_order_release);
+    commit(c, c.end, piece_start);
+  }
+
+  void run_index(const proto::Chunk& c, std::uint64_t i) {
+    proto::TaskError err{info_.job_id, c.id, i, false, {}, {}};
+    try {
+      runner_->run(i, value_);
+      return;
+    } catch (const std::bad_alloc& e) {
+      err.out_of_memory = true;
+      err.type = demangle(typeid(e).name());
+      err.what = e.what();
+    } catch (const std::exception& e) {
+      err.type = demangle(typeid(e).name());
+      err.what = e.what();
+    } catch (...) {
+      err.type = "unknown exception";
+    }
+    if (err.what.size() > proto::kMaxText) err.what.resize(proto::kMaxText);
+    if (err.type.size() > proto::kMaxText) err.type.resize(proto::kMaxText);
+    value_.clear();
+    ch_.send(err, std::chrono::seconds(60));
+  }
+
+  // Publishes [.., upto) of chunk c: its records go into the arena, its entry into Done.
+  void commit(const proto::Chunk& c, std::uint64_t upto, std::int64_t piece_start) {
+    proto::ChunkDone d{c.id, upto, 0, 0, static_cast<std::uint64_t>(monotonic_ns() - piece_start)};
+    if (!records_.empty()) {
+      std::uint64_t pos = 0;
+      char* dst = nullptr;
+      while ((dst = arena_.try_reserve(records_.size(), pos)) == nullptr) wait_for_room();
+      std::memcpy(dst, records_.data(), records_.size());
+      arena_.commit(pos, records_.size());
+      d.arena_pos = pos;
+      d.arena_len = records_.size();
+      records_.clear();
+    }
+    done_.chunks.push_back(d);
+  }
+
+  void wait_for_room() {
+    flush();  // the master can only make room for what it has been told about
+    s_.arena_waiting.store(1, std::memory_order_seq_cst);
+    auto m = ch_.receive(std::chrono::milliseconds(100));
+    s_.arena_waiting.store(0, std::memory_order_relaxed);
+    if (m && !std::holds_alternative<proto::Wake>(*m)) {
+      if (auto* a = std::get_if<proto::Assign>(&*m)) queue_.insert(queue_.end(), a->chunks.begin(), a->chunks.end());
+      else if (std::holds_alternative<proto::Stop>(*m)) ::_exit(0);
+    }
+  }
+
+  void flush() {
+    last_flush_ns_ = monotonic_ns();
+    if (done_.chunks.empty()) return;
+    ch_.send(done_, std::chrono::seconds(60));
+    done_.chunks.clear();
+  }
+
+  Channel ch_;
+  ShmSegment slot_seg_;
+  SlotState& s_;
+  ArenaWriter arena_;
+  const RunnerFactory& make_runner_;
+  JobInfo info_;
+  std::unique_ptr<JobRunner> runner_;
+  std::unique_ptr<StdoutCapture> capture_;
+  bool collect_ = false;
+  std::deque<proto::Chunk> queue_;
+  proto::Done done_;
+  std::string value_, text_, records_;
+  std::int64_t last_flush_ns_ = 0;
+};
+
+}  // namespace
+
+int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner) {
+  Server server(std::move(channel), std::move(slot), make_runner);
+  try {
+    return server.run();
+  } catch (const ChannelClosed&) {
+    return 0;  // the master went away or closed us: nothing left to serve
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "taskfarm worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+    return kExitSetupFailed;
+  }
+}
+
+}  // namespace taskfarm::detail
