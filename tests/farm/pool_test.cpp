@@ -1,0 +1,217 @@
+// Every Pool API equals the serial loop, bit for bit, for 1, 2 and 4 workers and chunk sizes
+// 1, 7 and auto; in fork mode and on the threads backend.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "taskfarm/pool.hpp"
+#include "taskfarm/shared_array.hpp"
+
+using namespace taskfarm;
+
+namespace {
+
+struct Params {
+  int workers;
+  std::uint64_t chunk;
+  Backend backend;
+};
+
+void PrintTo(const Params& p, std::ostream* os) {
+  *os << (p.backend == Backend::fork ? "fork" : "threads") << " workers=" << p.workers << " chunk=" << p.chunk;
+}
+
+std::string name_of(const testing::TestParamInfo<Params>& p) {
+  return (p.param.backend == Backend::fork ? "fork_w" : "threads_w") + std::to_string(p.param.workers) + "_chunk" +
+         (p.param.chunk == 0 ? std::string("auto") : std::to_string(p.param.chunk));
+}
+
+class PoolApi : public testing::TestWithParam<Params> {
+ protected:
+  PoolOptions options() const {
+    PoolOptions o;
+    o.workers = GetParam().workers;
+    o.chunk = GetParam().chunk;
+    o.backend = GetParam().backend;
+    return o;
+  }
+};
+
+double f(std::uint64_t i) { return std::sin(static_cast<double>(i)) * 1e3 + std::sqrt(static_cast<double>(i)); }
+
+}  // namespace
+
+TEST_P(PoolApi, MapEqualsSerialLoop) {
+  Pool pool(options());
+  const std::uint64_t n = 5003;
+  std::vector<double> serial(n);
+  for (std::uint64_t i = 0; i < n; ++i) serial[i] = f(i);
+  EXPECT_EQ(pool.map<double>(n, f), serial);
+}
+
+TEST_P(PoolApi, MapOfVariableSizeResultsKeepsIndexOrder) {
+  Pool pool(options());
+  auto got = pool.map<std::vector<std::uint8_t>>(777, [](std::uint64_t i) { return std::vector<std::uint8_t>(i % 13, static_cast<std::uint8_t>(i)); });
+  ASSERT_EQ(got.size(), 777u);
+  for (std::uint64_t i = 0; i < 777; ++i) EXPECT_EQ(got[i], std::vector<std::uint8_t>(i % 13, static_cast<std::uint8_t>(i))) << i;
+  auto strings = pool.map<std::string>(300, [](std::uint64_t i) { return std::to_string(i * 31); });
+  for (std::uint64_t i = 0; i < 300; ++i) EXPECT_EQ(strings[i], std::to_string(i * 31));
+}
+
+TEST_P(PoolApi, FilterMapDropsEmptyResultsInOrder) {
+  Pool pool(options());
+  auto got = pool.filter_map<std::uint64_t>(1000, [](std::uint64_t i) -> std::optional<std::uint64_t> {
+    if (i % 3 == 0) return std::nullopt;
+    return i;
+  });
+  std::vector<std::uint64_t> want;
+  for (std::uint64_t i = 0; i < 1000; ++i)
+    if (i % 3 != 0) want.push_back(i);
+  EXPECT_EQ(got, want);
+}
+
+TEST_P(PoolApi, TwoDimensionalSpaceIsRowMajor) {
+  Pool pool(options());
+  auto got = pool.map<std::pair<std::uint64_t, std::uint64_t>>(Extent{2, 2}, [](std::uint64_t i, std::uint64_t j) { return std::make_pair(i, j + 2); });
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>> want{{0, 2}, {0, 3}, {1, 2}, {1, 3}};
+  EXPECT_EQ(got, want);
+  auto cube = pool.map<std::uint64_t>(Extent{3, 4, 5}, [](std::uint64_t i, std::uint64_t j, std::uint64_t k) { return i * 100 + j * 10 + k; });
+  std::vector<std::uint64_t> serial;
+  for (std::uint64_t i = 0; i < 3; ++i)
+    for (std::uint64_t j = 0; j < 4; ++j)
+      for (std::uint64_t k = 0; k < 5; ++k) serial.push_back(i * 100 + j * 10 + k);
+  EXPECT_EQ(cube, serial);
+}
+
+TEST_P(PoolApi, ForEachWritesFramesIntoSharedArray) {
+  Pool pool(options());
+  auto frames = SharedArray<float>::create({24, 16, 16});
+  pool.for_each(24, [&frames](std::uint64_t f) {
+    auto frame = frames[f];
+    for (std::size_t r = 0; r < 16; ++r)
+      for (std::size_t c = 0; c < 16; ++c) frame(r, c) = static_cast<float>(f * 1000 + r * 16 + c);
+  });
+  auto v = frames.view();
+  for (std::size_t f = 0; f < 24; ++f)
+    for (std::size_t r = 0; r < 16; ++r)
+      for (std::size_t c = 0; c < 16; ++c) ASSERT_EQ(v(f, r, c), static_cast<float>(f * 1000 + r * 16 + c));
+}
+
+TEST_P(PoolApi, MapReduceIsIdenticalToBlockedSerialFold) {
+  Pool pool(options());
+  const std::uint64_t n = 100'003, block = 1024;
+  auto op = [](double a, double b) { return a + b; };
+  double serial = 0.5;
+  for (std::uint64_t b = 0; b * block < n; ++b) {
+    double acc = f(b * block);
+    for (std::uint64_t i = b * block + 1; i < std::min(n, (b + 1) * block); ++i) acc = acc + f(i);
+    serial = serial + acc;
+  }
+  const double got = pool.map_reduce<double>(n, f, op, 0.5, block);
+  EXPECT_EQ(std::memcmp(&got, &serial, sizeof got), 0) << got << " vs " << serial;
+}
+
+TEST_P(PoolApi, ImapDeliversInIndexOrder) {
+  Pool pool(options());
+  std::vector<std::uint64_t> order;
+  std::vector<std::string> values;
+  pool.imap<std::string>(2000, [](std::uint64_t i) { return std::to_string(i); }, [&](std::uint64_t i, std::string&& v) {
+    order.push_back(i);
+    values.push_back(std::move(v));
+  });
+  ASSERT_EQ(order.size(), 2000u);
+  for (std::uint64_t i = 0; i < 2000; ++i) {
+    EXPECT_EQ(order[i], i);
+    EXPECT_EQ(values[i], std::to_string(i));
+  }
+}
+
+TEST_P(PoolApi, ImapUnorderedDeliversEveryIndexOnce) {
+  Pool pool(options());
+  std::multiset<std::uint64_t> seen;
+  pool.imap_unordered<std::uint64_t>(3000, [](std::uint64_t i) { return i * 2; }, [&](std::uint64_t i, std::uint64_t&& v) {
+    EXPECT_EQ(v, i * 2);
+    seen.insert(i);
+  });
+  ASSERT_EQ(seen.size(), 3000u);
+  for (std::uint64_t i = 0; i < 3000; ++i) EXPECT_EQ(seen.count(i), 1u);
+}
+
+TEST_P(PoolApi, EmptyIndexSpaceReturnsNothing) {
+  Pool pool(options());
+  EXPECT_TRUE(pool.map<int>(0, [](std::uint64_t) { return 1; }).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Fork, PoolApi,
+                         testing::Values(Params{1, 1, Backend::fork}, Params{1, 7, Backend::fork}, Params{1, 0, Backend::fork},
+                                         Params{2, 1, Backend::fork}, Params{2, 7, Backend::fork}, Params{2, 0, Backend::fork},
+                                         Params{4, 1, Backend::fork}, Params{4, 7, Backend::fork}, Params{4, 0, Backend::fork}),
+                         name_of);
+INSTANTIATE_TEST_SUITE_P(Threads, PoolApi,
+                         testing::Values(Params{1, 0, Backend::threads}, Params{2, 7, Backend::threads}, Params{4, 0, Backend::threads}),
+                         name_of);
+
+TEST(Pool, LambdaSeesCallersDataAsAtTheCall) {
+  Pool pool(PoolOptions{});
+  std::vector<int> data(100);
+  for (int round = 0; round < 3; ++round) {
+    std::iota(data.begin(), data.end(), round * 1000);  // changed after the pool was made
+    auto got = pool.map<int>(100, [&](std::uint64_t i) { return data[i]; });
+    EXPECT_EQ(got, data);
+  }
+}
+
+TEST(Pool, ThousandConsecutiveMapsOnOnePool) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  for (int k = 0; k < 1000; ++k) {
+    auto got = pool.map<int>(16, [k](std::uint64_t i) { return k * 100 + static_cast<int>(i); });
+    ASSERT_EQ(got[15], k * 100 + 15) << "call " << k;
+  }
+}
+
+TEST(Pool, InitializerRunsInEachWorkerBeforeTasks) {
+  PoolOptions o;
+  o.workers = 2;
+  static int initialised = 0;
+  o.initializer = [] { initialised = 42; };
+  Pool pool(o);
+  auto got = pool.map<int>(50, [](std::uint64_t) { return initialised; });
+  EXPECT_EQ(got, std::vector<int>(50, 42));
+  EXPECT_EQ(initialised, 0) << "the initializer must run in the workers, not here";
+}
+
+TEST(Pool, WorkersGetThreadLimitsForBlas) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  ::unsetenv("OMP_NUM_THREADS");
+  auto got = pool.map<std::string>(4, [](std::uint64_t) { const char* v = std::getenv("OMP_NUM_THREADS"); return std::string(v ? v : "unset"); });
+  const std::string want = std::to_string(std::max(1, usable_cpus() / 2));
+  for (const auto& v : got) EXPECT_EQ(v, want);
+}
+
+TEST(Pool, MaxTasksPerWorkerRecyclesWorkers) {
+  PoolOptions o;
+  o.workers = 2;
+  o.chunk = 1;
+  o.max_tasks_per_worker = 5;
+  Pool pool(o);
+  auto pids = pool.map<int>(40, [](std::uint64_t) { return static_cast<int>(::getpid()); });
+  std::set<int> distinct(pids.begin(), pids.end());
+  EXPECT_GE(distinct.size(), 8u);  // 40 tasks, at most 5 per worker process
+  EXPECT_EQ(pool.last_report().worker_deaths, 0u) << "recycling is not a failure";
+}
+
+TEST(Workers, JoblibCountsAndZeroIsAnError) {
+  EXPECT_EQ(resolve_workers(3), 3);
+  EXPECT_EQ(resolve_workers(-1), usable_cpus());
+  EXPECT_EQ(resolve_workers(-2), std::max(1, usable_cpus() - 1));
+  EXPECT_THROW(resolve_workers(0), Error);
+}

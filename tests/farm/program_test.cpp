@@ -1,0 +1,90 @@
+// Program mode: worker programs started with Boost.Process, results into a shared array or
+// back as values; a worker program started by hand refuses with exit 2.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "taskfarm/error.hpp"
+#include "taskfarm/farm.hpp"
+#include "taskfarm/serialize.hpp"
+#include "taskfarm/shared_array.hpp"
+
+using namespace taskfarm;
+
+TEST(ProgramMode, WorkersWriteIntoTheOutputArray) {
+  FarmOptions o;
+  o.workers = 2;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  auto out = SharedArray<std::int64_t>::create({5000});
+  JobSpec job;
+  job.extent = {5000};
+  job.output_handle = out.handle();
+  for (int run = 0; run < 3; ++run) {  // warm workers across runs
+    RunReport r = farm.run(job);
+    EXPECT_EQ(r.succeeded, 5000u);
+    EXPECT_TRUE(r.failures.empty());
+    for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
+  }
+}
+
+TEST(ProgramMode, ValuesComeBackInOrderWhenAsked) {
+  FarmOptions o;
+  o.workers = 2;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  struct Collect : FarmObserver {
+    std::vector<std::int64_t> got;
+    void on_result(const IndexResult& r) override {
+      EXPECT_EQ(r.index, got.size());
+      got.push_back(detail::deserialize<std::int64_t>(r.value));
+    }
+  } obs;
+  JobSpec job;
+  job.extent = {1000};
+  job.results = ResultMode::blobs;
+  job.ordered = true;
+  farm.run(job, &obs);
+  ASSERT_EQ(obs.got.size(), 1000u);
+  for (std::size_t i = 0; i < 1000; ++i) EXPECT_EQ(obs.got[i], static_cast<std::int64_t>(i * i));
+}
+
+TEST(ProgramMode, CapturedStdoutComesBackPerTask) {
+  FarmOptions o;
+  o.workers = 2;
+  Farm farm = Farm::program(o, FAULT_WORKER, {"--print"});
+  struct Collect : FarmObserver {
+    std::vector<std::string> text;
+    void on_result(const IndexResult& r) override { text.emplace_back(r.text.data(), r.text.size()); }
+  } obs;
+  JobSpec job;
+  job.extent = {50};
+  job.results = ResultMode::blobs;
+  job.capture_stdout = true;
+  job.ordered = true;
+  farm.run(job, &obs);
+  ASSERT_EQ(obs.text.size(), 50u);
+  for (std::size_t i = 0; i < 50; ++i) EXPECT_EQ(obs.text[i], "task " + std::to_string(i) + "\n");
+}
+
+TEST(ProgramMode, WorkerStartedByHandSaysHowAndExits2) {
+  std::string cmd = std::string("env -u TASKFARM_WORKER ") + FAULT_WORKER + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char line[1024] = {};
+  ASSERT_NE(std::fgets(line, sizeof line, p), nullptr);
+  const int status = ::pclose(p);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(std::string(line).find("taskfarm worker program"), std::string::npos) << line;
+  EXPECT_NE(std::string(line).find("taskfarm run"), std::string::npos) << line;
+}
+
+TEST(ProgramMode, MissingProgramIsAClearError) {
+  try {
+    Farm::program(FarmOptions{}, "/nonexistent/worker");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/worker"), std::string::npos) << e.what();
+  }
+}

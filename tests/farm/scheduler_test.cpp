@@ -1,0 +1,96 @@
+// The scheduler's logic without any process.
+#include <gtest/gtest.h>
+
+#include "scheduler.hpp"
+
+using namespace taskfarm;
+
+namespace {
+SchedulerConfig config(std::uint64_t n, std::uint64_t chunk, std::size_t workers = 2) {
+  SchedulerConfig c;
+  c.ranges = {{0, n}};
+  c.chunk = chunk;
+  c.workers = workers;
+  return c;
+}
+}  // namespace
+
+TEST(Scheduler, FixedChunksCoverTheSpaceOnceInOrder) {
+  Scheduler s(config(20, 7));
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> got;
+  while (auto t = s.next()) got.emplace_back(t->begin, t->end);
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>> want{{0, 7}, {7, 14}, {14, 20}};
+  EXPECT_EQ(got, want);
+  EXPECT_TRUE(s.drained());
+}
+
+TEST(Scheduler, RequeuedWorkComesBeforeFreshWork) {
+  Scheduler s(config(100, 10));
+  auto a = s.next();
+  s.requeue(a->begin + 3, a->end, 1);
+  auto r = s.next();
+  EXPECT_EQ(r->begin, 3u);
+  EXPECT_EQ(r->end, 10u);
+  EXPECT_EQ(r->attempt, 1u);
+  EXPECT_EQ(s.next()->begin, 10u);
+}
+
+TEST(Scheduler, AutoChunkGrowsForTrivialTasksAndStaysOneForSlowOnes) {
+  Scheduler fast(config(1'000'000, 0));
+  EXPECT_EQ(fast.next()->size(), 1u);  // nothing measured yet
+  fast.measured(1000, 10'000);         // 10 ns per index
+  EXPECT_GT(fast.next()->size(), 1000u);
+  Scheduler slow(config(40, 0));
+  slow.measured(1, 50'000'000);        // 50 ms per index
+  EXPECT_EQ(slow.next()->size(), 1u);
+}
+
+TEST(Scheduler, AutoChunkShrinksTowardsTheEndSoWorkersFinishTogether) {
+  Scheduler s(config(10'000, 0, 2));
+  s.measured(1000, 1000);  // 1 ns per index: wants huge chunks
+  std::uint64_t last = ~0ull;
+  while (auto t = s.next()) {
+    EXPECT_LE(t->size(), std::max<std::uint64_t>(1, last));
+    last = t->size();
+  }
+  EXPECT_EQ(last, 1u);
+}
+
+TEST(Scheduler, RetryBudgetIsPerAttempt) {
+  SchedulerConfig c = config(10, 1);
+  c.retries = 2;
+  Scheduler s(c);
+  EXPECT_TRUE(s.may_retry(0));
+  EXPECT_TRUE(s.may_retry(1));
+  EXPECT_FALSE(s.may_retry(2));
+}
+
+TEST(Scheduler, OrderedWindowHoldsFreshWorkUntilTheFrontierMoves) {
+  SchedulerConfig c = config(1'000'000, 1000, 1);
+  c.ordered = true;
+  Scheduler s(c);
+  std::uint64_t handed = 0;
+  while (auto t = s.next()) handed = t->end;
+  EXPECT_LT(handed, 1'000'000u) << "the window must bound read-ahead";
+  s.set_frontier(handed);
+  EXPECT_TRUE(s.next().has_value());
+}
+
+TEST(Scheduler, RangesSkipWhatIsDone) {
+  SchedulerConfig c = config(0, 5);
+  c.ranges = {{3, 5}, {10, 12}};
+  Scheduler s(c);
+  EXPECT_EQ(s.total(), 4u);
+  auto a = s.next(), b = s.next();
+  EXPECT_EQ(a->begin, 3u);
+  EXPECT_EQ(a->end, 5u);
+  EXPECT_EQ(b->begin, 10u);
+  EXPECT_EQ(b->end, 12u);
+  EXPECT_FALSE(s.next());
+}
+
+TEST(Scheduler, StopHandsOutNothingMore) {
+  Scheduler s(config(100, 1));
+  s.stop();
+  EXPECT_FALSE(s.next());
+}

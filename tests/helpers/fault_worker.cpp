@@ -1,0 +1,51 @@
+// A worker program for tests: writes out[i] = i * i (int64 output array) or, without an output
+// array, sets result i * i; misbehaves at index --at in the way --fault says.
+//   fault_worker [--fault MODE] [--at K] [--print]
+// MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "taskfarm/worker.hpp"
+
+int main(int argc, char** argv) {
+  std::string fault = "none";
+  std::uint64_t at = ~0ull;
+  bool print = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--fault" && i + 1 < argc) fault = argv[++i];
+    else if (a == "--at" && i + 1 < argc) at = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--print") print = true;
+  }
+  if (fault == "early-exit" && taskfarm::started_by_master()) return 5;  // dies before its handshake
+  return taskfarm::run_worker([&](taskfarm::TaskContext& t) {
+    const std::uint64_t i = t.index();
+    if (i == at) {
+      if (fault == "segv") ::raise(SIGSEGV);
+      if (fault == "abort") std::abort();
+      if (fault == "exit3") std::exit(3);
+      if (fault == "throw") throw std::invalid_argument("bad input at " + std::to_string(i));
+      if (fault == "hang") for (;;) ::pause();
+      if (fault == "oom") {
+        std::vector<char> huge(std::size_t{8} << 30);  // 8 GiB: past any test's limit
+        huge[0] = 1;
+      }
+      if (fault == "garbage") {
+        const char junk[] = "this is not a taskfarm message";
+        [[maybe_unused]] auto r = ::write(3, junk, sizeof junk);
+      }
+      if (fault == "stderr") std::fprintf(stderr, "about to fail on %llu\n", static_cast<unsigned long long>(i)), std::exit(7);
+    }
+    const auto v = static_cast<std::int64_t>(i * i);
+    if (print) std::printf("task %llu\n", static_cast<unsigned long long>(i));
+    if (t.job().output_handle.empty()) t.set_result(v);
+    else t.output_as<std::int64_t>().element({i}) = v;
+  });
+}
