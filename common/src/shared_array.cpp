@@ -1,0 +1,332 @@
+#include "taskfarm/shared_array.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <limits>
+
+#include "taskfarm/error.hpp"
+#include "taskfarm/npy.hpp"
+#include "taskfarm/shm_segment.hpp"
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm {
+
+// Exactly one of the two is set: a shm segment, or a whole .npy file mapped MAP_SHARED.
+struct AnySharedArray::Mapping {
+  ShmSegment segment;
+  void* file_base = nullptr;
+  std::size_t file_bytes = 0;
+
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    if (file_base != nullptr) ::munmap(file_base, file_bytes);
+  }
+};
+
+namespace {
+
+std::string describe(DType dtype, const Shape& shape) {
+  return std::string(dtype_name(dtype)) + " (" + format_shape(shape) + ")";
+}
+
+// Shapes must survive the trip through a handle: 1..8 axes (or 0-d), no empty axis.
+void check_shareable(DType dtype, const Shape& shape, const std::string& what) {
+  if (shape.size() > max_shape_dims) {
+    throw Error(what + ": shape " + format_shape(shape) + " has " + std::to_string(shape.size()) +
+                " axes; shared arrays have at most " + std::to_string(max_shape_dims));
+  }
+  for (const std::size_t extent : shape) {
+    if (extent == 0) throw Error(what + ": shape " + format_shape(shape) + " has no elements");
+  }
+  try {
+    (void)array_bytes(dtype, shape);
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
+}
+
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(path, ec);
+  if (ec) throw Error("cannot make " + path + " absolute: " + ec.message());
+  return p.lexically_normal().string();
+}
+
+void* map_file(int fd, std::size_t bytes, bool writable, const std::string& path) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) throw_errno("cannot map .npy file " + path);
+  return p;
+}
+
+bool refused_writing(int err) { return err == EACCES || err == EPERM || err == EROFS; }
+
+// Removes a half-made output file unless dismissed: a failed create_npy leaves nothing.
+class UnlinkOnFailure {
+ public:
+  explicit UnlinkOnFailure(std::string path) : path_(std::move(path)) {}
+  UnlinkOnFailure(const UnlinkOnFailure&) = delete;
+  UnlinkOnFailure& operator=(const UnlinkOnFailure&) = delete;
+  ~UnlinkOnFailure() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  void dismiss() noexcept { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+struct ParsedHandle {
+  AnySharedArray::Backing backing;
+  DType dtype;
+  Shape shape;
+  std::string name;
+};
+
+ParsedHandle parse_handle(std::string_view handle) {
+  const auto bad = [&](const std::string& why) {
+    return Error("malformed shared array handle '" + std::string(handle) + "': " + why +
+                 " (expected shm:<dtype>:<shape>:<segment> or npy:<dtype>:<shape>:<path>)");
+  };
+  std::string_view parts[3];
+  std::string_view rest = handle;
+  for (std::string_view& part : parts) {
+    const std::size_t colon = rest.find(':');
+    if (colon == std::string_view::npos) throw bad("too few fields");
+    part = rest.substr(0, colon);
+    rest.remove_prefix(colon + 1);
+  }
+  ParsedHandle h{};
+  if (parts[0] == "shm") {
+    h.backing = AnySharedArray::Backing::shm;
+  } else if (parts[0] == "npy") {
+    h.backing = AnySharedArray::Backing::npy;
+  } else {
+    throw bad("unknown kind '" + std::string(parts[0]) + "'");
+  }
+  const std::optional<DType> dtype = parse_dtype(parts[1]);
+  if (!dtype) throw bad("unknown dtype '" + std::string(parts[1]) + "'");
+  std::optional<Shape> shape = parse_shape(parts[2]);
+  if (!shape) throw bad("bad shape '" + std::string(parts[2]) + "'");
+  if (rest.empty()) throw bad("no segment name or path");
+  h.dtype = *dtype;
+  h.shape = std::move(*shape);
+  h.name = std::string(rest);
+  return h;
+}
+
+}  // namespace
+
+AnySharedArray::AnySharedArray() noexcept = default;
+
+AnySharedArray::AnySharedArray(std::unique_ptr<Mapping> mapping, Backing backing, DType dtype,
+                               Shape shape, void* data, bool writable, std::string name)
+    : mapping_(std::move(mapping)),
+      backing_(backing),
+      dtype_(dtype),
+      shape_(std::move(shape)),
+      data_(data),
+      size_(shape_elements(shape_)),
+      bytes_(size_ * dtype_size(dtype)),
+      writable_(writable),
+      name_(std::move(name)) {}
+
+AnySharedArray::AnySharedArray(AnySharedArray&& o) noexcept
+    : mapping_(std::move(o.mapping_)),
+      backing_(std::exchange(o.backing_, Backing::none)),
+      dtype_(o.dtype_),
+      shape_(std::move(o.shape_)),
+      data_(std::exchange(o.data_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      bytes_(std::exchange(o.bytes_, 0)),
+      writable_(std::exchange(o.writable_, false)),
+      name_(std::move(o.name_)) {
+  o.shape_.clear();
+  o.name_.clear();
+}
+
+AnySharedArray& AnySharedArray::operator=(AnySharedArray&& o) noexcept {
+  if (this != &o) {
+    mapping_ = std::move(o.mapping_);
+    backing_ = std::exchange(o.backing_, Backing::none);
+    dtype_ = o.dtype_;
+    shape_ = std::move(o.shape_);
+    data_ = std::exchange(o.data_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    bytes_ = std::exchange(o.bytes_, 0);
+    writable_ = std::exchange(o.writable_, false);
+    name_ = std::move(o.name_);
+    o.shape_.clear();
+    o.name_.clear();
+  }
+  return *this;
+}
+
+AnySharedArray::~AnySharedArray() = default;
+
+bool AnySharedArray::owns_segment() const noexcept {
+  return mapping_ != nullptr && mapping_->segment.owns_name();
+}
+
+AnySharedArray AnySharedArray::create(DType dtype, Shape shape) {
+  check_shareable(dtype, shape, "cannot create shared array " + describe(dtype, shape));
+  auto mapping = std::make_unique<Mapping>();
+  mapping->segment = ShmSegment::create(array_bytes(dtype, shape));
+  void* data = mapping->segment.data();
+  std::string name = mapping->segment.name();
+  return AnySharedArray(std::move(mapping), Backing::shm, dtype, std::move(shape), data, true,
+                        std::move(name));
+}
+
+AnySharedArray AnySharedArray::create_npy(const std::string& path, DType dtype, Shape shape) {
+  const std::string abs = absolute_path(path);
+  const std::string what = "cannot create .npy file " + abs;
+  check_shareable(dtype, shape, what);
+  const std::string dir = std::filesystem::path(abs).parent_path().string();
+  struct stat dir_st {};
+  if (::stat(dir.c_str(), &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
+    throw Error(what + ": directory " + dir + " does not exist");
+  }
+
+  const std::string header = make_npy_header(dtype, shape);
+  const std::size_t data_bytes = array_bytes(dtype, shape);
+  if (data_bytes > std::numeric_limits<std::size_t>::max() - header.size()) {
+    throw Error(what + ": " + describe(dtype, shape) + " is too large for a file");
+  }
+  const std::size_t total = header.size() + data_bytes;
+
+  // Check before touching anything. Truncating an existing file gives its blocks back.
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) != 0) throw_errno("cannot check free space in " + dir);
+  std::size_t free_bytes = static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize;
+  struct stat old {};
+  if (::stat(abs.c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
+    free_bytes += static_cast<std::size_t>(old.st_blocks) * 512;
+  }
+  if (total > free_bytes) {
+    throw Error(what + " of " + format_bytes(total) + " (" + describe(dtype, shape) + "): " + dir +
+                " has only " + format_bytes(free_bytes) + " free");
+  }
+
+  UniqueFd fd(::open(abs.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) throw_errno(what);
+  UnlinkOnFailure guard(abs);
+  // Reserve every block now, so a full disk fails here and not as SIGBUS in a worker.
+  if (const int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(total)); err != 0) {
+    throw SystemError(what + ": cannot reserve " + format_bytes(total) + " (" + dir + " had " +
+                          format_bytes(free_bytes) + " free)",
+                      err);
+  }
+  std::size_t written = 0;
+  while (written < header.size()) {
+    const ssize_t r = ::pwrite(fd.get(), header.data() + written, header.size() - written,
+                               static_cast<off_t>(written));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw_errno(what + ": cannot write the header");
+    written += static_cast<std::size_t>(r);
+  }
+  auto mapping = std::make_unique<Mapping>();
+  mapping->file_base = map_file(fd.get(), total, true, abs);
+  mapping->file_bytes = total;
+  guard.dismiss();
+  void* data = static_cast<char*>(mapping->file_base) + header.size();
+  return AnySharedArray(std::move(mapping), Backing::npy, dtype, std::move(shape), data, true, abs);
+}
+
+AnySharedArray AnySharedArray::open_npy(const std::string& path, bool writable) {
+  const std::string abs = absolute_path(path);
+  UniqueFd fd(::open(abs.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+  if (!fd) throw_errno("cannot open .npy file " + abs);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat .npy file " + abs);
+  if (!S_ISREG(st.st_mode)) throw Error(abs + ": not a regular file, cannot map it as .npy");
+  const auto file_bytes = static_cast<std::size_t>(st.st_size);
+  if (file_bytes == 0) throw Error(abs + ": empty file, not a .npy file");
+
+  auto mapping = std::make_unique<Mapping>();
+  mapping->file_base = map_file(fd.get(), file_bytes, writable, abs);
+  mapping->file_bytes = file_bytes;
+  const auto* base = static_cast<const char*>(mapping->file_base);
+  NpyHeader h = parse_npy_header(std::string_view(base, file_bytes), abs);
+  check_npy_file_size(h, file_bytes, abs);
+  check_shareable(h.dtype, h.shape, "cannot map .npy file " + abs);
+  if (h.data_offset % dtype_size(h.dtype) != 0) {
+    throw Error(abs + ": data starts at byte " + std::to_string(h.data_offset) +
+                ", misaligned for " + std::string(dtype_name(h.dtype)));
+  }
+  void* data = static_cast<char*>(mapping->file_base) + h.data_offset;
+  return AnySharedArray(std::move(mapping), Backing::npy, h.dtype, std::move(h.shape), data,
+                        writable, abs);
+}
+
+AnySharedArray AnySharedArray::attach(std::string_view handle) {
+  ParsedHandle h = parse_handle(handle);
+  if (h.backing == Backing::npy) {
+    AnySharedArray a;
+    try {
+      a = open_npy(h.name, true);
+    } catch (const SystemError& e) {
+      if (!refused_writing(e.code())) throw;
+      a = open_npy(h.name, false);
+    }
+    if (a.dtype() != h.dtype || a.shape() != h.shape) {
+      throw Error("shared array " + a.name() + " holds " + describe(a.dtype(), a.shape()) +
+                  ", but its handle says " + describe(h.dtype, h.shape));
+    }
+    return a;
+  }
+
+  auto mapping = std::make_unique<Mapping>();
+  bool writable = true;
+  try {
+    mapping->segment = ShmSegment::open(h.name, true);
+  } catch (const SystemError& e) {
+    if (!refused_writing(e.code())) throw;
+    try {
+      mapping->segment = ShmSegment::open(h.name, false);
+    } catch (const Error&) {
+      throw e;  // the read-write refusal says more
+    }
+    writable = false;
+  }
+  const std::size_t want = array_bytes(h.dtype, h.shape);
+  if (mapping->segment.size() != want) {
+    throw Error("shared segment " + h.name + " holds " + std::to_string(mapping->segment.size()) +
+                " bytes, but its handle says " + describe(h.dtype, h.shape) + " = " +
+                std::to_string(want) + " bytes");
+  }
+  void* data = mapping->segment.data();
+  return AnySharedArray(std::move(mapping), Backing::shm, h.dtype, std::move(h.shape), data,
+                        writable, std::move(h.name));
+}
+
+std::string AnySharedArray::handle() const {
+  if (!*this) throw Error("handle() of an empty AnySharedArray");
+  return std::string(backing_ == Backing::shm ? "shm:" : "npy:") + std::string(dtype_code(dtype_)) +
+         ":" + format_shape(shape_) + ":" + name_;
+}
+
+void AnySharedArray::check(DType dtype, const Shape& shape) const {
+  if (!*this || dtype != dtype_ || shape != shape_) throw_mismatch(dtype, &shape);
+}
+
+void AnySharedArray::throw_mismatch(DType wanted, const Shape* wanted_shape) const {
+  const std::string want =
+      wanted_shape != nullptr ? describe(wanted, *wanted_shape) : std::string(dtype_name(wanted));
+  if (!*this) throw Error("empty AnySharedArray used as " + want);
+  throw Error("shared array " + name_ + " holds " + describe(dtype_, shape_) + ", not " + want);
+}
+
+void AnySharedArray::throw_read_only() const {
+  throw Error("shared array " + name_ + " is mapped read-only; view it as const " +
+              std::string(dtype_name(dtype_)));
+}
+
+}  // namespace taskfarm
