@@ -1,0 +1,18 @@
+# Brackets the common tests (ctest fixture common_shm): MODE=reset empties PID_DIR before them;
+# MODE=check fails if /dev/shm still holds a segment created by any pid they recorded there.
+if(MODE STREQUAL "reset")
+  file(REMOVE_RECURSE "${PID_DIR}")
+  file(MAKE_DIRECTORY "${PID_DIR}")
+  return()
+endif()
+file(GLOB pids RELATIVE "${PID_DIR}" "${PID_DIR}/*")
+list(LENGTH pids count)
+set(left "")
+foreach(pid IN LISTS pids)
+  file(GLOB segments "/dev/shm/taskfarm-${pid}-*")
+  list(APPEND left ${segments})
+endforeach()
+if(left)
+  message(FATAL_ERROR "segments left behind by the common tests: ${left}")
+endif()
+message(STATUS "no segment left behind by ${count} test processes")
