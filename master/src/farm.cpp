@@ -155,6 +155,8 @@ struct Farm::Impl {
       // reading for a second is hung (the per-task timeout catches it if set).
       s.proc->channel().send(m, std::chrono::milliseconds(1000));
       return true;
+    } catch (const ChannelClosed&) {
+      return false;  // it exited or is exiting: its pidfd tells how
     } catch (const std::exception& e) {
       kill_worker(i, FailureCause::protocol, std::string("not reading its channel: ") + e.what());
       return false;

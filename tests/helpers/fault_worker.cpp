@@ -1,9 +1,11 @@
 // A worker program for tests: writes out[i] = i * i (int64 output array) or, without an output
 // array, sets result i * i; misbehaves at index --at in the way --fault says.
-//   fault_worker [--fault MODE] [--at K] [--print]
+//   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS]
 // MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file
 #include <signal.h>
 #include <unistd.h>
+
+#include <time.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,11 +20,13 @@ int main(int argc, char** argv) {
   std::string fault = "none";
   std::uint64_t at = ~0ull;
   bool print = false;
+  long spin_ms = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--fault" && i + 1 < argc) fault = argv[++i];
     else if (a == "--at" && i + 1 < argc) at = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--print") print = true;
+    else if (a == "--spin-ms" && i + 1 < argc) spin_ms = std::strtol(argv[++i], nullptr, 10);
   }
   if (fault == "early-exit" && taskfarm::started_by_master()) return 5;  // dies before its handshake
   return taskfarm::run_worker([&](taskfarm::TaskContext& t) {
@@ -40,8 +44,15 @@ int main(int argc, char** argv) {
       if (fault == "garbage") {
         const char junk[] = "this is not a taskfarm message";
         [[maybe_unused]] auto r = ::write(3, junk, sizeof junk);
+        for (;;) ::pause();  // stay on this index until the master kills us for it
       }
       if (fault == "stderr") std::fprintf(stderr, "about to fail on %llu\n", static_cast<unsigned long long>(i)), std::exit(7);
+    }
+    if (spin_ms > 0) {  // a slow task that burns CPU (no sleeping in tests)
+      timespec t0{}, t1{};
+      ::clock_gettime(CLOCK_MONOTONIC, &t0);
+      do ::clock_gettime(CLOCK_MONOTONIC, &t1);
+      while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1'000'000 < spin_ms);
     }
     const auto v = static_cast<std::int64_t>(i * i);
     if (print) std::printf("task %llu\n", static_cast<unsigned long long>(i));

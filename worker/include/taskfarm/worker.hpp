@@ -54,7 +54,7 @@ class TaskContext {
   /// The run's read-only input array (--input); throws Error if the run has none.
   const AnySharedArray& input();
   template <class T>
-  ArrayView<const T> input_as() { return ArrayView<const T>(const_cast<AnySharedArray&>(input()).template as<T>()); }
+  ArrayView<const T> input_as() { return input().template as<const T>(); }
   /// Line `index()` of --input-lines (without its newline); throws Error if the run has none.
   std::string_view line() const;
 

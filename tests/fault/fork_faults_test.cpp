@@ -1,0 +1,64 @@
+// The same guarantees in fork mode, through Pool.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "taskfarm/pool.hpp"
+
+using namespace taskfarm;
+
+TEST(ForkFaults, SegfaultingIndexIsIsolatedAndEveryOtherResultKept) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  auto r = pool.try_map<int>(40, [](std::uint64_t i) {
+    if (i == 7) ::raise(SIGSEGV);
+    return static_cast<int>(i) * 3;
+  });
+  EXPECT_EQ(r.failed, std::vector<std::uint64_t>{7});
+  for (int i = 0; i < 40; ++i)
+    if (i != 7) EXPECT_EQ(r.values[static_cast<std::size_t>(i)], i * 3);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].signal, SIGSEGV);
+  EXPECT_FALSE(r.ok(7));
+  EXPECT_TRUE(r.ok(8));
+}
+
+TEST(ForkFaults, MapThrowsTaskFailedListingEveryFailedIndex) {
+  PoolOptions o;
+  o.workers = 2;
+  o.retries = 0;
+  Pool pool(o);
+  try {
+    pool.map<int>(100, [](std::uint64_t i) {
+      if (i % 30 == 0) throw std::runtime_error("no " + std::to_string(i));
+      return 1;
+    });
+    FAIL() << "no TaskFailed";
+  } catch (const TaskFailed& e) {
+    ASSERT_EQ(e.failures().size(), 4u);
+    const std::string what = e.what();
+    for (const char* idx : {"index 0 ", "index 30 ", "index 60 ", "index 90 "}) EXPECT_NE(what.find(idx), std::string::npos) << what;
+    EXPECT_NE(what.find("std::runtime_error: no 60"), std::string::npos) << what;
+  }
+}
+
+TEST(ForkFaults, ChaosKillsDoNotChangeResults) {
+  PoolOptions o;
+  o.workers = 2;
+  o.chaos_rate = 200;  // a SIGKILL every 5 ms on average
+  o.chaos_seed = 1234;
+  o.max_start_failures = 1000;
+  Pool pool(o);
+  std::vector<std::uint64_t> serial(20000);
+  for (std::uint64_t i = 0; i < serial.size(); ++i) serial[i] = i * 7 + 1;
+  std::uint64_t kills = 0;
+  for (int round = 0; round < 10 && kills < 20; ++round) {
+    auto got = pool.map<std::uint64_t>(serial.size(), [](std::uint64_t i) {
+      for (volatile int k = 0; k < 2000; ++k) {}
+      return i * 7 + 1;
+    });
+    ASSERT_EQ(got, serial);
+    kills += pool.last_report().chaos_kills;
+  }
+  EXPECT_GT(kills, 0u) << "the chaos monkey never struck: the test proved nothing";
+}
