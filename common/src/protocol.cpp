@@ -69,7 +69,7 @@ template <class Ar> void io(Ar&, Wake&) {}
 template <class Ar> void io(Ar& ar, Done& m) {
   ar(m.job_id);
   io_vector(ar, m.chunks, kMaxBatch,
-            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.arena_pos, c.arena_len, c.elapsed_ns); });
+            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns); });
 }
 template <class Ar> void io(Ar& ar, TaskError& m) {
   ar(m.job_id, m.chunk_id, m.index, m.out_of_memory);

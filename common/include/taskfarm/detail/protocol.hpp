@@ -47,12 +47,16 @@ struct Assign {
 struct Stop {};
 /// Master → worker: the result arena has room again.
 struct Wake {};
+/// Indices [previous upto (or chunk begin), upto) of chunk `chunk_id` are committed. A chunk
+/// may be committed in several pieces (when its results fill the arena); it is complete when
+/// upto == its end.
 struct ChunkDone {
   std::uint64_t chunk_id = 0;
+  std::uint64_t upto = 0;
   std::uint64_t arena_pos = 0, arena_len = 0;  // per-index records in the arena (0 len: none)
   std::uint64_t elapsed_ns = 0;
 };
-/// Worker → master: these chunks are committed (their results are in place).
+/// Worker → master: these chunk pieces are committed (their results are in place).
 struct Done {
   std::uint64_t job_id = 0;
   std::vector<ChunkDone> chunks;
