@@ -37,10 +37,8 @@ void add_run_options(CLI::App& app, RunOptions& o) {
 
   app.option_defaults()->group("Output and records");
   app.add_flag("-k,--keep-order", o.keep_order, "Print the tasks' stdout in task order");
-  auto* progress = app.add_flag("--progress", o.progress,
-                                "Progress on stderr (default when stderr is a terminal)");
-  auto* no_progress = app.add_flag("--no-progress", o.no_progress, "No progress display");
-  progress->excludes(no_progress);
+  app.add_flag("--progress", o.progress, "Progress on stderr (default when stderr is a terminal)");
+  app.add_flag("--no-progress", o.no_progress, "No progress display");
   app.add_option("--joblog", o.joblog, "TSV, one row per task attempt (needed by --resume)")
       ->type_name("PATH");
   app.add_flag("--resume", o.resume,

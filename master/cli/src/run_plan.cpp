@@ -189,6 +189,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
 
   plan.events = o.events;
   plan.keep_order = o.keep_order;
+  if (o.progress && o.no_progress) throw UsageError("--progress and --no-progress contradict each other");
   if (o.no_progress) plan.progress = ProgressMode::off;
   else if (o.progress) plan.progress = ctx.stderr_is_tty ? ProgressMode::bar : ProgressMode::lines;
   else plan.progress = ctx.stderr_is_tty ? ProgressMode::bar : ProgressMode::off;

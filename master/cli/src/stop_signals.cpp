@@ -28,7 +28,7 @@ StopSignals::StopSignals() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;  // the second Ctrl-C kills
+  sa.sa_flags = static_cast<int>(SA_RESETHAND);  // the second Ctrl-C kills
   for (int i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_previous[i]);
   struct sigaction ignore {};
   ignore.sa_handler = SIG_IGN;

@@ -1,0 +1,72 @@
+#include "events_observer.hpp"
+
+#include <cstdio>
+
+#include "json.hpp"
+
+namespace taskfarm::cli {
+namespace {
+
+std::string num(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.6f", v);
+  return buf;
+}
+
+std::string field(const char* key, std::uint64_t v) { return std::string(",\"") + key + "\":" + std::to_string(v); }
+std::string field(const char* key, int v) { return std::string(",\"") + key + "\":" + std::to_string(v); }
+std::string field(const char* key, bool v) { return std::string(",\"") + key + "\":" + (v ? "true" : "false"); }
+std::string field(const char* key, std::string_view v) { return std::string(",\"") + key + "\":" + json_string(v); }
+
+}  // namespace
+
+void EventsObserver::line(std::string&& json) {
+  json += "}\n";
+  out_.write(json);
+  out_.flush();
+}
+
+void EventsObserver::start(std::uint64_t tasks, std::uint64_t total, std::uint64_t already_done, int workers,
+                           const std::string& program) {
+  line(R"({"event":"start")" + field("tasks", tasks) + field("total", total) + field("already_done", already_done) +
+       field("workers", workers) + field("program", std::string_view(program)));
+}
+
+void EventsObserver::end(const RunReport& r, int exit_status) {
+  line(R"({"event":"end")" + field("tasks", r.tasks) + field("succeeded", r.succeeded) +
+       field("failed", static_cast<std::uint64_t>(r.failed_indices().size())) + field("retries", r.retries) +
+       ",\"wall_s\":" + num(std::chrono::duration<double>(r.wall).count()) + field("interrupted", r.interrupted) +
+       field("halted", r.halted) + field("farm_error", std::string_view(r.farm_error)) + field("exit", exit_status));
+}
+
+void EventsObserver::on_worker_started(int slot, pid_t pid) {
+  line(R"({"event":"worker")" + field("slot", slot) + field("pid", static_cast<int>(pid)));
+}
+
+void EventsObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                                   std::chrono::nanoseconds elapsed) {
+  line(R"({"event":"chunk")" + field("slot", slot) + field("pid", static_cast<int>(pid)) + field("begin", begin) +
+       field("end", end) + field("attempt", static_cast<int>(attempt)) +
+       ",\"elapsed_s\":" + num(std::chrono::duration<double>(elapsed).count()));
+}
+
+void EventsObserver::on_result(const IndexResult& r) {
+  if (r.text.empty()) return;
+  line(R"({"event":"output")" + field("index", r.index) +
+       field("text", std::string_view(r.text.data(), r.text.size())));
+}
+
+void EventsObserver::on_failure(const FailureRecord& f) {
+  std::string s = R"({"event":"failure")";
+  if (f.index) s += field("index", *f.index);
+  s += field("cause", to_string(f.cause)) + field("attempt", static_cast<int>(f.attempt)) + field("final", f.final) +
+       field("slot", f.slot) + field("pid", static_cast<int>(f.pid)) + field("exit_code", f.exit_code) +
+       field("signal", f.signal);
+  if (f.signal != 0) s += field("signal_name", std::string_view(signal_name(f.signal)));
+  if (!f.exception_type.empty()) s += field("exception_type", std::string_view(f.exception_type));
+  s += field("message", std::string_view(f.message)) + field("description", std::string_view(f.describe()));
+  if (!f.stderr_tail.empty()) s += field("stderr_tail", std::string_view(f.stderr_tail));
+  line(std::move(s));
+}
+
+}  // namespace taskfarm::cli

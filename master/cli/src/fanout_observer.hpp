@@ -1,0 +1,38 @@
+// FanoutObserver: passes each Farm report on to several observers, in the order added (the
+// joblog first, so its rows are written before anything else reacts). Farm's thread.
+#pragma once
+
+#include <vector>
+
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+class FanoutObserver : public FarmObserver {
+ public:
+  void add(FarmObserver* o) {
+    if (o != nullptr) observers_.push_back(o);
+  }
+
+  void on_worker_started(int slot, pid_t pid) override {
+    for (auto* o : observers_) o->on_worker_started(slot, pid);
+  }
+  void on_chunk_started(int slot, pid_t pid, std::uint64_t b, std::uint64_t e, std::uint32_t attempt) override {
+    for (auto* o : observers_) o->on_chunk_started(slot, pid, b, e, attempt);
+  }
+  void on_chunk_done(int slot, pid_t pid, std::uint64_t b, std::uint64_t e, std::uint32_t attempt,
+                     std::chrono::nanoseconds elapsed) override {
+    for (auto* o : observers_) o->on_chunk_done(slot, pid, b, e, attempt, elapsed);
+  }
+  void on_result(const IndexResult& r) override {
+    for (auto* o : observers_) o->on_result(r);
+  }
+  void on_failure(const FailureRecord& f) override {
+    for (auto* o : observers_) o->on_failure(f);
+  }
+
+ private:
+  std::vector<FarmObserver*> observers_;
+};
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,35 @@
+// JoblogObserver: writes the joblog (joblog.hpp) as the run goes — a row for every attempt of
+// every task: "ok" rows when their chunk piece commits, "retried"/"failed" rows when an
+// attempt fails. Each commit's rows reach the file in one write(2), so the joblog of a master
+// killed with SIGKILL lists exactly the tasks whose results are in place. Farm's thread.
+#pragma once
+
+#include <chrono>
+
+#include "chunk_ledger.hpp"
+#include "joblog.hpp"
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+class JoblogObserver : public FarmObserver {
+ public:
+  explicit JoblogObserver(JoblogFile file);
+
+  void on_worker_started(int slot, pid_t pid) override;
+  void on_chunk_started(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) override;
+  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                     std::chrono::nanoseconds elapsed) override;
+  void on_failure(const FailureRecord& f) override;
+
+ private:
+  double wall_seconds(ChunkLedger::Clock::time_point t) const;
+
+  JoblogFile file_;
+  ChunkLedger ledger_;
+  ChunkLedger::Clock::time_point steady0_;
+  std::chrono::system_clock::time_point wall0_;
+  std::string rows_;
+};
+
+}  // namespace taskfarm::cli

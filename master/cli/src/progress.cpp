@@ -1,0 +1,93 @@
+#include "progress.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace taskfarm::cli {
+namespace {
+
+constexpr auto kBarInterval = std::chrono::milliseconds(100);
+constexpr auto kLineInterval = std::chrono::seconds(2);
+constexpr int kBarWidth = 24;
+
+std::string clock_text(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e7) return "?";
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  return buf;
+}
+
+}  // namespace
+
+Progress::Progress(ProgressMode mode, std::uint64_t total, int fd)
+    : mode_(mode), total_(total), fd_(fd), start_(std::chrono::steady_clock::now()) {}
+
+void Progress::on_chunk_done(int, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                             std::chrono::nanoseconds) {
+  done_ += (end - begin) - ledger_.take_failed(begin, end, attempt).size();
+  update(false);
+}
+
+void Progress::on_failure(const FailureRecord& f) {
+  if (!f.index) return;
+  if (!ended_worker(f)) ledger_.task_failed(*f.index, f.attempt);
+  if (f.final) {
+    ++done_;
+    ++failed_;
+  }
+  update(false);
+}
+
+std::string Progress::line(std::chrono::steady_clock::time_point now) const {
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0;
+  const double frac = total_ == 0 ? 1.0 : static_cast<double>(done_) / static_cast<double>(total_);
+  const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : -1;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%llu/%llu %3.0f%%  %.1f tasks/s  elapsed %s  ETA %s  %llu failed",
+                static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), frac * 100, rate,
+                clock_text(elapsed).c_str(), done_ >= total_ ? "0:00" : clock_text(eta).c_str(),
+                static_cast<unsigned long long>(failed_));
+  if (mode_ != ProgressMode::bar) return std::string("taskfarm: ") + buf;
+  const int filled = static_cast<int>(frac * kBarWidth);
+  std::string bar = "[";
+  for (int i = 0; i < kBarWidth; ++i) bar += i < filled ? '#' : '.';
+  return bar + "] " + buf;
+}
+
+void Progress::put(const std::string& s) {
+  std::string_view rest = s;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd_, rest.data(), rest.size());
+    if (n <= 0) return;  // progress is best effort
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void Progress::update(bool force) {
+  if (mode_ == ProgressMode::off) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto interval = mode_ == ProgressMode::bar ? std::chrono::steady_clock::duration(kBarInterval)
+                                                   : std::chrono::steady_clock::duration(kLineInterval);
+  if (!force && drawn_ && now - last_draw_ < interval) return;
+  if (!force && !drawn_ && mode_ == ProgressMode::lines && now - start_ < interval) return;
+  last_draw_ = now;
+  drawn_ = true;
+  if (mode_ == ProgressMode::bar) put("\r" + line(now) + "\x1b[K");
+  else put(line(now) + "\n");
+}
+
+void Progress::clear() {
+  if (mode_ == ProgressMode::bar && drawn_) put("\r\x1b[K");
+}
+
+void Progress::finish() {
+  if (mode_ == ProgressMode::off) return;
+  update(true);
+  if (mode_ == ProgressMode::bar) put("\n");
+}
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,47 @@
+// Progress: --progress on stderr. On a terminal, one line redrawn in place (at most 10 times a
+// second): a bar, done/total, rate, ETA and failures. Elsewhere, a plain line every 2 seconds.
+// Counts a task done when its chunk commits or it finally fails. Redraws only when the Farm
+// reports something (the Farm runs no threads, and neither does the CLI). Farm's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "chunk_ledger.hpp"
+#include "run_plan.hpp"
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+class Progress : public FarmObserver {
+ public:
+  /// `total` tasks in this run; `fd` is where it draws (stderr).
+  Progress(ProgressMode mode, std::uint64_t total, int fd = 2);
+
+  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                     std::chrono::nanoseconds elapsed) override;
+  void on_failure(const FailureRecord& f) override;
+
+  /// Erases the bar so that other output starts on a clean line (it reappears on the next update).
+  void clear();
+  /// Draws the final state and ends the line.
+  void finish();
+
+  /// The text of one update, without '\r' or '\n' (for tests).
+  std::string line(std::chrono::steady_clock::time_point now) const;
+
+ private:
+  void update(bool force);
+  void put(const std::string& s);
+
+  ProgressMode mode_;
+  std::uint64_t total_;
+  int fd_;
+  std::uint64_t done_ = 0, failed_ = 0;
+  ChunkLedger ledger_;
+  std::chrono::steady_clock::time_point start_, last_draw_{};
+  bool drawn_ = false;
+};
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,38 @@
+// StdoutWriter: the master's standard output (tasks' captured stdout, --events lines). Whole
+// pieces are buffered and written with write(2), so a task's output is never split by another
+// task's. A reader that goes away (EPIPE; SIGPIPE is ignored) is reported once to `on_closed`,
+// which stops the run, and later writes are dropped. Farm's thread.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace taskfarm::cli {
+
+class Progress;
+
+class StdoutWriter {
+ public:
+  explicit StdoutWriter(std::function<void()> on_closed, int fd = 1);
+  ~StdoutWriter();  ///< flushes
+  StdoutWriter(const StdoutWriter&) = delete;
+  StdoutWriter& operator=(const StdoutWriter&) = delete;
+
+  /// The progress line to clear before writing (when both share a terminal), or nullptr.
+  void set_progress(Progress* progress) noexcept { progress_ = progress; }
+  /// Appends `text`; writes out once the buffer passes 64 KiB.
+  void write(std::string_view text);
+  /// Writes out what is buffered.
+  void flush();
+  bool closed() const noexcept { return closed_; }
+
+ private:
+  std::function<void()> on_closed_;
+  int fd_;
+  std::string buf_;
+  bool closed_ = false;
+  Progress* progress_ = nullptr;
+};
+
+}  // namespace taskfarm::cli

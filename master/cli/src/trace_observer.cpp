@@ -1,0 +1,129 @@
+#include "trace_observer.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "json.hpp"
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::cli {
+namespace {
+
+std::string fmt(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+std::string range_name(std::uint64_t begin, std::uint64_t end) {
+  return end == begin + 1 ? std::to_string(begin) : std::to_string(begin) + "-" + std::to_string(end - 1);
+}
+
+/// "SIGSEGV", "exit 3", "timeout": what ended a worker, short enough for a marker.
+std::string crash_label(const FailureRecord& f) {
+  if (f.signal != 0 && f.cause == FailureCause::signal) return signal_name(f.signal);
+  if (f.cause == FailureCause::exit) return "exit " + std::to_string(f.exit_code);
+  return std::string(to_string(f.cause));
+}
+
+}  // namespace
+
+TraceObserver::TraceObserver(const std::string& path, const std::string& title)
+    : file_(std::fopen(path.c_str(), "w")), path_(path), pid_(static_cast<int>(::getpid())),
+      t0_(ChunkLedger::Clock::now()) {
+  if (!file_) throw_errno("cannot create trace " + path);
+  std::fputs("[\n", file_.get());
+  emit(R"({"name":"process_name","ph":"M","pid":)" + std::to_string(pid_) + R"(,"args":{"name":)" +
+       json_string(title) + "}}");
+}
+
+TraceObserver::~TraceObserver() {
+  if (file_) std::fputs("\n]\n", file_.get());
+}
+
+double TraceObserver::micros(ChunkLedger::Clock::time_point t) const {
+  return std::chrono::duration<double, std::micro>(t - t0_).count();
+}
+
+void TraceObserver::emit(const std::string& event) {
+  if (!first_) std::fputs(",\n", file_.get());
+  first_ = false;
+  std::fputs(event.c_str(), file_.get());
+}
+
+void TraceObserver::name_track(int slot) {
+  if (slot < 0) return;
+  const auto s = static_cast<std::size_t>(slot);
+  if (s < named_.size() && named_[s]) return;
+  if (s >= named_.size()) named_.resize(s + 1, false);
+  named_[s] = true;
+  emit(R"({"name":"thread_name","ph":"M","pid":)" + std::to_string(pid_) + R"(,"tid":)" + std::to_string(slot) +
+       R"(,"args":{"name":"worker slot )" + std::to_string(slot) + R"("}})");
+}
+
+void TraceObserver::on_worker_started(int slot, pid_t pid) {
+  const auto now = ChunkLedger::Clock::now();
+  ledger_.worker_started(slot, now);
+  name_track(slot);
+  emit(R"({"name":"worker started","ph":"i","s":"t","pid":)" + std::to_string(pid_) + R"(,"tid":)" +
+       std::to_string(slot) + R"(,"ts":)" + fmt(micros(now)) + R"(,"args":{"pid":)" + std::to_string(pid) + "}}");
+}
+
+void TraceObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t, std::uint32_t attempt) {
+  ledger_.chunk_dispatched(slot, begin, attempt, ChunkLedger::Clock::now());
+}
+
+void TraceObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                                  std::chrono::nanoseconds elapsed) {
+  const auto [start, stop] = ledger_.place_done(slot, begin, attempt, true, elapsed, ChunkLedger::Clock::now());
+  const auto failed = ledger_.take_failed(begin, end, attempt);
+  std::string failed_json = "[";
+  for (std::size_t i = 0; i < failed.size(); ++i) failed_json += (i ? "," : "") + std::to_string(failed[i]);
+  failed_json += "]";
+  name_track(slot);
+  emit(R"({"name":)" + json_string(range_name(begin, end)) + R"(,"cat":"chunk","ph":"X","pid":)" +
+       std::to_string(pid_) + R"(,"tid":)" + std::to_string(slot) + R"(,"ts":)" + fmt(micros(start)) +
+       R"(,"dur":)" + fmt(micros(stop) - micros(start)) + R"(,"args":{"begin":)" + std::to_string(begin) +
+       R"(,"end":)" + std::to_string(end) + R"(,"attempt":)" + std::to_string(attempt) + R"(,"pid":)" +
+       std::to_string(pid) + R"(,"outcome":"ok","failed":)" + failed_json + "}}");
+}
+
+void TraceObserver::on_failure(const FailureRecord& f) {
+  const auto now = ChunkLedger::Clock::now();
+  const int tid = f.slot < 0 ? 0 : f.slot;
+  name_track(tid);
+  const std::string common = R"(,"pid":)" + std::to_string(pid_) + R"(,"tid":)" + std::to_string(tid);
+  std::string args = R"({"cause":)" + json_string(to_string(f.cause)) + R"(,"pid":)" + std::to_string(f.pid) +
+                     R"(,"attempt":)" + std::to_string(f.attempt) + R"(,"final":)" + (f.final ? "true" : "false") +
+                     R"(,"description":)" + json_string(f.describe());
+  if (f.index) args += R"(,"index":)" + std::to_string(*f.index);
+  args += "}";
+  if (f.index && !ended_worker(f)) {
+    ledger_.task_failed(*f.index, f.attempt);
+    emit(R"({"name":)" + json_string("exception at " + std::to_string(*f.index)) +
+         R"(,"cat":"failure","ph":"i","s":"t","ts":)" + fmt(micros(now)) + common + R"(,"args":)" + args + "}");
+    return;
+  }
+  if (f.index) {  // the chunk it was running ends here, crashed
+    const auto start = ledger_.place_death(f.slot, f.chunk_begin, f.attempt, now);
+    emit(R"({"name":)" + json_string(range_name(f.chunk_begin, f.chunk_end)) +
+         R"(,"cat":"chunk","ph":"X","ts":)" + fmt(micros(start)) + R"(,"dur":)" + fmt(micros(now) - micros(start)) +
+         common + R"(,"args":{"begin":)" + std::to_string(f.chunk_begin) + R"(,"end":)" +
+         std::to_string(f.chunk_end) + R"(,"attempt":)" + std::to_string(f.attempt) + R"(,"pid":)" +
+         std::to_string(f.pid) + R"(,"outcome":"crashed","index":)" + std::to_string(*f.index) + "}}");
+  }
+  emit(R"({"name":)" + json_string("crash: " + crash_label(f) +
+                                   (f.index ? " at " + std::to_string(*f.index) : std::string())) +
+       R"(,"cat":"failure","ph":"i","s":"t","ts":)" + fmt(micros(now)) + common + R"(,"args":)" + args + "}");
+}
+
+void TraceObserver::finish() {
+  if (!file_) return;
+  std::fputs("\n]\n", file_.get());
+  const bool bad = std::ferror(file_.get()) != 0;
+  const int rc = std::fclose(file_.release());
+  if (bad || rc != 0) throw SystemError("cannot write trace " + path_, errno);
+}
+
+}  // namespace taskfarm::cli

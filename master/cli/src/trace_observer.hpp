@@ -1,0 +1,51 @@
+// TraceObserver: writes --trace, a Chrome trace (JSON array format, which Perfetto and
+// chrome://tracing open): one track per worker slot, one slice per chunk attempt ("ok", or
+// "crashed" when its worker died), instant markers for crashes, kernel exceptions and worker
+// starts. Events are streamed, so the trace of a killed master is still readable (both tools
+// accept an array without its closing bracket); finish() closes it. Farm's thread.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "chunk_ledger.hpp"
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+class TraceObserver : public FarmObserver {
+ public:
+  /// Creates or truncates `path`; throws SystemError naming it. `title` names the process track.
+  TraceObserver(const std::string& path, const std::string& title);
+  ~TraceObserver() override;
+  TraceObserver(const TraceObserver&) = delete;
+  TraceObserver& operator=(const TraceObserver&) = delete;
+
+  void on_worker_started(int slot, pid_t pid) override;
+  void on_chunk_started(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) override;
+  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                     std::chrono::nanoseconds elapsed) override;
+  void on_failure(const FailureRecord& f) override;
+
+  /// Closes the JSON array and the file; throws SystemError naming the file if writing failed.
+  void finish();
+
+ private:
+  double micros(ChunkLedger::Clock::time_point t) const;
+  void emit(const std::string& event);
+  void name_track(int slot);
+
+  struct FileCloser {
+    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, FileCloser> file_;
+  std::string path_;
+  int pid_;
+  bool first_ = true;
+  ChunkLedger ledger_;
+  ChunkLedger::Clock::time_point t0_;
+  std::vector<bool> named_;
+};
+
+}  // namespace taskfarm::cli
