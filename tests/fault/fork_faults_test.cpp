@@ -62,3 +62,25 @@ TEST(ForkFaults, ChaosKillsDoNotChangeResults) {
   }
   EXPECT_GT(kills, 0u) << "the chaos monkey never struck: the test proved nothing";
 }
+
+// The README's fault-injection example, as users would write it in their own test suite.
+#include "taskfarm/chaos.hpp"
+
+TEST(ChaosHelpers, EachInjectedFaultIsReportedAndEverythingElseKept) {
+  using taskfarm::chaos::Fault;
+  const std::pair<Fault, FailureCause> cases[] = {{Fault::segfault, FailureCause::signal}, {Fault::abort, FailureCause::signal},
+                                                  {Fault::exit, FailureCause::exit}, {Fault::exception, FailureCause::exception},
+                                                  {Fault::hang, FailureCause::timeout}};
+  for (auto [fault, cause] : cases) {
+    PoolOptions o;
+    o.workers = 2;
+    o.retries = 1;
+    o.task_timeout = std::chrono::milliseconds(300);
+    Pool pool(o);
+    auto r = pool.try_map<double>(50, taskfarm::chaos::fault_at(13, fault, [](std::uint64_t i) { return i * 0.5; }));
+    ASSERT_EQ(r.failed, std::vector<std::uint64_t>{13}) << static_cast<int>(fault);
+    EXPECT_EQ(r.failures[0].cause, cause) << r.failures[0].describe();
+    for (std::uint64_t i = 0; i < 50; ++i)
+      if (i != 13) EXPECT_EQ(r.values[i], static_cast<double>(i) * 0.5);
+  }
+}
