@@ -89,7 +89,10 @@ int main_entry(const std::vector<std::string>& args) {
   CLI::App* clean = app.add_subcommand("clean", "Remove shared-memory segments left by dead masters");
   CLI::App* info = app.add_subcommand("info", "Show usable CPUs (affinity, cgroup quota), /dev/shm free space, limits");
 
-  const bool wants_run = std::find(ours.begin(), ours.end(), "run") != ours.end();
+  if (!ours.empty() && !ours.front().empty() && ours.front()[0] != '-' && ours.front() != "run" &&
+      ours.front() != "clean" && ours.front() != "info")
+    return usage_error("unknown command '" + ours.front() + "': taskfarm run, clean or info");
+  const bool wants_run = !ours.empty() && ours.front() == "run";
   try {
     std::vector<std::string> reversed(ours.rbegin(), ours.rend());
     app.parse(reversed);

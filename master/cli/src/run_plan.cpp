@@ -138,6 +138,13 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   plan.tasks = 1;
   for (auto e : plan.extent) plan.tasks *= e;
 
+  // --resume: the earlier run's record comes first; without it nothing else matters.
+  std::optional<EarlierRun> earlier;
+  if (o.resume) {
+    if (o.joblog.empty()) throw UsageError("--resume needs the --joblog of the earlier run");
+    earlier = read_joblog(o.joblog);
+  }
+
   // The output array.
   if (!o.dtype.empty() && !has_output) throw UsageError("--dtype needs --output");
   if (has_output) {
@@ -180,9 +187,8 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     plan.trace = o.trace;
   }
   plan.resume = o.resume;
-  if (o.resume) {
-    if (o.joblog.empty()) throw UsageError("--resume needs the --joblog of the earlier run");
-    plan.todo = plan_resume(read_joblog(o.joblog), plan.identity, o.joblog);
+  if (earlier) {
+    plan.todo = plan_resume(*earlier, plan.identity, o.joblog);
   } else {
     plan.todo.ranges = {{0, plan.tasks}};
   }

@@ -1,0 +1,181 @@
+// The records of a run: joblog lines and their reading back (what --resume trusts), the
+// ranges a resume runs, the checks that an earlier run is the same job, JSON strings, and
+// the chunk ledger that turns chunk reports into task rows.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "chunk_ledger.hpp"
+#include "joblog.hpp"
+#include "json.hpp"
+#include "resume.hpp"
+#include "usage_error.hpp"
+
+namespace taskfarm::cli {
+namespace {
+
+class TempFile {
+ public:
+  TempFile() : path_(::testing::TempDir() + "joblog-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++)) {}
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+  void write(const std::string& text) const { std::ofstream(path_, std::ios::binary) << text; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+};
+
+RunIdentity sample_identity() { return RunIdentity{{10, 3}, "/tmp/out x.npy", "int32", "10x3x4"}; }
+
+TEST(Joblog, IdentityLineRoundTrips) {
+  const RunIdentity id = sample_identity();
+  EXPECT_EQ(parse_identity(format_identity(id)), id);
+  EXPECT_EQ(parse_identity(format_identity(RunIdentity{{5}, "", "", ""})), (RunIdentity{{5}, "", "", ""}));
+  EXPECT_FALSE(parse_identity("index\tslot"));
+  EXPECT_FALSE(parse_identity("# taskfarm joblog 2\textent=5\toutput=\tdtype=\tshape="));
+  EXPECT_FALSE(parse_identity("# taskfarm joblog 1\textent=5x\toutput=\tdtype=\tshape="));
+}
+
+TEST(Joblog, RowsAreTenTabSeparatedColumns) {
+  std::string s;
+  JoblogRow row;
+  row.index = 7;
+  row.slot = 1;
+  row.pid = 1234;
+  row.start = 1700000000.25;
+  row.runtime = 0.5;
+  row.attempt = 2;
+  row.outcome = "failed";
+  row.signal = 11;
+  row.cause = "signal";
+  append_row(s, row);
+  EXPECT_EQ(s, "7\t1\t1234\t1700000000.250\t0.500000\t2\tfailed\t0\t11\tsignal\n");
+}
+
+TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
+  TempFile f;
+  {
+    JoblogFile log = JoblogFile::create(f.path(), RunIdentity{{6}, "", "", ""});
+    std::string rows;
+    for (std::uint64_t i : {0u, 2u, 3u}) {
+      JoblogRow r;
+      r.index = i;
+      append_row(rows, r);
+    }
+    JoblogRow retried;
+    retried.index = 4;
+    retried.outcome = "retried";
+    append_row(rows, retried);
+    rows += "5\t0\t1\t2.000\t0.1\t0\tok";  // a master killed mid-write: no '\n'
+    log.write(rows);
+  }
+  const EarlierRun run = read_joblog(f.path());
+  EXPECT_EQ(run.identity.extent, std::vector<std::uint64_t>{6});
+  EXPECT_EQ(run.done, (std::vector<bool>{true, false, true, true, false, false}));
+  EXPECT_EQ(run.done_count, 3u);
+}
+
+TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
+  TempFile f;
+  JoblogFile::create(f.path(), RunIdentity{{3}, "", "", ""});
+  {
+    JoblogFile log = JoblogFile::append(f.path());
+    std::string rows;
+    JoblogRow r;
+    r.index = 1;
+    append_row(rows, r);
+    log.write(rows);
+  }
+  EXPECT_EQ(read_joblog(f.path()).done, (std::vector<bool>{false, true, false}));
+}
+
+TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
+  TempFile f;
+  EXPECT_THROW(read_joblog(f.path()), UsageError);  // missing
+  f.write("Seq\tHost\tStarttime\n1\t:\t0\n");   // GNU parallel's
+  EXPECT_THROW(read_joblog(f.path()), UsageError);
+  f.write(format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" +
+          "9\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\n");  // index outside [0, 3)
+  EXPECT_THROW(read_joblog(f.path()), UsageError);
+}
+
+TEST(Resume, MissingRangesAreTheGaps) {
+  EXPECT_EQ(missing_ranges({}), IndexRanges{});
+  EXPECT_EQ(missing_ranges({true, true}), IndexRanges{});
+  EXPECT_EQ(missing_ranges({false, false}), (IndexRanges{{0, 2}}));
+  EXPECT_EQ(missing_ranges({true, false, false, true, false}), (IndexRanges{{1, 3}, {4, 5}}));
+}
+
+TEST(Resume, RefusesAnotherJobNamingTheDifference) {
+  EarlierRun earlier;
+  earlier.identity = sample_identity();
+  earlier.done = std::vector<bool>(30, true);
+  earlier.done[4] = false;
+  earlier.done_count = 29;
+  const ResumePlan plan = plan_resume(earlier, sample_identity(), "j.tsv");
+  EXPECT_EQ(plan.ranges, (IndexRanges{{4, 5}}));
+  EXPECT_EQ(plan.done, 29u);
+
+  auto message = [&](RunIdentity now) {
+    try {
+      plan_resume(earlier, now, "j.tsv");
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  RunIdentity other = sample_identity();
+  other.extent = {30};
+  EXPECT_NE(message(other).find("index space 10x3, this run 30"), std::string::npos) << message(other);
+  other = sample_identity();
+  other.output = "/tmp/else.npy";
+  EXPECT_NE(message(other).find("wrote '/tmp/out x.npy', this run '/tmp/else.npy'"), std::string::npos);
+  other = sample_identity();
+  other.dtype = "float64";
+  EXPECT_NE(message(other).find("made a int32 10x3x4 output"), std::string::npos);
+}
+
+TEST(Json, EscapesControlsQuotesAndBadUtf8) {
+  EXPECT_EQ(json_string("plain"), "\"plain\"");
+  EXPECT_EQ(json_string("a\"b\\c\nd\te\x01"), "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
+  EXPECT_EQ(json_string("caf\xc3\xa9 \xe2\x82\xac"), "\"caf\xc3\xa9 \xe2\x82\xac\"");  // valid UTF-8 kept
+  EXPECT_EQ(json_string("\xff\xc3"), "\"\\ufffd\\ufffd\"");
+  EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate is not UTF-8
+}
+
+TEST(ChunkLedger, FailedIndicesAreTakenOnlyByTheirOwnAttempt) {
+  ChunkLedger ledger;
+  ledger.task_failed(5, 0);
+  ledger.task_failed(7, 1);
+  EXPECT_EQ(ledger.take_failed(0, 10, 0), std::vector<std::uint64_t>{5});
+  EXPECT_EQ(ledger.take_failed(0, 10, 0), std::vector<std::uint64_t>{});  // forgotten
+  EXPECT_EQ(ledger.take_failed(0, 7, 1), std::vector<std::uint64_t>{});   // outside
+  EXPECT_EQ(ledger.take_failed(7, 8, 1), std::vector<std::uint64_t>{7});
+}
+
+TEST(ChunkLedger, PiecesOfOneWorkerDoNotOverlap) {
+  using namespace std::chrono_literals;
+  ChunkLedger ledger;
+  const auto t0 = ChunkLedger::Clock::now();
+  ledger.worker_started(0, t0);
+  ledger.chunk_dispatched(0, 0, 0, t0);
+  ledger.chunk_dispatched(0, 10, 0, t0);
+  // Both reported in one batch at t0 + 10ms, each having run 4ms.
+  const auto [s1, e1] = ledger.place_done(0, 0, 0, true, 4ms, t0 + 10ms);
+  const auto [s2, e2] = ledger.place_done(0, 10, 0, true, 4ms, t0 + 10ms);
+  EXPECT_EQ(e1 - s1, 4ms);
+  EXPECT_EQ(e2 - s2, 4ms);
+  EXPECT_LE(e1, s2);
+  // A chunk cannot start before it was handed out.
+  ledger.chunk_dispatched(0, 20, 0, t0 + 50ms);
+  const auto [s3, e3] = ledger.place_done(0, 20, 0, true, 1ms, t0 + 51ms);
+  EXPECT_GE(s3, t0 + 50ms);
+  EXPECT_EQ(e3 - s3, 1ms);
+  // A death: the chunk ran from when the previous piece ended.
+  EXPECT_EQ(ledger.place_death(0, 30, 0, t0 + 60ms), e3);
+}
+
+}  // namespace
+}  // namespace taskfarm::cli

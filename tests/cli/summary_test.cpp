@@ -1,0 +1,103 @@
+// The end of a run: the exit-status table and the summary's wording of what is missing.
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "summary.hpp"
+
+namespace taskfarm::cli {
+namespace {
+
+RunReport report(std::uint64_t tasks, std::uint64_t failed) {
+  RunReport r;
+  r.tasks = tasks;
+  r.succeeded = tasks - failed;
+  r.workers = 2;
+  r.wall = std::chrono::seconds(2);
+  for (std::uint64_t i = 0; i < failed; ++i) {
+    FailureRecord f;
+    f.cause = FailureCause::signal;
+    f.signal = SIGSEGV;
+    f.index = i * 2;
+    f.final = true;
+    r.failures.push_back(f);
+  }
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(ExitStatus, FollowsTheTable) {
+  EXPECT_EQ(exit_status(report(10, 0), 0), 0);
+  EXPECT_EQ(exit_status(report(10, 1), 0), 1);
+  EXPECT_EQ(exit_status(report(300, 100), 0), 100);
+  EXPECT_EQ(exit_status(report(300, 101), 0), 101);
+  EXPECT_EQ(exit_status(report(300, 250), 0), 101);
+  RunReport farm = report(10, 0);
+  farm.succeeded = 0;
+  farm.farm_error = "workers keep failing";
+  EXPECT_EQ(exit_status(farm, 0), 3);
+  RunReport stopped = report(10, 2);
+  stopped.interrupted = true;
+  EXPECT_EQ(exit_status(stopped, SIGINT), 130);
+  EXPECT_EQ(exit_status(stopped, SIGTERM), 143);
+  RunReport short_run = report(10, 0);
+  short_run.succeeded = 9;  // a task neither done nor failed, with no reason given
+  EXPECT_EQ(exit_status(short_run, 0), 3);
+}
+
+TEST(Summary, IndexRangesAreCompressedAndCapped) {
+  EXPECT_EQ(format_index_ranges({}), "");
+  EXPECT_EQ(format_index_ranges({3}), "3");
+  EXPECT_EQ(format_index_ranges({3, 7, 8, 9, 12}), "3, 7-9, 12");
+  EXPECT_EQ(format_index_ranges({1, 3, 5, 7}, 2), "1, 3, ... (2 more)");
+}
+
+TEST(Summary, SaysWhatFailedAndThatTheOutputIsIncomplete) {
+  SummaryContext c;
+  c.total = 40;
+  c.output = "out.npy";
+  c.joblog = "j.tsv";
+  c.resume_hint = "taskfarm run --resume ...";
+  const std::string s = format_summary(report(40, 2), c);
+  EXPECT_TRUE(contains(s, "taskfarm: 40 tasks: 38 succeeded, 2 failed, 0 retries, 2 workers, 2.000 s, 19.0 tasks/s\n")) << s;
+  EXPECT_TRUE(contains(s, "failure: ")) << s;
+  EXPECT_TRUE(contains(s, "SIGSEGV")) << s;
+  EXPECT_TRUE(contains(s, "failed indices: 0, 2\n")) << s;
+  EXPECT_TRUE(contains(s, "out.npy is INCOMPLETE: 2 of 40 tasks missing; to compute only those: taskfarm run --resume")) << s;
+}
+
+TEST(Summary, ListsTwentyFailuresAndCountsTheRest) {
+  SummaryContext c;
+  c.total = 100;
+  const std::string s = format_summary(report(100, 25), c);
+  std::size_t n = 0;
+  for (std::size_t p = s.find("failure: "); p != std::string::npos; p = s.find("failure: ", p + 1)) ++n;
+  EXPECT_EQ(n, 20u);
+  EXPECT_TRUE(contains(s, "... and 5 more failures")) << s;
+}
+
+TEST(Summary, SaysAnInterruptionAndWhatIsNotDone) {
+  RunReport r = report(50, 0);
+  r.succeeded = 20;
+  r.interrupted = true;
+  SummaryContext c;
+  c.total = 50;
+  c.stop_signal = SIGTERM;
+  c.output = "o.npy";
+  const std::string s = format_summary(r, c);
+  EXPECT_TRUE(contains(s, "interrupted by SIGTERM: 30 of 50 tasks not done")) << s;
+  EXPECT_TRUE(contains(s, "o.npy is INCOMPLETE: 30 of 50 tasks missing; add --joblog")) << s;
+}
+
+TEST(Summary, CompleteRunSaysNothingMissing) {
+  SummaryContext c;
+  c.total = 10;
+  c.output = "o.npy";
+  const std::string s = format_summary(report(10, 0), c);
+  EXPECT_FALSE(contains(s, "INCOMPLETE")) << s;
+  EXPECT_FALSE(contains(s, "failure")) << s;
+}
+
+}  // namespace
+}  // namespace taskfarm::cli

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# usage.sh MESSAGE ARGS...: `taskfarm ARGS` is refused: exit 2, one line on stderr naming the
+# culprit (containing MESSAGE), and nothing created: no segment of that master, no output file.
+# In ARGS, @W@ is this test's directory and @WORKER@ the test worker program.
+source "$(dirname "$0")/lib.sh"
+setup_workdir
+message=$1
+shift
+
+printf 'a\nb\n' >"$W/lines.txt"
+: >"$W/empty.txt"
+printf '#!/bin/sh\n' >"$W/not-executable"
+chmod 0644 "$W/not-executable"
+
+args=()
+for a in "$@"; do
+  a=${a//@W@/$W}
+  args+=("${a//@WORKER@/$CLI_WORKER}")
+done
+tf "${args[@]}" </dev/null
+expect_rc 2
+[ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "stderr is not one line"
+expect_stderr "$message"
+grep -q '^taskfarm: ' "$W/stderr" || fail "message does not start with 'taskfarm: '"
+expect_no_segments "$TF_PID"
+[ ! -e "$W/out.npy" ] || fail "bad input left an output file"
+[ "$(find "$W" -newer "$W/not-executable" -not -name stdout -not -name stderr -not -path "$W" | wc -l)" -eq 0 ] ||
+  fail "bad input created files: $(find "$W" -newer "$W/not-executable")"
