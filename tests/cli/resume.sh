@@ -64,7 +64,8 @@ assert (o[:k] == ref[:k]).all() and (o[k:] == 0).all()" "$W/o.npy" "$W/ref.npy" 
 after_failures() {
   tf run "${JOB[@]}" --retries 0 -- "$CLI_WORKER" --crash-at 10 --throw-at 20
   expect_rc 2
-  tf run "${JOB[@]}" --resume -- "$CLI_WORKER"
+  # --dtype and --shape may be left out: the existing output says them.
+  tf run --resume -j 2 --tasks "$N" --output "$W/o.npy" --joblog "$W/j.tsv" -- "$CLI_WORKER"
   expect_rc 0
   expect_stderr "2 tasks: 2 succeeded"
   expect_stderr "resumed: 58 of 60"

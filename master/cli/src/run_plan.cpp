@@ -88,8 +88,9 @@ void check_fresh_output(const std::string& path, const std::string& dir, DType d
                      format_bytes(avail) + " free");
 }
 
-/// --resume: the existing output must hold what this run asks for (or what it held before).
-void adopt_existing_output(OutputPlan& out, const RunOptions& o) {
+/// --resume: the existing output must hold what this run asks for; what it leaves out (--dtype,
+/// --shape) is taken from the file. The joblog's identity line is checked after this.
+void adopt_existing_output(OutputPlan& out, const RunOptions& o, bool shape_given) {
   struct stat st {};
   if (::stat(out.path.c_str(), &st) != 0)
     throw UsageError("--resume: output '" + o.output + "' does not exist (nothing to complete; run without --resume)");
@@ -100,9 +101,10 @@ void adopt_existing_output(OutputPlan& out, const RunOptions& o) {
     throw UsageError(std::string("--resume: ") + e.what());
   }
   const bool dtype_given = !o.dtype.empty();
-  if ((dtype_given && header.dtype != out.dtype) || header.shape != out.shape)
+  if ((dtype_given && header.dtype != out.dtype) || (shape_given && header.shape != out.shape))
     throw UsageError("--resume: '" + o.output + "' holds " + describe(header.dtype, header.shape) + ", not " +
-                     describe(dtype_given ? out.dtype : header.dtype, out.shape) + " as asked");
+                     describe(dtype_given ? out.dtype : header.dtype, shape_given ? out.shape : header.shape) +
+                     " as asked");
   out.dtype = header.dtype;
   out.shape = header.shape;
   out.reuse = true;
@@ -160,7 +162,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
       throw UsageError("--output needs --dtype (uint8 uint16 int32 int64 float32 float64)");
     }
     out.shape = shape ? *shape : Shape(plan.extent.begin(), plan.extent.end());
-    if (o.resume) adopt_existing_output(out, o);
+    if (o.resume) adopt_existing_output(out, o, shape.has_value());
     else check_fresh_output(out.path, dir, out.dtype, out.shape);
     plan.identity.output = out.path;
     plan.identity.dtype = std::string(dtype_name(out.dtype));

@@ -58,6 +58,10 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   s += p + plural(r.tasks, "task", "tasks") + ": " + std::to_string(r.succeeded) + " succeeded, " +
        std::to_string(failed.size()) + " failed, " + plural(r.retries, "retry", "retries") + ", " +
        plural(r.workers, "worker", "workers") + ", " + seconds(r.wall) + ", " + rate + "\n";
+  if (r.worker_deaths > 0)
+    s += p + plural(r.worker_deaths, "worker", "workers") + " died and " + (r.worker_deaths == 1 ? "was" : "were") +
+         " replaced" + (r.chaos_kills > 0 ? " (" + std::to_string(r.chaos_kills) + " killed by --chaos)" : std::string()) +
+         "\n";
   if (c.earlier_done > 0)
     s += p + "resumed: " + std::to_string(c.earlier_done) + " of " + std::to_string(c.total) +
          " tasks were done by the earlier run\n";
