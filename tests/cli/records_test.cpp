@@ -160,21 +160,23 @@ TEST(ChunkLedger, PiecesOfOneWorkerDoNotOverlap) {
   ChunkLedger ledger;
   const auto t0 = ChunkLedger::Clock::now();
   ledger.worker_started(0, t0);
-  ledger.chunk_dispatched(0, 0, 0, t0);
-  ledger.chunk_dispatched(0, 10, 0, t0);
+  ledger.chunk_dispatched(0, 0, 10, 0, t0);
+  ledger.chunk_dispatched(0, 10, 20, 0, t0);
   // Both reported in one batch at t0 + 10ms, each having run 4ms.
-  const auto [s1, e1] = ledger.place_done(0, 0, 0, true, 4ms, t0 + 10ms);
-  const auto [s2, e2] = ledger.place_done(0, 10, 0, true, 4ms, t0 + 10ms);
+  const auto [s1, e1] = ledger.place_done(0, 0, 10, 0, 4ms, t0 + 10ms);
+  const auto [s2, e2] = ledger.place_done(0, 10, 20, 0, 4ms, t0 + 10ms);
   EXPECT_EQ(e1 - s1, 4ms);
   EXPECT_EQ(e2 - s2, 4ms);
   EXPECT_LE(e1, s2);
-  // A chunk cannot start before it was handed out.
-  ledger.chunk_dispatched(0, 20, 0, t0 + 50ms);
-  const auto [s3, e3] = ledger.place_done(0, 20, 0, true, 1ms, t0 + 51ms);
+  // A chunk cannot start before it was handed out, nor can the pieces of one it is reported in.
+  ledger.chunk_dispatched(0, 20, 30, 0, t0 + 50ms);
+  const auto [s3, e3] = ledger.place_done(0, 20, 25, 0, 1ms, t0 + 51ms);
   EXPECT_GE(s3, t0 + 50ms);
   EXPECT_EQ(e3 - s3, 1ms);
+  const auto [s4, e4] = ledger.place_done(0, 25, 30, 0, 1ms, t0 + 51ms);
+  EXPECT_GE(s4, e3);
   // A death: the chunk ran from when the previous piece ended.
-  EXPECT_EQ(ledger.place_death(0, 30, 0, t0 + 60ms), e3);
+  EXPECT_EQ(ledger.place_death(0, 30, 0, t0 + 60ms), e4);
 }
 
 }  // namespace

@@ -85,6 +85,12 @@ nothing_left() {
   expect_rc 0
   expect_stderr "nothing to resume"
   cmp -s "$W/o.npy" "$W/before.npy" || fail "output changed"
+  tf run "${JOB[@]}" --resume --events -- "$CLI_WORKER"
+  expect_rc 0
+  py "
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert [e['event'] for e in ev] == ['start', 'end'] and ev[0]['already_done'] == 60, ev" "$W/stdout"
 }
 
 # mismatch MESSAGE ARGS...: a resume that does not match the earlier run: exit 2, output untouched.

@@ -9,6 +9,7 @@ shift
 
 printf 'a\nb\n' >"$W/lines.txt"
 : >"$W/empty.txt"
+"$PYTHON" -c "import numpy, sys; numpy.save(sys.argv[1], numpy.zeros(2))" "$W/in.npy" || fail "numpy"
 printf '#!/bin/sh\n' >"$W/not-executable"
 chmod 0644 "$W/not-executable"
 

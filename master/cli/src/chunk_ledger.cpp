@@ -14,8 +14,9 @@ void ChunkLedger::worker_started(int s, Clock::time_point now) {
   sl.dispatched.clear();
 }
 
-void ChunkLedger::chunk_dispatched(int s, std::uint64_t begin, std::uint32_t attempt, Clock::time_point now) {
-  slot(s).dispatched[{begin, attempt}] = now;
+void ChunkLedger::chunk_dispatched(int s, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                                   Clock::time_point now) {
+  slot(s).dispatched[{begin, attempt}] = Slot::Dispatched{end, now};
 }
 
 void ChunkLedger::task_failed(std::uint64_t index, std::uint32_t attempt) { failed_.insert({index, attempt}); }
@@ -34,18 +35,22 @@ std::vector<std::uint64_t> ChunkLedger::take_failed(std::uint64_t begin, std::ui
 }
 
 std::pair<ChunkLedger::Clock::time_point, ChunkLedger::Clock::time_point> ChunkLedger::place_done(
-    int s, std::uint64_t chunk_begin, std::uint32_t attempt, bool chunk_complete, std::chrono::nanoseconds elapsed,
+    int s, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt, std::chrono::nanoseconds elapsed,
     Clock::time_point now) {
   Slot& sl = slot(s);
-  const auto d = sl.dispatched.find({chunk_begin, attempt});
   Clock::time_point start = std::max(now - elapsed, sl.last_end);
-  if (d != sl.dispatched.end()) {
-    start = std::max(start, d->second);
-    if (chunk_complete) sl.dispatched.erase(d);
+  // The chunk this piece belongs to: the one handed out at the greatest begin <= the piece's.
+  auto d = sl.dispatched.upper_bound({begin, ~std::uint32_t{0}});
+  while (d != sl.dispatched.begin()) {
+    --d;
+    if (d->first.second != attempt || d->second.end < end) continue;
+    start = std::max(start, d->second.at);
+    if (d->second.end == end) sl.dispatched.erase(d);  // its last piece
+    break;
   }
-  const Clock::time_point end = start + elapsed;
-  sl.last_end = end;
-  return {start, end};
+  const Clock::time_point stop = start + elapsed;
+  sl.last_end = stop;
+  return {start, stop};
 }
 
 ChunkLedger::Clock::time_point ChunkLedger::place_death(int s, std::uint64_t chunk_begin, std::uint32_t attempt,
@@ -53,7 +58,7 @@ ChunkLedger::Clock::time_point ChunkLedger::place_death(int s, std::uint64_t chu
   Slot& sl = slot(s);
   Clock::time_point start = sl.last_end;
   if (const auto d = sl.dispatched.find({chunk_begin, attempt}); d != sl.dispatched.end())
-    start = std::max(start, d->second);
+    start = std::max(start, d->second.at);
   sl.dispatched.clear();
   sl.last_end = now;
   return std::min(start, now);

@@ -26,8 +26,9 @@ class ChunkLedger {
 
   /// A worker (re)started in `slot` at `now`: nothing of it ran before.
   void worker_started(int slot, Clock::time_point now);
-  /// A chunk [begin, ...) at `attempt` was handed to the worker in `slot` at `now`.
-  void chunk_dispatched(int slot, std::uint64_t begin, std::uint32_t attempt, Clock::time_point now);
+  /// The chunk [begin, end) at `attempt` was handed to the worker in `slot` at `now`.
+  void chunk_dispatched(int slot, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
+                        Clock::time_point now);
   /// `index` failed at `attempt` (FarmObserver::on_failure with an index).
   void task_failed(std::uint64_t index, std::uint32_t attempt);
 
@@ -35,10 +36,11 @@ class ChunkLedger {
   /// forgets them.
   std::vector<std::uint64_t> take_failed(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt);
 
-  /// When a piece that `slot` reports done at `now` after running `elapsed` ran: it started no
-  /// earlier than the slot's previous piece ended (Done messages come in batches).
-  std::pair<Clock::time_point, Clock::time_point> place_done(int slot, std::uint64_t chunk_begin,
-                                                             std::uint32_t attempt, bool chunk_complete,
+  /// When the piece [begin, end) of a chunk that `slot` reports done at `now` after running
+  /// `elapsed` ran: no earlier than the slot's previous piece ended (Done messages come in
+  /// batches), nor than its chunk was handed out. A chunk may be reported whole or in pieces.
+  std::pair<Clock::time_point, Clock::time_point> place_done(int slot, std::uint64_t begin, std::uint64_t end,
+                                                             std::uint32_t attempt,
                                                              std::chrono::nanoseconds elapsed,
                                                              Clock::time_point now);
   /// When the chunk that `slot` was running when its worker died at `now` started: after its
@@ -48,7 +50,11 @@ class ChunkLedger {
  private:
   struct Slot {
     Clock::time_point last_end{};
-    std::map<std::pair<std::uint64_t, std::uint32_t>, Clock::time_point> dispatched;  // (begin, attempt)
+    struct Dispatched {
+      std::uint64_t end;
+      Clock::time_point at;
+    };
+    std::map<std::pair<std::uint64_t, std::uint32_t>, Dispatched> dispatched;  // by (begin, attempt)
   };
   Slot& slot(int s) { return slots_[s]; }
 

@@ -12,13 +12,13 @@ double JoblogObserver::wall_seconds(ChunkLedger::Clock::time_point t) const {
 
 void JoblogObserver::on_worker_started(int slot, pid_t) { ledger_.worker_started(slot, ChunkLedger::Clock::now()); }
 
-void JoblogObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t, std::uint32_t attempt) {
-  ledger_.chunk_dispatched(slot, begin, attempt, ChunkLedger::Clock::now());
+void JoblogObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
+  ledger_.chunk_dispatched(slot, begin, end, attempt, ChunkLedger::Clock::now());
 }
 
 void JoblogObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end,
                                    std::uint32_t attempt, std::chrono::nanoseconds elapsed) {
-  const auto [start, stop] = ledger_.place_done(slot, begin, attempt, true, elapsed, ChunkLedger::Clock::now());
+  const auto [start, stop] = ledger_.place_done(slot, begin, end, attempt, elapsed, ChunkLedger::Clock::now());
   const std::vector<std::uint64_t> failed = ledger_.take_failed(begin, end, attempt);
   const std::uint64_t ran = end - begin;
   // Tasks of a chunk are timed together; each row gets the chunk's mean and its share of the span.

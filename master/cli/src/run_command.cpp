@@ -64,6 +64,12 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   const std::uint64_t todo = count(plan.todo.ranges);
   if (todo == 0) {
     std::cerr << "taskfarm: nothing to resume: all " << plan.tasks << " tasks were done by the earlier run\n";
+    if (plan.events) {  // a driving program still sees a start and an end
+      StdoutWriter out(nullptr);
+      EventsObserver events(out);
+      events.start(0, plan.tasks, plan.todo.done, 0, plan.program);
+      events.end(RunReport{}, exit_ok);
+    }
     return exit_ok;
   }
 

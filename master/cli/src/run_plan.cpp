@@ -110,6 +110,30 @@ void adopt_existing_output(OutputPlan& out, const RunOptions& o, bool shape_give
   out.reuse = true;
 }
 
+/// Two options naming the same file would destroy one another (--output over --input, a
+/// joblog over the output): refuse. Each written file is compared with every other file named.
+void check_distinct_files(const RunOptions& o) {
+  using Named = std::pair<const char*, const std::string*>;
+  const Named written[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace}};
+  const Named named[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace},
+                         {"--input", &o.input}, {"--input-lines", &o.input_lines}};
+  auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
+    return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+  };
+  for (std::size_t w = 0; w < std::size(written); ++w) {
+    const auto& [wopt, wpath] = written[w];
+    if (wpath->empty()) continue;
+    for (std::size_t n = w + 1; n < std::size(named); ++n) {
+      const auto& [opt, path] = named[n];
+      if (path->empty() || *path == "-") continue;
+      if (same(*wpath, *path))
+        throw UsageError(std::string(wopt) + " and " + opt + " name the same file '" + *wpath + "'");
+    }
+  }
+}
+
 }  // namespace
 
 RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& command, const PlanContext& ctx) {
@@ -118,6 +142,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   plan.program = resolve_program(command.front());
   plan.args.assign(command.begin() + 1, command.end());
   plan.farm = farm_options(o, ctx);
+  check_distinct_files(o);
 
   // The index space: --tasks, --input-lines, or (alone) --shape.
   const bool has_tasks = !o.tasks.empty(), has_lines = !o.input_lines.empty(), has_shape = !o.shape.empty();

@@ -70,13 +70,13 @@ void TraceObserver::on_worker_started(int slot, pid_t pid) {
        std::to_string(slot) + R"(,"ts":)" + fmt(micros(now)) + R"(,"args":{"pid":)" + std::to_string(pid) + "}}");
 }
 
-void TraceObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t, std::uint32_t attempt) {
-  ledger_.chunk_dispatched(slot, begin, attempt, ChunkLedger::Clock::now());
+void TraceObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
+  ledger_.chunk_dispatched(slot, begin, end, attempt, ChunkLedger::Clock::now());
 }
 
 void TraceObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
                                   std::chrono::nanoseconds elapsed) {
-  const auto [start, stop] = ledger_.place_done(slot, begin, attempt, true, elapsed, ChunkLedger::Clock::now());
+  const auto [start, stop] = ledger_.place_done(slot, begin, end, attempt, elapsed, ChunkLedger::Clock::now());
   const auto failed = ledger_.take_failed(begin, end, attempt);
   std::string failed_json = "[";
   for (std::size_t i = 0; i < failed.size(); ++i) failed_json += (i ? "," : "") + std::to_string(failed[i]);
