@@ -1,0 +1,146 @@
+// Issue 7, items 1 and 2: how fast the farm hands out trivial tasks.
+//  dispatch.*   chunk size 1, 2 workers: tasks/s of one map() / run() call, against the
+//               threads backend running the same Pool API.
+//  warm_pool.*  200,000 trivial items, auto chunking, on a pool that already ran once: what one
+//               call costs end to end (fork mode forks and reaps its workers in every call;
+//               program mode keeps them warm), against the serial loop.
+// Repetitions interleave subject and baseline, so both see the same machine load.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "kernels.hpp"
+#include "measure.hpp"
+#include "row.hpp"
+#include "taskfarm/farm.hpp"
+#include "taskfarm/pool.hpp"
+#include "taskfarm/shared_array.hpp"
+
+namespace taskfarm::bench {
+namespace {
+
+constexpr int kWorkers = 2;
+
+PoolOptions pool_options(Backend backend, std::uint64_t chunk) {
+  PoolOptions o;
+  o.workers = kWorkers;
+  o.chunk = chunk;
+  o.backend = backend;
+  return o;
+}
+
+/// Seconds for one Pool::map of n trivial items; checks the last value.
+double time_pool_map(Pool& pool, std::uint64_t n) {
+  const auto t0 = Clock::now();
+  std::vector<std::uint64_t> v = pool.map<std::uint64_t>(n, [](std::uint64_t i) { return trivial_value(i); });
+  const double s = seconds(t0, Clock::now());
+  if (v.size() != n || v[n - 1] != trivial_value(n - 1)) throw Error("map returned wrong values");
+  return s;
+}
+
+/// A warm program-mode farm of bench_worker store_index writing into its own output array.
+class ProgramFarm {
+ public:
+  ProgramFarm(std::uint64_t chunk, std::uint64_t n) : out_(SharedArray<std::int64_t>::create({n})) {
+    FarmOptions o;
+    o.workers = kWorkers;
+    o.chunk = chunk;
+    farm_.emplace(Farm::program(o, BENCH_WORKER, {"store_index"}));
+    job_.extent = {n};
+    job_.output_handle = out_.handle();
+    run_seconds();  // start the workers: later runs find them warm
+  }
+  double run_seconds() {
+    const auto t0 = Clock::now();
+    const RunReport r = farm_->run(job_);
+    const double s = seconds(t0, Clock::now());
+    const std::uint64_t n = job_.extent[0];
+    if (r.succeeded != n || static_cast<std::uint64_t>(out_.view()(n - 1)) != trivial_value(n - 1))
+      throw Error("program-mode run did not complete: " + std::to_string(r.succeeded) + " of " + std::to_string(n));
+    return s;
+  }
+
+ private:
+  SharedArray<std::int64_t> out_;
+  std::optional<Farm> farm_;
+  JobSpec job_;
+};
+
+void dispatch(const BenchArgs& args) {
+  Pool fork_pool(pool_options(Backend::fork, 1));
+  Pool threads_pool(pool_options(Backend::threads, 1));
+  // Size the calls from a pilot run so one repetition of the slowest takes ~0.4 s (0.05 quick).
+  const std::uint64_t pilot = args.pick<std::uint64_t>(20'000, 5'000);
+  const double pilot_rate = static_cast<double>(pilot) / time_pool_map(fork_pool, pilot);
+  const double want_s = args.pick(0.4, 0.05);
+  const auto n = static_cast<std::uint64_t>(std::clamp(pilot_rate * want_s, static_cast<double>(pilot), 4e6));
+  ProgramFarm program(1, n);
+  const int reps = args.reps_or(7, 2);
+
+  Samples fork_rate, program_rate, threads_rate;
+  const auto dn = static_cast<double>(n);
+  for (int r = 0; r < reps; ++r) {
+    fork_rate.add(dn / time_pool_map(fork_pool, n));
+    threads_rate.add(dn / time_pool_map(threads_pool, n));
+    program_rate.add(dn / program.run_seconds());
+  }
+  Row row{"dispatch.fork", "chunk 1, trivial task, 2 workers, Pool fork mode (one map call, fork and reap included)",
+          "tasks/s", "higher", fork_rate, "threads backend, same Pool API, chunk 1", threads_rate};
+  row.extra = {{"tasks_per_call", dn}};
+  emit(row);
+  row.name = "dispatch.program";
+  row.what = "chunk 1, trivial task, 2 workers, program mode (warm bench_worker processes)";
+  row.samples = program_rate;
+  emit(row);
+}
+
+void warm_pool(const BenchArgs& args) {
+  constexpr std::uint64_t n = 200'000;
+  Pool fork_pool(pool_options(Backend::fork, 0));
+  Pool threads_pool(pool_options(Backend::threads, 0));
+  time_pool_map(fork_pool, n);  // warm: the pool's result buffer and slot segments exist now
+  time_pool_map(threads_pool, n);
+  ProgramFarm program(0, n);
+  const int reps = args.reps_or(21, 5);
+
+  Samples fork_ms, program_ms, threads_ms, serial_ms;
+  for (int r = 0; r < reps; ++r) {
+    fork_ms.add(1e3 * time_pool_map(fork_pool, n));
+    program_ms.add(1e3 * program.run_seconds());
+    threads_ms.add(1e3 * time_pool_map(threads_pool, n));
+    const auto t0 = Clock::now();
+    std::vector<std::uint64_t> v(n);  // what map returns: a fresh vector
+    for (std::uint64_t i = 0; i < n; ++i) v[i] = trivial_value(i);
+    do_not_optimize(v.data());
+    serial_ms.add(ms_since(t0));
+  }
+  const std::string base = "serial loop into a fresh std::vector";
+  Row row{"warm_pool.fork", "200,000 trivial items, auto chunk, 2 workers: one Pool::map call (forks + reaps its workers)",
+          "ms", "lower", fork_ms, base, serial_ms};
+  row.extra = {{"items", static_cast<double>(n)}};
+  emit(row);
+  row.name = "warm_pool.program";
+  row.what = "200,000 trivial items, auto chunk, 2 warm program-mode workers: one Farm::run call";
+  row.samples = program_ms;
+  emit(row);
+  row.name = "warm_pool.threads";
+  row.what = "200,000 trivial items, auto chunk, threads backend (for reference: no processes)";
+  row.samples = threads_ms;
+  emit(row);
+}
+
+}  // namespace
+}  // namespace taskfarm::bench
+
+int main(int argc, char** argv) {
+  using namespace taskfarm::bench;
+  try {
+    const BenchArgs args = BenchArgs::parse(argc, argv);
+    dispatch(args);
+    warm_pool(args);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_dispatch: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,120 @@
+// Issue 7, item 3: start-up to first result with 2 workers.
+//  startup.fork          new Pool, imap_unordered over 2 trivial tasks: until the first result
+//                        reaches the sink (sweep of dead segments, slot segments, 2 forks,
+//                        handshake, first task). Pool teardown is not timed.
+//  startup.fork_reused   the same call on a Pool that already ran: fork mode forks its workers
+//                        in every call, so this is the per-call start cost.
+//  startup.program       new Farm::program of bench_worker (exec, handshake) to the first result.
+// Baseline: posix_spawn of bench_child, a trivial C++ program that exits, until it is reaped.
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <exception>
+#include <optional>
+
+#include "kernels.hpp"
+#include "measure.hpp"
+#include "row.hpp"
+#include "taskfarm/error.hpp"
+#include "taskfarm/farm.hpp"
+#include "taskfarm/pool.hpp"
+
+extern char** environ;
+
+namespace taskfarm::bench {
+namespace {
+
+constexpr int kWorkers = 2;
+
+PoolOptions pool_options() {
+  PoolOptions o;
+  o.workers = kWorkers;
+  return o;
+}
+
+/// Milliseconds from `t0` to the first result of a 2-task imap_unordered on `pool`.
+double first_result_ms(Pool& pool, Clock::time_point t0) {
+  std::optional<Clock::time_point> first;
+  pool.imap_unordered<std::uint64_t>(
+      2, [](std::uint64_t i) { return trivial_value(i); },
+      [&first](std::uint64_t, std::uint64_t&&) {
+        if (!first) first = Clock::now();
+      });
+  if (!first) throw Error("imap_unordered delivered no result");
+  return 1e3 * seconds(t0, *first);
+}
+
+class FirstResult final : public FarmObserver {
+ public:
+  void on_result(const IndexResult&) override {
+    if (!first) first = Clock::now();
+  }
+  std::optional<Clock::time_point> first;
+};
+
+double program_first_result_ms() {
+  FarmOptions o;
+  o.workers = kWorkers;
+  JobSpec job;
+  job.extent = {2};
+  job.results = ResultMode::blobs;
+  FirstResult obs;
+  const auto t0 = Clock::now();
+  Farm farm = Farm::program(o, BENCH_WORKER, {"set_result"});
+  farm.run(job, &obs);
+  if (!obs.first) throw Error("program mode delivered no result");
+  return 1e3 * seconds(t0, *obs.first);  // farm's destructor (stopping workers) is not timed
+}
+
+double posix_spawn_ms() {
+  char* argv[] = {const_cast<char*>(BENCH_CHILD), nullptr};
+  const auto t0 = Clock::now();
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, BENCH_CHILD, nullptr, nullptr, argv, environ) != 0) throw_errno("posix_spawn " BENCH_CHILD);
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) throw_errno("waitpid");
+  const double ms = ms_since(t0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("bench_child did not exit 0");
+  return ms;
+}
+
+void startup(const BenchArgs& args) {
+  const int reps = args.reps_or(31, 5);
+  Pool reused(pool_options());
+  first_result_ms(reused, Clock::now());  // its slot segments exist from now on
+  program_first_result_ms();               // page cache warm for bench_worker
+  posix_spawn_ms();
+  Samples cold, warm, program, spawn;
+  for (int r = 0; r < reps; ++r) {
+    {
+      const auto t0 = Clock::now();
+      Pool pool(pool_options());
+      cold.add(first_result_ms(pool, t0));
+    }
+    warm.add(first_result_ms(reused, Clock::now()));
+    program.add(program_first_result_ms());
+    spawn.add(posix_spawn_ms());
+  }
+  const std::string base = "posix_spawn of a trivial C++ program until reaped";
+  emit(Row("startup.fork", "new Pool, 2 workers: construction to first result of imap_unordered", "ms", "lower", cold,
+           base, spawn));
+  emit(Row("startup.fork_reused", "Pool that ran before, 2 workers (forks per call): call to first result", "ms",
+           "lower", warm, base, spawn));
+  emit(Row("startup.program", "new Farm::program, 2 bench_worker processes: construction to first result", "ms",
+           "lower", program, base, spawn));
+}
+
+}  // namespace
+}  // namespace taskfarm::bench
+
+int main(int argc, char** argv) {
+  using namespace taskfarm::bench;
+  try {
+    startup(BenchArgs::parse(argc, argv));
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_startup: %s\n", e.what());
+    return 1;
+  }
+}
