@@ -4,7 +4,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <iostream>
+#include <memory>
 
 #include "commands.hpp"
 #include "run_options.hpp"
@@ -38,6 +40,14 @@ constexpr const char* kRunFooter =
     "  taskfarm run --tasks 800 --output m.npy --dtype int32 --shape 800x800 -- example-mandelbrot --worker\n"
     "  ls *.txt | taskfarm run --input-lines - --keep-order -- my-worker\n"
     "  taskfarm run --resume --joblog j.tsv --tasks 800 --output m.npy ... -- ...   (after a crash)\n\n";
+
+/// `taskfarm run --help` shows where the worker command goes, which CLI11 cannot know.
+class RunFormatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App*, std::string) const override {
+    return "\nUsage: taskfarm run [OPTIONS] -- WORKER_PROGRAM [ARGS...]\n";
+  }
+};
 
 std::string shell_quote(const std::string& s) {
   const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -86,6 +96,7 @@ int main_entry(const std::vector<std::string>& args) {
   CLI::App* run = app.add_subcommand("run", "Run WORKER_PROGRAM on every task: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
   add_run_options(*run, run_options);
   run->footer(std::string(kRunFooter) + exit_status_help);
+  run->formatter(std::make_shared<RunFormatter>());
   CLI::App* clean = app.add_subcommand("clean", "Remove shared-memory segments left by dead masters");
   CLI::App* info = app.add_subcommand("info", "Show usable CPUs (affinity, cgroup quota), /dev/shm free space, limits");
 
