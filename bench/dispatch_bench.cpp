@@ -52,15 +52,30 @@ class ProgramFarm {
   }
   double run_seconds() {
     const auto t0 = Clock::now();
-    const RunReport r = farm_->run(job_);
+    const RunReport r = farm_->run(job_, &worker_time_);
     const double s = seconds(t0, Clock::now());
     const std::uint64_t n = job_.extent[0];
     if (r.succeeded != n || static_cast<std::uint64_t>(out_.view()(n - 1)) != trivial_value(n - 1))
       throw Error("program-mode run did not complete: " + std::to_string(r.succeeded) + " of " + std::to_string(n));
     return s;
   }
+  /// Nanoseconds per item inside the workers (their own chunk timings), over all runs so far.
+  double worker_ns_per_item() const {
+    return static_cast<double>(worker_time_.ns) / static_cast<double>(worker_time_.items);
+  }
+  void reset_worker_time() { worker_time_ = WorkerTime{}; }
 
  private:
+  /// Sums the workers' own chunk timings (Done messages): the per-item cost inside a worker.
+  struct WorkerTime final : FarmObserver {
+    std::uint64_t ns = 0, items = 0;
+    void on_chunk_done(int, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t,
+                       std::chrono::nanoseconds elapsed) override {
+      ns += static_cast<std::uint64_t>(elapsed.count());
+      items += end - begin;
+    }
+  };
+  WorkerTime worker_time_;
   SharedArray<std::int64_t> out_;
   std::optional<Farm> farm_;
   JobSpec job_;
@@ -103,16 +118,19 @@ void warm_pool(const BenchArgs& args) {
   ProgramFarm program(0, n);
   const int reps = args.reps_or(21, 5);
 
-  Samples fork_ms, program_ms, threads_ms, serial_ms;
+  Samples fork_ms, program_ms, threads_ms, serial_ms, worker_ns, serial_ns;
   for (int r = 0; r < reps; ++r) {
     fork_ms.add(1e3 * time_pool_map(fork_pool, n));
+    program.reset_worker_time();
     program_ms.add(1e3 * program.run_seconds());
+    worker_ns.add(program.worker_ns_per_item());
     threads_ms.add(1e3 * time_pool_map(threads_pool, n));
     const auto t0 = Clock::now();
     std::vector<std::uint64_t> v(n);  // what map returns: a fresh vector
     for (std::uint64_t i = 0; i < n; ++i) v[i] = trivial_value(i);
     do_not_optimize(v.data());
     serial_ms.add(ms_since(t0));
+    serial_ns.add(serial_ms.values().back() * 1e6 / static_cast<double>(n));
   }
   const std::string base = "serial loop into a fresh std::vector";
   Row row{"warm_pool.fork", "200,000 trivial items, auto chunk, 2 workers: one Pool::map call (forks + reaps its workers)",
@@ -127,6 +145,10 @@ void warm_pool(const BenchArgs& args) {
   row.what = "200,000 trivial items, auto chunk, threads backend (for reference: no processes)";
   row.samples = threads_ms;
   emit(row);
+  Row per_item("warm_pool.worker_ns_per_item",
+               "inside a program-mode worker: ns per trivial item (its own chunk timings, warm_pool.program)", "ns",
+               "lower", worker_ns, "serial loop, ns per item", serial_ns);
+  emit(per_item);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "row.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -45,12 +46,20 @@ double statistic(const Samples& s, const std::string& which) {
   return which == "p99" ? s.percentile(99) : s.median();
 }
 
+// The best repetition: what the quantity reaches when the shared machine leaves it alone.
+double best(const Samples& s, const std::string& better) {
+  if (s.empty()) return NAN;
+  const auto& v = s.values();
+  return better == "lower" ? *std::min_element(v.begin(), v.end()) : *std::max_element(v.begin(), v.end());
+}
+
 }  // namespace
 
 void emit(const Row& r) {
   std::string line = "{\"name\":" + quote(r.name) + ",\"what\":" + quote(r.what) + ",\"unit\":" + quote(r.unit) +
                      ",\"better\":" + quote(r.better) + ",\"statistic\":" + quote(r.statistic) +
                      ",\"value\":" + number(statistic(r.samples, r.statistic)) +
+                     ",\"best\":" + number(best(r.samples, r.better)) +
                      ",\"repetitions\":" + std::to_string(r.samples.size()) + ",\"samples\":" + array(r.samples) +
                      ",\"baseline\":" + quote(r.baseline) +
                      ",\"baseline_value\":" + number(statistic(r.baseline_samples, r.statistic)) +
