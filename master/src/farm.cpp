@@ -204,8 +204,8 @@ struct Farm::Impl {
 
   void handle(std::size_t i, const proto::Message& m) {
     SlotRun& s = slots[i];
-    if (const auto* h = std::get_if<proto::Hello>(&m)) {
-      if (s.hello || h->pid != s.proc->pid()) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(h->pid) + ")");
+    if (const auto* hello = std::get_if<proto::Hello>(&m)) {
+      if (s.hello || hello->pid != s.proc->pid()) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(hello->pid) + ")");
       s.hello = true;
     } else if (const auto* d = std::get_if<proto::Done>(&m)) {
       if (!s.hello || d->job_id != job_id) throw proto::ProtocolError("Done for job " + std::to_string(d->job_id) + ", expected " + std::to_string(job_id));

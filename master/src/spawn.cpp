@@ -8,24 +8,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-// Boost.Process 1.81 with std::filesystem forgets two includes of its own (and an .ipp below).
-#define BOOST_PROCESS_USE_STD_FS 1
-#include <boost/optional.hpp>
-#include <boost/type_traits.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/process/v2/environment.hpp>
-#include <boost/process/v2/impl/environment.ipp>  // 1.81's header-only mode leaves it out
-#include <boost/process/v2/posix/bind_fd.hpp>
-#include <boost/process/v2/posix/vfork_launcher.hpp>
-#include <boost/process/v2/process.hpp>
-#include <boost/process/v2/stdio.hpp>
+#include <spawn.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "taskfarm/detail/worker_loop.hpp"
-
-namespace bp = boost::process::v2;
 
 namespace taskfarm {
 namespace {
@@ -59,16 +48,6 @@ void setup_child(pid_t master, const SpawnLimits& limits) noexcept {
     ::setrlimit(RLIMIT_AS, &rl);
   }
 }
-
-// Boost.Process initializer: our child set-up, after Boost's own fd work.
-struct ChildSetup {
-  pid_t master;
-  const SpawnLimits* limits;
-  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&, const char* const*) {
-    setup_child(master, *limits);
-    return {};
-  }
-};
 
 }  // namespace
 
@@ -136,31 +115,52 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
   const std::string exe = resolve_program(program);
   auto [master_end, worker_end] = Channel::make_pair();
   UniqueFd child_fd = worker_end.release();
-  if (child_fd.get() == kChannelFd) {  // dup2(3, 3) would keep close-on-exec: move it first
-    child_fd.reset(::fcntl(child_fd.get(), F_DUPFD_CLOEXEC, 10));
-    if (!child_fd) throw_errno("dup of a worker channel");
-  }
   Pipe err = make_stderr_pipe();
   const pid_t master = ::getpid();
 
   std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "TASKFARM_WORKER=", 16) == 0) continue;
-    env.emplace_back(*e);
-  }
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, "TASKFARM_WORKER=", 16) != 0) env.emplace_back(*e);
   for (const auto& [k, v] : limits.env)
     if (std::getenv(k.c_str()) == nullptr) env.push_back(k + "=" + v);
-  env.push_back("TASKFARM_WORKER=" + std::to_string(kChannelFd) + ":" + slot.name() + ":" + std::to_string(master));
+  // The worker runtime binds itself to this pid (PR_SET_PDEATHSIG + getppid check) and
+  // applies the memory limit before it serves anything.
+  env.push_back("TASKFARM_WORKER=" + std::to_string(kChannelFd) + ":" + slot.name() + ":" + std::to_string(master) +
+                ":" + std::to_string(limits.memory_limit));
+  std::vector<char*> envp, argv;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string argv0 = exe;
+  argv.push_back(argv0.data());
+  std::vector<std::string> arg_copy = args;
+  for (auto& a : arg_copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
 
-  boost::asio::io_context ctx;
-  bp::error_code ec;
-  bp::posix::vfork_launcher launch;
-  auto proc = launch(ctx, ec, exe, args, bp::process_environment(env),
-                     bp::process_stdio{{}, {}, err.write.get()}, bp::posix::bind_fd(kChannelFd, child_fd.get()),
-                     ChildSetup{master, &limits});
-  if (ec) throw SpawnError("cannot start worker program " + exe + ": " + ec.message(), ec.value());
-  const pid_t pid = proc.id();
-  proc.detach();  // we reap through our own pidfd: exactly one reaper
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  ::posix_spawn_file_actions_init(&fa);
+  ::posix_spawnattr_init(&attr);
+  // dup2 clears close-on-exec on the target; dup2(fd, fd) would not, hence the adddup2 only
+  // when the numbers differ and an explicit flag otherwise.
+  if (child_fd.get() != kChannelFd) ::posix_spawn_file_actions_adddup2(&fa, child_fd.get(), kChannelFd);
+  else ::fcntl(child_fd.get(), F_SETFD, 0);
+  ::posix_spawn_file_actions_adddup2(&fa, err.write.get(), STDERR_FILENO);
+  ::posix_spawnattr_setpgroup(&attr, 0);  // its own process group: killpg reaches its children
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  ::posix_spawnattr_setsigmask(&attr, &none);
+  ::posix_spawnattr_setsigdefault(&attr, &all);
+  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), envp.data());
+  ::posix_spawn_file_actions_destroy(&fa);
+  ::posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw SpawnError("cannot start worker program " + exe + ": " + std::strerror(rc), rc);
+  if (limits.memory_limit != 0) {  // also applied by the worker itself; this closes the window
+    const rlimit rl{limits.memory_limit, limits.memory_limit};
+    ::prlimit(pid, RLIMIT_AS, &rl, nullptr);
+  }
   err.write.reset();
   child_fd.reset();
   return WorkerProcess(pid, open_pidfd(pid), std::move(master_end), std::move(err.read), std::move(slot));

@@ -1,5 +1,5 @@
 // Starting workers: forked (fork mode, running a function in the child) or as programs
-// (Boost.Process v2, vfork + exec). Both give the child its own process group, bind its life
+// (posix_spawn; see docs/design.md for why not Boost.Process v2 1.81). Both give the child its own process group, bind its life
 // to the master's (PR_SET_PDEATHSIG), apply the memory limit and thread-count environment,
 // wire stderr to a pipe and the channel to fd 3. The only code that forks or execs.
 #pragma once

@@ -15,8 +15,9 @@ TEST(ForkFaults, SegfaultingIndexIsIsolatedAndEveryOtherResultKept) {
     return static_cast<int>(i) * 3;
   });
   EXPECT_EQ(r.failed, std::vector<std::uint64_t>{7});
-  for (int i = 0; i < 40; ++i)
-    if (i != 7) EXPECT_EQ(r.values[static_cast<std::size_t>(i)], i * 3);
+  for (int i = 0; i < 40; ++i) {
+    if (i != 7) { EXPECT_EQ(r.values[static_cast<std::size_t>(i)], i * 3); }
+  }
   ASSERT_EQ(r.failures.size(), 1u);
   EXPECT_EQ(r.failures[0].signal, SIGSEGV);
   EXPECT_FALSE(r.ok(7));
@@ -54,7 +55,7 @@ TEST(ForkFaults, ChaosKillsDoNotChangeResults) {
   std::uint64_t kills = 0;
   for (int round = 0; round < 10 && kills < 20; ++round) {
     auto got = pool.map<std::uint64_t>(serial.size(), [](std::uint64_t i) {
-      for (volatile int k = 0; k < 2000; ++k) {}
+      for (int k = 0; k < 2000; ++k) asm volatile("" ::"r"(k));  // a little work per task
       return i * 7 + 1;
     });
     ASSERT_EQ(got, serial);
@@ -77,10 +78,11 @@ TEST(ChaosHelpers, EachInjectedFaultIsReportedAndEverythingElseKept) {
     o.retries = 1;
     o.task_timeout = std::chrono::milliseconds(300);
     Pool pool(o);
-    auto r = pool.try_map<double>(50, taskfarm::chaos::fault_at(13, fault, [](std::uint64_t i) { return i * 0.5; }));
+    auto r = pool.try_map<double>(50, taskfarm::chaos::fault_at(13, fault, [](std::uint64_t i) { return static_cast<double>(i) * 0.5; }));
     ASSERT_EQ(r.failed, std::vector<std::uint64_t>{13}) << static_cast<int>(fault);
     EXPECT_EQ(r.failures[0].cause, cause) << r.failures[0].describe();
-    for (std::uint64_t i = 0; i < 50; ++i)
-      if (i != 13) EXPECT_EQ(r.values[i], static_cast<double>(i) * 0.5);
+    for (std::uint64_t i = 0; i < 50; ++i) {
+      if (i != 13) { EXPECT_EQ(r.values[i], static_cast<double>(i) * 0.5); }
+    }
   }
 }

@@ -36,8 +36,9 @@ Outcome run_fault(const std::string& fault, FarmOptions o = {}, std::uint64_t n 
 // Index 7 failed finally with `cause`; all 39 others hold i * i.
 const FailureRecord& expect_only_index_7_failed(const Outcome& r, FailureCause cause) {
   EXPECT_EQ(r.report.failed_indices(), std::vector<std::uint64_t>{7});
-  for (std::size_t i = 0; i < r.values.size(); ++i)
-    if (i != 7) EXPECT_EQ(r.values[i], static_cast<std::int64_t>(i * i)) << "index " << i;
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
+    if (i != 7) { EXPECT_EQ(r.values[i], static_cast<std::int64_t>(i * i)) << "index " << i; }
+  }
   EXPECT_EQ(r.report.succeeded, r.values.size() - 1);
   static FailureRecord none;
   for (const auto& f : r.report.failures)

@@ -1,5 +1,6 @@
 // Program mode: the worker program's entry. The master passes the channel as fd 3 and the
-// slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>").
+// slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>:<memory limit>").
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -94,13 +95,18 @@ int run_worker(std::map<std::string, Kernel> kernels) {
     return detail::kExitStartedByHand;
   }
   int fd = -1, master = 0;
+  unsigned long long memory_limit = 0;
   char name[256] = {};
-  if (std::sscanf(env, "%d:%255[^:]:%d", &fd, name, &master) != 3 || fd < 0) {
+  if (std::sscanf(env, "%d:%255[^:]:%d:%llu", &fd, name, &master, &memory_limit) < 3 || fd < 0) {
     std::fprintf(stderr, "taskfarm worker: malformed TASKFARM_WORKER='%s'\n", env);
     return detail::kExitSetupFailed;
   }
   ::unsetenv("TASKFARM_WORKER");  // programs the kernel starts are not workers
   detail::bind_to_parent(master);
+  if (memory_limit != 0) {
+    const rlimit rl{memory_limit, memory_limit};
+    ::setrlimit(RLIMIT_AS, &rl);
+  }
   ShmSegment slot;
   try {
     slot = ShmSegment::open(name, true);
