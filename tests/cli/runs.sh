@@ -143,7 +143,7 @@ assert any(e['event'] == 'worker' for e in ev)
 
 retried_crash() {  # a worker crash on the first attempt of index 5: retried, recorded, exit 0
   tf run -j 2 --chunk 2 --tasks 30 --output "$W/r.npy" --dtype int64 --joblog "$W/j.tsv" \
-    -- "$CLI_WORKER" --crash-once-at 5 --marker-dir "$W"
+    --trace "$W/t.json" -- "$CLI_WORKER" --crash-once-at 5 --marker-dir "$W"
   expect_rc 0
   expect_npy "$W/r.npy" int64 30
   expect_stderr "1 retry"
@@ -154,7 +154,35 @@ five = [r for r in rows if r[0] == '5']
 assert [r[6] for r in five] == ['retried', 'ok'], five
 assert five[0][7:] == ['0', '11', 'signal'] and five[0][5] == '0' and five[1][5] == '1', five
 " "$W/j.tsv"
+  py "
+import json, sys
+events = json.load(open(sys.argv[1]))
+crashed = [e for e in events if e.get('ph') == 'X' and e['args'].get('outcome') == 'crashed']
+assert len(crashed) == 1 and crashed[0]['args']['index'] == 5 and crashed[0]['args']['begin'] <= 5, crashed
+marks = [e for e in events if e.get('ph') == 'i' and e['name'] == 'crash: SIGSEGV at 5']
+assert len(marks) == 1 and marks[0]['tid'] == crashed[0]['tid'], marks
+" "$W/t.json"
   expect_clean_end
+}
+
+progress_lines() {  # --progress where stderr is no terminal: plain lines; by default: none
+  tf run -j 2 --tasks 50 --progress -- "$CLI_WORKER"
+  expect_rc 0
+  expect_stderr "taskfarm: 50/50 100%"
+  tf run -j 2 --tasks 50 -- "$CLI_WORKER"
+  expect_rc 0
+  grep -q "100%" "$W/stderr" && fail "progress shown though stderr is no terminal"
+  return 0
+}
+
+progress_lines() {  # --progress where stderr is no terminal: plain lines; by default: none
+  tf run -j 2 --tasks 50 --progress -- "$CLI_WORKER"
+  expect_rc 0
+  expect_stderr "taskfarm: 50/50 100%"
+  tf run -j 2 --tasks 50 -- "$CLI_WORKER"
+  expect_rc 0
+  grep -q "100%" "$W/stderr" && fail "progress shown though stderr is no terminal"
+  return 0
 }
 
 "$@"
