@@ -1,5 +1,6 @@
 #include "gaussian_filter.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -33,31 +34,49 @@ void correlate_reflect(std::span<const double> line, std::span<const double> wei
   for (std::size_t k = 0; k < ext.size(); ++k) {
     ext[k] = line[reflect_index(static_cast<std::ptrdiff_t>(k) - r, n)];
   }
-  const double* w = weights.data() + r;  // centred: w[-r .. r]
-  for (std::size_t k = 0; k < n; ++k) {
-    const double* x = ext.data() + k + static_cast<std::size_t>(r);
-    double acc = x[0] * w[0];
-    for (std::ptrdiff_t j = -r; j < 0; ++j) acc += (x[j] + x[-j]) * w[j];
-    out[k] = acc;
+  // All outputs advance together, one weight at a time: each out[k] still sees SciPy's order.
+  const double* x = ext.data() + r;  // x[k] = line[k], x[-r] and x[n-1+r] reflected
+  for (std::size_t k = 0; k < n; ++k) out[k] = x[k] * weights[static_cast<std::size_t>(r)];
+  for (std::ptrdiff_t d = r; d >= 1; --d) {
+    const double w = weights[static_cast<std::size_t>(r - d)];
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto at = static_cast<std::ptrdiff_t>(k);
+      out[k] += (x[at - d] + x[at + d]) * w;
+    }
   }
 }
 
 namespace {
 
-// One pass of the separable filter along `axis` of the C-order (rows, cols) image `img`,
-// in place; each result is rounded to float32 as SciPy stores it.
-void filter_axis(std::vector<float>& img, std::size_t rows, std::size_t cols, int axis,
-                 double sigma, double truncate) {
-  if (sigma <= 1e-15) return;  // SciPy skips such axes
-  const std::vector<double> w = gaussian_weights(sigma, truncate);
-  const std::size_t lines = axis == 0 ? cols : rows, length = axis == 0 ? rows : cols;
-  const std::size_t step = axis == 0 ? cols : 1, next = axis == 0 ? 1 : cols;
-  std::vector<double> line(length), out(length);
-  for (std::size_t l = 0; l < lines; ++l) {
-    float* p = img.data() + l * next;
-    for (std::size_t k = 0; k < length; ++k) line[k] = p[k * step];
-    correlate_reflect(line, w, out);
-    for (std::size_t k = 0; k < length; ++k) p[k * step] = static_cast<float>(out[k]);
+// Axis 0: correlate_reflect down every column, computed a row at a time so that memory is read
+// in order; per element the operations are the same, in the same order.
+void filter_columns(const std::vector<float>& in, std::vector<float>& out, std::size_t rows,
+                    std::size_t cols, std::span<const double> weights) {
+  const auto r = static_cast<std::ptrdiff_t>(weights.size() / 2);
+  std::vector<double> acc(cols);
+  for (std::size_t k = 0; k < rows; ++k) {
+    const float* x = &in[k * cols];
+    for (std::size_t c = 0; c < cols; ++c)
+      acc[c] = static_cast<double>(x[c]) * weights[static_cast<std::size_t>(r)];
+    for (std::ptrdiff_t d = r; d >= 1; --d) {
+      const auto at = static_cast<std::ptrdiff_t>(k);
+      const float* above = &in[reflect_index(at - d, rows) * cols];
+      const float* below = &in[reflect_index(at + d, rows) * cols];
+      const double w = weights[static_cast<std::size_t>(r - d)];
+      for (std::size_t c = 0; c < cols; ++c) acc[c] += (double{above[c]} + double{below[c]}) * w;
+    }
+    for (std::size_t c = 0; c < cols; ++c) out[k * cols + c] = static_cast<float>(acc[c]);
+  }
+}
+
+// Axis 1: correlate_reflect along every row.
+void filter_rows(const std::vector<float>& in, std::vector<float>& out, std::size_t rows,
+                 std::size_t cols, std::span<const double> weights) {
+  std::vector<double> line(cols), result(cols);
+  for (std::size_t k = 0; k < rows; ++k) {
+    std::copy_n(&in[k * cols], cols, line.begin());
+    correlate_reflect(line, weights, result);
+    for (std::size_t c = 0; c < cols; ++c) out[k * cols + c] = static_cast<float>(result[c]);
   }
 }
 
@@ -71,11 +90,19 @@ void gaussian_filter(taskfarm::ArrayView<const float> in, taskfarm::ArrayView<fl
                                 taskfarm::format_shape(out.shape()));
   }
   const std::size_t rows = in.shape()[0], cols = in.shape()[1];
-  std::vector<float> img(rows * cols);
-  in.copy_to(img.data());
-  filter_axis(img, rows, cols, 0, sigma.rows, truncate);
-  filter_axis(img, rows, cols, 1, sigma.cols, truncate);
-  out.copy_from(img.data());
+  std::vector<float> img(rows * cols), tmp(rows * cols);
+  // Row by row: a slice's rows are contiguous even when the slice itself is strided.
+  for (std::size_t r = 0; r < rows; ++r) in[r].copy_to(&img[r * cols]);
+  // Each pass rounds to float32, as SciPy stores float32 input's passes; sigma ~ 0 is skipped.
+  if (sigma.rows > 1e-15) {
+    filter_columns(img, tmp, rows, cols, gaussian_weights(sigma.rows, truncate));
+    img.swap(tmp);
+  }
+  if (sigma.cols > 1e-15) {
+    filter_rows(img, tmp, rows, cols, gaussian_weights(sigma.cols, truncate));
+    img.swap(tmp);
+  }
+  for (std::size_t r = 0; r < rows; ++r) out[r].copy_from(&img[r * cols]);
 }
 
 }  // namespace examples

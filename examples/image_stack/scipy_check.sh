@@ -1,6 +1,7 @@
 #!/bin/sh
 # Checks example-image-stack against scipy.ndimage.gaussian_filter.
-# usage: scipy_check.sh EXAMPLE PYTHON WORKDIR [example options...]
+# usage: scipy_check.sh EXAMPLE PYTHON WORKDIR [--random-input RxSxC] [example options...]
+# The stack is the example's default one, or uniform noise in [0, 1) (NumPy, seed 1).
 # SciPy cannot be apt-installed beside Boost 1.81 (python3-scipy pulls libboost-dev 1.74), so
 # it is unpacked privately into WORKDIR/scipy (apt-get download + dpkg -x, done once).
 # Exits 77 (the test's SKIP_RETURN_CODE) only if SciPy cannot be fetched.
@@ -25,7 +26,14 @@ fi
 
 name=$(echo "$*" | tr -c 'A-Za-z0-9\n' '_')
 in="$work/scipy-in$name.npy" out="$work/scipy-out$name.npy"
-"$example" --workers 2 --save-input "$in" --output "$out" "$@"
+if [ "${1:-}" = --random-input ]; then
+  "$python" -c "import numpy as np, sys; shape = tuple(int(e) for e in sys.argv[2].split('x'));
+np.save(sys.argv[1], np.random.default_rng(1).random(shape, dtype=np.float32))" "$in" "$2"
+  shift 2
+  "$example" --workers 2 --input "$in" --output "$out" "$@"
+else
+  "$example" --workers 2 --save-input "$in" --output "$out" "$@"
+fi
 # The sigma the example used: the last --sigma given, else its default 3,5.
 sigma=3,5
 prev=
