@@ -367,6 +367,10 @@ struct Farm::Impl {
     f.slot = static_cast<int>(i);
     f.pid = s.proc->pid();
     f.stderr_tail = s.proc->stderr_tail();
+    // A worker that crashed on its own (e.g. SIGSEGV while dumping core) after we decided to
+    // kill it died of its own cause, not ours.
+    const bool own_death = st.signaled && st.code != SIGTERM && st.code != SIGKILL;
+    if (s.kill_cause == FailureCause::timeout && own_death) s.kill_cause.reset();
     if (s.kill_cause) {
       f.cause = *s.kill_cause;
       f.message = s.kill_message;
