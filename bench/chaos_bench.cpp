@@ -30,7 +30,7 @@ void check(const RunReport& r, std::uint64_t n, const char* who) {
 }
 
 void chaos(const BenchArgs& args) {
-  const std::uint64_t n = args.pick<std::uint64_t>(3000, 400);  // 1.5 s (0.2 s) of work per run
+  const std::uint64_t n = args.pick<std::uint64_t>(2000, 400);  // 1 s (0.2 s) of work per run
   const int reps = args.reps_or(7, 1);
 
   FarmOptions fo;

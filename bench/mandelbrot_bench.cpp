@@ -32,7 +32,7 @@ void mandelbrot(const BenchArgs& args) {
   MandelbrotGrid grid;
   grid.size = args.pick<std::size_t>(1600, 400);
   const std::size_t n = grid.size;
-  const int reps = args.reps_or(5, 2);
+  const int reps = args.reps_or(7, 2);
 
   PoolOptions po;
   po.workers = kWorkers;
