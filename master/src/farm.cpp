@@ -248,10 +248,10 @@ struct Farm::Impl {
     sched->measured(end - begin, c.elapsed_ns);
     h->committed = end;
     deaths_without_progress = 0;
-    if (end == h->task.end) {
-      if (obs) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), h->task.begin, h->task.end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
-      s.held.erase(s.held.begin() + (h - &s.held.front()));
-    }
+    // Every committed piece is reported, so a joblog knows about it even if the worker dies
+    // before the rest of its chunk.
+    if (obs) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
+    if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
   }
 
   void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c) {
@@ -533,7 +533,8 @@ struct Farm::Impl {
     frontier = ranges.front().first;
     sched.emplace(std::move(sc));
     report.tasks = sched->total();
-    rng.seed(opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}());
+    // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
+    rng.seed((opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}()) + job_id);
     if (opt.chaos_rate > 0) schedule_chaos(Clock::now());
 
     try {

@@ -53,7 +53,7 @@ TEST(ForkFaults, ChaosKillsDoNotChangeResults) {
   std::vector<std::uint64_t> serial(20000);
   for (std::uint64_t i = 0; i < serial.size(); ++i) serial[i] = i * 7 + 1;
   std::uint64_t kills = 0;
-  for (int round = 0; round < 10 && kills < 20; ++round) {
+  for (int round = 0; round < 300 && kills < 20; ++round) {
     auto got = pool.map<std::uint64_t>(serial.size(), [](std::uint64_t i) {
       for (int k = 0; k < 2000; ++k) asm volatile("" ::"r"(k));  // a little work per task
       return i * 7 + 1;

@@ -77,7 +77,9 @@ class FarmObserver {
   virtual void on_worker_started(int /*slot*/, pid_t /*pid*/) {}
   virtual void on_chunk_started(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/,
                                 std::uint64_t /*end*/, std::uint32_t /*attempt*/) {}
-  /// A chunk committed: every index in [begin, end) except those reported failed is done.
+  /// A chunk (or a piece of one: [begin, end) within it) committed: every index in
+  /// [begin, end) except those reported failed is done. A chunk whose results fill the arena is
+  /// committed in several pieces; `elapsed` covers the piece.
   virtual void on_chunk_done(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/, std::uint64_t /*end*/,
                              std::uint32_t /*attempt*/, std::chrono::nanoseconds /*elapsed*/) {}
   /// Per-index results (ResultMode::blobs or capture_stdout); in index order if JobSpec::ordered.
