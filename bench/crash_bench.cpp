@@ -55,9 +55,11 @@ void kill_through(const UniqueFd& pidfd) {
 class CrashWatch final : public FarmObserver {
  public:
   void on_worker_started(int slot, pid_t pid) override {
+    const std::int64_t t = now_ns();
     std::lock_guard lock(mu_);
     pid_[static_cast<std::size_t>(slot)] = pid;
-    started_ns_[static_cast<std::size_t>(slot)] = now_ns();
+    started_ns_[static_cast<std::size_t>(slot)] = t;
+    if (victim_ != 0 && detect_ns_ != 0 && respawn_ns_ == 0) respawn_ns_ = t;
     cv_.notify_all();
   }
   void on_failure(const FailureRecord& f) override {
@@ -89,6 +91,7 @@ class CrashWatch final : public FarmObserver {
 
   struct Outcome {
     double detect_ms = 0, requeue_ms = 0;
+    double respawn_ms = -1;  ///< when the replacement worker was started, if before the requeue
     bool charged = false;
   };
   /// Kills `pid`, timing from just before the signal to the farm's reactions.
@@ -96,7 +99,7 @@ class CrashWatch final : public FarmObserver {
     const UniqueFd pidfd = open_pidfd(pid);
     std::unique_lock lock(mu_);
     victim_ = pid;
-    detect_ns_ = requeue_ns_ = 0;
+    detect_ns_ = requeue_ns_ = respawn_ns_ = 0;
     const std::int64_t kill_ns = now_ns();
     kill_through(pidfd);
     const bool seen = cv_.wait_for(lock, kEventWait, [&] { return detect_ns_ != 0 && (!charged_ || requeue_ns_ != 0); });
@@ -106,6 +109,7 @@ class CrashWatch final : public FarmObserver {
     o.detect_ms = static_cast<double>(detect_ns_ - kill_ns) / 1e6;
     o.charged = charged_;
     if (charged_) o.requeue_ms = static_cast<double>(requeue_ns_ - kill_ns) / 1e6;
+    if (respawn_ns_ != 0 && respawn_ns_ <= requeue_ns_) o.respawn_ms = static_cast<double>(respawn_ns_ - kill_ns) / 1e6;
     return o;
   }
 
@@ -115,7 +119,7 @@ class CrashWatch final : public FarmObserver {
   std::array<pid_t, kWorkers> pid_{};
   std::array<std::int64_t, kWorkers> started_ns_{};
   pid_t victim_ = 0;
-  std::int64_t detect_ns_ = 0, requeue_ns_ = 0;
+  std::int64_t detect_ns_ = 0, requeue_ns_ = 0, respawn_ns_ = 0;
   bool charged_ = false;
 };
 
@@ -149,7 +153,7 @@ void crash(const BenchArgs& args) {
   job.extent = {1'000'000'000};  // more than the kills will ever get through; stopped below
   CrashWatch watch;
 
-  Samples detect, requeue, bare;
+  Samples detect, requeue, bare, respawn;
   int uncharged = 0;
   std::exception_ptr killer_error;
   std::thread killer([&] {
@@ -162,6 +166,7 @@ void crash(const BenchArgs& args) {
         const CrashWatch::Outcome out = watch.kill_and_watch(pid);
         detect.add(out.detect_ms);
         if (out.charged) requeue.add(out.requeue_ms);
+        if (out.respawn_ms >= 0) respawn.add(out.respawn_ms);
         else ++uncharged;
       }
     } catch (...) {
@@ -175,6 +180,8 @@ void crash(const BenchArgs& args) {
 
   const std::vector<std::pair<std::string, double>> extra = {{"kills", static_cast<double>(kills)},
                                                              {"uncharged_kills", uncharged},
+                                                             {"replacement_started_before_requeue", static_cast<double>(respawn.size())},
+                                                             {"replacement_started_ms_median", respawn.median()},
                                                              {"worker_deaths", static_cast<double>(report.worker_deaths)}};
   const std::string base = "bare child: pidfd_send_signal(SIGKILL) until poll() on its pidfd returns";
   Row row("crash.detect", "program mode, 2 workers: SIGKILL of a busy worker until on_failure (median)", "ms", "lower",
