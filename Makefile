@@ -8,6 +8,8 @@ comma    := ,
 ifneq ($(SANITIZE),)
   TEST_BUILD := build-sanitize-$(subst $(comma),-,$(SANITIZE))
   TEST_FLAGS := -DCMAKE_BUILD_TYPE=Debug -DTASKFARM_SANITIZE=$(SANITIZE) -DTASKFARM_BUILD_BENCH=OFF
+  # The fault tests crash workers on purpose: let SIGSEGV kill them as it would without ASan.
+  export ASAN_OPTIONS := handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0
 else
   TEST_BUILD := $(BUILD)
   TEST_FLAGS := -DCMAKE_BUILD_TYPE=Release
