@@ -2,15 +2,15 @@
 // frame, 2 workers writing straight into a SharedArray. Rate = output bytes / call time (GB/s,
 // 10^9 B/s). The output array is created once, as a user's would be, outside the timing.
 // Baselines, in the same repetitions: one process memcpy-ing the 200 MiB into fresh memory
-// (a new anonymous mapping: every page faults) and into memory it already touched.
-#include <sys/mman.h>
-
+// (a new anonymous mapping: every page faults) and into memory it already touched. Both are
+// PrivateBuffers, which fork-mode calls in this process leave alone.
 #include <cstdio>
 #include <cstring>
 #include <exception>
 
 #include "kernels.hpp"
 #include "measure.hpp"
+#include "private_buffer.hpp"
 #include "row.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/farm.hpp"
@@ -21,23 +21,6 @@ namespace taskfarm::bench {
 namespace {
 
 constexpr int kWorkers = 2;
-
-/// An anonymous private mapping: fresh pages, owned here.
-class FreshMemory {
- public:
-  explicit FreshMemory(std::size_t bytes) : bytes_(bytes) {
-    p_ = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p_ == MAP_FAILED) throw_errno("mmap of " + std::to_string(bytes) + " bytes");
-  }
-  FreshMemory(const FreshMemory&) = delete;
-  FreshMemory& operator=(const FreshMemory&) = delete;
-  ~FreshMemory() { ::munmap(p_, bytes_); }
-  void* data() const noexcept { return p_; }
-
- private:
-  void* p_;
-  std::size_t bytes_;
-};
 
 void frames(const BenchArgs& args) {
   const std::size_t count = args.pick<std::size_t>(100, 10), side = 512, per_frame = side * side;
@@ -62,7 +45,8 @@ void frames(const BenchArgs& args) {
   job.output_handle = out.handle();
   farm.run(job);  // warm workers
 
-  std::vector<double> touched(count * per_frame, 1.0);
+  PrivateBuffer<double> touched(count * per_frame);
+  std::memset(touched.data(), 1, bytes);  // touched from now on
   auto poison = [&] {  // one element per frame, so a frame the farm skipped shows
     for (std::size_t f = 0; f < count; ++f) out[f].data()[per_frame / 2] = -1;
   };
@@ -89,7 +73,7 @@ void frames(const BenchArgs& args) {
     check("program mode");
 
     {
-      FreshMemory fresh(bytes);
+      PrivateBuffer<double> fresh(count * per_frame);
       t0 = Clock::now();
       std::memcpy(fresh.data(), in.data(), bytes);
       fresh_rate.add(gb / seconds(t0, Clock::now()));

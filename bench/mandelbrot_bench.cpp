@@ -12,6 +12,7 @@
 
 #include "kernels.hpp"
 #include "measure.hpp"
+#include "private_buffer.hpp"
 #include "row.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/farm.hpp"
@@ -23,7 +24,7 @@ namespace {
 
 constexpr int kWorkers = 2;
 
-void check_same(const std::vector<std::int32_t>& serial, const SharedArray<std::int32_t>& image, const char* who) {
+void check_same(const PrivateBuffer<std::int32_t>& serial, const SharedArray<std::int32_t>& image, const char* who) {
   if (std::memcmp(serial.data(), image.data(), serial.size() * sizeof(std::int32_t)) != 0)
     throw Error(std::string(who) + " image differs from the serial one");
 }
@@ -46,7 +47,7 @@ void mandelbrot(const BenchArgs& args) {
   Farm farm = Farm::program(fo, BENCH_WORKER, {"mandelbrot", std::to_string(grid.max_iter)});
 
   auto image = SharedArray<std::int32_t>::create({n, n});
-  std::vector<std::int32_t> serial(n * n);
+  PrivateBuffer<std::int32_t> serial(n * n);  // not write-protected by the fork-mode calls
   JobSpec job;
   job.extent = {n};
   job.output_handle = image.handle();

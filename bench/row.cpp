@@ -32,7 +32,7 @@ std::string quote(const std::string& s) {
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
+  std::snprintf(buf, sizeof buf, "%.10g", v);
   return buf;
 }
 
@@ -59,7 +59,7 @@ void emit(const Row& r) {
   std::string line = "{\"name\":" + quote(r.name) + ",\"what\":" + quote(r.what) + ",\"unit\":" + quote(r.unit) +
                      ",\"better\":" + quote(r.better) + ",\"statistic\":" + quote(r.statistic) +
                      ",\"value\":" + number(statistic(r.samples, r.statistic)) +
-                     ",\"best\":" + number(best(r.samples, r.better)) +
+                     ",\"best\":" + number(r.statistic == "p99" ? NAN : best(r.samples, r.better)) +
                      ",\"repetitions\":" + std::to_string(r.samples.size()) + ",\"samples\":" + array(r.samples) +
                      ",\"baseline\":" + quote(r.baseline) +
                      ",\"baseline_value\":" + number(statistic(r.baseline_samples, r.statistic)) +
