@@ -158,8 +158,8 @@ int main(int argc, char** argv) {
   using namespace taskfarm::bench;
   try {
     const BenchArgs args = BenchArgs::parse(argc, argv);
-    dispatch(args);
-    warm_pool(args);
+    if (args.wants("dispatch")) dispatch(args);
+    if (args.wants("warm_pool")) warm_pool(args);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_dispatch: %s\n", e.what());

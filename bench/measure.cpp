@@ -40,8 +40,10 @@ BenchArgs BenchArgs::parse(int argc, char** argv) {
       a.quick = true;
     } else if (arg == "--reps" && i + 1 < argc) {
       a.reps = std::atoi(argv[++i]);
+    } else if (arg == "--only" && i + 1 < argc) {
+      a.only = argv[++i];
     } else {
-      throw std::invalid_argument("unknown argument '" + std::string(arg) + "' (expected --quick, --reps N)");
+      throw std::invalid_argument("unknown argument '" + std::string(arg) + "' (expected --quick, --reps N, --only PART)");
     }
   }
   return a;

@@ -43,10 +43,15 @@ class Samples {
 /// Per-sample ratios a[i] / b[i] of two interleaved series of equal length.
 Samples ratios(const Samples& a, const Samples& b);
 
-/// What every bench program accepts: --quick (reduced sizes for smoke tests), --reps N.
+/// What every bench program accepts: --quick (reduced sizes for smoke tests), --reps N, and
+/// --only PART for programs that measure more than one thing (to profile one of them).
 struct BenchArgs {
   bool quick = false;
   int reps = 0;  ///< 0: the program's default for the mode
+  std::string only;  ///< empty: everything
+
+  /// Whether the part called `part` is to run.
+  bool wants(const std::string& part) const { return only.empty() || only == part; }
 
   static BenchArgs parse(int argc, char** argv);
   /// The repetition count to use: --reps if given, else `full` or `quick_reps`.
