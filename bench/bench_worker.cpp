@@ -18,8 +18,12 @@ namespace bench = taskfarm::bench;
 taskfarm::Kernel kernel_named(const std::string& name, long arg) {
   if (name == "noop") return [](TaskContext&) {};
   if (name == "store_index")
-    return [](TaskContext& t) { t.output_as<std::int64_t>()(t.index()) = static_cast<std::int64_t>(bench::trivial_value(t.index())); };
-  if (name == "set_result") return [](TaskContext& t) { t.set_result(bench::trivial_value(t.index())); };
+    return [](TaskContext& t) {
+      t.output_as<std::int64_t>()(t.index()) =
+          static_cast<std::int64_t>(bench::trivial_value(t.index()));
+    };
+  if (name == "set_result")
+    return [](TaskContext& t) { t.set_result(bench::trivial_value(t.index())); };
   if (name == "spin_us")
     return [arg](TaskContext&) { bench::spin_for(std::chrono::microseconds(arg)); };
   if (name == "sleep_ms")

@@ -26,7 +26,8 @@ struct Tally {
 
 void check(const RunReport& r, std::uint64_t n, const char* who) {
   if (r.succeeded != n || !r.failures.empty())
-    throw Error(std::string(who) + ": " + std::to_string(r.succeeded) + " of " + std::to_string(n) + " succeeded");
+    throw Error(std::string(who) + ": " + std::to_string(r.succeeded) + " of " + std::to_string(n) +
+                " succeeded");
 }
 
 void chaos(const BenchArgs& args) {
@@ -75,12 +76,14 @@ void chaos(const BenchArgs& args) {
     fork_tally.kills += static_cast<double>(stormy_pool.last_report().chaos_kills);
   }
   const std::string base = "the same run without kills, alternating";
-  Row row("chaos.program", "1 ms tasks, 2 warm program-mode workers, a SIGKILL every 100 ms (chaos_rate 10)",
+  Row row("chaos.program",
+          "1 ms tasks, 2 warm program-mode workers, a SIGKILL every 100 ms (chaos_rate 10)",
           "tasks/s", "higher", program_chaos, base, program_calm);
   row.extra = {{"tasks", dn}, {"kills_per_run", program_tally.kills / reps}};
   emit(row);
-  row = Row("chaos.fork", "1 ms tasks, 2 workers, Pool fork mode, a SIGKILL every 100 ms (chaos_rate 10)", "tasks/s",
-            "higher", fork_chaos, base, fork_calm);
+  row = Row("chaos.fork",
+            "1 ms tasks, 2 workers, Pool fork mode, a SIGKILL every 100 ms (chaos_rate 10)",
+            "tasks/s", "higher", fork_chaos, base, fork_calm);
   row.extra = {{"tasks", dn}, {"kills_per_run", fork_tally.kills / reps}};
   emit(row);
 }

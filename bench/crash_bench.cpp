@@ -38,7 +38,8 @@ constexpr int kTaskMs = 50;
 constexpr auto kEventWait = std::chrono::seconds(5);
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
 }
 
 UniqueFd open_pidfd(pid_t pid) {
@@ -48,7 +49,8 @@ UniqueFd open_pidfd(pid_t pid) {
 }
 
 void kill_through(const UniqueFd& pidfd) {
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0) throw_errno("pidfd_send_signal");
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0)
+    throw_errno("pidfd_send_signal");
 }
 
 /// What the farm reports, written on the farm's thread and read by the killer thread.
@@ -81,10 +83,12 @@ class CrashWatch final : public FarmObserver {
   /// Waits until worker `slot` has run for at least `settle`; returns its pid.
   pid_t busy_worker(std::size_t slot, std::chrono::milliseconds settle) {
     std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, kEventWait, [&] { return pid_[slot] != 0; })) throw Error("no worker in slot " + std::to_string(slot));
+    if (!cv_.wait_for(lock, kEventWait, [&] { return pid_[slot] != 0; }))
+      throw Error("no worker in slot " + std::to_string(slot));
     const std::int64_t ready = started_ns_[slot] + std::chrono::nanoseconds(settle).count();
     lock.unlock();
-    if (const std::int64_t wait = ready - now_ns(); wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+    if (const std::int64_t wait = ready - now_ns(); wait > 0)
+      std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
     lock.lock();
     return pid_[slot];
   }
@@ -102,14 +106,18 @@ class CrashWatch final : public FarmObserver {
     detect_ns_ = requeue_ns_ = respawn_ns_ = 0;
     const std::int64_t kill_ns = now_ns();
     kill_through(pidfd);
-    const bool seen = cv_.wait_for(lock, kEventWait, [&] { return detect_ns_ != 0 && (!charged_ || requeue_ns_ != 0); });
+    const bool seen = cv_.wait_for(
+        lock, kEventWait, [&] { return detect_ns_ != 0 && (!charged_ || requeue_ns_ != 0); });
     victim_ = 0;
-    if (!seen) throw Error("the farm did not report the death of worker pid " + std::to_string(pid) + " within 5 s");
+    if (!seen)
+      throw Error("the farm did not report the death of worker pid " + std::to_string(pid) +
+                  " within 5 s");
     Outcome o;
     o.detect_ms = static_cast<double>(detect_ns_ - kill_ns) / 1e6;
     o.charged = charged_;
     if (charged_) o.requeue_ms = static_cast<double>(requeue_ns_ - kill_ns) / 1e6;
-    if (respawn_ns_ != 0 && respawn_ns_ <= requeue_ns_) o.respawn_ms = static_cast<double>(respawn_ns_ - kill_ns) / 1e6;
+    if (respawn_ns_ != 0 && respawn_ns_ <= requeue_ns_)
+      o.respawn_ms = static_cast<double>(respawn_ns_ - kill_ns) / 1e6;
     return o;
   }
 
@@ -127,7 +135,8 @@ class CrashWatch final : public FarmObserver {
 double bare_child_ms() {
   char* argv[] = {const_cast<char*>(BENCH_CHILD), const_cast<char*>("wait"), nullptr};
   pid_t pid = 0;
-  if (::posix_spawn(&pid, BENCH_CHILD, nullptr, nullptr, argv, environ) != 0) throw_errno("posix_spawn " BENCH_CHILD);
+  if (::posix_spawn(&pid, BENCH_CHILD, nullptr, nullptr, argv, environ) != 0)
+    throw_errno("posix_spawn " BENCH_CHILD);
   const UniqueFd pidfd = open_pidfd(pid);
   std::this_thread::sleep_for(std::chrono::milliseconds(3));  // let it reach pause()
   const auto t0 = Clock::now();
@@ -146,7 +155,7 @@ void crash(const BenchArgs& args) {
   FarmOptions o;
   o.workers = kWorkers;
   o.chunk = 1;
-  o.retries = 1'000'000;            // kills are charged to indices: never let one finally fail
+  o.retries = 1'000'000;  // kills are charged to indices: never let one finally fail
   o.max_start_failures = 1'000'000;
   Farm farm = Farm::program(o, BENCH_WORKER, {"sleep_ms", std::to_string(kTaskMs)});
   JobSpec job;
@@ -162,12 +171,15 @@ void crash(const BenchArgs& args) {
       std::uniform_int_distribution<int> settle_ms(15, 40);  // after start, into a 50 ms task
       for (int k = 0; k < kills; ++k) {
         bare.add(bare_child_ms());
-        const pid_t pid = watch.busy_worker(static_cast<std::size_t>(k % kWorkers), std::chrono::milliseconds(settle_ms(rng)));
+        const pid_t pid = watch.busy_worker(static_cast<std::size_t>(k % kWorkers),
+                                            std::chrono::milliseconds(settle_ms(rng)));
         const CrashWatch::Outcome out = watch.kill_and_watch(pid);
         detect.add(out.detect_ms);
         if (out.charged) requeue.add(out.requeue_ms);
-        if (out.respawn_ms >= 0) respawn.add(out.respawn_ms);
-        else ++uncharged;
+        if (out.respawn_ms >= 0)
+          respawn.add(out.respawn_ms);
+        else
+          ++uncharged;
       }
     } catch (...) {
       killer_error = std::current_exception();
@@ -178,14 +190,17 @@ void crash(const BenchArgs& args) {
   killer.join();
   if (killer_error) std::rethrow_exception(killer_error);
 
-  const std::vector<std::pair<std::string, double>> extra = {{"kills", static_cast<double>(kills)},
-                                                             {"uncharged_kills", uncharged},
-                                                             {"replacement_started_before_requeue", static_cast<double>(respawn.size())},
-                                                             {"replacement_started_ms_median", respawn.median()},
-                                                             {"worker_deaths", static_cast<double>(report.worker_deaths)}};
-  const std::string base = "bare child: pidfd_send_signal(SIGKILL) until poll() on its pidfd returns";
-  Row row("crash.detect", "program mode, 2 workers: SIGKILL of a busy worker until on_failure (median)", "ms", "lower",
-          detect, base, bare);
+  const std::vector<std::pair<std::string, double>> extra = {
+      {"kills", static_cast<double>(kills)},
+      {"uncharged_kills", uncharged},
+      {"replacement_started_before_requeue", static_cast<double>(respawn.size())},
+      {"replacement_started_ms_median", respawn.median()},
+      {"worker_deaths", static_cast<double>(report.worker_deaths)}};
+  const std::string base =
+      "bare child: pidfd_send_signal(SIGKILL) until poll() on its pidfd returns";
+  Row row("crash.detect",
+          "program mode, 2 workers: SIGKILL of a busy worker until on_failure (median)", "ms",
+          "lower", detect, base, bare);
   row.extra = extra;
   emit(row);
   row.name = "crash.detect_p99";

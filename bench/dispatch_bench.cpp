@@ -32,7 +32,8 @@ PoolOptions pool_options(Backend backend, std::uint64_t chunk) {
 /// Seconds for one Pool::map of n trivial items; checks the last value.
 double time_pool_map(Pool& pool, std::uint64_t n) {
   const auto t0 = Clock::now();
-  std::vector<std::uint64_t> v = pool.map<std::uint64_t>(n, [](std::uint64_t i) { return trivial_value(i); });
+  std::vector<std::uint64_t> v =
+      pool.map<std::uint64_t>(n, [](std::uint64_t i) { return trivial_value(i); });
   const double s = seconds(t0, Clock::now());
   if (v.size() != n || v[n - 1] != trivial_value(n - 1)) throw Error("map returned wrong values");
   return s;
@@ -56,7 +57,8 @@ class ProgramFarm {
     const double s = seconds(t0, Clock::now());
     const std::uint64_t n = job_.extent[0];
     if (r.succeeded != n || static_cast<std::uint64_t>(out_.view()(n - 1)) != trivial_value(n - 1))
-      throw Error("program-mode run did not complete: " + std::to_string(r.succeeded) + " of " + std::to_string(n));
+      throw Error("program-mode run did not complete: " + std::to_string(r.succeeded) + " of " +
+                  std::to_string(n));
     return s;
   }
   /// Nanoseconds per item inside the workers (their own chunk timings), over all runs so far.
@@ -88,7 +90,8 @@ void dispatch(const BenchArgs& args) {
   const std::uint64_t pilot = args.pick<std::uint64_t>(20'000, 5'000);
   const double pilot_rate = static_cast<double>(pilot) / time_pool_map(fork_pool, pilot);
   const double want_s = args.pick(0.4, 0.05);
-  const auto n = static_cast<std::uint64_t>(std::clamp(pilot_rate * want_s, static_cast<double>(pilot), 4e6));
+  const auto n =
+      static_cast<std::uint64_t>(std::clamp(pilot_rate * want_s, static_cast<double>(pilot), 4e6));
   ProgramFarm program(1, n);
   const int reps = args.reps_or(7, 2);
 
@@ -99,8 +102,13 @@ void dispatch(const BenchArgs& args) {
     threads_rate.add(dn / time_pool_map(threads_pool, n));
     program_rate.add(dn / program.run_seconds());
   }
-  Row row{"dispatch.fork", "chunk 1, trivial task, 2 workers, Pool fork mode (one map call, fork and reap included)",
-          "tasks/s", "higher", fork_rate, "threads backend, same Pool API, chunk 1", threads_rate};
+  Row row{"dispatch.fork",
+          "chunk 1, trivial task, 2 workers, Pool fork mode (one map call, fork and reap included)",
+          "tasks/s",
+          "higher",
+          fork_rate,
+          "threads backend, same Pool API, chunk 1",
+          threads_rate};
   row.extra = {{"tasks_per_call", dn}};
   emit(row);
   row.name = "dispatch.program";
@@ -133,8 +141,14 @@ void warm_pool(const BenchArgs& args) {
     serial_ns.add(serial_ms.values().back() * 1e6 / static_cast<double>(n));
   }
   const std::string base = "serial loop into a fresh std::vector";
-  Row row{"warm_pool.fork", "200,000 trivial items, auto chunk, 2 workers: one Pool::map call (forks + reaps its workers)",
-          "ms", "lower", fork_ms, base, serial_ms};
+  Row row{"warm_pool.fork",
+          "200,000 trivial items, auto chunk, 2 workers: one Pool::map call (forks + reaps its "
+          "workers)",
+          "ms",
+          "lower",
+          fork_ms,
+          base,
+          serial_ms};
   row.extra = {{"items", static_cast<double>(n)}};
   emit(row);
   row.name = "warm_pool.program";
@@ -146,8 +160,9 @@ void warm_pool(const BenchArgs& args) {
   row.samples = threads_ms;
   emit(row);
   Row per_item("warm_pool.worker_ns_per_item",
-               "inside a program-mode worker: ns per trivial item (its own chunk timings, warm_pool.program)", "ns",
-               "lower", worker_ns, "serial loop, ns per item", serial_ns);
+               "inside a program-mode worker: ns per trivial item (its own chunk timings, "
+               "warm_pool.program)",
+               "ns", "lower", worker_ns, "serial loop, ns per item", serial_ns);
   emit(per_item);
 }
 

@@ -28,7 +28,8 @@ void frames(const BenchArgs& args) {
   const int reps = args.reps_or(7, 2);
 
   auto in = SharedArray<double>::create({count, side, side});
-  for (std::size_t k = 0; k < count * per_frame; ++k) in.data()[k] = static_cast<double>(k % 1000) * 0.5;
+  for (std::size_t k = 0; k < count * per_frame; ++k)
+    in.data()[k] = static_cast<double>(k % 1000) * 0.5;
   auto out = SharedArray<double>::create({count, side, side});
 
   PoolOptions po;
@@ -53,7 +54,8 @@ void frames(const BenchArgs& args) {
   auto check = [&](const char* who) {
     for (std::size_t f = 0; f < count; ++f) {
       const std::size_t k = f * per_frame + per_frame / 2;
-      if (out.data()[k] != 2 * in.data()[k]) throw Error(std::string(who) + ": frame " + std::to_string(f) + " not written");
+      if (out.data()[k] != 2 * in.data()[k])
+        throw Error(std::string(who) + ": frame " + std::to_string(f) + " not written");
     }
   };
   const double gb = static_cast<double>(bytes) / 1e9;
@@ -61,7 +63,8 @@ void frames(const BenchArgs& args) {
   for (int r = 0; r < reps; ++r) {
     poison();
     auto t0 = Clock::now();
-    pool.for_each(count, [&](std::uint64_t f) { double_frame(in[f].data(), out[f].data(), per_frame); });
+    pool.for_each(count,
+                  [&](std::uint64_t f) { double_frame(in[f].data(), out[f].data(), per_frame); });
     fork_rate.add(gb / seconds(t0, Clock::now()));
     check("fork mode");
 
@@ -87,7 +90,8 @@ void frames(const BenchArgs& args) {
   const std::vector<std::pair<std::string, double>> extra = {{"frames", static_cast<double>(count)},
                                                              {"bytes", static_cast<double>(bytes)}};
   const std::string fresh_base = "one process: memcpy of the same bytes into fresh memory";
-  Row row("frames.fork", "frame x 2 into a SharedArray, one task per frame, 2 workers, Pool fork mode", "GB/s",
+  Row row("frames.fork",
+          "frame x 2 into a SharedArray, one task per frame, 2 workers, Pool fork mode", "GB/s",
           "higher", fork_rate, fresh_base, fresh_rate);
   row.extra = extra;
   emit(row);

@@ -24,7 +24,8 @@ namespace {
 
 constexpr int kWorkers = 2;
 
-void check_same(const PrivateBuffer<std::int32_t>& serial, const SharedArray<std::int32_t>& image, const char* who) {
+void check_same(const PrivateBuffer<std::int32_t>& serial, const SharedArray<std::int32_t>& image,
+                const char* who) {
   if (std::memcmp(serial.data(), image.data(), serial.size() * sizeof(std::int32_t)) != 0)
     throw Error(std::string(who) + " image differs from the serial one");
 }
@@ -51,7 +52,9 @@ void mandelbrot(const BenchArgs& args) {
   JobSpec job;
   job.extent = {n};
   job.output_handle = image.handle();
-  auto row_into_image = [&grid, &image](std::uint64_t row) { mandelbrot_row(grid, row, image[row].data()); };
+  auto row_into_image = [&grid, &image](std::uint64_t row) {
+    mandelbrot_row(grid, row, image[row].data());
+  };
   farm.run(job);  // start the program-mode workers: later runs find them warm
 
   Samples serial_ms, fork_x, threads_x, program_x, fork_ms, threads_ms, program_ms;
@@ -87,10 +90,11 @@ void mandelbrot(const BenchArgs& args) {
   }
   const std::string base = "threads backend's speed-up, same repetitions";
   const std::vector<std::pair<std::string, double>> extra = {
-      {"size", static_cast<double>(n)},         {"max_iter", grid.max_iter},
-      {"serial_ms", serial_ms.median()},        {"fork_ms", fork_ms.median()},
-      {"threads_ms", threads_ms.median()},      {"program_ms", program_ms.median()}};
-  Row row("mandelbrot.fork", "Mandelbrot, one task per row, 2 workers, Pool fork mode: speed-up over serial", "x",
+      {"size", static_cast<double>(n)},    {"max_iter", grid.max_iter},
+      {"serial_ms", serial_ms.median()},   {"fork_ms", fork_ms.median()},
+      {"threads_ms", threads_ms.median()}, {"program_ms", program_ms.median()}};
+  Row row("mandelbrot.fork",
+          "Mandelbrot, one task per row, 2 workers, Pool fork mode: speed-up over serial", "x",
           "higher", fork_x, base, threads_x);
   row.extra = extra;
   emit(row);
@@ -98,7 +102,8 @@ void mandelbrot(const BenchArgs& args) {
   row.what = "Mandelbrot, one task per row, 2 warm program-mode workers: speed-up over serial";
   row.samples = program_x;
   emit(row);
-  Row threads("mandelbrot.threads", "Mandelbrot, one task per row, threads backend (2 threads): speed-up over serial",
+  Row threads("mandelbrot.threads",
+              "Mandelbrot, one task per row, threads backend (2 threads): speed-up over serial",
               "x", "higher", threads_x, "serial loop (speed-up 1)", Samples());
   for (int r = 0; r < reps; ++r) threads.baseline_samples.add(1.0);
   threads.extra = extra;

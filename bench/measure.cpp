@@ -21,7 +21,8 @@ double Samples::percentile(double p) const {
   std::vector<double> v = values_;
   std::sort(v.begin(), v.end());
   const double rank = std::ceil(p / 100.0 * static_cast<double>(v.size()));
-  const std::size_t k = static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(v.size())));
+  const std::size_t k =
+      static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(v.size())));
   return v[k - 1];
 }
 
@@ -43,7 +44,8 @@ BenchArgs BenchArgs::parse(int argc, char** argv) {
     } else if (arg == "--only" && i + 1 < argc) {
       a.only = argv[++i];
     } else {
-      throw std::invalid_argument("unknown argument '" + std::string(arg) + "' (expected --quick, --reps N, --only PART)");
+      throw std::invalid_argument("unknown argument '" + std::string(arg) +
+                                  "' (expected --quick, --reps N, --only PART)");
     }
   }
   return a;

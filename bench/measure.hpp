@@ -47,7 +47,7 @@ Samples ratios(const Samples& a, const Samples& b);
 /// --only PART for programs that measure more than one thing (to profile one of them).
 struct BenchArgs {
   bool quick = false;
-  int reps = 0;  ///< 0: the program's default for the mode
+  int reps = 0;      ///< 0: the program's default for the mode
   std::string only;  ///< empty: everything
 
   /// Whether the part called `part` is to run.
@@ -55,10 +55,14 @@ struct BenchArgs {
 
   static BenchArgs parse(int argc, char** argv);
   /// The repetition count to use: --reps if given, else `full` or `quick_reps`.
-  int reps_or(int full, int quick_reps) const { return reps > 0 ? reps : quick ? quick_reps : full; }
+  int reps_or(int full, int quick_reps) const {
+    return reps > 0 ? reps : quick ? quick_reps : full;
+  }
   /// A size for the mode: `full` normally, `reduced` with --quick.
   template <class T>
-  T pick(T full, T reduced) const { return quick ? reduced : full; }
+  T pick(T full, T reduced) const {
+    return quick ? reduced : full;
+  }
 };
 
 }  // namespace taskfarm::bench

@@ -21,7 +21,8 @@ class PrivateBuffer {
   /// `count` elements of fresh (never touched) memory.
   explicit PrivateBuffer(std::size_t count) : count_(count) {
     void* p = ::mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw_errno("mmap of " + std::to_string(bytes()) + " bytes for a baseline buffer");
+    if (p == MAP_FAILED)
+      throw_errno("mmap of " + std::to_string(bytes()) + " bytes for a baseline buffer");
     if (::madvise(p, bytes(), MADV_DONTFORK) != 0) {
       ::munmap(p, bytes());
       throw_errno("madvise(MADV_DONTFORK) of a baseline buffer");

@@ -12,10 +12,18 @@ std::string quote(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -50,18 +58,20 @@ double statistic(const Samples& s, const std::string& which) {
 double best(const Samples& s, const std::string& better) {
   if (s.empty()) return NAN;
   const auto& v = s.values();
-  return better == "lower" ? *std::min_element(v.begin(), v.end()) : *std::max_element(v.begin(), v.end());
+  return better == "lower" ? *std::min_element(v.begin(), v.end())
+                           : *std::max_element(v.begin(), v.end());
 }
 
 }  // namespace
 
 void emit(const Row& r) {
-  std::string line = "{\"name\":" + quote(r.name) + ",\"what\":" + quote(r.what) + ",\"unit\":" + quote(r.unit) +
-                     ",\"better\":" + quote(r.better) + ",\"statistic\":" + quote(r.statistic) +
+  std::string line = "{\"name\":" + quote(r.name) + ",\"what\":" + quote(r.what) +
+                     ",\"unit\":" + quote(r.unit) + ",\"better\":" + quote(r.better) +
+                     ",\"statistic\":" + quote(r.statistic) +
                      ",\"value\":" + number(statistic(r.samples, r.statistic)) +
                      ",\"best\":" + number(r.statistic == "p99" ? NAN : best(r.samples, r.better)) +
-                     ",\"repetitions\":" + std::to_string(r.samples.size()) + ",\"samples\":" + array(r.samples) +
-                     ",\"baseline\":" + quote(r.baseline) +
+                     ",\"repetitions\":" + std::to_string(r.samples.size()) +
+                     ",\"samples\":" + array(r.samples) + ",\"baseline\":" + quote(r.baseline) +
                      ",\"baseline_value\":" + number(statistic(r.baseline_samples, r.statistic)) +
                      ",\"baseline_repetitions\":" + std::to_string(r.baseline_samples.size()) +
                      ",\"baseline_samples\":" + array(r.baseline_samples) + ",\"extra\":{";

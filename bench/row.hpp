@@ -11,10 +11,15 @@
 namespace taskfarm::bench {
 
 struct Row {
-  Row(std::string name_, std::string what_, std::string unit_, std::string better_, Samples samples_,
-      std::string baseline_, Samples baseline_samples_)
-      : name(std::move(name_)), what(std::move(what_)), unit(std::move(unit_)), better(std::move(better_)),
-        samples(std::move(samples_)), baseline(std::move(baseline_)), baseline_samples(std::move(baseline_samples_)) {}
+  Row(std::string name_, std::string what_, std::string unit_, std::string better_,
+      Samples samples_, std::string baseline_, Samples baseline_samples_)
+      : name(std::move(name_)),
+        what(std::move(what_)),
+        unit(std::move(unit_)),
+        better(std::move(better_)),
+        samples(std::move(samples_)),
+        baseline(std::move(baseline_)),
+        baseline_samples(std::move(baseline_samples_)) {}
 
   std::string name;      ///< stable id, e.g. "dispatch.fork"; bench/run knows the targets by it
   std::string what;      ///< one line for the table: what was measured

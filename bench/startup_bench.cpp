@@ -71,7 +71,8 @@ double posix_spawn_ms() {
   char* argv[] = {const_cast<char*>(BENCH_CHILD), nullptr};
   const auto t0 = Clock::now();
   pid_t pid = 0;
-  if (::posix_spawn(&pid, BENCH_CHILD, nullptr, nullptr, argv, environ) != 0) throw_errno("posix_spawn " BENCH_CHILD);
+  if (::posix_spawn(&pid, BENCH_CHILD, nullptr, nullptr, argv, environ) != 0)
+    throw_errno("posix_spawn " BENCH_CHILD);
   int status = 0;
   if (::waitpid(pid, &status, 0) != pid) throw_errno("waitpid");
   const double ms = ms_since(t0);
@@ -83,7 +84,7 @@ void startup(const BenchArgs& args) {
   const int reps = args.reps_or(31, 5);
   Pool reused(pool_options());
   first_result_ms(reused, Clock::now());  // its slot segments exist from now on
-  program_first_result_ms();               // page cache warm for bench_worker
+  program_first_result_ms();              // page cache warm for bench_worker
   posix_spawn_ms();
   Samples cold, warm, program, spawn;
   for (int r = 0; r < reps; ++r) {
@@ -97,11 +98,13 @@ void startup(const BenchArgs& args) {
     spawn.add(posix_spawn_ms());
   }
   const std::string base = "posix_spawn of a trivial C++ program until reaped";
-  emit(Row("startup.fork", "new Pool, 2 workers: construction to first result of imap_unordered", "ms", "lower", cold,
-           base, spawn));
-  emit(Row("startup.fork_reused", "Pool that ran before, 2 workers (forks per call): call to first result", "ms",
-           "lower", warm, base, spawn));
-  emit(Row("startup.program", "new Farm::program, 2 bench_worker processes: construction to first result", "ms",
+  emit(Row("startup.fork", "new Pool, 2 workers: construction to first result of imap_unordered",
+           "ms", "lower", cold, base, spawn));
+  emit(Row("startup.fork_reused",
+           "Pool that ran before, 2 workers (forks per call): call to first result", "ms", "lower",
+           warm, base, spawn));
+  emit(Row("startup.program",
+           "new Farm::program, 2 bench_worker processes: construction to first result", "ms",
            "lower", program, base, spawn));
 }
 
