@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -134,6 +135,26 @@ ShmSegment ShmSegment::create(std::size_t bytes, std::string_view tag) {
     throw Error("cannot create shared segment " + seg.name_ + " of " + format_bytes(bytes) +
                 " (/dev/shm has " + format_bytes(shm_free_bytes()) + " free): " + e.what());
   }
+  return seg;
+}
+
+ShmSegment ShmSegment::create_sparse(std::size_t bytes, std::size_t reserved, std::string_view tag) {
+  ShmSegment seg;
+  seg.name_ = unique_segment_name(tag);
+  const std::size_t free_bytes = shm_free_bytes();
+  if (bytes > free_bytes) {
+    throw Error("cannot create shared segment " + seg.name_ + " of " + format_bytes(bytes) +
+                ": /dev/shm has only " + format_bytes(free_bytes) + " free");
+  }
+  const std::string path = "/" + seg.name_;
+  UniqueFd fd(::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600));
+  if (!fd) throw_errno("cannot create shared segment " + seg.name_);
+  seg.owner_pid_ = ::getpid();  // from here on the destructor removes the name
+  if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) throw_errno("cannot size shared segment " + seg.name_);
+  if (const int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(std::min(reserved, bytes))))
+    throw SystemError("cannot reserve shared segment " + seg.name_ + " (/dev/shm has " + format_bytes(shm_free_bytes()) + " free)", err);
+  seg.data_ = map_fd(fd.get(), bytes, true, seg.name_);
+  seg.size_ = bytes;
   return seg;
 }
 

@@ -3,6 +3,7 @@
 // worker could leave behind (see docs/design.md).
 #include "taskfarm/farm.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -633,9 +634,17 @@ struct Farm::Impl {
           if (s.proc) s.proc->kill_group(SIGTERM);
         termed = true;
       }
-      epoll_event evs[16];
-      ::epoll_wait(epoll.get(), evs, 16, 10);  // pidfds become readable as workers exit
+      wait_for_exits(10);
     }
+  }
+
+  // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
+  // and stderr pipes already at EOF would make epoll return at once and spin.
+  void wait_for_exits(int timeout_ms) {
+    std::vector<pollfd> fds;
+    for (auto& s : slots)
+      if (s.proc && !s.proc->reaped()) fds.push_back(pollfd{s.proc->pidfd(), POLLIN, 0});
+    if (!fds.empty()) ::poll(fds.data(), fds.size(), timeout_ms);
   }
 
   void release_slot(std::size_t i) {
