@@ -58,7 +58,7 @@ template <class Ar> void io(Ar& ar, Job& m) {
   io_string(ar, m.output_handle);
   io_string(ar, m.input_handle);
   io_string(ar, m.lines_handle);
-  ar(m.wants_result, m.capture_stdout);
+  ar(m.wants_result, m.capture_stdout, m.time_tasks);
 }
 template <class Ar> void io(Ar& ar, Assign& m) {
   ar(m.job_id);

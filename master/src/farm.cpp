@@ -169,7 +169,7 @@ struct Farm::Impl {
     if (!s.proc || s.proc->reaped() || s.stop_sent || s.kill_cause || s.chaos_killed) return;
     if (s.job_sent != job_id) {
       proto::Job j{job_id, job->kernel, job->extent, job->output_handle, job->input_handle, job->lines_handle,
-                   job->results == ResultMode::blobs, job->capture_stdout};
+                   job->results == ResultMode::blobs, job->capture_stdout, opt.task_timeout.count() > 0};
       if (!send(i, j)) return;
       s.job_sent = job_id;
     }

@@ -16,7 +16,7 @@
 namespace taskfarm::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
-inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::uint16_t kVersion = 2;
 inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
 inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
 inline constexpr std::size_t kMaxText = 4096;          // strings in messages
@@ -33,6 +33,7 @@ struct Job {
   std::string output_handle, input_handle, lines_handle;
   bool wants_result = false;
   bool capture_stdout = false;
+  bool time_tasks = false;  // stamp task_started_ns per index (a task timeout is set)
 };
 struct Chunk {
   std::uint64_t id = 0, begin = 0, end = 0;
