@@ -4,6 +4,7 @@
 #include <mutex>
 #include <thread>
 
+#include "async_runner.hpp"
 #include "taskfarm/shm_segment.hpp"
 
 namespace taskfarm {
@@ -33,6 +34,7 @@ std::string list_failures(const std::vector<FailureRecord>& failures) {
 TaskFailed::TaskFailed(std::vector<FailureRecord> failures) : Error(list_failures(failures)), failures_(std::move(failures)) {}
 
 struct Pool::State {
+  std::unique_ptr<detail::AsyncRunner> async;  // made at the first submit
   std::optional<Farm> farm;
   ShmSegment buffer;  // results of trivially copyable types land here, reused across calls
 };
@@ -53,7 +55,37 @@ std::size_t Pool::workers() const noexcept {
 }
 
 void Pool::close() {
+  state_->async.reset();  // kills and reaps submitted calls still running
   if (state_->farm) state_->farm->close();
+}
+
+std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
+  if (!state_->async)
+    state_->async = std::make_unique<detail::AsyncRunner>(workers(), options_.retries, options_.task_timeout,
+                                                          options_.backend == Backend::threads);
+  return state_->async->submit(std::move(run));
+}
+
+bool Pool::task_wait(const detail::AsyncTask& task, std::chrono::milliseconds timeout) {
+  if (task.state == detail::AsyncTask::State::done || task.state == detail::AsyncTask::State::failed) return true;
+  return state_->async->wait(task, timeout);
+}
+
+std::span<const char> Pool::task_result(const detail::AsyncTask& task) {
+  if (task.state == detail::AsyncTask::State::failed) throw TaskFailed({*task.failure});
+  return {task.bytes.data(), task.bytes.size()};
+}
+
+std::size_t Pool::completed() {
+  if (!state_->async) return 0;
+  state_->async->poll(std::chrono::milliseconds(0));
+  return state_->async->completed();
+}
+
+std::size_t Pool::in_flight() {
+  if (!state_->async) return 0;
+  state_->async->poll(std::chrono::milliseconds(0));
+  return state_->async->in_flight();
 }
 
 void* Pool::fixed_buffer(std::size_t bytes) {

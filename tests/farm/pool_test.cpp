@@ -2,7 +2,12 @@
 // 1, 7 and auto; in fork mode and on the threads backend.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
+#include <csignal>
+#include <stdexcept>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -214,4 +219,82 @@ TEST(Workers, JoblibCountsAndZeroIsAnError) {
   EXPECT_EQ(resolve_workers(-1), usable_cpus());
   EXPECT_EQ(resolve_workers(-2), std::max(1, usable_cpus() - 1));
   EXPECT_THROW(resolve_workers(0), Error);
+}
+
+// submit: the apply_async progress loop of the seeds.
+class Submit : public testing::TestWithParam<Backend> {};
+
+TEST_P(Submit, HundredsOfCallsInFlightAllComeBackWithProgressOnTheWay) {
+  PoolOptions o;
+  o.workers = 2;
+  o.backend = GetParam();
+  Pool pool(o);
+  // Each call first takes one byte from this pipe, so the test decides how many can finish.
+  int gate[2];
+  ASSERT_EQ(::pipe(gate), 0);
+  std::vector<Future<std::string>> futures;
+  for (int i = 0; i < 300; ++i) {
+    futures.push_back(pool.submit([fd = gate[0]](int k, std::string s) {
+      char c;
+      if (::read(fd, &c, 1) != 1) throw std::runtime_error("gate closed");
+      return s + std::to_string(k * k);
+    }, i, std::string("sq=")));
+  }
+  EXPECT_EQ(pool.completed(), 0u);
+  EXPECT_EQ(pool.in_flight(), 300u);
+  auto release_and_wait = [&](std::size_t n, std::size_t until) {
+    const std::string bytes(n, 'x');
+    ASSERT_EQ(::write(gate[1], bytes.data(), n), static_cast<ssize_t>(n));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (pool.completed() < until && std::chrono::steady_clock::now() < deadline) futures[0].wait_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(pool.completed(), until);
+  };
+  release_and_wait(150, 150);
+  EXPECT_EQ(pool.in_flight(), 150u) << "progress must be visible while calls are still running";
+  release_and_wait(150, 300);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(futures[static_cast<std::size_t>(i)].ready());
+    EXPECT_EQ(futures[static_cast<std::size_t>(i)].get(), "sq=" + std::to_string(i * i));
+  }
+  EXPECT_EQ(pool.in_flight(), 0u);
+  ::close(gate[0]);
+  ::close(gate[1]);
+}
+
+TEST_P(Submit, ExceptionComesBackFromGetWithItsType) {
+  PoolOptions o;
+  o.workers = 2;
+  o.retries = 0;
+  o.backend = GetParam();
+  Pool pool(o);
+  auto f = pool.submit([](int x) -> int { throw std::domain_error("bad " + std::to_string(x)); }, 5);
+  try {
+    f.get();
+    FAIL() << "no TaskFailed";
+  } catch (const TaskFailed& e) {
+    ASSERT_EQ(e.failures().size(), 1u);
+    EXPECT_EQ(e.failures()[0].exception_type, "std::domain_error");
+    EXPECT_EQ(e.failures()[0].message, "bad 5");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Submit, testing::Values(Backend::fork, Backend::threads),
+                         [](const testing::TestParamInfo<Backend>& p) { return p.param == Backend::fork ? "fork" : "threads"; });
+
+TEST(Submit, CrashOfASubmittedCallIsRetriedThenReported) {
+  PoolOptions o;
+  o.workers = 2;
+  o.retries = 1;
+  Pool pool(o);
+  auto ok = pool.submit([](int x) { return x + 1; }, 41);
+  auto bad = pool.submit([](int) -> int { ::raise(SIGSEGV); return 0; }, 0);
+  EXPECT_EQ(ok.get(), 42);
+  try {
+    bad.get();
+    FAIL() << "no TaskFailed";
+  } catch (const TaskFailed& e) {
+    EXPECT_EQ(e.failures()[0].cause, FailureCause::signal);
+    EXPECT_EQ(e.failures()[0].signal, SIGSEGV);
+    EXPECT_EQ(e.failures()[0].attempt, 1u);
+  }
 }

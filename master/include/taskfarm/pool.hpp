@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
@@ -26,6 +27,10 @@
 #include "taskfarm/worker.hpp"
 
 namespace taskfarm {
+
+namespace detail {
+struct AsyncTask;
+}
 
 enum class Backend : std::uint8_t { fork, threads };
 
@@ -112,6 +117,29 @@ class DecodingObserver final : public FarmObserver {
 
 }  // namespace detail
 
+class Pool;
+
+/// The result of Pool::submit. Valid while its Pool lives; used from the Pool's thread.
+/// Waiting drives the pool (there is no background thread): ready() and wait_for() also start
+/// queued calls and collect finished ones.
+template <class R>
+class Future {
+ public:
+  /// True once the call has finished (or finally failed). Never blocks.
+  bool ready() const;
+  /// Waits at most `timeout` for the call to finish; true if it has.
+  bool wait_for(std::chrono::milliseconds timeout) const;
+  /// Waits for the call (bounded by the pool's task_timeout, if set) and returns its value;
+  /// throws TaskFailed with the cause if it finally failed.
+  R get() const;
+
+ private:
+  friend class Pool;
+  Future(Pool* pool, std::shared_ptr<detail::AsyncTask> task) : pool_(pool), task_(std::move(task)) {}
+  Pool* pool_;
+  std::shared_ptr<detail::AsyncTask> task_;
+};
+
 class Pool {
  public:
   explicit Pool(PoolOptions options = {});
@@ -189,10 +217,35 @@ class Pool {
     return init;
   }
 
+  /// Runs fn(args...) asynchronously in a process of its own (a thread on the threads
+  /// backend), at most workers() at a time; hundreds may be queued. fn and args are copied at
+  /// the call, and run when a slot is free (like std::async: references must stay valid).
+  /// Crashes are retried up to `retries`, like map's tasks.
+  template <class F, class... A>
+  auto submit(F fn, A... args) -> Future<std::invoke_result_t<F&, A&...>> {
+    using R = std::invoke_result_t<F&, A&...>;
+    static_assert(!std::is_void_v<R>, "submit needs a function that returns a value");
+    auto run = [fn = std::move(fn), ... args = std::move(args)](std::string& out) mutable {
+      detail::append_serialized(out, static_cast<const R&>(fn(args...)));
+    };
+    return Future<R>(this, submit_raw(std::move(run)));
+  }
+  /// Submitted calls that have finished (including final failures).
+  std::size_t completed();
+  /// Submitted calls not finished yet (queued or running).
+  std::size_t in_flight();
+
   /// Stops and reaps every worker, removes every segment. Called by the destructor.
   void close();
 
  private:
+  template <class R>
+  friend class Future;
+  std::shared_ptr<detail::AsyncTask> submit_raw(std::function<void(std::string&)> run);
+  bool task_wait(const detail::AsyncTask& task, std::chrono::milliseconds timeout);
+  /// The value's bytes of a finished task; throws TaskFailed if it finally failed.
+  std::span<const char> task_result(const detail::AsyncTask& task);
+
   template <class T, class F>
   void run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered);
   void run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory);
@@ -260,6 +313,23 @@ MapResult<T> Pool::try_map(const Extent& extent, F fn) {
   r.failures = report_.failures;
   r.failed = report_.failed_indices();
   return r;
+}
+
+template <class R>
+bool Future<R>::ready() const {
+  return pool_->task_wait(*task_, std::chrono::milliseconds(0));
+}
+
+template <class R>
+bool Future<R>::wait_for(std::chrono::milliseconds timeout) const {
+  return pool_->task_wait(*task_, timeout);
+}
+
+template <class R>
+R Future<R>::get() const {
+  while (!pool_->task_wait(*task_, std::chrono::hours(1))) {
+  }
+  return detail::deserialize<R>(pool_->task_result(*task_));
 }
 
 }  // namespace taskfarm
