@@ -405,6 +405,10 @@ struct Farm::Impl {
       }
     }
     const bool charged = suspect && !s.chaos_killed;
+    if (s.chaos_killed && obs) {  // observers (a trace, an event stream) see injected kills too
+      f.message = "fault injection (chaos): not charged to any index";
+      obs->on_failure(f);
+    }
     if (!expected && !charged && !halting_now && !s.chaos_killed) {
       ++deaths_without_progress;
       if (obs) obs->on_failure(f);

@@ -84,6 +84,9 @@ class FarmObserver {
                              std::uint32_t /*attempt*/, std::chrono::nanoseconds /*elapsed*/) {}
   /// Per-index results (ResultMode::blobs or capture_stdout); in index order if JobSpec::ordered.
   virtual void on_result(const IndexResult&) {}
+  /// A failed attempt (FailureRecord::final says whether its index will be retried), or a
+  /// worker that died with no index to charge (no `index`: between tasks, at start, or killed
+  /// by chaos fault injection).
   virtual void on_failure(const FailureRecord&) {}
 };
 
