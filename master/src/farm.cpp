@@ -67,6 +67,8 @@ struct Farm::Impl {
   std::atomic<bool> stop_requested{false};
   std::uint64_t job_id = 0;
   std::mt19937_64 rng;
+  std::string last_kernel;        // program mode: the previous run's kernel and its
+  double last_ns_per_index = 0;   // measured time per index, to start chunking from
 
   // Per run:
   const JobSpec* job = nullptr;
@@ -534,6 +536,9 @@ struct Farm::Impl {
     sc.workers = n_workers;
     sc.retries = opt.retries;
     sc.ordered = j.ordered;
+    // Program mode: the same kernel again starts from what the last run measured instead of
+    // growing from chunk size 1 (fork mode cannot tell one lambda from another).
+    if (!fork_mode && j.kernel == last_kernel) sc.ns_per_index = last_ns_per_index;
     ranges = sc.ranges;
     frontier = ranges.front().first;
     sched.emplace(std::move(sc));
@@ -549,6 +554,8 @@ struct Farm::Impl {
       throw;
     }
     if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
+    last_kernel = j.kernel;
+    last_ns_per_index = sched->ns_per_index();
     report.interrupted = stop_requested.exchange(false);
     report.wall = Clock::now() - t0;
     return std::move(report);

@@ -50,8 +50,9 @@ class StdoutCapture {
     std::cout.flush();
     std::fflush(stdout);
     const off_t end = ::lseek(fd_, 0, SEEK_CUR);
-    out.resize(static_cast<std::size_t>(end));
-    if (end > 0 && ::pread(fd_, out.data(), out.size(), 0) != end) throw_errno("reading captured stdout");
+    out.resize(end > 0 ? static_cast<std::size_t>(end) : 0);
+    if (end <= 0) return;  // the usual case: one syscall for a task that printed nothing
+    if (::pread(fd_, out.data(), out.size(), 0) != end) throw_errno("reading captured stdout");
     if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) throw_errno("resetting captured stdout");
   }
 
