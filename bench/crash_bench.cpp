@@ -1,9 +1,12 @@
 // Issue 7, item 6: from SIGKILL of a busy worker to the farm acting on it, program mode, 2
 // workers running 50 ms sleeping tasks (chunk 1). A killer thread sends SIGKILL through a pidfd
 // at a recorded time; the farm's observer (on the farm's thread) records
-//  crash.detect*   on_failure for that worker: the death is known and the running index charged;
-//  crash.requeue*  on_chunk_started with attempt >= 1: the charged index is handed out again
-//                  (this includes starting the replacement worker, which receives it).
+//  crash.requeued*          on_failure for that worker. The farm requeues the charged index
+//                           and reports it in the same step (Farm::Impl::task_failed), so this
+//                           is kill → death noticed → index requeued.
+//  crash.handed_out_again*  on_chunk_started with attempt >= 1: the requeued index handed out
+//                           to a worker again. Stricter, informative: it includes starting the
+//                           replacement worker, which is the one that receives it.
 // Baseline, interleaved with the kills: SIGKILL of a bare child (bench_child wait) through a
 // pidfd until poll() reports the pidfd readable. Medians and p99 over the kills.
 #include <poll.h>
@@ -198,22 +201,25 @@ void crash(const BenchArgs& args) {
       {"worker_deaths", static_cast<double>(report.worker_deaths)}};
   const std::string base =
       "bare child: pidfd_send_signal(SIGKILL) until poll() on its pidfd returns";
-  Row row("crash.detect",
-          "program mode, 2 workers: SIGKILL of a busy worker until on_failure (median)", "ms",
-          "lower", detect, base, bare);
+  Row row("crash.requeued",
+          "program mode, 2 workers: SIGKILL of a busy worker until its index is requeued "
+          "(on_failure) (median)",
+          "ms", "lower", detect, base, bare);
   row.extra = extra;
   emit(row);
-  row.name = "crash.detect_p99";
-  row.what = "program mode, 2 workers: SIGKILL of a busy worker until on_failure (p99)";
+  row.name = "crash.requeued_p99";
+  row.what =
+      "program mode, 2 workers: SIGKILL of a busy worker until its index is requeued "
+      "(on_failure) (p99)";
   row.statistic = "p99";
   emit(row);
-  row.name = "crash.requeue";
-  row.what = "SIGKILL until its charged index is handed out again, attempt 1 (median)";
+  row.name = "crash.handed_out_again";
+  row.what = "SIGKILL until its requeued index is handed out again, attempt 1 (median)";
   row.statistic = "median";
   row.samples = requeue;
   emit(row);
-  row.name = "crash.requeue_p99";
-  row.what = "SIGKILL until its charged index is handed out again, attempt 1 (p99)";
+  row.name = "crash.handed_out_again_p99";
+  row.what = "SIGKILL until its requeued index is handed out again, attempt 1 (p99)";
   row.statistic = "p99";
   emit(row);
 }
