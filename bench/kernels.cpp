@@ -1,5 +1,7 @@
 #include "kernels.hpp"
 
+#include <csignal>
+
 namespace taskfarm::bench {
 namespace {
 
@@ -16,6 +18,16 @@ void spin_for(std::chrono::nanoseconds d) noexcept {
   const auto end = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < end) {
   }
+}
+
+std::uint64_t seeds_task(std::uint64_t i, std::chrono::microseconds length,
+                         std::uint64_t crash_at) {
+  if (i == crash_at) {
+    spin_for(length / 2);
+    std::raise(SIGKILL);
+  }
+  spin_for(length);
+  return trivial_value(i);
 }
 
 std::int32_t mandelbrot_point(double re, double im, int max_iter) noexcept {

@@ -15,6 +15,13 @@ inline std::uint64_t trivial_value(std::uint64_t i) noexcept { return i * 265443
 /// Busy-waits `d` of wall time (a task of known length that needs a CPU).
 void spin_for(std::chrono::nanoseconds d) noexcept;
 
+/// No index: a seeds_task that never crashes.
+inline constexpr std::uint64_t kNoCrash = ~std::uint64_t{0};
+
+/// The seeds' crash case, one task: busy-waits `length` and returns trivial_value(i); at index
+/// `crash_at` it busy-waits half of `length`, then SIGKILLs its own process (the worker).
+std::uint64_t seeds_task(std::uint64_t i, std::chrono::microseconds length, std::uint64_t crash_at);
+
 /// The Mandelbrot: z starts at c; for i < max_iter: if |z| >= 4 return i; z = z² + c;
 /// return -1. x = linspace(-0.635, 0.165, size), y = linspace(0.427, 1.227, size).
 struct MandelbrotGrid {
