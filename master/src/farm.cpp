@@ -18,656 +18,442 @@
 #include <random>
 #include <set>
 
-#include "scheduler.hpp"
-#include "spawn.hpp"
+#include "farm_impl.hpp"
 #include "taskfarm/detail/slot.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 
 namespace taskfarm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr auto kStopGrace = std::chrono::milliseconds(1000);
 
 enum Source : std::uint64_t { kPidfd = 0, kChannel = 1, kStderr = 2, kControl = 3 };
 std::uint64_t tag(std::size_t slot, Source s) { return (static_cast<std::uint64_t>(slot) << 2) | s; }
 
-/// A chunk a worker holds: queued or running, possibly partly committed.
-struct Held {
-  ChunkTask task;
-  std::uint64_t committed = 0;  // indices [task.begin, committed) are in place
-  std::map<std::uint64_t, FailureRecord> failed;  // kernel threw at these indices
-};
-
-struct SlotRun {
-  std::optional<WorkerProcess> proc;
-  ShmSegment seg;               // the slot segment while no process holds it
-  std::deque<Held> held;
-  bool hello = false;
-  bool retiring = false;        // max_tasks_per_worker reached: Stop once idle
-  bool stop_sent = false;
-  bool chaos_killed = false;
-  std::optional<FailureCause> kill_cause;  // why the master killed it (timeout, protocol)
-  std::string kill_message;
-  Clock::time_point kill_deadline{};       // TERM sent: KILL at this time
-  std::uint64_t job_sent = 0;
-  std::uint64_t assigned = 0;   // indices assigned since spawn
-};
-
 }  // namespace
 
-struct Farm::Impl {
-  FarmOptions opt;
-  bool fork_mode = false;
-  std::string program;
-  std::vector<std::string> args;
-  std::size_t n_workers = 1;
-  std::vector<SlotRun> slots;
-  UniqueFd epoll, stop_fd;
-  std::atomic<bool> stop_requested{false};
-  std::uint64_t job_id = 0;
-  std::mt19937_64 rng;
-  std::string last_kernel;        // program mode: the previous run's kernel and its
-  double last_ns_per_index = 0;   // measured time per index, to start chunking from
+Farm::Impl::Impl() {
+  epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll) throw_errno("epoll_create1");
+  stop_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd) throw_errno("eventfd");
+  watch(stop_fd.get(), tag(0, kControl));
+}
 
-  // Per run:
-  const JobSpec* job = nullptr;
-  FarmObserver* obs = nullptr;
-  const ForkKernelFactory* factory = nullptr;
-  std::optional<Scheduler> sched;
-  RunReport report;
-  std::uint64_t final_failures = 0;
-  int deaths_without_progress = 0;
-  bool halting_now = false;
-  Clock::time_point next_chaos{};
-  // Ordered delivery.
-  std::uint64_t frontier = 0;
-  std::map<std::uint64_t, std::pair<std::string, std::string>> pending;
-  std::set<std::uint64_t> skipped;  // finally failed: the frontier passes over them
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // of this run, in order
+void Farm::Impl::watch(int fd, std::uint64_t data) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = data;
+  if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl add");
+}
 
-  Impl() {
-    epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll) throw_errno("epoll_create1");
-    stop_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!stop_fd) throw_errno("eventfd");
-    watch(stop_fd.get(), tag(0, kControl));
+void Farm::Impl::unwatch(int fd) {
+  if (fd >= 0) ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+SpawnLimits Farm::Impl::limits() const {
+  SpawnLimits l;
+  l.memory_limit = opt.memory_limit;
+  if (opt.set_thread_env) {
+    const std::string per = std::to_string(std::max(1, usable_cpus() / static_cast<int>(n_workers)));
+    for (const char* k : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"})
+      l.env.emplace_back(k, per);
   }
+  return l;
+}
 
-  void watch(int fd, std::uint64_t data) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = data;
-    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl add");
+std::vector<int> Farm::Impl::master_fds(std::size_t except) const {
+  std::vector<int> fds{epoll.get(), stop_fd.get()};
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (i == except || !slots[i].proc) continue;
+    auto& p = const_cast<WorkerProcess&>(*slots[i].proc);
+    fds.insert(fds.end(), {p.pidfd(), p.channel().fd(), p.stderr_fd()});
   }
-  void unwatch(int fd) { if (fd >= 0) ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr); }
+  return fds;
+}
 
-  SpawnLimits limits() const {
-    SpawnLimits l;
-    l.memory_limit = opt.memory_limit;
-    if (opt.set_thread_env) {
-      const std::string per = std::to_string(std::max(1, usable_cpus() / static_cast<int>(n_workers)));
-      for (const char* k : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"})
-        l.env.emplace_back(k, per);
-    }
-    return l;
-  }
-
-  std::vector<int> master_fds(std::size_t except) const {
-    std::vector<int> fds{epoll.get(), stop_fd.get()};
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      if (i == except || !slots[i].proc) continue;
-      auto& p = const_cast<WorkerProcess&>(*slots[i].proc);
-      fds.insert(fds.end(), {p.pidfd(), p.channel().fd(), p.stderr_fd()});
-    }
-    return fds;
-  }
-
-  // ---- spawning ---------------------------------------------------------------------------
-  void spawn(std::size_t i) {
-    SlotRun& s = slots[i];
-    if (!s.seg) s.seg = create_slot(opt.arena_bytes);
-    reset_slot(slot_state(s.seg));
-    s.held.clear();
-    s.hello = s.retiring = s.stop_sent = s.chaos_killed = false;
-    s.kill_cause.reset();
-    s.kill_message.clear();
-    s.job_sent = 0;
-    s.assigned = 0;
-    if (fork_mode) {
-      const ForkKernelFactory* f = factory;
-      auto body = [f](Channel ch, ShmSegment seg) {
-        detail::RunnerFactory make = [f](const JobInfo&) { return (*f)(); };
-        return detail::serve(std::move(ch), std::move(seg), make);
-      };
-      s.proc.emplace(spawn_forked(std::move(s.seg), limits(), master_fds(i), body));
-    } else {
-      s.proc.emplace(spawn_program(std::move(s.seg), limits(), program, args));
-    }
-    watch(s.proc->pidfd(), tag(i, kPidfd));
-    watch(s.proc->channel().fd(), tag(i, kChannel));
-    watch(s.proc->stderr_fd(), tag(i, kStderr));
-    if (obs) obs->on_worker_started(static_cast<int>(i), s.proc->pid());
-  }
-
-  // ---- messages ---------------------------------------------------------------------------
-  bool send(std::size_t i, const proto::Message& m) {
-    SlotRun& s = slots[i];
-    try {
-      // The channel has room for far more than we ever hold in flight; a worker that stops
-      // reading for a second is hung (the per-task timeout catches it if set).
-      s.proc->channel().send(m, std::chrono::milliseconds(1000));
-      return true;
-    } catch (const ChannelClosed&) {
-      return false;  // it exited or is exiting: its pidfd tells how
-    } catch (const std::exception& e) {
-      kill_worker(i, FailureCause::protocol, std::string("not reading its channel: ") + e.what());
-      return false;
-    }
-  }
-
-  void top_up(std::size_t i) {
-    SlotRun& s = slots[i];
-    if (!s.proc || s.proc->reaped() || s.stop_sent || s.kill_cause || s.chaos_killed) return;
-    if (s.job_sent != job_id) {
-      proto::Job j{job_id, job->kernel, job->extent, job->output_handle, job->input_handle, job->lines_handle,
-                   job->results == ResultMode::blobs, job->capture_stdout, opt.task_timeout.count() > 0};
-      if (!send(i, j)) return;
-      s.job_sent = job_id;
-    }
-    const std::size_t depth = sched->depth();
-    if (s.held.size() * 2 > depth && !s.held.empty()) return;  // hysteresis: fewer, larger messages
-    proto::Assign a{job_id, {}};
-    while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring) {
-      auto t = sched->next();
-      if (!t) break;
-      s.held.push_back(Held{*t, t->begin, {}});
-      a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt});
-      s.assigned += t->size();
-      if (obs) obs->on_chunk_started(static_cast<int>(i), s.proc->pid(), t->begin, t->end, t->attempt);
-      if (opt.max_tasks_per_worker != 0 && s.assigned >= opt.max_tasks_per_worker) s.retiring = true;
-    }
-    if (!a.chunks.empty()) send(i, a);
-    if (s.retiring && s.held.empty() && !s.stop_sent) {
-      s.stop_sent = send(i, proto::Stop{});
-    }
-  }
-
-  void drain_channel(std::size_t i) {
-    SlotRun& s = slots[i];
-    if (!s.proc || s.kill_cause) return;
-    try {
-      while (auto m = s.proc->channel().try_receive()) handle(i, *m);
-    } catch (const ChannelClosed&) {
-      unwatch(s.proc->channel().fd());  // the pidfd reports the exit itself
-    } catch (const std::exception& e) {
-      kill_worker(i, FailureCause::protocol, e.what());
-    }
-  }
-
-  void handle(std::size_t i, const proto::Message& m) {
-    SlotRun& s = slots[i];
-    if (const auto* hello = std::get_if<proto::Hello>(&m)) {
-      if (s.hello || hello->pid != s.proc->pid()) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(hello->pid) + ")");
-      s.hello = true;
-    } else if (const auto* d = std::get_if<proto::Done>(&m)) {
-      if (!s.hello || d->job_id != job_id) throw proto::ProtocolError("Done for job " + std::to_string(d->job_id) + ", expected " + std::to_string(job_id));
-      for (const auto& c : d->chunks) commit(i, c);
-    } else if (const auto* e = std::get_if<proto::TaskError>(&m)) {
-      if (e->job_id != job_id) throw proto::ProtocolError("TaskError for another job");
-      Held* h = find_held(s, e->chunk_id);
-      if (h == nullptr || e->index < h->committed || e->index >= h->task.end) throw proto::ProtocolError("TaskError for index " + std::to_string(e->index) + " outside its chunk");
-      FailureRecord f;
-      f.cause = e->out_of_memory ? FailureCause::memory : FailureCause::exception;
-      f.index = e->index;
-      f.exception_type = e->type;
-      f.message = e->out_of_memory && opt.memory_limit ? e->what + " (worker memory limit " + format_bytes(opt.memory_limit) + ")" : e->what;
-      h->failed[e->index] = std::move(f);
-    } else {
-      throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
-    }
-  }
-
-  static Held* find_held(SlotRun& s, std::uint64_t chunk_id) {
-    for (auto& h : s.held)
-      if (h.task.id == chunk_id) return &h;
-    return nullptr;
-  }
-
-  void commit(std::size_t i, const proto::ChunkDone& c) {
-    SlotRun& s = slots[i];
-    Held* h = find_held(s, c.chunk_id);
-    if (h == nullptr || c.upto <= h->committed || c.upto > h->task.end)
-      throw proto::ProtocolError("Done for chunk " + std::to_string(c.chunk_id) + " up to " + std::to_string(c.upto) + " that it does not hold");
-    const std::uint64_t begin = h->committed, end = c.upto;
-    if (c.arena_len != 0) deliver_records(i, begin, end, c);
-    else if (job->results == ResultMode::blobs || job->capture_stdout) throw proto::ProtocolError("Done without results for a job that wants them");
-    std::uint64_t failed_here = 0;
-    for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
-      ++failed_here;
-      task_failed(i, it->second, h->task);
-    }
-    report.succeeded += (end - begin) - failed_here;
-    sched->measured(end - begin, c.elapsed_ns);
-    h->committed = end;
-    deaths_without_progress = 0;
-    // Every committed piece is reported, so a joblog knows about it even if the worker dies
-    // before the rest of its chunk.
-    if (obs) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
-    if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
-  }
-
-  void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c) {
-    SlotRun& s = slots[i];
-    SlotState& st = slot_state(s.proc->slot());
-    ArenaReader reader(st, static_cast<const char*>(s.proc->slot().data()) + st.arena_offset);
-    std::span<const char> rec = reader.read(c.arena_pos, c.arena_len);
-    Held* h = find_held(s, c.chunk_id);
-    auto take = [&rec](std::span<const char>& out) {
-      std::uint32_t n = 0;
-      if (rec.size() < sizeof n) throw proto::ProtocolError("truncated result record");
-      std::memcpy(&n, rec.data(), sizeof n);
-      if (rec.size() - sizeof n < n) throw proto::ProtocolError("result record longer than its arena entry");
-      out = rec.subspan(sizeof n, n);
-      rec = rec.subspan(sizeof n + n);
+void Farm::Impl::spawn(std::size_t i) {
+  SlotRun& s = slots[i];
+  if (!s.seg) s.seg = create_slot(opt.arena_bytes);
+  reset_slot(slot_state(s.seg));
+  s.held.clear();
+  s.hello = s.retiring = s.stop_sent = s.chaos_killed = false;
+  s.kill_cause.reset();
+  s.kill_message.clear();
+  s.job_sent = 0;
+  s.assigned = 0;
+  if (fork_mode) {
+    const ForkKernelFactory* f = factory;
+    auto body = [f](Channel ch, ShmSegment seg) {
+      detail::RunnerFactory make = [f](const JobInfo&) { return (*f)(); };
+      return detail::serve(std::move(ch), std::move(seg), make);
     };
-    for (std::uint64_t idx = begin; idx < end; ++idx) {
-      IndexResult r{idx, {}, {}};
-      take(r.value);
-      take(r.text);
-      if (h->failed.count(idx) != 0) continue;
-      deliver(r);
-    }
-    if (!rec.empty()) throw proto::ProtocolError("trailing bytes in a result record");
-    reader.release(c.arena_pos, c.arena_len);
-    if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
+    s.proc.emplace(spawn_forked(std::move(s.seg), limits(), master_fds(i), body));
+  } else {
+    s.proc.emplace(spawn_program(std::move(s.seg), limits(), program, args));
   }
+  watch(s.proc->pidfd(), tag(i, kPidfd));
+  watch(s.proc->channel().fd(), tag(i, kChannel));
+  watch(s.proc->stderr_fd(), tag(i, kStderr));
+  if (obs) obs->on_worker_started(static_cast<int>(i), s.proc->pid());
+}
 
-  void deliver(const IndexResult& r) {
-    if (!obs) return;
-    if (!job->ordered) {
-      obs->on_result(r);
-      return;
-    }
-    pending.emplace(r.index, std::make_pair(std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size())));
-    advance_frontier();
-  }
-
-  void advance_frontier() {
-    for (;;) {
-      if (auto it = pending.find(frontier); it != pending.end()) {
-        obs->on_result(IndexResult{frontier, it->second.first, it->second.second});
-        pending.erase(it);
-      } else if (skipped.erase(frontier) == 0) {
-        break;
-      }
-      ++frontier;
-      // Jump over the gaps between ranges (a resumed run computes only some indices).
-      for (const auto& [b, e] : ranges)
-        if (frontier < e) {
-          frontier = std::max(frontier, b);
-          break;
-        }
-    }
-    sched->set_frontier(frontier);
-  }
-
-  // An index failed (kernel threw, or its worker died running it): retry or give up.
-  void task_failed(std::size_t i, FailureRecord f, const ChunkTask& t) {
-    f.attempt = t.attempt;
-    f.chunk_begin = t.begin;
-    f.chunk_end = t.end;
-    f.slot = static_cast<int>(i);
-    if (slots[i].proc) {
-      f.pid = slots[i].proc->pid();
-      if (f.stderr_tail.empty()) f.stderr_tail = slots[i].proc->stderr_tail();
-    }
-    f.final = !sched->may_retry(t.attempt);
-    if (!f.final) {
-      ++report.retries;
-      sched->requeue(*f.index, *f.index + 1, t.attempt + 1);
-    } else {
-      ++final_failures;
-      if (job->ordered) {
-        skipped.insert(*f.index);
-        advance_frontier();
-      }
-    }
-    if (obs) obs->on_failure(f);
-    if (f.final) {
-      report.failures.push_back(std::move(f));
-      if (opt.halt != Halt::never && final_failures >= opt.halt_after) {
-        report.halted = true;
-        sched->stop();
-        if (opt.halt == Halt::now) halting_now = true;
-      }
-    }
-  }
-
-  // ---- deaths -----------------------------------------------------------------------------
-  void kill_worker(std::size_t i, FailureCause cause, std::string message) {
-    SlotRun& s = slots[i];
-    if (!s.proc || s.proc->reaped() || s.kill_cause) return;
-    s.kill_cause = cause;
-    s.kill_message = std::move(message);
-    s.proc->kill_group(SIGKILL);
-  }
-
-  void on_exit(std::size_t i, ExitStatus st) {
-    SlotRun& s = slots[i];
-    drain_channel(i);
-    s.proc->drain_stderr(opt.forward_stderr);
-    SlotState& ss = slot_state(s.proc->slot());
-    const bool expected = s.stop_sent && !s.kill_cause && !st.signaled && st.code == 0;
-    std::optional<std::uint64_t> suspect;
-    std::uint64_t suspect_chunk = ss.current_chunk.load();
-    if (suspect_chunk != kNoChunk) {
-      Held* h = find_held(s, suspect_chunk);
-      const std::uint64_t idx = ss.current_index.load();
-      if (h != nullptr && idx >= h->committed && idx < h->task.end) suspect = idx;
-    }
-    FailureRecord f;
-    f.slot = static_cast<int>(i);
-    f.pid = s.proc->pid();
-    f.stderr_tail = s.proc->stderr_tail();
-    // A worker that crashed on its own (e.g. SIGSEGV while dumping core) after we decided to
-    // kill it died of its own cause, not ours.
-    const bool own_death = st.signaled && st.code != SIGTERM && st.code != SIGKILL;
-    if (s.kill_cause == FailureCause::timeout && own_death) s.kill_cause.reset();
-    if (s.kill_cause) {
-      f.cause = *s.kill_cause;
-      f.message = s.kill_message;
-      f.signal = st.signaled ? st.code : 0;
-    } else if (st.signaled) {
-      f.cause = FailureCause::signal;
-      f.signal = st.code;
-    } else {
-      f.cause = FailureCause::exit;
-      f.exit_code = st.code;
-      if (!s.hello) {
-        f.cause = FailureCause::start;
-        f.message = "exited with code " + std::to_string(st.code) + " before its handshake";
-      }
-    }
-    if (!expected) {
-      ++report.worker_deaths;
-      if (s.chaos_killed) ++report.chaos_kills;
-    }
-    // Everything it held goes back; only the index it was running is charged an attempt.
-    for (Held& h : s.held) {
-      const ChunkTask& t = h.task;
-      if (suspect && h.task.id == suspect_chunk && !s.chaos_killed && !halting_now) {
-        sched->requeue(h.committed, *suspect, t.attempt);
-        sched->requeue(*suspect + 1, t.end, t.attempt);
-        FailureRecord g = f;
-        g.index = *suspect;
-        task_failed(i, std::move(g), t);
-      } else {
-        sched->requeue(h.committed, t.end, t.attempt);
-      }
-    }
-    const bool charged = suspect && !s.chaos_killed;
-    if (s.chaos_killed && obs) {  // observers (a trace, an event stream) see injected kills too
-      f.message = "fault injection (chaos): not charged to any index";
-      obs->on_failure(f);
-    }
-    if (!expected && !charged && !halting_now && !s.chaos_killed) {
-      ++deaths_without_progress;
-      if (obs) obs->on_failure(f);
-      if (deaths_without_progress >= opt.max_start_failures) {
-        report.farm_error = "workers keep failing without completing any task (" + std::to_string(deaths_without_progress) + " in a row); last: " + f.describe();
-        if (!f.stderr_tail.empty()) report.farm_error += "\nits stderr ends with:\n" + f.stderr_tail;
-        report.failures.push_back(f);
-        sched->stop();
-        halting_now = true;
-      }
-    }
-    s.held.clear();
-    unwatch(s.proc->pidfd());
-    unwatch(s.proc->channel().fd());
-    unwatch(s.proc->stderr_fd());
-    s.seg = s.proc->take_slot();
-    s.proc.reset();
-  }
-
-  void check_deadlines(Clock::time_point now) {
-    const std::int64_t now_ns = monotonic_ns();
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      SlotRun& s = slots[i];
-      if (!s.proc || s.proc->reaped()) continue;
-      if (s.kill_cause && s.kill_deadline != Clock::time_point{} && now >= s.kill_deadline) {
-        s.proc->kill_group(SIGKILL);
-        s.kill_deadline = {};
-      }
-      if (opt.task_timeout.count() > 0 && !s.kill_cause) {
-        const std::int64_t started = slot_state(s.proc->slot()).task_started_ns.load();
-        if (started != 0 && now_ns - started > std::chrono::nanoseconds(opt.task_timeout).count()) {
-          s.kill_cause = FailureCause::timeout;
-          s.kill_message = "ran longer than " + std::to_string(opt.task_timeout.count()) + " ms; sent SIGTERM, then SIGKILL after " + std::to_string(opt.kill_grace.count()) + " ms";
-          s.proc->kill_group(SIGTERM);
-          s.kill_deadline = now + opt.kill_grace;
-        }
-      }
-    }
-    if (opt.chaos_rate > 0 && now >= next_chaos) {
-      std::vector<std::size_t> busy;
-      for (std::size_t i = 0; i < slots.size(); ++i)
-        if (slots[i].proc && !slots[i].proc->reaped() && !slots[i].held.empty() && !slots[i].kill_cause) busy.push_back(i);
-      if (!busy.empty()) {
-        SlotRun& s = slots[busy[rng() % busy.size()]];
-        s.chaos_killed = true;
-        s.proc->kill_group(SIGKILL);
-      }
-      schedule_chaos(now);
-    }
-  }
-
-  void schedule_chaos(Clock::time_point now) {
-    std::exponential_distribution<double> gap(opt.chaos_rate);
-    next_chaos = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
-  }
-
-  int wait_ms(Clock::time_point now) const {
-    auto wait = std::chrono::milliseconds(100);
-    if (opt.task_timeout.count() > 0) wait = std::min(wait, std::max(std::chrono::milliseconds(1), opt.task_timeout / 10));
-    for (const auto& s : slots)
-      if (s.kill_deadline != Clock::time_point{})
-        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.kill_deadline - now) + std::chrono::milliseconds(1));
-    if (opt.chaos_rate > 0) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_chaos - now) + std::chrono::milliseconds(1));
-    return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
-  }
-
-  bool busy() const {
-    for (const auto& s : slots)
-      if (!s.held.empty()) return true;
+bool Farm::Impl::send(std::size_t i, const proto::Message& m) {
+  SlotRun& s = slots[i];
+  try {
+    // The channel has room for far more than we ever hold in flight; a worker that stops
+    // reading for a second is hung (the per-task timeout catches it if set).
+    s.proc->channel().send(m, std::chrono::milliseconds(1000));
+    return true;
+  } catch (const ChannelClosed&) {
+    return false;  // it exited or is exiting: its pidfd tells how
+  } catch (const std::exception& e) {
+    kill_worker(i, FailureCause::protocol, std::string("not reading its channel: ") + e.what());
     return false;
   }
+}
 
-  // One round of waiting and handling events.
-  void poll_once(int timeout_ms) {
-    epoll_event evs[64];
-    const int n = ::epoll_wait(epoll.get(), evs, 64, timeout_ms);
-    if (n < 0 && errno != EINTR) throw_errno("epoll_wait");
-    std::vector<std::size_t> exited;
-    for (int k = 0; k < n; ++k) {
-      const std::size_t i = evs[k].data.u64 >> 2;
-      switch (static_cast<Source>(evs[k].data.u64 & 3)) {
-        case kControl: {
-          std::uint64_t v;
-          [[maybe_unused]] auto r = ::read(stop_fd.get(), &v, sizeof v);
-          break;
-        }
-        case kChannel: drain_channel(i); break;
-        case kStderr:
-          if (slots[i].proc) slots[i].proc->drain_stderr(opt.forward_stderr);
-          break;
-        case kPidfd: exited.push_back(i); break;
-      }
-    }
-    for (std::size_t i : exited) {
-      if (!slots[i].proc) continue;
-      if (auto st = slots[i].proc->try_reap()) on_exit(i, *st);
-    }
+void Farm::Impl::top_up(std::size_t i) {
+  SlotRun& s = slots[i];
+  if (!s.proc || s.proc->reaped() || s.stop_sent || s.kill_cause || s.chaos_killed) return;
+  if (s.job_sent != job_id) {
+    proto::Job j{job_id, job->kernel, job->extent, job->output_handle, job->input_handle, job->lines_handle,
+                 job->results == ResultMode::blobs, job->capture_stdout, opt.task_timeout.count() > 0};
+    if (!send(i, j)) return;
+    s.job_sent = job_id;
   }
-
-  // ---- a run ------------------------------------------------------------------------------
-  RunReport run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f) {
-    const auto t0 = Clock::now();
-    job = &j;
-    obs = o;
-    factory = f;
-    report = RunReport{};
-    report.workers = n_workers;
-    final_failures = 0;
-    deaths_without_progress = 0;
-    halting_now = false;
-    frontier = 0;
-    pending.clear();
-    skipped.clear();
-    ++job_id;
-
-    SchedulerConfig sc;
-    sc.ranges = j.ranges;
-    std::uint64_t n = 1;
-    for (auto d : j.extent) n *= d;
-    if (j.extent.empty()) n = 0;
-    if (sc.ranges.empty()) sc.ranges.emplace_back(0, n);
-    sc.chunk = opt.chunk;
-    sc.workers = n_workers;
-    sc.retries = opt.retries;
-    sc.ordered = j.ordered;
-    // Program mode: the same kernel again starts from what the last run measured instead of
-    // growing from chunk size 1 (fork mode cannot tell one lambda from another).
-    if (!fork_mode && j.kernel == last_kernel) sc.ns_per_index = last_ns_per_index;
-    ranges = sc.ranges;
-    frontier = ranges.front().first;
-    sched.emplace(std::move(sc));
-    report.tasks = sched->total();
-    // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
-    rng.seed((opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}()) + job_id);
-    if (opt.chaos_rate > 0) schedule_chaos(Clock::now());
-
-    try {
-      loop();
-    } catch (...) {
-      stop_all(true);
-      throw;
-    }
-    if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
-    last_kernel = j.kernel;
-    last_ns_per_index = sched->ns_per_index();
-    report.interrupted = stop_requested.exchange(false);
-    report.wall = Clock::now() - t0;
-    return std::move(report);
+  const std::size_t depth = sched->depth();
+  if (s.held.size() * 2 > depth && !s.held.empty()) return;  // hysteresis: fewer, larger messages
+  proto::Assign a{job_id, {}};
+  while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring) {
+    auto t = sched->next();
+    if (!t) break;
+    s.held.push_back(Held{*t, t->begin, {}});
+    a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt});
+    s.assigned += t->size();
+    if (obs) obs->on_chunk_started(static_cast<int>(i), s.proc->pid(), t->begin, t->end, t->attempt);
+    if (opt.max_tasks_per_worker != 0 && s.assigned >= opt.max_tasks_per_worker) s.retiring = true;
   }
+  if (!a.chunks.empty()) send(i, a);
+  if (s.retiring && s.held.empty() && !s.stop_sent) {
+    s.stop_sent = send(i, proto::Stop{});
+  }
+}
 
-  void loop() {
-    if (sched->total() == 0) return;
-    for (std::size_t i = 0; i < slots.size(); ++i)
-      if (!slots[i].proc) start_or_fail(i);
-    while (!halting_now) {
-      if (stop_requested) {
-        sched->stop();
-        halting_now = true;
+void Farm::Impl::drain_channel(std::size_t i) {
+  SlotRun& s = slots[i];
+  if (!s.proc || s.kill_cause) return;
+  try {
+    while (auto m = s.proc->channel().try_receive()) handle(i, *m);
+  } catch (const ChannelClosed&) {
+    unwatch(s.proc->channel().fd());  // the pidfd reports the exit itself
+  } catch (const std::exception& e) {
+    kill_worker(i, FailureCause::protocol, e.what());
+  }
+}
+
+void Farm::Impl::handle(std::size_t i, const proto::Message& m) {
+  SlotRun& s = slots[i];
+  if (const auto* hello = std::get_if<proto::Hello>(&m)) {
+    if (s.hello || hello->pid != s.proc->pid()) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(hello->pid) + ")");
+    s.hello = true;
+  } else if (const auto* d = std::get_if<proto::Done>(&m)) {
+    if (!s.hello || d->job_id != job_id) throw proto::ProtocolError("Done for job " + std::to_string(d->job_id) + ", expected " + std::to_string(job_id));
+    for (const auto& c : d->chunks) commit(i, c);
+  } else if (const auto* e = std::get_if<proto::TaskError>(&m)) {
+    if (e->job_id != job_id) throw proto::ProtocolError("TaskError for another job");
+    Held* h = find_held(s, e->chunk_id);
+    if (h == nullptr || e->index < h->committed || e->index >= h->task.end) throw proto::ProtocolError("TaskError for index " + std::to_string(e->index) + " outside its chunk");
+    FailureRecord f;
+    f.cause = e->out_of_memory ? FailureCause::memory : FailureCause::exception;
+    f.index = e->index;
+    f.exception_type = e->type;
+    f.message = e->out_of_memory && opt.memory_limit ? e->what + " (worker memory limit " + format_bytes(opt.memory_limit) + ")" : e->what;
+    h->failed[e->index] = std::move(f);
+  } else {
+    throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
+  }
+}
+
+Held* Farm::Impl::find_held(SlotRun& s, std::uint64_t chunk_id) {
+  for (auto& h : s.held)
+    if (h.task.id == chunk_id) return &h;
+  return nullptr;
+}
+
+void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
+  SlotRun& s = slots[i];
+  Held* h = find_held(s, c.chunk_id);
+  if (h == nullptr || c.upto <= h->committed || c.upto > h->task.end)
+    throw proto::ProtocolError("Done for chunk " + std::to_string(c.chunk_id) + " up to " + std::to_string(c.upto) + " that it does not hold");
+  const std::uint64_t begin = h->committed, end = c.upto;
+  if (c.arena_len != 0) deliver_records(i, begin, end, c);
+  else if (job->results == ResultMode::blobs || job->capture_stdout) throw proto::ProtocolError("Done without results for a job that wants them");
+  std::uint64_t failed_here = 0;
+  for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
+    ++failed_here;
+    task_failed(i, it->second, h->task);
+  }
+  report.succeeded += (end - begin) - failed_here;
+  sched->measured(end - begin, c.elapsed_ns);
+  h->committed = end;
+  deaths_without_progress = 0;
+  // Every committed piece is reported, so a joblog knows about it even if the worker dies
+  // before the rest of its chunk.
+  if (obs) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
+  if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
+}
+
+void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c) {
+  SlotRun& s = slots[i];
+  SlotState& st = slot_state(s.proc->slot());
+  ArenaReader reader(st, static_cast<const char*>(s.proc->slot().data()) + st.arena_offset);
+  std::span<const char> rec = reader.read(c.arena_pos, c.arena_len);
+  Held* h = find_held(s, c.chunk_id);
+  auto take = [&rec](std::span<const char>& out) {
+    std::uint32_t n = 0;
+    if (rec.size() < sizeof n) throw proto::ProtocolError("truncated result record");
+    std::memcpy(&n, rec.data(), sizeof n);
+    if (rec.size() - sizeof n < n) throw proto::ProtocolError("result record longer than its arena entry");
+    out = rec.subspan(sizeof n, n);
+    rec = rec.subspan(sizeof n + n);
+  };
+  for (std::uint64_t idx = begin; idx < end; ++idx) {
+    IndexResult r{idx, {}, {}};
+    take(r.value);
+    take(r.text);
+    if (h->failed.count(idx) != 0) continue;
+    deliver(r);
+  }
+  if (!rec.empty()) throw proto::ProtocolError("trailing bytes in a result record");
+  reader.release(c.arena_pos, c.arena_len);
+  if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
+}
+
+void Farm::Impl::deliver(const IndexResult& r) {
+  if (!obs) return;
+  if (!job->ordered) {
+    obs->on_result(r);
+    return;
+  }
+  pending.emplace(r.index, std::make_pair(std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size())));
+  advance_frontier();
+}
+
+void Farm::Impl::advance_frontier() {
+  for (;;) {
+    if (auto it = pending.find(frontier); it != pending.end()) {
+      obs->on_result(IndexResult{frontier, it->second.first, it->second.second});
+      pending.erase(it);
+    } else if (skipped.erase(frontier) == 0) {
+      break;
+    }
+    ++frontier;
+    // Jump over the gaps between ranges (a resumed run computes only some indices).
+    for (const auto& [b, e] : ranges)
+      if (frontier < e) {
+        frontier = std::max(frontier, b);
         break;
       }
-      for (std::size_t i = 0; i < slots.size(); ++i) {
-        if (halting_now) break;
-        if (!slots[i].proc && !sched->stopped() && (!sched->drained() || busy())) start_or_fail(i);
-        else if (slots[i].proc) top_up(i);
+  }
+  sched->set_frontier(frontier);
+}
+
+int Farm::Impl::wait_ms(Clock::time_point now) const {
+  auto wait = std::chrono::milliseconds(100);
+  if (opt.task_timeout.count() > 0) wait = std::min(wait, std::max(std::chrono::milliseconds(1), opt.task_timeout / 10));
+  for (const auto& s : slots)
+    if (s.kill_deadline != Clock::time_point{})
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.kill_deadline - now) + std::chrono::milliseconds(1));
+  if (opt.chaos_rate > 0) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_chaos - now) + std::chrono::milliseconds(1));
+  return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
+}
+
+bool Farm::Impl::busy() const {
+  for (const auto& s : slots)
+    if (!s.held.empty()) return true;
+  return false;
+}
+
+void Farm::Impl::poll_once(int timeout_ms) {
+  epoll_event evs[64];
+  const int n = ::epoll_wait(epoll.get(), evs, 64, timeout_ms);
+  if (n < 0 && errno != EINTR) throw_errno("epoll_wait");
+  std::vector<std::size_t> exited;
+  for (int k = 0; k < n; ++k) {
+    const std::size_t i = evs[k].data.u64 >> 2;
+    switch (static_cast<Source>(evs[k].data.u64 & 3)) {
+      case kControl: {
+        std::uint64_t v;
+        [[maybe_unused]] auto r = ::read(stop_fd.get(), &v, sizeof v);
+        break;
       }
-      if (!busy() && (sched->drained() || sched->stopped())) break;
-      const auto now = Clock::now();
-      check_deadlines(now);
-      poll_once(wait_ms(now));
+      case kChannel: drain_channel(i); break;
+      case kStderr:
+        if (slots[i].proc) slots[i].proc->drain_stderr(opt.forward_stderr);
+        break;
+      case kPidfd: exited.push_back(i); break;
     }
   }
+  for (std::size_t i : exited) {
+    if (!slots[i].proc) continue;
+    if (auto st = slots[i].proc->try_reap()) on_exit(i, *st);
+  }
+}
 
-  void start_or_fail(std::size_t i) {
-    try {
-      spawn(i);
-    } catch (const SpawnError& e) {
-      FailureRecord f;
-      f.cause = FailureCause::start;
-      f.slot = static_cast<int>(i);
-      f.error = e.error();
-      f.message = e.what();
-      report.failures.push_back(f);
-      if (obs) obs->on_failure(f);
-      report.farm_error = e.what();
+RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f) {
+  const auto t0 = Clock::now();
+  job = &j;
+  obs = o;
+  factory = f;
+  report = RunReport{};
+  report.workers = n_workers;
+  final_failures = 0;
+  deaths_without_progress = 0;
+  halting_now = false;
+  frontier = 0;
+  pending.clear();
+  skipped.clear();
+  ++job_id;
+
+  SchedulerConfig sc;
+  sc.ranges = j.ranges;
+  std::uint64_t n = 1;
+  for (auto d : j.extent) n *= d;
+  if (j.extent.empty()) n = 0;
+  if (sc.ranges.empty()) sc.ranges.emplace_back(0, n);
+  sc.chunk = opt.chunk;
+  sc.workers = n_workers;
+  sc.retries = opt.retries;
+  sc.ordered = j.ordered;
+  // Program mode: the same kernel again starts from what the last run measured instead of
+  // growing from chunk size 1 (fork mode cannot tell one lambda from another).
+  if (!fork_mode && j.kernel == last_kernel) sc.ns_per_index = last_ns_per_index;
+  ranges = sc.ranges;
+  frontier = ranges.front().first;
+  sched.emplace(std::move(sc));
+  report.tasks = sched->total();
+  // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
+  rng.seed((opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}()) + job_id);
+  if (opt.chaos_rate > 0) schedule_chaos(Clock::now());
+
+  try {
+    loop();
+  } catch (...) {
+    stop_all(true);
+    throw;
+  }
+  if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
+  last_kernel = j.kernel;
+  last_ns_per_index = sched->ns_per_index();
+  report.interrupted = stop_requested.exchange(false);
+  report.wall = Clock::now() - t0;
+  return std::move(report);
+}
+
+void Farm::Impl::loop() {
+  if (sched->total() == 0) return;
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    if (!slots[i].proc) start_or_fail(i);
+  while (!halting_now) {
+    if (stop_requested) {
       sched->stop();
       halting_now = true;
+      break;
+    }
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (halting_now) break;
+      if (!slots[i].proc && !sched->stopped() && (!sched->drained() || busy())) start_or_fail(i);
+      else if (slots[i].proc) top_up(i);
+    }
+    if (!busy() && (sched->drained() || sched->stopped())) break;
+    const auto now = Clock::now();
+    check_deadlines(now);
+    poll_once(wait_ms(now));
+  }
+}
+
+void Farm::Impl::start_or_fail(std::size_t i) {
+  try {
+    spawn(i);
+  } catch (const SpawnError& e) {
+    FailureRecord f;
+    f.cause = FailureCause::start;
+    f.slot = static_cast<int>(i);
+    f.error = e.error();
+    f.message = e.what();
+    report.failures.push_back(f);
+    if (obs) obs->on_failure(f);
+    report.farm_error = e.what();
+    sched->stop();
+    halting_now = true;
+  }
+}
+
+void Farm::Impl::stop_all(bool now) {
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    SlotRun& s = slots[i];
+    if (!s.proc) continue;
+    if (now || !s.hello || s.proc->reaped()) s.proc->kill_group(SIGKILL);
+    else if (!s.stop_sent) {
+      try {
+        s.proc->channel().try_send(proto::Stop{});
+      } catch (...) {
+        s.proc->kill_group(SIGKILL);
+      }
+      s.stop_sent = true;
     }
   }
-
-  // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a
-  // deadline, escalating TERM → KILL.
-  void stop_all(bool now) {
+  const auto deadline = Clock::now() + kStopGrace;
+  bool termed = false;
+  for (;;) {
+    bool left = false;
     for (std::size_t i = 0; i < slots.size(); ++i) {
       SlotRun& s = slots[i];
       if (!s.proc) continue;
-      if (now || !s.hello || s.proc->reaped()) s.proc->kill_group(SIGKILL);
-      else if (!s.stop_sent) {
-        try {
-          s.proc->channel().try_send(proto::Stop{});
-        } catch (...) {
-          s.proc->kill_group(SIGKILL);
-        }
-        s.stop_sent = true;
+      s.proc->drain_stderr(opt.forward_stderr);
+      if (s.proc->try_reap() || s.proc->reaped()) {
+        release_slot(i);
+      } else {
+        left = true;
       }
     }
-    const auto deadline = Clock::now() + kStopGrace;
-    bool termed = false;
-    for (;;) {
-      bool left = false;
-      for (std::size_t i = 0; i < slots.size(); ++i) {
-        SlotRun& s = slots[i];
-        if (!s.proc) continue;
-        s.proc->drain_stderr(opt.forward_stderr);
-        if (s.proc->try_reap() || s.proc->reaped()) {
+    if (!left) return;
+    const auto now_t = Clock::now();
+    if (now_t >= deadline) {
+      for (std::size_t i = 0; i < slots.size(); ++i)
+        if (slots[i].proc) {
+          slots[i].proc->kill_and_reap();
           release_slot(i);
-        } else {
-          left = true;
         }
-      }
-      if (!left) return;
-      const auto now_t = Clock::now();
-      if (now_t >= deadline) {
-        for (std::size_t i = 0; i < slots.size(); ++i)
-          if (slots[i].proc) {
-            slots[i].proc->kill_and_reap();
-            release_slot(i);
-          }
-        return;
-      }
-      if (!termed && now_t >= deadline - kStopGrace / 2) {
-        for (auto& s : slots)
-          if (s.proc) s.proc->kill_group(SIGTERM);
-        termed = true;
-      }
-      wait_for_exits(10);
+      return;
     }
+    if (!termed && now_t >= deadline - kStopGrace / 2) {
+      for (auto& s : slots)
+        if (s.proc) s.proc->kill_group(SIGTERM);
+      termed = true;
+    }
+    wait_for_exits(10);
   }
+}
 
-  // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
-  // and stderr pipes already at EOF would make epoll return at once and spin.
-  void wait_for_exits(int timeout_ms) {
-    std::vector<pollfd> fds;
-    for (auto& s : slots)
-      if (s.proc && !s.proc->reaped()) fds.push_back(pollfd{s.proc->pidfd(), POLLIN, 0});
-    if (!fds.empty()) ::poll(fds.data(), fds.size(), timeout_ms);
-  }
+void Farm::Impl::wait_for_exits(int timeout_ms) {
+  std::vector<pollfd> fds;
+  for (auto& s : slots)
+    if (s.proc && !s.proc->reaped()) fds.push_back(pollfd{s.proc->pidfd(), POLLIN, 0});
+  if (!fds.empty()) ::poll(fds.data(), fds.size(), timeout_ms);
+}
 
-  void release_slot(std::size_t i) {
-    SlotRun& s = slots[i];
-    unwatch(s.proc->pidfd());
-    unwatch(s.proc->channel().fd());
-    unwatch(s.proc->stderr_fd());
-    s.seg = s.proc->take_slot();
-    s.proc.reset();
-    s.held.clear();
-  }
-};
+void Farm::Impl::release_slot(std::size_t i) {
+  SlotRun& s = slots[i];
+  unwatch(s.proc->pidfd());
+  unwatch(s.proc->channel().fd());
+  unwatch(s.proc->stderr_fd());
+  s.seg = s.proc->take_slot();
+  s.proc.reset();
+  s.held.clear();
+}
+
 
 Farm::Farm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Farm::Farm(Farm&&) noexcept = default;

@@ -1,0 +1,135 @@
+// Farm::Impl: the engine's state, shared by the event loop (farm.cpp) and the handling of
+// failures, deaths and deadlines (farm_failures.cpp). Private to master/src; one thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "scheduler.hpp"
+#include "spawn.hpp"
+#include "taskfarm/detail/protocol.hpp"
+#include "taskfarm/farm.hpp"
+#include "worker_process.hpp"
+
+namespace taskfarm {
+
+using Clock = std::chrono::steady_clock;
+
+/// A chunk a worker holds: queued or running, possibly partly committed.
+struct Held {
+  ChunkTask task;
+  std::uint64_t committed = 0;  // indices [task.begin, committed) are in place
+  std::map<std::uint64_t, FailureRecord> failed;  // kernel threw at these indices
+};
+
+/// One worker slot: its process (while it has one) and what the master knows about it.
+struct SlotRun {
+  std::optional<WorkerProcess> proc;
+  ShmSegment seg;               // the slot segment while no process holds it
+  std::deque<Held> held;
+  bool hello = false;
+  bool retiring = false;        // max_tasks_per_worker reached: Stop once idle
+  bool stop_sent = false;
+  bool chaos_killed = false;
+  std::optional<FailureCause> kill_cause;  // why the master killed it (timeout, protocol)
+  std::string kill_message;
+  Clock::time_point kill_deadline{};       // TERM sent: KILL at this time
+  std::uint64_t job_sent = 0;
+  std::uint64_t assigned = 0;   // indices assigned since spawn
+};
+
+struct Farm::Impl {
+  FarmOptions opt;
+  bool fork_mode = false;
+  std::string program;
+  std::vector<std::string> args;
+  std::size_t n_workers = 1;
+  std::vector<SlotRun> slots;
+  UniqueFd epoll, stop_fd;
+  std::atomic<bool> stop_requested{false};
+  std::uint64_t job_id = 0;
+  std::mt19937_64 rng;
+  std::string last_kernel;        // program mode: the previous run's kernel and its
+  double last_ns_per_index = 0;   // measured time per index, to start chunking from
+
+  // Per run:
+  const JobSpec* job = nullptr;
+  FarmObserver* obs = nullptr;
+  const ForkKernelFactory* factory = nullptr;
+  std::optional<Scheduler> sched;
+  RunReport report;
+  std::uint64_t final_failures = 0;
+  int deaths_without_progress = 0;
+  bool halting_now = false;
+  Clock::time_point next_chaos{};
+  // Ordered delivery.
+  std::uint64_t frontier = 0;
+  std::map<std::uint64_t, std::pair<std::string, std::string>> pending;
+  std::set<std::uint64_t> skipped;  // finally failed: the frontier passes over them
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // of this run, in order
+
+  Impl();
+  void watch(int fd, std::uint64_t data);
+  void unwatch(int fd);
+  SpawnLimits limits() const;
+
+  std::vector<int> master_fds(std::size_t except) const;
+
+  // ---- spawning ---------------------------------------------------------------------------
+  void spawn(std::size_t i);
+
+  // ---- messages ---------------------------------------------------------------------------
+  bool send(std::size_t i, const proto::Message& m);
+  void top_up(std::size_t i);
+
+  void drain_channel(std::size_t i);
+  void handle(std::size_t i, const proto::Message& m);
+
+  static Held* find_held(SlotRun& s, std::uint64_t chunk_id);
+  void commit(std::size_t i, const proto::ChunkDone& c);
+
+  void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c);
+  void deliver(const IndexResult& r);
+
+  void advance_frontier();
+
+  // An index failed (kernel threw, or its worker died running it): retry or give up.
+  void task_failed(std::size_t i, FailureRecord f, const ChunkTask& t);
+
+  // ---- deaths -----------------------------------------------------------------------------
+  void kill_worker(std::size_t i, FailureCause cause, std::string message);
+  void on_exit(std::size_t i, ExitStatus st);
+
+  void check_deadlines(Clock::time_point now);
+  void schedule_chaos(Clock::time_point now);
+  int wait_ms(Clock::time_point now) const;
+
+  bool busy() const;
+
+  // One round of waiting and handling events.
+  void poll_once(int timeout_ms);
+
+  // ---- a run ------------------------------------------------------------------------------
+  RunReport run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f);
+  void loop();
+
+  void start_or_fail(std::size_t i);
+
+  // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a
+  // deadline, escalating TERM → KILL.
+  void stop_all(bool now);
+
+  // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
+  // and stderr pipes already at EOF would make epoll return at once and spin.
+  void wait_for_exits(int timeout_ms);
+  void release_slot(std::size_t i);
+};
+
+}  // namespace taskfarm
