@@ -27,8 +27,8 @@ void blur_slice(const InputView& in, const FloatView& out, std::size_t i, Sigma 
 
 int serve_as_worker(Sigma sigma) {
   return taskfarm::run_worker([sigma](taskfarm::TaskContext& task) {
-    const InputView in = task.input_as<float>();
-    const FloatView out = task.output_as<float>();
+    const InputView& in = task.input_as<float>();
+    const FloatView& out = task.output_as<float>();
     if (in.ndim() != 3 || in.shape() != out.shape()) {
       throw taskfarm::Error("example-image-stack --worker: input " +
                             taskfarm::format_shape(in.shape()) + " and output " +

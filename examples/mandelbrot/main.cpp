@@ -26,7 +26,7 @@ std::span<std::int32_t> as_span(const taskfarm::ArrayView<std::int32_t>& row) {
 // Worker program: task i of `taskfarm run` computes row i of the run's --output array.
 int serve_as_worker(const MandelbrotGrid& grid) {
   return taskfarm::run_worker([grid](taskfarm::TaskContext& task) {
-    taskfarm::ArrayView<std::int32_t> out = task.output_as<std::int32_t>();
+    const taskfarm::ArrayView<std::int32_t>& out = task.output_as<std::int32_t>();
     if (out.shape() != taskfarm::Shape{grid.size, grid.size}) {
       throw taskfarm::Error("example-mandelbrot --worker --size " + std::to_string(grid.size) +
                             ": the output array is " + taskfarm::format_shape(out.shape()) +

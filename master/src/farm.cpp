@@ -326,9 +326,6 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   sc.workers = n_workers;
   sc.retries = opt.retries;
   sc.ordered = j.ordered;
-  // Program mode: the same kernel again starts from what the last run measured instead of
-  // growing from chunk size 1 (fork mode cannot tell one lambda from another).
-  if (!fork_mode && j.kernel == last_kernel) sc.ns_per_index = last_ns_per_index;
   ranges = sc.ranges;
   frontier = ranges.front().first;
   sched.emplace(std::move(sc));
@@ -344,8 +341,6 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
     throw;
   }
   if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
-  last_kernel = j.kernel;
-  last_ns_per_index = sched->ns_per_index();
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);

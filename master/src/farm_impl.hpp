@@ -56,8 +56,6 @@ struct Farm::Impl {
   std::atomic<bool> stop_requested{false};
   std::uint64_t job_id = 0;
   std::mt19937_64 rng;
-  std::string last_kernel;        // program mode: the previous run's kernel and its
-  double last_ns_per_index = 0;   // measured time per index, to start chunking from
 
   // Per run:
   const JobSpec* job = nullptr;

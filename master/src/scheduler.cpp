@@ -13,7 +13,7 @@ constexpr std::uint64_t kOrderedWindowMin = 4096;
 
 Scheduler::Scheduler(SchedulerConfig c)
     : ranges_(std::move(c.ranges)), fixed_chunk_(c.chunk), workers_(std::max<std::size_t>(1, c.workers)),
-      retries_(c.retries), ordered_(c.ordered), ns_per_index_(c.ns_per_index) {
+      retries_(c.retries), ordered_(c.ordered) {
   ranges_.erase(std::remove_if(ranges_.begin(), ranges_.end(), [](auto r) { return r.second <= r.first; }), ranges_.end());
   for (auto [b, e] : ranges_) total_ += e - b;
   remaining_ = total_;

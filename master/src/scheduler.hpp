@@ -24,7 +24,6 @@ struct SchedulerConfig {
   std::size_t workers = 1;
   int retries = 2;
   bool ordered = false;     // bound fresh work to a window above the delivery frontier
-  double ns_per_index = 0;  // auto: a known estimate (an earlier run of the same kernel); 0 = none
 };
 
 class Scheduler {
@@ -52,8 +51,6 @@ class Scheduler {
   std::uint64_t total() const noexcept { return total_; }
   /// The chunk size auto mode would pick now (fixed size otherwise).
   std::uint64_t chunk_size() const noexcept;
-  /// The current time-per-index estimate (0 if nothing was measured).
-  double ns_per_index() const noexcept { return ns_per_index_; }
 
  private:
   std::uint64_t remaining_fresh() const noexcept;

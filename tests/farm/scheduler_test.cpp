@@ -95,9 +95,3 @@ TEST(Scheduler, StopHandsOutNothingMore) {
   EXPECT_FALSE(s.next());
 }
 
-TEST(Scheduler, AKnownEstimateStartsWithFullSizeChunks) {
-  SchedulerConfig c = config(1'000'000, 0);
-  c.ns_per_index = 10;  // measured by an earlier run of the same kernel
-  Scheduler s(c);
-  EXPECT_GT(s.next()->size(), 1000u);
-}

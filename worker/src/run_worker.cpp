@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <optional>
+#include <typeinfo>
 
 #include "taskfarm/detail/worker_loop.hpp"
 #include "taskfarm/input_lines.hpp"
@@ -22,7 +24,21 @@ class Resources {
   }
   std::optional<AnySharedArray> output, input;
   std::optional<InputLines> lines;
+  // Typed views handed out by output_as/input_as, one per array (its element type fixed).
+  const std::type_info* view_type[2] = {nullptr, nullptr};
+  std::shared_ptr<const void> view[2];
 };
+
+const void* TaskContext::find_view(bool input, const std::type_info& type) const {
+  const int k = input ? 1 : 0;
+  return res_->view_type[k] != nullptr && *res_->view_type[k] == type ? res_->view[k].get() : nullptr;
+}
+
+void TaskContext::keep_view(bool input, const std::type_info& type, std::shared_ptr<const void> view) {
+  const int k = input ? 1 : 0;
+  res_->view_type[k] = &type;
+  res_->view[k] = std::move(view);
+}
 
 std::uint64_t TaskContext::coord(std::size_t axis) const {
   const auto& dims = job_->extent;

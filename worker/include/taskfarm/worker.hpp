@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <vector>
 
 #include "taskfarm/serialize.hpp"
@@ -49,12 +50,15 @@ class TaskContext {
 
   /// The run's output array (--output); throws Error if the run has none.
   AnySharedArray& output();
+  /// The output as an ArrayView<T> (checked dtype). Built once per job and cached: use it
+  /// directly or by reference (`const auto& out = t.output_as<float>()`) — a copy of a view
+  /// allocates.
   template <class T>
-  ArrayView<T> output_as() { return output().template as<T>(); }
+  const ArrayView<T>& output_as() { return cached<T>(false); }
   /// The run's read-only input array (--input); throws Error if the run has none.
   const AnySharedArray& input();
   template <class T>
-  ArrayView<const T> input_as() { return input().template as<const T>(); }
+  const ArrayView<const T>& input_as() { return cached<const T>(true); }
   /// Line `index()` of --input-lines (without its newline); throws Error if the run has none.
   std::string_view line() const;
 
@@ -68,6 +72,17 @@ class TaskContext {
 
  private:
   friend class KernelRunner;
+  template <class T>
+  const ArrayView<T>& cached(bool input) {
+    if (auto* v = static_cast<const ArrayView<T>*>(find_view(input, typeid(T)))) return *v;
+    auto view = std::make_shared<ArrayView<T>>(input ? this->input().template as<T>() : output().template as<T>());
+    const ArrayView<T>& ref = *view;
+    keep_view(input, typeid(T), std::move(view));
+    return ref;
+  }
+  const void* find_view(bool input, const std::type_info& type) const;
+  void keep_view(bool input, const std::type_info& type, std::shared_ptr<const void> view);
+
   std::uint64_t index_ = 0;
   const JobInfo* job_ = nullptr;
   class Resources* res_ = nullptr;
