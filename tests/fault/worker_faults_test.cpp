@@ -144,3 +144,18 @@ TEST(WorkerFaults, HaltNowStopsAtTheFirstFinalFailure) {
   EXPECT_EQ(r.report.failed_indices(), std::vector<std::uint64_t>{7});
   EXPECT_LT(r.report.succeeded, 2000u - 1);
 }
+
+TEST(WorkerFaults, HaltSoonStopsDispatchingAndLetsRunningChunksFinish) {
+  FarmOptions o;
+  o.halt = Halt::soon;
+  o.retries = 0;
+  o.chunk = 1;
+  const auto r = run_fault("segv", o, 2000);
+  EXPECT_TRUE(r.report.halted);
+  EXPECT_EQ(r.report.failed_indices(), std::vector<std::uint64_t>{7});
+  EXPECT_LT(r.report.succeeded, 2000u - 1) << "nothing new may be dispatched after the final failure";
+  EXPECT_EQ(r.report.worker_deaths, 1u) << "soon: the other worker is not killed, it finishes what it holds";
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
+    if (i != 7 && r.values[i] != 0) { EXPECT_EQ(r.values[i], static_cast<std::int64_t>(i * i)) << i; }
+  }
+}
