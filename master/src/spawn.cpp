@@ -10,11 +10,20 @@
 
 #include <spawn.h>
 
+// Boost.Process v2 finds programs on PATH. Its launchers are not used (docs/design.md §5).
+// 1.81 with std::filesystem forgets two includes of its own.
+#define BOOST_PROCESS_USE_STD_FS 1
+#include <boost/optional.hpp>
+#include <boost/type_traits.hpp>
+#include <boost/process/v2/environment.hpp>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "taskfarm/detail/worker_loop.hpp"
+
+namespace bp = boost::process::v2;
 
 namespace taskfarm {
 namespace {
@@ -63,19 +72,10 @@ std::string resolve_program(const std::string& program) {
     if (const int err = check(program)) throw SpawnError("worker program " + program + ": " + std::strerror(err), err);
     return program;
   }
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-  int first_err = ENOENT;
-  for (std::size_t start = 0; start <= dirs.size();) {
-    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
-    const std::string candidate = dir + "/" + program;
-    const int err = check(candidate);
-    if (err == 0) return candidate;
-    if (err != ENOENT && first_err == ENOENT) first_err = err;
-    start = end + 1;
-  }
-  throw SpawnError("worker program " + program + ": " + (first_err == ENOENT ? std::string("not found in PATH") : std::strerror(first_err)), first_err);
+  // PATH search as execvp does it: Boost.Process's find_executable.
+  const bp::filesystem::path found = bp::environment::find_executable(program);
+  if (found.empty()) throw SpawnError("worker program " + program + ": not found in PATH", ENOENT);
+  return found.string();
 }
 
 WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
