@@ -66,8 +66,8 @@ std::vector<int> Farm::Impl::master_fds(std::size_t except) const {
   std::vector<int> fds{epoll.get(), stop_fd.get()};
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (i == except || !slots[i].proc) continue;
-    auto& p = const_cast<WorkerProcess&>(*slots[i].proc);
-    fds.insert(fds.end(), {p.pidfd(), p.channel().fd(), p.stderr_fd()});
+    const WorkerProcess& p = *slots[i].proc;
+    fds.insert(fds.end(), {p.pidfd(), p.channel_fd(), p.stderr_fd()});
   }
   return fds;
 }

@@ -32,6 +32,7 @@ class WorkerProcess {
   int pidfd() const noexcept { return pidfd_.get(); }
   int stderr_fd() const noexcept { return stderr_.get(); }
   Channel& channel() noexcept { return channel_; }
+  int channel_fd() const noexcept { return channel_.fd(); }
   ShmSegment& slot() noexcept { return slot_; }
   ShmSegment take_slot() noexcept { return std::move(slot_); }
 
