@@ -88,9 +88,9 @@ void Farm::Impl::spawn(std::size_t i) {
       detail::RunnerFactory make = [f](const JobInfo&) { return (*f)(); };
       return detail::serve(std::move(ch), std::move(seg), make);
     };
-    s.proc.emplace(spawn_forked(std::move(s.seg), limits(), master_fds(i), body));
+    s.proc.emplace(spawn_forked(std::move(s.seg), spawn_limits, master_fds(i), body));
   } else {
-    s.proc.emplace(spawn_program(std::move(s.seg), limits(), program, args));
+    s.proc.emplace(spawn_program(std::move(s.seg), spawn_limits, program, args));
   }
   watch(s.proc->pidfd(), tag(i, kPidfd));
   watch(s.proc->channel().fd(), tag(i, kChannel));
@@ -124,12 +124,21 @@ void Farm::Impl::top_up(std::size_t i) {
   }
   const std::size_t depth = sched->depth();
   if (s.held.size() * 2 > depth && !s.held.empty()) return;  // hysteresis: fewer, larger messages
+  // Never hold more than a fair share of the unfinished work: held chunks are not taken back,
+  // so a worker given more than that would finish last while the others idle.
+  std::uint64_t held = 0, unfinished = sched->unassigned();
+  for (const auto& o : slots)
+    for (const auto& h : o.held) unfinished += h.task.end - h.committed;
+  for (const auto& h : s.held) held += h.task.end - h.committed;
+  const std::uint64_t share = (unfinished + n_workers - 1) / n_workers;
   proto::Assign a{job_id, {}};
-  while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring) {
+  while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
+         (held == 0 || held + sched->chunk_size() <= share)) {
     auto t = sched->next();
     if (!t) break;
     s.held.push_back(Held{*t, t->begin, {}});
     a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt});
+    held += t->size();
     s.assigned += t->size();
     if (obs) obs->on_chunk_started(static_cast<int>(i), s.proc->pid(), t->begin, t->end, t->attempt);
     if (opt.max_tasks_per_worker != 0 && s.assigned >= opt.max_tasks_per_worker) s.retiring = true;
@@ -315,6 +324,9 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   pending.clear();
   skipped.clear();
   ++job_id;
+  // Fork mode: the last run's workers were told to stop; reap them before forking anew (they
+  // hold that run's snapshot of our memory, and their slots are reused).
+  if (fork_mode) stop_all(false);
 
   SchedulerConfig sc;
   sc.ranges = j.ranges;
@@ -330,6 +342,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   frontier = ranges.front().first;
   sched.emplace(std::move(sc));
   report.tasks = sched->total();
+  spawn_limits = limits();  // once per run: it reads the affinity mask and cgroup files
   // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
   rng.seed((opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}()) + job_id);
   if (opt.chaos_rate > 0) schedule_chaos(Clock::now());
@@ -340,7 +353,8 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
     stop_all(true);
     throw;
   }
-  if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
+  if (halting_now || stop_requested) stop_all(true);
+  else if (fork_mode) send_stops();  // reaped at the next run or close(): their exits overlap the caller's work
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);
@@ -348,8 +362,12 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
 
 void Farm::Impl::loop() {
   if (sched->total() == 0) return;
-  for (std::size_t i = 0; i < slots.size(); ++i)
+  // Each new worker gets its first chunks before the next one is started, so it works while
+  // the others are forked.
+  for (std::size_t i = 0; i < slots.size() && !halting_now; ++i) {
     if (!slots[i].proc) start_or_fail(i);
+    if (slots[i].proc) top_up(i);
+  }
   while (!halting_now) {
     if (stop_requested) {
       sched->stop();
@@ -385,19 +403,28 @@ void Farm::Impl::start_or_fail(std::size_t i) {
   }
 }
 
-void Farm::Impl::stop_all(bool now) {
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    SlotRun& s = slots[i];
-    if (!s.proc) continue;
-    if (now || !s.hello || s.proc->reaped()) s.proc->kill_group(SIGKILL);
-    else if (!s.stop_sent) {
-      try {
-        s.proc->channel().try_send(proto::Stop{});
-      } catch (...) {
-        s.proc->kill_group(SIGKILL);
-      }
-      s.stop_sent = true;
+void Farm::Impl::send_stops() {
+  for (auto& s : slots) {
+    if (!s.proc || s.stop_sent) continue;
+    if (!s.hello || s.proc->reaped()) {
+      s.proc->kill_group(SIGKILL);
+      continue;
     }
+    try {
+      s.proc->channel().try_send(proto::Stop{});
+    } catch (...) {
+      s.proc->kill_group(SIGKILL);
+    }
+    s.stop_sent = true;
+  }
+}
+
+void Farm::Impl::stop_all(bool now) {
+  if (now) {
+    for (auto& s : slots)
+      if (s.proc) s.proc->kill_group(SIGKILL);
+  } else {
+    send_stops();
   }
   const auto deadline = Clock::now() + kStopGrace;
   bool termed = false;

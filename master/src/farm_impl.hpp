@@ -55,6 +55,7 @@ struct Farm::Impl {
   UniqueFd epoll, stop_fd;
   std::atomic<bool> stop_requested{false};
   std::uint64_t job_id = 0;
+  SpawnLimits spawn_limits;  // of the current run
   std::mt19937_64 rng;
 
   // Per run:
@@ -123,6 +124,8 @@ struct Farm::Impl {
   // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a
   // deadline, escalating TERM → KILL.
   void stop_all(bool now);
+  // Sends Stop to every worker not yet told (SIGKILL to one that never said Hello); no waiting.
+  void send_stops();
 
   // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
   // and stderr pipes already at EOF would make epoll return at once and spin.

@@ -1,5 +1,10 @@
 #include "taskfarm/pool.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -15,6 +20,24 @@ std::uint64_t Extent::size() const noexcept {
   for (auto d : dims) n *= d;
   return n;
 }
+
+namespace detail {
+
+NotInherited::NotInherited(void* data, std::size_t bytes) noexcept {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
+  const auto hi = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
+  if (data == nullptr || hi <= lo) return;
+  if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTFORK) != 0) return;
+  begin_ = reinterpret_cast<void*>(lo);
+  bytes_ = hi - lo;
+}
+
+NotInherited::~NotInherited() {
+  if (bytes_ != 0) ::madvise(begin_, bytes_, MADV_DOFORK);
+}
+
+}  // namespace detail
 
 namespace {
 std::string list_failures(const std::vector<FailureRecord>& failures) {

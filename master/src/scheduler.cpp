@@ -7,6 +7,8 @@ namespace taskfarm {
 namespace {
 constexpr double kTargetChunkNs = 2e6;    // auto: a chunk should take about 2 ms
 constexpr double kTargetQueueNs = 4e6;    // keep about 4 ms of work queued per worker
+constexpr double kMinChunkNs = 20e3;      // guided tail floor: a chunk is worth its round trip
+constexpr double kDecay = 0.7;            // weight of the past in the time-per-index estimate
 constexpr std::size_t kMaxDepth = 512;
 constexpr std::uint64_t kOrderedWindowMin = 4096;
 }  // namespace
@@ -26,9 +28,11 @@ std::uint64_t Scheduler::chunk_size() const noexcept {
   if (fixed_chunk_ != 0) return fixed_chunk_;
   if (ns_per_index_ <= 0) return 1;  // nothing measured yet: start small, grow once we know
   const double want = kTargetChunkNs / ns_per_index_;
-  // Guided tail: never more than a fair share of what is left, so the workers finish together.
+  // Guided tail: never more than a fair share of what is left, so the workers finish together,
+  // but not below what pays for its messages (trivial tasks would end in single-index chunks).
   const double fair = static_cast<double>(remaining_fresh()) / static_cast<double>(2 * workers_);
-  const double size = std::min(want, std::max(1.0, fair));
+  const double floor = kMinChunkNs / ns_per_index_;
+  const double size = std::min(want, std::max({1.0, fair, floor}));
   return static_cast<std::uint64_t>(std::clamp(size, 1.0, 1e12));
 }
 
@@ -41,8 +45,11 @@ std::size_t Scheduler::depth() const noexcept {
 
 void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexcept {
   if (indices == 0) return;
-  const double per = std::max(1.0, static_cast<double>(elapsed_ns) / static_cast<double>(indices));
-  ns_per_index_ = ns_per_index_ <= 0 ? per : 0.7 * ns_per_index_ + 0.3 * per;
+  // Decayed sums, so each index weighs the same: a first chunk of one cold index must not
+  // outweigh the thousand-index chunk after it (per-chunk averaging ramped up over ~5 round trips).
+  ns_sum_ = kDecay * ns_sum_ + static_cast<double>(elapsed_ns);
+  index_sum_ = kDecay * index_sum_ + static_cast<double>(indices);
+  ns_per_index_ = std::max(1.0, ns_sum_ / index_sum_);
 }
 
 std::optional<ChunkTask> Scheduler::next() {
@@ -50,6 +57,7 @@ std::optional<ChunkTask> Scheduler::next() {
   if (!retry_.empty()) {
     ChunkTask t = retry_.front();
     retry_.pop_front();
+    retry_indices_ -= t.size();
     t.id = next_id_++;
     return t;
   }
@@ -76,6 +84,7 @@ void Scheduler::requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t at
   ChunkTask t{0, begin, end, attempt};
   auto pos = std::find_if(retry_.begin(), retry_.end(), [&](const ChunkTask& r) { return r.begin > begin; });
   retry_.insert(pos, t);
+  retry_indices_ += t.size();
 }
 
 bool Scheduler::may_retry(std::uint32_t attempt) const noexcept {

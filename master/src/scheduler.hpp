@@ -49,6 +49,8 @@ class Scheduler {
   /// Nothing left to hand out (in-flight chunks are the farm's business).
   bool drained() const noexcept { return retry_.empty() && range_ >= ranges_.size(); }
   std::uint64_t total() const noexcept { return total_; }
+  /// Indices not handed out: fresh ones and those waiting for a retry.
+  std::uint64_t unassigned() const noexcept { return remaining_ + retry_indices_; }
   /// The chunk size auto mode would pick now (fixed size otherwise).
   std::uint64_t chunk_size() const noexcept;
 
@@ -63,10 +65,12 @@ class Scheduler {
   int retries_;
   bool ordered_;
   std::deque<ChunkTask> retry_;
+  std::uint64_t retry_indices_ = 0;  // in retry_
   std::uint64_t next_id_ = 0;
   std::uint64_t total_ = 0;
   std::uint64_t remaining_ = 0;  // fresh indices not yet handed out
-  double ns_per_index_ = 0;      // EWMA; 0 = unknown
+  double ns_per_index_ = 0;      // ns_sum_ / index_sum_; 0 = unknown
+  double ns_sum_ = 0, index_sum_ = 0;  // decayed per commit
   std::uint64_t frontier_ = 0;
   bool stopped_ = false;
 };

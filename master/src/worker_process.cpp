@@ -41,6 +41,10 @@ std::optional<ExitStatus> WorkerProcess::try_reap() {
   siginfo_t info{};
   for (;;) {
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) == 0) break;
+    if (errno == ECHILD) {  // reaped by someone else (a SIGCHLD handler's waitpid(-1)): gone, status unknown
+      reaped_ = true;
+      return ExitStatus{};
+    }
     if (errno != EINTR) throw_errno("waitid for worker pid " + std::to_string(pid_));
   }
   if (info.si_pid == 0) return std::nullopt;

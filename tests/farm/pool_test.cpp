@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <cmath>
 #include <csignal>
 #include <stdexcept>
@@ -200,6 +201,29 @@ TEST(Pool, WorkersGetThreadLimitsForBlas) {
   auto got = pool.map<std::string>(4, [](std::uint64_t) { const char* v = std::getenv("OMP_NUM_THREADS"); return std::string(v ? v : "unset"); });
   const std::string want = std::to_string(std::max(1, usable_cpus() / 2));
   for (const auto& v : got) EXPECT_EQ(v, want);
+}
+
+std::size_t children_of_this_process() {
+  std::size_t n = 0;
+  std::ifstream c("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+  std::string pid;
+  while (c >> pid) ++n;
+  return n;
+}
+
+// A fork-mode call tells its workers to stop and returns; their exits overlap the caller's own
+// work and they are reaped by the next call or by close(): never more than one call's worth.
+TEST(Pool, WorkersOfAFinishedCallAreReapedByTheNextCallOrByClose) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  for (int call = 0; call < 20; ++call) {
+    auto v = pool.map<int>(100, [](std::uint64_t i) { return static_cast<int>(i); });
+    ASSERT_EQ(v[99], 99);
+    EXPECT_LE(children_of_this_process(), 2u) << "call " << call << ": an earlier call's workers were not reaped";
+  }
+  pool.close();
+  EXPECT_EQ(children_of_this_process(), 0u) << "close() left workers or zombies";
 }
 
 TEST(Pool, MaxTasksPerWorkerRecyclesWorkers) {

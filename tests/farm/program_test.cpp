@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -27,6 +30,47 @@ TEST(ProgramMode, WorkersWriteIntoTheOutputArray) {
     EXPECT_TRUE(r.failures.empty());
     for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
   }
+}
+
+// Warm workers keep the last run's arrays mapped while the next run names the same ones. A run
+// that names another array, or a .npy path that is a new file by now, must get the new one.
+TEST(ProgramMode, EachRunWritesTheArrayItNames) {
+  FarmOptions o;
+  o.workers = 2;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  auto a = SharedArray<std::int64_t>::create({300});
+  auto b = SharedArray<std::int64_t>::create({300});
+  auto run_into = [&farm](const std::string& handle) {
+    JobSpec job;
+    job.extent = {300};
+    job.output_handle = handle;
+    EXPECT_EQ(farm.run(job).succeeded, 300u);
+  };
+  auto filled = [](const ArrayView<std::int64_t>& v) {
+    for (std::size_t i = 0; i < 300; ++i)
+      if (v.element({i}) != static_cast<std::int64_t>(i * i)) return false;
+    return true;
+  };
+  run_into(a.handle());
+  ASSERT_TRUE(filled(a.view()));
+  std::fill(a.view().begin(), a.view().end(), 0);
+  run_into(b.handle());
+  EXPECT_TRUE(filled(b.view()));
+  EXPECT_EQ(a.view().element({299}), 0) << "a run that named b wrote into a";
+  run_into(a.handle());
+  EXPECT_TRUE(filled(a.view()));
+
+  char dir[] = "/tmp/taskfarm-npy-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/out.npy";
+  for (int round = 0; round < 2; ++round) {  // the same path, a new file each time
+    std::remove(path.c_str());
+    auto f = SharedArray<std::int64_t>::create_npy(path, {300});
+    run_into(f.handle());
+    EXPECT_TRUE(filled(f.view())) << "round " << round << ": the workers wrote into an older file";
+  }
+  std::remove(path.c_str());
+  ::rmdir(dir);
 }
 
 TEST(ProgramMode, ValuesComeBackInOrderWhenAsked) {

@@ -47,13 +47,34 @@ TEST(Scheduler, AutoChunkGrowsForTrivialTasksAndStaysOneForSlowOnes) {
 
 TEST(Scheduler, AutoChunkShrinksTowardsTheEndSoWorkersFinishTogether) {
   Scheduler s(config(10'000, 0, 2));
-  s.measured(1000, 1000);  // 1 ns per index: wants huge chunks
-  std::uint64_t last = ~0ull;
-  while (auto t = s.next()) {
-    EXPECT_LE(t->size(), std::max<std::uint64_t>(1, last));
-    last = t->size();
-  }
-  EXPECT_EQ(last, 1u);
+  s.measured(1000, 1'000'000);  // 1 us per index: 2 ms chunks would be 2000 indices
+  std::vector<std::uint64_t> sizes;
+  while (auto t = s.next()) sizes.push_back(t->size());
+  ASSERT_GT(sizes.size(), 10u);
+  EXPECT_EQ(sizes.front(), 2000u);
+  for (std::size_t k = 1; k < sizes.size(); ++k) EXPECT_LE(sizes[k], sizes[k - 1]) << "chunk " << k;
+  // The tail stops at chunks worth ~20 us (20 indices here), not single indices; only the
+  // remainder at the very end may be smaller.
+  for (std::size_t k = 0; k + 1 < sizes.size(); ++k) EXPECT_GE(sizes[k], 20u) << "chunk " << k;
+  EXPECT_LE(sizes.back(), 20u);
+}
+
+TEST(Scheduler, TrivialTasksNeedFewChunks) {
+  Scheduler s(config(200'000, 0, 2));
+  EXPECT_EQ(s.next()->size(), 1u);
+  s.measured(1, 5'000);        // the first index, cold: 5 us
+  s.measured(1000, 5'000);     // then 5 ns per index
+  std::size_t chunks = 0;
+  while (s.next()) ++chunks;
+  EXPECT_LE(chunks, 20u) << "trivial tasks should not end in a long tail of tiny chunks";
+}
+
+TEST(Scheduler, EstimateWeighsEveryIndexAlike) {
+  // A cold first index (50 us) followed by 10,000 at 10 ns: the estimate follows the many.
+  Scheduler s(config(1'000'000, 0, 2));
+  s.measured(1, 50'000);
+  s.measured(10'000, 100'000);
+  EXPECT_GT(s.chunk_size(), 50'000u);  // ~2 ms / 15 ns; a per-chunk average would give ~130
 }
 
 TEST(Scheduler, RetryBudgetIsPerAttempt) {

@@ -97,11 +97,37 @@ class LambdaRunner final : public JobRunner {
       append_serialized(result, static_cast<const T&>(invoke_at(fn_, dims_, i)));
     }
   }
+  // Only for jobs without per-index bytes: void, or results written into `out`.
+  void run_range(std::uint64_t begin, std::uint64_t end, std::atomic<std::uint64_t>& current) override {
+    if constexpr (!std::is_void_v<T>) {
+      if (out_ == nullptr) return JobRunner::run_range(begin, end, current);
+    }
+    for (std::uint64_t i = begin; i < end; ++i) {
+      current.store(i, std::memory_order_release);
+      if constexpr (std::is_void_v<T>) invoke_at(fn_, dims_, i);
+      else out_[i] = invoke_at(fn_, dims_, i);
+    }
+  }
 
  private:
   F& fn_;
   std::vector<std::uint64_t> dims_;
   T* out_;
+};
+
+/// Keeps the whole pages of [data, data + bytes) out of processes forked while it lives
+/// (MADV_DONTFORK), so fork does not write-protect them in this one. Only for memory no worker
+/// can reach (the master's own result vector). Best effort: without it, only speed changes.
+class NotInherited {
+ public:
+  NotInherited(void* data, std::size_t bytes) noexcept;
+  NotInherited(const NotInherited&) = delete;
+  NotInherited& operator=(const NotInherited&) = delete;
+  ~NotInherited();
+
+ private:
+  void* begin_ = nullptr;
+  std::size_t bytes_ = 0;
 };
 
 /// Master-side observer that decodes each index's bytes into T and hands it on.
@@ -301,8 +327,13 @@ MapResult<T> Pool::try_map(const Extent& extent, F fn) {
   const std::uint64_t n = extent.size();
   if constexpr (std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>) {
     T* out = static_cast<T*>(fixed_buffer(n * sizeof(T)));
-    run_job<T>(extent, fn, out, nullptr, false);
     r.values.resize(n);
+    {
+      // Allocated before the fork and not inherited by the workers: the copy below then
+      // writes pages fork did not write-protect (a fault per page costs more than the copy).
+      detail::NotInherited keep(r.values.data(), n * sizeof(T));
+      run_job<T>(extent, fn, out, nullptr, false);
+    }
     if (n != 0) std::memcpy(static_cast<void*>(r.values.data()), out, n * sizeof(T));
   } else {
     r.values.resize(n);
