@@ -62,14 +62,14 @@ template <class Ar> void io(Ar& ar, Job& m) {
 }
 template <class Ar> void io(Ar& ar, Assign& m) {
   ar(m.job_id);
-  io_vector(ar, m.chunks, kMaxBatch, [](Ar& a, Chunk& c) { a(c.id, c.begin, c.end, c.attempt); });
+  io_vector(ar, m.chunks, kMaxBatch, [](Ar& a, Chunk& c) { a(c.id, c.begin, c.end, c.attempt, c.budget_ns); });
 }
 template <class Ar> void io(Ar&, Stop&) {}
 template <class Ar> void io(Ar&, Wake&) {}
 template <class Ar> void io(Ar& ar, Done& m) {
   ar(m.job_id);
   io_vector(ar, m.chunks, kMaxBatch,
-            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns); });
+            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns, c.returned); });
 }
 template <class Ar> void io(Ar& ar, TaskError& m) {
   ar(m.job_id, m.chunk_id, m.index, m.out_of_memory);

@@ -137,7 +137,7 @@ void Farm::Impl::top_up(std::size_t i) {
     auto t = sched->next();
     if (!t) break;
     s.held.push_back(Held{*t, t->begin, {}});
-    a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt});
+    a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});
     held += t->size();
     s.assigned += t->size();
     if (obs) obs->on_chunk_started(static_cast<int>(i), s.proc->pid(), t->begin, t->end, t->attempt);
@@ -193,11 +193,13 @@ Held* Farm::Impl::find_held(SlotRun& s, std::uint64_t chunk_id) {
 void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
   SlotRun& s = slots[i];
   Held* h = find_held(s, c.chunk_id);
-  if (h == nullptr || c.upto <= h->committed || c.upto > h->task.end)
+  // Only a chunk with a budget may come back unfinished, and then possibly with nothing new.
+  if (h == nullptr || c.upto > h->task.end || c.upto < h->committed || (c.upto == h->committed && !c.returned) ||
+      (c.returned && (h->task.budget_ns == 0 || c.upto == h->task.begin)))
     throw proto::ProtocolError("Done for chunk " + std::to_string(c.chunk_id) + " up to " + std::to_string(c.upto) + " that it does not hold");
   const std::uint64_t begin = h->committed, end = c.upto;
   if (c.arena_len != 0) deliver_records(i, begin, end, c);
-  else if (job->results == ResultMode::blobs || job->capture_stdout) throw proto::ProtocolError("Done without results for a job that wants them");
+  else if (end > begin && (job->results == ResultMode::blobs || job->capture_stdout)) throw proto::ProtocolError("Done without results for a job that wants them");
   std::uint64_t failed_here = 0;
   for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
     ++failed_here;
@@ -209,7 +211,13 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
   deaths_without_progress = 0;
   // Every committed piece is reported, so a joblog knows about it even if the worker dies
   // before the rest of its chunk.
-  if (obs) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
+  if (obs && end > begin) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
+  if (c.returned && end < h->task.end) {
+    // Its budget ran out: the rest was never started, so it goes back uncharged.
+    sched->requeue(end, h->task.end, h->task.attempt);
+    s.assigned -= h->task.end - end;
+    h->task.end = end;
+  }
   if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
 }
 
@@ -342,10 +350,11 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   frontier = ranges.front().first;
   sched.emplace(std::move(sc));
   report.tasks = sched->total();
-  spawn_limits = limits();  // once per run: it reads the affinity mask and cgroup files
   // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
-  rng.seed((opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}()) + job_id);
-  if (opt.chaos_rate > 0) schedule_chaos(Clock::now());
+  if (opt.chaos_rate > 0) {
+    rng.seed((opt.chaos_seed != 0 ? opt.chaos_seed : std::random_device{}()) + job_id);
+    schedule_chaos(Clock::now());
+  }
 
   try {
     loop();
@@ -492,6 +501,7 @@ Farm Farm::program(FarmOptions options, std::string program, std::vector<std::st
   impl->args = std::move(args);
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
   impl->slots.resize(impl->n_workers);
+  impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
 }
 
@@ -502,6 +512,7 @@ Farm Farm::fork(FarmOptions options) {
   impl->fork_mode = true;
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
   impl->slots.resize(impl->n_workers);
+  impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
 }
 

@@ -55,7 +55,7 @@ struct Farm::Impl {
   UniqueFd epoll, stop_fd;
   std::atomic<bool> stop_requested{false};
   std::uint64_t job_id = 0;
-  SpawnLimits spawn_limits;  // of the current run
+  SpawnLimits spawn_limits;  // decided with the worker count, at creation
   std::mt19937_64 rng;
 
   // Per run:

@@ -33,6 +33,16 @@ NotInherited::NotInherited(void* data, std::size_t bytes) noexcept {
   bytes_ = hi - lo;
 }
 
+void map_for_writing(const void* data, std::size_t bytes) noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto* p = static_cast<const volatile char*>(data);
+  const auto first = reinterpret_cast<std::uintptr_t>(data) & ~(page - 1);
+  for (std::uintptr_t a = first; a < reinterpret_cast<std::uintptr_t>(data) + bytes; a += page) {
+    const std::size_t off = a < reinterpret_cast<std::uintptr_t>(data) ? 0 : a - reinterpret_cast<std::uintptr_t>(data);
+    static_cast<void>(p[off]);
+  }
+}
+
 NotInherited::~NotInherited() {
   if (bytes_ != 0) ::madvise(begin_, bytes_, MADV_DOFORK);
 }

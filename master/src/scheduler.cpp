@@ -6,9 +6,10 @@
 namespace taskfarm {
 namespace {
 constexpr double kTargetChunkNs = 2e6;    // auto: a chunk should take about 2 ms
-constexpr double kTargetQueueNs = 4e6;    // keep about 4 ms of work queued per worker
+constexpr double kTargetQueueNs = 6e6;    // keep about 6 ms of work queued per worker
 constexpr double kMinChunkNs = 20e3;      // guided tail floor: a chunk is worth its round trip
 constexpr double kDecay = 0.7;            // weight of the past in the time-per-index estimate
+constexpr std::uint64_t kProbeBudgetNs = 1'000'000;  // what a first chunk may take before it stops
 constexpr std::size_t kMaxDepth = 512;
 constexpr std::uint64_t kOrderedWindowMin = 4096;
 }  // namespace
@@ -22,15 +23,19 @@ Scheduler::Scheduler(SchedulerConfig c)
   if (!ranges_.empty()) cursor_ = ranges_[0].first;
 }
 
-std::uint64_t Scheduler::remaining_fresh() const noexcept { return remaining_; }
-
 std::uint64_t Scheduler::chunk_size() const noexcept {
   if (fixed_chunk_ != 0) return fixed_chunk_;
-  if (ns_per_index_ <= 0) return 1;  // nothing measured yet: start small, grow once we know
+  if (probing()) {
+    // Nothing measured yet: each worker's share, with a budget (see next()). Trivial tasks then
+    // finish in one chunk per worker; long ones stop after an index or two. The ordered window
+    // bounds read-ahead, so there a probe is a share of the window's minimum.
+    const std::uint64_t share = (total_ + workers_ - 1) / workers_;
+    return std::max<std::uint64_t>(1, ordered_ ? std::min<std::uint64_t>(share, kOrderedWindowMin / workers_) : share);
+  }
   const double want = kTargetChunkNs / ns_per_index_;
   // Guided tail: never more than a fair share of what is left, so the workers finish together,
   // but not below what pays for its messages (trivial tasks would end in single-index chunks).
-  const double fair = static_cast<double>(remaining_fresh()) / static_cast<double>(2 * workers_);
+  const double fair = static_cast<double>(unassigned()) / static_cast<double>(2 * workers_);
   const double floor = kMinChunkNs / ns_per_index_;
   const double size = std::min(want, std::max({1.0, fair, floor}));
   return static_cast<std::uint64_t>(std::clamp(size, 1.0, 1e12));
@@ -54,11 +59,17 @@ void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexce
 
 std::optional<ChunkTask> Scheduler::next() {
   if (stopped_) return std::nullopt;
+  const std::uint64_t budget = probing() ? kProbeBudgetNs : 0;
   if (!retry_.empty()) {
-    ChunkTask t = retry_.front();
-    retry_.pop_front();
+    // Long retries (the rest of a probe, of a crashed chunk) go out in today's chunk size.
+    ChunkTask& front = retry_.front();
+    ChunkTask t = front;
+    t.end = t.begin + std::min(t.size(), chunk_size());
+    front.begin = t.end;
+    if (front.begin == front.end) retry_.pop_front();
     retry_indices_ -= t.size();
     t.id = next_id_++;
+    t.budget_ns = budget;
     return t;
   }
   while (range_ < ranges_.size() && cursor_ >= ranges_[range_].second) {
@@ -72,7 +83,7 @@ std::optional<ChunkTask> Scheduler::next() {
     size = std::min(size, frontier_ + window - cursor_);
   }
   const std::uint64_t end = std::min(ranges_[range_].second, cursor_ + size);
-  ChunkTask t{next_id_++, cursor_, end, 0};
+  ChunkTask t{next_id_++, cursor_, end, 0, budget};
   remaining_ -= end - cursor_;
   cursor_ = end;
   return t;
@@ -81,7 +92,7 @@ std::optional<ChunkTask> Scheduler::next() {
 void Scheduler::requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
   if (end <= begin) return;
   // Keep retries in index order so ordered delivery is not held up behind later work.
-  ChunkTask t{0, begin, end, attempt};
+  ChunkTask t{0, begin, end, attempt, 0};
   auto pos = std::find_if(retry_.begin(), retry_.end(), [&](const ChunkTask& r) { return r.begin > begin; });
   retry_.insert(pos, t);
   retry_indices_ += t.size();

@@ -15,6 +15,7 @@ namespace taskfarm {
 struct ChunkTask {
   std::uint64_t id = 0, begin = 0, end = 0;
   std::uint32_t attempt = 0;
+  std::uint64_t budget_ns = 0;  // a probe: the worker hands back what it has not run by then
   std::uint64_t size() const noexcept { return end - begin; }
 };
 
@@ -53,9 +54,10 @@ class Scheduler {
   std::uint64_t unassigned() const noexcept { return remaining_ + retry_indices_; }
   /// The chunk size auto mode would pick now (fixed size otherwise).
   std::uint64_t chunk_size() const noexcept;
+  /// Auto mode before any measurement: chunks are probes of a fair share with a time budget.
+  bool probing() const noexcept { return fixed_chunk_ == 0 && ns_per_index_ <= 0; }
 
  private:
-  std::uint64_t remaining_fresh() const noexcept;
 
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges_;
   std::size_t range_ = 0;     // current range

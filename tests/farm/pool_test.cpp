@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <cmath>
@@ -224,6 +225,48 @@ TEST(Pool, WorkersOfAFinishedCallAreReapedByTheNextCallOrByClose) {
   }
   pool.close();
   EXPECT_EQ(children_of_this_process(), 0u) << "close() left workers or zombies";
+}
+
+// With nothing measured yet, each worker's first chunk is its whole share with a time budget:
+// a worker running slow tasks stops after about a millisecond, commits what it ran and hands the
+// rest back; the rest goes out again in measured chunks. Every index runs exactly once.
+TEST(Farm, FirstChunkStopsAtItsBudgetAndHandsTheRestBack) {
+  struct Spin final : JobRunner {
+    std::int64_t* out;
+    explicit Spin(std::int64_t* o) : out(o) {}
+    void run(std::uint64_t i, std::string&) override {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      out[i] += static_cast<std::int64_t>(i) + 1;  // twice if an index ran twice
+    }
+  };
+  struct Pieces final : FarmObserver {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> started, done;
+    void on_chunk_started(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override { started.emplace_back(b, e); }
+    void on_chunk_done(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t, std::chrono::nanoseconds) override { done.emplace_back(b, e); }
+  } obs;
+  FarmOptions o;
+  o.workers = 2;
+  Farm farm = Farm::fork(o);
+  auto out = SharedArray<std::int64_t>::create({200});
+  JobSpec job;
+  job.extent = {200};
+  ForkKernelFactory make = [&out]() -> std::unique_ptr<JobRunner> { return std::make_unique<Spin>(out.data()); };
+  const RunReport r = farm.run(job, &obs, make);
+  EXPECT_EQ(r.succeeded, 200u);
+  ASSERT_GE(obs.started.size(), 2u);
+  EXPECT_EQ(obs.started[0], std::make_pair(std::uint64_t{0}, std::uint64_t{100})) << "the first chunk is a share";
+  const auto first_piece = std::find_if(obs.done.begin(), obs.done.end(), [](auto p) { return p.first == 0; });
+  ASSERT_NE(first_piece, obs.done.end());
+  EXPECT_LT(first_piece->second, 50u) << "300 us tasks: a 1 ms budget stops after a few";
+  std::vector<int> covered(200, 0);
+  for (auto [b, e] : obs.done)
+    for (auto i = b; i < e; ++i) ++covered[i];
+  for (std::size_t i = 0; i < 200; ++i) {
+    EXPECT_EQ(covered[i], 1) << "index " << i << " committed " << covered[i] << " times";
+    EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i) + 1) << "index " << i;
+  }
 }
 
 TEST(Pool, MaxTasksPerWorkerRecyclesWorkers) {

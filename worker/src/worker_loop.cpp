@@ -17,7 +17,7 @@ namespace taskfarm::detail {
 namespace {
 
 constexpr std::size_t kFlushEntries = 128;
-constexpr std::int64_t kFlushNs = 1'000'000;  // report at least every millisecond when busy
+constexpr std::int64_t kFlushNs = 2'000'000;  // report at least every 2 ms when busy (each report wakes the master)
 constexpr auto kIdleWait = std::chrono::milliseconds(1000);
 
 std::string demangle(const char* name) {
@@ -79,8 +79,14 @@ class Server {
         if (!m) continue;  // the master is alive (else PDEATHSIG); keep waiting
         if (!handle(*m)) return 0;
       }
-      while (auto m = ch_.try_receive())
-        if (!handle(*m)) return 0;
+      // A receive costs a system call, as much as a short chunk: look for more work only when
+      // this is nearly done (the master sends Stop only to an idle worker, Wake only to one
+      // waiting for arena room, so nothing else is urgent).
+      if (queue_.size() <= 2 || ++chunks_since_receive_ >= 64) {
+        chunks_since_receive_ = 0;
+        while (auto m = ch_.try_receive())
+          if (!handle(*m)) return 0;
+      }
       if (!queue_.empty()) {
         const proto::Chunk c = queue_.front();
         queue_.pop_front();
@@ -119,18 +125,52 @@ class Server {
 
   void run_chunk(const proto::Chunk& c) {
     s_.current_chunk.store(c.id, std::memory_order_relaxed);
-    std::int64_t piece_start = monotonic_ns();
+    const std::int64_t chunk_start = monotonic_ns();
+    std::int64_t piece_start = chunk_start;
     s_.task_started_ns.store(piece_start, std::memory_order_release);
-    // Nothing to collect or time per index: the runner loops itself (one virtual call per
-    // chunk, and a kernel the compiler can inline). A throw resumes after the index it names.
-    for (std::uint64_t i = c.begin; !collect_ && !time_tasks_ && i < c.end;) {
-      const std::uint64_t resume = guarded(c, [&] {
-        runner_->run_range(i, c.end, s_.current_index);
-        return c.end;
-      });
-      i = resume != kThrew ? resume : std::clamp(current(), i, c.end - 1) + 1;
+    // A chunk with a budget (sent while the master knows nothing of the task time yet) runs in
+    // steps of 1, 2, 4, ... indices, aimed at the end of the budget; once it is spent, the rest
+    // of the chunk goes back. Without one, the whole chunk is one step.
+    const auto budget = static_cast<std::int64_t>(c.budget_ns);
+    std::uint64_t i = c.begin, step = budget != 0 ? 1 : c.end - c.begin;
+    bool returned = false;
+    while (i < c.end) {
+      const std::uint64_t hi = i + std::min(step, c.end - i);
+      i = collect_ || time_tasks_ ? run_each(c, i, hi, piece_start) : run_span(c, i, hi);
+      if (budget == 0 || i >= c.end) continue;
+      const std::int64_t used = monotonic_ns() - chunk_start;
+      if (used >= budget) {
+        returned = true;
+        break;
+      }
+      const double per_index = static_cast<double>(used) / static_cast<double>(i - c.begin);
+      const double to_deadline = static_cast<double>(budget - used) / std::max(per_index, 1.0);
+      step = static_cast<std::uint64_t>(std::clamp(to_deadline, 1.0, 2.0 * static_cast<double>(i - c.begin)));
     }
-    for (std::uint64_t i = c.begin; (collect_ || time_tasks_) && i < c.end; ++i) {
+    // Once per chunk: a locked add per task would cost as much as a trivial task.
+    s_.tasks_done.store(s_.tasks_done.load(std::memory_order_relaxed) + (i - c.begin), std::memory_order_relaxed);
+    s_.task_started_ns.store(0, std::memory_order_relaxed);
+    s_.current_chunk.store(kNoChunk, std::memory_order_release);
+    commit(c, i, piece_start, returned);
+  }
+
+  // Nothing to collect or time per index: the runner loops over [lo, hi) itself (one virtual
+  // call, and a kernel the compiler can inline). A throw resumes after the index it names.
+  std::uint64_t run_span(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi) {
+    for (std::uint64_t i = lo; i < hi;) {
+      const std::uint64_t resume = guarded(c, [&] {
+        runner_->run_range(i, hi, s_.current_index);
+        return hi;
+      });
+      i = resume != kThrew ? resume : std::clamp(current(), i, hi - 1) + 1;
+    }
+    return hi;
+  }
+
+  // Index by index: stamps task start times (a timeout to enforce), collects values and
+  // captured text, and commits a piece whenever the records fill a quarter of the arena.
+  std::uint64_t run_each(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi, std::int64_t& piece_start) {
+    for (std::uint64_t i = lo; i < hi; ++i) {
       s_.current_index.store(i, std::memory_order_release);
       // A clock read costs ~44 ns here, as much as a trivial task: only with a timeout to enforce.
       if (time_tasks_) s_.task_started_ns.store(monotonic_ns(), std::memory_order_release);
@@ -143,16 +183,12 @@ class Server {
         append_u32(records_, text_.size());
         records_.append(text_);
         if (records_.size() > s_.arena_capacity / 4 && i + 1 < c.end) {
-          commit(c, i + 1, piece_start);
+          commit(c, i + 1, piece_start, false);
           piece_start = monotonic_ns();
         }
       }
     }
-    // Once per chunk: a locked add per task would cost as much as a trivial task.
-    s_.tasks_done.store(s_.tasks_done.load(std::memory_order_relaxed) + (c.end - c.begin), std::memory_order_relaxed);
-    s_.task_started_ns.store(0, std::memory_order_relaxed);
-    s_.current_chunk.store(kNoChunk, std::memory_order_release);
-    commit(c, c.end, piece_start);
+    return hi;
   }
 
   void run_index(const proto::Chunk& c, std::uint64_t i) {
@@ -191,8 +227,9 @@ class Server {
 
 
   // Publishes [.., upto) of chunk c: its records go into the arena, its entry into Done.
-  void commit(const proto::Chunk& c, std::uint64_t upto, std::int64_t piece_start) {
-    proto::ChunkDone d{c.id, upto, 0, 0, static_cast<std::uint64_t>(monotonic_ns() - piece_start)};
+  // `returned`: [upto, end) was not run and goes back to the master.
+  void commit(const proto::Chunk& c, std::uint64_t upto, std::int64_t piece_start, bool returned) {
+    proto::ChunkDone d{c.id, upto, 0, 0, static_cast<std::uint64_t>(monotonic_ns() - piece_start), returned};
     if (!records_.empty()) {
       std::uint64_t pos = 0;
       char* dst = nullptr;
@@ -238,6 +275,7 @@ class Server {
   proto::Done done_;
   std::string value_, text_, records_;
   std::int64_t last_flush_ns_ = 0;
+  int chunks_since_receive_ = 0;
 };
 
 }  // namespace

@@ -82,6 +82,11 @@ decltype(auto) invoke_at(F& fn, const std::vector<std::uint64_t>& dims, std::uin
   }
 }
 
+/// Maps the pages of [data, data + bytes), shared memory this forked process has not touched
+/// yet, by reading one byte per page: a read fault maps 16 neighbours at once (fault-around)
+/// and shared memory maps them writable, where a write fault maps one page (~1 us here).
+void map_for_writing(const void* data, std::size_t bytes) noexcept;
+
 /// Fork-mode runner that calls a lambda: writes trivially copyable results straight into
 /// shared memory (`out`), or serialises them (`out == nullptr`), or discards them (void).
 template <class T, class F>
@@ -101,6 +106,7 @@ class LambdaRunner final : public JobRunner {
   void run_range(std::uint64_t begin, std::uint64_t end, std::atomic<std::uint64_t>& current) override {
     if constexpr (!std::is_void_v<T>) {
       if (out_ == nullptr) return JobRunner::run_range(begin, end, current);
+      map_for_writing(out_ + begin, (end - begin) * sizeof(T));
     }
     for (std::uint64_t i = begin; i < end; ++i) {
       current.store(i, std::memory_order_release);

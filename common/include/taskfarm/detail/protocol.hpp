@@ -16,7 +16,7 @@
 namespace taskfarm::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
-inline constexpr std::uint16_t kVersion = 2;
+inline constexpr std::uint16_t kVersion = 3;
 inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
 inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
 inline constexpr std::size_t kMaxText = 4096;          // strings in messages
@@ -38,6 +38,9 @@ struct Job {
 struct Chunk {
   std::uint64_t id = 0, begin = 0, end = 0;
   std::uint32_t attempt = 0;
+  /// 0: run all of it. Else stop at the first index boundary after this much time, commit
+  /// what ran and hand the rest back (ChunkDone::returned): a probe of unknown task time.
+  std::uint64_t budget_ns = 0;
 };
 /// Master → worker: run these chunks of job `job_id`, in order.
 struct Assign {
@@ -50,12 +53,13 @@ struct Stop {};
 struct Wake {};
 /// Indices [previous upto (or chunk begin), upto) of chunk `chunk_id` are committed. A chunk
 /// may be committed in several pieces (when its results fill the arena); it is complete when
-/// upto == its end.
+/// upto == its end, or when `returned` says [upto, end) was not run (its budget was spent).
 struct ChunkDone {
   std::uint64_t chunk_id = 0;
   std::uint64_t upto = 0;
   std::uint64_t arena_pos = 0, arena_len = 0;  // per-index records in the arena (0 len: none)
   std::uint64_t elapsed_ns = 0;
+  bool returned = false;
 };
 /// Worker → master: these chunk pieces are committed (their results are in place).
 struct Done {
