@@ -134,7 +134,9 @@ void Farm::Impl::top_up(std::size_t i) {
   proto::Assign a{job_id, {}};
   while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
          (held == 0 || held + sched->chunk_size() <= share)) {
-    auto t = sched->next();
+    // A worker recycled after max_tasks_per_worker is never handed more than that.
+    const std::uint64_t allowance = opt.max_tasks_per_worker != 0 ? opt.max_tasks_per_worker - s.assigned : ~std::uint64_t{0};
+    auto t = sched->next(allowance);
     if (!t) break;
     s.held.push_back(Held{*t, t->begin, {}});
     a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});

@@ -57,14 +57,14 @@ void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexce
   ns_per_index_ = std::max(1.0, ns_sum_ / index_sum_);
 }
 
-std::optional<ChunkTask> Scheduler::next() {
-  if (stopped_) return std::nullopt;
+std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
+  if (stopped_ || max_size == 0) return std::nullopt;
   const std::uint64_t budget = probing() ? kProbeBudgetNs : 0;
   if (!retry_.empty()) {
     // Long retries (the rest of a probe, of a crashed chunk) go out in today's chunk size.
     ChunkTask& front = retry_.front();
     ChunkTask t = front;
-    t.end = t.begin + std::min(t.size(), chunk_size());
+    t.end = t.begin + std::min({t.size(), chunk_size(), max_size});
     front.begin = t.end;
     if (front.begin == front.end) retry_.pop_front();
     retry_indices_ -= t.size();
@@ -76,7 +76,7 @@ std::optional<ChunkTask> Scheduler::next() {
     if (++range_ < ranges_.size()) cursor_ = ranges_[range_].first;
   }
   if (range_ >= ranges_.size()) return std::nullopt;
-  std::uint64_t size = chunk_size();
+  std::uint64_t size = std::min(chunk_size(), max_size);
   if (ordered_) {
     const std::uint64_t window = std::max<std::uint64_t>(kOrderedWindowMin, 4 * workers_ * size * depth());
     if (cursor_ >= frontier_ + window) return std::nullopt;

@@ -31,8 +31,8 @@ class Scheduler {
  public:
   explicit Scheduler(SchedulerConfig config);
 
-  /// The next chunk to hand out, or nullopt if nothing may go out now.
-  std::optional<ChunkTask> next();
+  /// The next chunk to hand out, at most `max_size` indices, or nullopt if nothing may go out now.
+  std::optional<ChunkTask> next(std::uint64_t max_size = ~std::uint64_t{0});
   /// How many chunks one worker should hold (queued + running) to never run dry.
   std::size_t depth() const noexcept;
   /// Feeds the auto-chunking estimate: `indices` took `elapsed_ns` in a worker.

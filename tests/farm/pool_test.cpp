@@ -10,6 +10,7 @@
 #include <cmath>
 #include <csignal>
 #include <stdexcept>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -279,6 +280,18 @@ TEST(Pool, MaxTasksPerWorkerRecyclesWorkers) {
   std::set<int> distinct(pids.begin(), pids.end());
   EXPECT_GE(distinct.size(), 8u);  // 40 tasks, at most 5 per worker process
   EXPECT_EQ(pool.last_report().worker_deaths, 0u) << "recycling is not a failure";
+}
+
+TEST(Pool, MaxTasksPerWorkerHoldsWithAutoChunks) {
+  PoolOptions o;
+  o.workers = 2;
+  o.max_tasks_per_worker = 5;  // auto chunks would otherwise be a share of 500 each
+  Pool pool(o);
+  auto pids = pool.map<int>(1000, [](std::uint64_t) { return static_cast<int>(::getpid()); });
+  std::map<int, int> per_pid;
+  for (int p : pids) ++per_pid[p];
+  for (auto [pid, n] : per_pid) EXPECT_LE(n, 5) << "worker " << pid << " ran " << n << " tasks";
+  EXPECT_GE(per_pid.size(), 200u);
 }
 
 TEST(Workers, JoblibCountsAndZeroIsAnError) {
