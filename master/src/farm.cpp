@@ -77,6 +77,7 @@ void Farm::Impl::spawn(std::size_t i) {
   if (!s.seg) s.seg = create_slot(opt.arena_bytes);
   reset_slot(slot_state(s.seg));
   s.held.clear();
+  s.held_indices = 0;
   s.hello = s.retiring = s.stop_sent = s.chaos_killed = false;
   s.kill_cause.reset();
   s.kill_message.clear();
@@ -126,27 +127,28 @@ void Farm::Impl::top_up(std::size_t i) {
   if (s.held.size() * 2 > depth && !s.held.empty()) return;  // hysteresis: fewer, larger messages
   // Never hold more than a fair share of the unfinished work: held chunks are not taken back,
   // so a worker given more than that would finish last while the others idle.
-  std::uint64_t held = 0, unfinished = sched->unassigned();
-  for (const auto& o : slots)
-    for (const auto& h : o.held) unfinished += h.task.end - h.committed;
-  for (const auto& h : s.held) held += h.task.end - h.committed;
+  std::uint64_t unfinished = sched->unassigned();
+  for (const auto& o : slots) unfinished += o.held_indices;
   const std::uint64_t share = (unfinished + n_workers - 1) / n_workers;
   proto::Assign a{job_id, {}};
   while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
-         (held == 0 || held + sched->chunk_size() <= share)) {
+         (s.held_indices == 0 || s.held_indices + sched->chunk_size() <= share)) {
     // A worker recycled after max_tasks_per_worker is never handed more than that.
     const std::uint64_t allowance = opt.max_tasks_per_worker != 0 ? opt.max_tasks_per_worker - s.assigned : ~std::uint64_t{0};
     auto t = sched->next(allowance);
     if (!t) break;
     s.held.push_back(Held{*t, t->begin, {}});
     a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});
-    held += t->size();
+    s.held_indices += t->size();
     s.assigned += t->size();
     if (obs) obs->on_chunk_started(static_cast<int>(i), s.proc->pid(), t->begin, t->end, t->attempt);
     if (opt.max_tasks_per_worker != 0 && s.assigned >= opt.max_tasks_per_worker) s.retiring = true;
   }
   if (!a.chunks.empty()) send(i, a);
-  if (s.retiring && s.held.empty() && !s.stop_sent) {
+  // A worker stops once its queue is empty. Retiring ones are told when idle; in fork mode,
+  // once nothing is left to hand out, each is told with its last chunks, so it exits as soon
+  // as it reports them, while the others finish (a crash after this gets a fresh worker).
+  if (!s.stop_sent && ((s.retiring && s.held.empty()) || (fork_mode && sched->drained() && !s.held.empty()))) {
     s.stop_sent = send(i, proto::Stop{});
   }
 }
@@ -197,7 +199,7 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
   Held* h = find_held(s, c.chunk_id);
   // Only a chunk with a budget may come back unfinished, and then possibly with nothing new.
   if (h == nullptr || c.upto > h->task.end || c.upto < h->committed || (c.upto == h->committed && !c.returned) ||
-      (c.returned && (h->task.budget_ns == 0 || c.upto == h->task.begin)))
+      (c.returned && (h->task.budget_ns == 0 || c.upto == h->task.begin || c.upto == h->task.end)))
     throw proto::ProtocolError("Done for chunk " + std::to_string(c.chunk_id) + " up to " + std::to_string(c.upto) + " that it does not hold");
   const std::uint64_t begin = h->committed, end = c.upto;
   if (c.arena_len != 0) deliver_records(i, begin, end, c);
@@ -210,14 +212,18 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
   report.succeeded += (end - begin) - failed_here;
   sched->measured(end - begin, c.elapsed_ns);
   h->committed = end;
-  deaths_without_progress = 0;
+  s.held_indices -= end - begin;
+  if (end > begin) deaths_without_progress = 0;
   // Every committed piece is reported, so a joblog knows about it even if the worker dies
   // before the rest of its chunk.
   if (obs && end > begin) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
   if (c.returned && end < h->task.end) {
     // Its budget ran out: the rest was never started, so it goes back uncharged.
     sched->requeue(end, h->task.end, h->task.attempt);
+    if (obs) obs->on_chunk_returned(static_cast<int>(i), s.proc->pid(), end, h->task.end, h->task.attempt);
     s.assigned -= h->task.end - end;
+    s.held_indices -= h->task.end - end;
+    if (s.retiring && !s.stop_sent && s.assigned < opt.max_tasks_per_worker) s.retiring = false;
     h->task.end = end;
   }
   if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
@@ -334,9 +340,6 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   pending.clear();
   skipped.clear();
   ++job_id;
-  // Fork mode: the last run's workers were told to stop; reap them before forking anew (they
-  // hold that run's snapshot of our memory, and their slots are reused).
-  if (fork_mode) stop_all(false);
 
   SchedulerConfig sc;
   sc.ranges = j.ranges;
@@ -364,8 +367,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
     stop_all(true);
     throw;
   }
-  if (halting_now || stop_requested) stop_all(true);
-  else if (fork_mode) send_stops();  // reaped at the next run or close(): their exits overlap the caller's work
+  if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);
@@ -485,6 +487,7 @@ void Farm::Impl::release_slot(std::size_t i) {
   s.seg = s.proc->take_slot();
   s.proc.reset();
   s.held.clear();
+  s.held_indices = 0;
 }
 
 

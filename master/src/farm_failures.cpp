@@ -52,7 +52,9 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
   drain_channel(i);
   s.proc->drain_stderr(opt.forward_stderr);
   SlotState& ss = slot_state(s.proc->slot());
-  const bool expected = s.stop_sent && !s.kill_cause && !st.signaled && st.code == 0;
+  // Told to stop and gone with nothing left: a clean exit, or one whose status another wait()
+  // in this process took (a SIGCHLD handler, SIGCHLD ignored).
+  const bool expected = s.stop_sent && s.held.empty() && !s.kill_cause && (st.unknown || (!st.signaled && st.code == 0));
   std::optional<std::uint64_t> suspect;
   std::uint64_t suspect_chunk = ss.current_chunk.load();
   if (suspect_chunk != kNoChunk) {
@@ -78,6 +80,7 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
   } else {
     f.cause = FailureCause::exit;
     f.exit_code = st.code;
+    if (st.unknown) f.message = "its exit status was taken by another wait() in this process";
     if (!s.hello) {
       f.cause = FailureCause::start;
       f.message = "exited with code " + std::to_string(st.code) + " before its handshake";
@@ -117,6 +120,7 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
     }
   }
   s.held.clear();
+  s.held_indices = 0;
   unwatch(s.proc->pidfd());
   unwatch(s.proc->channel().fd());
   unwatch(s.proc->stderr_fd());

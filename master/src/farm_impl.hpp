@@ -34,6 +34,7 @@ struct SlotRun {
   std::optional<WorkerProcess> proc;
   ShmSegment seg;               // the slot segment while no process holds it
   std::deque<Held> held;
+  std::uint64_t held_indices = 0;  // Σ (end - committed) over `held`
   bool hello = false;
   bool retiring = false;        // max_tasks_per_worker reached: Stop once idle
   bool stop_sent = false;

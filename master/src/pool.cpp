@@ -28,7 +28,10 @@ NotInherited::NotInherited(void* data, std::size_t bytes) noexcept {
   const auto lo = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
   const auto hi = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
   if (data == nullptr || hi <= lo) return;
-  if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTFORK) != 0) return;
+  if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTFORK) != 0) {
+    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DOFORK);  // it may have failed part-way
+    return;
+  }
   begin_ = reinterpret_cast<void*>(lo);
   bytes_ = hi - lo;
 }

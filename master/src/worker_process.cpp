@@ -41,9 +41,10 @@ std::optional<ExitStatus> WorkerProcess::try_reap() {
   siginfo_t info{};
   for (;;) {
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) == 0) break;
-    if (errno == ECHILD) {  // reaped by someone else (a SIGCHLD handler's waitpid(-1)): gone, status unknown
+    if (errno == ECHILD) {  // reaped by another wait() (a SIGCHLD handler, SIG_IGN): gone, status lost
       reaped_ = true;
-      return ExitStatus{};
+      ::kill(-pid_, SIGKILL);
+      return ExitStatus{false, -1, true};
     }
     if (errno != EINTR) throw_errno("waitid for worker pid " + std::to_string(pid_));
   }

@@ -18,6 +18,7 @@ namespace taskfarm {
 struct ExitStatus {
   bool signaled = false;
   int code = 0;  ///< exit code, or signal number if `signaled`
+  bool unknown = false;  ///< reaped by another wait() in this process: gone, status lost
 };
 
 class WorkerProcess {

@@ -2,6 +2,7 @@
 // 1, 7 and auto; in fork mode and on the threads backend.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -206,26 +207,115 @@ TEST(Pool, WorkersGetThreadLimitsForBlas) {
 }
 
 std::size_t children_of_this_process() {
-  std::size_t n = 0;
   std::ifstream c("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+  EXPECT_TRUE(c.is_open()) << "no /proc/self/task/<pid>/children: the check would prove nothing";
+  std::size_t n = 0;
   std::string pid;
   while (c >> pid) ++n;
   return n;
 }
 
-// A fork-mode call tells its workers to stop and returns; their exits overlap the caller's own
-// work and they are reaped by the next call or by close(): never more than one call's worth.
-TEST(Pool, WorkersOfAFinishedCallAreReapedByTheNextCallOrByClose) {
+void spin_us(int us) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+// A fork-mode call has reaped its workers when it returns (they are told to stop with their
+// last chunks, so their exits overlap the end of the call): none is left for the caller's own
+// wait() to find.
+TEST(Pool, ACallLeavesNoChildrenBehind) {
   PoolOptions o;
   o.workers = 2;
   Pool pool(o);
   for (int call = 0; call < 20; ++call) {
-    auto v = pool.map<int>(100, [](std::uint64_t i) { return static_cast<int>(i); });
-    ASSERT_EQ(v[99], 99);
-    EXPECT_LE(children_of_this_process(), 2u) << "call " << call << ": an earlier call's workers were not reaped";
+    auto v = pool.map<int>(1000, [](std::uint64_t i) { return static_cast<int>(i); });
+    ASSERT_EQ(v[999], 999);
+    ASSERT_EQ(children_of_this_process(), 0u) << "call " << call;
+  }
+}
+
+TEST(Pool, TheCallersOwnWaitFindsItsOwnChild) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  auto v = pool.map<int>(1000, [](std::uint64_t i) { return static_cast<int>(i); });
+  const pid_t mine = ::fork();
+  if (mine == 0) ::_exit(7);
+  int st = 0;
+  const pid_t got = ::wait(&st);
+  EXPECT_EQ(got, mine) << "wait() returned a taskfarm worker";
+  if (got != mine) ::waitpid(mine, &st, 0);
+  EXPECT_EQ(pool.map<int>(1000, [](std::uint64_t i) { return static_cast<int>(i); })[999], 999);
+}
+
+// With SIGCHLD ignored the kernel reaps workers itself, so the farm finds them gone (ECHILD):
+// the results must not change, and no death may be reported.
+TEST(Pool, SigchldIgnoredChangesNothing) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  auto old = ::signal(SIGCHLD, SIG_IGN);
+  for (int k = 0; k < 3; ++k) {
+    auto v = pool.map<int>(1000, [](std::uint64_t i) { spin_us(i % 100 == 0 ? 50 : 0); return static_cast<int>(i); });
+    EXPECT_EQ(v[999], 999);
+    EXPECT_EQ(pool.last_report().worker_deaths, 0u);
   }
   pool.close();
-  EXPECT_EQ(children_of_this_process(), 0u) << "close() left workers or zombies";
+  ::signal(SIGCHLD, old);
+}
+
+// Exceptions on the first indices of a probe's steps (1, 2, 6, 18, ...) and inside them: each
+// is reported once, everything else computed.
+TEST(Pool, ExceptionsAtAndBetweenProbeStepsAreEachReported) {
+  PoolOptions o;
+  o.workers = 1;
+  o.retries = 0;
+  Pool pool(o);
+  const std::set<std::uint64_t> bad{0, 2, 8, 9, 26};
+  auto r = pool.try_map<int>(100, [&](std::uint64_t i) {
+    spin_us(100);
+    if (bad.count(i) != 0) throw std::runtime_error("bad");
+    return static_cast<int>(i);
+  });
+  std::set<std::uint64_t> failed;
+  for (auto& f : r.failures) failed.insert(*f.index);
+  EXPECT_EQ(failed, bad);
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    if (bad.count(i) == 0) { EXPECT_EQ(r.values[i], static_cast<int>(i)) << i; }
+  }
+  EXPECT_EQ(pool.last_report().worker_deaths, 0u);
+}
+
+// Records larger than a quarter of the arena commit a piece after every index, so a probe's
+// budget can run out exactly where the last piece ended: a "returned" commit of nothing new.
+TEST(Pool, ProbeReturnedRightAfterAnArenaPiece) {
+  PoolOptions o;
+  o.workers = 2;
+  o.arena_bytes = 64 << 10;
+  Pool pool(o);
+  auto v = pool.map<std::string>(200, [](std::uint64_t i) {
+    spin_us(300);
+    return std::string(20 << 10, static_cast<char>('a' + i % 26));
+  });
+  ASSERT_EQ(v.size(), 200u);
+  for (std::size_t i = 0; i < 200; ++i) ASSERT_EQ(v[i], std::string(20 << 10, static_cast<char>('a' + i % 26))) << i;
+  EXPECT_EQ(pool.last_report().worker_deaths, 0u);
+}
+
+TEST(Pool, ImapStaysInOrderWhenProbesComeBack) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  std::uint64_t next = 0;
+  pool.imap<int>(
+      3000, [](std::uint64_t i) { spin_us(i % 7 == 0 ? 200 : 5); return static_cast<int>(i); },
+      [&](std::uint64_t i, int v) {
+        ASSERT_EQ(i, next);
+        ASSERT_EQ(v, static_cast<int>(i));
+        ++next;
+      });
+  EXPECT_EQ(next, 3000u);
 }
 
 // With nothing measured yet, each worker's first chunk is its whole share with a time budget:
@@ -244,7 +334,11 @@ TEST(Farm, FirstChunkStopsAtItsBudgetAndHandsTheRestBack) {
   };
   struct Pieces final : FarmObserver {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> started, done;
-    void on_chunk_started(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override { started.emplace_back(b, e); }
+    std::vector<std::uint32_t> attempts;
+    void on_chunk_started(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t a) override {
+      started.emplace_back(b, e);
+      attempts.push_back(a);
+    }
     void on_chunk_done(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t, std::chrono::nanoseconds) override { done.emplace_back(b, e); }
   } obs;
   FarmOptions o;
@@ -256,6 +350,8 @@ TEST(Farm, FirstChunkStopsAtItsBudgetAndHandsTheRestBack) {
   ForkKernelFactory make = [&out]() -> std::unique_ptr<JobRunner> { return std::make_unique<Spin>(out.data()); };
   const RunReport r = farm.run(job, &obs, make);
   EXPECT_EQ(r.succeeded, 200u);
+  EXPECT_EQ(r.retries, 0u) << "a returned rest is not a retry";
+  for (auto a : obs.attempts) EXPECT_EQ(a, 0u) << "a returned rest goes out at the same attempt";
   ASSERT_GE(obs.started.size(), 2u);
   EXPECT_EQ(obs.started[0], std::make_pair(std::uint64_t{0}, std::uint64_t{100})) << "the first chunk is a share";
   const auto first_piece = std::find_if(obs.done.begin(), obs.done.end(), [](auto p) { return p.first == 0; });
@@ -267,6 +363,43 @@ TEST(Farm, FirstChunkStopsAtItsBudgetAndHandsTheRestBack) {
   for (std::size_t i = 0; i < 200; ++i) {
     EXPECT_EQ(covered[i], 1) << "index " << i << " committed " << covered[i] << " times";
     EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i) + 1) << "index " << i;
+  }
+}
+
+// Held chunks are never taken back, so no worker may hold more than its share of what is
+// unfinished. Here each worker's first index is slow (a cold start), so both probes come back
+// at once and the rest is handed out in guided chunks: without the cap, the first worker to
+// ask takes nearly everything while the other idles.
+TEST(Farm, NoWorkerHoldsMoreThanItsShare) {
+  struct ColdStart final : JobRunner {
+    bool warm = false;
+    void run(std::uint64_t, std::string&) override {
+      if (!warm) spin_us(3000);
+      warm = true;
+    }
+  };
+  struct PerSlot final : FarmObserver {
+    std::map<int, std::uint64_t> held, most;
+    void on_chunk_started(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override {
+      held[slot] += e - b;
+      most[slot] = std::max(most[slot], held[slot]);
+    }
+    void on_chunk_done(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t, std::chrono::nanoseconds) override { held[slot] -= e - b; }
+    void on_chunk_returned(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override { held[slot] -= e - b; }
+  } obs;
+  FarmOptions o;
+  o.workers = 2;
+  Farm farm = Farm::fork(o);
+  JobSpec job;
+  job.extent = {200'000};
+  ForkKernelFactory make = []() -> std::unique_ptr<JobRunner> { return std::make_unique<ColdStart>(); };
+  for (int run = 0; run < 5; ++run) {
+    obs.held.clear();
+    obs.most.clear();
+    ASSERT_EQ(farm.run(job, &obs, make).succeeded, 200'000u);
+    for (auto [slot, n] : obs.held) EXPECT_EQ(n, 0u) << "slot " << slot << ": every index started was done or returned";
+    // A probe is a share of 100,000; after it, a share of what is unfinished is no more.
+    for (auto [slot, n] : obs.most) EXPECT_LE(n, 100'000u) << "run " << run << ": slot " << slot << " held " << n << " indices at once";
   }
 }
 

@@ -1,6 +1,8 @@
 // Program mode: worker programs started with Boost.Process, results into a shared array or
 // back as values; a worker program started by hand refuses with exit 2.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <unistd.h>
@@ -54,11 +56,32 @@ TEST(ProgramMode, EachRunWritesTheArrayItNames) {
   run_into(a.handle());
   ASSERT_TRUE(filled(a.view()));
   std::fill(a.view().begin(), a.view().end(), 0);
+  run_into(a.handle());  // the same array again: the warm workers' mapping of it
+  ASSERT_TRUE(filled(a.view()));
+  std::fill(a.view().begin(), a.view().end(), 0);
   run_into(b.handle());
   EXPECT_TRUE(filled(b.view()));
   EXPECT_EQ(a.view().element({299}), 0) << "a run that named b wrote into a";
   run_into(a.handle());
   EXPECT_TRUE(filled(a.view()));
+
+  // A segment the user names, removed and created again under the same name between runs.
+  const std::string name = "taskfarm-test-" + std::to_string(::getpid()) + "-renamed";
+  const std::string handle = "shm:i8:300:" + name;
+  for (int round = 0; round < 2; ++round) {
+    ::shm_unlink(("/" + name).c_str());
+    const int fd = ::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, 300 * sizeof(std::int64_t)), 0);
+    void* p = ::mmap(nullptr, 300 * sizeof(std::int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    ASSERT_NE(p, MAP_FAILED);
+    run_into(handle);
+    EXPECT_TRUE(filled(ArrayView<std::int64_t>(static_cast<std::int64_t*>(p), {300})))
+        << "round " << round << ": the workers wrote into the segment's previous incarnation";
+    ::munmap(p, 300 * sizeof(std::int64_t));
+  }
+  ::shm_unlink(("/" + name).c_str());
 
   char dir[] = "/tmp/taskfarm-npy-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);

@@ -1,8 +1,11 @@
 // Program mode: the worker program's entry. The master passes the channel as fd 3 and the
 // slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>:<memory limit>").
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -63,24 +66,53 @@ std::string_view TaskContext::line() const {
   return res_->lines->line(index_);
 }
 
-/// The previous job's attachments, kept while the next job names the same arrays: a warm
-/// worker then writes into pages it has mapped already (a page fault costs ~1 µs here). Only
-/// shm handles qualify: their segment names are never reused, while a .npy path may name a
-/// new file. Holds the mappings (not the names) until the next job or the worker's exit.
-struct ResourceCache {
+/// The previous job's attachments, kept while the next job names the same files: a warm worker
+/// then writes into pages it has mapped already (a page fault costs ~1 us here). "The same"
+/// means the same handle and the same file behind it (device and inode, checked with a stat
+/// per handle per job): a segment or .npy path may be removed and created anew under the same
+/// name, and then it is attached again. An inode cannot be reused while it is mapped here, so
+/// equal numbers mean the same file. Holds the mappings until the next job or the worker's exit.
+class ResourceCache {
+ public:
   std::shared_ptr<Resources> get(const JobInfo& job) {
-    const bool unique = job.output_handle.rfind("npy:", 0) != 0 && job.input_handle.rfind("npy:", 0) != 0;
-    if (!res || !unique || job.output_handle != output || job.input_handle != input || job.lines_handle != lines) {
-      res.reset();  // unmap the old ones first
-      res = std::make_shared<Resources>(job);
-      output = job.output_handle;
-      input = job.input_handle;
-      lines = job.lines_handle;
+    const std::array<std::string, 3> handles{job.output_handle, job.input_handle, job.lines_handle};
+    if (res_ && handles == handles_ && identities(handles) == ids_ && all_known(ids_)) return res_;
+    res_.reset();  // unmap the old ones first
+    for (int attempt = 0;; ++attempt) {
+      const auto before = identities(handles);
+      res_ = std::make_shared<Resources>(job);
+      ids_ = identities(handles);
+      if (ids_ == before || attempt == 2) break;  // replaced while we attached: again
     }
-    return res;
+    handles_ = handles;
+    return res_;
   }
-  std::shared_ptr<Resources> res;
-  std::string output, input, lines;
+
+ private:
+  using Identity = std::optional<std::pair<dev_t, ino_t>>;  // nullopt: cannot stat it
+  static Identity identity(const std::string& handle, bool array) {
+    if (handle.empty()) return std::pair<dev_t, ino_t>{0, 0};
+    std::string path = "/dev/shm/" + handle;  // an input-lines segment
+    if (array) {  // "shm:<dtype>:<shape>:<segment>" or "npy:<dtype>:<shape>:<path>"
+      std::size_t pos = 0;
+      for (int k = 0; k < 3 && pos != std::string::npos; ++k) pos = handle.find(':', pos == 0 ? 0 : pos + 1);
+      if (pos == std::string::npos) return std::nullopt;
+      path = handle.rfind("shm:", 0) == 0 ? "/dev/shm/" + handle.substr(pos + 1) : handle.substr(pos + 1);
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return std::pair<dev_t, ino_t>{st.st_dev, st.st_ino};
+  }
+  static std::array<Identity, 3> identities(const std::array<std::string, 3>& h) {
+    return {identity(h[0], true), identity(h[1], true), identity(h[2], false)};
+  }
+  static bool all_known(const std::array<Identity, 3>& ids) {
+    return std::all_of(ids.begin(), ids.end(), [](const Identity& i) { return i.has_value(); });
+  }
+
+  std::shared_ptr<Resources> res_;
+  std::array<std::string, 3> handles_;
+  std::array<Identity, 3> ids_;
 };
 
 /// Runs named kernels through a TaskContext.

@@ -75,17 +75,17 @@ class Server {
     for (;;) {
       if (queue_.empty()) {
         flush();
+        if (stopping_) return 0;
         auto m = ch_.receive(kIdleWait);
         if (!m) continue;  // the master is alive (else PDEATHSIG); keep waiting
-        if (!handle(*m)) return 0;
+        handle(*m);
       }
       // A receive costs a system call, as much as a short chunk: look for more work only when
-      // this is nearly done (the master sends Stop only to an idle worker, Wake only to one
-      // waiting for arena room, so nothing else is urgent).
+      // this is nearly done (Stop takes effect once the queue is empty anyway, and Wake only
+      // matters to a worker waiting for arena room, which is receiving).
       if (queue_.size() <= 2 || ++chunks_since_receive_ >= 64) {
         chunks_since_receive_ = 0;
-        while (auto m = ch_.try_receive())
-          if (!handle(*m)) return 0;
+        while (auto m = ch_.try_receive()) handle(*m);
       }
       if (!queue_.empty()) {
         const proto::Chunk c = queue_.front();
@@ -97,18 +97,19 @@ class Server {
   }
 
  private:
-  // Returns false on Stop.
-  bool handle(proto::Message& m) {
+  // Stop means: exit once every queued chunk has run and been reported (a fork-mode master
+  // sends it with the last chunks, so the exit overlaps the end of the run).
+  void handle(proto::Message& m) {
     if (auto* job = std::get_if<proto::Job>(&m)) {
       start_job(*job);
     } else if (auto* a = std::get_if<proto::Assign>(&m)) {
       if (a->job_id != info_.job_id) throw Error("chunks for job " + std::to_string(a->job_id) + " before its Job message");
+      if (stopping_) throw Error("chunks after Stop");
       queue_.insert(queue_.end(), a->chunks.begin(), a->chunks.end());
     } else if (std::holds_alternative<proto::Stop>(m)) {
-      flush();
-      return false;
+      stopping_ = true;
     }
-    return true;  // Wake: nothing to do, the caller re-checks arena room
+    // Wake: nothing to do, the caller re-checks arena room
   }
 
   void start_job(const proto::Job& job) {
@@ -129,8 +130,9 @@ class Server {
     std::int64_t piece_start = chunk_start;
     s_.task_started_ns.store(piece_start, std::memory_order_release);
     // A chunk with a budget (sent while the master knows nothing of the task time yet) runs in
-    // steps of 1, 2, 4, ... indices, aimed at the end of the budget; once it is spent, the rest
-    // of the chunk goes back. Without one, the whole chunk is one step.
+    // steps aimed at the end of the budget, each at most twice what has run so far (1, 2, 6,
+    // 18, ...); once it is spent, the rest of the chunk goes back. Without a budget, the whole
+    // chunk is one step.
     const auto budget = static_cast<std::int64_t>(c.budget_ns);
     std::uint64_t i = c.begin, step = budget != 0 ? 1 : c.end - c.begin;
     bool returned = false;
@@ -158,7 +160,7 @@ class Server {
   // call, and a kernel the compiler can inline). A throw resumes after the index it names.
   std::uint64_t run_span(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi) {
     for (std::uint64_t i = lo; i < hi;) {
-      const std::uint64_t resume = guarded(c, [&] {
+      const std::uint64_t resume = guarded(c, i, hi, [&] {
         runner_->run_range(i, hi, s_.current_index);
         return hi;
       });
@@ -192,7 +194,7 @@ class Server {
   }
 
   void run_index(const proto::Chunk& c, std::uint64_t i) {
-    guarded(c, [&] {
+    guarded(c, i, i + 1, [&] {
       runner_->run(i, value_);
       return std::uint64_t{0};
     });
@@ -200,18 +202,19 @@ class Server {
 
   static constexpr std::uint64_t kThrew = ~std::uint64_t{0};
 
-  // Runs body(); if the kernel throws, reports it against the index in current_index and
-  // returns kThrew.
+  // Runs body() over indices [lo, hi); if the kernel throws, reports it against the index in
+  // current_index (kept within [lo, hi): a runner may throw before it stores one) and returns
+  // kThrew.
   template <class Body>
-  std::uint64_t guarded(const proto::Chunk& c, Body&& body) {
+  std::uint64_t guarded(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi, Body&& body) {
     try {
       return body();
     } catch (const std::bad_alloc& e) {
-      report_error(c, current(), true, demangle(typeid(e).name()), e.what());
+      report_error(c, std::clamp(current(), lo, hi - 1), true, demangle(typeid(e).name()), e.what());
     } catch (const std::exception& e) {
-      report_error(c, current(), false, demangle(typeid(e).name()), e.what());
+      report_error(c, std::clamp(current(), lo, hi - 1), false, demangle(typeid(e).name()), e.what());
     } catch (...) {
-      report_error(c, current(), false, "unknown exception", "");
+      report_error(c, std::clamp(current(), lo, hi - 1), false, "unknown exception", "");
     }
     return kThrew;
   }
@@ -248,10 +251,7 @@ class Server {
     s_.arena_waiting.store(1, std::memory_order_seq_cst);
     auto m = ch_.receive(std::chrono::milliseconds(100));
     s_.arena_waiting.store(0, std::memory_order_relaxed);
-    if (m && !std::holds_alternative<proto::Wake>(*m)) {
-      if (auto* a = std::get_if<proto::Assign>(&*m)) queue_.insert(queue_.end(), a->chunks.begin(), a->chunks.end());
-      else if (std::holds_alternative<proto::Stop>(*m)) ::_exit(0);
-    }
+    if (m) handle(*m);
   }
 
   void flush() {
@@ -276,6 +276,7 @@ class Server {
   std::string value_, text_, records_;
   std::int64_t last_flush_ns_ = 0;
   int chunks_since_receive_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace

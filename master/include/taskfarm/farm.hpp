@@ -82,6 +82,10 @@ class FarmObserver {
   /// committed in several pieces; `elapsed` covers the piece.
   virtual void on_chunk_done(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/, std::uint64_t /*end*/,
                              std::uint32_t /*attempt*/, std::chrono::nanoseconds /*elapsed*/) {}
+  /// The unstarted rest [begin, end) of a chunk came back: a first chunk (sent before any task
+  /// time was known) ran out of its time budget. It is handed out again, at the same attempt.
+  virtual void on_chunk_returned(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/, std::uint64_t /*end*/,
+                                 std::uint32_t /*attempt*/) {}
   /// Per-index results (ResultMode::blobs or capture_stdout); in index order if JobSpec::ordered.
   virtual void on_result(const IndexResult&) {}
   /// A failed attempt (FailureRecord::final says whether its index will be retried), or a
