@@ -146,9 +146,10 @@ void Farm::Impl::top_up(std::size_t i) {
   }
   if (!a.chunks.empty()) send(i, a);
   // A worker stops once its queue is empty. Retiring ones are told when idle; in fork mode,
-  // once nothing is left to hand out, each is told with its last chunks, so it exits as soon
-  // as it reports them, while the others finish (a crash after this gets a fresh worker).
-  if (!s.stop_sent && ((s.retiring && s.held.empty()) || (fork_mode && sched->drained() && !s.held.empty()))) {
+  // once nothing is left to hand out, each is told at once (with its last chunks, if any), so
+  // it exits as soon as it has reported them, while the others finish (a crash after this
+  // gets a fresh worker).
+  if (!s.stop_sent && ((s.retiring && s.held.empty()) || (fork_mode && sched->drained()))) {
     s.stop_sent = send(i, proto::Stop{});
   }
 }
