@@ -92,12 +92,5 @@ void chaos(const BenchArgs& args) {
 }  // namespace taskfarm::bench
 
 int main(int argc, char** argv) {
-  using namespace taskfarm::bench;
-  try {
-    chaos(BenchArgs::parse(argc, argv));
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_chaos: %s\n", e.what());
-    return 1;
-  }
+  return taskfarm::bench::bench_main("bench_chaos", argc, argv, taskfarm::bench::chaos);
 }

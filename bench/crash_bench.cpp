@@ -228,12 +228,5 @@ void crash(const BenchArgs& args) {
 }  // namespace taskfarm::bench
 
 int main(int argc, char** argv) {
-  using namespace taskfarm::bench;
-  try {
-    crash(BenchArgs::parse(argc, argv));
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_crash: %s\n", e.what());
-    return 1;
-  }
+  return taskfarm::bench::bench_main("bench_crash", argc, argv, taskfarm::bench::crash);
 }

@@ -360,13 +360,8 @@ void master_death(const BenchArgs& args) {
 
 int main(int argc, char** argv) {
   using namespace taskfarm::bench;
-  try {
-    const BenchArgs args = BenchArgs::parse(argc, argv);
+  return bench_main("bench_crash_cases", argc, argv, [](const BenchArgs& args) {
     if (args.wants("seeds")) seeds(args);
     if (args.wants("master_death")) master_death(args);
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_crash_cases: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -115,12 +115,5 @@ void frames(const BenchArgs& args) {
 }  // namespace taskfarm::bench
 
 int main(int argc, char** argv) {
-  using namespace taskfarm::bench;
-  try {
-    frames(BenchArgs::parse(argc, argv));
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_frames: %s\n", e.what());
-    return 1;
-  }
+  return taskfarm::bench::bench_main("bench_frames", argc, argv, taskfarm::bench::frames);
 }

@@ -114,12 +114,5 @@ void mandelbrot(const BenchArgs& args) {
 }  // namespace taskfarm::bench
 
 int main(int argc, char** argv) {
-  using namespace taskfarm::bench;
-  try {
-    mandelbrot(BenchArgs::parse(argc, argv));
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_mandelbrot: %s\n", e.what());
-    return 1;
-  }
+  return taskfarm::bench::bench_main("bench_mandelbrot", argc, argv, taskfarm::bench::mandelbrot);
 }

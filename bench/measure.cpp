@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string_view>
@@ -49,6 +50,16 @@ BenchArgs BenchArgs::parse(int argc, char** argv) {
     }
   }
   return a;
+}
+
+int bench_main(const char* name, int argc, char** argv, void (*body)(const BenchArgs&)) {
+  try {
+    body(BenchArgs::parse(argc, argv));
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 }  // namespace taskfarm::bench

@@ -65,4 +65,8 @@ struct BenchArgs {
   }
 };
 
+/// The main() of a bench program called `name`: parses the arguments and runs `body`; an error
+/// prints "name: what" and returns 1.
+int bench_main(const char* name, int argc, char** argv, void (*body)(const BenchArgs&));
+
 }  // namespace taskfarm::bench

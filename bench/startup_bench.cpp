@@ -112,12 +112,5 @@ void startup(const BenchArgs& args) {
 }  // namespace taskfarm::bench
 
 int main(int argc, char** argv) {
-  using namespace taskfarm::bench;
-  try {
-    startup(BenchArgs::parse(argc, argv));
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_startup: %s\n", e.what());
-    return 1;
-  }
+  return taskfarm::bench::bench_main("bench_startup", argc, argv, taskfarm::bench::startup);
 }

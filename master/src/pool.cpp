@@ -22,9 +22,15 @@ std::uint64_t Extent::size() const noexcept {
 }
 
 namespace detail {
+namespace {
+std::uintptr_t page_size() noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+}  // namespace
 
 NotInherited::NotInherited(void* data, std::size_t bytes) noexcept {
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t page = page_size();
   const auto lo = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
   const auto hi = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
   if (data == nullptr || hi <= lo) return;
@@ -36,18 +42,17 @@ NotInherited::NotInherited(void* data, std::size_t bytes) noexcept {
   bytes_ = hi - lo;
 }
 
-void map_for_writing(const void* data, std::size_t bytes) noexcept {
-  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto* p = static_cast<const volatile char*>(data);
-  const auto first = reinterpret_cast<std::uintptr_t>(data) & ~(page - 1);
-  for (std::uintptr_t a = first; a < reinterpret_cast<std::uintptr_t>(data) + bytes; a += page) {
-    const std::size_t off = a < reinterpret_cast<std::uintptr_t>(data) ? 0 : a - reinterpret_cast<std::uintptr_t>(data);
-    static_cast<void>(p[off]);
-  }
-}
-
 NotInherited::~NotInherited() {
   if (bytes_ != 0) ::madvise(begin_, bytes_, MADV_DOFORK);
+}
+
+void map_for_writing(const void* data, std::size_t bytes) noexcept {
+  if (bytes == 0) return;
+  const auto* p = static_cast<const volatile char*>(data);
+  static_cast<void>(p[0]);  // the first page, then the first byte of every page after it
+  const std::uintptr_t page = page_size();
+  for (std::size_t off = page - reinterpret_cast<std::uintptr_t>(data) % page; off < bytes; off += page)
+    static_cast<void>(p[off]);
 }
 
 }  // namespace detail

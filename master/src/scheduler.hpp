@@ -58,7 +58,6 @@ class Scheduler {
   bool probing() const noexcept { return fixed_chunk_ == 0 && ns_per_index_ <= 0; }
 
  private:
-
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges_;
   std::size_t range_ = 0;     // current range
   std::uint64_t cursor_ = 0;  // next fresh index within ranges_[range_]

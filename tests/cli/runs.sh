@@ -175,14 +175,4 @@ progress_lines() {  # --progress where stderr is no terminal: plain lines; by de
   return 0
 }
 
-progress_lines() {  # --progress where stderr is no terminal: plain lines; by default: none
-  tf run -j 2 --tasks 50 --progress -- "$CLI_WORKER"
-  expect_rc 0
-  expect_stderr "taskfarm: 50/50 100%"
-  tf run -j 2 --tasks 50 -- "$CLI_WORKER"
-  expect_rc 0
-  grep -q "100%" "$W/stderr" && fail "progress shown though stderr is no terminal"
-  return 0
-}
-
 "$@"

@@ -116,7 +116,8 @@ using ForkKernelFactory = std::function<std::unique_ptr<JobRunner>()>;
 
 class Farm {
  public:
-  /// Program mode: workers are `program args...` started with posix_spawn (found on PATH by Boost.Process); warm across runs.
+  /// Program mode: workers are `program args...` started with posix_spawn (found on PATH by
+  /// Boost.Process); warm across runs.
   static Farm program(FarmOptions options, std::string program, std::vector<std::string> args = {});
   /// Fork mode: workers are forked from this process at each run() (so they see its memory as
   /// it is at the call) and run `factory()`'s JobRunner. Forks from the calling thread.
