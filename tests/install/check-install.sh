@@ -16,3 +16,9 @@ set -e
 echo "$msg"
 [ "$code" -eq 2 ] || { echo "expected exit 2, got $code"; exit 1; }
 grep -q "taskfarm worker program" <<<"$msg"
+# The library embedded in a program: Pool (taskfarm::master) against the serial loop.
+"$scratch/consumer/consumer_pool"
+# The installed binary drives the outside worker program.
+out=$("$scratch/prefix/bin/taskfarm" run --tasks 5 --workers 2 -- "$scratch/consumer/consumer_worker" 2>&1)
+echo "$out"
+grep -q "5 succeeded, 0 failed" <<<"$out"
