@@ -30,7 +30,7 @@ std::string signal_name(int sig) {
 
 std::string FailureRecord::describe() const {
   std::string s = index ? "index " + std::to_string(*index) : "worker";
-  s += " (attempt " + std::to_string(attempt + 1) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + "): ";
+  s += " (attempt " + std::to_string(attempt) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + "): ";
   switch (cause) {
     case FailureCause::signal: s += "killed by " + signal_name(signal); break;
     case FailureCause::exit: s += "worker exited with code " + std::to_string(exit_code); break;

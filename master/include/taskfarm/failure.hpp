@@ -26,7 +26,7 @@ struct FailureRecord {
   FailureCause cause = FailureCause::exit;
   std::optional<std::uint64_t> index;  ///< the task, when the failure is attributable to one
   std::uint64_t chunk_begin = 0, chunk_end = 0;
-  std::uint32_t attempt = 0;  ///< 0 for the first attempt
+  std::uint32_t attempt = 0;  ///< 0 for the first attempt, as in describe(), the joblog, --events and --trace
   bool final = false;         ///< retries exhausted: this index will not be computed
   int slot = -1;              ///< worker slot
   pid_t pid = 0;
@@ -37,7 +37,7 @@ struct FailureRecord {
   std::string message;        ///< what(), or a sentence saying what happened
   std::string stderr_tail;    ///< the last lines the worker wrote to stderr
 
-  /// One line: "index 7 (attempt 1, slot 0, pid 123): killed by SIGSEGV".
+  /// One line: "index 7 (attempt 0, slot 0, pid 123): killed by SIGSEGV" (attempt 0 = the first).
   std::string describe() const;
 };
 
