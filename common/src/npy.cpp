@@ -9,6 +9,7 @@
 #include <charconv>
 #include <limits>
 
+#include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/unique_fd.hpp"
 
@@ -259,8 +260,14 @@ void check_npy_file_size(const NpyHeader& header, std::uint64_t file_bytes,
 }
 
 NpyHeader read_npy_header(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw_errno("cannot open .npy file " + path);
+  UniqueFd fd;
+  try {
+    fd = detail::open_regular_file(path, O_RDONLY);  // a FIFO is refused, not waited on
+  } catch (const SystemError& e) {
+    throw SystemError("cannot open .npy file " + path, e.code());
+  } catch (const Error& e) {
+    throw Error("cannot open .npy file " + path + ": " + e.what());
+  }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat .npy file " + path);
   std::string head = pread_some(fd.get(), 12, 0, path);

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <limits>
 
+#include "taskfarm/detail/staged_file.hpp"
+#include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/npy.hpp"
 #include "taskfarm/shm_segment.hpp"
@@ -17,11 +19,13 @@
 
 namespace taskfarm {
 
-// Exactly one of the two is set: a shm segment, or a whole .npy file mapped MAP_SHARED.
+// Exactly one of the two is set: a shm segment, or a whole .npy file mapped MAP_SHARED. A
+// file create_npy made is also kept open (and locked) as a StagedFile until the object goes.
 struct AnySharedArray::Mapping {
   ShmSegment segment;
   void* file_base = nullptr;
   std::size_t file_bytes = 0;
+  detail::StagedFile created;
 
   Mapping() = default;
   Mapping(const Mapping&) = delete;
@@ -68,23 +72,9 @@ void* map_file(int fd, std::size_t bytes, bool writable, const std::string& path
 
 bool refused_writing(int err) { return err == EACCES || err == EPERM || err == EROFS; }
 
-// Removes a half-made output file unless dismissed: a failed create_npy leaves nothing.
-class UnlinkOnFailure {
- public:
-  explicit UnlinkOnFailure(std::string path) : path_(std::move(path)) {}
-  UnlinkOnFailure(const UnlinkOnFailure&) = delete;
-  UnlinkOnFailure& operator=(const UnlinkOnFailure&) = delete;
-  ~UnlinkOnFailure() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  void dismiss() noexcept { path_.clear(); }
-
- private:
-  std::string path_;
-};
-
 struct ParsedHandle {
   AnySharedArray::Backing backing;
+  bool read_only;  // published by a read-only mapping ("npy-ro:", "shm-ro:")
   DType dtype;
   Shape shape;
   std::string name;
@@ -93,7 +83,7 @@ struct ParsedHandle {
 ParsedHandle parse_handle(std::string_view handle) {
   const auto bad = [&](const std::string& why) {
     return Error("malformed shared array handle '" + std::string(handle) + "': " + why +
-                 " (expected shm:<dtype>:<shape>:<segment> or npy:<dtype>:<shape>:<path>)");
+                 " (expected shm[-ro]:<dtype>:<shape>:<segment> or npy[-ro]:<dtype>:<shape>:<path>)");
   };
   std::string_view parts[3];
   std::string_view rest = handle;
@@ -104,9 +94,12 @@ ParsedHandle parse_handle(std::string_view handle) {
     rest.remove_prefix(colon + 1);
   }
   ParsedHandle h{};
-  if (parts[0] == "shm") {
+  std::string_view kind = parts[0];
+  h.read_only = kind.size() > 3 && kind.substr(3) == "-ro";
+  if (h.read_only) kind = kind.substr(0, 3);
+  if (kind == "shm") {
     h.backing = AnySharedArray::Backing::shm;
-  } else if (parts[0] == "npy") {
+  } else if (kind == "npy") {
     h.backing = AnySharedArray::Backing::npy;
   } else {
     throw bad("unknown kind '" + std::string(parts[0]) + "'");
@@ -185,7 +178,7 @@ AnySharedArray AnySharedArray::create(DType dtype, Shape shape) {
                         std::move(name));
 }
 
-AnySharedArray AnySharedArray::create_npy(const std::string& path, DType dtype, Shape shape) {
+AnySharedArray AnySharedArray::create_npy(const std::string& path, DType dtype, Shape shape, Publish publish) {
   const std::string abs = absolute_path(path);
   const std::string what = "cannot create .npy file " + abs;
   check_shareable(dtype, shape, what);
@@ -193,6 +186,11 @@ AnySharedArray AnySharedArray::create_npy(const std::string& path, DType dtype, 
   struct stat dir_st {};
   if (::stat(dir.c_str(), &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
     throw Error(what + ": directory " + dir + " does not exist");
+  }
+  try {
+    detail::require_regular_or_absent(abs);  // never a device or FIFO of the user's
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
   }
 
   const std::string header = make_npy_header(dtype, shape);
@@ -202,51 +200,64 @@ AnySharedArray AnySharedArray::create_npy(const std::string& path, DType dtype, 
   }
   const std::size_t total = header.size() + data_bytes;
 
-  // Check before touching anything. Truncating an existing file gives its blocks back.
+  // Check before touching anything. An existing file keeps its blocks until it is replaced.
   struct statvfs vfs {};
   if (::statvfs(dir.c_str(), &vfs) != 0) throw_errno("cannot check free space in " + dir);
-  std::size_t free_bytes = static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize;
-  struct stat old {};
-  if (::stat(abs.c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
-    free_bytes += static_cast<std::size_t>(old.st_blocks) * 512;
-  }
+  const std::size_t free_bytes = static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize;
   if (total > free_bytes) {
     throw Error(what + " of " + format_bytes(total) + " (" + describe(dtype, shape) + "): " + dir +
                 " has only " + format_bytes(free_bytes) + " free");
   }
 
-  UniqueFd fd(::open(abs.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) throw_errno(what);
-  UnlinkOnFailure guard(abs);
+  // Written under a temporary name: a failure from here on removes only that file.
+  auto mapping = std::make_unique<Mapping>();
+  mapping->created = detail::StagedFile::create(abs);
+  const int fd = mapping->created.fd();
   // Reserve every block now, so a full disk fails here and not as SIGBUS in a worker.
-  if (const int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(total)); err != 0) {
+  if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); err != 0) {
     throw SystemError(what + ": cannot reserve " + format_bytes(total) + " (" + dir + " had " +
                           format_bytes(free_bytes) + " free)",
                       err);
   }
   std::size_t written = 0;
   while (written < header.size()) {
-    const ssize_t r = ::pwrite(fd.get(), header.data() + written, header.size() - written,
-                               static_cast<off_t>(written));
+    const ssize_t r = ::pwrite(fd, header.data() + written, header.size() - written, static_cast<off_t>(written));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) throw_errno(what + ": cannot write the header");
     written += static_cast<std::size_t>(r);
   }
-  auto mapping = std::make_unique<Mapping>();
-  mapping->file_base = map_file(fd.get(), total, true, abs);
+  mapping->file_base = map_file(fd, total, true, abs);
   mapping->file_bytes = total;
-  guard.dismiss();
+  if (publish == Publish::now) mapping->created.publish(/*replace_existing=*/true);
   void* data = static_cast<char*>(mapping->file_base) + header.size();
   return AnySharedArray(std::move(mapping), Backing::npy, dtype, std::move(shape), data, true, abs);
 }
 
+void AnySharedArray::publish(OnExisting on_existing) {
+  if (!mapping_ || !mapping_->created) throw Error("publish(): " + name_ + " was not made by create_npy");
+  try {
+    mapping_->created.publish(on_existing == OnExisting::replace);
+  } catch (const Error& e) {
+    throw Error("cannot publish .npy file " + name_ + ": " + e.what());
+  }
+}
+
+bool AnySharedArray::published() const noexcept {
+  return mapping_ == nullptr || !mapping_->created || mapping_->created.published();
+}
+
 AnySharedArray AnySharedArray::open_npy(const std::string& path, bool writable) {
   const std::string abs = absolute_path(path);
-  UniqueFd fd(::open(abs.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-  if (!fd) throw_errno("cannot open .npy file " + abs);
+  UniqueFd fd;
+  try {
+    fd = detail::open_regular_file(abs, writable ? O_RDWR : O_RDONLY);
+  } catch (const SystemError& e) {
+    throw SystemError("cannot open .npy file " + abs, e.code());
+  } catch (const Error& e) {
+    throw Error("cannot open .npy file " + abs + ": " + e.what());
+  }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat .npy file " + abs);
-  if (!S_ISREG(st.st_mode)) throw Error(abs + ": not a regular file, cannot map it as .npy");
   const auto file_bytes = static_cast<std::size_t>(st.st_size);
   if (file_bytes == 0) throw Error(abs + ": empty file, not a .npy file");
 
@@ -266,14 +277,25 @@ AnySharedArray AnySharedArray::open_npy(const std::string& path, bool writable) 
                         writable, abs);
 }
 
-AnySharedArray AnySharedArray::attach(std::string_view handle) {
+AnySharedArray AnySharedArray::attach(std::string_view handle) { return attach_mode(handle, false); }
+
+AnySharedArray AnySharedArray::attach_read_only(std::string_view handle) { return attach_mode(handle, true); }
+
+std::string AnySharedArray::read_only_handle(std::string_view handle) {
+  std::string h(handle);
+  if (h.rfind("npy:", 0) == 0 || h.rfind("shm:", 0) == 0) h.insert(3, "-ro");
+  return h;
+}
+
+AnySharedArray AnySharedArray::attach_mode(std::string_view handle, bool read_only) {
   ParsedHandle h = parse_handle(handle);
+  read_only = read_only || h.read_only;
   if (h.backing == Backing::npy) {
     AnySharedArray a;
     try {
-      a = open_npy(h.name, true);
+      a = open_npy(h.name, !read_only);
     } catch (const SystemError& e) {
-      if (!refused_writing(e.code())) throw;
+      if (read_only || !refused_writing(e.code())) throw;
       a = open_npy(h.name, false);
     }
     if (a.dtype() != h.dtype || a.shape() != h.shape) {
@@ -284,11 +306,11 @@ AnySharedArray AnySharedArray::attach(std::string_view handle) {
   }
 
   auto mapping = std::make_unique<Mapping>();
-  bool writable = true;
+  bool writable = !read_only;
   try {
-    mapping->segment = ShmSegment::open(h.name, true);
+    mapping->segment = ShmSegment::open(h.name, writable);
   } catch (const SystemError& e) {
-    if (!refused_writing(e.code())) throw;
+    if (!writable || !refused_writing(e.code())) throw;
     try {
       mapping->segment = ShmSegment::open(h.name, false);
     } catch (const Error&) {
@@ -309,8 +331,9 @@ AnySharedArray AnySharedArray::attach(std::string_view handle) {
 
 std::string AnySharedArray::handle() const {
   if (!*this) throw Error("handle() of an empty AnySharedArray");
-  return std::string(backing_ == Backing::shm ? "shm:" : "npy:") + std::string(dtype_code(dtype_)) +
-         ":" + format_shape(shape_) + ":" + name_;
+  if (!published()) throw Error("handle() of " + name_ + " before publish(): no other process could open it");
+  return std::string(backing_ == Backing::shm ? "shm" : "npy") + (writable_ ? ":" : "-ro:") +
+         std::string(dtype_code(dtype_)) + ":" + format_shape(shape_) + ":" + name_;
 }
 
 void AnySharedArray::check(DType dtype, const Shape& shape) const {

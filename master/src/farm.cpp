@@ -524,6 +524,12 @@ Farm Farm::fork(FarmOptions options) {
 
 RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernelFactory& factory) {
   if (impl_->fork_mode && !factory) throw Error("Farm::run in fork mode needs a kernel factory");
+  const std::string ro = AnySharedArray::read_only_handle(job.input_handle);
+  if (ro != job.input_handle) {  // every worker attaches the input read-only, whatever it was given
+    JobSpec read_only = job;
+    read_only.input_handle = ro;
+    return impl_->run(read_only, observer, &factory);
+  }
   return impl_->run(job, observer, &factory);
 }
 

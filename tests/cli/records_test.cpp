@@ -1,6 +1,7 @@
 // The records of a run: joblog lines and their reading back (what --resume trusts), the
 // ranges a resume runs, the checks that an earlier run is the same job, JSON strings, and
 // the chunk ledger that turns chunk reports into task rows.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -26,6 +27,11 @@ class TempFile {
   static inline int counter_ = 0;
   std::string path_;
 };
+
+/// A new joblog at `path`, as a run makes one (its file: an empty new file).
+JoblogFile new_joblog(const std::string& path, const RunIdentity& id) {
+  return JoblogFile::create(UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)), path, id);
+}
 
 RunIdentity sample_identity() { return RunIdentity{{10, 3}, "/tmp/out x.npy", "int32", "10x3x4"}; }
 
@@ -57,7 +63,7 @@ TEST(Joblog, RowsAreTenTabSeparatedColumns) {
 TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
   TempFile f;
   {
-    JoblogFile log = JoblogFile::create(f.path(), RunIdentity{{6}, "", "", ""});
+    JoblogFile log = new_joblog(f.path(), RunIdentity{{6}, "", "", ""});
     std::string rows;
     for (std::uint64_t i : {0u, 2u, 3u}) {
       JoblogRow r;
@@ -79,7 +85,7 @@ TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
 
 TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
   TempFile f;
-  JoblogFile::create(f.path(), RunIdentity{{3}, "", "", ""});
+  new_joblog(f.path(), RunIdentity{{3}, "", "", ""});
   {
     JoblogFile log = JoblogFile::append(f.path());
     std::string rows;

@@ -22,7 +22,8 @@ class Resources {
  public:
   explicit Resources(const JobInfo& job) {
     if (!job.output_handle.empty()) output = AnySharedArray::attach(job.output_handle);
-    if (!job.input_handle.empty()) input = AnySharedArray::attach(job.input_handle);
+    // The input is read-only by contract, whatever its handle says: a stray write faults.
+    if (!job.input_handle.empty()) input = AnySharedArray::attach_read_only(job.input_handle);
     if (!job.lines_handle.empty()) lines = InputLines::attach(job.lines_handle);
   }
   std::optional<AnySharedArray> output, input;
@@ -93,11 +94,11 @@ class ResourceCache {
   static Identity identity(const std::string& handle, bool array) {
     if (handle.empty()) return std::pair<dev_t, ino_t>{0, 0};
     std::string path = "/dev/shm/" + handle;  // an input-lines segment
-    if (array) {  // "shm:<dtype>:<shape>:<segment>" or "npy:<dtype>:<shape>:<path>"
+    if (array) {  // "shm[-ro]:<dtype>:<shape>:<segment>" or "npy[-ro]:<dtype>:<shape>:<path>"
       std::size_t pos = 0;
       for (int k = 0; k < 3 && pos != std::string::npos; ++k) pos = handle.find(':', pos == 0 ? 0 : pos + 1);
       if (pos == std::string::npos) return std::nullopt;
-      path = handle.rfind("shm:", 0) == 0 ? "/dev/shm/" + handle.substr(pos + 1) : handle.substr(pos + 1);
+      path = handle.rfind("shm", 0) == 0 ? "/dev/shm/" + handle.substr(pos + 1) : handle.substr(pos + 1);
     }
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return std::nullopt;

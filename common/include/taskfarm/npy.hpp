@@ -37,7 +37,8 @@ void check_npy_file_size(const NpyHeader& header, std::uint64_t file_bytes,
                          const std::string& path);
 
 /// Reads and parses the preamble of the file at `path` and checks that the file is long enough
-/// for its data. Throws Error naming the path and the problem.
+/// for its data. Throws Error naming the path and the problem; never blocks (a FIFO or device
+/// is refused by its kind, see detail/user_file.hpp).
 NpyHeader read_npy_header(const std::string& path);
 
 }  // namespace taskfarm

@@ -2,8 +2,10 @@
 // backed by a POSIX shm segment or by a .npy file. The process that create()s a shm-backed array
 // owns the segment and removes it when the owning object is destroyed (a forked copy never
 // does); other processes attach() by handle() and only unmap. A .npy-backed array is a file:
-// create_npy() writes it, attach()/open_npy() map it, nothing removes it. An object is used by
-// one thread at a time; its elements may be read and written from any thread or process.
+// create_npy() writes it (under a temporary name, renamed into place when complete: a file
+// that was there is replaced whole, never truncated or written, and a failure removes only the
+// temporary file), attach()/open_npy() map it, nothing removes it. An object is used by one
+// thread at a time; its elements may be read and written from any thread or process.
 #pragma once
 
 #include <cstddef>
@@ -23,23 +25,49 @@ namespace taskfarm {
 class AnySharedArray {
  public:
   enum class Backing : std::uint8_t { none, shm, npy };
+  /// When create_npy's file appears at its path: at once, or at publish().
+  enum class Publish : std::uint8_t { now, later };
+  /// What publish() does to a file already at the path.
+  enum class OnExisting : std::uint8_t { replace, refuse };
 
   /// A new zero-filled array in a fresh shm segment (taskfarm-<pid>-<random>, mode 0600) that
   /// this object owns and removes. All bytes are reserved now: when /dev/shm is too small this
   /// throws Error saying how much was asked and how much is free, and leaves nothing behind.
   static AnySharedArray create(DType dtype, Shape shape);
-  /// Creates (or truncates) the .npy file `path`, writes its header, reserves the data
-  /// (zero-filled) and maps it read-write. Checks the free space of the directory first; a
-  /// missing directory or too little space throws Error naming the path and leaves no file.
+  /// Creates the .npy file `path`: writes its header, reserves the data (zero-filled) and maps
+  /// it read-write, all in a new file "PATH.taskfarm-<pid>-<n>.tmp" of the same directory,
+  /// renamed to `path` when complete (Publish::now) or by publish() (Publish::later). An
+  /// existing regular file at `path` is replaced by that rename and untouched before it; a
+  /// FIFO, device or directory there is refused (Error, nothing opened or created). Checks the
+  /// free space of the directory first (the new file needs all of it: the old one keeps its
+  /// blocks until replaced); a missing directory or too little space throws Error naming the
+  /// path. A failure leaves no file of ours and the old one as it was. The object holds an
+  /// exclusive flock(2) on the file while it lives (a `taskfarm run` naming it is refused).
   /// The file stays after destruction: it is the output.
-  static AnySharedArray create_npy(const std::string& path, DType dtype, Shape shape);
-  /// Maps an existing .npy file (PROT_READ only unless `writable`). Throws Error naming the path
-  /// if it is not a .npy file taskfarm can map (see npy.hpp) or is truncated.
+  static AnySharedArray create_npy(const std::string& path, DType dtype, Shape shape,
+                                   Publish publish = Publish::now);
+  /// Maps an existing .npy file (PROT_READ from an O_RDONLY descriptor unless `writable`).
+  /// Never blocks: a FIFO or device is refused by its kind. Throws Error naming the path if it
+  /// is not a .npy file taskfarm can map (see npy.hpp) or is truncated.
   static AnySharedArray open_npy(const std::string& path, bool writable = true);
   /// Maps the array another process published with handle(). Opens read-write, or read-only if
-  /// the OS refuses writing (then writable() is false). Never removes anything. Throws Error
-  /// naming the segment or file if it does not exist, cannot be opened or does not match.
+  /// the OS refuses writing or the handle comes from a read-only mapping ("npy-ro:", "shm-ro:";
+  /// then writable() is false). Never removes anything. Throws Error naming the segment or file
+  /// if it does not exist, cannot be opened or does not match.
   static AnySharedArray attach(std::string_view handle);
+  /// Like attach(), but always read-only: PROT_READ from an O_RDONLY descriptor, so a stray
+  /// write through data() faults (SIGSEGV) instead of changing the array.
+  static AnySharedArray attach_read_only(std::string_view handle);
+
+  /// The handle attach() maps read-only: "npy:…" becomes "npy-ro:…", "shm:…" "shm-ro:…".
+  static std::string read_only_handle(std::string_view handle);
+
+  /// For create_npy(..., Publish::later): renames the finished file to name(). OnExisting::refuse
+  /// throws Error if anything is at the path by now; a FIFO, device or directory is never
+  /// replaced. handle() throws until this is done. No-op once published.
+  void publish(OnExisting on_existing = OnExisting::replace);
+  /// False only for a create_npy(..., Publish::later) array not yet published.
+  bool published() const noexcept;
 
   /// An empty object: no array, operator bool is false.
   AnySharedArray() noexcept;
@@ -51,7 +79,8 @@ class AnySharedArray {
   ~AnySharedArray();
 
   /// What another process passes to attach(): "shm:f8:100x512x512:taskfarm-123-0123456789abcdef"
-  /// or "npy:i4:1000x1000:/abs/path/out.npy" (the path last: it may contain ':').
+  /// or "npy:i4:1000x1000:/abs/path/out.npy" (the path last: it may contain ':'); "shm-ro:" and
+  /// "npy-ro:" when this object maps it read-only, so that every attachment is read-only too.
   std::string handle() const;
 
   /// Typed view of all elements. Throws Error naming this array if T is not dtype(), or if T is
@@ -88,6 +117,7 @@ class AnySharedArray {
 
   AnySharedArray(std::unique_ptr<Mapping> mapping, Backing backing, DType dtype, Shape shape,
                  void* data, bool writable, std::string name);
+  static AnySharedArray attach_mode(std::string_view handle, bool read_only);
   [[noreturn]] void throw_mismatch(DType wanted, const Shape* wanted_shape) const;
   [[noreturn]] void throw_read_only() const;
 
@@ -119,14 +149,13 @@ class SharedArray {
   static SharedArray open_npy(const std::string& path, bool writable = !std::is_const_v<T>) {
     return SharedArray(AnySharedArray::open_npy(path, writable));
   }
-  /// See AnySharedArray::attach; throws Error naming the segment if it holds another dtype.
-  static SharedArray attach(std::string_view handle) {
-    return SharedArray(AnySharedArray::attach(handle));
-  }
+  /// See AnySharedArray::attach (attach_read_only for a const T); throws Error naming the
+  /// segment if it holds another dtype.
+  static SharedArray attach(std::string_view handle) { return SharedArray(attach_any(handle)); }
   /// Like attach(handle), and throws Error naming the segment and both dtypes and shapes unless
   /// the array has exactly `expected_shape`.
   static SharedArray attach(std::string_view handle, const Shape& expected_shape) {
-    AnySharedArray any = AnySharedArray::attach(handle);
+    AnySharedArray any = attach_any(handle);
     any.check(dtype_of<T>(), expected_shape);
     return SharedArray(std::move(any));
   }
@@ -169,6 +198,11 @@ class SharedArray {
   operator AnySharedArray&() noexcept { return any_; }              // NOLINT: by design
 
  private:
+  static AnySharedArray attach_any(std::string_view handle) {
+    if constexpr (std::is_const_v<T>) return AnySharedArray::attach_read_only(handle);
+    else return AnySharedArray::attach(handle);
+  }
+
   AnySharedArray any_;
   ArrayView<T> view_;
 };

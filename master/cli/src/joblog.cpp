@@ -1,6 +1,7 @@
 #include "joblog.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
 #include "usage_error.hpp"
 
@@ -52,15 +54,33 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
   }
 }
 
-void write_all(int fd, std::string_view bytes, const std::string& path) {
+/// Writes all of `bytes`; returns 0 or the errno of the write that failed.
+int write_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw_errno("cannot write joblog " + path);
+      return errno;
     }
     bytes.remove_prefix(static_cast<std::size_t>(n));
   }
+  return 0;
+}
+
+/// The length of `fd`'s content up to and including its last '\n' (0 if none).
+std::uint64_t whole_lines_length(int fd, std::uint64_t size, const std::string& path) {
+  char buf[4096];
+  for (std::uint64_t end = size; end > 0;) {
+    const std::uint64_t begin = end > sizeof buf ? end - sizeof buf : 0;
+    const ssize_t n = ::pread(fd, buf, end - begin, static_cast<off_t>(begin));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("cannot read joblog " + path);
+    if (n == 0) break;
+    for (ssize_t i = n; i > 0; --i)
+      if (buf[i - 1] == '\n') return begin + static_cast<std::uint64_t>(i);
+    end = begin;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -108,21 +128,40 @@ void append_row(std::string& out, const JoblogRow& r) {
   out.append(buf, static_cast<std::size_t>(std::min(n, static_cast<int>(sizeof buf) - 1)));
 }
 
-JoblogFile JoblogFile::create(const std::string& path, const RunIdentity& id) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
-  if (!fd) throw_errno("cannot create joblog " + path);
-  JoblogFile f(std::move(fd), path);
+JoblogFile JoblogFile::create(UniqueFd fd, std::string path, const RunIdentity& id) {
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0) throw_errno("cannot open joblog " + path);
+  JoblogFile f(std::move(fd), std::move(path), 0);
   f.write(format_identity(id) + "\n" + joblog_columns + "\n");
   return f;
 }
 
 JoblogFile JoblogFile::append(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
-  if (!fd) throw_errno("cannot open joblog " + path);
-  return JoblogFile(std::move(fd), path);
+  UniqueFd fd;
+  try {
+    fd = detail::open_regular_file(path, O_RDWR | O_APPEND);
+  } catch (const SystemError& e) {
+    throw SystemError("cannot open joblog " + path, e.code());
+  } catch (const Error& e) {
+    throw Error(std::string("cannot open joblog: ") + e.what());
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat joblog " + path);
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const std::uint64_t whole = whole_lines_length(fd.get(), size, path);
+  if (whole != size && ::ftruncate(fd.get(), static_cast<off_t>(whole)) != 0)
+    throw_errno("cannot cut the torn last line of joblog " + path);
+  return JoblogFile(std::move(fd), path, whole);
 }
 
-void JoblogFile::write(std::string_view rows) { write_all(fd_.get(), rows, path_); }
+void JoblogFile::write(std::string_view rows) {
+  if (const int err = write_all(fd_.get(), rows); err != 0) {
+    // Part of `rows` may be in the file: cut it off, so that the file holds whole rows only.
+    [[maybe_unused]] const int rc = ::ftruncate(fd_.get(), static_cast<off_t>(size_));
+    throw SystemError("cannot write joblog " + path_, err);
+  }
+  size_ += rows.size();
+}
 
 EarlierRun read_joblog(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

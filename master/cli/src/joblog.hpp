@@ -51,22 +51,30 @@ struct JoblogRow {
 /// Appends `row` as one TSV line with its '\n'.
 void append_row(std::string& out, const JoblogRow& row);
 
-/// A joblog open for writing. Move-only owner of the file descriptor.
+/// A joblog open for writing. Move-only owner of the file descriptor. A failed write leaves
+/// the file as it was before that write (whole rows only), so a --resume can still read it.
 class JoblogFile {
  public:
-  /// Creates or truncates `path` and writes the identity line and the column names.
-  static JoblogFile create(const std::string& path, const RunIdentity& id);
-  /// Opens an existing joblog to add rows (--resume).
+  /// Writes the identity line and the column names into `fd`, a new empty file (the run's
+  /// StagedFile, published under `path` when the run starts). Throws SystemError naming `path`.
+  static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id);
+  /// Opens the existing joblog `path` to add rows (--resume); never blocks, refuses anything
+  /// but a regular file. A torn last line (a master killed mid-write; never read as a row) is
+  /// cut off first, so that the rows added after it stay whole.
   static JoblogFile append(const std::string& path);
 
-  /// Writes `rows` (whole lines) with one write(2). Throws SystemError naming the file.
+  /// Writes `rows` (whole lines) with one write(2). On failure (a full disk, EFBIG past the
+  /// file size limit) cuts the file back to its length before the call and throws SystemError
+  /// naming the file.
   void write(std::string_view rows);
   const std::string& path() const noexcept { return path_; }
 
  private:
-  JoblogFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  JoblogFile(UniqueFd fd, std::string path, std::uint64_t size)
+      : fd_(std::move(fd)), path_(std::move(path)), size_(size) {}
   UniqueFd fd_;
   std::string path_;
+  std::uint64_t size_ = 0;  ///< bytes in the file: whole lines only
 };
 
 /// What an earlier run's joblog says.

@@ -1,9 +1,22 @@
 #include "joblog_observer.hpp"
 
+#include "taskfarm/error.hpp"
+
 namespace taskfarm::cli {
 
-JoblogObserver::JoblogObserver(JoblogFile file)
-    : file_(std::move(file)), steady0_(ChunkLedger::Clock::now()), wall0_(std::chrono::system_clock::now()) {}
+JoblogObserver::JoblogObserver(JoblogFile file, std::function<void(const std::string&)> on_failed)
+    : file_(std::move(file)), on_failed_(std::move(on_failed)), steady0_(ChunkLedger::Clock::now()),
+      wall0_(std::chrono::system_clock::now()) {}
+
+void JoblogObserver::write_rows() {
+  if (!error_.empty()) return;  // after a failed write nothing more: the file keeps whole rows
+  try {
+    file_.write(rows_);
+  } catch (const Error& e) {
+    error_ = e.what();
+    if (on_failed_) on_failed_(error_);
+  }
+}
 
 double JoblogObserver::wall_seconds(ChunkLedger::Clock::time_point t) const {
   const auto wall = wall0_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady0_);
@@ -40,7 +53,7 @@ void JoblogObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std
     row.attempt = attempt;
     append_row(rows_, row);
   }
-  file_.write(rows_);
+  write_rows();
 }
 
 void JoblogObserver::on_failure(const FailureRecord& f) {
@@ -62,7 +75,7 @@ void JoblogObserver::on_failure(const FailureRecord& f) {
   row.cause = to_string(f.cause);
   rows_.clear();
   append_row(rows_, row);
-  file_.write(rows_);
+  write_rows();
 }
 
 }  // namespace taskfarm::cli

@@ -1,10 +1,15 @@
 // JoblogObserver: writes the joblog (joblog.hpp) as the run goes — a row for every attempt of
 // every task: "ok" rows when their chunk piece commits, "retried"/"failed" rows when an
 // attempt fails. Each commit's rows reach the file in one write(2), so the joblog of a master
-// killed with SIGKILL lists exactly the tasks whose results are in place. Farm's thread.
+// killed with SIGKILL lists exactly the tasks whose results are in place. A write that fails
+// (disk full, file too large) is reported once to `on_failed`, which stops the run like an
+// interruption; no row is written after it, so the file holds only whole rows of done work.
+// Farm's thread.
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <string>
 
 #include "chunk_ledger.hpp"
 #include "joblog.hpp"
@@ -14,7 +19,8 @@ namespace taskfarm::cli {
 
 class JoblogObserver : public FarmObserver {
  public:
-  explicit JoblogObserver(JoblogFile file);
+  /// `on_failed(message)` is called once, on the first write that fails.
+  JoblogObserver(JoblogFile file, std::function<void(const std::string&)> on_failed);
 
   void on_worker_started(int slot, pid_t pid) override;
   void on_chunk_started(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) override;
@@ -22,10 +28,16 @@ class JoblogObserver : public FarmObserver {
                      std::chrono::nanoseconds elapsed) override;
   void on_failure(const FailureRecord& f) override;
 
+  /// Why writing stopped ("cannot write joblog j.tsv: No space left on device"), or "".
+  const std::string& error() const noexcept { return error_; }
+
  private:
   double wall_seconds(ChunkLedger::Clock::time_point t) const;
+  void write_rows();
 
   JoblogFile file_;
+  std::function<void(const std::string&)> on_failed_;
+  std::string error_;
   ChunkLedger ledger_;
   ChunkLedger::Clock::time_point steady0_;
   std::chrono::system_clock::time_point wall0_;

@@ -2,6 +2,14 @@
 // input-lines segment), runs the Farm once with the observers the options ask for, and ends
 // with the summary and the exit status. Everything a run does is the library's (Farm); this
 // file only wires it together. Main thread.
+//
+// A file taskfarm did not create is never deleted, truncated or written: the files a run
+// writes are made under temporary names (StagedFile, create_npy's Publish::later) and renamed
+// over their paths only once everything exists and the farm has started; before that, any
+// failure removes only those temporary files. A --resume completes its output and joblog in
+// place, as documented. The plan already holds the locks (FileClaim) that keep other runs out.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -18,6 +26,7 @@
 #include "stop_signals.hpp"
 #include "summary.hpp"
 #include "task_output.hpp"
+#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/input_lines.hpp"
 #include "taskfarm/shared_array.hpp"
@@ -26,8 +35,9 @@
 namespace taskfarm::cli {
 namespace {
 
-/// Removes an output file this run created unless keep() is called: a usage error must leave
-/// nothing behind, and an output no task wrote to is no output.
+/// Removes the output file this run created and published unless keep() is called (an output
+/// no task wrote to is no output) — only if the path still names that very file (device and
+/// inode), so that nothing put there by someone else since is ever removed.
 class CreatedFile {
  public:
   CreatedFile() = default;
@@ -35,16 +45,32 @@ class CreatedFile {
   CreatedFile& operator=(const CreatedFile&) = delete;
   ~CreatedFile() {
     if (path_.empty()) return;
-    std::error_code ec;
-    std::filesystem::remove(path_, ec);
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
   }
-  void arm(std::string path) { path_ = std::move(path); }
+  /// `path` names the file this run has just published.
+  void arm(std::string path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    path_ = std::move(path);
+  }
   void keep() noexcept { path_.clear(); }
   bool armed() const noexcept { return !path_.empty(); }
 
  private:
   std::string path_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
 };
+
+/// A second descriptor of the same open file (its flock included), close-on-exec.
+UniqueFd dup_fd(int fd, const std::string& path) {
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) throw_errno("cannot duplicate the descriptor of " + path);
+  return copy;
+}
 
 std::uint64_t count(const IndexRanges& ranges) {
   std::uint64_t n = 0;
@@ -73,21 +99,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     return exit_ok;
   }
 
-  // What the workers map: the output array (created, or reopened to be completed), the input.
+  // What the workers read: the --input array, mapped read-only (the plan checked it whole).
   AnySharedArray output, input;
-  CreatedFile created;
-  if (plan.output) {
-    try {
-      if (plan.output->reuse) {
-        output = AnySharedArray::open_npy(plan.output->path, /*writable=*/true);
-      } else {
-        output = AnySharedArray::create_npy(plan.output->path, plan.output->dtype, plan.output->shape);
-        created.arm(plan.output->path);
-      }
-    } catch (const Error& e) {
-      return fail(exit_usage, std::string("--output: ") + e.what());
-    }
-  }
   if (!plan.input.empty()) {
     try {
       input = AnySharedArray::open_npy(plan.input, /*writable=*/false);
@@ -96,25 +109,68 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     }
   }
 
-  // Records of the run.
+  // What the run writes, under temporary names until it starts (a --resume completes the
+  // output and the joblog in place). A failure here leaves only the user's files, untouched.
+  using detail::StagedFile;
+  std::optional<StagedFile> joblog_file, trace_file;
+  if (plan.output) {
+    try {
+      if (plan.output->reuse) {
+        output = AnySharedArray::open_npy(plan.output->path, /*writable=*/true);
+      } else {
+        output = AnySharedArray::create_npy(plan.output->path, plan.output->dtype, plan.output->shape,
+                                            AnySharedArray::Publish::later);
+      }
+    } catch (const Error& e) {
+      return fail(exit_usage, std::string("--output: ") + e.what());
+    }
+  }
+  std::optional<Farm> farm;
+  std::string joblog_error;  // why the joblog stopped being written
+  auto joblog_failed = [&farm, &joblog_error](const std::string& why) {
+    joblog_error = why;
+    if (farm) farm->request_stop();  // stop like an interruption: what is done stays done
+  };
   std::optional<JoblogObserver> joblog;
   std::optional<TraceObserver> trace;
   try {
-    if (!plan.joblog.empty())
-      joblog.emplace(plan.resume ? JoblogFile::append(plan.joblog) : JoblogFile::create(plan.joblog, plan.identity));
-    if (!plan.trace.empty())
-      trace.emplace(plan.trace, "taskfarm " + std::filesystem::path(plan.program).filename().string());
+    if (!plan.joblog.empty() && plan.resume) {
+      joblog.emplace(JoblogFile::append(plan.joblog), joblog_failed);
+    } else if (!plan.joblog.empty()) {
+      joblog_file = StagedFile::create(plan.joblog);
+      joblog.emplace(JoblogFile::create(dup_fd(joblog_file->fd(), plan.joblog), plan.joblog, plan.identity),
+                     joblog_failed);
+    }
+    if (!plan.trace.empty()) {
+      trace_file = StagedFile::create(plan.trace);
+      trace.emplace(dup_fd(trace_file->fd(), plan.trace), plan.trace,
+                    "taskfarm " + std::filesystem::path(plan.program).filename().string());
+    }
   } catch (const Error& e) {
     return fail(exit_usage, e.what());
   }
 
   std::optional<InputLines> lines;
-  std::optional<Farm> farm;
   try {
     if (plan.lines) lines.emplace(InputLines::create(*plan.lines));
     farm.emplace(Farm::program(plan.farm, plan.program, plan.args));
   } catch (const Error& e) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
+  }
+
+  // The run starts for real: the new files replace what was at their paths (a file that
+  // appeared there since the plan looked is left alone, and the run refused).
+  CreatedFile created;
+  try {
+    using OnExisting = AnySharedArray::OnExisting;
+    if (output && !output.published()) {
+      output.publish(plan.claims.output.existed() ? OnExisting::replace : OnExisting::refuse);
+      created.arm(plan.output->path);
+    }
+    if (joblog_file) joblog_file->publish(plan.claims.joblog.existed());
+    if (trace_file) trace_file->publish(plan.claims.trace.existed());
+  } catch (const Error& e) {
+    return fail(exit_usage, e.what());
   }
 
   JobSpec job;
@@ -165,11 +221,12 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     }
   }
 
-  const int status = exit_status(report, signals.received());
+  const int status = joblog_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
   SummaryContext ctx;
   ctx.total = plan.tasks;
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
+  ctx.stop_reason = joblog_error;
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
   std::string removed;

@@ -10,7 +10,9 @@
 
 #include "input_lines_file.hpp"
 #include "program_path.hpp"
+#include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/npy.hpp"
+#include "taskfarm/shared_array.hpp"
 #include "taskfarm/shm_segment.hpp"
 #include "usage_error.hpp"
 #include "values.hpp"
@@ -80,9 +82,8 @@ void check_fresh_output(const std::string& path, const std::string& dir, DType d
   }
   struct statvfs vfs {};
   if (::statvfs(dir.c_str(), &vfs) != 0) return;  // cannot tell; creating it will say
-  std::uint64_t avail = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) avail += static_cast<std::uint64_t>(st.st_blocks) * 512;  // replaced
+  // An existing file keeps its blocks until the new one, complete, replaces it.
+  const std::uint64_t avail = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   if (need > avail)
     throw UsageError("--output: '" + path + "' needs " + format_bytes(need) + " but its file system has " +
                      format_bytes(avail) + " free");
@@ -134,6 +135,33 @@ void check_distinct_files(const RunOptions& o) {
   }
 }
 
+/// Every file named must be a regular file (or, for what this run creates, absent): a FIFO,
+/// device or directory is refused by its kind before anything opens it (open() of a FIFO
+/// would block; writing a device is not ours to do). Standard input (`-`) is whatever it is.
+void check_file_kinds(const RunOptions& o) {
+  using Named = std::pair<const char*, const std::string*>;
+  const Named named[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace},
+                         {"--input", &o.input}, {"--input-lines", &o.input_lines}};
+  for (const auto& [opt, path] : named) {
+    if (path->empty() || *path == "-") continue;
+    try {
+      detail::require_regular_or_absent(*path);
+    } catch (const Error& e) {
+      throw UsageError(std::string(opt) + ": " + e.what());
+    }
+  }
+}
+
+/// The whole --input check, by the code that maps it in the run: a header NumPy would read is
+/// not enough (an empty axis, more than 8 axes, misaligned data cannot be shared).
+void check_input(const std::string& path) {
+  try {
+    (void)AnySharedArray::open_npy(path, /*writable=*/false);
+  } catch (const Error& e) {
+    throw UsageError(std::string("--input: ") + e.what());
+  }
+}
+
 }  // namespace
 
 RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& command, const PlanContext& ctx) {
@@ -143,6 +171,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   plan.args.assign(command.begin() + 1, command.end());
   plan.farm = farm_options(o, ctx);
   check_distinct_files(o);
+  check_file_kinds(o);
 
   // The index space: --tasks, --input-lines, or (alone) --shape.
   const bool has_tasks = !o.tasks.empty(), has_lines = !o.input_lines.empty(), has_shape = !o.shape.empty();
@@ -164,6 +193,13 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     throw UsageError("--shape with --tasks or --input-lines is the shape of the output array: it needs --output");
   plan.tasks = 1;
   for (auto e : plan.extent) plan.tasks *= e;
+
+  // No other run may write what this one writes or reads (flock), from before anything is read.
+  using Use = FileClaim::Use;
+  if (!o.input.empty()) plan.claims.input = FileClaim::take("--input", o.input, Use::read);
+  if (!o.output.empty()) plan.claims.output = FileClaim::take("--output", o.output, Use::write);
+  if (!o.joblog.empty()) plan.claims.joblog = FileClaim::take("--joblog", o.joblog, Use::write);
+  if (!o.trace.empty()) plan.claims.trace = FileClaim::take("--trace", o.trace, Use::write);
 
   // --resume: the earlier run's record comes first; without it nothing else matters.
   std::optional<EarlierRun> earlier;
@@ -197,11 +233,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   plan.identity.extent = plan.extent;
 
   if (!o.input.empty()) {
-    try {
-      read_npy_header(o.input);
-    } catch (const Error& e) {
-      throw UsageError(std::string("--input: ") + e.what());
-    }
+    check_input(o.input);
     plan.input = o.input;
   }
 

@@ -1,7 +1,8 @@
 // RunPlan: a `taskfarm run` command line checked against the world — PATH, the files it names,
-// free space, the earlier run for --resume — before anything is created. make_run_plan() only
-// reads (files, and standard input for --input-lines -); it throws UsageError naming the
-// culprit, so bad input exits 2 leaving nothing behind. Main thread.
+// free space, the earlier run for --resume, other runs' locks — before anything is created.
+// make_run_plan() only reads (files, and standard input for --input-lines -) and takes the
+// locks (FileClaim) the run holds to its end; it throws UsageError naming the culprit, so bad
+// input exits 2 leaving nothing behind. Main thread.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "file_claim.hpp"
 #include "joblog.hpp"
 #include "resume.hpp"
 #include "run_options.hpp"
@@ -25,6 +27,11 @@ struct OutputPlan {
   DType dtype = DType::f64;
   Shape shape;
   bool reuse = false;   ///< --resume: complete the existing file in place
+};
+
+/// The locks a run holds on the files it names; existed() says whether a file was there.
+struct RunClaims {
+  FileClaim output, joblog, trace, input;
 };
 
 /// Everything `taskfarm run` will do, decided.
@@ -45,6 +52,7 @@ struct RunPlan {
   bool events = false;
   bool keep_order = false;
   ProgressMode progress = ProgressMode::off;
+  RunClaims claims;
 };
 
 /// What make_run_plan needs to know about the machine and terminal.

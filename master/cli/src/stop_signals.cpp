@@ -14,6 +14,7 @@ std::atomic<Farm*> g_farm{nullptr};
 volatile std::sig_atomic_t g_received = 0;
 struct sigaction g_previous[3];
 struct sigaction g_previous_pipe;
+struct sigaction g_previous_xfsz;
 
 void on_signal(int sig) {
   if (g_received == 0) g_received = sig;
@@ -34,12 +35,14 @@ StopSignals::StopSignals() {
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
   ::sigaction(SIGPIPE, &ignore, &g_previous_pipe);
+  ::sigaction(SIGXFSZ, &ignore, &g_previous_xfsz);
 }
 
 StopSignals::~StopSignals() {
   detach();
   for (int i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_previous[i], nullptr);
   ::sigaction(SIGPIPE, &g_previous_pipe, nullptr);
+  ::sigaction(SIGXFSZ, &g_previous_xfsz, nullptr);
 }
 
 void StopSignals::attach(Farm& farm) noexcept {

@@ -2,7 +2,9 @@
 // (Farm::request_stop is async-signal-safe: stop dispatching, stop workers, remove segments)
 // and are remembered for the exit status (128 + signal). The handler is one-shot: a second
 // signal takes the default action, killing the master at once. SIGPIPE is ignored so that a
-// closed stdout is an error the master handles (see stop()), not a death that orphans workers.
+// closed stdout is an error the master handles (see stop()), not a death that orphans workers;
+// SIGXFSZ too, so that a joblog past the file size limit (RLIMIT_FSIZE) is a failed write
+// (EFBIG) that stops the run, not a killed master. Workers start with default dispositions.
 // One instance per process, created and destroyed on the main thread.
 #pragma once
 

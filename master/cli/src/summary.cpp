@@ -74,7 +74,10 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   if (!failed.empty()) s += p + "failed indices: " + format_index_ranges(failed) + "\n";
 
   const std::uint64_t not_run = r.tasks - std::min(r.tasks, r.succeeded + failed.size());
-  if (r.interrupted)
+  if (r.interrupted && !c.stop_reason.empty())
+    s += p + "stopped: " + c.stop_reason + ": " + std::to_string(not_run) + " of " + std::to_string(r.tasks) +
+         " tasks not done\n";
+  else if (r.interrupted)
     s += p + "interrupted by " + signal_name(c.stop_signal != 0 ? c.stop_signal : SIGINT) + ": " +
          std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not done\n";
   else if (r.halted)

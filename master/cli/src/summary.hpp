@@ -15,6 +15,9 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_farm = 3;
 inline constexpr int exit_many_failures = 101;
+/// The joblog could not be written (disk full, file too large): the run stopped like an
+/// interruption, keeping the output and the joblog's whole rows for --resume.
+inline constexpr int exit_joblog_failed = 102;
 
 /// 0 all succeeded; 1-100 failed-task count; 101 more; 3 the farm could not run; 128+signal if
 /// interrupted by `stop_signal` (130 SIGINT, 143 SIGTERM).
@@ -25,6 +28,7 @@ struct SummaryContext {
   std::uint64_t total = 0;         ///< tasks in the whole index space
   std::uint64_t earlier_done = 0;  ///< --resume: done before this run
   int stop_signal = 0;
+  std::string stop_reason;         ///< what stopped the run if not a signal ("cannot write joblog …"), or ""
   std::string output;              ///< --output as given, or ""
   std::string joblog;              ///< --joblog as given, or ""
   std::string resume_hint;         ///< the command that resumes this run, or ""

@@ -29,10 +29,11 @@ std::string crash_label(const FailureRecord& f) {
 
 }  // namespace
 
-TraceObserver::TraceObserver(const std::string& path, const std::string& title)
-    : file_(std::fopen(path.c_str(), "w")), path_(path), pid_(static_cast<int>(::getpid())),
+TraceObserver::TraceObserver(UniqueFd file, const std::string& path, const std::string& title)
+    : file_(::fdopen(file.get(), "w")), path_(path), pid_(static_cast<int>(::getpid())),
       t0_(ChunkLedger::Clock::now()) {
   if (!file_) throw_errno("cannot create trace " + path);
+  file.release();  // the FILE owns it now
   std::fputs("[\n", file_.get());
   emit(R"({"name":"process_name","ph":"M","pid":)" + std::to_string(pid_) + R"(,"args":{"name":)" +
        json_string(title) + "}}");

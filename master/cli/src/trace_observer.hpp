@@ -11,13 +11,15 @@
 
 #include "chunk_ledger.hpp"
 #include "taskfarm/farm.hpp"
+#include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::cli {
 
 class TraceObserver : public FarmObserver {
  public:
-  /// Creates or truncates `path`; throws SystemError naming it. `title` names the process track.
-  TraceObserver(const std::string& path, const std::string& title);
+  /// Writes into `file`, a new empty file (the run's StagedFile, published under `path` when the
+  /// run starts); throws SystemError naming `path`. `title` names the process track.
+  TraceObserver(UniqueFd file, const std::string& path, const std::string& title);
   ~TraceObserver() override;
   TraceObserver(const TraceObserver&) = delete;
   TraceObserver& operator=(const TraceObserver&) = delete;

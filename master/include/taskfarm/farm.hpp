@@ -56,7 +56,7 @@ struct JobSpec {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  ///< if non-empty: only these [b, e)
   std::string kernel;                 ///< program mode: kernel name ("" = the only one)
   std::string output_handle;          ///< AnySharedArray handle workers attach as output, or ""
-  std::string input_handle;           ///< read-only input array handle, or ""
+  std::string input_handle;           ///< input array handle, or ""; workers map it read-only (a write faults)
   std::string lines_handle;           ///< input lines segment (see InputLines), or ""
   ResultMode results = ResultMode::none;
   bool capture_stdout = false;        ///< each index's stdout comes back as text

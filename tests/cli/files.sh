@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Rule 2 through the binary: a file taskfarm did not create is never deleted, truncated or
+# written. A device node or FIFO is refused by its kind (never opened, never blocked on, never
+# removed); a bad input leaves existing outputs as they were; an existing output, joblog or
+# trace is replaced by a new file when the run starts, never written in place; a joblog that
+# cannot be written stops the run like an interruption and keeps what was done; two runs never
+# share a file; a worker's stray write into --input faults and never reaches the file.
+source "$(dirname "$0")/lib.sh"
+setup_workdir
+
+# tf_bounded ARGS...: tf with a deadline, so that a taskfarm blocked in open() of a FIFO fails
+# the test instead of hanging it.
+tf_bounded() {
+  timeout -s KILL 20 "$TASKFARM" "$@" </dev/null >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  [ "$TF_RC" -ne 137 ] || fail "taskfarm $* blocked (killed after 20 s)"
+}
+
+# expect_refused MESSAGE: exit 2 and one line on stderr naming the culprit.
+expect_refused() {
+  expect_rc 2
+  [ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "stderr is not one line"
+  expect_stderr "$1"
+}
+
+# The names in $W (but the test's own stdout/stderr), to check that nothing appeared.
+listing() { (cd "$W" && find . -mindepth 1 -not -name stdout -not -name stderr | sort); }
+
+device_or_fifo_output() {
+  mkfifo "$W/fifo"
+  tf_bounded run --tasks 4 --output "$W/fifo" --dtype f8 -- "$CLI_WORKER"
+  expect_refused "--output: '$W/fifo' is a FIFO, not a regular file"
+  [ -p "$W/fifo" ] || fail "the FIFO named by --output was removed"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "not root: the device node half of this test is skipped"
+    return 0
+  fi
+  mknod -m 666 "$W/null" c 1 3  # a /dev/null of our own: the real one is never put at risk
+  for opt in --output --joblog --trace; do
+    local extra=()
+    [ "$opt" = --output ] && extra=(--dtype f8)
+    tf_bounded run --tasks 4 "$opt" "$W/null" "${extra[@]}" -- "$CLI_WORKER"
+    expect_refused "$opt: '$W/null' is a character device, not a regular file"
+    [ -c "$W/null" ] && [ "$(stat -c %t:%T "$W/null")" = 1:3 ] || fail "$opt removed or replaced the device node"
+  done
+}
+
+fifos_refused() {
+  mkfifo "$W/fifo"
+  printf 'x\n' >"$W/lines.txt"
+  tf_bounded run --tasks 4 --input "$W/fifo" -- "$CLI_WORKER"
+  expect_refused "--input: '$W/fifo' is a FIFO, not a regular file"
+  tf_bounded run --tasks 4 --joblog "$W/fifo" -- "$CLI_WORKER"
+  expect_refused "--joblog: '$W/fifo' is a FIFO, not a regular file"
+  tf_bounded run --tasks 4 --trace "$W/fifo" -- "$CLI_WORKER"
+  expect_refused "--trace: '$W/fifo' is a FIFO, not a regular file"
+  tf_bounded run --input-lines "$W/fifo" -- "$CLI_WORKER"
+  expect_refused "--input-lines: '$W/fifo' is a FIFO, not a regular file"
+  tf_bounded run --resume --tasks 4 --joblog "$W/fifo" -- "$CLI_WORKER"
+  expect_refused "--joblog: '$W/fifo' is a FIFO, not a regular file"
+  [ -p "$W/fifo" ] || fail "the FIFO was removed"
+  [ "$(listing)" = "$(printf './fifo\n./lines.txt')" ] || fail "files appeared: $(listing)"
+}
+
+# Inputs whose header NumPy reads but that cannot be shared: an empty axis, 9 axes, data
+# misaligned for its dtype. Found after the output was created, they used to delete it.
+bad_input_keeps_existing() {
+  py "
+import numpy as np, sys
+d = sys.argv[1]
+np.save(d + '/empty-axis.npy', np.zeros((0, 3)))
+np.save(d + '/nine-axes.npy', np.zeros((1,) * 9))
+hdr = \"{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }\"
+hdr += ' ' * ((4 - (10 + len(hdr) + 1)) % 8) + '\n'  # data at 4 mod 8: misaligned for f8
+open(d + '/misaligned.npy', 'wb').write(b'\x93NUMPY\x01\x00' + len(hdr).to_bytes(2, 'little') + hdr.encode() + bytes(32))
+" "$W"
+  local f bad
+  for f in out.npy j.tsv t.json; do echo "precious $f" >"$W/$f"; cp "$W/$f" "$W/$f.before"; done
+  local before
+  before=$(listing)
+  for bad in empty-axis nine-axes misaligned; do
+    tf run --tasks 64 --input "$W/$bad.npy" --output "$W/out.npy" --dtype f8 --joblog "$W/j.tsv" \
+      --trace "$W/t.json" -- "$CLI_WORKER" </dev/null
+    expect_refused "--input: "
+    for f in out.npy j.tsv t.json; do cmp -s "$W/$f" "$W/$f.before" || fail "$bad input: $f was changed or removed"; done
+    [ "$(listing)" = "$before" ] || fail "$bad input: files appeared or vanished: $(listing)"
+    expect_no_segments "$TF_PID"
+  done
+}
+
+# Each of --output, --joblog, --trace names a file with a second hard link: the run replaces
+# the name with a new file (rename), so the other link keeps its bytes.
+replaced_never_written() {
+  local f
+  for f in out.npy j.tsv t.json; do
+    echo "precious $f" >"$W/$f.keep"
+    ln "$W/$f.keep" "$W/$f"
+  done
+  tf run -j 2 --tasks 50 --output "$W/out.npy" --dtype int32 --joblog "$W/j.tsv" --trace "$W/t.json" -- "$CLI_WORKER"
+  expect_rc 0
+  for f in out.npy j.tsv t.json; do
+    [ "$(cat "$W/$f.keep")" = "precious $f" ] || fail "$f was written in place (its other link changed)"
+  done
+  py "
+import json, numpy as np, sys
+a = np.load(sys.argv[1] + '/out.npy'); k = np.arange(50)
+assert (a == ($VALUE_EXPR)).all()
+json.load(open(sys.argv[1] + '/t.json'))
+assert open(sys.argv[1] + '/j.tsv').readline().startswith('# taskfarm joblog 1')
+" "$W"
+  [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+}
+
+# A joblog that cannot be written (a full disk; here the master's file size limit, lowered
+# with prlimit once the joblog holds 40 rows, so its next write fails with EFBIG) stops the run
+# like an interruption: exit 102, the summary, the output kept with every logged result in it,
+# whole rows only in the joblog, and --resume completes the run.
+joblog_write_failure() {
+  local args=(-j 2 --chunk 1 --tasks 600 --output "$W/out.npy" --dtype int32 --joblog "$W/j.tsv")
+  "$TASKFARM" run "${args[@]}" -- "$CLI_WORKER" --spin-ms 3 </dev/null >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  "$PYTHON" - "$TF_PID" "$W/j.tsv" <<'PY' || fail "could not cap the joblog"
+import os, resource, sys, time
+pid, path = int(sys.argv[1]), sys.argv[2]
+deadline = time.monotonic() + 20
+while True:  # bounded poll for the joblog to reach 40 rows (2 header lines)
+    try:
+        lines = open(path, 'rb').read().count(b'\n')
+    except FileNotFoundError:
+        lines = 0
+    if lines >= 42:
+        break
+    if time.monotonic() > deadline:
+        sys.exit('the joblog never reached 40 rows')
+    time.sleep(0.002)
+size = os.path.getsize(path)
+resource.prlimit(pid, resource.RLIMIT_FSIZE, (size, size))
+PY
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 102
+  expect_stderr "stopped: cannot write joblog $W/j.tsv: File too large"
+  expect_stderr "is INCOMPLETE"
+  expect_stderr "--resume"
+  [ -f "$W/out.npy" ] || fail "the output was removed"
+  [ "$(tail -c 1 "$W/j.tsv" | od -An -c | tr -d ' ')" = '\n' ] || fail "the joblog ends in a torn row"
+  expect_no_segments "$TF_PID"
+  expect_gone $(joblog_pids "$W/j.tsv")
+  py "
+import numpy as np, sys
+a = np.load(sys.argv[1] + '/out.npy')
+rows = [l.split('\t') for l in open(sys.argv[1] + '/j.tsv').read().splitlines()[2:]]
+ok = [int(r[0]) for r in rows if r[6] == 'ok']
+assert 40 <= len(ok) < 600, len(ok)
+k = np.array(ok)
+assert (a[k] == ($VALUE_EXPR)).all(), 'a task logged ok is not in the output'
+" "$W"
+  tf run --resume "${args[@]}" -- "$CLI_WORKER"
+  expect_rc 0
+  py "
+import numpy as np, sys
+a = np.load(sys.argv[1] + '/out.npy'); k = np.arange(600)
+assert (a == ($VALUE_EXPR)).all(), 'the resumed output differs from the serial result'
+" "$W"
+}
+
+# Two runs naming the same file: the second is refused before it creates anything.
+concurrent_runs() {
+  "$TASKFARM" run -j 1 --tasks 4 --output "$W/out.npy" --dtype int32 --joblog "$W/ja.tsv" \
+    -- "$CLI_WORKER" --block-from 0 </dev/null >"$W/a.stdout" 2>"$W/a.stderr" &
+  local first=$!
+  BG+=("$first")
+  local deadline=$((SECONDS + 20))
+  until [ -e "$W/ja.tsv" ]; do  # published when the first run starts: it holds its locks by then
+    [ "$SECONDS" -lt "$deadline" ] || fail "the first run never started"
+    kill -0 "$first" 2>/dev/null || fail "the first run ended early: $(cat "$W/a.stderr")"
+    sleep 0.01
+  done
+  tf run --tasks 4 --output "$W/out.npy" --dtype int32 --joblog "$W/jb.tsv" -- "$CLI_WORKER"
+  expect_refused "--output: '$W/out.npy' is in use by another taskfarm run"
+  [ ! -e "$W/jb.tsv" ] || fail "the refused run created its joblog"
+  tf run --tasks 4 --output "$W/other.npy" --dtype int32 --joblog "$W/ja.tsv" -- "$CLI_WORKER"
+  expect_refused "--joblog: '$W/ja.tsv' is in use by another taskfarm run"
+  [ ! -e "$W/other.npy" ] || fail "the refused run created its output"
+  tf run --tasks 4 --input "$W/out.npy" -- "$CLI_WORKER"
+  expect_refused "--input: '$W/out.npy' is in use by another taskfarm run"
+  [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+  kill -TERM "$first"
+  wait "$first"
+  local rc=$?
+  [ "$rc" -eq 143 ] || fail "the first run exited $rc, expected 143: $(cat "$W/a.stderr")"
+}
+
+# A hostile worker writes into its --input: the write faults (a `signal` failure of that index)
+# and the file's bytes on disk are unchanged.
+worker_writes_input() {
+  py "import numpy as np, sys; np.save(sys.argv[1], np.arange(40, dtype=np.float64))" "$W/in.npy"
+  cp "$W/in.npy" "$W/in-before.npy"
+  tf run -j 2 --retries 0 --tasks 40 --input "$W/in.npy" --output "$W/out.npy" --dtype float64 \
+    --joblog "$W/j.tsv" -- "$INPUT_SCRIBBLER" --at 7
+  expect_rc 1
+  expect_stderr "index 7"
+  expect_stderr "SIGSEGV"
+  cmp -s "$W/in.npy" "$W/in-before.npy" || fail "the worker's write reached the input file"
+  awk -F'\t' '$1 == 7 && $7 == "failed" && $9 == 11 && $10 == "signal" { found = 1 } END { exit !found }' "$W/j.tsv" ||
+    fail "the joblog lacks index 7 failed by signal 11"
+  py "
+import numpy as np, sys
+a = np.load(sys.argv[1] + '/out.npy'); k = np.arange(40) != 7
+assert (a[k] == np.arange(40.0)[k]).all()
+" "$W"
+  expect_no_segments "$TF_PID"
+  expect_gone $(joblog_pids "$W/j.tsv")
+}
+
+"$@"
