@@ -41,6 +41,7 @@ Shape parse_shape_option(const std::string& text) {
   if (!shape || shape->empty())
     throw UsageError("--shape: '" + text + "' is not a shape like 100, 100x200 or 4x100x200 (at most " +
                      std::to_string(max_shape_dims) + " positive extents)");
+  if (!index_space_size(*shape)) throw UsageError("--shape: '" + text + "' has 2^64 elements or more");
   return *shape;
 }
 
@@ -74,7 +75,9 @@ std::string describe(DType t, const Shape& s) { return std::string(dtype_name(t)
 void check_fresh_output(const std::string& path, const std::string& dir, DType dtype, const Shape& shape) {
   std::uint64_t need = 0;
   try {
-    need = make_npy_header(dtype, shape).size() + array_bytes(dtype, shape);
+    if (__builtin_add_overflow(make_npy_header(dtype, shape).size(), array_bytes(dtype, shape), &need))
+      throw Error("shape " + format_shape(shape) + " of " + std::string(dtype_name(dtype)) +
+                  " needs more bytes than fit in 64 bits");
   } catch (const Error& e) {
     throw UsageError(std::string("--output: ") + e.what());
   }
@@ -162,8 +165,9 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   }
   if (shape && (has_tasks || has_lines) && !has_output)
     throw UsageError("--shape with --tasks or --input-lines is the shape of the output array: it needs --output");
-  plan.tasks = 1;
-  for (auto e : plan.extent) plan.tasks *= e;
+  const auto tasks = index_space_size(plan.extent);
+  if (!tasks) throw UsageError("the index space " + format_shape(plan.extent) + " has 2^64 tasks or more");
+  plan.tasks = *tasks;
 
   // --resume: the earlier run's record comes first; without it nothing else matters.
   std::optional<EarlierRun> earlier;
