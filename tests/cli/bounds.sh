@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rule 4 through the binary: bad input is refused up front and bounded resources stay bounded.
 # A resume of 10^11 tasks holds its joblog's done ranges, not a bit per task; joblog headers of
-# 2^64 - 1 tasks (handled) or of 2^64 and more (refused).
+# 2^64 - 1 tasks (handled) or of 2^64 and more (refused); an endless --input-lines producer is
+# refused at a limit, the producer not left hanging; out of memory is a message, not an abort.
 source "$(dirname "$0")/lib.sh"
 setup_workdir
 
@@ -65,6 +66,48 @@ resume_largest_index_space() {
   expect_rc 2
   expect_one_line
   expect_stderr "index space 4294967296x4294967296 has 2^64 tasks or more"
+  expect_no_segments "$TF_PID"
+}
+
+# Runs `yes | taskfarm ARGS` within 20 s; sets TF_RC, TF_PID and PRODUCER_RC.
+endless_input() {
+  mkfifo "$W/lines"
+  yes >"$W/lines" &
+  local producer=$!
+  BG+=("$producer")
+  "$TASKFARM" "$@" <"$W/lines" >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  wait_gone "$TF_PID"   # the deadline: fails if taskfarm is still reading
+  wait "$TF_PID"
+  TF_RC=$?
+  wait_gone "$producer"  # the producer is not left blocked on a full pipe
+  wait "$producer"
+  PRODUCER_RC=$?
+  rm -f "$W/lines"
+}
+
+input_lines_endless_producer() {
+  endless_input run --input-lines - --input-lines-max 1M -- "$CLI_WORKER"
+  expect_rc 2
+  expect_one_line
+  expect_stderr "--input-lines: standard input holds more than 1.0 MiB of lines"
+  [ "$PRODUCER_RC" -eq 141 ] || fail "the producer ended with $PRODUCER_RC, not SIGPIPE"
+  expect_no_segments "$TF_PID"
+}
+
+input_lines_out_of_memory() {
+  # Without --input-lines-max the limit is /dev/shm's free space; memory running out first is
+  # a message and exit 2, not std::bad_alloc's abort.
+  mkfifo "$W/lines"
+  yes >"$W/lines" &
+  local producer=$!
+  BG+=("$producer")
+  tf_limited 400000 run --input-lines - -- "$CLI_WORKER" <"$W/lines"
+  wait "$producer"
+  expect_rc 2
+  expect_one_line
+  expect_stderr "--input-lines: standard input does not fit in memory"
   expect_no_segments "$TF_PID"
 }
 

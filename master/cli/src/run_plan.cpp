@@ -151,12 +151,15 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   const bool has_tasks = !o.tasks.empty(), has_lines = !o.input_lines.empty(), has_shape = !o.shape.empty();
   const bool has_output = !o.output.empty();
   if (has_tasks && has_lines) throw UsageError("--tasks and --input-lines both set the number of tasks: give one");
+  if (!o.input_lines_max.empty() && !has_lines) throw UsageError("--input-lines-max needs --input-lines");
   std::optional<Shape> shape;
   if (has_shape) shape = parse_shape_option(o.shape);
   if (has_tasks) {
     plan.extent = {parse_count("--tasks", o.tasks)};
   } else if (has_lines) {
-    plan.lines = read_input_lines(o.input_lines);
+    plan.lines = read_input_lines(o.input_lines, o.input_lines_max.empty()
+                                                     ? default_input_lines_limit()
+                                                     : parse_size("--input-lines-max", o.input_lines_max));
     plan.extent = {plan.lines->size()};
   } else if (shape) {
     plan.extent.assign(shape->begin(), shape->end());
