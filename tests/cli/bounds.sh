@@ -2,7 +2,8 @@
 # Rule 4 through the binary: bad input is refused up front and bounded resources stay bounded.
 # A resume of 10^11 tasks holds its joblog's done ranges, not a bit per task; joblog headers of
 # 2^64 - 1 tasks (handled) or of 2^64 and more (refused); an endless --input-lines producer is
-# refused at a limit, the producer not left hanging; out of memory is a message, not an abort.
+# refused at a limit, the producer not left hanging; out of memory is a message, not an abort;
+# no exception reaches main (a removed working directory).
 source "$(dirname "$0")/lib.sh"
 setup_workdir
 
@@ -108,6 +109,21 @@ input_lines_out_of_memory() {
   expect_rc 2
   expect_one_line
   expect_stderr "--input-lines: standard input does not fit in memory"
+  expect_no_segments "$TF_PID"
+}
+
+removed_working_directory() {
+  # Resolving --output's directory fails when the working directory is gone: a message, not a
+  # std::filesystem_error reaching main.
+  mkdir "$W/gone"
+  (cd "$W/gone" && rmdir "$W/gone" && exec "$TASKFARM" run --tasks 3 --output o.npy --dtype f8 -- "$CLI_WORKER") \
+    >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 2
+  expect_one_line
+  expect_stderr "--output: cannot resolve directory '.' of 'o.npy'"
   expect_no_segments "$TF_PID"
 }
 

@@ -5,8 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <new>
 
 #include "commands.hpp"
 #include "run_options.hpp"
@@ -76,9 +79,16 @@ int usage_error(const std::string& what) {
   return exit_usage;
 }
 
-}  // namespace
+/// "taskfarm: <prefix><what>" as one line, without allocating (the exception may be bad_alloc).
+void say_one_line(const char* prefix, const char* what) noexcept {
+  std::fflush(stdout);
+  std::fputs("taskfarm: ", stderr);
+  std::fputs(prefix, stderr);
+  for (const char* c = what; *c != '\0'; ++c) std::fputc(*c == '\n' ? ' ' : *c, stderr);
+  std::fputc('\n', stderr);
+}
 
-int main_entry(const std::vector<std::string>& args) {
+int unguarded_main(const std::vector<std::string>& args) {
   // Everything after the first "--" is the worker command, never parsed as options.
   const auto dashdash = std::find(args.begin() + std::min<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(args.size())), args.end(), std::string("--"));
   const bool has_dashdash = dashdash != args.end();
@@ -135,12 +145,40 @@ int main_entry(const std::vector<std::string>& args) {
 
   RunPlan plan;
   try {
-    plan = make_run_plan(run_options, command, PlanContext{usable_cpus(), ::isatty(STDERR_FILENO) == 1});
+    const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1};
+    plan = make_run_plan(run_options, command, context);
   } catch (const UsageError& e) {
     return usage_error(e.what());
   }
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
   return run_command(plan, resume_hint(args, run_pos, plan));
+}
+
+}  // namespace
+
+int exit_status_of(const std::function<int()>& body) noexcept {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    say_one_line("", e.what());
+    return exit_usage;
+  } catch (const Error& e) {
+    say_one_line("", e.what());
+    return exit_farm;
+  } catch (const std::bad_alloc&) {
+    say_one_line("", "out of memory");
+    return exit_farm;
+  } catch (const std::exception& e) {
+    say_one_line("internal error: ", e.what());
+    return exit_farm;
+  } catch (...) {
+    say_one_line("internal error: ", "an exception of unknown type");
+    return exit_farm;
+  }
+}
+
+int main_entry(const std::vector<std::string>& args) noexcept {
+  return exit_status_of([&args] { return unguarded_main(args); });
 }
 
 }  // namespace taskfarm::cli

@@ -63,10 +63,12 @@ std::string existing_parent(const std::string& option, const std::string& path) 
   return dir;
 }
 
-std::string absolute_in(const std::string& dir, const std::string& path) {
+std::string absolute_in(const std::string& option, const std::string& dir, const std::string& path) {
   std::error_code ec;
-  const fs::path canon = fs::canonical(dir, ec);
-  return ((ec ? fs::absolute(dir) : canon) / fs::path(path).filename()).string();
+  fs::path base = fs::canonical(dir, ec);
+  if (ec) base = fs::absolute(dir, ec);  // fails when the working directory has been removed
+  if (ec) throw UsageError(option + ": cannot resolve directory '" + dir + "' of '" + path + "': " + ec.message());
+  return (base / fs::path(path).filename()).string();
 }
 
 std::string describe(DType t, const Shape& s) { return std::string(dtype_name(t)) + " " + format_shape(s); }
@@ -184,7 +186,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   if (has_output) {
     OutputPlan out;
     const std::string dir = existing_parent("--output", o.output);
-    out.path = absolute_in(dir, o.output);
+    out.path = absolute_in("--output", dir, o.output);
     if (!o.dtype.empty()) {
       auto dtype = parse_dtype(o.dtype);
       if (!dtype)
