@@ -3,7 +3,7 @@
 # A resume of 10^11 tasks holds its joblog's done ranges, not a bit per task; joblog headers of
 # 2^64 - 1 tasks (handled) or of 2^64 and more (refused); an endless --input-lines producer is
 # refused at a limit, the producer not left hanging; out of memory is a message, not an abort;
-# no exception reaches main (a removed working directory).
+# no exception reaches main (a removed working directory); -j far beyond the CPUs.
 source "$(dirname "$0")/lib.sh"
 setup_workdir
 
@@ -125,6 +125,34 @@ removed_working_directory() {
   expect_one_line
   expect_stderr "--output: cannot resolve directory '.' of 'o.npy'"
   expect_no_segments "$TF_PID"
+}
+
+workers_beyond_the_cpus() {
+  # On one CPU (taskset): 9 workers are a warning, more than 256 are refused; a -j above the
+  # task count is judged by the workers that will run (at most one per task).
+  command -v taskset >/dev/null || fail "taskset is missing"
+  tf_on_one_cpu() {
+    taskset -c 0 "$TASKFARM" "$@" >"$W/stdout" 2>"$W/stderr" &
+    TF_PID=$!
+    wait "$TF_PID"
+    TF_RC=$?
+  }
+  tf_on_one_cpu run -j 9 --tasks 20 -- "$CLI_WORKER"
+  expect_rc 0
+  expect_stderr "taskfarm: warning: 9 workers on 1 usable CPU (--workers 9)"
+  tf_on_one_cpu run -j 8 --tasks 20 -- "$CLI_WORKER"
+  expect_rc 0
+  grep -q warning "$W/stderr" && fail "warned about 8 workers on 1 CPU"
+  tf_on_one_cpu run -j 100000 --tasks 1000000 --output "$W/o.npy" --dtype u1 -- "$CLI_WORKER"
+  expect_rc 2
+  expect_one_line
+  expect_stderr "--workers: '100000' would run 100000 workers on 1 usable CPU: at most 256 per CPU"
+  [ ! -e "$W/o.npy" ] || fail "a refused run created its output"
+  expect_no_segments "$TF_PID"
+  tf_on_one_cpu run -j 20 --tasks 3 -- "$CLI_WORKER"
+  expect_rc 0
+  grep -q warning "$W/stderr" && fail "warned about workers that will not run"
+  return 0
 }
 
 "$@"

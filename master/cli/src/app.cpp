@@ -17,6 +17,7 @@
 #include "summary.hpp"
 #include "taskfarm/farm.hpp"
 #include "usage_error.hpp"
+#include "values.hpp"
 
 #ifndef TASKFARM_VERSION
 #define TASKFARM_VERSION "unknown"
@@ -88,6 +89,12 @@ void say_one_line(const char* prefix, const char* what) noexcept {
   std::fputc('\n', stderr);
 }
 
+std::uint64_t task_count(const IndexRanges& ranges) {
+  std::uint64_t n = 0;
+  for (auto [b, e] : ranges) n += e - b;
+  return n;
+}
+
 int unguarded_main(const std::vector<std::string>& args) {
   // Everything after the first "--" is the worker command, never parsed as options.
   const auto dashdash = std::find(args.begin() + std::min<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(args.size())), args.end(), std::string("--"));
@@ -144,12 +151,16 @@ int unguarded_main(const std::vector<std::string>& args) {
     return usage_error("missing '--' before the worker program: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
 
   RunPlan plan;
+  std::string warning;
   try {
     const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1};
     plan = make_run_plan(run_options, command, context);
+    warning = check_worker_count(run_options.workers, plan.farm.workers, task_count(plan.todo.ranges),
+                                 context.usable_cpus);
   } catch (const UsageError& e) {
     return usage_error(e.what());
   }
+  if (!warning.empty()) std::cerr << "taskfarm: " << warning << "\n";
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
   return run_command(plan, resume_hint(args, run_pos, plan));
 }

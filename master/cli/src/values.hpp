@@ -21,6 +21,17 @@ std::uint64_t parse_count(std::string_view option, std::string_view text, bool a
 /// (at least 1). Returns what FarmOptions::workers takes. 0 is refused.
 int parse_workers(std::string_view text, int usable_cpus);
 
+/// More workers per usable CPU than this prints a warning (they only compete for the CPUs)...
+inline constexpr int workers_per_cpu_warning = 8;
+/// ...and more than this is refused: each worker is a process with its own memory and pipes.
+inline constexpr int workers_per_cpu_max = 256;
+
+/// --workers (as parse_workers returned it) against the machine: the workers that will run are
+/// at most one per task (`tasks`, those this run computes). Returns a one-line warning when
+/// they are more than workers_per_cpu_warning per usable CPU, "" otherwise; throws UsageError
+/// when they are more than workers_per_cpu_max per usable CPU.
+std::string check_worker_count(std::string_view text, int workers, std::uint64_t tasks, int usable_cpus);
+
 /// --chunk: "auto" → 0, or a count >= 1.
 std::uint64_t parse_chunk(std::string_view text);
 
