@@ -10,24 +10,18 @@ constexpr std::uint64_t kMagic = 0x53454e494c465400;  // "\0TFLINES"
 }
 
 // Layout: u64 magic, u64 count, u64 offsets[count + 1], text bytes.
-InputLines InputLines::create(const std::vector<std::string>& lines) {
-  std::size_t text = 0;
-  for (const auto& l : lines) text += l.size();
-  const std::size_t header = (2 + lines.size() + 1) * sizeof(std::uint64_t);
+InputLines InputLines::create(const LineTable& lines) {
+  const std::uint64_t count = lines.size();
+  const std::size_t header = (2 + count + 1) * sizeof(std::uint64_t);
   InputLines in;
-  in.seg_ = ShmSegment::create(header + text, "lines");
+  in.seg_ = ShmSegment::create(LineTable::segment_bytes(count, lines.text.size()), "lines");
   auto* words = static_cast<std::uint64_t*>(in.seg_.data());
   words[0] = kMagic;
-  words[1] = lines.size();
+  words[1] = count;
+  std::memcpy(words + 2, lines.offsets.data(), (count + 1) * sizeof(std::uint64_t));
   char* out = static_cast<char*>(in.seg_.data()) + header;
-  std::uint64_t off = 0;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    words[2 + i] = off;
-    std::memcpy(out + off, lines[i].data(), lines[i].size());
-    off += lines[i].size();
-  }
-  words[2 + lines.size()] = off;
-  in.count_ = lines.size();
+  if (!lines.text.empty()) std::memcpy(out, lines.text.data(), lines.text.size());
+  in.count_ = count;
   in.offsets_ = words + 2;
   in.text_ = out;
   return in;

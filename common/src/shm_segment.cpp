@@ -174,19 +174,23 @@ ShmSegment ShmSegment::open(const std::string& name, bool writable) {
   return seg;
 }
 
-std::vector<std::string> sweep_dead_segments() {
-  std::vector<std::string> removed;
+SweepReport sweep_dead_segments() {
+  SweepReport report;
   DIR* dir = ::opendir("/dev/shm");
-  if (dir == nullptr) return removed;
+  if (dir == nullptr) {
+    report.scan_error = errno;
+    return report;
+  }
   while (const dirent* e = ::readdir(dir)) {
     const std::string name = e->d_name;
     const pid_t pid = segment_owner_pid(name);
     if (pid == 0) continue;
     if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
-    if (bip::shared_memory_object::remove(name.c_str())) removed.push_back(name);
+    if (::shm_unlink(("/" + name).c_str()) == 0) report.removed.push_back(name);
+    else if (errno != ENOENT) report.failed.push_back({name, errno});  // ENOENT: another sweep was first
   }
   ::closedir(dir);
-  return removed;
+  return report;
 }
 
 }  // namespace taskfarm

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# --version, --help (with the exit-status table), info, clean.
+# --version, --help (with the exit-status table), info, clean (and what clean cannot remove).
 source "$(dirname "$0")/lib.sh"
 setup_workdir
 
@@ -39,6 +39,31 @@ info_and_clean() {
   [ -e "$live" ] || fail "clean removed the segment of a live process"
   rm -f "$live"
   expect_rc 0
+}
+
+clean_reports_unremovable() {
+  # A segment of a dead master that `clean` may not remove (root's, in the sticky /dev/shm,
+  # swept by an unprivileged user): named with the reason, exit 1; root's clean removes it.
+  [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && [ -k /dev/shm ] ||
+    { echo "SKIP: needs root, setpriv and a sticky /dev/shm"; exit 77; }
+  true &
+  local dead=$!
+  wait "$dead"
+  local name="taskfarm-$dead-0123456789abcdef-unremovable"
+  : >"/dev/shm/$name"
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$TASKFARM" clean >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  "$TASKFARM" clean >"$W/root-clean" 2>&1
+  local root_rc=$?
+  [ ! -e "/dev/shm/$name" ] || { rm -f "/dev/shm/$name"; fail "root's clean left /dev/shm/$name"; }
+  [ "$root_rc" -eq 0 ] || fail "root's clean exited $root_rc: $(cat "$W/root-clean")"
+  grep -qF "removed /dev/shm/$name" "$W/root-clean" || fail "root's clean did not list $name"
+  expect_rc 1
+  grep -qE "^taskfarm: clean: cannot remove /dev/shm/$name: (Permission denied|Operation not permitted)$" "$W/stderr" ||
+    fail "clean did not say why it could not remove $name"
+  expect_stdout "could not remove"
+  grep -q "no segments of dead masters" "$W/stdout" && fail "clean said there was nothing to do"
+  return 0
 }
 
 "$@"

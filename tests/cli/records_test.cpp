@@ -1,15 +1,17 @@
 // The records of a run: joblog lines and their reading back (what --resume trusts), the
 // ranges a resume runs, the checks that an earlier run is the same job, JSON strings, and
-// the chunk ledger that turns chunk reports into task rows.
+// the chunk ledger that turns chunk reports into task rows; the done ranges a resume keeps.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "chunk_ledger.hpp"
 #include "joblog.hpp"
 #include "json.hpp"
+#include "range_set.hpp"
 #include "resume.hpp"
 #include "usage_error.hpp"
 
@@ -79,8 +81,9 @@ TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
   }
   const EarlierRun run = read_joblog(f.path());
   EXPECT_EQ(run.identity.extent, std::vector<std::uint64_t>{6});
-  EXPECT_EQ(run.done, (std::vector<bool>{true, false, true, true, false, false}));
-  EXPECT_EQ(run.done_count, 3u);
+  EXPECT_EQ(run.tasks, 6u);
+  EXPECT_EQ(run.done.ranges(), (IndexRanges{{0, 1}, {2, 4}}));
+  EXPECT_EQ(run.done.count(), 3u);
 }
 
 TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
@@ -94,7 +97,7 @@ TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
     append_row(rows, r);
     log.write(rows);
   }
-  EXPECT_EQ(read_joblog(f.path()).done, (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(read_joblog(f.path()).done.ranges(), (IndexRanges{{1, 2}}));
 }
 
 TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
@@ -107,19 +110,112 @@ TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
   EXPECT_THROW(read_joblog(f.path()), UsageError);
 }
 
-TEST(Resume, MissingRangesAreTheGaps) {
-  EXPECT_EQ(missing_ranges({}), IndexRanges{});
-  EXPECT_EQ(missing_ranges({true, true}), IndexRanges{});
-  EXPECT_EQ(missing_ranges({false, false}), (IndexRanges{{0, 2}}));
-  EXPECT_EQ(missing_ranges({true, false, false, true, false}), (IndexRanges{{1, 3}, {4, 5}}));
+TEST(Joblog, IndexSpaceOfTwoTo64TasksOrMoreIsNotAJoblog) {
+  TempFile f;
+  auto message = [&](const std::string& extent) {
+    f.write("# taskfarm joblog 1\textent=" + extent + "\toutput=\tdtype=\tshape=\n" + joblog_columns + "\n");
+    try {
+      read_joblog(f.path());
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message("4294967296x4294967296").find("has 2^64 tasks or more"), std::string::npos);
+  EXPECT_NE(message("18446744073709551616").find("is not a taskfarm joblog"), std::string::npos);
+  EXPECT_NE(message("0").find("is not a taskfarm joblog"), std::string::npos);
+  EXPECT_EQ(message("18446744073709551615"), "");  // the largest index space there is: fine
+}
+
+TEST(Joblog, ResumeStateOfAHugeIndexSpaceIsItsDoneRanges) {
+  TempFile f;
+  std::string text = format_identity(RunIdentity{{18446744073709551615ull}, "", "", ""}) + "\n" + joblog_columns + "\n";
+  for (std::uint64_t i : {5ull, 3ull, 4ull, 18446744073709551614ull, 7ull}) {
+    JoblogRow r;
+    r.index = i;
+    append_row(text, r);
+  }
+  f.write(text);
+  const EarlierRun run = read_joblog(f.path());
+  EXPECT_EQ(run.tasks, 18446744073709551615ull);
+  EXPECT_EQ(run.done.ranges(), (IndexRanges{{3, 6}, {7, 8}, {18446744073709551614ull, 18446744073709551615ull}}));
+  EXPECT_EQ(run.done.complement(run.tasks),
+            (IndexRanges{{0, 3}, {6, 7}, {8, 18446744073709551614ull}}));
+}
+
+TEST(Joblog, LineLongerThanAnyJoblogWritesIsRefused) {
+  TempFile f;
+  f.write(format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" + std::string(1 << 20, '7') + "\n");
+  try {
+    read_joblog(f.path());
+    FAIL() << "a 1 MiB line was read as a row";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 3 is too long"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RangeSet, MergesOverlappingAndTouchingRangesInAnyOrder) {
+  RangeSet s;
+  EXPECT_EQ(s.complement(5), (IndexRanges{{0, 5}}));
+  s.insert(3);
+  s.insert(1);
+  s.insert(2);  // joins [1, 2) and [3, 4)
+  EXPECT_EQ(s.ranges(), (IndexRanges{{1, 4}}));
+  s.insert(10, 20);
+  s.insert(30, 40);
+  s.insert(15, 35);  // swallows the tail of one and the head of the other
+  EXPECT_EQ(s.ranges(), (IndexRanges{{1, 4}, {10, 40}}));
+  s.insert(12);      // already in
+  s.insert(7, 7);    // empty
+  EXPECT_EQ(s.ranges(), (IndexRanges{{1, 4}, {10, 40}}));
+  EXPECT_EQ(s.count(), 33u);
+  EXPECT_EQ(s.range_count(), 2u);
+  s.insert(0, 100);
+  EXPECT_EQ(s.ranges(), (IndexRanges{{0, 100}}));
+  EXPECT_EQ(s.count(), 100u);
+  EXPECT_TRUE(s.contains(99));
+  EXPECT_FALSE(s.contains(100));
+}
+
+TEST(RangeSet, ComplementIsTheGapsUpToN) {
+  RangeSet s;
+  s.insert(0, 2);
+  s.insert(4, 5);
+  s.insert(8, 12);
+  EXPECT_EQ(s.complement(10), (IndexRanges{{2, 4}, {5, 8}}));
+  EXPECT_EQ(s.complement(20), (IndexRanges{{2, 4}, {5, 8}, {12, 20}}));
+  EXPECT_EQ(s.complement(1), IndexRanges{});
+}
+
+TEST(RangeSet, MemoryIsItsRunsNotItsIndices) {
+  RangeSet s;
+  for (std::uint64_t i = 0; i < 100000; ++i) s.insert((i * 7919) % 100000);  // every index, scattered
+  EXPECT_EQ(s.range_count(), 1u);
+  EXPECT_EQ(s.count(), 100000u);
+  // Matches a plain bitmap on random inserts.
+  RangeSet r;
+  std::vector<bool> bits(1000);
+  std::uint64_t x = 12345;
+  for (int k = 0; k < 3000; ++k) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const std::uint64_t b = (x >> 33) % 1000, len = (x >> 20) % 7;
+    r.insert(b, std::min<std::uint64_t>(b + len, 1000));
+    for (std::uint64_t i = b; i < std::min<std::uint64_t>(b + len, 1000); ++i) bits[i] = true;
+    if (k % 100 != 0) continue;
+    IndexRanges want;
+    for (std::uint64_t i = 0; i < 1000; ++i)
+      if (!bits[i] && (want.empty() || want.back().second != i)) want.emplace_back(i, i + 1);
+      else if (!bits[i]) ++want.back().second;
+    ASSERT_EQ(r.complement(1000), want) << "after " << k << " inserts";
+  }
 }
 
 TEST(Resume, RefusesAnotherJobNamingTheDifference) {
   EarlierRun earlier;
   earlier.identity = sample_identity();
-  earlier.done = std::vector<bool>(30, true);
-  earlier.done[4] = false;
-  earlier.done_count = 29;
+  earlier.tasks = 30;
+  earlier.done.insert(0, 4);
+  earlier.done.insert(5, 30);
   const ResumePlan plan = plan_resume(earlier, sample_identity(), "j.tsv");
   EXPECT_EQ(plan.ranges, (IndexRanges{{4, 5}}));
   EXPECT_EQ(plan.done, 29u);

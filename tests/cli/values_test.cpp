@@ -42,6 +42,21 @@ TEST(Values, WorkersTakeCountsNegativesAndPercentages) {
     EXPECT_NE(refusal([&] { parse_workers(bad, 8); }).find("--workers"), std::string::npos) << bad;
 }
 
+TEST(Values, WorkersFarBeyondTheCpusAreWarnedOrRefused) {
+  EXPECT_EQ(check_worker_count("8", 8, 100, 1), "");
+  EXPECT_EQ(check_worker_count("-1", -1, 100, 4), "");
+  EXPECT_EQ(check_worker_count("9", 9, 3, 1), "");  // at most one worker per task runs
+  EXPECT_NE(check_worker_count("9", 9, 100, 1).find("warning: 9 workers on 1 usable CPU (--workers 9)"),
+            std::string::npos);
+  EXPECT_NE(check_worker_count("512", 512, 1000, 2).find("warning: 512 workers on 2 usable CPUs"), std::string::npos);
+  EXPECT_NE(refusal([] { check_worker_count("513", 513, 1000, 2); })
+                .find("--workers: '513' would run 513 workers on 2 usable CPUs: at most 256 per CPU (512)"),
+            std::string::npos);
+  EXPECT_NE(refusal([] { check_worker_count("100000", 100000, 1000000, 2); }).find("--workers: '100000'"),
+            std::string::npos);
+  EXPECT_EQ(refusal([] { check_worker_count("100000", 100000, 3, 2); }), "");
+}
+
 TEST(Values, ChunkIsAutoOrPositive) {
   EXPECT_EQ(parse_chunk("auto"), 0u);
   EXPECT_EQ(parse_chunk("64"), 64u);
@@ -84,6 +99,15 @@ TEST(Values, HaltAsGnuParallelSpellsIt) {
   EXPECT_EQ(parse_halt("now").after, 1u);
   for (const char* bad : {"", "sometimes", "now,fail=0", "now,fail=", "now,success=1", "soon,fail=x", "now;fail=1"})
     EXPECT_NE(refusal([&] { parse_halt(bad); }).find("--halt"), std::string::npos) << bad;
+}
+
+TEST(Values, IndexSpaceSizeRefusesProductsOf2To64OrMore) {
+  EXPECT_EQ(index_space_size({}), 1u);
+  EXPECT_EQ(index_space_size({7, 9, 4}), 252u);
+  EXPECT_EQ(index_space_size({18446744073709551615ull}), 18446744073709551615ull);
+  EXPECT_EQ(index_space_size({4294967295ull, 4294967297ull}), 18446744073709551615ull);
+  EXPECT_EQ(index_space_size({4294967296ull, 4294967296ull}), std::nullopt);
+  EXPECT_EQ(index_space_size({2, 2, 2, 2, 2, 2, 2, 144115188075855872ull}), std::nullopt);
 }
 
 TEST(Values, RatesAreNonNegative) {

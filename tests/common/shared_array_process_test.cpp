@@ -154,7 +154,7 @@ TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   // A Farm starting in a concurrent test sweeps too and may get there first; either way the
   // dead creator's segment must be gone after our sweep, and the live one's must stay.
-  const std::vector<std::string> swept = sweep_dead_segments();
+  const std::vector<std::string> swept = sweep_dead_segments().removed;
   EXPECT_FALSE(fs::exists("/dev/shm/" + name));
   EXPECT_TRUE(fs::exists("/dev/shm/" + mine.name()));
   EXPECT_EQ(std::find(swept.begin(), swept.end(), mine.name()), swept.end());

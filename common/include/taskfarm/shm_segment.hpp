@@ -61,9 +61,24 @@ std::string unique_segment_name(std::string_view tag = {});
 /// The pid encoded in a taskfarm segment name, or 0 if `name` is not one.
 pid_t segment_owner_pid(std::string_view name) noexcept;
 
+/// A segment of a dead creator that could not be removed, and why (errno: EPERM/EACCES when
+/// it belongs to another user in a sticky /dev/shm).
+struct SweepFailure {
+  std::string name;
+  int error = 0;
+};
+
+/// What sweep_dead_segments() did.
+struct SweepReport {
+  std::vector<std::string> removed;    ///< names removed
+  std::vector<SweepFailure> failed;    ///< names it could not remove
+  int scan_error = 0;                  ///< errno if /dev/shm could not be listed, else 0
+};
+
 /// Removes every taskfarm segment in /dev/shm whose creating process no longer exists and
-/// returns the names removed. Segments of live processes are never touched.
-std::vector<std::string> sweep_dead_segments();
+/// reports what it removed and what it could not (a segment another sweeper removed first is
+/// neither). Segments of live processes are never touched. Never throws for a segment.
+SweepReport sweep_dead_segments();
 
 /// Bytes that /dev/shm can still hold.
 std::size_t shm_free_bytes();

@@ -5,8 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <new>
 
 #include "commands.hpp"
 #include "run_options.hpp"
@@ -14,6 +17,7 @@
 #include "summary.hpp"
 #include "taskfarm/farm.hpp"
 #include "usage_error.hpp"
+#include "values.hpp"
 
 #ifndef TASKFARM_VERSION
 #define TASKFARM_VERSION "unknown"
@@ -77,9 +81,22 @@ int usage_error(const std::string& what) {
   return exit_usage;
 }
 
-}  // namespace
+/// "taskfarm: <prefix><what>" as one line, without allocating (the exception may be bad_alloc).
+void say_one_line(const char* prefix, const char* what) noexcept {
+  std::fflush(stdout);
+  std::fputs("taskfarm: ", stderr);
+  std::fputs(prefix, stderr);
+  for (const char* c = what; *c != '\0'; ++c) std::fputc(*c == '\n' ? ' ' : *c, stderr);
+  std::fputc('\n', stderr);
+}
 
-int main_entry(const std::vector<std::string>& args) {
+std::uint64_t task_count(const IndexRanges& ranges) {
+  std::uint64_t n = 0;
+  for (auto [b, e] : ranges) n += e - b;
+  return n;
+}
+
+int unguarded_main(const std::vector<std::string>& args) {
   // Everything after the first "--" is the worker command, never parsed as options.
   const auto dashdash = std::find(args.begin() + std::min<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(args.size())), args.end(), std::string("--"));
   const bool has_dashdash = dashdash != args.end();
@@ -135,13 +152,45 @@ int main_entry(const std::vector<std::string>& args) {
     return usage_error("missing '--' before the worker program: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
 
   RunPlan plan;
+  std::string warning;
   try {
-    plan = make_run_plan(run_options, command, PlanContext{usable_cpus(), ::isatty(STDERR_FILENO) == 1});
+    const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1};
+    plan = make_run_plan(run_options, command, context);
+    warning = check_worker_count(run_options.workers, plan.farm.workers, task_count(plan.todo.ranges),
+                                 context.usable_cpus);
   } catch (const UsageError& e) {
     return usage_error(e.what());
   }
+  if (!warning.empty()) std::cerr << "taskfarm: " << warning << "\n";
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
   return run_command(plan, resume_hint(args, run_pos, plan));
+}
+
+}  // namespace
+
+int exit_status_of(const std::function<int()>& body) noexcept {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    say_one_line("", e.what());
+    return exit_usage;
+  } catch (const Error& e) {
+    say_one_line("", e.what());
+    return exit_farm;
+  } catch (const std::bad_alloc&) {
+    say_one_line("", "out of memory");
+    return exit_farm;
+  } catch (const std::exception& e) {
+    say_one_line("internal error: ", e.what());
+    return exit_farm;
+  } catch (...) {
+    say_one_line("internal error: ", "an exception of unknown type");
+    return exit_farm;
+  }
+}
+
+int main_entry(const std::vector<std::string>& args) noexcept {
+  return exit_status_of([&args] { return unguarded_main(args); });
 }
 
 }  // namespace taskfarm::cli

@@ -1,24 +1,35 @@
-// `taskfarm clean`: sweep_dead_segments() plus a report of what it removed.
+// `taskfarm clean`: sweep_dead_segments() plus a report of what it removed and of what it could
+// not remove, with the reason; exit 1 when something was left.
+#include <cstring>
 #include <iostream>
 
 #include "commands.hpp"
 #include "summary.hpp"
-#include "taskfarm/error.hpp"
 #include "taskfarm/shm_segment.hpp"
 
 namespace taskfarm::cli {
+namespace {
+/// Some segments of dead masters could not be removed (each is named, with the reason).
+constexpr int exit_segments_left = 1;
+}  // namespace
 
 int clean_command() {
-  try {
-    const auto removed = sweep_dead_segments();
-    for (const auto& name : removed) std::cout << "removed /dev/shm/" << name << "\n";
-    if (removed.empty()) std::cout << "taskfarm clean: no segments of dead masters\n";
-    else std::cout << "taskfarm clean: removed " << removed.size() << " segment(s) of dead masters\n";
-    return exit_ok;
-  } catch (const Error& e) {
-    std::cerr << "taskfarm: clean: " << e.what() << "\n";
+  const SweepReport report = sweep_dead_segments();
+  if (report.scan_error != 0) {
+    std::cerr << "taskfarm: clean: cannot list /dev/shm: " << std::strerror(report.scan_error) << "\n";
     return exit_farm;
   }
+  for (const auto& name : report.removed) std::cout << "removed /dev/shm/" << name << "\n";
+  for (const auto& f : report.failed)
+    std::cerr << "taskfarm: clean: cannot remove /dev/shm/" << f.name << ": " << std::strerror(f.error) << "\n";
+  if (report.removed.empty() && report.failed.empty()) {
+    std::cout << "taskfarm clean: no segments of dead masters\n";
+    return exit_ok;
+  }
+  std::cout << "taskfarm clean: removed " << report.removed.size() << " segment(s) of dead masters";
+  if (!report.failed.empty()) std::cout << ", could not remove " << report.failed.size();
+  std::cout << "\n";
+  return report.failed.empty() ? exit_ok : exit_segments_left;
 }
 
 }  // namespace taskfarm::cli

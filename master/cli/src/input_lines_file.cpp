@@ -1,18 +1,55 @@
 #include "input_lines_file.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <istream>
+#include <limits>
+#include <new>
+#include <vector>
 
+#include "taskfarm/error.hpp"
+#include "taskfarm/shm_segment.hpp"
 #include "usage_error.hpp"
 
 namespace taskfarm::cli {
+namespace {
 
-std::vector<std::string> read_input_lines(const std::string& path) {
+constexpr std::size_t kBlock = 64 * 1024;
+
+/// Appends what `in` holds to `lines` until its end; throws UsageError past `limit`.
+void read_all(std::istream& in, const std::string& what, std::uint64_t limit, LineTable& lines) {
+  std::vector<char> block(kBlock);
+  while (in) {
+    in.read(block.data(), static_cast<std::streamsize>(block.size()));
+    std::string_view chunk(block.data(), static_cast<std::size_t>(in.gcount()));
+    while (!chunk.empty()) {
+      const auto nl = chunk.find('\n');
+      lines.text.append(chunk.substr(0, nl));
+      if (nl == std::string_view::npos) break;
+      lines.end_line();
+      chunk.remove_prefix(nl + 1);
+    }
+    const bool open_line = lines.text.size() > lines.offsets.back();
+    if (LineTable::segment_bytes(lines.size() + (open_line ? 1 : 0), lines.text.size()) > limit)
+      throw UsageError("--input-lines: " + what + " holds more than " + format_bytes(limit) +
+                       " of lines (stopped after " + std::to_string(lines.size()) +
+                       " lines; the limit is --input-lines-max, by default the free space of /dev/shm, "
+                       "at most a quarter of memory)");
+  }
+  if (in.bad()) throw UsageError("--input-lines: error reading " + what);
+  if (lines.text.size() > lines.offsets.back()) lines.end_line();  // a last line without '\n'
+}
+
+}  // namespace
+
+LineTable read_input_lines(const std::string& path, std::uint64_t limit) {
   const bool from_stdin = path == "-";
   const std::string what = from_stdin ? std::string("standard input") : "'" + path + "'";
   std::ifstream file;
@@ -24,11 +61,32 @@ std::vector<std::string> read_input_lines(const std::string& path) {
     if (!file) throw UsageError("--input-lines: cannot read " + what + ": " + std::strerror(errno));
   }
   std::istream& in = from_stdin ? std::cin : file;
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
-  if (in.bad()) throw UsageError("--input-lines: error reading " + what);
-  if (lines.empty()) throw UsageError("--input-lines: " + what + " holds no lines: no tasks to run");
+  LineTable lines;
+  try {
+    read_all(in, what, limit, lines);
+  } catch (const std::bad_alloc&) {
+    const std::uint64_t count = lines.size();
+    const std::uint64_t bytes = lines.text.size();
+    std::string().swap(lines.text);  // give the memory back (without allocating) before saying so
+    std::vector<std::uint64_t>().swap(lines.offsets);
+    throw UsageError("--input-lines: " + what + " does not fit in memory (stopped after " + std::to_string(count) +
+                     " lines, " + format_bytes(bytes) + "; --input-lines-max sets a lower limit)");
+  }
+  if (lines.size() == 0) throw UsageError("--input-lines: " + what + " holds no lines: no tasks to run");
   return lines;
+}
+
+std::uint64_t default_input_lines_limit() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
+  try {
+    limit = shm_free_bytes();
+  } catch (const Error&) {
+    // No /dev/shm to ask: the segment's creation will say so; memory still bounds the lines.
+  }
+  if (pages > 0 && page > 0) limit = std::min(limit, static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) / 4);
+  return limit;
 }
 
 }  // namespace taskfarm::cli

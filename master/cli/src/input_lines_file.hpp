@@ -1,15 +1,24 @@
 // Reading --input-lines: the lines of a file, or of standard input for "-". Task i is line i.
+// The lines end in a shared segment, so reading stops at a limit on that segment's size: an
+// endless producer (`yes | taskfarm run --input-lines - …`) is refused in bounded memory.
 // Runs in the master before anything is created; any thread.
 #pragma once
 
+#include <cstdint>
 #include <string>
-#include <vector>
+
+#include "taskfarm/input_lines.hpp"
 
 namespace taskfarm::cli {
 
 /// The lines of `path` ("-" = standard input), without their '\n'. A last line without '\n'
 /// counts; a final '\n' does not start another line. Throws UsageError if the file cannot be
-/// read or holds no line at all.
-std::vector<std::string> read_input_lines(const std::string& path);
+/// read, holds no line at all, or holds more than `limit` bytes of lines as the shared segment
+/// counts them (LineTable::segment_bytes) — or more than memory holds.
+LineTable read_input_lines(const std::string& path, std::uint64_t limit);
+
+/// The limit when --input-lines-max is not given: the free space of /dev/shm, at most a
+/// quarter of the physical memory (the lines are held twice while the segment is filled).
+std::uint64_t default_input_lines_limit();
 
 }  // namespace taskfarm::cli

@@ -10,16 +10,18 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
 #include "usage_error.hpp"
+#include "values.hpp"
 
 namespace taskfarm::cli {
 namespace {
 
 constexpr std::string_view kMagic = "# taskfarm joblog 1";
+/// Longest line read_joblog accepts: the identity line holds a path (PATH_MAX 4096) and little else.
+constexpr std::size_t kMaxLine = 64 * 1024;
 
 std::string join_extent(const std::vector<std::uint64_t>& extent) {
   std::string s;
@@ -37,7 +39,7 @@ std::optional<std::vector<std::uint64_t>> parse_extent(std::string_view text) {
   while (true) {
     const auto x = text.find('x');
     std::uint64_t v = 0;
-    if (!parse_u64(text.substr(0, x), v)) return std::nullopt;
+    if (!parse_u64(text.substr(0, x), v) || v == 0) return std::nullopt;
     extent.push_back(v);
     if (x == std::string_view::npos) return extent;
     text.remove_prefix(x + 1);
@@ -167,39 +169,40 @@ EarlierRun read_joblog(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("--resume: cannot read joblog '" + path + "': " + std::strerror(errno) +
                             " (no earlier run to resume)");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
   const std::string not_ours = "--resume: '" + path + "' is not a taskfarm joblog";
 
-  std::string_view rest = text;
-  auto next_line = [&rest](std::string_view& line) {
-    const auto nl = rest.find('\n');
-    if (nl == std::string_view::npos) return false;  // none left, or a torn last line
-    line = rest.substr(0, nl);
-    rest.remove_prefix(nl + 1);
+  // One line at a time, so that memory does not grow with the joblog; a line longer than
+  // any taskfarm writes (a path is at most PATH_MAX) means the file is something else.
+  std::vector<char> buf(kMaxLine);
+  std::uint64_t line_no = 0;
+  auto next_line = [&](std::string_view& line) {
+    in.getline(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (in.bad()) throw UsageError("--resume: cannot read joblog '" + path + "': " + std::strerror(errno));
+    if (in.eof()) return false;  // none left, or a torn last line (a master killed mid-write)
+    if (in.fail()) throw UsageError(not_ours + " (line " + std::to_string(line_no + 1) + " is too long)");
+    ++line_no;
+    line = std::string_view(buf.data(), got - 1);  // without the '\n'
     return true;
   };
   std::string_view line;
   if (!next_line(line)) throw UsageError(not_ours);
   auto id = parse_identity(line);
   if (!id) throw UsageError(not_ours);
+  const auto tasks = index_space_size(id->extent);
+  if (!tasks)
+    throw UsageError(not_ours + " (its index space " + join_extent(id->extent) + " has 2^64 tasks or more)");
   if (!next_line(line) || line != joblog_columns) throw UsageError(not_ours);
 
   EarlierRun run;
   run.identity = std::move(*id);
-  std::uint64_t tasks = 1;
-  for (auto e : run.identity.extent) tasks *= e;
-  run.done.assign(tasks, false);
-  for (std::uint64_t line_no = 3; next_line(line); ++line_no) {
+  run.tasks = *tasks;
+  while (next_line(line)) {
     const auto f = split_tabs(line);
     std::uint64_t index = 0;
-    if (f.size() != 10 || !parse_u64(f[0], index) || index >= tasks)
+    if (f.size() != 10 || !parse_u64(f[0], index) || index >= run.tasks)
       throw UsageError(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run)");
-    if (f[6] == "ok" && !run.done[index]) {
-      run.done[index] = true;
-      ++run.done_count;
-    }
+    if (f[6] == "ok") run.done.insert(index);
   }
   return run;
 }

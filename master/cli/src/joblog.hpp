@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "range_set.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::cli {
@@ -77,16 +78,18 @@ class JoblogFile {
   std::uint64_t size_ = 0;  ///< bytes in the file: whole lines only
 };
 
-/// What an earlier run's joblog says.
+/// What an earlier run's joblog says. Its size grows with the joblog's runs of done indices,
+/// never with the index space (a resume of 10^11 tasks holds a few ranges).
 struct EarlierRun {
   RunIdentity identity;
-  std::vector<bool> done;   ///< done[i]: task i has an "ok" row
-  std::uint64_t done_count = 0;
+  std::uint64_t tasks = 0;  ///< the size of its index space (the product of identity.extent)
+  RangeSet done;            ///< the tasks with an "ok" row
 };
 
-/// Reads a joblog written by `taskfarm run --joblog`. A last line without '\n' (a master
-/// killed mid-write) is ignored. Throws UsageError naming the file if it is missing, not a
-/// taskfarm joblog, or holds a row outside the index space.
+/// Reads a joblog written by `taskfarm run --joblog`, one line at a time. A last line without
+/// '\n' (a master killed mid-write) is ignored. Throws UsageError naming the file if it is
+/// missing or unreadable, not a taskfarm joblog (an index space of 2^64 tasks or more, a line
+/// longer than any joblog writes), or holds a row outside the index space.
 EarlierRun read_joblog(const std::string& path);
 
 }  // namespace taskfarm::cli

@@ -15,22 +15,6 @@ std::string or_none(const std::string& s) { return s.empty() ? "no output" : "'"
 
 }  // namespace
 
-IndexRanges missing_ranges(const std::vector<bool>& done) {
-  IndexRanges ranges;
-  const std::uint64_t n = done.size();
-  for (std::uint64_t i = 0; i < n;) {
-    if (done[i]) {
-      ++i;
-      continue;
-    }
-    std::uint64_t e = i;
-    while (e < n && !done[e]) ++e;
-    ranges.emplace_back(i, e);
-    i = e;
-  }
-  return ranges;
-}
-
 ResumePlan plan_resume(const EarlierRun& earlier, const RunIdentity& now, const std::string& joblog_path) {
   const RunIdentity& was = earlier.identity;
   const std::string where = "--resume: the earlier run in joblog '" + joblog_path + "' ";
@@ -42,7 +26,7 @@ ResumePlan plan_resume(const EarlierRun& earlier, const RunIdentity& now, const 
   if (was.dtype != now.dtype || was.shape != now.shape)
     throw UsageError(where + "made a " + was.dtype + " " + was.shape + " output, this run asks for " +
                      now.dtype + " " + now.shape);
-  return ResumePlan{missing_ranges(earlier.done), earlier.done_count};
+  return ResumePlan{earlier.done.complement(earlier.tasks), earlier.done.count()};
 }
 
 }  // namespace taskfarm::cli

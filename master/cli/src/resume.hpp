@@ -1,20 +1,15 @@
-// --resume: what an earlier run of the same job left to do, from its joblog. Pure logic over
-// the joblog's contents; the master's main thread.
+// --resume: what an earlier run of the same job left to do, from its joblog: the complement of
+// its done ranges, so a resume's memory grows with the joblog, not the index space. Pure logic
+// over the joblog's contents; the master's main thread.
 #pragma once
 
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "joblog.hpp"
+#include "range_set.hpp"
 
 namespace taskfarm::cli {
-
-using IndexRanges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
-
-/// The [begin, end) runs of indices whose done[i] is false, ascending.
-IndexRanges missing_ranges(const std::vector<bool>& done);
 
 /// What a resumed run computes.
 struct ResumePlan {

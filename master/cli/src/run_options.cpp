@@ -26,6 +26,9 @@ void add_run_options(CLI::App& app, RunOptions& o) {
       ->type_name("AxB[xC]");
   app.add_option("--input-lines", o.input_lines, "Task i gets line i of FILE ('-' = stdin)")
       ->type_name("FILE|-");
+  app.add_option("--input-lines-max", o.input_lines_max,
+                 "Most bytes of --input-lines to hold (default: /dev/shm free space, at most a quarter of memory)")
+      ->type_name("SIZE");
 
   app.option_defaults()->group("Arrays");
   app.add_option("--output", o.output, "Create the output array as this .npy file (mapped by every worker)")

@@ -17,6 +17,7 @@ struct RunOptions {
   std::string tasks;
   std::string shape;
   std::string input_lines;
+  std::string input_lines_max;  ///< most bytes of --input-lines held; "" = default_input_lines_limit()
   std::string chunk = "auto";
   std::string output;
   std::string dtype;

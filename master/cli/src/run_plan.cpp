@@ -43,6 +43,7 @@ Shape parse_shape_option(const std::string& text) {
   if (!shape || shape->empty())
     throw UsageError("--shape: '" + text + "' is not a shape like 100, 100x200 or 4x100x200 (at most " +
                      std::to_string(max_shape_dims) + " positive extents)");
+  if (!index_space_size(*shape)) throw UsageError("--shape: '" + text + "' has 2^64 elements or more");
   return *shape;
 }
 
@@ -64,10 +65,12 @@ std::string existing_parent(const std::string& option, const std::string& path) 
   return dir;
 }
 
-std::string absolute_in(const std::string& dir, const std::string& path) {
+std::string absolute_in(const std::string& option, const std::string& dir, const std::string& path) {
   std::error_code ec;
-  const fs::path canon = fs::canonical(dir, ec);
-  return ((ec ? fs::absolute(dir) : canon) / fs::path(path).filename()).string();
+  fs::path base = fs::canonical(dir, ec);
+  if (ec) base = fs::absolute(dir, ec);  // fails when the working directory has been removed
+  if (ec) throw UsageError(option + ": cannot resolve directory '" + dir + "' of '" + path + "': " + ec.message());
+  return (base / fs::path(path).filename()).string();
 }
 
 std::string describe(DType t, const Shape& s) { return std::string(dtype_name(t)) + " " + format_shape(s); }
@@ -76,7 +79,9 @@ std::string describe(DType t, const Shape& s) { return std::string(dtype_name(t)
 void check_fresh_output(const std::string& path, const std::string& dir, DType dtype, const Shape& shape) {
   std::uint64_t need = 0;
   try {
-    need = make_npy_header(dtype, shape).size() + array_bytes(dtype, shape);
+    if (__builtin_add_overflow(make_npy_header(dtype, shape).size(), array_bytes(dtype, shape), &need))
+      throw Error("shape " + format_shape(shape) + " of " + std::string(dtype_name(dtype)) +
+                  " needs more bytes than fit in 64 bits");
   } catch (const Error& e) {
     throw UsageError(std::string("--output: ") + e.what());
   }
@@ -177,12 +182,15 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   const bool has_tasks = !o.tasks.empty(), has_lines = !o.input_lines.empty(), has_shape = !o.shape.empty();
   const bool has_output = !o.output.empty();
   if (has_tasks && has_lines) throw UsageError("--tasks and --input-lines both set the number of tasks: give one");
+  if (!o.input_lines_max.empty() && !has_lines) throw UsageError("--input-lines-max needs --input-lines");
   std::optional<Shape> shape;
   if (has_shape) shape = parse_shape_option(o.shape);
   if (has_tasks) {
     plan.extent = {parse_count("--tasks", o.tasks)};
   } else if (has_lines) {
-    plan.lines = read_input_lines(o.input_lines);
+    plan.lines = read_input_lines(o.input_lines, o.input_lines_max.empty()
+                                                     ? default_input_lines_limit()
+                                                     : parse_size("--input-lines-max", o.input_lines_max));
     plan.extent = {plan.lines->size()};
   } else if (shape) {
     plan.extent.assign(shape->begin(), shape->end());
@@ -191,8 +199,9 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   }
   if (shape && (has_tasks || has_lines) && !has_output)
     throw UsageError("--shape with --tasks or --input-lines is the shape of the output array: it needs --output");
-  plan.tasks = 1;
-  for (auto e : plan.extent) plan.tasks *= e;
+  const auto tasks = index_space_size(plan.extent);
+  if (!tasks) throw UsageError("the index space " + format_shape(plan.extent) + " has 2^64 tasks or more");
+  plan.tasks = *tasks;
 
   // No other run may write what this one writes or reads (flock), from before anything is read.
   using Use = FileClaim::Use;
@@ -213,7 +222,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   if (has_output) {
     OutputPlan out;
     const std::string dir = existing_parent("--output", o.output);
-    out.path = absolute_in(dir, o.output);
+    out.path = absolute_in("--output", dir, o.output);
     if (!o.dtype.empty()) {
       auto dtype = parse_dtype(o.dtype);
       if (!dtype)

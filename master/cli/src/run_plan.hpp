@@ -16,6 +16,7 @@
 #include "run_options.hpp"
 #include "taskfarm/dtype.hpp"
 #include "taskfarm/farm.hpp"
+#include "taskfarm/input_lines.hpp"
 
 namespace taskfarm::cli {
 
@@ -41,7 +42,7 @@ struct RunPlan {
   std::vector<std::string> args;
   std::vector<std::uint64_t> extent;    ///< index space
   std::uint64_t tasks = 0;              ///< product of extent
-  std::optional<std::vector<std::string>> lines;  ///< --input-lines
+  std::optional<LineTable> lines;       ///< --input-lines
   std::optional<OutputPlan> output;
   std::string input;                    ///< --input path, or ""
   RunIdentity identity;                 ///< what the joblog's first line records

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <string_view>
 
 #include "json.hpp"
 #include "taskfarm/error.hpp"
@@ -34,13 +36,16 @@ TraceObserver::TraceObserver(UniqueFd file, const std::string& path, const std::
       t0_(ChunkLedger::Clock::now()) {
   if (!file_) throw_errno("cannot create trace " + path);
   file.release();  // the FILE owns it now
-  std::fputs("[\n", file_.get());
+  pending_ = "[\n";
   emit(R"({"name":"process_name","ph":"M","pid":)" + std::to_string(pid_) + R"(,"args":{"name":)" +
        json_string(title) + "}}");
+  flush();
 }
 
 TraceObserver::~TraceObserver() {
-  if (file_) std::fputs("\n]\n", file_.get());
+  if (!file_) return;
+  pending_ += "\n]\n";
+  flush();
 }
 
 double TraceObserver::micros(ChunkLedger::Clock::time_point t) const {
@@ -48,9 +53,22 @@ double TraceObserver::micros(ChunkLedger::Clock::time_point t) const {
 }
 
 void TraceObserver::emit(const std::string& event) {
-  if (!first_) std::fputs(",\n", file_.get());
+  if (!first_) pending_ += ",\n";
   first_ = false;
-  std::fputs(event.c_str(), file_.get());
+  pending_ += event;
+}
+
+void TraceObserver::flush() noexcept {
+  // One write(2) of whole records per batch, never a stdio buffer: a master killed at any
+  // instant leaves a file that ends after a complete record (the joblog's discipline).
+  std::string_view bytes = file_ ? std::string_view(pending_) : std::string_view();
+  while (!bytes.empty() && write_errno_ == 0) {
+    const ssize_t n = ::write(::fileno(file_.get()), bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) write_errno_ = errno;
+    else bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  pending_.clear();
 }
 
 void TraceObserver::name_track(int slot) {
@@ -69,6 +87,7 @@ void TraceObserver::on_worker_started(int slot, pid_t pid) {
   name_track(slot);
   emit(R"({"name":"worker started","ph":"i","s":"t","pid":)" + std::to_string(pid_) + R"(,"tid":)" +
        std::to_string(slot) + R"(,"ts":)" + fmt(micros(now)) + R"(,"args":{"pid":)" + std::to_string(pid) + "}}");
+  flush();
 }
 
 void TraceObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
@@ -88,6 +107,7 @@ void TraceObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std:
        R"(,"dur":)" + fmt(micros(stop) - micros(start)) + R"(,"args":{"begin":)" + std::to_string(begin) +
        R"(,"end":)" + std::to_string(end) + R"(,"attempt":)" + std::to_string(attempt) + R"(,"pid":)" +
        std::to_string(pid) + R"(,"outcome":"ok","failed":)" + failed_json + "}}");
+  flush();
 }
 
 void TraceObserver::on_failure(const FailureRecord& f) {
@@ -104,6 +124,7 @@ void TraceObserver::on_failure(const FailureRecord& f) {
     ledger_.task_failed(*f.index, f.attempt);
     emit(R"({"name":)" + json_string("exception at " + std::to_string(*f.index)) +
          R"(,"cat":"failure","ph":"i","s":"t","ts":)" + fmt(micros(now)) + common + R"(,"args":)" + args + "}");
+    flush();
     return;
   }
   if (f.index) {  // the chunk it was running ends here, crashed
@@ -117,14 +138,16 @@ void TraceObserver::on_failure(const FailureRecord& f) {
   emit(R"({"name":)" + json_string("crash: " + crash_label(f) +
                                    (f.index ? " at " + std::to_string(*f.index) : std::string())) +
        R"(,"cat":"failure","ph":"i","s":"t","ts":)" + fmt(micros(now)) + common + R"(,"args":)" + args + "}");
+  flush();
 }
 
 void TraceObserver::finish() {
   if (!file_) return;
-  std::fputs("\n]\n", file_.get());
-  const bool bad = std::ferror(file_.get()) != 0;
+  pending_ += "\n]\n";
+  flush();
   const int rc = std::fclose(file_.release());
-  if (bad || rc != 0) throw SystemError("cannot write trace " + path_, errno);
+  const int err = write_errno_ != 0 ? write_errno_ : rc != 0 ? errno : 0;
+  if (err != 0) throw SystemError("cannot write trace " + path_, err);
 }
 
 }  // namespace taskfarm::cli

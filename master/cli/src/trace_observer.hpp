@@ -1,8 +1,10 @@
 // TraceObserver: writes --trace, a Chrome trace (JSON array format, which Perfetto and
 // chrome://tracing open): one track per worker slot, one slice per chunk attempt ("ok", or
 // "crashed" when its worker died), instant markers for crashes, kernel exceptions and worker
-// starts. Events are streamed, so the trace of a killed master is still readable (both tools
-// accept an array without its closing bracket); finish() closes it. Farm's thread.
+// starts. Each callback's records go to the file with one write(2), whole, as they happen, so
+// the trace of a master killed at any instant is readable (both tools accept an array without
+// its closing bracket, and the file never ends inside a record); finish() closes it. Farm's
+// thread.
 #pragma once
 
 #include <cstdio>
@@ -35,7 +37,8 @@ class TraceObserver : public FarmObserver {
 
  private:
   double micros(ChunkLedger::Clock::time_point t) const;
-  void emit(const std::string& event);
+  void emit(const std::string& event);  // adds a record to the batch
+  void flush() noexcept;                 // writes the batch; a failure is kept for finish()
   void name_track(int slot);
 
   struct FileCloser {
@@ -45,6 +48,8 @@ class TraceObserver : public FarmObserver {
   std::string path_;
   int pid_;
   bool first_ = true;
+  std::string pending_;   // whole records not yet written
+  int write_errno_ = 0;   // the first write failure; later batches are dropped
   ChunkLedger ledger_;
   ChunkLedger::Clock::time_point t0_;
   std::vector<bool> named_;

@@ -60,6 +60,22 @@ int parse_workers(std::string_view text, int usable_cpus) {
   return negative ? -static_cast<int>(v) : static_cast<int>(v);
 }
 
+std::string check_worker_count(std::string_view text, int workers, std::uint64_t tasks, int usable_cpus) {
+  const std::uint64_t cpus = static_cast<std::uint64_t>(std::max(usable_cpus, 1));
+  const std::uint64_t asked = workers > 0 ? static_cast<std::uint64_t>(workers)
+                                          : static_cast<std::uint64_t>(std::max<std::int64_t>(1, static_cast<std::int64_t>(cpus) + 1 + workers));
+  const std::uint64_t running = std::min(asked, tasks);
+  const std::string on_cpus = std::to_string(running) + " workers on " + std::to_string(cpus) + " usable CPU" +
+                              (cpus == 1 ? "" : "s");
+  if (running > cpus * workers_per_cpu_max)
+    bad("--workers", text, "would run " + on_cpus + ": at most " + std::to_string(workers_per_cpu_max) +
+                               " per CPU (" + std::to_string(cpus * workers_per_cpu_max) + ") are allowed");
+  if (running > cpus * workers_per_cpu_warning)
+    return "warning: " + on_cpus + " (--workers " + std::string(text) + "): more than " +
+           std::to_string(workers_per_cpu_warning) + " per CPU only compete for them";
+  return "";
+}
+
 std::uint64_t parse_chunk(std::string_view text) {
   if (text == "auto") return 0;
   std::uint64_t v = 0;
@@ -123,6 +139,13 @@ HaltPolicy parse_halt(std::string_view text) {
   if (cond.substr(0, 5) != "fail=" || !parse_u64(cond.substr(5), p.after) || p.after == 0)
     bad("--halt", text, "is not never, now,fail=N or soon,fail=N (N >= 1)");
   return p;
+}
+
+std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent) {
+  std::uint64_t n = 1;
+  for (const std::uint64_t e : extent)
+    if (__builtin_mul_overflow(n, e, &n)) return std::nullopt;
+  return n;
 }
 
 }  // namespace taskfarm::cli

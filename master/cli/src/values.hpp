@@ -1,10 +1,14 @@
 // Parsers for the values of `taskfarm run` options: counts, worker counts, durations, sizes,
-// --halt and --chunk. Pure functions; each throws UsageError naming the option and the text.
+// --halt and --chunk, and the overflow-checked size of an index space. Pure functions; each
+// parser throws UsageError naming the option and the text.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "taskfarm/farm.hpp"
 
@@ -16,6 +20,17 @@ std::uint64_t parse_count(std::string_view option, std::string_view text, bool a
 /// --workers: N > 0; -1 all usable CPUs, -2 all but one, ...; or "N%" of `usable_cpus`
 /// (at least 1). Returns what FarmOptions::workers takes. 0 is refused.
 int parse_workers(std::string_view text, int usable_cpus);
+
+/// More workers per usable CPU than this prints a warning (they only compete for the CPUs)...
+inline constexpr int workers_per_cpu_warning = 8;
+/// ...and more than this is refused: each worker is a process with its own memory and pipes.
+inline constexpr int workers_per_cpu_max = 256;
+
+/// --workers (as parse_workers returned it) against the machine: the workers that will run are
+/// at most one per task (`tasks`, those this run computes). Returns a one-line warning when
+/// they are more than workers_per_cpu_warning per usable CPU, "" otherwise; throws UsageError
+/// when they are more than workers_per_cpu_max per usable CPU.
+std::string check_worker_count(std::string_view text, int workers, std::uint64_t tasks, int usable_cpus);
 
 /// --chunk: "auto" → 0, or a count >= 1.
 std::uint64_t parse_chunk(std::string_view text);
@@ -35,5 +50,9 @@ struct HaltPolicy {
   std::uint64_t after = 1;
 };
 HaltPolicy parse_halt(std::string_view text);
+
+/// The number of tasks of an index space, the product of `extent`; nullopt if it is 2^64 or
+/// more. Every product of numbers a user gave goes through a check like this one.
+std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent);
 
 }  // namespace taskfarm::cli

@@ -1,0 +1,42 @@
+// RangeSet: a set of task indices held as sorted, disjoint, non-adjacent [begin, end) ranges,
+// so that its memory grows with the number of runs of indices, never with the index space.
+// --resume records in one the indices an earlier run finished (read_joblog) and runs the
+// complement. Plain value type; the master's main thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+namespace taskfarm::cli {
+
+/// [begin, end) pairs, ascending: what JobSpec::ranges takes.
+using IndexRanges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+
+class RangeSet {
+ public:
+  /// Adds [begin, end), merging it with the ranges it overlaps or touches. Empty ranges
+  /// (begin >= end) add nothing.
+  void insert(std::uint64_t begin, std::uint64_t end);
+  /// Adds one index (< 2^64 - 1: an index lies inside an index space of at most 2^64 - 1).
+  void insert(std::uint64_t index) { insert(index, index + 1); }
+
+  bool contains(std::uint64_t index) const;
+  /// Indices in the set.
+  std::uint64_t count() const noexcept { return count_; }
+  /// Disjoint ranges held: the memory the set uses.
+  std::size_t range_count() const noexcept { return ranges_.size(); }
+  /// The set as ranges, ascending.
+  IndexRanges ranges() const;
+  /// [0, n) without the set, as ranges, ascending.
+  IndexRanges complement(std::uint64_t n) const;
+
+  bool operator==(const RangeSet&) const = default;
+
+ private:
+  std::map<std::uint64_t, std::uint64_t> ranges_;  // begin → end; disjoint, non-adjacent
+  std::uint64_t count_ = 0;
+};
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# --trace is written as events happen, each batch with one write(2) of whole records: the trace
+# of a master killed with SIGKILL mid-run holds every chunk reported so far and parses as the
+# JSON array format (whose closing ']' is optional) once the ']' is added — what Perfetto and
+# chrome://tracing do.
+source "$(dirname "$0")/lib.sh"
+setup_workdir
+
+K=10
+
+after_sigkill() {
+  local done=0 line pids=()
+  mkfifo "$W/ev"
+  "$TASKFARM" run -j 2 --chunk 1 --tasks 60 --trace "$W/t.json" --events -- "$CLI_WORKER" \
+    --block-from 25 --spin-ms 2 >"$W/ev" 2>"$W/stderr" &
+  local master=$!
+  BG+=("$master")
+  exec 3<"$W/ev"
+  while [ "$done" -lt "$K" ] && read -r -t 30 -u 3 line; do
+    case $line in
+      *'"event":"chunk"'*) done=$((done + 1)) ;;
+      *'"event":"worker"'*) pids+=("$(sed -E 's/.*"pid":([0-9]+).*/\1/' <<<"$line")") ;;
+    esac
+  done
+  [ "$done" -eq "$K" ] || fail "only $done of $K chunks committed before the deadline"
+  # The trace has them too: wait (bounded) for K chunk slices in the file, then kill.
+  "$PYTHON" - "$W/t.json" "$K" <<'PY' || fail "the trace did not show $K chunks within 10 s (buffered?)"
+import sys, time
+deadline = time.monotonic() + 10
+while open(sys.argv[1], 'rb').read().count(b'"cat":"chunk"') < int(sys.argv[2]):
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.01)
+PY
+  kill -KILL "$master"
+  wait "$master" 2>/dev/null
+  [ $? -eq 137 ] || fail "the master was not killed"
+  exec 3<&-
+  wait_gone "${pids[@]}"
+  "$TASKFARM" clean >/dev/null || fail "clean failed"  # what the killed master left in /dev/shm
+  expect_no_segments "$master"
+  py "
+import json, sys
+text = open(sys.argv[1]).read()
+assert text.startswith('[\n'), text[:20]
+assert not text.rstrip().endswith(','), 'a trailing comma: the next record was not written whole'
+events = json.loads(text.rstrip() + '\n]')   # what both viewers do with an unclosed array
+slices = [e for e in events if e.get('ph') == 'X' and e.get('cat') == 'chunk']
+assert len(slices) >= int(sys.argv[2]), f'{len(slices)} chunk slices'
+assert all(s['args']['outcome'] == 'ok' and s['dur'] >= 0 for s in slices)
+assert any(e.get('name') == 'worker started' for e in events)
+" "$W/t.json" "$K"
+}
+
+"$@"
