@@ -108,8 +108,8 @@ TEST(JoblogFile, FailedWriteLeavesWholeRowsAndSaysWhy) {
   EXPECT_NE(out.find("cannot write joblog " + f.path() + ": File too large"), std::string::npos) << out;
   const std::uint64_t written = std::stoull(out.substr(0, space));
   const EarlierRun run = read_joblog(f.path());  // whole rows: it reads
-  EXPECT_EQ(run.done_count, written) << "rows of the failed write are in the file";
-  for (std::uint64_t i = 0; i < written; ++i) EXPECT_TRUE(run.done[i]) << i;
+  EXPECT_EQ(run.done.count(), written) << "rows of the failed write are in the file";
+  EXPECT_EQ(run.done.ranges(), (IndexRanges{{0, written}}));
   struct stat st {};
   ASSERT_EQ(::stat(f.path().c_str(), &st), 0);
   std::ifstream in(f.path(), std::ios::binary);
@@ -151,7 +151,7 @@ TEST(JoblogFile, AppendAfterATornLastLineKeepsEveryRowWhole) {
     log.write(rows_of(3, 4));
   }
   const EarlierRun run = read_joblog(f.path());
-  EXPECT_EQ(run.done, (std::vector<bool>{true, true, false, true, false, false}));
+  EXPECT_EQ(run.done.ranges(), (IndexRanges{{0, 2}, {3, 4}}));
 }
 
 TEST(JoblogFile, AppendRefusesAFifoWithoutBlocking) {
