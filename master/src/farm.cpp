@@ -19,6 +19,7 @@
 #include <set>
 
 #include "farm_impl.hpp"
+#include "taskfarm/detail/carry.hpp"
 #include "taskfarm/detail/slot.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 
@@ -172,8 +173,10 @@ void Farm::Impl::handle(std::size_t i, const proto::Message& m) {
     if (s.hello || hello->pid != s.proc->pid()) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(hello->pid) + ")");
     s.hello = true;
   } else if (const auto* d = std::get_if<proto::Done>(&m)) {
+    // Closed however this ends; the channel checked it comes with a carried entry, its only one.
+    UniqueFd carried = s.proc->channel().take_fd();
     if (!s.hello || d->job_id != job_id) throw proto::ProtocolError("Done for job " + std::to_string(d->job_id) + ", expected " + std::to_string(job_id));
-    for (const auto& c : d->chunks) commit(i, c);
+    for (const auto& c : d->chunks) commit(i, c, std::move(carried));
   } else if (const auto* e = std::get_if<proto::TaskError>(&m)) {
     if (e->job_id != job_id) throw proto::ProtocolError("TaskError for another job");
     Held* h = find_held(s, e->chunk_id);
@@ -183,7 +186,7 @@ void Farm::Impl::handle(std::size_t i, const proto::Message& m) {
     f.index = e->index;
     f.exception_type = e->type;
     f.message = e->out_of_memory && opt.memory_limit ? e->what + " (worker memory limit " + format_bytes(opt.memory_limit) + ")" : e->what;
-    h->failed[e->index] = std::move(f);
+    h->failed.try_emplace(e->index, std::move(f));  // the first cause (the kernel's) wins over a later one (its record)
   } else {
     throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
   }
@@ -195,7 +198,7 @@ Held* Farm::Impl::find_held(SlotRun& s, std::uint64_t chunk_id) {
   return nullptr;
 }
 
-void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
+void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carried) {
   SlotRun& s = slots[i];
   Held* h = find_held(s, c.chunk_id);
   // Only a chunk with a budget may come back unfinished, and then possibly with nothing new.
@@ -203,7 +206,7 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
       (c.returned && (h->task.budget_ns == 0 || c.upto == h->task.begin || c.upto == h->task.end)))
     throw proto::ProtocolError("Done for chunk " + std::to_string(c.chunk_id) + " up to " + std::to_string(c.upto) + " that it does not hold");
   const std::uint64_t begin = h->committed, end = c.upto;
-  if (c.arena_len != 0) deliver_records(i, begin, end, c);
+  if (c.arena_len != 0 || c.carried) deliver_records(i, begin, end, c, std::move(carried));
   else if (end > begin && (job->results == ResultMode::blobs || job->capture_stdout)) throw proto::ProtocolError("Done without results for a job that wants them");
   std::uint64_t failed_here = 0;
   for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
@@ -230,12 +233,37 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
   if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
 }
 
-void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c) {
+void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, UniqueFd carried) {
   SlotRun& s = slots[i];
+  Held* h = find_held(s, c.chunk_id);
+  if (c.carried) {
+    // Larger than the arena: the records came in a sealed memfd (docs/design.md §3).
+    if (c.arena_pos != 0) throw proto::ProtocolError("a carried result with an arena position");
+    std::optional<CarriedRecords> rec;
+    try {
+      rec.emplace(std::move(carried), c.arena_len);
+    } catch (const CarryUnmappable& e) {  // this process's limit, not the worker's fault: the indices fail
+      for (std::uint64_t idx = begin; idx < end; ++idx) {
+        FailureRecord f;
+        f.cause = FailureCause::memory;
+        f.index = idx;
+        f.exception_type = "taskfarm::CarryUnmappable";
+        f.message = e.what();
+        h->failed.try_emplace(idx, std::move(f));
+      }
+      return;
+    }
+    decode_records(begin, end, *h, rec->bytes());
+    return;
+  }
   SlotState& st = slot_state(s.proc->slot());
   ArenaReader reader(st, static_cast<const char*>(s.proc->slot().data()) + st.arena_offset);
-  std::span<const char> rec = reader.read(c.arena_pos, c.arena_len);
-  Held* h = find_held(s, c.chunk_id);
+  decode_records(begin, end, *h, reader.read(c.arena_pos, c.arena_len));
+  reader.release(c.arena_pos, c.arena_len);
+  if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
+}
+
+void Farm::Impl::decode_records(std::uint64_t begin, std::uint64_t end, const Held& h, std::span<const char> rec) {
   auto take = [&rec](std::span<const char>& out) {
     std::uint32_t n = 0;
     if (rec.size() < sizeof n) throw proto::ProtocolError("truncated result record");
@@ -244,16 +272,22 @@ void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64
     out = rec.subspan(sizeof n, n);
     rec = rec.subspan(sizeof n + n);
   };
+  // Checked whole before anything is delivered: a malformed piece delivers nothing (its
+  // indices run again elsewhere), so no index reaches the observer twice.
+  const std::span<const char> all = rec;
+  std::span<const char> value, text;
+  for (std::uint64_t idx = begin; idx < end; ++idx) {
+    take(value);
+    take(text);
+  }
+  if (!rec.empty()) throw proto::ProtocolError("trailing bytes in a result record");
+  rec = all;
   for (std::uint64_t idx = begin; idx < end; ++idx) {
     IndexResult r{idx, {}, {}};
     take(r.value);
     take(r.text);
-    if (h->failed.count(idx) != 0) continue;
-    deliver(r);
+    if (h.failed.count(idx) == 0) deliver(r);
   }
-  if (!rec.empty()) throw proto::ProtocolError("trailing bytes in a result record");
-  reader.release(c.arena_pos, c.arena_len);
-  if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
 }
 
 void Farm::Impl::deliver(const IndexResult& r) {

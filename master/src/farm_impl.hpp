@@ -93,9 +93,12 @@ struct Farm::Impl {
   void handle(std::size_t i, const proto::Message& m);
 
   static Held* find_held(SlotRun& s, std::uint64_t chunk_id);
-  void commit(std::size_t i, const proto::ChunkDone& c);
+  // `carried`: the descriptor that came with the Done, for an entry whose records it carries.
+  void commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carried = {});
 
-  void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c);
+  void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, UniqueFd carried);
+  // Decodes one record per index of [begin, end) from `rec` and delivers those not failed.
+  void decode_records(std::uint64_t begin, std::uint64_t end, const Held& h, std::span<const char> rec);
   void deliver(const IndexResult& r);
 
   void advance_frontier();
