@@ -208,11 +208,14 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carri
   const std::uint64_t begin = h->committed, end = c.upto;
   if (c.arena_len != 0 || c.carried) deliver_records(i, begin, end, c, std::move(carried));
   else if (end > begin && (job->results == ResultMode::blobs || job->capture_stdout)) throw proto::ProtocolError("Done without results for a job that wants them");
-  std::uint64_t failed_here = 0;
+  std::uint64_t failed_here = 0, ok_from = begin;
   for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
     ++failed_here;
+    delivered.insert(ok_from, it->first);
+    ok_from = it->first + 1;
     task_failed(i, it->second, h->task);
   }
+  delivered.insert(ok_from, end);
   report.succeeded += (end - begin) - failed_here;
   sched->measured(end - begin, c.elapsed_ns);
   h->committed = end;
@@ -288,6 +291,12 @@ void Farm::Impl::decode_records(std::uint64_t begin, std::uint64_t end, const He
     take(r.text);
     if (h.failed.count(idx) == 0) deliver(r);
   }
+}
+
+void Farm::Impl::settle_unfinished() {
+  const std::vector<std::uint64_t> failed = report.failed_indices();
+  if (report.succeeded + failed.size() < report.tasks) report.unfinished = delivered.missing(ranges, failed);
+  delivered.clear();
 }
 
 void Farm::Impl::deliver(const IndexResult& r) {
@@ -374,6 +383,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   frontier = 0;
   pending.clear();
   skipped.clear();
+  delivered.clear();
   ++job_id;
 
   SchedulerConfig sc;
@@ -403,6 +413,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
     throw;
   }
   if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
+  settle_unfinished();
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "index_ranges.hpp"
 #include "scheduler.hpp"
 #include "spawn.hpp"
 #include "taskfarm/detail/protocol.hpp"
@@ -74,6 +75,7 @@ struct Farm::Impl {
   std::map<std::uint64_t, std::pair<std::string, std::string>> pending;
   std::set<std::uint64_t> skipped;  // finally failed: the frontier passes over them
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // of this run, in order
+  IndexRanges delivered;  // indices that succeeded in this run (per committed piece)
 
   Impl();
   void watch(int fd, std::uint64_t data);
@@ -100,6 +102,9 @@ struct Farm::Impl {
   // Decodes one record per index of [begin, end) from `rec` and delivers those not failed.
   void decode_records(std::uint64_t begin, std::uint64_t end, const Held& h, std::span<const char> rec);
   void deliver(const IndexResult& r);
+  // At the end of a run: every index neither delivered nor finally failed goes to
+  // report.unfinished (a run that ended early).
+  void settle_unfinished();
 
   void advance_frontier();
 

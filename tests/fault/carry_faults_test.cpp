@@ -47,6 +47,7 @@ TEST_P(HostileCarry, KillsTheWorkerAsFaultyAndLeaksNoDescriptor) {
     RunReport r = farm.run(job);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "the master did not notice at once";
     EXPECT_EQ(r.succeeded, 0u);
+    EXPECT_EQ(r.unfinished_count(), 4u);
     ASSERT_FALSE(r.failures.empty());
     const FailureRecord& f = r.failures.back();
     EXPECT_EQ(f.cause, FailureCause::protocol) << f.describe();
