@@ -294,6 +294,11 @@ void Farm::Impl::decode_records(std::uint64_t begin, std::uint64_t end, const He
 }
 
 void Farm::Impl::settle_unfinished() {
+  // An ordered run that ended early holds results back behind indices that will never come:
+  // they go out now, in index order (the gaps are in report.unfinished), so every index the
+  // run counts as succeeded has reached the observer (as a joblog's ok rows say it has).
+  for (const auto& [idx, r] : pending) obs->on_result(IndexResult{idx, r.first, r.second});
+  pending.clear();
   const std::vector<std::uint64_t> failed = report.failed_indices();
   if (report.succeeded + failed.size() < report.tasks) report.unfinished = delivered.missing(ranges, failed);
   delivered.clear();

@@ -102,8 +102,8 @@ struct Farm::Impl {
   // Decodes one record per index of [begin, end) from `rec` and delivers those not failed.
   void decode_records(std::uint64_t begin, std::uint64_t end, const Held& h, std::span<const char> rec);
   void deliver(const IndexResult& r);
-  // At the end of a run: every index neither delivered nor finally failed goes to
-  // report.unfinished (a run that ended early).
+  // At the end of a run: results held back for order are delivered, and every index neither
+  // delivered nor finally failed goes to report.unfinished (a run that ended early).
   void settle_unfinished();
 
   void advance_frontier();

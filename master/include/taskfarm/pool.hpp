@@ -242,6 +242,8 @@ class Pool {
   }
 
   /// Streams results in index order: sink(i, T&&) for i = 0, 1, 2, ...; bounded read-ahead.
+  /// A run that ends early (halt) still hands over, in index order, every result it counts as
+  /// succeeded, skipping the indices it did not finish, then throws TaskFailed.
   template <class T, class F, class Sink>
   void imap(const Extent& extent, F fn, Sink sink) {
     detail::DecodingObserver<T, Sink> obs(sink);
