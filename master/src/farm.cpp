@@ -11,12 +11,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <cxxabi.h>
 #include <deque>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <typeinfo>
 
 #include "farm_impl.hpp"
 #include "taskfarm/detail/carry.hpp"
@@ -256,17 +259,17 @@ void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64
       }
       return;
     }
-    decode_records(begin, end, *h, rec->bytes());
+    decode_records(i, begin, end, *h, rec->bytes());
     return;
   }
   SlotState& st = slot_state(s.proc->slot());
   ArenaReader reader(st, static_cast<const char*>(s.proc->slot().data()) + st.arena_offset);
-  decode_records(begin, end, *h, reader.read(c.arena_pos, c.arena_len));
+  decode_records(i, begin, end, *h, reader.read(c.arena_pos, c.arena_len));
   reader.release(c.arena_pos, c.arena_len);
   if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
 }
 
-void Farm::Impl::decode_records(std::uint64_t begin, std::uint64_t end, const Held& h, std::span<const char> rec) {
+void Farm::Impl::decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec) {
   auto take = [&rec](std::span<const char>& out) {
     std::uint32_t n = 0;
     if (rec.size() < sizeof n) throw proto::ProtocolError("truncated result record");
@@ -289,7 +292,7 @@ void Farm::Impl::decode_records(std::uint64_t begin, std::uint64_t end, const He
     IndexResult r{idx, {}, {}};
     take(r.value);
     take(r.text);
-    if (h.failed.count(idx) == 0) deliver(r);
+    if (h.failed.count(idx) == 0) deliver(i, r, h);
   }
 }
 
@@ -297,28 +300,87 @@ void Farm::Impl::settle_unfinished() {
   // An ordered run that ended early holds results back behind indices that will never come:
   // they go out now, in index order (the gaps are in report.unfinished), so every index the
   // run counts as succeeded has reached the observer (as a joblog's ok rows say it has).
-  for (const auto& [idx, r] : pending) obs->on_result(IndexResult{idx, r.first, r.second});
+  for (const auto& [idx, p] : pending) hand_over(idx, p, false);
   pending.clear();
   const std::vector<std::uint64_t> failed = report.failed_indices();
   if (report.succeeded + failed.size() < report.tasks) report.unfinished = delivered.missing(ranges, failed);
   delivered.clear();
 }
 
-void Farm::Impl::deliver(const IndexResult& r) {
+namespace {
+
+// The observer could not take an index's result: decoding it threw, memory ran out, or the
+// user's sink threw. That index fails with the cause; it never passes for delivered.
+FailureRecord delivery_failure(std::uint64_t index, const std::exception& e) {
+  FailureRecord f;
+  f.cause = dynamic_cast<const std::bad_alloc*>(&e) != nullptr ? FailureCause::memory : FailureCause::exception;
+  f.index = index;
+  int status = 0;
+  char* name = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
+  f.exception_type = status == 0 && name != nullptr ? name : typeid(e).name();
+  std::free(name);
+  f.message = std::string("its result could not be handed over in the master: ") + e.what();
+  return f;
+}
+
+}  // namespace
+
+void Farm::Impl::deliver(std::size_t i, const IndexResult& r, Held& h) {
   if (!obs) return;
-  if (!job->ordered) {
-    obs->on_result(r);
+  try {
+    if (!job->ordered) return obs->on_result(r);
+    pending.emplace(r.index, PendingResult{std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size()),
+                                           h.task.attempt, static_cast<int>(i)});
+  } catch (const std::exception& e) {
+    h.failed.try_emplace(r.index, delivery_failure(r.index, e));  // commit() retries or fails it
     return;
   }
-  pending.emplace(r.index, std::make_pair(std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size())));
   advance_frontier();
+}
+
+bool Farm::Impl::hand_over(std::uint64_t index, const PendingResult& p, bool may_retry) {
+  try {
+    obs->on_result(IndexResult{index, p.value, p.text});
+    return true;
+  } catch (const std::exception& e) {
+    FailureRecord f = delivery_failure(index, e);
+    f.attempt = p.attempt;
+    f.slot = p.slot;
+    f.chunk_begin = index;
+    f.chunk_end = index + 1;
+    f.final = !may_retry || !sched->may_retry(p.attempt);
+    --report.succeeded;
+    delivered.erase(index);
+    if (!f.final) {
+      ++report.retries;
+      sched->requeue(index, index + 1, p.attempt + 1);
+    } else {
+      ++final_failures;
+    }
+    const bool final = f.final;
+    obs->on_failure(f);
+    if (final) {
+      report.failures.push_back(std::move(f));
+      halt_if_due();
+    }
+    return final;
+  }
+}
+
+// The halt policy after a final failure (as task_failed applies it).
+void Farm::Impl::halt_if_due() {
+  if (opt.halt == Halt::never || final_failures < opt.halt_after) return;
+  report.halted = true;
+  sched->stop();
+  if (opt.halt == Halt::now) halting_now = true;
 }
 
 void Farm::Impl::advance_frontier() {
   for (;;) {
     if (auto it = pending.find(frontier); it != pending.end()) {
-      obs->on_result(IndexResult{frontier, it->second.first, it->second.second});
+      const bool passed = hand_over(frontier, it->second, true);
       pending.erase(it);
+      if (!passed) break;  // requeued: the frontier waits for its next attempt
     } else if (skipped.erase(frontier) == 0) {
       break;
     }

@@ -21,6 +21,16 @@ void IndexRanges::insert(std::uint64_t begin, std::uint64_t end) {
   ranges_.emplace_hint(it, begin, end);
 }
 
+void IndexRanges::erase(std::uint64_t index) {
+  auto it = ranges_.upper_bound(index);
+  if (it == ranges_.begin() || std::prev(it)->second <= index) return;  // not in the set
+  auto range = std::prev(it);
+  const std::uint64_t end = range->second;
+  if (range->first == index) ranges_.erase(range);
+  else range->second = index;
+  if (index + 1 < end) ranges_.emplace_hint(it, index + 1, end);
+}
+
 std::vector<IndexRange> IndexRanges::missing(const std::vector<IndexRange>& within, const std::vector<std::uint64_t>& except) const {
   std::vector<IndexRange> out;
   auto add = [&out, &except](std::uint64_t b, std::uint64_t e) {  // [b, e) minus `except`

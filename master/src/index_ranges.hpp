@@ -16,6 +16,8 @@ class IndexRanges {
  public:
   /// Adds [begin, end), merging with touching or overlapping ranges. O(log ranges).
   void insert(std::uint64_t begin, std::uint64_t end);
+  /// Removes one index (splitting its range). O(log ranges).
+  void erase(std::uint64_t index);
   /// The indices of `within` (sorted, disjoint ranges) that are neither in this set nor in
   /// `except` (sorted indices), as sorted ranges.
   std::vector<IndexRange> missing(const std::vector<IndexRange>& within, const std::vector<std::uint64_t>& except) const;

@@ -31,3 +31,14 @@ TEST(IndexRanges, MissingSkipsDeliveredAndFailedIndicesWithinTheRunsRanges) {
   IndexRanges none;
   EXPECT_EQ(none.missing({{0, 4}}, {0, 3}), (std::vector<IndexRange>{{1, 3}}));
 }
+
+TEST(IndexRanges, EraseSplitsTheRangeHoldingTheIndex) {
+  IndexRanges r;
+  r.insert(0, 10);
+  r.erase(0);
+  r.erase(5);
+  r.erase(9);
+  r.erase(20);  // not in the set: nothing
+  EXPECT_EQ(r.ranges(), 2u);
+  EXPECT_EQ(r.missing({{0, 12}}, {}), (std::vector<IndexRange>{{0, 1}, {5, 6}, {9, 12}}));
+}

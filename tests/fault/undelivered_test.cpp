@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -172,4 +173,69 @@ TEST(Undelivered, ImapOfAHaltedRunDeliversEveryIndexItCountsSucceeded) {
   EXPECT_TRUE(std::is_sorted(got.begin(), got.end()));
   EXPECT_TRUE(std::adjacent_find(got.begin(), got.end()) == got.end());
   EXPECT_TRUE(std::find(got.begin(), got.end(), 990) == got.end());
+}
+
+namespace {
+// A (serialised, not trivially copyable) result type whose decoding fails in the master for
+// one value.
+struct Picky {
+  int v = 0;
+  std::string tag = "picky";
+  template <class A>
+  void save(A& a) const { a(v, tag); }
+  template <class A>
+  void load(A& a) {
+    a(v, tag);
+    if (v == 7) throw std::domain_error("cannot load 7");
+  }
+};
+}  // namespace
+
+// What keeps the master from handing a result over — its decoding throws, the user's sink
+// throws — fails that index with the cause (retried like a kernel's exception), never the
+// worker that sent it, and every other index is delivered exactly once.
+TEST(Undelivered, ResultTheMasterCannotDecodeFailsThatIndexNotTheWorker) {
+  PoolOptions o;
+  o.workers = 2;
+  o.retries = 1;
+  Pool pool(o);
+  auto r = pool.try_map<Picky>(100, [](std::uint64_t i) { return Picky{static_cast<int>(i), "picky"}; });
+  ASSERT_EQ(r.failed, std::vector<std::uint64_t>{7});
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].exception_type, "std::domain_error") << r.failures[0].describe();
+  EXPECT_NE(r.failures[0].message.find("could not be handed over in the master: cannot load 7"), std::string::npos) << r.failures[0].describe();
+  EXPECT_EQ(r.failures[0].attempt, 1u) << "retried like a kernel's exception";
+  EXPECT_EQ(pool.last_report().worker_deaths, 0u);
+  for (int i = 0; i < 100; ++i) {
+    if (i != 7) { EXPECT_EQ(r.values[static_cast<std::size_t>(i)].v, i); }
+  }
+}
+
+TEST(Undelivered, SinkThrowingFailsThatIndexAndEveryOtherIsDeliveredOnce) {
+  for (bool ordered : {false, true}) {
+    PoolOptions o;
+    o.workers = 2;
+    o.retries = 1;
+    Pool pool(o);
+    std::map<std::uint64_t, int> calls;
+    auto sink = [&calls](std::uint64_t i, std::uint64_t&& v) {
+      ++calls[i];
+      EXPECT_EQ(v, i + 1);
+      if (i == 7) throw std::runtime_error("sink refuses 7");
+    };
+    auto fn = [](std::uint64_t i) { return i + 1; };
+    try {
+      if (ordered) pool.imap<std::uint64_t>(100, fn, sink);
+      else pool.imap_unordered<std::uint64_t>(100, fn, sink);
+      FAIL() << "no TaskFailed";
+    } catch (const TaskFailed& e) {
+      ASSERT_EQ(e.failures().size(), 1u) << e.what();
+      EXPECT_EQ(e.failures()[0].index, 7u);
+      EXPECT_NE(e.failures()[0].message.find("sink refuses 7"), std::string::npos) << e.what();
+      EXPECT_EQ(e.succeeded(), 99u);
+    }
+    EXPECT_EQ(pool.last_report().worker_deaths, 0u);
+    ASSERT_EQ(calls.size(), 100u) << "ordered " << ordered;
+    for (auto [i, n] : calls) EXPECT_EQ(n, i == 7 ? 2 : 1) << "index " << i << ", ordered " << ordered;
+  }
 }

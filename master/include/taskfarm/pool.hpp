@@ -233,7 +233,8 @@ class Pool {
   }
 
   /// Streams results as they complete: sink(i, T&&) in completion order. Master memory stays
-  /// bounded by workers × chunk, whatever n is.
+  /// bounded by workers × chunk, whatever n is. A sink (or a decoding) that throws fails that
+  /// index with the exception — retried, then listed by TaskFailed — and the run goes on.
   template <class T, class F, class Sink>
   void imap_unordered(const Extent& extent, F fn, Sink sink) {
     detail::DecodingObserver<T, Sink> obs(sink);
