@@ -1,6 +1,7 @@
 #include "taskfarm/detail/protocol.hpp"
 
 #include <cereal/archives/binary.hpp>
+#include <algorithm>
 #include <cstring>
 
 #include "taskfarm/serialize.hpp"
@@ -69,7 +70,7 @@ template <class Ar> void io(Ar&, Wake&) {}
 template <class Ar> void io(Ar& ar, Done& m) {
   ar(m.job_id);
   io_vector(ar, m.chunks, kMaxBatch,
-            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns, c.returned); });
+            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns, c.returned, c.carried); });
 }
 template <class Ar> void io(Ar& ar, TaskError& m) {
   ar(m.job_id, m.chunk_id, m.index, m.out_of_memory);
@@ -120,6 +121,16 @@ Message decode(std::span<const char> datagram) {
   }
   if (is.peek() != std::char_traits<char>::eof()) throw ProtocolError(std::string("trailing bytes after ") + std::string(message_name(m)) + " message");
   return m;
+}
+
+void check_attached(const Message& m, std::size_t fds) {
+  const auto* done = std::get_if<Done>(&m);
+  const bool carries = done != nullptr && std::any_of(done->chunks.begin(), done->chunks.end(), [](const ChunkDone& c) { return c.carried; });
+  if (carries && (done->chunks.size() != 1 || fds != 1))
+    throw ProtocolError("Done with a carried result must have one entry and one descriptor (has " + std::to_string(done->chunks.size()) +
+                        " entries, " + std::to_string(fds) + " descriptors)");
+  if (!carries && fds != 0)
+    throw ProtocolError(std::to_string(fds) + " descriptor(s) attached to a " + std::string(message_name(m)) + " message that carries none");
 }
 
 std::string_view message_name(const Message& m) noexcept {

@@ -53,4 +53,10 @@ std::vector<std::uint64_t> RunReport::failed_indices() const {
   return v;
 }
 
+std::uint64_t RunReport::unfinished_count() const noexcept {
+  std::uint64_t n = 0;
+  for (auto [b, e] : unfinished) n += e - b;
+  return n;
+}
+
 }  // namespace taskfarm

@@ -11,14 +11,18 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <cxxabi.h>
 #include <deque>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <typeinfo>
 
 #include "farm_impl.hpp"
+#include "taskfarm/detail/carry.hpp"
 #include "taskfarm/detail/slot.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 
@@ -172,8 +176,10 @@ void Farm::Impl::handle(std::size_t i, const proto::Message& m) {
     if (s.hello || hello->pid != s.proc->pid()) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(hello->pid) + ")");
     s.hello = true;
   } else if (const auto* d = std::get_if<proto::Done>(&m)) {
+    // Closed however this ends; the channel checked it comes with a carried entry, its only one.
+    UniqueFd carried = s.proc->channel().take_fd();
     if (!s.hello || d->job_id != job_id) throw proto::ProtocolError("Done for job " + std::to_string(d->job_id) + ", expected " + std::to_string(job_id));
-    for (const auto& c : d->chunks) commit(i, c);
+    for (const auto& c : d->chunks) commit(i, c, std::move(carried));
   } else if (const auto* e = std::get_if<proto::TaskError>(&m)) {
     if (e->job_id != job_id) throw proto::ProtocolError("TaskError for another job");
     Held* h = find_held(s, e->chunk_id);
@@ -183,7 +189,7 @@ void Farm::Impl::handle(std::size_t i, const proto::Message& m) {
     f.index = e->index;
     f.exception_type = e->type;
     f.message = e->out_of_memory && opt.memory_limit ? e->what + " (worker memory limit " + format_bytes(opt.memory_limit) + ")" : e->what;
-    h->failed[e->index] = std::move(f);
+    h->failed.try_emplace(e->index, std::move(f));  // the first cause (the kernel's) wins over a later one (its record)
   } else {
     throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
   }
@@ -195,7 +201,7 @@ Held* Farm::Impl::find_held(SlotRun& s, std::uint64_t chunk_id) {
   return nullptr;
 }
 
-void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
+void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carried) {
   SlotRun& s = slots[i];
   Held* h = find_held(s, c.chunk_id);
   // Only a chunk with a budget may come back unfinished, and then possibly with nothing new.
@@ -203,13 +209,16 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
       (c.returned && (h->task.budget_ns == 0 || c.upto == h->task.begin || c.upto == h->task.end)))
     throw proto::ProtocolError("Done for chunk " + std::to_string(c.chunk_id) + " up to " + std::to_string(c.upto) + " that it does not hold");
   const std::uint64_t begin = h->committed, end = c.upto;
-  if (c.arena_len != 0) deliver_records(i, begin, end, c);
+  if (c.arena_len != 0 || c.carried) deliver_records(i, begin, end, c, std::move(carried));
   else if (end > begin && (job->results == ResultMode::blobs || job->capture_stdout)) throw proto::ProtocolError("Done without results for a job that wants them");
-  std::uint64_t failed_here = 0;
+  std::uint64_t failed_here = 0, ok_from = begin;
   for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
     ++failed_here;
+    delivered.insert(ok_from, it->first);
+    ok_from = it->first + 1;
     task_failed(i, it->second, h->task);
   }
+  delivered.insert(ok_from, end);
   report.succeeded += (end - begin) - failed_here;
   sched->measured(end - begin, c.elapsed_ns);
   h->committed = end;
@@ -230,12 +239,37 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c) {
   if (end == h->task.end) s.held.erase(s.held.begin() + (h - &s.held.front()));
 }
 
-void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c) {
+void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, UniqueFd carried) {
   SlotRun& s = slots[i];
+  Held* h = find_held(s, c.chunk_id);
+  if (c.carried) {
+    // Larger than the arena: the records came in a sealed memfd (docs/design.md §3).
+    if (c.arena_pos != 0) throw proto::ProtocolError("a carried result with an arena position");
+    std::optional<CarriedRecords> rec;
+    try {
+      rec.emplace(std::move(carried), c.arena_len);
+    } catch (const CarryUnmappable& e) {  // this process's limit, not the worker's fault: the indices fail
+      for (std::uint64_t idx = begin; idx < end; ++idx) {
+        FailureRecord f;
+        f.cause = FailureCause::memory;
+        f.index = idx;
+        f.exception_type = "taskfarm::CarryUnmappable";
+        f.message = e.what();
+        h->failed.try_emplace(idx, std::move(f));
+      }
+      return;
+    }
+    decode_records(i, begin, end, *h, rec->bytes());
+    return;
+  }
   SlotState& st = slot_state(s.proc->slot());
   ArenaReader reader(st, static_cast<const char*>(s.proc->slot().data()) + st.arena_offset);
-  std::span<const char> rec = reader.read(c.arena_pos, c.arena_len);
-  Held* h = find_held(s, c.chunk_id);
+  decode_records(i, begin, end, *h, reader.read(c.arena_pos, c.arena_len));
+  reader.release(c.arena_pos, c.arena_len);
+  if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
+}
+
+void Farm::Impl::decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec) {
   auto take = [&rec](std::span<const char>& out) {
     std::uint32_t n = 0;
     if (rec.size() < sizeof n) throw proto::ProtocolError("truncated result record");
@@ -244,33 +278,109 @@ void Farm::Impl::deliver_records(std::size_t i, std::uint64_t begin, std::uint64
     out = rec.subspan(sizeof n, n);
     rec = rec.subspan(sizeof n + n);
   };
+  // Checked whole before anything is delivered: a malformed piece delivers nothing (its
+  // indices run again elsewhere), so no index reaches the observer twice.
+  const std::span<const char> all = rec;
+  std::span<const char> value, text;
+  for (std::uint64_t idx = begin; idx < end; ++idx) {
+    take(value);
+    take(text);
+  }
+  if (!rec.empty()) throw proto::ProtocolError("trailing bytes in a result record");
+  rec = all;
   for (std::uint64_t idx = begin; idx < end; ++idx) {
     IndexResult r{idx, {}, {}};
     take(r.value);
     take(r.text);
-    if (h->failed.count(idx) != 0) continue;
-    deliver(r);
+    if (h.failed.count(idx) == 0) deliver(i, r, h);
   }
-  if (!rec.empty()) throw proto::ProtocolError("trailing bytes in a result record");
-  reader.release(c.arena_pos, c.arena_len);
-  if (st.arena_waiting.load(std::memory_order_seq_cst) != 0) send(i, proto::Wake{});
 }
 
-void Farm::Impl::deliver(const IndexResult& r) {
+void Farm::Impl::settle_unfinished() {
+  // An ordered run that ended early holds results back behind indices that will never come:
+  // they go out now, in index order (the gaps are in report.unfinished), so every index the
+  // run counts as succeeded has reached the observer (as a joblog's ok rows say it has).
+  for (const auto& [idx, p] : pending) hand_over(idx, p, false);
+  pending.clear();
+  const std::vector<std::uint64_t> failed = report.failed_indices();
+  if (report.succeeded + failed.size() < report.tasks) report.unfinished = delivered.missing(ranges, failed);
+  delivered.clear();
+}
+
+namespace {
+
+// The observer could not take an index's result: decoding it threw, memory ran out, or the
+// user's sink threw. That index fails with the cause; it never passes for delivered.
+FailureRecord delivery_failure(std::uint64_t index, const std::exception& e) {
+  FailureRecord f;
+  f.cause = dynamic_cast<const std::bad_alloc*>(&e) != nullptr ? FailureCause::memory : FailureCause::exception;
+  f.index = index;
+  int status = 0;
+  char* name = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
+  f.exception_type = status == 0 && name != nullptr ? name : typeid(e).name();
+  std::free(name);
+  f.message = std::string("its result could not be handed over in the master: ") + e.what();
+  return f;
+}
+
+}  // namespace
+
+void Farm::Impl::deliver(std::size_t i, const IndexResult& r, Held& h) {
   if (!obs) return;
-  if (!job->ordered) {
-    obs->on_result(r);
+  try {
+    if (!job->ordered) return obs->on_result(r);
+    pending.emplace(r.index, PendingResult{std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size()),
+                                           h.task.attempt, static_cast<int>(i)});
+  } catch (const std::exception& e) {
+    h.failed.try_emplace(r.index, delivery_failure(r.index, e));  // commit() retries or fails it
     return;
   }
-  pending.emplace(r.index, std::make_pair(std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size())));
   advance_frontier();
+}
+
+bool Farm::Impl::hand_over(std::uint64_t index, const PendingResult& p, bool may_retry) {
+  try {
+    obs->on_result(IndexResult{index, p.value, p.text});
+    return true;
+  } catch (const std::exception& e) {
+    FailureRecord f = delivery_failure(index, e);
+    f.attempt = p.attempt;
+    f.slot = p.slot;
+    f.chunk_begin = index;
+    f.chunk_end = index + 1;
+    f.final = !may_retry || !sched->may_retry(p.attempt);
+    --report.succeeded;
+    delivered.erase(index);
+    if (!f.final) {
+      ++report.retries;
+      sched->requeue(index, index + 1, p.attempt + 1);
+    } else {
+      ++final_failures;
+    }
+    const bool final = f.final;
+    obs->on_failure(f);
+    if (final) {
+      report.failures.push_back(std::move(f));
+      halt_if_due();
+    }
+    return final;
+  }
+}
+
+// The halt policy after a final failure (as task_failed applies it).
+void Farm::Impl::halt_if_due() {
+  if (opt.halt == Halt::never || final_failures < opt.halt_after) return;
+  report.halted = true;
+  sched->stop();
+  if (opt.halt == Halt::now) halting_now = true;
 }
 
 void Farm::Impl::advance_frontier() {
   for (;;) {
     if (auto it = pending.find(frontier); it != pending.end()) {
-      obs->on_result(IndexResult{frontier, it->second.first, it->second.second});
+      const bool passed = hand_over(frontier, it->second, true);
       pending.erase(it);
+      if (!passed) break;  // requeued: the frontier waits for its next attempt
     } else if (skipped.erase(frontier) == 0) {
       break;
     }
@@ -340,6 +450,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   frontier = 0;
   pending.clear();
   skipped.clear();
+  delivered.clear();
   ++job_id;
 
   SchedulerConfig sc;
@@ -369,6 +480,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
     throw;
   }
   if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
+  settle_unfinished();
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);

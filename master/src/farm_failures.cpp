@@ -112,7 +112,11 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
     ++deaths_without_progress;
     if (obs) obs->on_failure(f);
     if (deaths_without_progress >= opt.max_start_failures) {
-      report.farm_error = "workers keep failing without completing any task (" + std::to_string(deaths_without_progress) + " in a row); last: " + f.describe();
+      // The count is of deaths in a row since the last progress: tasks may have succeeded before.
+      report.farm_error = "workers keep dying without completing a task: " + std::to_string(deaths_without_progress) + " in a row, " +
+                          (report.succeeded == 0 ? std::string("before any task succeeded")
+                                                 : "after " + std::to_string(report.succeeded) + " of " + std::to_string(report.tasks) + " tasks succeeded") +
+                          "; last: " + f.describe();
       if (!f.stderr_tail.empty()) report.farm_error += "\nits stderr ends with:\n" + f.stderr_tail;
       report.failures.push_back(f);
       sched->stop();

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "index_ranges.hpp"
 #include "scheduler.hpp"
 #include "spawn.hpp"
 #include "taskfarm/detail/protocol.hpp"
@@ -27,6 +28,13 @@ struct Held {
   ChunkTask task;
   std::uint64_t committed = 0;  // indices [task.begin, committed) are in place
   std::map<std::uint64_t, FailureRecord> failed;  // kernel threw at these indices
+};
+
+/// A result held back for ordered delivery, and where it came from.
+struct PendingResult {
+  std::string value, text;
+  std::uint32_t attempt = 0;
+  int slot = -1;
 };
 
 /// One worker slot: its process (while it has one) and what the master knows about it.
@@ -71,9 +79,10 @@ struct Farm::Impl {
   Clock::time_point next_chaos{};
   // Ordered delivery.
   std::uint64_t frontier = 0;
-  std::map<std::uint64_t, std::pair<std::string, std::string>> pending;
+  std::map<std::uint64_t, PendingResult> pending;
   std::set<std::uint64_t> skipped;  // finally failed: the frontier passes over them
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // of this run, in order
+  IndexRanges delivered;  // indices that succeeded in this run (per committed piece)
 
   Impl();
   void watch(int fd, std::uint64_t data);
@@ -93,10 +102,23 @@ struct Farm::Impl {
   void handle(std::size_t i, const proto::Message& m);
 
   static Held* find_held(SlotRun& s, std::uint64_t chunk_id);
-  void commit(std::size_t i, const proto::ChunkDone& c);
+  // `carried`: the descriptor that came with the Done, for an entry whose records it carries.
+  void commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carried = {});
 
-  void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c);
-  void deliver(const IndexResult& r);
+  void deliver_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, UniqueFd carried);
+  // Decodes one record per index of [begin, end) from `rec` and delivers those not failed.
+  void decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec);
+  // Hands one result to the observer (or holds it for order). If the observer throws
+  // (decoding, memory, the user's sink), the index fails like a kernel's exception.
+  void deliver(std::size_t i, const IndexResult& r, Held& h);
+  // Hands a result held for order to the observer; if that throws, the index (counted
+  // succeeded at its commit) fails: requeued when `may_retry` and it has attempts left
+  // (returns false: the frontier waits for it), else finally.
+  bool hand_over(std::uint64_t index, const PendingResult& p, bool may_retry);
+  void halt_if_due();
+  // At the end of a run: results held back for order are delivered, and every index neither
+  // delivered nor finally failed goes to report.unfinished (a run that ended early).
+  void settle_unfinished();
 
   void advance_frontier();
 

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include <atomic>
@@ -58,21 +59,51 @@ void map_for_writing(const void* data, std::size_t bytes) noexcept {
 }  // namespace detail
 
 namespace {
-std::string list_failures(const std::vector<FailureRecord>& failures) {
-  std::string s = std::to_string(failures.size()) + " task(s) failed";
-  std::size_t shown = 0;
+// One line per failure (only those of a task, with `tasks_only`), at most 20.
+std::string describe_each(const std::vector<FailureRecord>& failures, bool tasks_only = false) {
+  std::string s;
+  std::size_t shown = 0, listed = 0;
   for (const auto& f : failures) {
-    if (shown++ == 20) {
-      s += "\n  ... and " + std::to_string(failures.size() - 20) + " more";
-      break;
-    }
-    s += "\n  " + f.describe();
+    if (tasks_only && !f.index) continue;
+    ++listed;
+    if (shown < 20) s += "\n  " + f.describe(), ++shown;
   }
+  if (listed > shown) s += "\n  ... and " + std::to_string(listed - shown) + " more";
   return s;
+}
+
+// "37 of 2000 tasks succeeded, 1 failed, 1962 not run: <why>", then the failures, one a line.
+std::string summarise(const RunReport& r) {
+  const std::uint64_t failed = r.failed_indices().size(), unfinished = r.unfinished_count();
+  std::string s = std::to_string(r.succeeded) + " of " + std::to_string(r.tasks) + " tasks succeeded";
+  if (failed != 0) s += ", " + std::to_string(failed) + " failed";
+  if (unfinished != 0) s += ", " + std::to_string(unfinished) + " not run";
+  // The farm's error already describes the worker that ended the run: list the tasks' failures.
+  if (!r.farm_error.empty()) s += "; the farm stopped the run: " + r.farm_error;
+  else if (unfinished != 0 && r.halted) s += ": the run halted (PoolOptions::halt)";
+  else if (unfinished != 0 && r.interrupted) s += ": the run was interrupted";
+  else if (unfinished != 0) s += ": the run ended early";
+  return s + describe_each(r.failures, true);
 }
 }  // namespace
 
-TaskFailed::TaskFailed(std::vector<FailureRecord> failures) : Error(list_failures(failures)), failures_(std::move(failures)) {}
+TaskFailed::TaskFailed(std::vector<FailureRecord> failures)
+    : Error(std::to_string(failures.size()) + " task(s) failed" + describe_each(failures)), failures_(std::move(failures)) {}
+
+TaskFailed::TaskFailed(const RunReport& report)
+    : Error("taskfarm: " + summarise(report)), failures_(report.failures), succeeded_(report.succeeded), unfinished_(report.unfinished_count()) {}
+
+namespace detail {
+std::vector<std::uint64_t> undelivered_indices(const RunReport& report) {
+  std::vector<std::uint64_t> v = report.failed_indices();
+  if (report.unfinished.empty()) return v;
+  const std::size_t failed = v.size();
+  for (auto [b, e] : report.unfinished)
+    for (std::uint64_t i = b; i < e; ++i) v.push_back(i);
+  std::inplace_merge(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(failed), v.end());
+  return v;
+}
+}  // namespace detail
 
 struct Pool::State {
   std::unique_ptr<detail::AsyncRunner> async;  // made at the first submit
@@ -138,9 +169,9 @@ void* Pool::fixed_buffer(std::size_t bytes) {
   return state_->buffer.data();
 }
 
-void Pool::throw_if_failed(const std::vector<FailureRecord>& failures) const {
-  if (!report_.farm_error.empty()) throw Error("taskfarm: " + report_.farm_error);
-  if (options_.throw_on_failure && !failures.empty()) throw TaskFailed(failures);
+void Pool::throw_if_failed() const {
+  const bool incomplete = !report_.failures.empty() || !report_.unfinished.empty();
+  if (!report_.farm_error.empty() || (options_.throw_on_failure && incomplete)) throw TaskFailed(report_);
 }
 
 void Pool::run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory) {

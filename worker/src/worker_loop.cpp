@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <cxxabi.h>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <typeinfo>
 
+#include "taskfarm/detail/carry.hpp"
 #include "taskfarm/detail/slot.hpp"
 
 namespace taskfarm::detail {
@@ -19,6 +21,7 @@ namespace {
 constexpr std::size_t kFlushEntries = 128;
 constexpr std::int64_t kFlushNs = 2'000'000;  // report at least every 2 ms when busy (each report wakes the master)
 constexpr auto kIdleWait = std::chrono::milliseconds(1000);
+constexpr std::size_t kMaxRecordPart = 0xffffffffu;  // a record's lengths are u32
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -126,6 +129,7 @@ class Server {
 
   void run_chunk(const proto::Chunk& c) {
     s_.current_chunk.store(c.id, std::memory_order_relaxed);
+    committed_ = c.begin;
     const std::int64_t chunk_start = monotonic_ns();
     std::int64_t piece_start = chunk_start;
     s_.task_started_ns.store(piece_start, std::memory_order_release);
@@ -151,9 +155,11 @@ class Server {
     }
     // Once per chunk: a locked add per task would cost as much as a trivial task.
     s_.tasks_done.store(s_.tasks_done.load(std::memory_order_relaxed) + (i - c.begin), std::memory_order_relaxed);
+    // No task timeout while committing (the wait for arena room is the master's), but the
+    // chunk stays current: a death while its results are delivered charges the last index run.
     s_.task_started_ns.store(0, std::memory_order_relaxed);
-    s_.current_chunk.store(kNoChunk, std::memory_order_release);
     commit(c, i, piece_start, returned);
+    s_.current_chunk.store(kNoChunk, std::memory_order_release);
   }
 
   // Nothing to collect or time per index: the runner loops over [lo, hi) itself (one virtual
@@ -178,19 +184,53 @@ class Server {
       if (time_tasks_) s_.task_started_ns.store(monotonic_ns(), std::memory_order_release);
       value_.clear();
       run_index(c, i);
-      if (collect_) {
-        if (capture_) capture_->take(text_);
-        append_u32(records_, value_.size());
-        records_.append(value_);
-        append_u32(records_, text_.size());
-        records_.append(text_);
-        if (records_.size() > s_.arena_capacity / 4 && i + 1 < c.end) {
-          commit(c, i + 1, piece_start, false);
-          piece_start = monotonic_ns();
-        }
-      }
+      if (collect_) collect(c, i, piece_start);
     }
     return hi;
+  }
+
+  // Appends index i's record. A record that would take the pending ones past a quarter of the
+  // arena goes in a piece of its own (what came before is committed first), so only a lone
+  // record is ever too large for the arena (and carried). Whatever keeps the record from being
+  // built — capturing its output, its size, memory — fails index i, with an empty record.
+  void collect(const proto::Chunk& c, std::uint64_t i, std::int64_t& piece_start) {
+    std::size_t len = 2 * sizeof(std::uint32_t);
+    try {
+      if (capture_) capture_->take(text_);
+      if (value_.size() > kMaxRecordPart || text_.size() > kMaxRecordPart)
+        throw Error("its result of " + format_bytes(value_.size()) + " and output of " + format_bytes(text_.size()) +
+                    " exceed the " + format_bytes(kMaxRecordPart) + " a result record can hold");
+      len += value_.size() + text_.size();
+    } catch (const std::exception& e) {
+      fail_record(c, i, e);
+    }
+    if (!records_.empty() && records_.size() + len > s_.arena_capacity / 4) {
+      commit(c, i, piece_start, false);
+      piece_start = monotonic_ns();
+    }
+    const std::size_t before = records_.size();
+    try {
+      records_.reserve(before + len);
+    } catch (const std::bad_alloc& e) {
+      fail_record(c, i, e);
+    }
+    append_u32(records_, value_.size());
+    records_.append(value_);
+    append_u32(records_, text_.size());
+    records_.append(text_);
+    if (records_.size() > s_.arena_capacity / 4 && i + 1 < c.end) {
+      commit(c, i + 1, piece_start, false);
+      piece_start = monotonic_ns();
+    }
+  }
+
+  // Index i's result cannot be delivered: the master hears why, and its record stays empty.
+  void fail_record(const proto::Chunk& c, std::uint64_t i, const std::exception& e) {
+    const bool oom = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
+    report_error(c, i, oom, demangle(typeid(e).name()), std::string(oom ? "building its result record: " : "") + e.what());
+    text_.clear();
+    value_.clear();
+    value_.shrink_to_fit();
   }
 
   void run_index(const proto::Chunk& c, std::uint64_t i) {
@@ -229,10 +269,13 @@ class Server {
   }
 
 
-  // Publishes [.., upto) of chunk c: its records go into the arena, its entry into Done.
-  // `returned`: [upto, end) was not run and goes back to the master.
+  // Publishes [committed_, upto) of chunk c: its records go into the arena (or, larger than
+  // the arena, are carried in a memfd), its entry into Done. `returned`: [upto, end) was not
+  // run and goes back to the master.
   void commit(const proto::Chunk& c, std::uint64_t upto, std::int64_t piece_start, bool returned) {
-    proto::ChunkDone d{c.id, upto, 0, 0, static_cast<std::uint64_t>(monotonic_ns() - piece_start), returned};
+    proto::ChunkDone d{c.id, upto, 0, 0, static_cast<std::uint64_t>(monotonic_ns() - piece_start), returned, false};
+    const std::uint64_t begin = std::exchange(committed_, upto);
+    if (records_.size() > s_.arena_capacity && carry(c, begin, d)) return;
     if (!records_.empty()) {
       std::uint64_t pos = 0;
       char* dst = nullptr;
@@ -244,6 +287,35 @@ class Server {
       records_.clear();
     }
     done_.chunks.push_back(d);
+  }
+
+  // Records that can never fit the arena go whole in a sealed memfd, passed with a Done of
+  // their own (after the pending ones: the master commits in channel order). If that fails,
+  // every index of the piece [begin, d.upto) fails with the reason, and the piece goes through
+  // the arena with empty records; returns false then.
+  bool carry(const proto::Chunk& c, std::uint64_t begin, proto::ChunkDone d) {
+    UniqueFd fd;
+    try {
+      fd = write_carried(records_);
+    } catch (const std::exception& e) {
+      const auto* sys = dynamic_cast<const SystemError*>(&e);
+      const bool oom = sys != nullptr && (sys->code() == ENOMEM || sys->code() == ENOSPC);
+      const std::string why = "its result of " + format_bytes(records_.size()) + " could not be carried to the master: " + e.what();
+      records_.clear();
+      for (std::uint64_t i = begin; i < d.upto; ++i) {
+        report_error(c, i, oom, demangle(typeid(e).name()), why);
+        append_u32(records_, 0);
+        append_u32(records_, 0);
+      }
+      return false;
+    }
+    flush();
+    d.carried = true;
+    d.arena_len = records_.size();
+    ch_.send(proto::Done{info_.job_id, {d}}, std::chrono::seconds(60), fd.get());
+    records_.clear();
+    records_.shrink_to_fit();  // do not keep the largest result's memory for the rest of the run
+    return true;
   }
 
   void wait_for_room() {
@@ -274,6 +346,7 @@ class Server {
   std::deque<proto::Chunk> queue_;
   proto::Done done_;
   std::string value_, text_, records_;
+  std::uint64_t committed_ = 0;  // of the running chunk: [begin, committed_) is in done_ or sent
   std::int64_t last_flush_ns_ = 0;
   int chunks_since_receive_ = 0;
   bool stopping_ = false;

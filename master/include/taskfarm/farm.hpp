@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "taskfarm/failure.hpp"
@@ -105,10 +106,16 @@ struct RunReport {
   bool halted = false;            ///< stopped early by the halt policy
   bool interrupted = false;       ///< stopped by request_stop() (SIGINT/SIGTERM in the CLI)
   std::string farm_error;         ///< non-empty: the farm itself could not run (e.g. workers die at start)
+  /// Indices that neither succeeded nor finally failed, as sorted [begin, end) ranges: the run
+  /// ended (farm_error, halted, interrupted) before their results were delivered. Empty when
+  /// the run finished.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> unfinished;
   std::chrono::nanoseconds wall{0};
   std::size_t workers = 0;
   /// Indices that finally failed, sorted.
   std::vector<std::uint64_t> failed_indices() const;
+  /// How many indices `unfinished` holds (tasks = succeeded + finally failed + this).
+  std::uint64_t unfinished_count() const noexcept;
 };
 
 /// What a forked worker runs: builds the JobRunner for each job inside the child.

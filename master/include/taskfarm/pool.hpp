@@ -40,14 +40,24 @@ struct PoolOptions : FarmOptions {
   bool throw_on_failure = true;       ///< map/for_each throw TaskFailed listing every failure
 };
 
-/// Thrown (when PoolOptions::throw_on_failure) if any index finally failed; lists them all.
+/// A call did not deliver every result. map/for_each/imap/imap_unordered throw it when an index
+/// finally failed or was never finished (the run ended early: halt policy), if
+/// PoolOptions::throw_on_failure, and always when the farm itself stopped the run
+/// (RunReport::farm_error); what() says how many tasks succeeded and lists every failure.
+/// Future::get throws it for a call that finally failed.
 class TaskFailed : public Error {
  public:
   explicit TaskFailed(std::vector<FailureRecord> failures);
+  /// From the report of a run that did not deliver every index.
+  explicit TaskFailed(const RunReport& report);
   const std::vector<FailureRecord>& failures() const noexcept { return failures_; }
+  /// Of the run's tasks: how many succeeded, and how many were never finished.
+  std::uint64_t succeeded() const noexcept { return succeeded_; }
+  std::uint64_t unfinished() const noexcept { return unfinished_; }
 
  private:
   std::vector<FailureRecord> failures_;
+  std::uint64_t succeeded_ = 0, unfinished_ = 0;
 };
 
 /// A multi-dimensional index space, visited in row-major order (the nested `for i, for j`).
@@ -58,16 +68,22 @@ struct Extent {
   std::uint64_t size() const noexcept;
 };
 
-/// Results with their failures: values[i] is meaningful only where ok(i).
+/// Results with their failures: values[i] is meaningful only where ok(i), i.e. where its
+/// result was delivered.
 template <class T>
 struct MapResult {
   std::vector<T> values;
-  std::vector<FailureRecord> failures;
-  std::vector<std::uint64_t> failed;  ///< sorted failed indices
+  std::vector<FailureRecord> failures;  ///< final failures (see also Pool::last_report())
+  /// Sorted indices whose result was not delivered: finally failed (see `failures`), or never
+  /// finished because the run ended early (RunReport::unfinished).
+  std::vector<std::uint64_t> failed;
   bool ok(std::uint64_t i) const { return !std::binary_search(failed.begin(), failed.end(), i); }
 };
 
 namespace detail {
+
+/// The sorted indices of a run whose result was not delivered: finally failed or unfinished.
+std::vector<std::uint64_t> undelivered_indices(const RunReport& report);
 
 /// Calls fn with the coordinates of flat index i: fn(i), fn(i, j) or fn(i, j, k).
 template <class F>
@@ -191,7 +207,7 @@ class Pool {
   template <class T, class F>
   std::vector<T> map(const Extent& extent, F fn) {
     MapResult<T> r = try_map<T>(extent, std::move(fn));
-    throw_if_failed(r.failures);
+    throw_if_failed();
     return std::move(r.values);
   }
 
@@ -213,24 +229,27 @@ class Pool {
   template <class F>
   void for_each(const Extent& extent, F fn) {
     run_job<void>(extent, fn, nullptr, nullptr, false);
-    throw_if_failed(report_.failures);
+    throw_if_failed();
   }
 
   /// Streams results as they complete: sink(i, T&&) in completion order. Master memory stays
-  /// bounded by workers × chunk, whatever n is.
+  /// bounded by workers × chunk, whatever n is. A sink (or a decoding) that throws fails that
+  /// index with the exception — retried, then listed by TaskFailed — and the run goes on.
   template <class T, class F, class Sink>
   void imap_unordered(const Extent& extent, F fn, Sink sink) {
     detail::DecodingObserver<T, Sink> obs(sink);
     run_job<T>(extent, fn, nullptr, &obs, false);
-    throw_if_failed(report_.failures);
+    throw_if_failed();
   }
 
   /// Streams results in index order: sink(i, T&&) for i = 0, 1, 2, ...; bounded read-ahead.
+  /// A run that ends early (halt) still hands over, in index order, every result it counts as
+  /// succeeded, skipping the indices it did not finish, then throws TaskFailed.
   template <class T, class F, class Sink>
   void imap(const Extent& extent, F fn, Sink sink) {
     detail::DecodingObserver<T, Sink> obs(sink);
     run_job<T>(extent, fn, nullptr, &obs, true);
-    throw_if_failed(report_.failures);
+    throw_if_failed();
   }
 
   /// op-fold of fn over [0, n) with a fixed association: fixed blocks of `block` indices are
@@ -283,7 +302,8 @@ class Pool {
   void run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory);
   void run_threads(const Extent& extent, const std::function<void(std::uint64_t)>& body);
   void* fixed_buffer(std::size_t bytes);  // pool-owned shared buffer, reused across calls
-  void throw_if_failed(const std::vector<FailureRecord>& failures) const;
+  /// Throws TaskFailed if the last call did not deliver every result (see TaskFailed).
+  void throw_if_failed() const;
 
   PoolOptions options_;
   RunReport report_;
@@ -348,7 +368,7 @@ MapResult<T> Pool::try_map(const Extent& extent, F fn) {
     run_job<T>(extent, fn, nullptr, &obs, false);
   }
   r.failures = report_.failures;
-  r.failed = report_.failed_indices();
+  r.failed = detail::undelivered_indices(report_);
   return r;
 }
 

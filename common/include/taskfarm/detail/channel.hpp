@@ -2,7 +2,9 @@
 // worker, carrying proto::Message datagrams both ways. The kernel owns the queue state, so a
 // worker killed at any instant can never leave the master blocked on it: the master sees EOF
 // (and the worker's pidfd) instead. The master creates the pair, keeps one end and hands the
-// other to the worker (inherited across fork, or as fd 3 across exec).
+// other to the worker (inherited across fork, or as fd 3 across exec). A worker's Done may
+// carry one descriptor (SCM_RIGHTS: a result too large for its arena); the receiving Channel
+// owns it until taken, and refuses a descriptor on any other message (proto::check_attached).
 // One thread uses a Channel at a time.
 #pragma once
 
@@ -36,18 +38,24 @@ class Channel {
 
   /// Sends without blocking; false if the socket buffer is full (the peer is not reading).
   /// Throws ChannelClosed if the peer is gone.
-  bool try_send(const proto::Message& m);
+  bool try_send(const proto::Message& m, int attach = -1);
   /// Sends, waiting at most `timeout` for room. Throws ChannelClosed, or Error on timeout.
-  void send(const proto::Message& m, std::chrono::milliseconds timeout);
+  /// `attach` >= 0: a descriptor passed with the message (the receiver gets its own copy).
+  void send(const proto::Message& m, std::chrono::milliseconds timeout, int attach = -1);
   /// Receives one message if one is queued. Throws ChannelClosed on EOF, ProtocolError for a
-  /// datagram that is not a valid message.
+  /// datagram that is not a valid message or comes with descriptors it must not have (those
+  /// are closed). A descriptor it must have is kept for take_fd().
   std::optional<proto::Message> try_receive();
   /// Waits at most `timeout` for a message; nullopt when none came.
   std::optional<proto::Message> receive(std::chrono::milliseconds timeout);
+  /// The descriptor that came with the last message received (empty if none). The next
+  /// receive closes one not taken.
+  UniqueFd take_fd() noexcept { return std::move(received_fd_); }
 
  private:
   UniqueFd fd_;
   std::string buf_;
+  UniqueFd received_fd_;
 };
 
 }  // namespace taskfarm

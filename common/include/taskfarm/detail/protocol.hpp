@@ -16,7 +16,7 @@
 namespace taskfarm::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
-inline constexpr std::uint16_t kVersion = 3;
+inline constexpr std::uint16_t kVersion = 4;  // 4: ChunkDone::carried (a memfd passed with Done)
 inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
 inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
 inline constexpr std::size_t kMaxText = 4096;          // strings in messages
@@ -60,8 +60,12 @@ struct ChunkDone {
   std::uint64_t arena_pos = 0, arena_len = 0;  // per-index records in the arena (0 len: none)
   std::uint64_t elapsed_ns = 0;
   bool returned = false;
+  /// The records (arena_len bytes, arena_pos 0) are not in the arena but in a sealed memfd
+  /// passed with this Done (SCM_RIGHTS): they are larger than the arena (docs/design.md §3).
+  bool carried = false;
 };
-/// Worker → master: these chunk pieces are committed (their results are in place).
+/// Worker → master: these chunk pieces are committed (their results are in place). A Done
+/// with a carried entry has exactly that one entry and exactly one descriptor attached.
 struct Done {
   std::uint64_t job_id = 0;
   std::vector<ChunkDone> chunks;
@@ -85,6 +89,9 @@ class ProtocolError : public Error {
 void encode(const Message& m, std::string& out);
 /// Decodes one datagram. Throws ProtocolError saying what is wrong.
 Message decode(std::span<const char> datagram);
+/// Throws ProtocolError unless `fds` is the number of descriptors `m` must come with: one for
+/// a Done with a carried entry (then its only entry), none for anything else.
+void check_attached(const Message& m, std::size_t fds);
 
 std::string_view message_name(const Message& m) noexcept;
 

@@ -45,7 +45,8 @@ class ArenaWriter {
  public:
   ArenaWriter(SlotState& s, char* base) : s_(s), base_(base) {}
   /// Where `len` bytes would go now, or nullptr if the master must consume first.
-  /// Throws Error if `len` can never fit.
+  /// Throws Error if `len` can never fit (the worker carries such records in a memfd instead:
+  /// detail/carry.hpp).
   char* try_reserve(std::size_t len, std::uint64_t& pos);
   void commit(std::uint64_t pos, std::size_t len) noexcept { write_pos_ = pos + len; }
 
