@@ -8,8 +8,12 @@ comma    := ,
 ifneq ($(SANITIZE),)
   TEST_BUILD := build-sanitize-$(subst $(comma),-,$(SANITIZE))
   TEST_FLAGS := -DCMAKE_BUILD_TYPE=Debug -DTASKFARM_SANITIZE=$(SANITIZE) -DTASKFARM_BUILD_BENCH=OFF
-  # The fault tests crash workers on purpose: let SIGSEGV kill them as it would without ASan.
-  export ASAN_OPTIONS := handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0
+  # The fault tests crash workers on purpose: let SIGSEGV & co. kill them as they would without
+  # a sanitizer (each runtime has its own variable; both know these common flags).
+  crash_as_usual := handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0
+  export ASAN_OPTIONS := $(crash_as_usual)
+  export TSAN_OPTIONS := $(crash_as_usual):second_deadlock_stack=1
+  export UBSAN_OPTIONS := print_stacktrace=1
 else
   TEST_BUILD := $(BUILD)
   TEST_FLAGS := -DCMAKE_BUILD_TYPE=Release
