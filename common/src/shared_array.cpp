@@ -10,12 +10,16 @@
 #include <filesystem>
 #include <limits>
 
+#include "taskfarm/detail/array_handle.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/npy.hpp"
 #include "taskfarm/shm_segment.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm {
+
+using detail::ParsedHandle;
+using detail::parse_handle;
 
 // Exactly one of the two is set: a shm segment, or a whole .npy file mapped MAP_SHARED.
 struct AnySharedArray::Mapping {
@@ -82,45 +86,6 @@ class UnlinkOnFailure {
  private:
   std::string path_;
 };
-
-struct ParsedHandle {
-  AnySharedArray::Backing backing;
-  DType dtype;
-  Shape shape;
-  std::string name;
-};
-
-ParsedHandle parse_handle(std::string_view handle) {
-  const auto bad = [&](const std::string& why) {
-    return Error("malformed shared array handle '" + std::string(handle) + "': " + why +
-                 " (expected shm:<dtype>:<shape>:<segment> or npy:<dtype>:<shape>:<path>)");
-  };
-  std::string_view parts[3];
-  std::string_view rest = handle;
-  for (std::string_view& part : parts) {
-    const std::size_t colon = rest.find(':');
-    if (colon == std::string_view::npos) throw bad("too few fields");
-    part = rest.substr(0, colon);
-    rest.remove_prefix(colon + 1);
-  }
-  ParsedHandle h{};
-  if (parts[0] == "shm") {
-    h.backing = AnySharedArray::Backing::shm;
-  } else if (parts[0] == "npy") {
-    h.backing = AnySharedArray::Backing::npy;
-  } else {
-    throw bad("unknown kind '" + std::string(parts[0]) + "'");
-  }
-  const std::optional<DType> dtype = parse_dtype(parts[1]);
-  if (!dtype) throw bad("unknown dtype '" + std::string(parts[1]) + "'");
-  std::optional<Shape> shape = parse_shape(parts[2]);
-  if (!shape) throw bad("bad shape '" + std::string(parts[2]) + "'");
-  if (rest.empty()) throw bad("no segment name or path");
-  h.dtype = *dtype;
-  h.shape = std::move(*shape);
-  h.name = std::string(rest);
-  return h;
-}
 
 }  // namespace
 
@@ -309,8 +274,7 @@ AnySharedArray AnySharedArray::attach(std::string_view handle) {
 
 std::string AnySharedArray::handle() const {
   if (!*this) throw Error("handle() of an empty AnySharedArray");
-  return std::string(backing_ == Backing::shm ? "shm:" : "npy:") + std::string(dtype_code(dtype_)) +
-         ":" + format_shape(shape_) + ":" + name_;
+  return detail::format_handle({backing_, dtype_, shape_, name_});
 }
 
 void AnySharedArray::check(DType dtype, const Shape& shape) const {

@@ -1,0 +1,43 @@
+#include "taskfarm/detail/array_handle.hpp"
+
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::detail {
+ParsedHandle parse_handle(std::string_view handle) {
+  const auto bad = [&](const std::string& why) {
+    return Error("malformed shared array handle '" + std::string(handle) + "': " + why +
+                 " (expected shm:<dtype>:<shape>:<segment> or npy:<dtype>:<shape>:<path>)");
+  };
+  std::string_view parts[3];
+  std::string_view rest = handle;
+  for (std::string_view& part : parts) {
+    const std::size_t colon = rest.find(':');
+    if (colon == std::string_view::npos) throw bad("too few fields");
+    part = rest.substr(0, colon);
+    rest.remove_prefix(colon + 1);
+  }
+  ParsedHandle h{};
+  if (parts[0] == "shm") {
+    h.backing = AnySharedArray::Backing::shm;
+  } else if (parts[0] == "npy") {
+    h.backing = AnySharedArray::Backing::npy;
+  } else {
+    throw bad("unknown kind '" + std::string(parts[0]) + "'");
+  }
+  const std::optional<DType> dtype = parse_dtype(parts[1]);
+  if (!dtype) throw bad("unknown dtype '" + std::string(parts[1]) + "'");
+  std::optional<Shape> shape = parse_shape(parts[2]);
+  if (!shape) throw bad("bad shape '" + std::string(parts[2]) + "'");
+  if (rest.empty()) throw bad("no segment name or path");
+  h.dtype = *dtype;
+  h.shape = std::move(*shape);
+  h.name = std::string(rest);
+  return h;
+}
+
+std::string format_handle(const ParsedHandle& h) {
+  return std::string(h.backing == AnySharedArray::Backing::shm ? "shm:" : "npy:") +
+         std::string(dtype_code(h.dtype)) + ":" + format_shape(h.shape) + ":" + h.name;
+}
+
+}  // namespace taskfarm::detail
