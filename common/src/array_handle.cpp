@@ -3,9 +3,30 @@
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::detail {
+namespace {
+
+// The handle as one printable line: control bytes (a NUL would end what() early) as \xNN.
+std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 ParsedHandle parse_handle(std::string_view handle) {
   const auto bad = [&](const std::string& why) {
-    return Error("malformed shared array handle '" + std::string(handle) + "': " + why +
+    return Error("malformed shared array handle '" + printable(handle) + "': " + why +
                  " (expected shm:<dtype>:<shape>:<segment> or npy:<dtype>:<shape>:<path>)");
   };
   std::string_view parts[3];
@@ -29,6 +50,8 @@ ParsedHandle parse_handle(std::string_view handle) {
   std::optional<Shape> shape = parse_shape(parts[2]);
   if (!shape) throw bad("bad shape '" + std::string(parts[2]) + "'");
   if (rest.empty()) throw bad("no segment name or path");
+  // The OS would stop reading the name at a NUL and open another segment or file than named.
+  if (rest.find('\0') != std::string_view::npos) throw bad("NUL byte in the segment name or path");
   h.dtype = *dtype;
   h.shape = std::move(*shape);
   h.name = std::string(rest);

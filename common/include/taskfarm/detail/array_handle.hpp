@@ -1,6 +1,7 @@
 // The text form of a shared array's handle, "shm:f8:100x512:taskfarm-123-…" or
 // "npy:i4:1000:/abs/out.npy": what AnySharedArray::handle() writes and attach() parses, in any
-// process. The string reaches a worker from its master; parse_handle() trusts none of it.
+// process. The string reaches a worker from its master; parse_handle() trusts none of it
+// (fuzz/array_handle_fuzz.cpp holds it to that).
 #pragma once
 
 #include <string>
@@ -16,7 +17,7 @@ struct ParsedHandle {
   AnySharedArray::Backing backing = AnySharedArray::Backing::none;
   DType dtype = DType::u8;
   Shape shape;       ///< 0..max_shape_dims axes, none of them empty
-  std::string name;  ///< segment name or absolute path: not empty, may hold ':'
+  std::string name;  ///< segment name or absolute path: not empty, no NUL byte, may hold ':'
   bool operator==(const ParsedHandle&) const = default;
 };
 
