@@ -1,4 +1,5 @@
 # Two commands for people: `make demo` and `make test`. Each installs what is missing first.
+# `make check` is what CI runs: the suite plain and under ASan+UBSan, and a fuzz smoke run.
 BUILD    ?= build
 JOBS     ?= $(shell nproc)
 SANITIZE ?=
@@ -8,15 +9,26 @@ comma    := ,
 ifneq ($(SANITIZE),)
   TEST_BUILD := build-sanitize-$(subst $(comma),-,$(SANITIZE))
   TEST_FLAGS := -DCMAKE_BUILD_TYPE=Debug -DTASKFARM_SANITIZE=$(SANITIZE) -DTASKFARM_BUILD_BENCH=OFF
-  # The fault tests crash workers on purpose: let SIGSEGV kill them as it would without ASan.
-  export ASAN_OPTIONS := handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0
+  # The fault tests crash workers on purpose: let SIGSEGV & co. kill them as they would without
+  # a sanitizer (each runtime has its own variable; both know these common flags).
+  crash_as_usual := handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0
+  export ASAN_OPTIONS := $(crash_as_usual)
+  export TSAN_OPTIONS := $(crash_as_usual):second_deadlock_stack=1
+  export UBSAN_OPTIONS := print_stacktrace=1
 else
   TEST_BUILD := $(BUILD)
   TEST_FLAGS := -DCMAKE_BUILD_TYPE=Release
 endif
 WERROR := $(if $(CI),-DTASKFARM_WERROR=ON,)
 
-.PHONY: deps build demo test bench install clean
+# libFuzzer targets (fuzz/): clang, ASan+UBSan, their own build folder.
+FUZZ_BUILD      ?= build-fuzz
+FUZZ_CXX        ?= clang++-14
+FUZZ_TIME       ?= 60
+FUZZ_SMOKE_TIME ?= 5
+FUZZ_TARGETS    ?=
+
+.PHONY: deps build demo test check fuzz-build fuzz fuzz-smoke bench install clean
 deps:
 	@scripts/install-deps
 
@@ -32,6 +44,23 @@ test: deps
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
+check:
+	@$(MAKE) --no-print-directory test SANITIZE=
+	@$(MAKE) --no-print-directory test SANITIZE=address,undefined
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+fuzz-build:
+	@TASKFARM_FUZZ_DEPS=1 scripts/install-deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DTASKFARM_FUZZ=ON \
+	  -DTASKFARM_BUILD_TESTS=OFF -DTASKFARM_BUILD_EXAMPLES=OFF -DTASKFARM_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target taskfarm_fuzzers
+
+fuzz: fuzz-build
+	@fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	@fuzz/run $(FUZZ_BUILD) $(FUZZ_SMOKE_TIME) $(FUZZ_TARGETS)
+
 bench: build
 	@TASKFARM_BENCH_DEPS=1 scripts/install-deps
 	@bench/run $(BUILD) $(if $(QUICK),--quick,)
@@ -40,4 +69,4 @@ install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	@rm -rf $(BUILD) build-sanitize-* out
+	@rm -rf $(BUILD) build-sanitize-* $(FUZZ_BUILD) out

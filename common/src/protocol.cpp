@@ -39,6 +39,18 @@ void io_string(Ar& ar, std::string& s) {
   }
 }
 
+// A bool travels as one byte, 0 or 1. Any other byte is refused: read straight into a bool it
+// would be undefined behaviour wherever the master branches on it.
+template <class Ar>
+void io_flag(Ar& ar, bool& b) {
+  std::uint8_t byte = b ? 1 : 0;
+  ar(byte);
+  if constexpr (Ar::is_loading::value) {
+    if (byte > 1) throw ProtocolError("flag byte " + std::to_string(byte) + " is neither 0 nor 1");
+    b = byte == 1;
+  }
+}
+
 template <class Ar, class T, class F>
 void io_vector(Ar& ar, std::vector<T>& v, std::size_t max, F&& each) {
   if constexpr (Ar::is_loading::value) {
@@ -59,7 +71,9 @@ template <class Ar> void io(Ar& ar, Job& m) {
   io_string(ar, m.output_handle);
   io_string(ar, m.input_handle);
   io_string(ar, m.lines_handle);
-  ar(m.wants_result, m.capture_stdout, m.time_tasks);
+  io_flag(ar, m.wants_result);
+  io_flag(ar, m.capture_stdout);
+  io_flag(ar, m.time_tasks);
 }
 template <class Ar> void io(Ar& ar, Assign& m) {
   ar(m.job_id);
@@ -70,10 +84,15 @@ template <class Ar> void io(Ar&, Wake&) {}
 template <class Ar> void io(Ar& ar, Done& m) {
   ar(m.job_id);
   io_vector(ar, m.chunks, kMaxBatch,
-            [](Ar& a, ChunkDone& c) { a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns, c.returned, c.carried); });
+            [](Ar& a, ChunkDone& c) {
+              a(c.chunk_id, c.upto, c.arena_pos, c.arena_len, c.elapsed_ns);
+              io_flag(a, c.returned);
+              io_flag(a, c.carried);
+            });
 }
 template <class Ar> void io(Ar& ar, TaskError& m) {
-  ar(m.job_id, m.chunk_id, m.index, m.out_of_memory);
+  ar(m.job_id, m.chunk_id, m.index);
+  io_flag(ar, m.out_of_memory);
   io_string(ar, m.type);
   io_string(ar, m.what);
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "taskfarm/detail/array_handle.hpp"
 #include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
@@ -18,6 +19,9 @@
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm {
+
+using detail::ParsedHandle;
+using detail::parse_handle;
 
 // Exactly one of the two is set: a shm segment, or a whole .npy file mapped MAP_SHARED. A
 // file create_npy made is also kept open (and locked) as a StagedFile until the object goes.
@@ -71,49 +75,6 @@ void* map_file(int fd, std::size_t bytes, bool writable, const std::string& path
 }
 
 bool refused_writing(int err) { return err == EACCES || err == EPERM || err == EROFS; }
-
-struct ParsedHandle {
-  AnySharedArray::Backing backing;
-  bool read_only;  // published by a read-only mapping ("npy-ro:", "shm-ro:")
-  DType dtype;
-  Shape shape;
-  std::string name;
-};
-
-ParsedHandle parse_handle(std::string_view handle) {
-  const auto bad = [&](const std::string& why) {
-    return Error("malformed shared array handle '" + std::string(handle) + "': " + why +
-                 " (expected shm[-ro]:<dtype>:<shape>:<segment> or npy[-ro]:<dtype>:<shape>:<path>)");
-  };
-  std::string_view parts[3];
-  std::string_view rest = handle;
-  for (std::string_view& part : parts) {
-    const std::size_t colon = rest.find(':');
-    if (colon == std::string_view::npos) throw bad("too few fields");
-    part = rest.substr(0, colon);
-    rest.remove_prefix(colon + 1);
-  }
-  ParsedHandle h{};
-  std::string_view kind = parts[0];
-  h.read_only = kind.size() > 3 && kind.substr(3) == "-ro";
-  if (h.read_only) kind = kind.substr(0, 3);
-  if (kind == "shm") {
-    h.backing = AnySharedArray::Backing::shm;
-  } else if (kind == "npy") {
-    h.backing = AnySharedArray::Backing::npy;
-  } else {
-    throw bad("unknown kind '" + std::string(parts[0]) + "'");
-  }
-  const std::optional<DType> dtype = parse_dtype(parts[1]);
-  if (!dtype) throw bad("unknown dtype '" + std::string(parts[1]) + "'");
-  std::optional<Shape> shape = parse_shape(parts[2]);
-  if (!shape) throw bad("bad shape '" + std::string(parts[2]) + "'");
-  if (rest.empty()) throw bad("no segment name or path");
-  h.dtype = *dtype;
-  h.shape = std::move(*shape);
-  h.name = std::string(rest);
-  return h;
-}
 
 }  // namespace
 
@@ -332,8 +293,7 @@ AnySharedArray AnySharedArray::attach_mode(std::string_view handle, bool read_on
 std::string AnySharedArray::handle() const {
   if (!*this) throw Error("handle() of an empty AnySharedArray");
   if (!published()) throw Error("handle() of " + name_ + " before publish(): no other process could open it");
-  return std::string(backing_ == Backing::shm ? "shm" : "npy") + (writable_ ? ":" : "-ro:") +
-         std::string(dtype_code(dtype_)) + ":" + format_shape(shape_) + ":" + name_;
+  return detail::format_handle({backing_, dtype_, shape_, name_, !writable_});
 }
 
 void AnySharedArray::check(DType dtype, const Shape& shape) const {

@@ -142,6 +142,15 @@ TEST(SharedArrayTest, MalformedHandlesAreRejected) {
   }
 }
 
+// The OS reads a name only up to a NUL byte: "shm:…:<name>\0junk" would attach <name>, another
+// array than the handle names (found by fuzz/array_handle_fuzz.cpp).
+TEST(SharedArrayTest, HandleWhoseNameHoldsANulByteIsRejected) {
+  const auto a = SharedArray<double>::create({4});
+  const std::string handle = a.handle() + std::string(1, '\0') + "junk";
+  const std::string m = error_of([&] { AnySharedArray::attach(handle); });
+  EXPECT_TRUE(contains(m, "malformed shared array handle") && contains(m, "NUL")) << m;
+}
+
 TEST(SharedArrayTest, ZeroDArrayTravelsByHandle) {
   const auto a = SharedArray<double>::create({});
   EXPECT_EQ(a.handle(), "shm:f8:():" + a.name());

@@ -91,8 +91,8 @@ TEST(WorkerFaults, HangIsKilledAtTheTimeoutAndReportedAsTimeout) {
 }
 
 TEST(WorkerFaults, AllocationPastTheMemoryLimitIsReportedAsMemory) {
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply";
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ASan and TSan reserve terabytes of address space for shadow memory: RLIMIT_AS cannot apply";
 #endif
   FarmOptions o;
   o.memory_limit = 1ull << 30;

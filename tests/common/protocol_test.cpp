@@ -1,0 +1,53 @@
+// The wire protocol's decoder against datagrams a faulty worker could send (common/src/
+// protocol.cpp). fuzz/protocol_fuzz.cpp explores the rest; these are the cases it found.
+#include "taskfarm/detail/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace taskfarm::proto {
+namespace {
+
+std::string encoded(const Message& m) {
+  std::string bytes;
+  encode(m, bytes);
+  return bytes;
+}
+
+TEST(ProtocolTest, EveryMessageDecodesToItsOwnEncoding) {
+  const Message messages[] = {Hello{42},
+                              Job{1, "k", {3, 4}, "shm:f8:3x4:s", "", "", true, false, true},
+                              Assign{1, {{7, 0, 12, 1, 1000}}},
+                              Stop{},
+                              Wake{},
+                              Done{1, {{7, 5, 0, 16, 99, true}}},
+                              TaskError{1, 7, 3, true, "std::bad_alloc", "out of memory"}};
+  for (const Message& m : messages) {
+    const std::string bytes = encoded(m);
+    EXPECT_EQ(encoded(decode(bytes)), bytes) << message_name(m);
+  }
+}
+
+// A bool read straight from the wire could hold any byte: undefined behaviour wherever the
+// master branches on it (a Done whose chunk is both returned and not).
+TEST(ProtocolTest, FlagByteOtherThanZeroOrOneIsAProtocolError) {
+  std::string done = encoded(Done{1, {{7, 12, 0, 0, 99, true}}});
+  ASSERT_EQ(done.back(), 1);  // `returned`, the last field
+  done.back() = 2;
+  try {
+    decode(done);
+    FAIL() << "a flag byte of 2 was accepted";
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find("neither 0 nor 1"), std::string::npos) << e.what();
+  }
+
+  std::string error = encoded(TaskError{1, 7, 3, true, "t", "w"});
+  const std::size_t oom_at = 8 + 3 * 8;  // header, job_id, chunk_id, index
+  ASSERT_EQ(error[oom_at], 1);
+  error[oom_at] = static_cast<char>(0x80);
+  EXPECT_THROW(decode(error), ProtocolError);
+}
+
+}  // namespace
+}  // namespace taskfarm::proto
