@@ -32,9 +32,11 @@ TEST(ProtocolTest, EveryMessageDecodesToItsOwnEncoding) {
 // A bool read straight from the wire could hold any byte: undefined behaviour wherever the
 // master branches on it (a Done whose chunk is both returned and not).
 TEST(ProtocolTest, FlagByteOtherThanZeroOrOneIsAProtocolError) {
-  std::string done = encoded(Done{1, {{7, 12, 0, 0, 99, true}}});
-  ASSERT_EQ(done.back(), 1);  // `returned`, the last field
-  done.back() = 2;
+  std::string done = encoded(Done{1, {{7, 12, 0, 0, 99, true, false}}});
+  const std::size_t returned_at = done.size() - 2;  // `returned`, then `carried`: the last two
+  ASSERT_EQ(done[returned_at], 1);
+  ASSERT_EQ(done.back(), 0);
+  done[returned_at] = 2;
   try {
     decode(done);
     FAIL() << "a flag byte of 2 was accepted";
