@@ -292,8 +292,11 @@ AnySharedArray AnySharedArray::attach_mode(std::string_view handle, bool read_on
 
 std::string AnySharedArray::handle() const {
   if (!*this) throw Error("handle() of an empty AnySharedArray");
-  if (!published()) throw Error("handle() of " + name_ + " before publish(): no other process could open it");
-  return detail::format_handle({backing_, dtype_, shape_, name_, !writable_});
+  // Before publish() the file is reached through this process's descriptor of it: a name that
+  // stays valid when publish() renames the file, for as long as this object lives.
+  const std::string where = published() ? name_
+                                        : "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(mapping_->created.fd());
+  return detail::format_handle({backing_, dtype_, shape_, where, !writable_});
 }
 
 void AnySharedArray::check(DType dtype, const Shape& shape) const {

@@ -111,6 +111,60 @@ assert open(sys.argv[1] + '/j.tsv').readline().startswith('# taskfarm joblog 1')
   [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
 }
 
+# A run that has nothing to show replaces nothing: workers that never start the protocol, a run
+# interrupted before any task ended, or one whose every task failed (that one publishes its
+# joblog and trace, which record the failures, but not the output) leave the user's files as
+# they were (same bytes, same inode) and no temporary file.
+nothing_to_show_replaces_nothing() {
+  local f
+  keep_files() {
+    for f in out.npy j.tsv t.json; do
+      rm -f "$W/$f" "$W/$f.keep"
+      echo "precious $f" >"$W/$f.keep"
+      ln "$W/$f.keep" "$W/$f"
+    done
+  }
+  expect_kept() {  # FILES...: still the user's (hard link intact, bytes unchanged)
+    for f in "$@"; do
+      [ "$W/$f" -ef "$W/$f.keep" ] || fail "$1: $f was replaced"
+      [ "$(cat "$W/$f")" = "precious $f" ] || fail "$f was written"
+    done
+    [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+  }
+  local args=(--tasks 8 --output "$W/out.npy" --dtype int32 --joblog "$W/j.tsv" --trace "$W/t.json")
+
+  keep_files
+  tf_bounded run -j 2 "${args[@]}" -- /bin/true  # exits before its handshake, every time
+  expect_rc 3
+  expect_stderr "no task succeeded: $W/out.npy was not replaced (the file there is as it was)"
+  expect_kept out.npy j.tsv t.json
+
+  keep_files
+  "$TASKFARM" run -j 1 "${args[@]}" -- "$CLI_WORKER" --block-from 0 </dev/null >"$W/stdout" 2>"$W/stderr" &
+  local run=$!
+  BG+=("$run")
+  local deadline=$((SECONDS + 20))
+  until compgen -G "$W/t.json.taskfarm-*.tmp" >/dev/null && grep -q '"worker started"' "$W"/t.json.taskfarm-*.tmp; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the run never started a worker"
+    kill -0 "$run" 2>/dev/null || fail "the run ended early: $(cat "$W/stderr")"
+    sleep 0.01
+  done
+  kill -INT "$run"
+  wait "$run"
+  TF_RC=$?
+  expect_rc 130
+  expect_kept out.npy j.tsv t.json
+
+  keep_files
+  tf_bounded run -j 2 --retries 0 "${args[@]}" -- "$CLI_WORKER" --throw-all
+  expect_rc 8
+  [ "$W/out.npy" -ef "$W/out.npy.keep" ] && [ "$(cat "$W/out.npy")" = "precious out.npy" ] ||
+    fail "the output was replaced although no task succeeded"
+  [ "$W/j.tsv" -ef "$W/j.tsv.keep" ] && fail "the joblog of failed tasks was not published"
+  [ "$(grep -c $'\tfailed\t' "$W/j.tsv")" -eq 8 ] || fail "the joblog does not list the 8 failures: $(cat "$W/j.tsv")"
+  [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+}
+
 # A joblog that cannot be written (a full disk; here the master's file size limit, lowered
 # with prlimit once the joblog holds 40 rows, so its next write fails with EFBIG) stops the run
 # like an interruption: exit 102, the summary, the output kept with every logged result in it,

@@ -64,7 +64,9 @@ class AnySharedArray {
 
   /// For create_npy(..., Publish::later): renames the finished file to name(). OnExisting::refuse
   /// throws Error if anything is at the path by now; a FIFO, device or directory is never
-  /// replaced. handle() throws until this is done. No-op once published.
+  /// replaced. Until then handle() names the file through this process's descriptor of it
+  /// ("/proc/PID/fd/N": other processes of the same user open that, before and after the rename,
+  /// while this object lives). No-op once published.
   void publish(OnExisting on_existing = OnExisting::replace);
   /// False only for a create_npy(..., Publish::later) array not yet published.
   bool published() const noexcept;

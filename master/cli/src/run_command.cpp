@@ -5,8 +5,8 @@
 //
 // A file taskfarm did not create is never deleted, truncated or written: the files a run
 // writes are made under temporary names (StagedFile, create_npy's Publish::later) and renamed
-// over their paths only once everything exists and the farm has started; before that, any
-// failure removes only those temporary files. A --resume completes its output and joblog in
+// over their paths only once a task has ended (the output: once one succeeded; Publisher);
+// before that, any failure or interruption removes only those temporary files. A --resume completes its output and joblog in
 // place, as documented. The plan already holds the locks (FileClaim) that keep other runs out.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,6 +22,7 @@
 #include "fanout_observer.hpp"
 #include "joblog_observer.hpp"
 #include "progress.hpp"
+#include "publisher.hpp"
 #include "stdout_writer.hpp"
 #include "stop_signals.hpp"
 #include "summary.hpp"
@@ -158,20 +159,29 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
   }
 
-  // The run starts for real: the new files replace what was at their paths (a file that
-  // appeared there since the plan looked is left alone, and the run refused).
+  // Where nothing was at a path, the new file goes there now: other runs see its lock at once.
+  // A file of the user's there (locked by the plan) is replaced only once the run has something
+  // to show (Publisher): the joblog and trace at the first task that ended, the output at the
+  // first that succeeded. A file that appeared at a path since the plan looked is left alone.
   CreatedFile created;
   try {
-    using OnExisting = AnySharedArray::OnExisting;
-    if (output && !output.published()) {
-      output.publish(plan.claims.output.existed() ? OnExisting::replace : OnExisting::refuse);
+    if (output && !output.published() && !plan.claims.output.existed()) {
+      output.publish(AnySharedArray::OnExisting::refuse);
       created.arm(plan.output->path);
     }
-    if (joblog_file) joblog_file->publish(plan.claims.joblog.existed());
-    if (trace_file) trace_file->publish(plan.claims.trace.existed());
+    if (joblog_file && !plan.claims.joblog.existed()) joblog_file->publish(false);
+    if (trace_file && !plan.claims.trace.existed()) trace_file->publish(false);
   } catch (const Error& e) {
     return fail(exit_usage, e.what());
   }
+  std::string publish_error;
+  Publisher publisher(Unpublished{output ? &output : nullptr, nullptr, true},
+                      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true},
+                      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true},
+                      [&farm, &publish_error](const std::string& why) {
+                        publish_error = why;
+                        if (farm) farm->request_stop();
+                      });
 
   JobSpec job;
   job.extent = plan.extent;
@@ -191,6 +201,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   else task_output.emplace(out);
 
   FanoutObserver fanout;
+  fanout.add(&publisher);
   fanout.add(joblog ? &*joblog : nullptr);
   fanout.add(trace ? &*trace : nullptr);
   fanout.add(events ? static_cast<FarmObserver*>(&*events) : &*task_output);
@@ -221,26 +232,33 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     }
   }
 
-  const int status = joblog_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
+  // A file that appeared at one of the paths meanwhile is left alone: the run stopped (exit 2),
+  // and what it published before stays (a --resume goes on from it).
+  const bool published = publisher.finish(report);
+  const int status = !published ? exit_usage : joblog_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
   SummaryContext ctx;
   ctx.total = plan.tasks;
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
-  ctx.stop_reason = joblog_error;
+  ctx.stop_reason = published ? joblog_error : publisher.error();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
-  std::string removed;
+  std::string untouched;
   if (plan.output) {
     ctx.output = plan.output->path;
-    if (created.armed() && report.succeeded == 0) {
-      removed = "taskfarm: removed " + plan.output->path + ": no task succeeded\n";
+    if (created.armed() && report.succeeded == 0) {  // ours, made at the start: no output
+      untouched = "taskfarm: removed " + plan.output->path + ": no task succeeded\n";
+      ctx.output.clear();
+      ctx.resume_hint.clear();
+    } else if (output && !output.published()) {
+      untouched = "taskfarm: no task succeeded: " + plan.output->path + " was not replaced (the file there is as it was)\n";
       ctx.output.clear();
       ctx.resume_hint.clear();
     } else {
       created.keep();
     }
   }
-  std::cerr << format_summary(report, ctx) << removed;
+  std::cerr << format_summary(report, ctx) << untouched;
   if (!trace_error.empty()) std::cerr << "taskfarm: " << trace_error << "\n";
   if (events) {
     events->end(report, status);
