@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The engine seen through the binary: no silent hang (start-up deadline, stall warnings,
+# progress on time), bounded resources (workers capped at the task count, chunks beyond the
+# index space, failed spawns), and nothing left behind (escaping descendants).
+source "$(dirname "$0")/lib.sh"
+setup_workdir
+
+chunk_beyond_on_resume() {  # a --chunk beyond the index space over resumed ranges not starting at 0
+  tf run -j 2 --tasks 12 --retries 0 --output "$W/o.npy" --dtype i4 --joblog "$W/j.tsv" \
+    -- "$CLI_WORKER" --crash-at 5,9
+  expect_rc 2
+  tf run --resume -j 2 --tasks 12 --chunk 18446744073709551615 --output "$W/o.npy" --joblog "$W/j.tsv" \
+    -- "$CLI_WORKER"
+  expect_rc 0
+  expect_stderr "2 tasks: 2 succeeded, 0 failed"
+  grep -q "died" "$W/stderr" && fail "workers died"
+  py "
+import numpy as np, sys
+o = np.load(sys.argv[1])
+k = np.arange(o.size, dtype=np.int64).reshape(o.shape)
+assert (o == $VALUE_EXPR).all()" "$W/o.npy"
+  expect_no_segments "$TF_PID"
+}
+
+"$@"

@@ -1,0 +1,49 @@
+// The farm's own limits: how many workers a run starts, how large a chunk can be, what a
+// fork-mode call refuses (other threads in the process), and waiting for the next submitted
+// call. Real processes; the scheduler's side of it is in scheduler_test.cpp.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "taskfarm/farm.hpp"
+#include "taskfarm/pool.hpp"
+#include "taskfarm/shared_array.hpp"
+
+using namespace taskfarm;
+
+namespace {
+
+/// Counts what a run reports.
+struct Counting : FarmObserver {
+  int workers_started = 0, failures = 0;
+  void on_worker_started(int, pid_t) override { ++workers_started; }
+  void on_failure(const FailureRecord&) override { ++failures; }
+};
+
+}  // namespace
+
+// A --resume whose ranges do not start at 0, with a chunk beyond the index space: every index in
+// the ranges is computed once, nobody is killed as a protocol violator.
+TEST(Limits, ChunkBeyondTheIndexSpaceRunsEachRangeOnce) {
+  FarmOptions o;
+  o.workers = 2;
+  o.chunk = ~std::uint64_t{0};
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  auto out = SharedArray<std::int64_t>::create({20});
+  JobSpec job;
+  job.extent = {20};
+  job.ranges = {{3, 5}, {10, 12}};
+  job.output_handle = out.handle();
+  Counting seen;
+  const RunReport r = farm.run(job, &seen);
+  EXPECT_EQ(r.tasks, 4u);
+  EXPECT_EQ(r.succeeded, 4u);
+  EXPECT_EQ(r.worker_deaths, 0u);
+  EXPECT_EQ(seen.failures, 0);
+  for (std::size_t i = 0; i < 20; ++i) {
+    const bool in_run = (i >= 3 && i < 5) || (i >= 10 && i < 12);
+    EXPECT_EQ(out.view().element({i}), in_run ? static_cast<std::int64_t>(i * i) : 0) << "index " << i;
+  }
+}
