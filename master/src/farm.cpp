@@ -129,7 +129,7 @@ void Farm::Impl::top_up(std::size_t i) {
   // so a worker given more than that would finish last while the others idle.
   std::uint64_t unfinished = sched->unassigned();
   for (const auto& o : slots) unfinished += o.held_indices;
-  const std::uint64_t share = (unfinished + n_workers - 1) / n_workers;
+  const std::uint64_t share = (unfinished + run_workers - 1) / run_workers;
   proto::Assign a{job_id, {}};
   while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
          (s.held_indices == 0 || s.held_indices + sched->chunk_size() <= share)) {
@@ -333,7 +333,6 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   obs = o;
   factory = f;
   report = RunReport{};
-  report.workers = n_workers;
   final_failures = 0;
   deaths_without_progress = 0;
   halting_now = false;
@@ -348,8 +347,14 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   for (auto d : j.extent) n *= d;
   if (j.extent.empty()) n = 0;
   if (sc.ranges.empty()) sc.ranges.emplace_back(0, n);
+  // Never more workers than tasks: the others would never get work (-j 100000 --tasks 3).
+  std::uint64_t tasks = 0;
+  for (auto [b, e] : sc.ranges) tasks += e > b ? e - b : 0;
+  run_workers = static_cast<std::size_t>(std::clamp<std::uint64_t>(tasks, 1, n_workers));
+  if (slots.size() < run_workers) slots.resize(run_workers);  // slots are made as runs need them
+  report.workers = run_workers;
   sc.chunk = opt.chunk;
-  sc.workers = n_workers;
+  sc.workers = run_workers;
   sc.retries = opt.retries;
   sc.ordered = j.ordered;
   ranges = sc.ranges;
@@ -378,7 +383,7 @@ void Farm::Impl::loop() {
   if (sched->total() == 0) return;
   // Each new worker gets its first chunks before the next one is started, so it works while
   // the others are forked.
-  for (std::size_t i = 0; i < slots.size() && !halting_now; ++i) {
+  for (std::size_t i = 0; i < run_workers && !halting_now; ++i) {
     if (!slots[i].proc) start_or_fail(i);
     if (slots[i].proc) top_up(i);
   }
@@ -388,7 +393,7 @@ void Farm::Impl::loop() {
       halting_now = true;
       break;
     }
-    for (std::size_t i = 0; i < slots.size(); ++i) {
+    for (std::size_t i = 0; i < run_workers; ++i) {
       if (halting_now) break;
       if (!slots[i].proc && !sched->stopped() && (!sched->drained() || busy())) start_or_fail(i);
       else if (slots[i].proc) top_up(i);
@@ -506,7 +511,6 @@ Farm Farm::program(FarmOptions options, std::string program, std::vector<std::st
   impl->program = resolve_program(program);
   impl->args = std::move(args);
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
-  impl->slots.resize(impl->n_workers);
   impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
 }
@@ -517,7 +521,6 @@ Farm Farm::fork(FarmOptions options) {
   impl->opt = std::move(options);
   impl->fork_mode = true;
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
-  impl->slots.resize(impl->n_workers);
   impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
 }

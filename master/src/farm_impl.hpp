@@ -51,7 +51,7 @@ struct Farm::Impl {
   bool fork_mode = false;
   std::string program;
   std::vector<std::string> args;
-  std::size_t n_workers = 1;
+  std::size_t n_workers = 1;  // as asked (FarmOptions::workers resolved)
   std::vector<SlotRun> slots;
   UniqueFd epoll, stop_fd;
   std::atomic<bool> stop_requested{false};
@@ -64,6 +64,7 @@ struct Farm::Impl {
   FarmObserver* obs = nullptr;
   const ForkKernelFactory* factory = nullptr;
   std::optional<Scheduler> sched;
+  std::size_t run_workers = 1;  // slots [0, run_workers) work in this run: min(n_workers, tasks)
   RunReport report;
   std::uint64_t final_failures = 0;
   int deaths_without_progress = 0;

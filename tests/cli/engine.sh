@@ -22,4 +22,11 @@ assert (o == $VALUE_EXPR).all()" "$W/o.npy"
   expect_no_segments "$TF_PID"
 }
 
+workers_capped_at_tasks() {  # -j far above the task count starts one worker per task
+  tf run -j 200 --tasks 3 --events -- "$CLI_WORKER"
+  expect_rc 0
+  [ "$(grep -c '"event":"worker"' "$W/stdout")" -eq 3 ] || fail "$(grep -c '"event":"worker"' "$W/stdout") workers started for 3 tasks"
+  expect_no_segments "$TF_PID"
+}
+
 "$@"

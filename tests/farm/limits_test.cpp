@@ -47,3 +47,31 @@ TEST(Limits, ChunkBeyondTheIndexSpaceRunsEachRangeOnce) {
     EXPECT_EQ(out.view().element({i}), in_run ? static_cast<std::int64_t>(i * i) : 0) << "index " << i;
   }
 }
+
+// Workers beyond the task count would never get work: a run starts at most one per task.
+TEST(Limits, ARunStartsNoMoreWorkersThanTasks) {
+  FarmOptions o;
+  o.workers = 200;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  auto out = SharedArray<std::int64_t>::create({3});
+  JobSpec job;
+  job.extent = {3};
+  job.output_handle = out.handle();
+  Counting seen;
+  const RunReport r = farm.run(job, &seen);
+  EXPECT_EQ(r.succeeded, 3u);
+  EXPECT_EQ(seen.workers_started, 3);
+  EXPECT_EQ(r.workers, 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
+}
+
+TEST(Limits, APoolCallForksNoMoreWorkersThanTasks) {
+  PoolOptions o;
+  o.workers = 200;
+  Pool pool(o);
+  const auto v = pool.map<int>(10, [](std::uint64_t i) { return static_cast<int>(i) * 3; });
+  ASSERT_EQ(v.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(v[static_cast<std::size_t>(i)], 3 * i);
+  EXPECT_EQ(pool.last_report().workers, 10u);
+  EXPECT_EQ(pool.workers(), 200u) << "the option itself is what was asked";
+}
