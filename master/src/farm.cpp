@@ -83,6 +83,7 @@ void Farm::Impl::spawn(std::size_t i) {
   s.kill_message.clear();
   s.job_sent = 0;
   s.assigned = 0;
+  s.spawned_at = Clock::now();
   if (fork_mode) {
     const ForkKernelFactory* f = factory;
     auto body = [f](Channel ch, ShmSegment seg) {
@@ -288,9 +289,12 @@ void Farm::Impl::advance_frontier() {
 int Farm::Impl::wait_ms(Clock::time_point now) const {
   auto wait = std::chrono::milliseconds(100);
   if (opt.task_timeout.count() > 0) wait = std::min(wait, std::max(std::chrono::milliseconds(1), opt.task_timeout / 10));
-  for (const auto& s : slots)
+  for (const auto& s : slots) {
     if (s.kill_deadline != Clock::time_point{})
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.kill_deadline - now) + std::chrono::milliseconds(1));
+    if (s.proc && !s.hello && opt.start_timeout.count() > 0)
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.spawned_at + opt.start_timeout - now) + std::chrono::milliseconds(1));
+  }
   if (opt.chaos_rate > 0) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_chaos - now) + std::chrono::milliseconds(1));
   return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
 }

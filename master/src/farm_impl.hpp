@@ -42,6 +42,7 @@ struct SlotRun {
   std::optional<FailureCause> kill_cause;  // why the master killed it (timeout, protocol)
   std::string kill_message;
   Clock::time_point kill_deadline{};       // TERM sent: KILL at this time
+  Clock::time_point spawned_at{};          // the handshake is due by spawned_at + start_timeout
   std::uint64_t job_sent = 0;
   std::uint64_t assigned = 0;   // indices assigned since spawn
 };
@@ -55,6 +56,7 @@ struct Farm::Impl {
   std::vector<SlotRun> slots;
   UniqueFd epoll, stop_fd;
   std::atomic<bool> stop_requested{false};
+  bool greeted = false;      // some worker of this farm has completed its handshake
   std::uint64_t job_id = 0;
   SpawnLimits spawn_limits;  // decided with the worker count, at creation
   std::mt19937_64 rng;
@@ -109,6 +111,8 @@ struct Farm::Impl {
   void on_exit(std::size_t i, ExitStatus st);
 
   void check_deadlines(Clock::time_point now);
+  // What a worker that never said Hello is told it is (program path, or "a forked worker").
+  std::string worker_name() const;
   void schedule_chaos(Clock::time_point now);
   int wait_ms(Clock::time_point now) const;
 

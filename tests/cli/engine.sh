@@ -29,4 +29,25 @@ workers_capped_at_tasks() {  # -j far above the task count starts one worker per
   expect_no_segments "$TF_PID"
 }
 
+# worker_pids: the pids of the "worker" events in $W/stdout.
+worker_pids() { sed -nE 's/.*"event":"worker".*"pid":([0-9]+).*/\1/p' "$W/stdout"; }
+
+not_a_worker_program() {  # `-- sleep 100` waited forever, --timeout or not; `-- true` is no worker either
+  local t0=$SECONDS
+  tf run -j 2 --tasks 3 --timeout 2s --events -- sleep 100
+  expect_rc 3
+  expect_stderr "sleep did not start the taskfarm protocol within 5 s — is it a worker program (does it call run_worker)?"
+  [ $((SECONDS - t0)) -lt 15 ] || fail "took $((SECONDS - t0)) s"
+  expect_gone $(worker_pids)
+  expect_no_segments "$TF_PID"
+  tf run -j 2 --tasks 3 --start-timeout 300ms --events -- sleep 100
+  expect_rc 3
+  expect_stderr "within 300 ms"
+  expect_gone $(worker_pids)
+  tf run -j 2 --tasks 3 -- true
+  expect_rc 3
+  expect_stderr "true exited with code 0 before starting the taskfarm protocol: it is not a worker program"
+  expect_no_segments "$TF_PID"
+}
+
 "$@"

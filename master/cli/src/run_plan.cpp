@@ -30,6 +30,7 @@ FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
   f.halt = halt.halt;
   f.halt_after = halt.after;
   if (!o.timeout.empty()) f.task_timeout = parse_duration("--timeout", o.timeout);
+  f.start_timeout = parse_duration("--start-timeout", o.start_timeout);
   if (!o.mem_limit.empty()) f.memory_limit = parse_size("--mem-limit", o.mem_limit);
   if (!o.chaos.empty()) f.chaos_rate = parse_rate("--chaos", o.chaos);
   f.forward_stderr = true;

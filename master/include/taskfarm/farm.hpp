@@ -40,6 +40,10 @@ struct FarmOptions {
   double chaos_rate = 0;             ///< fault injection: SIGKILL a random busy worker this often per second
   std::uint64_t chaos_seed = 0;      ///< 0 = random
   int max_start_failures = 5;        ///< consecutive worker deaths without progress before the run stops
+  /// A worker must complete its handshake (say Hello: run_worker does it first thing) within
+  /// this; else it is killed with cause `start`. If no worker of the farm has ever done so, the
+  /// run stops at once with that cause (the program is not a worker program). 0 = no limit.
+  std::chrono::milliseconds start_timeout{5000};
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
 };
