@@ -296,6 +296,9 @@ int Farm::Impl::wait_ms(Clock::time_point now) const {
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.spawned_at + opt.start_timeout - now) + std::chrono::milliseconds(1));
   }
   if (opt.chaos_rate > 0) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_chaos - now) + std::chrono::milliseconds(1));
+  for (std::size_t i = 0; i < run_workers; ++i)
+    if (!slots[i].proc && slots[i].retry_at > now)
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(slots[i].retry_at - now) + std::chrono::milliseconds(1));
   return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
 }
 
@@ -339,6 +342,8 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   report = RunReport{};
   final_failures = 0;
   deaths_without_progress = 0;
+  spawn_failures_in_a_row = 0;
+  for (auto& sl : slots) sl.retry_at = {}, sl.spawn_failures = 0;
   halting_now = false;
   frontier = 0;
   pending.clear();
@@ -406,23 +411,6 @@ void Farm::Impl::loop() {
     const auto now = Clock::now();
     check_deadlines(now);
     poll_once(wait_ms(now));
-  }
-}
-
-void Farm::Impl::start_or_fail(std::size_t i) {
-  try {
-    spawn(i);
-  } catch (const SpawnError& e) {
-    FailureRecord f;
-    f.cause = FailureCause::start;
-    f.slot = static_cast<int>(i);
-    f.error = e.error();
-    f.message = e.what();
-    report.failures.push_back(f);
-    if (obs) obs->on_failure(f);
-    report.farm_error = e.what();
-    sched->stop();
-    halting_now = true;
   }
 }
 

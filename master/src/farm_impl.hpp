@@ -45,6 +45,8 @@ struct SlotRun {
   Clock::time_point spawned_at{};          // the handshake is due by spawned_at + start_timeout
   std::uint64_t job_sent = 0;
   std::uint64_t assigned = 0;   // indices assigned since spawn
+  Clock::time_point retry_at{};  // a spawn failed for want of resources: not again before this
+  int spawn_failures = 0;        // in a row, for the backoff
 };
 
 struct Farm::Impl {
@@ -70,6 +72,7 @@ struct Farm::Impl {
   RunReport report;
   std::uint64_t final_failures = 0;
   int deaths_without_progress = 0;
+  int spawn_failures_in_a_row = 0;  // over all slots; reset by a successful spawn
   bool halting_now = false;
   Clock::time_point next_chaos{};
   // Ordered delivery.
@@ -125,7 +128,13 @@ struct Farm::Impl {
   RunReport run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f);
   void loop();
 
+  // Starts a worker in slot i (unless it is backing off after a failed spawn). A spawn that
+  // fails for want of resources (EAGAIN, ENOMEM, EMFILE, ...) is retried with backoff while the
+  // others work; only when no worker runs and starts keep failing does the run stop, with that
+  // cause. Any other spawn failure (the program cannot be executed) stops the run at once.
   void start_or_fail(std::size_t i);
+  void spawn_failed(std::size_t i, int err, const std::string& what);
+  std::size_t live_workers() const;
 
   // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a
   // deadline, escalating TERM → KILL.

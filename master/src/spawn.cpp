@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <spawn.h>
@@ -30,9 +31,15 @@ namespace {
 
 constexpr int kChannelFd = 3;
 
+// The child's one handle; without it the child would be nobody's to reap: it is killed then.
 UniqueFd open_pidfd(pid_t pid) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) throw_errno("pidfd_open for worker pid " + std::to_string(pid));
+  if (fd < 0) {
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}  // SIGKILLed: it ends promptly
+    throw SystemError("pidfd_open for worker pid " + std::to_string(pid), err);
+  }
   return UniqueFd(fd);
 }
 

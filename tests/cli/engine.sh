@@ -50,4 +50,35 @@ not_a_worker_program() {  # `-- sleep 100` waited forever, --timeout or not; `--
   expect_no_segments "$TF_PID"
 }
 
+# as_user_with_nproc N CMD...: runs CMD as an unprivileged user of its own under RLIMIT_NPROC = N
+# (root is exempt from the limit). Skips (exit 0 with a note) when not root.
+as_user_with_nproc() {
+  local n=$1
+  shift
+  local uid=$((200000 + $$ % 100000))
+  setpriv --reuid="$uid" --regid="$uid" --clear-groups prlimit --nproc="$n" -- "$@"
+}
+
+spawn_eagain_carries_on() {  # EAGAIN at the third spawn: the run goes on with 2 workers, and says so
+  [ "$(id -u)" -eq 0 ] || { echo "skipped: needs root to run under RLIMIT_NPROC as another user"; return 0; }
+  chmod 0777 "$W"
+  as_user_with_nproc 3 "$TASKFARM" run -j 4 --tasks 300 --events --output "$W/o.npy" --dtype i4 -- "$CLI_WORKER" \
+    >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 0
+  expect_stderr "taskfarm: cannot start a worker: cannot start worker program $CLI_WORKER: Resource temporarily unavailable; carrying on with 2 of 4 workers, trying again"
+  expect_stderr "300 tasks: 300 succeeded"
+  [ "$(grep -c '"event":"worker"' "$W/stdout")" -eq 2 ] || fail "not 2 workers"
+  py "
+import numpy as np, sys
+o = np.load(sys.argv[1])
+k = np.arange(o.size, dtype=np.int64).reshape(o.shape)
+assert (o == $VALUE_EXPR).all()" "$W/o.npy"
+  # No worker at all: the run stops with that cause.
+  as_user_with_nproc 1 "$TASKFARM" run -j 2 --tasks 10 -- "$CLI_WORKER" >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 3
+  expect_stderr "the farm could not run: cannot start any worker: cannot start worker program $CLI_WORKER: Resource temporarily unavailable"
+}
+
 "$@"

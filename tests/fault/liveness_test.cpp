@@ -2,12 +2,20 @@
 // that says what is wrong; a stuck or stopped worker is visible on time (ticks, stalls); a
 // spawn that fails leaves the run going with fewer workers.
 #include <gtest/gtest.h>
+#include <grp.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <functional>
 
 #include "taskfarm/farm.hpp"
+#include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
 
 using namespace taskfarm;
@@ -28,6 +36,52 @@ RunReport run_program(FarmOptions o, const std::string& program, std::vector<std
   job.extent = {n};
   return farm.run(job);
 }
+
+/// Runs `body` in a child process as an unprivileged user under RLIMIT_NPROC = `nproc` (root
+/// is exempt from it: a real limit needs a real user). The uid is this test process's own, so
+/// no other process counts against the limit. Returns the child's exit code (body's result),
+/// or -1 if it did not end within 60 s; skips the test when not root.
+int as_unprivileged_user(rlim_t nproc, const std::function<int()>& body) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const uid_t uid = 200000 + static_cast<uid_t>(::getpid() % 100000);
+    const rlimit rl{nproc, nproc};
+    if (::setgroups(0, nullptr) != 0 || ::setgid(uid) != 0 || ::setrlimit(RLIMIT_NPROC, &rl) != 0 || ::setuid(uid) != 0) {
+      std::perror("switching to an unprivileged user");
+      ::_exit(90);
+    }
+    int code = 91;
+    try {
+      code = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  pollfd p{pidfd, POLLIN, 0};
+  if (::poll(&p, 1, 60'000) != 1) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::close(pidfd);
+    return -1;
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(pidfd);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// Remembers the start failures and how many workers started.
+struct StartWatch : FarmObserver {
+  int started = 0;
+  std::vector<FailureRecord> start_failures;
+  void on_worker_started(int, pid_t) override { ++started; }
+  void on_failure(const FailureRecord& f) override {
+    if (f.cause == FailureCause::start) start_failures.push_back(f);
+  }
+};
 
 }  // namespace
 
@@ -87,4 +141,71 @@ TEST(StartDeadline, OneStuckStartAmongGoodOnesIsReplaced) {
   farm.close();
   EXPECT_TRUE(no_children());
   std::system(("rm -rf " + dir).c_str());
+}
+
+// One failed spawn (EAGAIN under `ulimit -u`) stopped the whole run while healthy workers were
+// there: now it carries on with those, says so once, and keeps trying.
+TEST(SpawnFailures, ForkLimitLeavesTheRunGoingWithFewerWorkers) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+  // This process and two workers fit under 3; the third and fourth spawns fail with EAGAIN.
+  const int code = as_unprivileged_user(3, [] {
+    FarmOptions o;
+    o.workers = 4;
+    o.forward_stderr = false;
+    Farm farm = Farm::program(o, FAULT_WORKER);
+    auto out = SharedArray<std::int64_t>::create({200});
+    JobSpec job;
+    job.extent = {200};
+    job.output_handle = out.handle();
+    StartWatch seen;
+    const RunReport r = farm.run(job, &seen);
+    if (!r.farm_error.empty()) return std::fprintf(stderr, "farm error: %s\n", r.farm_error.c_str()), 1;
+    if (r.succeeded != 200) return std::fprintf(stderr, "%llu succeeded\n", static_cast<unsigned long long>(r.succeeded)), 2;
+    for (std::size_t i = 0; i < 200; ++i)
+      if (out.view().element({i}) != static_cast<std::int64_t>(i * i)) return std::fprintf(stderr, "index %zu wrong\n", i), 3;
+    if (seen.started != 2) return std::fprintf(stderr, "%d workers started\n", seen.started), 4;
+    if (seen.start_failures.size() != 1) return std::fprintf(stderr, "%zu start failures reported\n", seen.start_failures.size()), 5;
+    const FailureRecord& f = seen.start_failures[0];
+    if (f.index || f.error != EAGAIN || f.message.find("carrying on with 2 of 4 workers") == std::string::npos)
+      return std::fprintf(stderr, "reported: %s\n", f.describe().c_str()), 6;
+    if (r.failed_spawns < 2 || !r.failures.empty()) return std::fprintf(stderr, "report: %llu failed spawns\n", static_cast<unsigned long long>(r.failed_spawns)), 7;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
+TEST(SpawnFailures, ForkModeCarriesOnWithFewerWorkersToo) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+  const int code = as_unprivileged_user(3, [] {
+    PoolOptions o;
+    o.workers = 4;
+    o.forward_stderr = false;
+    Pool pool(o);
+    const auto v = pool.map<long>(200, [](std::uint64_t i) { return static_cast<long>(i * i); });
+    for (std::size_t i = 0; i < 200; ++i)
+      if (v[i] != static_cast<long>(i * i)) return std::fprintf(stderr, "index %zu wrong\n", i), 3;
+    const RunReport& r = pool.last_report();
+    if (r.failed_spawns < 2 || !r.failures.empty()) return std::fprintf(stderr, "%llu failed spawns\n", static_cast<unsigned long long>(r.failed_spawns)), 4;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
+TEST(SpawnFailures, NoWorkerAtAllStopsTheRunWithTheCause) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+  const int code = as_unprivileged_user(1, [] {  // not even one worker fits
+    FarmOptions o;
+    o.workers = 2;
+    o.forward_stderr = false;
+    Farm farm = Farm::program(o, FAULT_WORKER);
+    JobSpec job;
+    job.extent = {10};
+    const RunReport r = farm.run(job);
+    if (r.farm_error.find("cannot start any worker") == std::string::npos ||
+        r.farm_error.find("Resource temporarily unavailable") == std::string::npos)
+      return std::fprintf(stderr, "farm error: '%s'\n", r.farm_error.c_str()), 1;
+    if (r.failures.empty() || r.failures.back().cause != FailureCause::start) return 2;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
 }

@@ -105,6 +105,7 @@ struct RunReport {
   std::uint64_t retries = 0;      ///< attempts beyond the first, over all indices
   std::uint64_t worker_deaths = 0;  ///< workers that died unexpectedly (and were replaced)
   std::uint64_t chaos_kills = 0;  ///< of those, killed by fault injection (never charged to an index)
+  std::uint64_t failed_spawns = 0;  ///< worker starts that failed for want of resources (retried)
   std::vector<FailureRecord> failures;  ///< final failures (one per failed index) and farm-level ones
   bool halted = false;            ///< stopped early by the halt policy
   bool interrupted = false;       ///< stopped by request_stop() (SIGINT/SIGTERM in the CLI)

@@ -1,0 +1,26 @@
+#include "worker_notices.hpp"
+
+#include <unistd.h>
+
+#include "progress.hpp"
+
+namespace taskfarm::cli {
+
+void WorkerNotices::say(const std::string& line) {
+  if (progress_ != nullptr) progress_->clear();
+  const std::string text = "taskfarm: " + line + "\n";
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd_, rest.data(), rest.size());
+    if (n <= 0) return;  // a notice is best effort
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void WorkerNotices::on_failure(const FailureRecord& f) {
+  // A spawn that failed for want of resources (it carries an errno) while the run goes on; the
+  // one that stops the run is final and reaches the summary as the farm's error.
+  if (f.cause == FailureCause::start && !f.index && f.error != 0 && !f.final) say(f.message);
+}
+
+}  // namespace taskfarm::cli
