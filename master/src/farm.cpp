@@ -84,6 +84,11 @@ void Farm::Impl::spawn(std::size_t i) {
   s.job_sent = 0;
   s.assigned = 0;
   s.spawned_at = Clock::now();
+  s.seen_chunk = kNoChunk;  // what reset_slot wrote: progress is counted from the spawn
+  s.seen_index = s.seen_done = 0;
+  s.seen_started = 0;
+  s.seen_since_ns = monotonic_ns();
+  s.stall_reported = false;
   if (fork_mode) {
     const ForkKernelFactory* f = factory;
     auto body = [f](Channel ch, ShmSegment seg) {
@@ -296,6 +301,8 @@ int Farm::Impl::wait_ms(Clock::time_point now) const {
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.spawned_at + opt.start_timeout - now) + std::chrono::milliseconds(1));
   }
   if (opt.chaos_rate > 0) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_chaos - now) + std::chrono::milliseconds(1));
+  if (obs != nullptr && opt.tick_interval.count() > 0)
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now) + std::chrono::milliseconds(1));
   for (std::size_t i = 0; i < run_workers; ++i)
     if (!slots[i].proc && slots[i].retry_at > now)
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(slots[i].retry_at - now) + std::chrono::milliseconds(1));
@@ -336,6 +343,8 @@ void Farm::Impl::poll_once(int timeout_ms) {
 
 RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f) {
   const auto t0 = Clock::now();
+  run_start = t0;
+  next_tick = t0 + opt.tick_interval;
   job = &j;
   obs = o;
   factory = f;
@@ -410,6 +419,7 @@ void Farm::Impl::loop() {
     if (!busy() && (sched->drained() || sched->stopped())) break;
     const auto now = Clock::now();
     check_deadlines(now);
+    if (opt.tick_interval.count() > 0 && now >= next_tick) tick(now);  // on time, events or not
     poll_once(wait_ms(now));
   }
 }

@@ -15,6 +15,7 @@
 #include "scheduler.hpp"
 #include "spawn.hpp"
 #include "taskfarm/detail/protocol.hpp"
+#include "taskfarm/detail/slot.hpp"
 #include "taskfarm/farm.hpp"
 #include "worker_process.hpp"
 
@@ -47,6 +48,11 @@ struct SlotRun {
   std::uint64_t assigned = 0;   // indices assigned since spawn
   Clock::time_point retry_at{};  // a spawn failed for want of resources: not again before this
   int spawn_failures = 0;        // in a row, for the backoff
+  // Liveness (farm_liveness.cpp): the slot's progress fields as the last tick saw them.
+  std::uint64_t seen_chunk = kNoChunk, seen_index = 0, seen_done = 0;
+  std::int64_t seen_started = 0;
+  std::int64_t seen_since_ns = 0;  // monotonic_ns() of the first tick that saw them so
+  bool stall_reported = false;
 };
 
 struct Farm::Impl {
@@ -114,6 +120,10 @@ struct Farm::Impl {
   void on_exit(std::size_t i, ExitStatus st);
 
   void check_deadlines(Clock::time_point now);
+  // Liveness (farm_liveness.cpp): looks at every worker of the run, reports on_tick and stalls.
+  void tick(Clock::time_point now);
+  WorkerLiveness observe(std::size_t i, std::int64_t now_ns);
+  Clock::time_point run_start{}, next_tick{};
   // What a worker that never said Hello is told it is (program path, or "a forked worker").
   std::string worker_name() const;
   void schedule_chaos(Clock::time_point now);

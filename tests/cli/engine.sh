@@ -81,4 +81,57 @@ assert (o == $VALUE_EXPR).all()" "$W/o.npy"
   expect_stderr "the farm could not run: cannot start any worker: cannot start worker program $CLI_WORKER: Resource temporarily unavailable"
 }
 
+# A worker stopped with SIGSTOP (no --timeout) used to make the run wait silently. Now it is
+# named on stderr once, a "stall" event says so, and once continued the run completes.
+stopped_worker_is_named() {
+  local line pid="" stalled=""
+  mkfifo "$W/ev"
+  "$TASKFARM" run -j 1 --chunk 1 --tasks 30 --stall-warning 1s --events -- "$CLI_WORKER" --spin-ms 20 \
+    >"$W/ev" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/ev"
+  while read -r -t 30 -u 3 line; do
+    case $line in
+      *'"event":"worker"'*) pid=$(sed -E 's/.*"pid":([0-9]+).*/\1/' <<<"$line") ;;
+      *'"event":"chunk"'*) [ -n "$pid" ] && [ -z "$stalled" ] && kill -STOP "$pid" && stalled=asked ;;
+      *'"event":"stall"'*) stalled=$line; break ;;
+    esac
+  done
+  [ "$stalled" != asked ] && [ -n "$stalled" ] || fail "no stall event within 30 s"
+  grep -q '"stopped":true' <<<"$stalled" || fail "stall event does not say stopped: $stalled"
+  grep -q "\"pid\":$pid" <<<"$stalled" || fail "stall event names another pid: $stalled"
+  kill -CONT "$pid"
+  cat <&3 >"$W/rest"
+  wait "$TF_PID"
+  TF_RC=$?
+  exec 3<&-
+  expect_rc 0
+  expect_stderr "(pid $pid) has shown no progress for 1 s on task"
+  expect_stderr "it is stopped (SIGSTOP?): kill -CONT $pid resumes it; --timeout would kill and retry"
+  [ "$(grep -c 'has shown no progress' "$W/stderr")" -eq 1 ] || fail "named more than once"
+  grep -q '"event":"end".*"succeeded":30' "$W/rest" || fail "the run did not complete"
+}
+
+# --progress is event-driven no more: with every task stuck, lines still come every 2 s, naming
+# the worker and the task it is stuck on.
+progress_moves_while_stuck() {
+  "$TASKFARM" run -j 1 --chunk 1 --tasks 3 --progress --stall-warning 0 -- "$CLI_WORKER" --block-from 1 \
+    >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  local waited=0
+  until grep -q "taskfarm: [01]/3 .* slot 0 on 1 for 0:0[2-9]" "$W/stderr"; do
+    [ "$waited" -lt 200 ] || fail "no progress line naming the stuck worker within 20 s"
+    read -r -t 0.1 <> <(:) || true  # a 0.1 s bounded wait between looks at the file
+    waited=$((waited + 1))
+  done
+  kill -TERM "$TF_PID"
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 143
+  grep -q "has shown no progress" "$W/stderr" && fail "--stall-warning 0 still warned"
+  expect_no_segments "$TF_PID"
+}
+
 "$@"

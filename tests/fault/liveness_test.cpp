@@ -209,3 +209,96 @@ TEST(SpawnFailures, NoWorkerAtAllStopsTheRunWithTheCause) {
   });
   EXPECT_EQ(code, 0);
 }
+
+namespace {
+
+/// Watches ticks and stalls; after `stop_after_ticks` ticks past the first stall, stops the run.
+struct LivenessWatch : FarmObserver {
+  Farm* farm = nullptr;
+  int ticks = 0, ticks_after_stall = 0, stop_after_ticks = 3;
+  bool continue_stopped = false;  // SIGCONT a stalled worker instead of stopping the run
+  std::vector<WorkerLiveness> stalls;
+  std::chrono::nanoseconds longest{0};
+  char state_seen = '?';
+  pid_t first_pid = 0;
+  bool stop_sent = false;
+  void on_chunk_done(int, pid_t pid, std::uint64_t, std::uint64_t, std::uint32_t, std::chrono::nanoseconds) override {
+    if (first_pid == 0 && continue_stopped) {
+      first_pid = pid;
+      ::kill(pid, SIGSTOP);  // mid-run, holding work
+    }
+  }
+  void on_tick(const FarmTick& t) override {
+    ++ticks;
+    for (const auto& w : t.workers) {
+      if (w.busy && w.since_progress > longest) longest = w.since_progress;
+      if (w.stopped()) state_seen = w.state;
+    }
+    if (!stalls.empty() && ++ticks_after_stall >= stop_after_ticks && !continue_stopped && !stop_sent) {
+      stop_sent = true;
+      farm->request_stop();
+    }
+  }
+  void on_stall(const WorkerLiveness& w) override {
+    stalls.push_back(w);
+    if (continue_stopped) ::kill(w.pid, SIGCONT);
+  }
+};
+
+}  // namespace
+
+// A task stuck with no --timeout: the run used to wait silently. Ticks come on time all the
+// while, and the worker is reported once, with the task it is stuck on.
+TEST(Liveness, StuckTaskIsReportedOnceWithItsIndexWhileTicksGoOn) {
+  FarmOptions o;
+  o.workers = 2;
+  o.chunk = 1;
+  o.tick_interval = 100ms;
+  o.stall_warning = 400ms;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, FAULT_WORKER, {"--fault", "hang", "--at", "7"});
+  auto out = SharedArray<std::int64_t>::create({20});
+  JobSpec job;
+  job.extent = {20};
+  job.output_handle = out.handle();
+  LivenessWatch watch;
+  watch.farm = &farm;
+  const RunReport r = farm.run(job, &watch);
+  EXPECT_TRUE(r.interrupted);
+  ASSERT_EQ(watch.stalls.size(), 1u) << "once per stall, though it lasted several ticks";
+  const WorkerLiveness& w = watch.stalls[0];
+  EXPECT_EQ(w.index, std::optional<std::uint64_t>(7));
+  EXPECT_TRUE(w.busy);
+  EXPECT_TRUE(w.started);
+  EXPECT_GT(w.pid, 0);
+  EXPECT_GE(w.since_progress, 400ms);
+  EXPECT_LT(w.since_progress, 2s);
+  EXPECT_GE(watch.ticks, 5);
+  EXPECT_LT(r.succeeded, 20u) << "index 7 never completes (and chunks queued behind it)";
+}
+
+// A worker stopped with SIGSTOP shows as stopped ('T') and is reported; once continued, the run
+// completes.
+TEST(Liveness, StoppedWorkerIsReportedAsStopped) {
+  FarmOptions o;
+  o.workers = 1;
+  o.chunk = 1;
+  o.tick_interval = 100ms;
+  o.stall_warning = 300ms;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, FAULT_WORKER, {"--spin-ms", "2"});
+  auto out = SharedArray<std::int64_t>::create({100});
+  JobSpec job;
+  job.extent = {100};
+  job.output_handle = out.handle();
+  LivenessWatch watch;
+  watch.farm = &farm;
+  watch.continue_stopped = true;
+  const RunReport r = farm.run(job, &watch);
+  EXPECT_EQ(r.succeeded, 100u);
+  ASSERT_EQ(watch.stalls.size(), 1u);
+  EXPECT_TRUE(watch.stalls[0].stopped()) << "state " << watch.stalls[0].state;
+  EXPECT_EQ(watch.stalls[0].pid, watch.first_pid);
+  EXPECT_EQ(watch.state_seen, 'T');
+  for (std::size_t i = 0; i < 100; ++i) EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
+}

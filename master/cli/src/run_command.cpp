@@ -140,7 +140,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   fanout.add(trace ? &*trace : nullptr);
   fanout.add(events ? static_cast<FarmObserver*>(&*events) : &*task_output);
   fanout.add(&progress);
-  WorkerNotices notices(&progress);
+  WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
   fanout.add(&notices);
 
   if (events)

@@ -25,6 +25,7 @@ struct RunOptions {
   std::string retries = "2";
   std::string timeout;
   std::string start_timeout = "5s";
+  std::string stall_warning = "60s";
   std::string mem_limit;
   std::string halt = "never";
   bool progress = false;

@@ -15,13 +15,16 @@ class Progress;
 class WorkerNotices : public FarmObserver {
  public:
   /// `progress`: the bar to clear before writing (it redraws on its next update), or nullptr.
-  explicit WorkerNotices(Progress* progress, int fd = 2) : progress_(progress), fd_(fd) {}
+  /// `has_timeout`: a --timeout is set (else a stall notice says how to have stuck tasks killed).
+  WorkerNotices(Progress* progress, bool has_timeout, int fd = 2) : progress_(progress), has_timeout_(has_timeout), fd_(fd) {}
 
   void on_failure(const FailureRecord& f) override;
+  void on_stall(const WorkerLiveness& w) override;
 
  private:
   void say(const std::string& line);
   Progress* progress_;
+  bool has_timeout_;
   int fd_;
 };
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,6 +45,13 @@ struct FarmOptions {
   /// this; else it is killed with cause `start`. If no worker of the farm has ever done so, the
   /// run stops at once with that cause (the program is not a worker program). 0 = no limit.
   std::chrono::milliseconds start_timeout{5000};
+  /// How often the farm looks at its workers while a run waits (FarmObserver::on_tick, stalls),
+  /// whatever else happens. 0 = never.
+  std::chrono::milliseconds tick_interval{1000};
+  /// A worker that shows no progress for this long while it holds work (the same task, or work
+  /// it does not start) is reported once per stall through FarmObserver::on_stall. It is not
+  /// killed: that is task_timeout's job. 0 = never.
+  std::chrono::milliseconds stall_warning{60000};
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
 };
@@ -74,6 +82,30 @@ struct IndexResult {
   std::span<const char> text;   ///< capture_stdout: what the task printed
 };
 
+/// What the master sees of one worker at a tick (FarmObserver::on_tick, on_stall).
+struct WorkerLiveness {
+  int slot = -1;
+  pid_t pid = 0;
+  bool started = false;  ///< has completed its handshake
+  bool busy = false;     ///< holds work (running, or queued for it)
+  std::optional<std::uint64_t> index;  ///< the task it is running, as its slot segment says
+  /// How long it has shown no progress: no new task, no chunk finished. Measured from the
+  /// first tick that saw the current state (so up to one tick short), or exactly from the
+  /// task's start when the slot stamps it (with a task timeout; the first task of a chunk).
+  /// For an idle worker, how long it has been idle.
+  std::chrono::nanoseconds since_progress{0};
+  /// Its state letter in /proc/PID/stat, read for a worker that showed no progress since the
+  /// last tick ('?' otherwise): 'R', 'S', 'D', 'T' (stopped), 't' (traced), 'Z'.
+  char state = '?';
+  bool stopped() const noexcept { return state == 'T' || state == 't'; }
+};
+
+/// The periodic liveness view of a run.
+struct FarmTick {
+  std::chrono::nanoseconds elapsed{0};  ///< since the run started
+  std::vector<WorkerLiveness> workers;  ///< the run's worker slots that have a process
+};
+
 /// Everything a run reports, in the order it happens. Called on the Farm's thread.
 class FarmObserver {
  public:
@@ -96,6 +128,12 @@ class FarmObserver {
   /// worker that died with no index to charge (no `index`: between tasks, at start, or killed
   /// by chaos fault injection).
   virtual void on_failure(const FailureRecord&) {}
+  /// Every FarmOptions::tick_interval while a run goes on, events or not: what each worker is
+  /// doing and for how long (--progress redraws from it, so it moves on time).
+  virtual void on_tick(const FarmTick&) {}
+  /// A worker has shown no progress for FarmOptions::stall_warning while holding work: once per
+  /// stall (it is reported again only after it has moved on and stalled anew).
+  virtual void on_stall(const WorkerLiveness&) {}
 };
 
 /// What a run did.
