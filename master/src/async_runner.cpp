@@ -14,6 +14,7 @@
 #include <cxxabi.h>
 #include <typeinfo>
 
+#include "proc_info.hpp"
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::detail {
@@ -57,6 +58,7 @@ AsyncRunner::~AsyncRunner() {
 }
 
 std::shared_ptr<AsyncTask> AsyncRunner::submit(std::function<void(std::string&)> run) {
+  if (!threads_) proc::require_single_thread(fork_with_threads_, "Pool::submit in fork mode");
   auto t = std::make_shared<AsyncTask>();
   t->run = std::move(run);
   t->id = next_id_++;
@@ -111,6 +113,17 @@ void AsyncRunner::poll_threads(std::chrono::milliseconds timeout) {
     t->bytes = std::move(t->thread_out);
     FailureRecord f;
     settle(t, std::move(t->bytes), true, f);
+  }
+}
+
+void AsyncRunner::start_pending() {
+  while (!pending_.empty() && running_.size() < workers_) {
+    // A thread started since the call was queued makes this fork unsafe: the call stays queued
+    // and the Error reaches whoever drives the pool.
+    if (!threads_) proc::require_single_thread(fork_with_threads_, "Pool::submit in fork mode");
+    auto t = pending_.front();
+    pending_.pop_front();
+    start(t);
   }
 }
 
@@ -211,19 +224,11 @@ void AsyncRunner::settle(const std::shared_ptr<AsyncTask>& t, std::string out, b
 }
 
 void AsyncRunner::poll(std::chrono::milliseconds timeout) {
-  while (!pending_.empty() && running_.size() < workers_) {
-    auto t = pending_.front();
-    pending_.pop_front();
-    start(t);
-  }
+  start_pending();
   if (running_.empty()) return;
   if (threads_) {
     poll_threads(timeout);
-    while (!pending_.empty() && running_.size() < workers_) {
-      auto t = pending_.front();
-      pending_.pop_front();
-      start(t);
-    }
+    start_pending();
     return;
   }
   std::vector<pollfd> fds;
@@ -244,11 +249,7 @@ void AsyncRunner::poll(std::chrono::milliseconds timeout) {
     else still.push_back(t);
   }
   running_ = std::move(still);
-  while (!pending_.empty() && running_.size() < workers_) {
-    auto t = pending_.front();
-    pending_.pop_front();
-    start(t);
-  }
+  start_pending();
 }
 
 bool AsyncRunner::wait(const AsyncTask& task, std::chrono::milliseconds timeout) {

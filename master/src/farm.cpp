@@ -19,6 +19,7 @@
 #include <set>
 
 #include "farm_impl.hpp"
+#include "proc_info.hpp"
 #include "taskfarm/detail/slot.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 
@@ -529,6 +530,7 @@ Farm Farm::fork(FarmOptions options) {
 
 RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernelFactory& factory) {
   if (impl_->fork_mode && !factory) throw Error("Farm::run in fork mode needs a kernel factory");
+  if (impl_->fork_mode) proc::require_single_thread(impl_->opt.fork_with_threads, "fork mode");
   return impl_->run(job, observer, &factory);
 }
 

@@ -103,7 +103,8 @@ void Pool::close() {
 std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
   if (!state_->async)
     state_->async = std::make_unique<detail::AsyncRunner>(workers(), options_.retries, options_.task_timeout,
-                                                          options_.backend == Backend::threads);
+                                                          options_.backend == Backend::threads,
+                                                          options_.fork_with_threads);
   return state_->async->submit(std::move(run));
 }
 

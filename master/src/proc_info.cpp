@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "taskfarm/error.hpp"
 
 namespace taskfarm::proc {
 namespace {
@@ -42,6 +45,16 @@ std::size_t thread_count() noexcept {
     if (e->d_name[0] != '.') ++n;
   ::closedir(d);
   return n;
+}
+
+void require_single_thread(bool allowed, const char* what) {
+  if (allowed) return;
+  const std::size_t n = thread_count();
+  if (n <= 1) return;
+  throw Error(std::string(what) + ": this process has " + std::to_string(n) +
+              " threads, and a worker forked while another thread holds a lock (malloc's, or yours) would deadlock "
+              "on it. Use Backend::threads or program mode (Farm::program) here, or set fork_with_threads = true "
+              "if no other thread can hold a lock at the call");
 }
 
 std::vector<pid_t> children() {

@@ -3,7 +3,11 @@
 // call. Real processes; the scheduler's side of it is in scheduler_test.cpp.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "taskfarm/farm.hpp"
@@ -74,4 +78,84 @@ TEST(Limits, APoolCallForksNoMoreWorkersThanTasks) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(v[static_cast<std::size_t>(i)], 3 * i);
   EXPECT_EQ(pool.last_report().workers, 10u);
   EXPECT_EQ(pool.workers(), 200u) << "the option itself is what was asked";
+}
+
+namespace {
+
+/// A thread that waits on a condition variable until destroyed, as an idle pool thread does.
+class WaitingThread {
+ public:
+  WaitingThread() : thread_([this] {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+  }) {}
+  ~WaitingThread() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+void expect_refusal(const std::function<void()>& call, const char* what) {
+  try {
+    call();
+    ADD_FAILURE() << what << " forked with another thread alive";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("this process has 2 threads"), std::string::npos) << m;
+    EXPECT_NE(m.find("Backend::threads or program mode"), std::string::npos) << m;
+    EXPECT_NE(m.find("fork_with_threads"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+
+// A fork while another thread holds malloc's (or the user's) lock deadlocks the child: the repro
+// hung 6 runs in 8. A fork-mode call now refuses while other threads exist, naming the fix.
+TEST(ForkSafety, ForkModeRefusesWhileOtherThreadsExist) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  WaitingThread other;
+  expect_refusal([&] { pool.map<int>(10, [](std::uint64_t i) { return static_cast<int>(i); }); }, "map");
+  expect_refusal([&] { pool.for_each(10, [](std::uint64_t) {}); }, "for_each");
+  expect_refusal([&] { pool.submit([] { return 1; }); }, "submit");
+  EXPECT_EQ(pool.in_flight(), 0u) << "a refused submit queues nothing";
+}
+
+TEST(ForkSafety, ForkWithThreadsIsAnExplicitOptIn) {
+  PoolOptions o;
+  o.workers = 2;
+  o.fork_with_threads = true;
+  Pool pool(o);
+  WaitingThread other;  // holds no lock while it waits: safe, and the user says so
+  const auto v = pool.map<int>(10, [](std::uint64_t i) { return static_cast<int>(i) + 1; });
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(v[static_cast<std::size_t>(i)], i + 1);
+  EXPECT_EQ(pool.submit([] { return 42; }).get(), 42);
+}
+
+TEST(ForkSafety, ThreadsBackendAndProgramModeAreUnaffected) {
+  WaitingThread other;
+  PoolOptions o;
+  o.workers = 2;
+  o.backend = Backend::threads;
+  Pool pool(o);
+  EXPECT_EQ(pool.map<int>(4, [](std::uint64_t i) { return static_cast<int>(i); }).size(), 4u);
+  EXPECT_EQ(pool.submit([] { return 7; }).get(), 7);
+  FarmOptions f;
+  f.workers = 2;
+  Farm farm = Farm::program(f, FAULT_WORKER);
+  JobSpec job;
+  job.extent = {4};
+  job.results = ResultMode::blobs;
+  EXPECT_EQ(farm.run(job).succeeded, 4u);
 }

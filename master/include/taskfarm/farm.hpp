@@ -54,6 +54,10 @@ struct FarmOptions {
   std::chrono::milliseconds stall_warning{60000};
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
+  /// Fork mode refuses to fork (throws Error) while this process has other threads: a worker
+  /// forked while another thread holds a lock (malloc's, or yours) deadlocks on it. Set this
+  /// only if no other thread can hold a lock at the call.
+  bool fork_with_threads = false;
 };
 
 /// How a job's per-index results come back.
