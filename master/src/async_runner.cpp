@@ -252,6 +252,16 @@ void AsyncRunner::poll(std::chrono::milliseconds timeout) {
   start_pending();
 }
 
+void AsyncRunner::wait_completed(std::size_t count, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (completed_ >= count || in_flight() == 0) return;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    poll(std::min(left, std::chrono::milliseconds(100)));
+  }
+}
+
 bool AsyncRunner::wait(const AsyncTask& task, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -58,6 +58,8 @@ class AsyncRunner {
   void poll(std::chrono::milliseconds timeout);
   /// Drives until `task` is done or failed, or `timeout` passes; true if it finished.
   bool wait(const AsyncTask& task, std::chrono::milliseconds timeout);
+  /// Drives until completed() reaches `count`, nothing is in flight, or `timeout` passes.
+  void wait_completed(std::size_t count, std::chrono::milliseconds timeout);
 
   std::size_t completed() const noexcept { return completed_; }
   std::size_t in_flight() const noexcept { return pending_.size() + running_.size(); }

@@ -159,3 +159,35 @@ TEST(ForkSafety, ThreadsBackendAndProgramModeAreUnaffected) {
   job.results = ResultMode::blobs;
   EXPECT_EQ(farm.run(job).succeeded, 4u);
 }
+
+// The README's progress loop waited on futures.front(), which returns at once once that call is
+// done: 2 million progress lines for 300 calls. wait_any waits for the next completion.
+class WaitAny : public testing::TestWithParam<Backend> {};
+
+TEST_P(WaitAny, ProgressLoopMakesOneIterationPerCompletion) {
+  PoolOptions o;
+  o.workers = 2;
+  o.backend = GetParam();
+  Pool pool(o);
+  std::vector<Future<std::uint64_t>> futures;
+  for (std::uint64_t i = 0; i < 300; ++i)
+    futures.push_back(pool.submit([](std::uint64_t k) {
+      volatile std::uint64_t x = 0;  // a little work, so calls finish one by one
+      for (int j = 0; j < 20000; ++j) x = x + k;
+      return k * k;
+    }, i));
+  std::size_t iterations = 0, reported = 0;
+  while (pool.in_flight() > 0) {  // the README's loop
+    reported += pool.wait_any(std::chrono::seconds(5));
+    ++iterations;
+    ASSERT_LE(iterations, 300u) << "the loop spins";
+  }
+  reported += pool.wait_any(std::chrono::seconds(5));  // what finished after the last wait
+  EXPECT_EQ(reported, 300u) << "each completion is counted once";
+  EXPECT_EQ(pool.completed(), 300u);
+  EXPECT_EQ(pool.wait_any(std::chrono::seconds(5)), 0u) << "nothing in flight: returns at once";
+  for (std::uint64_t i = 0; i < 300; ++i) EXPECT_EQ(futures[i].get(), i * i);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, WaitAny, testing::Values(Backend::fork, Backend::threads),
+                         [](const testing::TestParamInfo<Backend>& p) { return p.param == Backend::fork ? "fork" : "threads"; });
