@@ -27,6 +27,7 @@ namespace taskfarm {
 namespace {
 
 constexpr auto kStopGrace = std::chrono::milliseconds(1000);
+constexpr std::size_t kMaxPendingBytes = 32u << 20;  // ordered delivery: results held for order
 
 enum Source : std::uint64_t { kPidfd = 0, kChannel = 1, kStderr = 2, kControl = 3 };
 std::uint64_t tag(std::size_t slot, Source s) { return (static_cast<std::uint64_t>(slot) << 2) | s; }
@@ -270,6 +271,7 @@ void Farm::Impl::deliver(const IndexResult& r) {
     return;
   }
   pending.emplace(r.index, std::make_pair(std::string(r.value.data(), r.value.size()), std::string(r.text.data(), r.text.size())));
+  pending_bytes += r.value.size() + r.text.size();
   advance_frontier();
 }
 
@@ -277,6 +279,7 @@ void Farm::Impl::advance_frontier() {
   for (;;) {
     if (auto it = pending.find(frontier); it != pending.end()) {
       obs->on_result(IndexResult{frontier, it->second.first, it->second.second});
+      pending_bytes -= it->second.first.size() + it->second.second.size();
       pending.erase(it);
     } else if (skipped.erase(frontier) == 0) {
       break;
@@ -290,6 +293,9 @@ void Farm::Impl::advance_frontier() {
       }
   }
   sched->set_frontier(frontier);
+  // Results held for order are bounded in bytes too, not only in indices: tasks that print a lot
+  // behind a slow one would otherwise fill the master's memory (window × output per task).
+  sched->hold_ahead(pending_bytes > kMaxPendingBytes);
 }
 
 int Farm::Impl::wait_ms(Clock::time_point now) const {
@@ -357,6 +363,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   halting_now = false;
   frontier = 0;
   pending.clear();
+  pending_bytes = 0;
   skipped.clear();
   ++job_id;
 

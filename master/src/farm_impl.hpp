@@ -84,6 +84,7 @@ struct Farm::Impl {
   // Ordered delivery.
   std::uint64_t frontier = 0;
   std::map<std::uint64_t, std::pair<std::string, std::string>> pending;
+  std::size_t pending_bytes = 0;  // Σ bytes held in `pending`
   std::set<std::uint64_t> skipped;  // finally failed: the frontier passes over them
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // of this run, in order
 

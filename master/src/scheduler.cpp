@@ -71,7 +71,10 @@ void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexce
 std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
   if (stopped_ || max_size == 0) return std::nullopt;
   const std::uint64_t budget = probing() ? kProbeBudgetNs : 0;
-  if (!retry_.empty()) {
+  // Held: only the retry that starts at the frontier (if that index is waiting for one) may go;
+  // everything below the frontier is delivered, so the frontier's own index is never fresh work.
+  const bool holding = ordered_ && hold_ahead_;
+  if (!retry_.empty() && (!holding || retry_.front().begin <= frontier_)) {
     // Long retries (the rest of a probe, of a crashed chunk) go out in today's chunk size.
     ChunkTask& front = retry_.front();
     ChunkTask t = front;
@@ -86,7 +89,7 @@ std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
   while (range_ < ranges_.size() && cursor_ >= ranges_[range_].second) {
     if (++range_ < ranges_.size()) cursor_ = ranges_[range_].first;
   }
-  if (range_ >= ranges_.size()) return std::nullopt;
+  if (range_ >= ranges_.size() || holding) return std::nullopt;
   std::uint64_t size = std::min(chunk_size(), max_size);
   if (ordered_) {
     // Saturating: a huge fixed chunk must not wrap the window (or its end) to something small.

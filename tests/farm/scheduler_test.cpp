@@ -175,3 +175,25 @@ TEST(Scheduler, ChunkBeyondTheIndexSpaceIsClampedToEachRange) {
     EXPECT_LE(s.chunk_size(), s.total());
   }
 }
+
+// Ordered delivery holding too many bytes of results: nothing beyond the frontier goes out, but
+// a retry of the frontier's own index does (else the frontier could never move again).
+TEST(Scheduler, HoldAheadLetsOnlyTheFrontiersRetryOut) {
+  SchedulerConfig c = config(100, 10);
+  c.ordered = true;
+  Scheduler s(c);
+  auto a = s.next(), b = s.next();  // [0, 10), [10, 20)
+  ASSERT_TRUE(a && b);
+  s.set_frontier(3);          // 0..2 delivered, 3 crashed: retried below
+  s.requeue(3, 4, 1);
+  s.requeue(15, 20, 0);       // beyond the frontier
+  s.hold_ahead(true);
+  auto r = s.next();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->begin, 3u);
+  EXPECT_EQ(r->end, 4u);
+  EXPECT_FALSE(s.next()) << "held: neither the retry at 15 nor fresh work at 20";
+  s.hold_ahead(false);
+  EXPECT_EQ(s.next()->begin, 15u);
+  EXPECT_EQ(s.next()->begin, 20u);
+}
