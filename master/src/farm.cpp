@@ -462,8 +462,9 @@ void Farm::Impl::stop_all(bool now) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       SlotRun& s = slots[i];
       if (!s.proc) continue;
-      s.proc->drain_stderr(opt.forward_stderr);
-      if (s.proc->try_reap() || s.proc->reaped()) {
+      const bool gone = s.proc->try_reap() || s.proc->reaped();
+      s.proc->drain_stderr(opt.forward_stderr, /*last=*/gone);
+      if (gone) {
         release_slot(i);
       } else {
         left = true;

@@ -60,7 +60,7 @@ void Farm::Impl::kill_worker(std::size_t i, FailureCause cause, std::string mess
 void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
   SlotRun& s = slots[i];
   drain_channel(i);
-  s.proc->drain_stderr(opt.forward_stderr);
+  s.proc->drain_stderr(opt.forward_stderr, /*last=*/true);
   SlotState& ss = slot_state(s.proc->slot());
   // Told to stop and gone with nothing left: a clean exit, or one whose status another wait()
   // in this process took (a SIGCHLD handler, SIGCHLD ignored).
