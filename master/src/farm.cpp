@@ -18,6 +18,7 @@
 #include <random>
 #include <set>
 
+#include "descendants.hpp"
 #include "farm_impl.hpp"
 #include "proc_info.hpp"
 #include "taskfarm/detail/slot.hpp"
@@ -400,6 +401,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
     throw;
   }
   if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
+  report.strays_killed = kill_strays();
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);
@@ -496,6 +498,18 @@ void Farm::Impl::wait_for_exits(int timeout_ms) {
   if (!fds.empty()) ::poll(fds.data(), fds.size(), timeout_ms);
 }
 
+std::vector<pid_t> Farm::Impl::worker_pids() const {
+  std::vector<pid_t> pids;
+  for (const auto& s : slots)
+    if (s.proc && !s.proc->reaped()) pids.push_back(s.proc->pid());
+  return pids;
+}
+
+std::uint64_t Farm::Impl::kill_strays() {
+  if (!opt.reap_descendants) return 0;
+  return descendants::kill_and_reap(worker_pids(), kStopGrace);
+}
+
 void Farm::Impl::release_slot(std::size_t i) {
   SlotRun& s = slots[i];
   unwatch(s.proc->pidfd());
@@ -521,6 +535,7 @@ Farm Farm::program(FarmOptions options, std::string program, std::vector<std::st
   impl->opt = std::move(options);
   impl->program = resolve_program(program);
   impl->args = std::move(args);
+  if (impl->opt.reap_descendants) descendants::become_subreaper();
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
   impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
@@ -531,6 +546,7 @@ Farm Farm::fork(FarmOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
   impl->fork_mode = true;
+  if (impl->opt.reap_descendants) descendants::become_subreaper();
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
   impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
@@ -548,7 +564,10 @@ void Farm::request_stop() noexcept {
   [[maybe_unused]] auto r = ::write(impl_->stop_fd.get(), &one, sizeof one);
 }
 
-void Farm::close() { impl_->stop_all(false); }
+void Farm::close() {
+  impl_->stop_all(false);
+  impl_->kill_strays();
+}
 
 std::size_t Farm::worker_count() const noexcept { return impl_->n_workers; }
 const FarmOptions& Farm::options() const noexcept { return impl_->opt; }

@@ -156,6 +156,10 @@ struct Farm::Impl {
   // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
   // and stderr pipes already at EOF would make epoll return at once and spin.
   void wait_for_exits(int timeout_ms);
+  // The pids of this farm's live workers (what descendants:: must never touch).
+  std::vector<pid_t> worker_pids() const;
+  // reap_descendants: kills and reaps every escaped descendant (end of a run, close).
+  std::uint64_t kill_strays();
   void release_slot(std::size_t i);
 };
 

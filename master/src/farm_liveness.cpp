@@ -3,6 +3,7 @@
 // and reports how long each has shown no progress (on_tick); once per stall, a worker that has
 // held work without progress for stall_warning (on_stall). It only reads what workers write
 // anyway, so their hot path pays nothing (docs/design.md, "Liveness"). Part of Farm::Impl.
+#include "descendants.hpp"
 #include "farm_impl.hpp"
 #include "proc_info.hpp"
 
@@ -44,6 +45,7 @@ WorkerLiveness Farm::Impl::observe(std::size_t i, std::int64_t now_ns) {
 
 void Farm::Impl::tick(Clock::time_point now) {
   next_tick = now + opt.tick_interval;
+  if (opt.reap_descendants) descendants::reap_exited(worker_pids());  // adopted ones that ended
   if (obs == nullptr) return;
   const std::int64_t now_ns = monotonic_ns();
   FarmTick t;

@@ -134,4 +134,62 @@ progress_moves_while_stuck() {
   expect_no_segments "$TF_PID"
 }
 
+# --- hostile workers (tests/helpers/hostile_worker.cpp) ---
+
+escaped_grandchild() {  # a task's grandchild that setsid()s and outlives its worker ends with the run
+  tf run -j 2 --tasks 20 --events -- "$HOSTILE_WORKER" --mode escape --at 3 --dir "$W"
+  expect_rc 0
+  local pid
+  pid=$(cat "$W/escaped") || fail "the grandchild never started"
+  if [ -e "/proc/$pid" ]; then
+    kill -KILL "$pid"  # ours to end: this test started it
+    fail "escaped grandchild $pid outlived the run"
+  fi
+  expect_gone $(worker_pids)
+  expect_no_segments "$TF_PID"
+}
+
+huge_stderr_line() {  # 16 MiB on stderr without a newline: forwarded cut, and said so
+  tf run -j 2 --tasks 10 --retries 0 -- "$HOSTILE_WORKER" --mode stderr-line --at 3 --bytes 16777216
+  expect_rc 1
+  expect_stderr " [taskfarm: line longer than 64 KiB, cut here]"
+  expect_stderr "more bytes of that line not shown]"
+  expect_stderr "failed indices: 3"
+  [ "$(wc -c <"$W/stderr")" -lt 200000 ] || fail "stderr holds $(wc -c <"$W/stderr") bytes"
+}
+
+stdout_flood() {  # every task prints 256 KiB: all of it comes out, the master's memory stays bounded
+  # With --keep-order behind a slow first task, every result that overtakes it waits in the
+  # master: bounded in bytes, not only in tasks.
+  for order in "" "--keep-order"; do
+    "$PYTHON" - "$TASKFARM" "$W/stderr" "$order" "$HOSTILE_WORKER" <<'PY' || fail "flood${order:+ with $order}"
+import resource, subprocess, sys
+tf, err, order, worker = sys.argv[1:]
+tasks, nbytes = 1000, 262144
+args = [tf, "run", "-j", "2", "--tasks", str(tasks)] + ([order] if order else []) + \
+       ["--", worker, "--mode", "flood-stdout", "--at", "all", "--bytes", str(nbytes), "--slow-index", "0", "--slow-ms", "1500"]
+with open(err, "wb") as e:
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=e)
+    size = 0
+    while chunk := p.stdout.read(1 << 20):
+        size += len(chunk)
+    rc = p.wait(timeout=50)
+assert rc == 0, f"exit {rc}"
+assert size == tasks * nbytes, f"{size} bytes of output"
+peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child: the master
+assert peak_mib < 128, f"master peak RSS {peak_mib:.0f} MiB for {tasks * nbytes >> 20} MiB of output"
+print(f"master peak RSS {peak_mib:.0f} MiB for {tasks * nbytes >> 20} MiB of output{' ' + order if order else ''}")
+PY
+  done
+}
+
+exit0_mid_task() {  # exit(0) in the middle of a task is that task's failure, not a clean stop
+  tf run -j 2 --chunk 4 --tasks 20 --retries 1 --joblog "$W/j.tsv" -- "$HOSTILE_WORKER" --mode exit0 --at 7
+  expect_rc 1
+  expect_stderr "failed indices: 7"
+  expect_stderr "worker exited with code 0"
+  [ "$(awk -F'\t' 'NR > 2 && $1 == 7 { print $7 ":" $8 ":" $10 }' "$W/j.tsv" | tr '\n' ' ')" = "retried:0:exit failed:0:exit " ] ||
+    fail "joblog rows of 7: $(awk -F'\t' 'NR > 2 && $1 == 7' "$W/j.tsv")"
+}
+
 "$@"

@@ -44,6 +44,7 @@ FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
   if (!o.mem_limit.empty()) f.memory_limit = parse_size("--mem-limit", o.mem_limit);
   if (!o.chaos.empty()) f.chaos_rate = parse_rate("--chaos", o.chaos);
   f.forward_stderr = true;
+  f.reap_descendants = true;  // the binary's only children are its workers: orphans they leave are ours to end
   return f;
 }
 

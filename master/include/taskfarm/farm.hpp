@@ -58,6 +58,14 @@ struct FarmOptions {
   /// forked while another thread holds a lock (malloc's, or yours) deadlocks on it. Set this
   /// only if no other thread can hold a lock at the call.
   bool fork_with_threads = false;
+  /// Leave no descendant behind: this process becomes a child subreaper, so a process a task
+  /// starts that leaves its worker's process group (setsid) and outlives the worker is
+  /// reparented here instead of to init; exited ones are reaped on each tick, and at the end of
+  /// every run (and at close) the rest are killed and reaped. It takes *every* child of this
+  /// process that is not a worker of this farm for such a descendant: set it only in a program
+  /// whose other children may be killed at the end of a run (the `taskfarm` binary sets it; a
+  /// Pool that also runs submit() must not). It stays a subreaper once set.
+  bool reap_descendants = false;
 };
 
 /// How a job's per-index results come back.
@@ -148,6 +156,7 @@ struct RunReport {
   std::uint64_t worker_deaths = 0;  ///< workers that died unexpectedly (and were replaced)
   std::uint64_t chaos_kills = 0;  ///< of those, killed by fault injection (never charged to an index)
   std::uint64_t failed_spawns = 0;  ///< worker starts that failed for want of resources (retried)
+  std::uint64_t strays_killed = 0;  ///< descendants that escaped their worker, killed at the end (reap_descendants)
   std::vector<FailureRecord> failures;  ///< final failures (one per failed index) and farm-level ones
   bool halted = false;            ///< stopped early by the halt policy
   bool interrupted = false;       ///< stopped by request_stop() (SIGINT/SIGTERM in the CLI)
