@@ -15,6 +15,7 @@
 #include <typeinfo>
 
 #include "proc_info.hpp"
+#include "spawn.hpp"
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::detail {
@@ -123,7 +124,15 @@ void AsyncRunner::start_pending() {
     if (!threads_) proc::require_single_thread(fork_with_threads_, "Pool::submit in fork mode");
     auto t = pending_.front();
     pending_.pop_front();
-    start(t);
+    try {
+      start(t);
+    } catch (const SystemError& e) {
+      // Out of processes (EAGAIN under ulimit -u), memory or descriptors: the call stays queued
+      // and starts when a running one has ended; with none running, nothing would free one.
+      pending_.push_front(t);
+      if (!for_want_of_resources(e.code()) || running_.empty()) throw;
+      return;
+    }
   }
 }
 
@@ -147,7 +156,12 @@ void AsyncRunner::start(const std::shared_ptr<AsyncTask>& t) {
   ::fcntl(rd.get(), F_SETFL, O_NONBLOCK);
   t->pid = pid;
   t->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!t->pidfd) throw_errno("pidfd_open for submitted task pid " + std::to_string(pid));
+  if (!t->pidfd) {  // without its handle the child would be nobody's to reap
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+    throw SystemError("pidfd_open for submitted task pid " + std::to_string(pid), err);
+  }
   t->pipe = std::move(rd);
   t->bytes.clear();
   t->state = AsyncTask::State::running;

@@ -1,8 +1,6 @@
 // Starting workers during a run: a spawn that fails for want of resources (EAGAIN under
 // RLIMIT_NPROC, ENOMEM, out of descriptors) leaves the run going with the workers it has,
 // retried with backoff; the run stops only when none can run. Part of Farm::Impl (farm_impl.hpp).
-#include <cerrno>
-
 #include "farm_impl.hpp"
 
 namespace taskfarm {
@@ -10,12 +8,6 @@ namespace {
 
 constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
-
-// Errors that say "not now" (a limit the machine or the user is at), not "never".
-bool for_want_of_resources(int err) {
-  return err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE || err == ENOSPC || err == ENOBUFS ||
-         err == EINTR;
-}
 
 }  // namespace
 

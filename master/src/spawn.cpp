@@ -67,6 +67,11 @@ void setup_child(pid_t master, const SpawnLimits& limits) noexcept {
 
 }  // namespace
 
+bool for_want_of_resources(int err) noexcept {
+  return err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE || err == ENOSPC || err == ENOBUFS ||
+         err == EINTR;
+}
+
 std::string resolve_program(const std::string& program) {
   auto check = [](const std::string& path) -> int {
     struct stat st {};

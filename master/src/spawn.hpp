@@ -37,6 +37,11 @@ WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std
 WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
                             const std::vector<std::string>& args);
 
+/// Whether a failed spawn (fork, posix_spawn, a pipe or segment for it) with this errno failed
+/// for want of resources — "not now" (EAGAIN under RLIMIT_NPROC, ENOMEM, EMFILE, ...), not
+/// "never" (the program cannot be executed).
+bool for_want_of_resources(int err) noexcept;
+
 /// Resolves a program name like execvp would (PATH for bare names); throws SpawnError with
 /// the reason if it is missing or not executable.
 std::string resolve_program(const std::string& program);

@@ -191,6 +191,21 @@ TEST(SpawnFailures, ForkModeCarriesOnWithFewerWorkersToo) {
   EXPECT_EQ(code, 0);
 }
 
+TEST(SpawnFailures, SubmittedCallsWaitForAFreeProcessInsteadOfFailing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+  const int code = as_unprivileged_user(3, [] {  // two calls at a time fit, not four
+    PoolOptions o;
+    o.workers = 4;
+    Pool pool(o);
+    std::vector<Future<int>> futures;
+    for (int i = 0; i < 12; ++i) futures.push_back(pool.submit([](int k) { return k * k; }, i));
+    for (int i = 0; i < 12; ++i)
+      if (futures[static_cast<std::size_t>(i)].get() != i * i) return std::fprintf(stderr, "call %d wrong\n", i), 1;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
 TEST(SpawnFailures, NoWorkerAtAllStopsTheRunWithTheCause) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
   const int code = as_unprivileged_user(1, [] {  // not even one worker fits
