@@ -53,8 +53,12 @@ AsyncRunner::~AsyncRunner() {
     }
     ::kill(-t->pid, SIGKILL);
     ::kill(t->pid, SIGKILL);
+    // SIGKILLed: it ends within milliseconds, unless stuck in the kernel (D state): wait on its
+    // pidfd with a deadline, never unbounded.
+    pollfd p{t->pidfd.get(), POLLIN, 0};
+    ::poll(&p, 1, 5000);
     siginfo_t info{};
-    ::waitid(P_PIDFD, static_cast<id_t>(t->pidfd.get()), &info, WEXITED);  // SIGKILLed: ends promptly
+    ::waitid(P_PIDFD, static_cast<id_t>(t->pidfd.get()), &info, WEXITED | WNOHANG);
   }
 }
 
