@@ -1,5 +1,5 @@
 // Farm: the engine. Owns a set of worker processes (forked, or worker programs started with
-// posix_spawn), hands them chunks of an index space, watches them through pidfds, retries
+// vfork + exec), hands them chunks of an index space, watches them through pidfds, retries
 // and isolates failures, and reports every attempt to an observer. Pool (fork mode) and the
 // `taskfarm` binary (program mode) are thin faces over it.
 // A Farm is driven from one thread; it starts no threads of its own (so forking stays safe).
@@ -172,7 +172,7 @@ using ForkKernelFactory = std::function<std::unique_ptr<JobRunner>()>;
 
 class Farm {
  public:
-  /// Program mode: workers are `program args...` started with posix_spawn (found on PATH by
+  /// Program mode: workers are `program args...` started with vfork + exec (found on PATH by
   /// Boost.Process); warm across runs.
   static Farm program(FarmOptions options, std::string program, std::vector<std::string> args = {});
   /// Fork mode: workers are forked from this process at each run() (so they see its memory as
