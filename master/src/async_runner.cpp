@@ -14,6 +14,8 @@
 #include <cxxabi.h>
 #include <typeinfo>
 
+#include "proc_info.hpp"
+#include "spawn.hpp"
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::detail {
@@ -51,12 +53,17 @@ AsyncRunner::~AsyncRunner() {
     }
     ::kill(-t->pid, SIGKILL);
     ::kill(t->pid, SIGKILL);
+    // SIGKILLed: it ends within milliseconds, unless stuck in the kernel (D state): wait on its
+    // pidfd with a deadline, never unbounded.
+    pollfd p{t->pidfd.get(), POLLIN, 0};
+    ::poll(&p, 1, 5000);
     siginfo_t info{};
-    ::waitid(P_PIDFD, static_cast<id_t>(t->pidfd.get()), &info, WEXITED);  // SIGKILLed: ends promptly
+    ::waitid(P_PIDFD, static_cast<id_t>(t->pidfd.get()), &info, WEXITED | WNOHANG);
   }
 }
 
 std::shared_ptr<AsyncTask> AsyncRunner::submit(std::function<void(std::string&)> run) {
+  if (!threads_) proc::require_single_thread(fork_with_threads_, "Pool::submit in fork mode");
   auto t = std::make_shared<AsyncTask>();
   t->run = std::move(run);
   t->id = next_id_++;
@@ -114,6 +121,25 @@ void AsyncRunner::poll_threads(std::chrono::milliseconds timeout) {
   }
 }
 
+void AsyncRunner::start_pending() {
+  while (!pending_.empty() && running_.size() < workers_) {
+    // A thread started since the call was queued makes this fork unsafe: the call stays queued
+    // and the Error reaches whoever drives the pool.
+    if (!threads_) proc::require_single_thread(fork_with_threads_, "Pool::submit in fork mode");
+    auto t = pending_.front();
+    pending_.pop_front();
+    try {
+      start(t);
+    } catch (const SystemError& e) {
+      // Out of processes (EAGAIN under ulimit -u), memory or descriptors: the call stays queued
+      // and starts when a running one has ended; with none running, nothing would free one.
+      pending_.push_front(t);
+      if (!for_want_of_resources(e.code()) || running_.empty()) throw;
+      return;
+    }
+  }
+}
+
 void AsyncRunner::start(const std::shared_ptr<AsyncTask>& t) {
   if (threads_) return start_thread(t);
   int fds[2];
@@ -134,7 +160,12 @@ void AsyncRunner::start(const std::shared_ptr<AsyncTask>& t) {
   ::fcntl(rd.get(), F_SETFL, O_NONBLOCK);
   t->pid = pid;
   t->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!t->pidfd) throw_errno("pidfd_open for submitted task pid " + std::to_string(pid));
+  if (!t->pidfd) {  // without its handle the child would be nobody's to reap
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+    throw SystemError("pidfd_open for submitted task pid " + std::to_string(pid), err);
+  }
   t->pipe = std::move(rd);
   t->bytes.clear();
   t->state = AsyncTask::State::running;
@@ -211,19 +242,11 @@ void AsyncRunner::settle(const std::shared_ptr<AsyncTask>& t, std::string out, b
 }
 
 void AsyncRunner::poll(std::chrono::milliseconds timeout) {
-  while (!pending_.empty() && running_.size() < workers_) {
-    auto t = pending_.front();
-    pending_.pop_front();
-    start(t);
-  }
+  start_pending();
   if (running_.empty()) return;
   if (threads_) {
     poll_threads(timeout);
-    while (!pending_.empty() && running_.size() < workers_) {
-      auto t = pending_.front();
-      pending_.pop_front();
-      start(t);
-    }
+    start_pending();
     return;
   }
   std::vector<pollfd> fds;
@@ -244,10 +267,16 @@ void AsyncRunner::poll(std::chrono::milliseconds timeout) {
     else still.push_back(t);
   }
   running_ = std::move(still);
-  while (!pending_.empty() && running_.size() < workers_) {
-    auto t = pending_.front();
-    pending_.pop_front();
-    start(t);
+  start_pending();
+}
+
+void AsyncRunner::wait_completed(std::size_t count, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (completed_ >= count || in_flight() == 0) return;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    poll(std::min(left, std::chrono::milliseconds(100)));
   }
 }
 

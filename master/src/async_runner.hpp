@@ -43,23 +43,30 @@ struct AsyncTask {
 class AsyncRunner {
  public:
   /// `threads`: run each call on a thread instead of a forked process (no isolation).
-  AsyncRunner(std::size_t workers, int retries, std::chrono::milliseconds timeout, bool threads)
-      : workers_(workers), retries_(retries), timeout_(timeout), threads_(threads) {}
+  /// `fork_with_threads`: fork even while this process has other threads (FarmOptions).
+  AsyncRunner(std::size_t workers, int retries, std::chrono::milliseconds timeout, bool threads,
+              bool fork_with_threads = false)
+      : workers_(workers), retries_(retries), timeout_(timeout), threads_(threads), fork_with_threads_(fork_with_threads) {}
   AsyncRunner(const AsyncRunner&) = delete;
   AsyncRunner& operator=(const AsyncRunner&) = delete;
   ~AsyncRunner();  ///< kills and reaps every task still running
 
+  /// Queues a call. Fork mode: throws Error (queuing nothing) while this process has other
+  /// threads, unless fork_with_threads.
   std::shared_ptr<AsyncTask> submit(std::function<void(std::string&)> run);
   /// Starts what may start, handles what finished; waits at most `timeout` for an event.
   void poll(std::chrono::milliseconds timeout);
   /// Drives until `task` is done or failed, or `timeout` passes; true if it finished.
   bool wait(const AsyncTask& task, std::chrono::milliseconds timeout);
+  /// Drives until completed() reaches `count`, nothing is in flight, or `timeout` passes.
+  void wait_completed(std::size_t count, std::chrono::milliseconds timeout);
 
   std::size_t completed() const noexcept { return completed_; }
   std::size_t in_flight() const noexcept { return pending_.size() + running_.size(); }
 
  private:
   void start(const std::shared_ptr<AsyncTask>& t);
+  void start_pending();  // starts queued calls into free slots
   void finish(const std::shared_ptr<AsyncTask>& t);
   void read_pipe(AsyncTask& t);
   void start_thread(const std::shared_ptr<AsyncTask>& t);
@@ -70,6 +77,7 @@ class AsyncRunner {
   int retries_;
   std::chrono::milliseconds timeout_;
   bool threads_;
+  bool fork_with_threads_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<AsyncTask>> pending_;

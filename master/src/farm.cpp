@@ -21,8 +21,10 @@
 #include <set>
 #include <typeinfo>
 
+#include "descendants.hpp"
 #include "farm_impl.hpp"
 #include "taskfarm/detail/carry.hpp"
+#include "proc_info.hpp"
 #include "taskfarm/detail/slot.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 
@@ -30,6 +32,7 @@ namespace taskfarm {
 namespace {
 
 constexpr auto kStopGrace = std::chrono::milliseconds(1000);
+constexpr std::size_t kMaxPendingBytes = 32u << 20;  // ordered delivery: results held for order
 
 enum Source : std::uint64_t { kPidfd = 0, kChannel = 1, kStderr = 2, kControl = 3 };
 std::uint64_t tag(std::size_t slot, Source s) { return (static_cast<std::uint64_t>(slot) << 2) | s; }
@@ -87,6 +90,12 @@ void Farm::Impl::spawn(std::size_t i) {
   s.kill_message.clear();
   s.job_sent = 0;
   s.assigned = 0;
+  s.spawned_at = Clock::now();
+  s.seen_chunk = kNoChunk;  // what reset_slot wrote: progress is counted from the spawn
+  s.seen_index = s.seen_done = 0;
+  s.seen_started = 0;
+  s.seen_since_ns = monotonic_ns();
+  s.stall_reported = false;
   if (fork_mode) {
     const ForkKernelFactory* f = factory;
     auto body = [f](Channel ch, ShmSegment seg) {
@@ -133,7 +142,7 @@ void Farm::Impl::top_up(std::size_t i) {
   // so a worker given more than that would finish last while the others idle.
   std::uint64_t unfinished = sched->unassigned();
   for (const auto& o : slots) unfinished += o.held_indices;
-  const std::uint64_t share = (unfinished + n_workers - 1) / n_workers;
+  const std::uint64_t share = (unfinished + run_workers - 1) / run_workers;
   proto::Assign a{job_id, {}};
   while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
          (s.held_indices == 0 || s.held_indices + sched->chunk_size() <= share)) {
@@ -302,6 +311,7 @@ void Farm::Impl::settle_unfinished() {
   // run counts as succeeded has reached the observer (as a joblog's ok rows say it has).
   for (const auto& [idx, p] : pending) hand_over(idx, p, false);
   pending.clear();
+  pending_bytes = 0;
   const std::vector<std::uint64_t> failed = report.failed_indices();
   if (report.succeeded + failed.size() < report.tasks) report.unfinished = delivered.missing(ranges, failed);
   delivered.clear();
@@ -335,6 +345,7 @@ void Farm::Impl::deliver(std::size_t i, const IndexResult& r, Held& h) {
     h.failed.try_emplace(r.index, delivery_failure(r.index, e));  // commit() retries or fails it
     return;
   }
+  pending_bytes += r.value.size() + r.text.size();
   advance_frontier();
 }
 
@@ -378,6 +389,7 @@ void Farm::Impl::halt_if_due() {
 void Farm::Impl::advance_frontier() {
   for (;;) {
     if (auto it = pending.find(frontier); it != pending.end()) {
+      pending_bytes -= it->second.value.size() + it->second.text.size();
       const bool passed = hand_over(frontier, it->second, true);
       pending.erase(it);
       if (!passed) break;  // requeued: the frontier waits for its next attempt
@@ -393,15 +405,26 @@ void Farm::Impl::advance_frontier() {
       }
   }
   sched->set_frontier(frontier);
+  // Results held for order are bounded in bytes too, not only in indices: tasks that print a lot
+  // behind a slow one would otherwise fill the master's memory (window × output per task).
+  sched->hold_ahead(pending_bytes > kMaxPendingBytes);
 }
 
 int Farm::Impl::wait_ms(Clock::time_point now) const {
   auto wait = std::chrono::milliseconds(100);
   if (opt.task_timeout.count() > 0) wait = std::min(wait, std::max(std::chrono::milliseconds(1), opt.task_timeout / 10));
-  for (const auto& s : slots)
+  for (const auto& s : slots) {
     if (s.kill_deadline != Clock::time_point{})
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.kill_deadline - now) + std::chrono::milliseconds(1));
+    if (s.proc && !s.hello && opt.start_timeout.count() > 0)
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(s.spawned_at + opt.start_timeout - now) + std::chrono::milliseconds(1));
+  }
   if (opt.chaos_rate > 0) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_chaos - now) + std::chrono::milliseconds(1));
+  if (obs != nullptr && opt.tick_interval.count() > 0)
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now) + std::chrono::milliseconds(1));
+  for (std::size_t i = 0; i < run_workers; ++i)
+    if (!slots[i].proc && slots[i].retry_at > now)
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(slots[i].retry_at - now) + std::chrono::milliseconds(1));
   return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
 }
 
@@ -439,16 +462,20 @@ void Farm::Impl::poll_once(int timeout_ms) {
 
 RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f) {
   const auto t0 = Clock::now();
+  run_start = t0;
+  next_tick = t0 + opt.tick_interval;
   job = &j;
   obs = o;
   factory = f;
   report = RunReport{};
-  report.workers = n_workers;
   final_failures = 0;
   deaths_without_progress = 0;
+  spawn_failures_in_a_row = 0;
+  for (auto& sl : slots) sl.retry_at = {}, sl.spawn_failures = 0;
   halting_now = false;
   frontier = 0;
   pending.clear();
+  pending_bytes = 0;
   skipped.clear();
   delivered.clear();
   ++job_id;
@@ -459,8 +486,14 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   for (auto d : j.extent) n *= d;
   if (j.extent.empty()) n = 0;
   if (sc.ranges.empty()) sc.ranges.emplace_back(0, n);
+  // Never more workers than tasks: the others would never get work (-j 100000 --tasks 3).
+  std::uint64_t tasks = 0;
+  for (auto [b, e] : sc.ranges) tasks += e > b ? e - b : 0;
+  run_workers = static_cast<std::size_t>(std::clamp<std::uint64_t>(tasks, 1, n_workers));
+  if (slots.size() < run_workers) slots.resize(run_workers);  // slots are made as runs need them
+  report.workers = run_workers;
   sc.chunk = opt.chunk;
-  sc.workers = n_workers;
+  sc.workers = run_workers;
   sc.retries = opt.retries;
   sc.ordered = j.ordered;
   ranges = sc.ranges;
@@ -481,6 +514,7 @@ RunReport Farm::Impl::run(const JobSpec& j, FarmObserver* o, const ForkKernelFac
   }
   if (fork_mode || halting_now || stop_requested) stop_all(halting_now || stop_requested);
   settle_unfinished();
+  report.strays_killed = kill_strays();
   report.interrupted = stop_requested.exchange(false);
   report.wall = Clock::now() - t0;
   return std::move(report);
@@ -490,7 +524,7 @@ void Farm::Impl::loop() {
   if (sched->total() == 0) return;
   // Each new worker gets its first chunks before the next one is started, so it works while
   // the others are forked.
-  for (std::size_t i = 0; i < slots.size() && !halting_now; ++i) {
+  for (std::size_t i = 0; i < run_workers && !halting_now; ++i) {
     if (!slots[i].proc) start_or_fail(i);
     if (slots[i].proc) top_up(i);
   }
@@ -500,7 +534,7 @@ void Farm::Impl::loop() {
       halting_now = true;
       break;
     }
-    for (std::size_t i = 0; i < slots.size(); ++i) {
+    for (std::size_t i = 0; i < run_workers; ++i) {
       if (halting_now) break;
       if (!slots[i].proc && !sched->stopped() && (!sched->drained() || busy())) start_or_fail(i);
       else if (slots[i].proc) top_up(i);
@@ -508,24 +542,8 @@ void Farm::Impl::loop() {
     if (!busy() && (sched->drained() || sched->stopped())) break;
     const auto now = Clock::now();
     check_deadlines(now);
+    if (opt.tick_interval.count() > 0 && now >= next_tick) tick(now);  // on time, events or not
     poll_once(wait_ms(now));
-  }
-}
-
-void Farm::Impl::start_or_fail(std::size_t i) {
-  try {
-    spawn(i);
-  } catch (const SpawnError& e) {
-    FailureRecord f;
-    f.cause = FailureCause::start;
-    f.slot = static_cast<int>(i);
-    f.error = e.error();
-    f.message = e.what();
-    report.failures.push_back(f);
-    if (obs) obs->on_failure(f);
-    report.farm_error = e.what();
-    sched->stop();
-    halting_now = true;
   }
 }
 
@@ -559,8 +577,9 @@ void Farm::Impl::stop_all(bool now) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       SlotRun& s = slots[i];
       if (!s.proc) continue;
-      s.proc->drain_stderr(opt.forward_stderr);
-      if (s.proc->try_reap() || s.proc->reaped()) {
+      const bool gone = s.proc->try_reap() || s.proc->reaped();
+      s.proc->drain_stderr(opt.forward_stderr, /*last=*/gone);
+      if (gone) {
         release_slot(i);
       } else {
         left = true;
@@ -592,6 +611,18 @@ void Farm::Impl::wait_for_exits(int timeout_ms) {
   if (!fds.empty()) ::poll(fds.data(), fds.size(), timeout_ms);
 }
 
+std::vector<pid_t> Farm::Impl::worker_pids() const {
+  std::vector<pid_t> pids;
+  for (const auto& s : slots)
+    if (s.proc && !s.proc->reaped()) pids.push_back(s.proc->pid());
+  return pids;
+}
+
+std::uint64_t Farm::Impl::kill_strays() {
+  if (!opt.reap_descendants) return 0;
+  return descendants::kill_and_reap(worker_pids(), kStopGrace);
+}
+
 void Farm::Impl::release_slot(std::size_t i) {
   SlotRun& s = slots[i];
   unwatch(s.proc->pidfd());
@@ -617,8 +648,8 @@ Farm Farm::program(FarmOptions options, std::string program, std::vector<std::st
   impl->opt = std::move(options);
   impl->program = resolve_program(program);
   impl->args = std::move(args);
+  if (impl->opt.reap_descendants) descendants::become_subreaper();
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
-  impl->slots.resize(impl->n_workers);
   impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
 }
@@ -628,8 +659,8 @@ Farm Farm::fork(FarmOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
   impl->fork_mode = true;
+  if (impl->opt.reap_descendants) descendants::become_subreaper();
   impl->n_workers = static_cast<std::size_t>(resolve_workers(impl->opt.workers));
-  impl->slots.resize(impl->n_workers);
   impl->spawn_limits = impl->limits();  // reads the affinity mask and cgroup files: once
   return Farm(std::move(impl));
 }
@@ -642,6 +673,7 @@ RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernel
     read_only.input_handle = ro;
     return impl_->run(read_only, observer, &factory);
   }
+  if (impl_->fork_mode) proc::require_single_thread(impl_->opt.fork_with_threads, "fork mode");
   return impl_->run(job, observer, &factory);
 }
 
@@ -651,7 +683,10 @@ void Farm::request_stop() noexcept {
   [[maybe_unused]] auto r = ::write(impl_->stop_fd.get(), &one, sizeof one);
 }
 
-void Farm::close() { impl_->stop_all(false); }
+void Farm::close() {
+  impl_->stop_all(false);
+  impl_->kill_strays();
+}
 
 std::size_t Farm::worker_count() const noexcept { return impl_->n_workers; }
 const FarmOptions& Farm::options() const noexcept { return impl_->opt; }

@@ -7,6 +7,16 @@
 #include "taskfarm/detail/slot.hpp"
 
 namespace taskfarm {
+namespace {
+
+// "5 s", "1.5 s", "300 ms": for messages.
+std::string format_duration(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  if (d.count() > 1000) return std::to_string(d.count() / 1000) + "." + std::to_string(d.count() % 1000 / 100) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+}  // namespace
 
 void Farm::Impl::task_failed(std::size_t i, FailureRecord f, const ChunkTask& t) {
   f.attempt = t.attempt;
@@ -50,7 +60,7 @@ void Farm::Impl::kill_worker(std::size_t i, FailureCause cause, std::string mess
 void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
   SlotRun& s = slots[i];
   drain_channel(i);
-  s.proc->drain_stderr(opt.forward_stderr);
+  s.proc->drain_stderr(opt.forward_stderr, /*last=*/true);
   SlotState& ss = slot_state(s.proc->slot());
   // Told to stop and gone with nothing left: a clean exit, or one whose status another wait()
   // in this process took (a SIGCHLD handler, SIGCHLD ignored).
@@ -83,9 +93,12 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
     if (st.unknown) f.message = "its exit status was taken by another wait() in this process";
     if (!s.hello) {
       f.cause = FailureCause::start;
-      f.message = "exited with code " + std::to_string(st.code) + " before its handshake";
+      f.message = worker_name() + " exited with code " + std::to_string(st.code) +
+                  " before starting the taskfarm protocol: it is not a worker program, or it failed before its "
+                  "run_worker call";
     }
   }
+  if (s.hello) greeted = true;
   if (!expected) {
     ++report.worker_deaths;
     if (s.chaos_killed) ++report.chaos_kills;
@@ -111,12 +124,18 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
   if (!expected && !charged && !halting_now && !s.chaos_killed) {
     ++deaths_without_progress;
     if (obs) obs->on_failure(f);
-    if (deaths_without_progress >= opt.max_start_failures) {
-      // The count is of deaths in a row since the last progress: tasks may have succeeded before.
-      report.farm_error = "workers keep dying without completing a task: " + std::to_string(deaths_without_progress) + " in a row, " +
-                          (report.succeeded == 0 ? std::string("before any task succeeded")
-                                                 : "after " + std::to_string(report.succeeded) + " of " + std::to_string(report.tasks) + " tasks succeeded") +
-                          "; last: " + f.describe();
+    // A handshake that never came from a program that has never made one: it will not come
+    // from the next worker either (each attempt would cost start_timeout).
+    const bool never_greets = f.cause == FailureCause::start && s.kill_cause == FailureCause::start && !greeted;
+    if (deaths_without_progress >= opt.max_start_failures || never_greets) {
+      if (f.cause == FailureCause::start)
+        report.farm_error = f.message + (deaths_without_progress > 1 ? " (" + std::to_string(deaths_without_progress) + " workers in a row)" : "");
+      else
+        // The count is of deaths in a row since the last progress: tasks may have succeeded before.
+        report.farm_error = "workers keep dying without completing a task: " + std::to_string(deaths_without_progress) + " in a row, " +
+                            (report.succeeded == 0 ? std::string("before any task succeeded")
+                                                   : "after " + std::to_string(report.succeeded) + " of " + std::to_string(report.tasks) + " tasks succeeded") +
+                            "; last: " + f.describe();
       if (!f.stderr_tail.empty()) report.farm_error += "\nits stderr ends with:\n" + f.stderr_tail;
       report.failures.push_back(f);
       sched->stop();
@@ -137,6 +156,13 @@ void Farm::Impl::check_deadlines(Clock::time_point now) {
   for (std::size_t i = 0; i < slots.size(); ++i) {
     SlotRun& s = slots[i];
     if (!s.proc || s.proc->reaped()) continue;
+    if (s.hello) greeted = true;
+    if (!s.hello && !s.kill_cause && opt.start_timeout.count() > 0 && now - s.spawned_at >= opt.start_timeout) {
+      kill_worker(i, FailureCause::start, worker_name() + " did not start the taskfarm protocol within " +
+                                              format_duration(opt.start_timeout) +
+                                              " — is it a worker program (does it call run_worker)?");
+      continue;
+    }
     if (s.kill_cause && s.kill_deadline != Clock::time_point{} && now >= s.kill_deadline) {
       s.proc->kill_group(SIGKILL);
       s.kill_deadline = {};
@@ -163,6 +189,8 @@ void Farm::Impl::check_deadlines(Clock::time_point now) {
     schedule_chaos(now);
   }
 }
+
+std::string Farm::Impl::worker_name() const { return fork_mode ? std::string("a forked worker") : program; }
 
 void Farm::Impl::schedule_chaos(Clock::time_point now) {
   std::exponential_distribution<double> gap(opt.chaos_rate);

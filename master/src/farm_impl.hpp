@@ -16,6 +16,7 @@
 #include "scheduler.hpp"
 #include "spawn.hpp"
 #include "taskfarm/detail/protocol.hpp"
+#include "taskfarm/detail/slot.hpp"
 #include "taskfarm/farm.hpp"
 #include "worker_process.hpp"
 
@@ -50,8 +51,16 @@ struct SlotRun {
   std::optional<FailureCause> kill_cause;  // why the master killed it (timeout, protocol)
   std::string kill_message;
   Clock::time_point kill_deadline{};       // TERM sent: KILL at this time
+  Clock::time_point spawned_at{};          // the handshake is due by spawned_at + start_timeout
   std::uint64_t job_sent = 0;
   std::uint64_t assigned = 0;   // indices assigned since spawn
+  Clock::time_point retry_at{};  // a spawn failed for want of resources: not again before this
+  int spawn_failures = 0;        // in a row, for the backoff
+  // Liveness (farm_liveness.cpp): the slot's progress fields as the last tick saw them.
+  std::uint64_t seen_chunk = kNoChunk, seen_index = 0, seen_done = 0;
+  std::int64_t seen_started = 0;
+  std::int64_t seen_since_ns = 0;  // monotonic_ns() of the first tick that saw them so
+  bool stall_reported = false;
 };
 
 struct Farm::Impl {
@@ -59,10 +68,11 @@ struct Farm::Impl {
   bool fork_mode = false;
   std::string program;
   std::vector<std::string> args;
-  std::size_t n_workers = 1;
+  std::size_t n_workers = 1;  // as asked (FarmOptions::workers resolved)
   std::vector<SlotRun> slots;
   UniqueFd epoll, stop_fd;
   std::atomic<bool> stop_requested{false};
+  bool greeted = false;      // some worker of this farm has completed its handshake
   std::uint64_t job_id = 0;
   SpawnLimits spawn_limits;  // decided with the worker count, at creation
   std::mt19937_64 rng;
@@ -72,14 +82,17 @@ struct Farm::Impl {
   FarmObserver* obs = nullptr;
   const ForkKernelFactory* factory = nullptr;
   std::optional<Scheduler> sched;
+  std::size_t run_workers = 1;  // slots [0, run_workers) work in this run: min(n_workers, tasks)
   RunReport report;
   std::uint64_t final_failures = 0;
   int deaths_without_progress = 0;
+  int spawn_failures_in_a_row = 0;  // over all slots; reset by a successful spawn
   bool halting_now = false;
   Clock::time_point next_chaos{};
   // Ordered delivery.
   std::uint64_t frontier = 0;
   std::map<std::uint64_t, PendingResult> pending;
+  std::size_t pending_bytes = 0;  // Σ bytes held in `pending`
   std::set<std::uint64_t> skipped;  // finally failed: the frontier passes over them
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // of this run, in order
   IndexRanges delivered;  // indices that succeeded in this run (per committed piece)
@@ -130,6 +143,12 @@ struct Farm::Impl {
   void on_exit(std::size_t i, ExitStatus st);
 
   void check_deadlines(Clock::time_point now);
+  // Liveness (farm_liveness.cpp): looks at every worker of the run, reports on_tick and stalls.
+  void tick(Clock::time_point now);
+  WorkerLiveness observe(std::size_t i, std::int64_t now_ns);
+  Clock::time_point run_start{}, next_tick{};
+  // What a worker that never said Hello is told it is (program path, or "a forked worker").
+  std::string worker_name() const;
   void schedule_chaos(Clock::time_point now);
   int wait_ms(Clock::time_point now) const;
 
@@ -142,7 +161,13 @@ struct Farm::Impl {
   RunReport run(const JobSpec& j, FarmObserver* o, const ForkKernelFactory* f);
   void loop();
 
+  // Starts a worker in slot i (unless it is backing off after a failed spawn). A spawn that
+  // fails for want of resources (EAGAIN, ENOMEM, EMFILE, ...) is retried with backoff while the
+  // others work; only when no worker runs and starts keep failing does the run stop, with that
+  // cause. Any other spawn failure (the program cannot be executed) stops the run at once.
   void start_or_fail(std::size_t i);
+  void spawn_failed(std::size_t i, int err, const std::string& what);
+  std::size_t live_workers() const;
 
   // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a
   // deadline, escalating TERM → KILL.
@@ -153,6 +178,10 @@ struct Farm::Impl {
   // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
   // and stderr pipes already at EOF would make epoll return at once and spin.
   void wait_for_exits(int timeout_ms);
+  // The pids of this farm's live workers (what descendants:: must never touch).
+  std::vector<pid_t> worker_pids() const;
+  // reap_descendants: kills and reaps every escaped descendant (end of a run, close).
+  std::uint64_t kill_strays();
   void release_slot(std::size_t i);
 };
 

@@ -109,6 +109,7 @@ struct Pool::State {
   std::unique_ptr<detail::AsyncRunner> async;  // made at the first submit
   std::optional<Farm> farm;
   ShmSegment buffer;  // results of trivially copyable types land here, reused across calls
+  std::size_t counted = 0;  // submitted calls finished as of the last wait_any
 };
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)), state_(std::make_unique<State>()) {
@@ -134,7 +135,8 @@ void Pool::close() {
 std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
   if (!state_->async)
     state_->async = std::make_unique<detail::AsyncRunner>(workers(), options_.retries, options_.task_timeout,
-                                                          options_.backend == Backend::threads);
+                                                          options_.backend == Backend::threads,
+                                                          options_.fork_with_threads);
   return state_->async->submit(std::move(run));
 }
 
@@ -158,6 +160,15 @@ std::size_t Pool::in_flight() {
   if (!state_->async) return 0;
   state_->async->poll(std::chrono::milliseconds(0));
   return state_->async->in_flight();
+}
+
+std::size_t Pool::wait_any(std::chrono::milliseconds timeout) {
+  if (!state_->async) return 0;
+  detail::AsyncRunner& a = *state_->async;
+  a.wait_completed(state_->counted + 1, timeout);
+  const std::size_t finished = a.completed() - state_->counted;
+  state_->counted = a.completed();
+  return finished;
 }
 
 void* Pool::fixed_buffer(std::size_t bytes) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 namespace taskfarm {
 namespace {
@@ -12,6 +13,13 @@ constexpr double kDecay = 0.7;            // weight of the past in the time-per-
 constexpr std::uint64_t kProbeBudgetNs = 1'000'000;  // what a first chunk may take before it stops
 constexpr std::size_t kMaxDepth = 512;
 constexpr std::uint64_t kOrderedWindowMin = 4096;
+
+std::uint64_t saturating_mul(std::initializer_list<std::uint64_t> factors) noexcept {
+  std::uint64_t p = 1;
+  for (std::uint64_t f : factors)
+    if (__builtin_mul_overflow(p, f, &p)) return ~std::uint64_t{0};
+  return p;
+}
 }  // namespace
 
 Scheduler::Scheduler(SchedulerConfig c)
@@ -20,6 +28,9 @@ Scheduler::Scheduler(SchedulerConfig c)
   ranges_.erase(std::remove_if(ranges_.begin(), ranges_.end(), [](auto r) { return r.second <= r.first; }), ranges_.end());
   for (auto [b, e] : ranges_) total_ += e - b;
   remaining_ = total_;
+  // A fixed chunk larger than the run is the whole run: nothing downstream sees a size that
+  // only overflow arithmetic could make sense of.
+  if (fixed_chunk_ != 0) fixed_chunk_ = std::min(fixed_chunk_, std::max<std::uint64_t>(total_, 1));
   if (!ranges_.empty()) cursor_ = ranges_[0].first;
 }
 
@@ -60,7 +71,10 @@ void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexce
 std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
   if (stopped_ || max_size == 0) return std::nullopt;
   const std::uint64_t budget = probing() ? kProbeBudgetNs : 0;
-  if (!retry_.empty()) {
+  // Held: only the retry that starts at the frontier (if that index is waiting for one) may go;
+  // everything below the frontier is delivered, so the frontier's own index is never fresh work.
+  const bool holding = ordered_ && hold_ahead_;
+  if (!retry_.empty() && (!holding || retry_.front().begin <= frontier_)) {
     // Long retries (the rest of a probe, of a crashed chunk) go out in today's chunk size.
     ChunkTask& front = retry_.front();
     ChunkTask t = front;
@@ -75,14 +89,18 @@ std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
   while (range_ < ranges_.size() && cursor_ >= ranges_[range_].second) {
     if (++range_ < ranges_.size()) cursor_ = ranges_[range_].first;
   }
-  if (range_ >= ranges_.size()) return std::nullopt;
+  if (range_ >= ranges_.size() || holding) return std::nullopt;
   std::uint64_t size = std::min(chunk_size(), max_size);
   if (ordered_) {
-    const std::uint64_t window = std::max<std::uint64_t>(kOrderedWindowMin, 4 * workers_ * size * depth());
-    if (cursor_ >= frontier_ + window) return std::nullopt;
-    size = std::min(size, frontier_ + window - cursor_);
+    // Saturating: a huge fixed chunk must not wrap the window (or its end) to something small.
+    const std::uint64_t window = std::max(kOrderedWindowMin, saturating_mul({4, workers_, size, depth()}));
+    const std::uint64_t window_end = frontier_ + std::min(window, ~std::uint64_t{0} - frontier_);
+    if (cursor_ >= window_end) return std::nullopt;
+    size = std::min(size, window_end - cursor_);
   }
-  const std::uint64_t end = std::min(ranges_[range_].second, cursor_ + size);
+  // Clamped to the range first: cursor + size could wrap past 2^64 (a --chunk beyond the index
+  // space, a range that does not start at 0) into an inverted chunk.
+  const std::uint64_t end = cursor_ + std::min(size, ranges_[range_].second - cursor_);
   ChunkTask t{next_id_++, cursor_, end, 0, budget};
   remaining_ -= end - cursor_;
   cursor_ = end;

@@ -43,6 +43,9 @@ class Scheduler {
   bool may_retry(std::uint32_t attempt) const noexcept;
   /// Ordered mode: everything below `index` has been delivered.
   void set_frontier(std::uint64_t index) noexcept { frontier_ = index; }
+  /// Ordered mode: while `hold`, nothing goes out but the work that starts at the frontier (the
+  /// master holds as many results waiting for their turn as it will).
+  void hold_ahead(bool hold) noexcept { hold_ahead_ = hold; }
   /// Stops handing out anything (halt policy, interruption).
   void stop() noexcept { stopped_ = true; }
 
@@ -73,6 +76,7 @@ class Scheduler {
   double ns_per_index_ = 0;      // ns_sum_ / index_sum_; 0 = unknown
   double ns_sum_ = 0, index_sum_ = 0;  // decayed per commit
   std::uint64_t frontier_ = 0;
+  bool hold_ahead_ = false;
   bool stopped_ = false;
 };
 

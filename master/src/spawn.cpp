@@ -6,9 +6,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <spawn.h>
+#include <pthread.h>
 
 // Boost.Process v2 finds programs on PATH. Its launchers are not used (docs/design.md §5).
 // 1.81 with std::filesystem forgets two includes of its own.
@@ -30,9 +31,15 @@ namespace {
 
 constexpr int kChannelFd = 3;
 
+// The child's one handle; without it the child would be nobody's to reap: it is killed then.
 UniqueFd open_pidfd(pid_t pid) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) throw_errno("pidfd_open for worker pid " + std::to_string(pid));
+  if (fd < 0) {
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}  // SIGKILLed: it ends promptly
+    throw SystemError("pidfd_open for worker pid " + std::to_string(pid), err);
+  }
   return UniqueFd(fd);
 }
 
@@ -58,7 +65,61 @@ void setup_child(pid_t master, const SpawnLimits& limits) noexcept {
   }
 }
 
+// What the child of a vfork needs, all made before the vfork: it shares the master's memory
+// until it execs and may only make system calls.
+struct ExecPlan {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  pid_t master;
+  int channel, stderr_write, report;
+  std::uint64_t memory_limit;
+};
+
+// The child's side of spawn_program, between vfork and exec. It is bound to the master's life
+// first (PR_SET_PDEATHSIG survives exec): from its first instruction, not from its run_worker
+// call, so a program that never gets there (still loading, or no worker program at all) dies
+// with a SIGKILLed master too. posix_spawn cannot ask for that.
+[[noreturn]] __attribute__((noinline)) void exec_worker(const ExecPlan& p) noexcept {
+  ::setpgid(0, 0);  // its own process group: killpg reaches its children
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != p.master) ::_exit(detail::kExitSetupFailed);
+  if (p.memory_limit != 0) {
+    const rlimit rl{p.memory_limit, p.memory_limit};
+    ::setrlimit(RLIMIT_AS, &rl);
+  }
+  // stderr first: the channel's dup2 may reuse the stderr pipe's number. dup2 clears
+  // close-on-exec on its target; dup2(fd, fd) would not, hence the explicit flag then.
+  bool ok = ::dup2(p.stderr_write, STDERR_FILENO) >= 0 &&
+            (p.channel != kChannelFd ? ::dup2(p.channel, kChannelFd) >= 0 : ::fcntl(kChannelFd, F_SETFD, 0) >= 0);
+  if (ok) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // SIGKILL, SIGSTOP: EINVAL, harmless
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(p.path, p.argv, p.envp);
+  }
+  const int e = errno;
+  [[maybe_unused]] const auto w = ::write(p.report, &e, sizeof e);
+  ::_exit(127);
+}
+
+// vfork in a frame of its own: the compiler must treat it like setjmp (it returns twice), which
+// only a function with no locals of its own can afford.
+__attribute__((noinline)) pid_t vfork_exec(const ExecPlan& p) noexcept {
+  const pid_t pid = ::vfork();
+  if (pid == 0) exec_worker(p);
+  return pid;
+}
+
 }  // namespace
+
+bool for_want_of_resources(int err) noexcept {
+  return err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE || err == ENOSPC || err == ENOBUFS ||
+         err == EINTR;
+}
 
 std::string resolve_program(const std::string& program) {
   auto check = [](const std::string& path) -> int {
@@ -136,30 +197,28 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
   for (auto& a : arg_copy) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  ::posix_spawn_file_actions_init(&fa);
-  ::posix_spawnattr_init(&attr);
-  // dup2 clears close-on-exec on the target; dup2(fd, fd) would not, hence the adddup2 only
-  // when the numbers differ and an explicit flag otherwise.
-  if (child_fd.get() != kChannelFd) ::posix_spawn_file_actions_adddup2(&fa, child_fd.get(), kChannelFd);
-  else ::fcntl(child_fd.get(), F_SETFD, 0);
-  ::posix_spawn_file_actions_adddup2(&fa, err.write.get(), STDERR_FILENO);
-  ::posix_spawnattr_setpgroup(&attr, 0);  // its own process group: killpg reaches its children
-  sigset_t none, all;
-  sigemptyset(&none);
+  // An exec failure comes back through a close-on-exec pipe (nothing at all on success).
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) throw_errno("pipe for starting worker program " + exe);
+  UniqueFd report_read(report[0]), report_write(report[1]);
+  const ExecPlan plan{exe.c_str(), argv.data(), envp.data(), master, child_fd.get(), err.write.get(), report[1],
+                      limits.memory_limit};
+  // No handler of ours may run in the child, which shares our memory until it execs: every
+  // signal is blocked across the vfork (the child resets them before exec), as posix_spawn does.
+  sigset_t all, old;
   sigfillset(&all);
-  ::posix_spawnattr_setsigmask(&attr, &none);
-  ::posix_spawnattr_setsigdefault(&attr, &all);
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), envp.data());
-  ::posix_spawn_file_actions_destroy(&fa);
-  ::posix_spawnattr_destroy(&attr);
-  if (rc != 0) throw SpawnError("cannot start worker program " + exe + ": " + std::strerror(rc), rc);
-  if (limits.memory_limit != 0) {  // also applied by the worker itself; this closes the window
-    const rlimit rl{limits.memory_limit, limits.memory_limit};
-    ::prlimit(pid, RLIMIT_AS, &rl, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = vfork_exec(plan);
+  const int vfork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) throw SpawnError("cannot start worker program " + exe + ": " + std::strerror(vfork_errno), vfork_errno);
+  report_write.reset();
+  int exec_errno = 0;
+  ssize_t n = 0;
+  while ((n = ::read(report_read.get(), &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {}
+  if (n == static_cast<ssize_t>(sizeof exec_errno)) {  // it exited without exec: reap it, say why
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+    throw SpawnError("cannot start worker program " + exe + ": " + std::strerror(exec_errno), exec_errno);
   }
   err.write.reset();
   child_fd.reset();

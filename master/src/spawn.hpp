@@ -1,7 +1,8 @@
-// Starting workers: forked (fork mode, running a function in the child) or as programs
-// (posix_spawn; see docs/design.md for why not Boost.Process v2 1.81). Both give the child its own process group, bind its life
-// to the master's (PR_SET_PDEATHSIG), apply the memory limit and thread-count environment,
-// wire stderr to a pipe and the channel to fd 3. The only code that forks or execs.
+// Starting workers: forked (fork mode, running a function in the child) or as programs (vfork +
+// exec, as posix_spawn does, but bound to the master before the exec; see docs/design.md for
+// why not Boost.Process v2 1.81). Both give the child its own process group, bind its life to
+// the master's (PR_SET_PDEATHSIG), apply the memory limit and thread-count environment, wire
+// stderr to a pipe and the channel to fd 3. The only code that forks or execs.
 #pragma once
 
 #include <functional>
@@ -33,9 +34,15 @@ struct SpawnLimits {
 WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
                            const std::function<int(Channel, ShmSegment)>& body);
 
-/// Starts `program args...` as a worker (channel on fd 3, TASKFARM_WORKER in its environment).
+/// Starts `program args...` as a worker (channel on fd 3, TASKFARM_WORKER in its environment),
+/// bound to this process's death from before its exec.
 WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
                             const std::vector<std::string>& args);
+
+/// Whether a failed spawn (fork, vfork, a pipe or segment for it) with this errno failed
+/// for want of resources — "not now" (EAGAIN under RLIMIT_NPROC, ENOMEM, EMFILE, ...), not
+/// "never" (the program cannot be executed).
+bool for_want_of_resources(int err) noexcept;
 
 /// Resolves a program name like execvp would (PATH for bare names); throws SpawnError with
 /// the reason if it is missing or not executable.

@@ -11,6 +11,8 @@
 namespace taskfarm {
 namespace {
 constexpr std::size_t kTailBytes = 2048;
+constexpr std::size_t kMaxLine = 64 * 1024;          // longest stderr line forwarded whole
+constexpr std::size_t kMaxDrainBytes = 1024 * 1024;  // read per drain_stderr call
 }
 
 WorkerProcess::WorkerProcess(pid_t pid, UniqueFd pidfd, Channel channel, UniqueFd stderr_fd, ShmSegment slot)
@@ -74,37 +76,79 @@ ExitStatus WorkerProcess::kill_and_reap() noexcept {
   return ExitStatus{true, SIGKILL};
 }
 
-void WorkerProcess::drain_stderr(bool forward) {
+void WorkerProcess::drain_stderr(bool forward, bool last) {
   if (!stderr_) return;
   char buf[4096];
-  for (;;) {
+  bool eof = false;
+  for (std::size_t read_now = 0; read_now < kMaxDrainBytes;) {
     const ssize_t n = ::read(stderr_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      if (n == 0) stderr_.reset();  // EOF: the worker (and its children) closed it
+      eof = n == 0;
       break;
     }
-    partial_.append(buf, static_cast<std::size_t>(n));
+    read_now += static_cast<std::size_t>(n);
+    stderr_bytes_ += static_cast<std::uint64_t>(n);
     tail_.append(buf, static_cast<std::size_t>(n));
     if (tail_.size() > 2 * kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
+    partial_.append(buf, static_cast<std::size_t>(n));
+    if (partial_.size() > kMaxLine) forward_lines(forward, false);  // bounded while a flood goes on
   }
-  // Forward whole lines only, so lines of different workers never interleave mid-line.
-  const auto last_nl = partial_.rfind('\n');
-  if (last_nl != std::string::npos) {
-    if (forward) {
-      const char* p = partial_.data();
-      std::size_t left = last_nl + 1;
-      while (left > 0) {
-        const ssize_t w = ::write(STDERR_FILENO, p, left);
-        if (w <= 0) break;
-        p += w;
-        left -= static_cast<std::size_t>(w);
-      }
-    }
-    partial_.erase(0, last_nl + 1);
-  }
-  if (partial_.size() > kTailBytes) partial_.erase(0, partial_.size() - kTailBytes);
+  forward_lines(forward, eof || last);
+  if (eof) stderr_.reset();  // the worker (and its children) closed it
   if (tail_.size() > kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
+}
+
+// Forwards whole lines only, so lines of different workers never interleave mid-line. A line
+// longer than kMaxLine goes out cut, with a note, and the rest of it is dropped; at EOF a last
+// line without newline goes out too.
+void WorkerProcess::forward_lines(bool forward, bool at_eof) {
+  std::string out;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto nl = partial_.find('\n', pos);
+    if (nl == std::string::npos) break;
+    if (skipping_line_ > 0) {  // the end of a line already forwarded cut
+      skipping_line_ += nl - pos;
+      out += "[taskfarm: " + std::to_string(skipping_line_) + " more bytes of that line not shown]\n";
+      skipping_line_ = 0;
+    } else {
+      out.append(partial_, pos, nl + 1 - pos);
+    }
+    pos = nl + 1;
+  }
+  partial_.erase(0, pos);
+  if (partial_.size() > kMaxLine || (at_eof && !partial_.empty())) {
+    if (skipping_line_ > 0) {
+      skipping_line_ += partial_.size();
+    } else if (partial_.size() > kMaxLine) {
+      out.append(partial_, 0, kMaxLine);
+      out += " [taskfarm: line longer than " + std::to_string(kMaxLine / 1024) + " KiB, cut here]\n";
+      skipping_line_ = partial_.size() - kMaxLine;
+    } else {
+      out += partial_ + "\n";  // the worker's last words, without a newline of their own
+    }
+    partial_.clear();
+    if (at_eof && skipping_line_ > 0) {
+      out += "[taskfarm: " + std::to_string(skipping_line_) + " more bytes of that line not shown]\n";
+      skipping_line_ = 0;
+    }
+  }
+  if (!forward) return;
+  const char* p = out.data();
+  std::size_t left = out.size();
+  while (left > 0) {
+    const ssize_t w = ::write(STDERR_FILENO, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    p += w;
+    left -= static_cast<std::size_t>(w);
+  }
+}
+
+std::string WorkerProcess::stderr_tail() const {
+  if (stderr_bytes_ <= tail_.size()) return tail_;
+  return "[taskfarm: " + std::to_string(stderr_bytes_ - tail_.size()) + " earlier bytes of stderr not kept]\n" + tail_;
 }
 
 }  // namespace taskfarm

@@ -45,10 +45,14 @@ class WorkerProcess {
   ExitStatus kill_and_reap() noexcept;
   bool reaped() const noexcept { return reaped_; }
 
-  /// Reads what the worker wrote to stderr; forwards complete lines if `forward`; keeps a tail.
-  void drain_stderr(bool forward);
-  /// The last lines the worker wrote to stderr (up to ~2 KiB).
-  const std::string& stderr_tail() const noexcept { return tail_; }
+  /// Reads what the worker wrote to stderr (at most ~1 MiB per call, so a flood cannot hold the
+  /// event loop); forwards complete lines if `forward` — a line longer than 64 KiB is forwarded
+  /// cut, and says so; a last line without newline is forwarded at EOF, or when `last` (the
+  /// worker is gone, though a child of it may still hold the pipe). Keeps a tail.
+  void drain_stderr(bool forward, bool last = false);
+  /// The last ~2 KiB the worker wrote to stderr; if it wrote more, a first line says how many
+  /// earlier bytes were not kept.
+  std::string stderr_tail() const;
 
  private:
   pid_t pid_ = 0;
@@ -58,6 +62,9 @@ class WorkerProcess {
   ShmSegment slot_;
   bool reaped_ = false;
   std::string tail_, partial_;
+  std::uint64_t stderr_bytes_ = 0;    // written in all, for the tail's "not kept" line
+  std::uint64_t skipping_line_ = 0;   // > 0: bytes dropped of a line too long to forward whole
+  void forward_lines(bool forward, bool at_eof);
 };
 
 }  // namespace taskfarm

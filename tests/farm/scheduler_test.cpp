@@ -144,3 +144,56 @@ TEST(Scheduler, StopHandsOutNothingMore) {
   EXPECT_FALSE(s.next());
 }
 
+
+// A fixed chunk far beyond the index space, over ranges that do not start at 0 (a --resume):
+// cursor + chunk would wrap past 2^64 into an inverted chunk [3, 2), which a worker can only
+// "commit" as nothing, and was then killed as a protocol violator.
+TEST(Scheduler, ChunkBeyondTheIndexSpaceIsClampedToEachRange) {
+  for (bool ordered : {false, true}) {
+    SchedulerConfig c = config(0, ~std::uint64_t{0});
+    c.ranges = {{3, 5}, {10, 12}, {~std::uint64_t{0} - 2, ~std::uint64_t{0}}};
+    c.ordered = ordered;
+    Scheduler s(c);
+    // Delivered up to the end of each chunk; the frontier jumps the gap to the next range, as
+    // Farm's ordered delivery does.
+    auto frontier_after = [&c](std::uint64_t end) {
+      for (auto [b, e] : c.ranges)
+        if (end < e) return std::max(end, b);
+      return end;
+    };
+    s.set_frontier(3);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> got;
+    while (auto t = s.next()) {
+      got.emplace_back(t->begin, t->end);
+      s.set_frontier(frontier_after(t->end));
+    }
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> want{
+        {3, 5}, {10, 12}, {~std::uint64_t{0} - 2, ~std::uint64_t{0}}};
+    EXPECT_EQ(got, want) << (ordered ? "ordered" : "unordered");
+    EXPECT_TRUE(s.drained());
+    EXPECT_EQ(s.unassigned(), 0u);
+    EXPECT_LE(s.chunk_size(), s.total());
+  }
+}
+
+// Ordered delivery holding too many bytes of results: nothing beyond the frontier goes out, but
+// a retry of the frontier's own index does (else the frontier could never move again).
+TEST(Scheduler, HoldAheadLetsOnlyTheFrontiersRetryOut) {
+  SchedulerConfig c = config(100, 10);
+  c.ordered = true;
+  Scheduler s(c);
+  auto a = s.next(), b = s.next();  // [0, 10), [10, 20)
+  ASSERT_TRUE(a && b);
+  s.set_frontier(3);          // 0..2 delivered, 3 crashed: retried below
+  s.requeue(3, 4, 1);
+  s.requeue(15, 20, 0);       // beyond the frontier
+  s.hold_ahead(true);
+  auto r = s.next();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->begin, 3u);
+  EXPECT_EQ(r->end, 4u);
+  EXPECT_FALSE(s.next()) << "held: neither the retry at 15 nor fresh work at 20";
+  s.hold_ahead(false);
+  EXPECT_EQ(s.next()->begin, 15u);
+  EXPECT_EQ(s.next()->begin, 20u);
+}

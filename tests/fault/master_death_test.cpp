@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -27,16 +28,18 @@ struct MiniMaster {
 
 // Starts mini_master and reads the pids of its first two workers (a blocking read of its
 // stdout; the ctest TIMEOUT bounds it).
-MiniMaster start_mini_master() {
+MiniMaster start_mini_master(std::vector<std::string> extra = {}) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
-  char* argv[] = {const_cast<char*>(MINI_MASTER), const_cast<char*>(FAULT_WORKER), nullptr};
+  std::vector<char*> argv{const_cast<char*>(MINI_MASTER), const_cast<char*>(FAULT_WORKER)};
+  for (auto& a : extra) argv.push_back(a.data());
+  argv.push_back(nullptr);
   MiniMaster m;
-  if (::posix_spawn(&m.pid, MINI_MASTER, &fa, nullptr, argv, environ) != 0) throw std::runtime_error("spawn");
+  if (::posix_spawn(&m.pid, MINI_MASTER, &fa, nullptr, argv.data(), environ) != 0) throw std::runtime_error("spawn");
   posix_spawn_file_actions_destroy(&fa);
   ::close(fds[1]);
   m.out = ::fdopen(fds[0], "r");
@@ -91,6 +94,24 @@ TEST(MasterDeath, WorkersDieWithASigkilledMasterAndItsSegmentsAreSwept) {
   for (const auto& name : left) EXPECT_NE(std::find(removed.begin(), removed.end(), name), removed.end()) << name;
   EXPECT_TRUE(segments_of(m.pid).empty());
   std::fclose(m.out);
+}
+
+// A worker program is bound to its master from its first instruction, not from its run_worker
+// call: one still loading (here: blocked before run_worker) dies with a SIGKILLed master too.
+TEST(MasterDeath, WorkerNotYetInRunWorkerDiesWithASigkilledMaster) {
+  const std::string dir = testing::TempDir() + "/early-" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()), 0);
+  MiniMaster m = start_mini_master({"--fault", "slow-start", "--marker-dir", dir});
+  ASSERT_EQ(m.workers.size(), 2u);
+  ASSERT_EQ(::kill(m.pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(m.pid, &status, 0), m.pid);
+  const double ms = wait_all_gone(m.workers, std::chrono::milliseconds(2000));
+  EXPECT_GE(ms, 0) << "a worker that had not called run_worker outlived its master";
+  for (pid_t w : m.workers) ::kill(w, SIGKILL);  // ours either way (the test started them)
+  taskfarm::sweep_dead_segments();
+  std::fclose(m.out);
+  std::system(("rm -rf " + dir).c_str());
 }
 
 TEST(MasterDeath, SigintStopsInOrderWithExit130AndLeavesNothing) {

@@ -1,7 +1,9 @@
 // A worker program for tests: writes out[i] = i * i (int64 output array) or, without an output
 // array, sets result i * i; misbehaves at index --at in the way --fault says.
-//   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS]
-// MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file
+//   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS] [--marker-dir DIR]
+// MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file, or slow-start: the
+// first worker to start (the one that creates DIR/slow-start) blocks before run_worker.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,14 +23,21 @@ int main(int argc, char** argv) {
   std::uint64_t at = ~0ull;
   bool print = false;
   long spin_ms = 0;
+  std::string marker_dir = ".";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--fault" && i + 1 < argc) fault = argv[++i];
     else if (a == "--at" && i + 1 < argc) at = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--print") print = true;
     else if (a == "--spin-ms" && i + 1 < argc) spin_ms = std::strtol(argv[++i], nullptr, 10);
+    else if (a == "--marker-dir" && i + 1 < argc) marker_dir = argv[++i];
   }
   if (fault == "early-exit" && taskfarm::started_by_master()) return 5;  // dies before its handshake
+  if (fault == "slow-start") {
+    const int fd = ::open((marker_dir + "/slow-start").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd >= 0)
+      for (;;) ::pause();  // never gets to run_worker: the master's start deadline must end it
+  }
   return taskfarm::run_worker([&](taskfarm::TaskContext& t) {
     const std::uint64_t i = t.index();
     if (i == at) {

@@ -1,10 +1,12 @@
 // A master for tests of the master's own death: runs fault_worker on 2 workers over slow tasks,
 // prints "worker <pid>" as each starts, and stops in order on SIGINT/SIGTERM (exit 130/143).
-//   mini_master FAULT_WORKER
+//   mini_master FAULT_WORKER [ARGS...]     (ARGS default to --spin-ms 20)
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "taskfarm/farm.hpp"
 #include "taskfarm/shared_array.hpp"
@@ -29,7 +31,9 @@ int main(int argc, char** argv) {
   taskfarm::FarmOptions o;
   o.workers = 2;
   o.chunk = 1;
-  taskfarm::Farm farm = taskfarm::Farm::program(o, argv[1], {"--spin-ms", "20"});
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (args.empty()) args = {"--spin-ms", "20"};
+  taskfarm::Farm farm = taskfarm::Farm::program(o, argv[1], args);
   g_farm = &farm;
   struct sigaction sa {};
   sa.sa_handler = on_signal;

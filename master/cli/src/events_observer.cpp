@@ -71,3 +71,15 @@ void EventsObserver::on_failure(const FailureRecord& f) {
 }
 
 }  // namespace taskfarm::cli
+
+namespace taskfarm::cli {
+
+void EventsObserver::on_stall(const WorkerLiveness& w) {
+  std::string s = R"({"event":"stall")" + field("slot", w.slot) + field("pid", static_cast<int>(w.pid));
+  if (w.index) s += field("index", *w.index);
+  s += ",\"seconds\":" + num(std::chrono::duration<double>(w.since_progress).count()) +
+       field("state", std::string_view(&w.state, 1)) + field("stopped", w.stopped());
+  line(std::move(s));
+}
+
+}  // namespace taskfarm::cli

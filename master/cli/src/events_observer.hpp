@@ -1,6 +1,7 @@
 // EventsObserver: --events, one JSON object per line on stdout, flushed line by line, for
 // programs that drive taskfarm: "start", "worker", "chunk" (a committed chunk), "failure",
-// "output" (a task's captured stdout, instead of printing it raw) and "end". Farm's thread.
+// "stall" (a worker without progress past --stall-warning), "output" (a task's captured stdout,
+// instead of printing it raw) and "end". Farm's thread.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,7 @@ class EventsObserver : public FarmObserver {
                      std::chrono::nanoseconds elapsed) override;
   void on_result(const IndexResult& r) override;
   void on_failure(const FailureRecord& f) override;
+  void on_stall(const WorkerLiveness& w) override;
 
  private:
   void line(std::string&& json);

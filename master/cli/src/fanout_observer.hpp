@@ -30,6 +30,12 @@ class FanoutObserver : public FarmObserver {
   void on_failure(const FailureRecord& f) override {
     for (auto* o : observers_) o->on_failure(f);
   }
+  void on_tick(const FarmTick& t) override {
+    for (auto* o : observers_) o->on_tick(t);
+  }
+  void on_stall(const WorkerLiveness& w) override {
+    for (auto* o : observers_) o->on_stall(w);
+  }
 
  private:
   std::vector<FarmObserver*> observers_;

@@ -10,6 +10,8 @@ namespace {
 constexpr auto kBarInterval = std::chrono::milliseconds(100);
 constexpr auto kLineInterval = std::chrono::seconds(2);
 constexpr int kBarWidth = 24;
+// A worker this long without progress is shown (a task that takes this long is worth naming).
+constexpr auto kShowSlowAfter = std::chrono::seconds(2);
 
 std::string clock_text(double seconds) {
   if (!(seconds >= 0) || seconds > 1e7) return "?";
@@ -41,6 +43,14 @@ void Progress::on_failure(const FailureRecord& f) {
   update(false);
 }
 
+void Progress::on_tick(const FarmTick& t) {
+  slowest_.reset();
+  for (const auto& w : t.workers)
+    if (w.busy && w.since_progress >= kShowSlowAfter && (!slowest_ || w.since_progress > slowest_->since_progress))
+      slowest_ = w;
+  update(false);
+}
+
 std::string Progress::line(std::chrono::steady_clock::time_point now) const {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0;
@@ -51,11 +61,17 @@ std::string Progress::line(std::chrono::steady_clock::time_point now) const {
                 static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), frac * 100, rate,
                 clock_text(elapsed).c_str(), done_ >= total_ ? "0:00" : clock_text(eta).c_str(),
                 static_cast<unsigned long long>(failed_));
-  if (mode_ != ProgressMode::bar) return std::string("taskfarm: ") + buf;
+  std::string text = buf;
+  if (slowest_) {  // "  slot 1 on 7 for 1:05, stopped": who holds the run up
+    const auto& w = *slowest_;
+    text += "  slot " + std::to_string(w.slot) + (w.index ? " on " + std::to_string(*w.index) : " idle with work") +
+            " for " + clock_text(std::chrono::duration<double>(w.since_progress).count()) + (w.stopped() ? ", stopped" : "");
+  }
+  if (mode_ != ProgressMode::bar) return "taskfarm: " + text;
   const int filled = static_cast<int>(frac * kBarWidth);
   std::string bar = "[";
   for (int i = 0; i < kBarWidth; ++i) bar += i < filled ? '#' : '.';
-  return bar + "] " + buf;
+  return bar + "] " + text;
 }
 
 void Progress::put(const std::string& s) {

@@ -1,11 +1,14 @@
 // Progress: --progress on stderr. On a terminal, one line redrawn in place (at most 10 times a
 // second): a bar, done/total, rate, ETA and failures. Elsewhere, a plain line every 2 seconds.
-// Counts a task done when its chunk commits or it finally fails. Redraws only when the Farm
-// reports something (the Farm runs no threads, and neither does the CLI). Farm's thread.
+// Counts a task done when its chunk commits or it finally fails. Redraws when the Farm reports
+// something, and on its ticks (every second, events or not: the Farm runs no threads, and
+// neither does the CLI), so it moves on time and shows the worker that has gone longest
+// without progress ("slot 1 on 7 for 1:05, stopped"). Farm's thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "chunk_ledger.hpp"
@@ -22,6 +25,7 @@ class Progress : public FarmObserver {
   void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
                      std::chrono::nanoseconds elapsed) override;
   void on_failure(const FailureRecord& f) override;
+  void on_tick(const FarmTick& t) override;
 
   /// Erases the bar so that other output starts on a clean line (it reappears on the next update).
   void clear();
@@ -42,6 +46,7 @@ class Progress : public FarmObserver {
   ChunkLedger ledger_;
   std::chrono::steady_clock::time_point start_, last_draw_{};
   bool drawn_ = false;
+  std::optional<WorkerLiveness> slowest_;  // the busy worker longest without progress, if notable
 };
 
 }  // namespace taskfarm::cli

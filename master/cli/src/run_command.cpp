@@ -32,6 +32,7 @@
 #include "taskfarm/input_lines.hpp"
 #include "taskfarm/shared_array.hpp"
 #include "trace_observer.hpp"
+#include "worker_notices.hpp"
 
 namespace taskfarm::cli {
 namespace {
@@ -206,6 +207,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   fanout.add(trace ? &*trace : nullptr);
   fanout.add(events ? static_cast<FarmObserver*>(&*events) : &*task_output);
   fanout.add(&progress);
+  WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
+  fanout.add(&notices);
 
   if (events)
     events->start(todo, plan.tasks, plan.todo.done, static_cast<int>(farm->worker_count()), plan.program);

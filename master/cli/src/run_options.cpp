@@ -13,6 +13,12 @@ void add_run_options(CLI::App& app, RunOptions& o) {
       ->type_name("N|auto");
   app.add_option("--retries", o.retries, "Further attempts of a failed task (default 2)")->type_name("N");
   app.add_option("--timeout", o.timeout, "Per-task time limit: 500ms, 30s, 2m, 1h")->type_name("DURATION");
+  app.add_option("--start-timeout", o.start_timeout,
+                 "A worker must start the taskfarm protocol (call run_worker) within this (default 5s)")
+      ->type_name("DURATION");
+  app.add_option("--stall-warning", o.stall_warning,
+                 "Name a worker that shows no progress on one task for this long (default 60s; 0 = never)")
+      ->type_name("DURATION");
   app.add_option("--mem-limit", o.mem_limit, "Address space per worker: 512M, 2G")->type_name("SIZE");
   app.add_option("--halt", o.halt, "never (default), now,fail=N or soon,fail=N")->type_name("WHEN");
   app.add_option("--chaos", o.chaos, "Fault injection: SIGKILL a busy worker this often per second")
@@ -49,7 +55,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
                "complete --output in place");
   app.add_option("--trace", o.trace, "Chrome trace (Perfetto, chrome://tracing): a track per worker")
       ->type_name("PATH.json");
-  app.add_flag("--events", o.events, "JSON lines on stdout: start, chunk, failure, output, end");
+  app.add_flag("--events", o.events, "JSON lines on stdout: start, chunk, failure, stall, output, end");
 }
 
 }  // namespace taskfarm::cli

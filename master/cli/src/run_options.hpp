@@ -25,6 +25,8 @@ struct RunOptions {
   bool keep_order = false;
   std::string retries = "2";
   std::string timeout;
+  std::string start_timeout = "5s";
+  std::string stall_warning = "60s";
   std::string mem_limit;
   std::string halt = "never";
   bool progress = false;

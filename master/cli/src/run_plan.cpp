@@ -21,6 +21,14 @@ namespace taskfarm::cli {
 namespace fs = std::filesystem;
 namespace {
 
+/// "0", "0s", "0ms", "0.0m": a duration option's way of saying "never".
+bool is_zero_duration(const std::string& text) {
+  const auto digits_end = text.find_first_not_of("0.");
+  if (digits_end == 0 || text.find_first_of('0') == std::string::npos) return false;
+  const std::string unit = digits_end == std::string::npos ? "" : text.substr(digits_end);
+  return unit.empty() || unit == "ms" || unit == "s" || unit == "m" || unit == "min" || unit == "h";
+}
+
 FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
   FarmOptions f;
   f.workers = parse_workers(o.workers, ctx.usable_cpus);
@@ -32,9 +40,13 @@ FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
   f.halt = halt.halt;
   f.halt_after = halt.after;
   if (!o.timeout.empty()) f.task_timeout = parse_duration("--timeout", o.timeout);
+  f.start_timeout = parse_duration("--start-timeout", o.start_timeout);
+  f.stall_warning = is_zero_duration(o.stall_warning) ? std::chrono::milliseconds(0)
+                                                      : parse_duration("--stall-warning", o.stall_warning);
   if (!o.mem_limit.empty()) f.memory_limit = parse_size("--mem-limit", o.mem_limit);
   if (!o.chaos.empty()) f.chaos_rate = parse_rate("--chaos", o.chaos);
   f.forward_stderr = true;
+  f.reap_descendants = true;  // the binary's only children are its workers: orphans they leave are ours to end
   return f;
 }
 

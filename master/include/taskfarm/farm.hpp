@@ -1,5 +1,5 @@
 // Farm: the engine. Owns a set of worker processes (forked, or worker programs started with
-// posix_spawn), hands them chunks of an index space, watches them through pidfds, retries
+// vfork + exec), hands them chunks of an index space, watches them through pidfds, retries
 // and isolates failures, and reports every attempt to an observer. Pool (fork mode) and the
 // `taskfarm` binary (program mode) are thin faces over it.
 // A Farm is driven from one thread; it starts no threads of its own (so forking stays safe).
@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -41,8 +42,31 @@ struct FarmOptions {
   double chaos_rate = 0;             ///< fault injection: SIGKILL a random busy worker this often per second
   std::uint64_t chaos_seed = 0;      ///< 0 = random
   int max_start_failures = 5;        ///< consecutive worker deaths without progress before the run stops
+  /// A worker must complete its handshake (say Hello: run_worker does it first thing) within
+  /// this; else it is killed with cause `start`. If no worker of the farm has ever done so, the
+  /// run stops at once with that cause (the program is not a worker program). 0 = no limit.
+  std::chrono::milliseconds start_timeout{5000};
+  /// How often the farm looks at its workers while a run waits (FarmObserver::on_tick, stalls),
+  /// whatever else happens. 0 = never.
+  std::chrono::milliseconds tick_interval{1000};
+  /// A worker that shows no progress for this long while it holds work (the same task, or work
+  /// it does not start) is reported once per stall through FarmObserver::on_stall. It is not
+  /// killed: that is task_timeout's job. 0 = never.
+  std::chrono::milliseconds stall_warning{60000};
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
+  /// Fork mode refuses to fork (throws Error) while this process has other threads: a worker
+  /// forked while another thread holds a lock (malloc's, or yours) deadlocks on it. Set this
+  /// only if no other thread can hold a lock at the call.
+  bool fork_with_threads = false;
+  /// Leave no descendant behind: this process becomes a child subreaper, so a process a task
+  /// starts that leaves its worker's process group (setsid) and outlives the worker is
+  /// reparented here instead of to init; exited ones are reaped on each tick, and at the end of
+  /// every run (and at close) the rest are killed and reaped. It takes *every* child of this
+  /// process that is not a worker of this farm for such a descendant: set it only in a program
+  /// whose other children may be killed at the end of a run (the `taskfarm` binary sets it; a
+  /// Pool that also runs submit() must not). It stays a subreaper once set.
+  bool reap_descendants = false;
 };
 
 /// How a job's per-index results come back.
@@ -71,6 +95,30 @@ struct IndexResult {
   std::span<const char> text;   ///< capture_stdout: what the task printed
 };
 
+/// What the master sees of one worker at a tick (FarmObserver::on_tick, on_stall).
+struct WorkerLiveness {
+  int slot = -1;
+  pid_t pid = 0;
+  bool started = false;  ///< has completed its handshake
+  bool busy = false;     ///< holds work (running, or queued for it)
+  std::optional<std::uint64_t> index;  ///< the task it is running, as its slot segment says
+  /// How long it has shown no progress: no new task, no chunk finished. Measured from the
+  /// first tick that saw the current state (so up to one tick short), or exactly from the
+  /// task's start when the slot stamps it (with a task timeout; the first task of a chunk).
+  /// For an idle worker, how long it has been idle.
+  std::chrono::nanoseconds since_progress{0};
+  /// Its state letter in /proc/PID/stat, read for a worker that showed no progress since the
+  /// last tick ('?' otherwise): 'R', 'S', 'D', 'T' (stopped), 't' (traced), 'Z'.
+  char state = '?';
+  bool stopped() const noexcept { return state == 'T' || state == 't'; }
+};
+
+/// The periodic liveness view of a run.
+struct FarmTick {
+  std::chrono::nanoseconds elapsed{0};  ///< since the run started
+  std::vector<WorkerLiveness> workers;  ///< the run's worker slots that have a process
+};
+
 /// Everything a run reports, in the order it happens. Called on the Farm's thread.
 class FarmObserver {
  public:
@@ -93,6 +141,12 @@ class FarmObserver {
   /// worker that died with no index to charge (no `index`: between tasks, at start, or killed
   /// by chaos fault injection).
   virtual void on_failure(const FailureRecord&) {}
+  /// Every FarmOptions::tick_interval while a run goes on, events or not: what each worker is
+  /// doing and for how long (--progress redraws from it, so it moves on time).
+  virtual void on_tick(const FarmTick&) {}
+  /// A worker has shown no progress for FarmOptions::stall_warning while holding work: once per
+  /// stall (it is reported again only after it has moved on and stalled anew).
+  virtual void on_stall(const WorkerLiveness&) {}
 };
 
 /// What a run did.
@@ -102,6 +156,8 @@ struct RunReport {
   std::uint64_t retries = 0;      ///< attempts beyond the first, over all indices
   std::uint64_t worker_deaths = 0;  ///< workers that died unexpectedly (and were replaced)
   std::uint64_t chaos_kills = 0;  ///< of those, killed by fault injection (never charged to an index)
+  std::uint64_t failed_spawns = 0;  ///< worker starts that failed for want of resources (retried)
+  std::uint64_t strays_killed = 0;  ///< descendants that escaped their worker, killed at the end (reap_descendants)
   std::vector<FailureRecord> failures;  ///< final failures (one per failed index) and farm-level ones
   bool halted = false;            ///< stopped early by the halt policy
   bool interrupted = false;       ///< stopped by request_stop() (SIGINT/SIGTERM in the CLI)
@@ -123,7 +179,7 @@ using ForkKernelFactory = std::function<std::unique_ptr<JobRunner>()>;
 
 class Farm {
  public:
-  /// Program mode: workers are `program args...` started with posix_spawn (found on PATH by
+  /// Program mode: workers are `program args...` started with vfork + exec (found on PATH by
   /// Boost.Process); warm across runs.
   static Farm program(FarmOptions options, std::string program, std::vector<std::string> args = {});
   /// Fork mode: workers are forked from this process at each run() (so they see its memory as

@@ -285,6 +285,11 @@ class Pool {
   std::size_t completed();
   /// Submitted calls not finished yet (queued or running).
   std::size_t in_flight();
+  /// Waits until a submitted call finishes that no earlier wait_any counted (at once if one
+  /// has already), at most `timeout`; drives the pool meanwhile. Returns how many calls have
+  /// finished since the last wait_any: 0 if it timed out or nothing is in flight. A progress
+  /// loop around it makes one iteration per completion (or per timeout), never spins.
+  std::size_t wait_any(std::chrono::milliseconds timeout);
 
   /// Stops and reaps every worker, removes every segment. Called by the destructor.
   void close();

@@ -1,0 +1,31 @@
+// WorkerNotices: one line on stderr, as it happens, for what a user watching a run should know
+// about its workers: a worker that could not be started for want of resources (the run carries
+// on with fewer) and a stalled worker (FarmOptions::stall_warning, --stall-warning). The
+// summary says the rest at the end. Clears the progress bar first. Farm's thread.
+#pragma once
+
+#include <string>
+
+#include "taskfarm/farm.hpp"
+
+namespace taskfarm::cli {
+
+class Progress;
+
+class WorkerNotices : public FarmObserver {
+ public:
+  /// `progress`: the bar to clear before writing (it redraws on its next update), or nullptr.
+  /// `has_timeout`: a --timeout is set (else a stall notice says how to have stuck tasks killed).
+  WorkerNotices(Progress* progress, bool has_timeout, int fd = 2) : progress_(progress), has_timeout_(has_timeout), fd_(fd) {}
+
+  void on_failure(const FailureRecord& f) override;
+  void on_stall(const WorkerLiveness& w) override;
+
+ private:
+  void say(const std::string& line);
+  Progress* progress_;
+  bool has_timeout_;
+  int fd_;
+};
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,78 @@
+#include "proc_info.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::proc {
+namespace {
+
+// /proc/PID/stat into buf (NUL-terminated); the part after the command name, which may hold
+// spaces and parentheses itself, so it ends at the last ')'. nullptr if unreadable.
+const char* stat_fields(pid_t pid, char (&buf)[512]) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return nullptr;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  return p != nullptr && p[1] == ' ' ? p + 2 : nullptr;  // "<state> <ppid> ..."
+}
+
+}  // namespace
+
+char state_of(pid_t pid) noexcept {
+  char buf[512];
+  const char* f = stat_fields(pid, buf);
+  return f != nullptr && *f != '\0' ? *f : '?';
+}
+
+std::size_t thread_count() noexcept {
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) return 0;
+  std::size_t n = 0;
+  while (const dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n;
+}
+
+void require_single_thread(bool allowed, const char* what) {
+  if (allowed) return;
+  const std::size_t n = thread_count();
+  if (n <= 1) return;
+  throw Error(std::string(what) + ": this process has " + std::to_string(n) +
+              " threads, and a worker forked while another thread holds a lock (malloc's, or yours) would deadlock "
+              "on it. Use Backend::threads or program mode (Farm::program) here, or set fork_with_threads = true "
+              "if no other thread can hold a lock at the call");
+}
+
+std::vector<pid_t> children() {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return out;
+  const pid_t self = ::getpid();
+  while (const dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    char buf[512];
+    const char* f = stat_fields(static_cast<pid_t>(pid), buf);
+    if (f == nullptr || f[0] == '\0' || f[1] != ' ') continue;
+    if (std::strtol(f + 2, nullptr, 10) == self) out.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace taskfarm::proc

@@ -1,0 +1,29 @@
+// What /proc says about processes, for the master: the state of a worker (stopped? a zombie?),
+// how many threads this process has (a fork is only safe with one), and which processes are
+// this process's children (descendants adopted as a child subreaper). Reads only; any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace taskfarm::proc {
+
+/// The state letter of `pid` in /proc/PID/stat: 'R' running, 'S' sleeping, 'D' disk wait,
+/// 'T' stopped (SIGSTOP), 't' stopped by a tracer, 'Z' zombie; '?' if it cannot be read.
+char state_of(pid_t pid) noexcept;
+
+/// The threads of this process (entries of /proc/self/task); 0 if /proc cannot be read.
+std::size_t thread_count() noexcept;
+
+/// Throws Error if this process has other threads than the caller's, unless `allowed`: a fork
+/// then copies only the calling thread, and a lock another thread held at that instant (malloc's,
+/// or the user's) stays locked forever in the child. `what` names the call ("fork mode").
+void require_single_thread(bool allowed, const char* what);
+
+/// The processes whose parent is this process (a scan of /proc: the kernel here has no
+/// /proc/PID/task/TID/children). Includes exited ones not reaped yet (zombies).
+std::vector<pid_t> children();
+
+}  // namespace taskfarm::proc

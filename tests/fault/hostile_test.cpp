@@ -1,0 +1,193 @@
+// Hostile workers (tests/helpers/hostile_worker.cpp): what a worker does to escape or swamp
+// the master must neither outlive the run nor unbound its memory, and an exit that looks
+// clean mid-task is still a failure of that task.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "taskfarm/farm.hpp"
+#include "taskfarm/pool.hpp"
+#include "taskfarm/shared_array.hpp"
+
+using namespace taskfarm;
+
+namespace {
+
+/// A fresh directory for one test, removed at the end.
+class TempDir {
+ public:
+  TempDir() : path_(testing::TempDir() + "/hostile-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++)) {
+    std::system(("rm -rf '" + path_ + "' && mkdir -p '" + path_ + "'").c_str());
+  }
+  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+};
+
+/// The pid the escaped grandchild wrote, or 0.
+pid_t escaped_pid(const TempDir& dir) {
+  std::ifstream in(dir.path() + "/escaped");
+  long pid = 0;
+  in >> pid;
+  return static_cast<pid_t>(pid);
+}
+
+/// Whether `pid` still exists (a zombie counts: nobody reaped it).
+bool exists(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+RunReport run_hostile(FarmOptions o, std::vector<std::string> args, std::uint64_t n = 20) {
+  o.workers = 2;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, HOSTILE_WORKER, std::move(args));
+  auto out = SharedArray<std::int64_t>::create({n});
+  JobSpec job;
+  job.extent = {n};
+  job.output_handle = out.handle();
+  RunReport r = farm.run(job);
+  const std::vector<std::uint64_t> failed = r.failed_indices();
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool ok = std::find(failed.begin(), failed.end(), i) == failed.end();
+    if (ok) { EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i)) << "index " << i; }
+  }
+  return r;
+}
+
+}  // namespace
+
+// A task whose grandchild setsid()s and outlives its worker: out of reach of the worker's
+// process group and parent-death signal. With reap_descendants the run ends with none left.
+TEST(Hostile, EscapedGrandchildIsKilledAtTheEndOfTheRun) {
+  TempDir dir;
+  FarmOptions o;
+  o.reap_descendants = true;
+  const RunReport r = run_hostile(o, {"--mode", "escape", "--at", "3", "--dir", dir.path()});
+  EXPECT_EQ(r.succeeded, 20u);
+  const pid_t escaped = escaped_pid(dir);
+  ASSERT_GT(escaped, 0) << "the grandchild never started";
+  EXPECT_FALSE(exists(escaped)) << "escaped grandchild " << escaped << " outlived the run";
+  EXPECT_EQ(r.strays_killed, 1u);
+  if (exists(escaped)) ::kill(escaped, SIGKILL);  // ours: the test started it
+}
+
+TEST(Hostile, EscapedGrandchildOfAForkedWorkerIsKilledToo) {
+  TempDir dir;
+  PoolOptions o;
+  o.workers = 2;
+  o.reap_descendants = true;
+  Pool pool(o);
+  const std::string path = dir.path();
+  const auto v = pool.map<long>(10, [&path](std::uint64_t i) {
+    if (i == 3) {
+      const std::string cmd = "setsid sh -c 'echo $$ > " + path + "/escaped.tmp && mv " + path + "/escaped.tmp " + path +
+                              "/escaped && exec sleep 1000' >/dev/null 2>&1 < /dev/null &";
+      if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not start the grandchild");
+      for (int k = 0; k < 10000 && ::access((path + "/escaped").c_str(), F_OK) != 0; ++k) ::usleep(1000);  // bounded
+    }
+    return static_cast<long>(i);
+  });
+  EXPECT_EQ(v.size(), 10u);
+  const pid_t escaped = escaped_pid(dir);
+  ASSERT_GT(escaped, 0);
+  EXPECT_FALSE(exists(escaped)) << "escaped grandchild " << escaped << " outlived the call";
+  if (exists(escaped)) ::kill(escaped, SIGKILL);
+}
+
+// A 16 MiB stderr line with no newline: the record's tail is bounded, ends with the line's end,
+// and says how much came before it.
+TEST(Hostile, HugeStderrLineIsKeptCutAndSaysSo) {
+  FarmOptions o;
+  o.retries = 0;
+  const RunReport r = run_hostile(o, {"--mode", "stderr-line", "--at", "7", "--bytes", std::to_string(16u << 20)});
+  ASSERT_EQ(r.failed_indices(), std::vector<std::uint64_t>{7});
+  const FailureRecord& f = r.failures.front();
+  EXPECT_EQ(f.cause, FailureCause::exit);
+  EXPECT_EQ(f.exit_code, 7);
+  EXPECT_LT(f.stderr_tail.size(), 4096u);
+  EXPECT_NE(f.stderr_tail.find(" earlier bytes of stderr not kept]"), std::string::npos) << f.stderr_tail.substr(0, 200);
+  EXPECT_EQ(f.stderr_tail.substr(f.stderr_tail.size() - 10), std::string(10, 'x'));
+}
+
+// A worker that exits with code 0 in the middle of a task has not stopped cleanly: that index
+// is charged (cause exit, code 0) and retried; nothing else is.
+TEST(Hostile, ExitZeroMidTaskIsAFailureOfThatTask) {
+  FarmOptions o;
+  o.chunk = 4;
+  const RunReport r = run_hostile(o, {"--mode", "exit0", "--at", "7"});
+  ASSERT_EQ(r.failed_indices(), std::vector<std::uint64_t>{7});
+  EXPECT_EQ(r.failures.front().cause, FailureCause::exit);
+  EXPECT_EQ(r.failures.front().exit_code, 0);
+  EXPECT_EQ(r.failures.front().attempt, 2u);
+  EXPECT_EQ(r.succeeded, 19u);
+}
+
+TEST(Hostile, ExitZeroMidTaskInForkModeIsAFailureOfThatTask) {
+  PoolOptions o;
+  o.workers = 2;
+  o.chunk = 4;
+  Pool pool(o);
+  const auto r = pool.try_map<long>(20, [](std::uint64_t i) {
+    if (i == 7) std::_Exit(0);
+    return static_cast<long>(i * i);
+  });
+  ASSERT_EQ(r.failed, std::vector<std::uint64_t>{7});
+  EXPECT_EQ(r.failures.front().cause, FailureCause::exit);
+  EXPECT_EQ(r.failures.front().exit_code, 0);
+  for (std::uint64_t i = 0; i < 20; ++i)
+    if (i != 7) { EXPECT_EQ(r.values[i], static_cast<long>(i * i)); }
+}
+
+namespace {
+
+/// This process's peak resident memory since the last reset_peak_memory(), in bytes.
+std::uint64_t peak_memory() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  std::uint64_t kib = 0;
+  while (in >> key)
+    if (key == "VmHWM:" && (in >> kib)) return kib * 1024;
+  return 0;
+}
+void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+/// Checks the order of delivered results and counts their bytes.
+struct InOrder : FarmObserver {
+  std::uint64_t next = 0, bytes = 0;
+  void on_result(const IndexResult& r) override {
+    EXPECT_EQ(r.index, next);
+    next = r.index + 1;
+    bytes += r.text.size();
+  }
+};
+
+}  // namespace
+
+// Tasks that print a lot, delivered in order behind a slow first one: the master held every
+// result that overtook it (the window is in indices: 4096 × what a task prints). Results held
+// for order are bounded in bytes now.
+TEST(Hostile, StdoutFloodInOrderKeepsTheMastersMemoryBounded) {
+  FarmOptions o;
+  o.workers = 2;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, HOSTILE_WORKER, {"--mode", "flood-stdout", "--at", "all", "--bytes", "262144",
+                                                "--slow-index", "0", "--slow-ms", "1500"});
+  JobSpec job;
+  job.extent = {1000};
+  job.capture_stdout = true;
+  job.ordered = true;
+  InOrder seen;
+  reset_peak_memory();
+  const std::uint64_t before = peak_memory();
+  const RunReport r = farm.run(job, &seen);
+  EXPECT_EQ(r.succeeded, 1000u);
+  EXPECT_EQ(seen.next, 1000u);
+  EXPECT_EQ(seen.bytes, 1000u * 262144u);
+  EXPECT_LT(peak_memory() - before, std::uint64_t{128} << 20) << (peak_memory() - before) << " bytes for " << (seen.bytes >> 20) << " MiB of output";
+}
