@@ -210,8 +210,15 @@ assert 40 <= len(ok) < 600, len(ok)
 k = np.array(ok)
 assert (a[k] == ($VALUE_EXPR)).all(), 'a task logged ok is not in the output'
 " "$W"
-  tf run --resume "${args[@]}" -- "$CLI_WORKER"
+  # The summary's counts are the joblog's: what it records, and what a --resume runs again.
+  local recorded missing
+  recorded=$(sed -nE 's/.*the joblog records ([0-9]+) of the.*/\1/p' "$W/stderr")
+  missing=$(sed -nE 's/.*is INCOMPLETE: ([0-9]+) of 600 tasks missing.*/\1/p' "$W/stderr")
+  [ "$recorded" = "$(grep -c $'\tok\t' "$W/j.tsv")" ] || fail "the summary says the joblog records '$recorded' tasks: $(cat "$W/stderr")"
+  [ "$missing" = "$((600 - recorded))" ] || fail "the summary says $missing tasks are missing, the joblog records $recorded of 600"
+  tf run --resume --events "${args[@]}" -- "$CLI_WORKER"
   expect_rc 0
+  grep -q "\"tasks\":$missing," "$W/stdout" || fail "the resume did not run the $missing tasks the summary said: $(head -1 "$W/stdout")"
   py "
 import numpy as np, sys
 a = np.load(sys.argv[1] + '/out.npy'); k = np.arange(600)

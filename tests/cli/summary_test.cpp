@@ -99,5 +99,36 @@ TEST(Summary, CompleteRunSaysNothingMissing) {
   EXPECT_FALSE(contains(s, "failure")) << s;
 }
 
+// After the joblog stopped being written, the counts a user acts on are the joblog's: the tasks
+// that succeeded after its last whole row are in the output but a --resume runs them again.
+TEST(Summary, AfterAJoblogFailureCountsWhatTheJoblogRecords) {
+  RunReport r = report(5000, 0);
+  r.succeeded = 1794;
+  r.interrupted = true;
+  SummaryContext c;
+  c.total = 5000;
+  c.output = "out.npy";
+  c.joblog = "j.tsv";
+  c.resume_hint = "taskfarm run --resume ...";
+  c.stop_reason = "cannot write joblog j.tsv: No space left on device";
+  c.joblog_recorded = 1327;
+  const std::string s = format_summary(r, c);
+  EXPECT_TRUE(contains(s, "stopped: cannot write joblog j.tsv: No space left on device: 3206 of 5000 tasks not done")) << s;
+  EXPECT_TRUE(contains(s, "the joblog records 1327 of the 1794 tasks that succeeded; the other 467")) << s;
+  EXPECT_TRUE(contains(s, "out.npy is INCOMPLETE: 3673 of 5000 tasks missing")) << s;
+}
+
+TEST(Summary, WorkersOfAFarmThatGaveUpAreNotSaidReplaced) {
+  RunReport r = report(10, 0);
+  r.succeeded = 0;
+  r.worker_deaths = 5;
+  r.farm_error = "workers keep dying";
+  const std::string s = format_summary(r, SummaryContext{});
+  EXPECT_TRUE(contains(s, "5 workers died\n")) << s;
+  EXPECT_FALSE(contains(s, "replaced")) << s;
+  r.farm_error.clear();
+  EXPECT_TRUE(contains(format_summary(r, SummaryContext{}), "5 workers died and were replaced")) << s;
+}
+
 }  // namespace
 }  // namespace taskfarm::cli

@@ -12,6 +12,7 @@ void JoblogObserver::write_rows() {
   if (!error_.empty()) return;  // after a failed write nothing more: the file keeps whole rows
   try {
     file_.write(rows_);
+    recorded_ok_ += rows_ok_;
   } catch (const Error& e) {
     error_ = e.what();
     if (on_failed_) on_failed_(error_);
@@ -38,6 +39,7 @@ void JoblogObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std
   const double per_task = std::chrono::duration<double>(stop - start).count() / static_cast<double>(ran);
   const double t0 = wall_seconds(start);
   rows_.clear();
+  rows_ok_ = 0;
   auto f = failed.begin();
   for (std::uint64_t i = begin; i < end; ++i) {
     if (f != failed.end() && *f == i) {
@@ -52,6 +54,7 @@ void JoblogObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std
     row.runtime = per_task;
     row.attempt = attempt;
     append_row(rows_, row);
+    ++rows_ok_;
   }
   write_rows();
 }
@@ -74,6 +77,7 @@ void JoblogObserver::on_failure(const FailureRecord& f) {
   row.signal = f.signal;
   row.cause = to_string(f.cause);
   rows_.clear();
+  rows_ok_ = 0;
   append_row(rows_, row);
   write_rows();
 }

@@ -30,6 +30,8 @@ class JoblogObserver : public FarmObserver {
 
   /// Why writing stopped ("cannot write joblog j.tsv: No space left on device"), or "".
   const std::string& error() const noexcept { return error_; }
+  /// Tasks whose "ok" row reached the file in this run (what a --resume will not run again).
+  std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
 
  private:
   double wall_seconds(ChunkLedger::Clock::time_point t) const;
@@ -42,6 +44,8 @@ class JoblogObserver : public FarmObserver {
   ChunkLedger::Clock::time_point steady0_;
   std::chrono::system_clock::time_point wall0_;
   std::string rows_;
+  std::uint64_t rows_ok_ = 0;      // "ok" rows in rows_
+  std::uint64_t recorded_ok_ = 0;  // "ok" rows written
 };
 
 }  // namespace taskfarm::cli

@@ -211,7 +211,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   fanout.add(&notices);
 
   if (events)
-    events->start(todo, plan.tasks, plan.todo.done, static_cast<int>(farm->worker_count()), plan.program);
+    events->start(todo, plan.tasks, plan.todo.done,
+                  static_cast<int>(std::min<std::uint64_t>(farm->worker_count(), todo)), plan.program);
   signals.attach(*farm);
   RunReport report;
   try {
@@ -244,6 +245,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
   ctx.stop_reason = published ? joblog_error : publisher.error();
+  if (published && !joblog_error.empty() && joblog) ctx.joblog_recorded = joblog->recorded_ok();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
   std::string untouched;

@@ -58,10 +58,10 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   s += p + plural(r.tasks, "task", "tasks") + ": " + std::to_string(r.succeeded) + " succeeded, " +
        std::to_string(failed.size()) + " failed, " + plural(r.retries, "retry", "retries") + ", " +
        plural(r.workers, "worker", "workers") + ", " + seconds(r.wall) + ", " + rate + "\n";
-  if (r.worker_deaths > 0)
-    s += p + plural(r.worker_deaths, "worker", "workers") + " died and " + (r.worker_deaths == 1 ? "was" : "were") +
-         " replaced" + (r.chaos_kills > 0 ? " (" + std::to_string(r.chaos_kills) + " killed by --chaos)" : std::string()) +
-         "\n";
+  if (r.worker_deaths > 0)  // replaced unless the farm gave up on them
+    s += p + plural(r.worker_deaths, "worker", "workers") + " died" +
+         (r.farm_error.empty() ? std::string(r.worker_deaths == 1 ? " and was replaced" : " and were replaced") : std::string()) +
+         (r.chaos_kills > 0 ? " (" + std::to_string(r.chaos_kills) + " killed by --chaos)" : std::string()) + "\n";
   if (c.earlier_done > 0)
     s += p + "resumed: " + std::to_string(c.earlier_done) + " of " + std::to_string(c.total) +
          " tasks were done by the earlier run\n";
@@ -74,9 +74,18 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   if (!failed.empty()) s += p + "failed indices: " + format_index_ranges(failed) + "\n";
 
   const std::uint64_t not_run = r.tasks - std::min(r.tasks, r.succeeded + failed.size());
-  if (r.interrupted && !c.stop_reason.empty())
+  // After a joblog failure, what a --resume will run again is what the joblog does not record.
+  const std::uint64_t unrecorded = c.joblog_recorded ? r.succeeded - std::min(r.succeeded, *c.joblog_recorded) : 0;
+  if (r.interrupted && !c.stop_reason.empty()) {
     s += p + "stopped: " + c.stop_reason + ": " + std::to_string(not_run) + " of " + std::to_string(r.tasks) +
          " tasks not done\n";
+    if (c.joblog_recorded)
+      s += p + "the joblog records " + std::to_string(*c.joblog_recorded) + " of the " + std::to_string(r.succeeded) +
+           " tasks that succeeded" +
+           (unrecorded > 0 ? "; the other " + std::to_string(unrecorded) + " (after its last whole row) run again on --resume"
+                           : std::string()) +
+           "\n";
+  }
   else if (r.interrupted)
     s += p + "interrupted by " + signal_name(c.stop_signal != 0 ? c.stop_signal : SIGINT) + ": " +
          std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not done\n";
@@ -84,7 +93,7 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
     s += p + "halted by --halt: " + std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not run\n";
   if (!r.farm_error.empty()) s += p + "the farm could not run: " + r.farm_error + "\n";
 
-  const std::uint64_t missing = failed.size() + not_run;
+  const std::uint64_t missing = failed.size() + not_run + unrecorded;
   if (missing > 0 && !c.output.empty()) {
     s += p + c.output + " is INCOMPLETE: " + std::to_string(missing) + " of " + std::to_string(c.total) +
          " tasks missing";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct SummaryContext {
   std::string output;              ///< --output as given, or ""
   std::string joblog;              ///< --joblog as given, or ""
   std::string resume_hint;         ///< the command that resumes this run, or ""
+  /// The joblog stopped being written (stop_reason says why): the tasks of this run whose "ok"
+  /// row it holds. Tasks that succeeded after that are in the output but not recorded: a
+  /// --resume runs them again, so the summary counts them as missing.
+  std::optional<std::uint64_t> joblog_recorded;
 };
 
 /// Lines for stderr, each starting "taskfarm: ": counts, wall time and throughput; the first
