@@ -35,6 +35,9 @@ ProcessResult run_in_child(const std::function<int(int fd)>& body,
 /// Writes all of `text` to fd (for children reporting to their parent).
 void write_all(int fd, const std::string& text);
 
+/// What f() threw as a taskfarm::Error, or "(no taskfarm::Error)".
+std::string error_of(const std::function<void()>& f);
+
 /// Names in /dev/shm of the taskfarm segments created by `pid`, sorted.
 std::vector<std::string> segments_of(pid_t pid);
 
