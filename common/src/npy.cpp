@@ -235,8 +235,17 @@ NpyHeader parse_npy_header(std::string_view bytes, const std::string& path_for_e
   }
   const std::size_t hlen = read_le(bytes, kMagic.size() + 2, width);
   if (bytes.size() - prefix < hlen) {
-    throw Error(path + ": truncated .npy header (needs " + std::to_string(prefix + hlen) +
-                " bytes, has " + std::to_string(bytes.size()) + ")");
+    // Name the version and the length field read, so that a preamble whose version byte does
+    // not match its layout (a 1.0 preamble marked 3.0) is told from a cut file.
+    std::string what = path + ": its .npy preamble (format version " + std::to_string(major) + ".0) declares a " +
+                       std::to_string(hlen) + "-byte header in the " + std::to_string(width) +
+                       "-byte length at byte 8, but the file has " + std::to_string(bytes.size()) + " bytes";
+    const std::size_t v1_end = kMagic.size() + 4 + read_le(bytes, kMagic.size() + 2, 2);
+    if (width == 4 && bytes.size() > kMagic.size() + 4 && bytes[kMagic.size() + 4] == '{' && v1_end <= bytes.size())
+      what += ": the bytes are laid out as version 1.0 (a 2-byte length, the header dict at byte 10), so the version "
+              "byte is wrong";
+    else what += ": the file is truncated, or its preamble is damaged";
+    throw Error(what);
   }
   NpyHeader h = DictParser(bytes.substr(prefix, hlen), path).parse();
   h.data_offset = prefix + hlen;

@@ -60,6 +60,9 @@ AsyncRunner::~AsyncRunner() {
     siginfo_t info{};
     ::waitid(P_PIDFD, static_cast<id_t>(t->pidfd.get()), &info, WEXITED | WNOHANG);
   }
+  // Their futures outlive this runner: they must learn that these calls will never finish.
+  for (auto& t : running_) t->state = AsyncTask::State::closed;
+  for (auto& t : pending_) t->state = AsyncTask::State::closed;
 }
 
 std::shared_ptr<AsyncTask> AsyncRunner::submit(std::function<void(std::string&)> run) {

@@ -26,7 +26,8 @@ namespace taskfarm::detail {
 
 struct AsyncTask {
   std::function<void(std::string&)> run;  // in the child: computes and serialises the result
-  enum class State { pending, running, done, failed } state = State::pending;
+  // closed: its AsyncRunner was destroyed (the Pool closed) before it finished; it never will.
+  enum class State { pending, running, done, failed, closed } state = State::pending;
   std::string bytes;                      // the result (done), or what the pipe held so far
   std::optional<FailureRecord> failure;   // failed: the final attempt's record
   std::uint64_t id = 0;
@@ -49,7 +50,7 @@ class AsyncRunner {
       : workers_(workers), retries_(retries), timeout_(timeout), threads_(threads), fork_with_threads_(fork_with_threads) {}
   AsyncRunner(const AsyncRunner&) = delete;
   AsyncRunner& operator=(const AsyncRunner&) = delete;
-  ~AsyncRunner();  ///< kills and reaps every task still running
+  ~AsyncRunner();  ///< kills and reaps every task still running; unfinished ones become `closed`
 
   /// Queues a call. Fork mode: throws Error (queuing nothing) while this process has other
   /// threads, unless fork_with_threads.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 
 #include <atomic>
 #include <mutex>
@@ -110,39 +111,140 @@ struct Pool::State {
   std::optional<Farm> farm;
   ShmSegment buffer;  // results of trivially copyable types land here, reused across calls
   std::size_t counted = 0;  // submitted calls finished as of the last wait_any
+  pid_t owner = ::getpid();  // workers, segments and submitted calls belong to this process
+  std::atomic<bool> busy{false};  // a call is running (set by Busy)
 };
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)), state_(std::make_unique<State>()) {
+namespace {
+// The pool whose task this thread runs: for its whole life in a forked worker or a submitted
+// call's process, for the task's duration on a task thread.
+thread_local const void* t_task_of = nullptr;
+
+class TaskOf {
+ public:
+  explicit TaskOf(const void* pool) noexcept : saved_(t_task_of) { t_task_of = pool; }
+  TaskOf(const TaskOf&) = delete;
+  TaskOf& operator=(const TaskOf&) = delete;
+  ~TaskOf() { t_task_of = saved_; }
+
+ private:
+  const void* saved_;
+};
+
+std::string closed_message(const char* call) {
+  return std::string("taskfarm::") + call +
+         ": its Pool was closed (or destroyed) before the call finished, which stopped the call; keep "
+         "the Pool alive until its futures are collected";
+}
+}  // namespace
+
+Pool::Pool(PoolOptions options) : options_(std::move(options)), state_(std::make_shared<State>()) {
   if (options_.backend == Backend::fork) state_->farm.emplace(Farm::fork(options_));
   else resolve_workers(options_.workers);  // validate now, like the fork backend does
 }
 
 Pool::Pool(Pool&&) noexcept = default;
-Pool& Pool::operator=(Pool&&) noexcept = default;
-Pool::~Pool() {
-  if (state_) close();
+
+Pool& Pool::operator=(Pool&& other) noexcept {
+  if (this == &other) return *this;
+  release();  // what this Pool owned is closed first, as if it went out of scope
+  options_ = std::move(other.options_);
+  report_ = std::move(other.report_);
+  state_ = std::move(other.state_);
+  return *this;
 }
 
-std::size_t Pool::workers() const noexcept {
+Pool::~Pool() { release(); }
+
+void Pool::release() noexcept {
+  if (!state_) return;
+  if (state_->owner != ::getpid()) {
+    // A forked copy of the process: the workers, calls and segments are the creator's to
+    // stop and remove. Leave them be (this copy of the memory dies with the process).
+    new std::shared_ptr<State>(std::move(state_));  // NOLINT: deliberately never freed
+    return;
+  }
+  try {
+    close();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "taskfarm: closing a Pool: %s\n", e.what());
+  }
+  state_.reset();
+}
+
+void Pool::check_usable(const char* call) const {
+  const std::string what = std::string("taskfarm::Pool::") + call;
+  if (!state_) throw Error(what + ": this Pool was used after it was moved from (it owns nothing now; use the Pool it was moved into)");
+  if (t_task_of == state_.get())
+    throw Error(what + " called from inside a task of the same Pool (" +
+                (options_.backend == Backend::threads ? "on one of its task threads" : "in a worker process") +
+                "): make a new Pool inside the task, or call the serial loop");
+  if (state_->owner != ::getpid())
+    throw Error(what + " called in process " + std::to_string(::getpid()) + ", a fork of process " +
+                std::to_string(state_->owner) + " that made this Pool and owns its workers: make a new Pool in this process");
+  if (state_->busy.load())
+    throw Error(what + " called while another call of the same Pool is running (from a sink of that call, or from "
+                       "another thread): a Pool runs one call at a time; use a second Pool");
+}
+
+Pool::Busy::Busy(const Pool& pool, const char* call) : state_(pool.state_.get()) {
+  pool.check_usable(call);
+  state_->busy.store(true);
+}
+
+Pool::Busy::~Busy() { state_->busy.store(false); }
+
+void Pool::enter_worker() const noexcept { t_task_of = state_.get(); }
+
+std::size_t Pool::workers() const {
+  check_usable("workers");
+  return worker_count();
+}
+
+std::size_t Pool::worker_count() const {
   return state_->farm ? state_->farm->worker_count() : static_cast<std::size_t>(resolve_workers(options_.workers));
 }
 
 void Pool::close() {
-  state_->async.reset();  // kills and reaps submitted calls still running
+  if (!state_) return;  // moved from: nothing to close
+  check_usable("close");
+  state_->async.reset();  // kills and reaps submitted calls still running; their futures throw
   if (state_->farm) state_->farm->close();
 }
 
 std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
+  Busy busy(*this, "submit");
   if (!state_->async)
-    state_->async = std::make_unique<detail::AsyncRunner>(workers(), options_.retries, options_.task_timeout,
+    state_->async = std::make_unique<detail::AsyncRunner>(worker_count(), options_.retries, options_.task_timeout,
                                                           options_.backend == Backend::threads,
                                                           options_.fork_with_threads);
-  return state_->async->submit(std::move(run));
+  const void* pool = state_.get();
+  return state_->async->submit([pool, run = std::move(run)](std::string& out) {
+    TaskOf mark(pool);
+    run(out);
+  });
 }
 
-bool Pool::task_wait(const detail::AsyncTask& task, std::chrono::milliseconds timeout) {
-  if (task.state == detail::AsyncTask::State::done || task.state == detail::AsyncTask::State::failed) return true;
-  return state_->async->wait(task, timeout);
+bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::AsyncTask& task, std::chrono::milliseconds timeout,
+                     const char* call) {
+  using S = detail::AsyncTask::State;
+  if (task.state == S::done || task.state == S::failed) return true;
+  const std::shared_ptr<State> state = weak.lock();
+  if (task.state == S::closed || !state || !state->async) throw Error(closed_message(call));
+  if (t_task_of == state.get())
+    throw Error(std::string("taskfarm::") + call +
+                " called from inside a task of the same Pool: a submitted call cannot wait for another one");
+  if (state->owner != ::getpid())
+    throw Error(std::string("taskfarm::") + call + " called in process " + std::to_string(::getpid()) +
+                ", a fork of process " + std::to_string(state->owner) + " that made its Pool");
+  if (state->busy.load())
+    throw Error(std::string("taskfarm::") + call + " called while a call of its Pool is running: wait after it returns");
+  state->busy.store(true);
+  struct Release {
+    State& s;
+    ~Release() { s.busy.store(false); }
+  } release{*state};
+  return state->async->wait(task, timeout);
 }
 
 std::span<const char> Pool::task_result(const detail::AsyncTask& task) {
@@ -151,18 +253,21 @@ std::span<const char> Pool::task_result(const detail::AsyncTask& task) {
 }
 
 std::size_t Pool::completed() {
+  Busy busy(*this, "completed");
   if (!state_->async) return 0;
   state_->async->poll(std::chrono::milliseconds(0));
   return state_->async->completed();
 }
 
 std::size_t Pool::in_flight() {
+  Busy busy(*this, "in_flight");
   if (!state_->async) return 0;
   state_->async->poll(std::chrono::milliseconds(0));
   return state_->async->in_flight();
 }
 
 std::size_t Pool::wait_any(std::chrono::milliseconds timeout) {
+  Busy busy(*this, "wait_any");
   if (!state_->async) return 0;
   detail::AsyncRunner& a = *state_->async;
   a.wait_completed(state_->counted + 1, timeout);
@@ -202,6 +307,7 @@ void Pool::run_threads(const Extent& extent, const std::function<void(std::uint6
   report_.tasks = n;
   report_.workers = nthreads;
   auto work = [&](std::size_t slot) {
+    TaskOf mark(state_.get());
     for (;;) {
       const std::uint64_t b = next.fetch_add(chunk);
       if (b >= n) return;

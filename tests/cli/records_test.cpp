@@ -110,6 +110,35 @@ TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
   EXPECT_THROW(read_joblog(f.path()), UsageError);
 }
 
+TEST(Joblog, RowWithAnyColumnUnlikeTaskfarmsIsRefusedNamingLineAndColumn) {
+  TempFile f;
+  const std::string head = format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" +
+                           "0\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\n";
+  auto message = [&](const std::string& row) {
+    f.write(head + row + "\n");
+    try {
+      read_joblog(f.path());
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {"1\t0\t1\t0.000\t0.000000\t0\tmaybe\t0\t0\t-", "outcome 'maybe' is none of ok, retried, failed"},
+      {"1\t0\t1\t0.000\t0.000000\t0\tOK\t0\t0\t-", "outcome 'OK'"},
+      {"1\tx\t1\t0.000\t0.000000\t0\tok\t0\t0\t-", "slot 'x' is not a number"},
+      {"1\t0\t1\tnoon\t0.000000\t0\tok\t0\t0\t-", "start 'noon' is not a number"},
+      {"1\t0\t1\t0.000\t0.000000\t-1\tok\t0\t0\t-", "attempt '-1' is not a number"},
+      {"1\t0\t1\t0.000\t0.000000\t0\tok\t0\t0", "9 columns, not 10"},
+      {"7\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-", "index 7 is outside [0, 3)"},
+  };
+  for (const auto& [row, problem] : cases) {
+    const std::string what = message(row);
+    EXPECT_NE(what.find("line 4 is not a row of this run: " + problem), std::string::npos) << row << " -> " << what;
+  }
+  EXPECT_EQ(message("1\t-1\t0\t1700000000.250\t0.500000\t2\tfailed\t0\t11\tsignal"), "(accepted)");
+}
+
 TEST(Joblog, IndexSpaceOfTwoTo64TasksOrMoreIsNotAJoblog) {
   TempFile f;
   auto message = [&](const std::string& extent) {

@@ -138,6 +138,24 @@ TEST(NpyTest, RejectsWhatItCannotMapWithPathAndProblem) {
   }
 }
 
+TEST(NpyTest, VersionByteThatDoesNotMatchTheLayoutIsNamed) {
+  // A 1.0 preamble marked 3.0 (or 2.0): its 4-byte length reads the dict's first bytes.
+  for (const char major : {'\x02', '\x03'}) {
+    std::string bytes = preamble("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }");
+    bytes[6] = major;
+    const std::string what = error_of(bytes + std::string(48, '\0'));
+    EXPECT_NE(what.find(kPath), std::string::npos) << what;
+    EXPECT_NE(what.find("format version " + std::to_string(major) + ".0"), std::string::npos) << what;
+    EXPECT_NE(what.find("laid out as version 1.0"), std::string::npos) << what;
+    EXPECT_NE(what.find("version byte is wrong"), std::string::npos) << what;
+  }
+  // A cut file says so, and names the version it read.
+  const std::string cut = preamble("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", 3).substr(0, 40);
+  const std::string what = error_of(cut);
+  EXPECT_NE(what.find("format version 3.0"), std::string::npos) << what;
+  EXPECT_NE(what.find("truncated"), std::string::npos) << what;
+}
+
 TEST(NpyTest, ReadsHeaderOfFileOnDisk) {
   test::TempDir dir;
   const std::string path = dir.file("a.npy");

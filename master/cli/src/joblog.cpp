@@ -46,6 +46,34 @@ std::optional<std::vector<std::uint64_t>> parse_extent(std::string_view text) {
   }
 }
 
+template <class T>
+bool parse_number(std::string_view text, T& out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc{} && ptr == text.data() + text.size();
+}
+
+/// What makes `f` (a line split at tabs) other than a row taskfarm writes for a run of `tasks`
+/// tasks: "" if nothing. Every column is checked as append_row writes it: a row read as "not
+/// ok" that is not a row at all would make a resume re-run or skip tasks on a guess.
+std::string row_problem(const std::vector<std::string_view>& f, std::uint64_t tasks) {
+  if (f.size() != 10) return std::to_string(f.size()) + " columns, not 10";
+  std::uint64_t index = 0;
+  if (!parse_u64(f[0], index)) return "index '" + std::string(f[0]) + "' is not a number";
+  if (index >= tasks) return "index " + std::string(f[0]) + " is outside [0, " + std::to_string(tasks) + ")";
+  int i = 0;
+  std::uint32_t u = 0;
+  double d = 0;
+  const char* const names[] = {"index", "slot", "pid", "start", "runtime", "attempt", "outcome", "exit_code", "signal"};
+  for (std::size_t k : {1u, 2u, 7u, 8u})
+    if (!parse_number(f[k], i)) return std::string(names[k]) + " '" + std::string(f[k]) + "' is not a number";
+  for (std::size_t k : {3u, 4u})
+    if (!parse_number(f[k], d)) return std::string(names[k]) + " '" + std::string(f[k]) + "' is not a number";
+  if (!parse_number(f[5], u)) return "attempt '" + std::string(f[5]) + "' is not a number";
+  if (f[6] != "ok" && f[6] != "retried" && f[6] != "failed")
+    return "outcome '" + std::string(f[6]) + "' is none of ok, retried, failed";
+  return "";
+}
+
 std::vector<std::string_view> split_tabs(std::string_view line) {
   std::vector<std::string_view> fields;
   while (true) {
@@ -199,9 +227,10 @@ EarlierRun read_joblog(const std::string& path) {
   run.tasks = *tasks;
   while (next_line(line)) {
     const auto f = split_tabs(line);
+    if (const std::string problem = row_problem(f, run.tasks); !problem.empty())
+      throw UsageError(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run: " + problem + ")");
     std::uint64_t index = 0;
-    if (f.size() != 10 || !parse_u64(f[0], index) || index >= run.tasks)
-      throw UsageError(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run)");
+    parse_u64(f[0], index);
     if (f[6] == "ok") run.done.insert(index);
   }
   return run;

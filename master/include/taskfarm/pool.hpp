@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "taskfarm/detail/pool_kernels.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/serialize.hpp"
@@ -85,118 +86,29 @@ namespace detail {
 /// The sorted indices of a run whose result was not delivered: finally failed or unfinished.
 std::vector<std::uint64_t> undelivered_indices(const RunReport& report);
 
-/// Calls fn with the coordinates of flat index i: fn(i), fn(i, j) or fn(i, j, k).
-template <class F>
-decltype(auto) invoke_at(F& fn, const std::vector<std::uint64_t>& dims, std::uint64_t i) {
-  if constexpr (std::is_invocable_v<F&, std::uint64_t, std::uint64_t, std::uint64_t>) {
-    const std::uint64_t k = i % dims.at(2), j = (i / dims[2]) % dims[1];
-    return fn(i / (dims[1] * dims[2]), j, k);
-  } else if constexpr (std::is_invocable_v<F&, std::uint64_t, std::uint64_t>) {
-    return fn(i / dims.at(1), i % dims[1]);
-  } else {
-    return fn(i);
-  }
-}
-
-/// Maps the pages of [data, data + bytes), shared memory this forked process has not touched
-/// yet, by reading one byte per page: a read fault maps 16 neighbours at once (fault-around)
-/// and shared memory maps them writable, where a write fault maps one page (~1 us here).
-void map_for_writing(const void* data, std::size_t bytes) noexcept;
-
-/// Fork-mode runner that calls a lambda: writes trivially copyable results straight into
-/// shared memory (`out`), or serialises them (`out == nullptr`), or discards them (void).
-template <class T, class F>
-class LambdaRunner final : public JobRunner {
- public:
-  LambdaRunner(F& fn, std::vector<std::uint64_t> dims, T* out) : fn_(fn), dims_(std::move(dims)), out_(out) {}
-  void run(std::uint64_t i, std::string& result) override {
-    if constexpr (std::is_void_v<T>) {
-      invoke_at(fn_, dims_, i);
-    } else if (out_ != nullptr) {
-      out_[i] = invoke_at(fn_, dims_, i);
-    } else {
-      append_serialized(result, static_cast<const T&>(invoke_at(fn_, dims_, i)));
-    }
-  }
-  // Only for jobs without per-index bytes: void, or results written into `out`.
-  void run_range(std::uint64_t begin, std::uint64_t end, std::atomic<std::uint64_t>& current) override {
-    if constexpr (!std::is_void_v<T>) {
-      if (out_ == nullptr) return JobRunner::run_range(begin, end, current);
-      map_for_writing(out_ + begin, (end - begin) * sizeof(T));
-    }
-    for (std::uint64_t i = begin; i < end; ++i) {
-      current.store(i, std::memory_order_release);
-      if constexpr (std::is_void_v<T>) invoke_at(fn_, dims_, i);
-      else out_[i] = invoke_at(fn_, dims_, i);
-    }
-  }
-
- private:
-  F& fn_;
-  std::vector<std::uint64_t> dims_;
-  T* out_;
-};
-
-/// Keeps the whole pages of [data, data + bytes) out of processes forked while it lives
-/// (MADV_DONTFORK), so fork does not write-protect them in this one. Only for memory no worker
-/// can reach (the master's own result vector). Best effort: without it, only speed changes.
-class NotInherited {
- public:
-  NotInherited(void* data, std::size_t bytes) noexcept;
-  NotInherited(const NotInherited&) = delete;
-  NotInherited& operator=(const NotInherited&) = delete;
-  ~NotInherited();
-
- private:
-  void* begin_ = nullptr;
-  std::size_t bytes_ = 0;
-};
-
-/// Master-side observer that decodes each index's bytes into T and hands it on.
-template <class T, class Sink>
-class DecodingObserver final : public FarmObserver {
- public:
-  explicit DecodingObserver(Sink& sink) : sink_(sink) {}
-  void on_result(const IndexResult& r) override { sink_(r.index, deserialize<T>(r.value)); }
-
- private:
-  Sink& sink_;
-};
-
 }  // namespace detail
 
-class Pool;
-
-/// The result of Pool::submit. Valid while its Pool lives; used from the Pool's thread.
-/// Waiting drives the pool (there is no background thread): ready() and wait_for() also start
-/// queued calls and collect finished ones.
 template <class R>
-class Future {
- public:
-  /// True once the call has finished (or finally failed). Never blocks.
-  bool ready() const;
-  /// Waits at most `timeout` for the call to finish; true if it has.
-  bool wait_for(std::chrono::milliseconds timeout) const;
-  /// Waits for the call (bounded by the pool's task_timeout, if set) and returns its value;
-  /// throws TaskFailed with the cause if it finally failed.
-  R get() const;
+class Future;
 
- private:
-  friend class Pool;
-  Future(Pool* pool, std::shared_ptr<detail::AsyncTask> task) : pool_(pool), task_(std::move(task)) {}
-  Pool* pool_;
-  std::shared_ptr<detail::AsyncTask> task_;
-};
-
+/// Moving a Pool moves everything it owns: futures of calls submitted before the move keep
+/// working (they follow the pool, not the Pool object). A moved-from Pool owns nothing: only
+/// destruction, assignment, options() and last_report() are valid on it; any other call throws
+/// Error ("... used after it was moved from").
+/// A Pool runs one call at a time and only in the process that created it: a call from inside
+/// one of its own tasks (a worker process or a task thread), from a sink of a running call, or
+/// in a forked copy of the process throws Error saying so. A new Pool made inside a task works.
 class Pool {
  public:
   explicit Pool(PoolOptions options = {});
   Pool(Pool&&) noexcept;
-  Pool& operator=(Pool&&) noexcept;
+  /// Closes this Pool first (as the destructor does), then takes over `other`'s.
+  Pool& operator=(Pool&& other) noexcept;
+  /// Closes the pool: submitted calls still running are killed, their futures then throw.
   ~Pool();
 
   /// Workers per call.
-  std::size_t workers() const noexcept;
+  std::size_t workers() const;
   const PoolOptions& options() const noexcept { return options_; }
   /// The report of the last call (failures, retries, wall time).
   const RunReport& last_report() const noexcept { return report_; }
@@ -206,6 +118,7 @@ class Pool {
   /// any cereal-serialisable type (std::string, std::vector<...>, your structs).
   template <class T, class F>
   std::vector<T> map(const Extent& extent, F fn) {
+    check_usable("map");
     MapResult<T> r = try_map<T>(extent, std::move(fn));
     throw_if_failed();
     return std::move(r.values);
@@ -228,6 +141,7 @@ class Pool {
   /// fn(i) for every index, for its side effects (typically writes into a SharedArray).
   template <class F>
   void for_each(const Extent& extent, F fn) {
+    check_usable("for_each");
     run_job<void>(extent, fn, nullptr, nullptr, false);
     throw_if_failed();
   }
@@ -237,6 +151,7 @@ class Pool {
   /// index with the exception — retried, then listed by TaskFailed — and the run goes on.
   template <class T, class F, class Sink>
   void imap_unordered(const Extent& extent, F fn, Sink sink) {
+    check_usable("imap_unordered");
     detail::DecodingObserver<T, Sink> obs(sink);
     run_job<T>(extent, fn, nullptr, &obs, false);
     throw_if_failed();
@@ -247,6 +162,7 @@ class Pool {
   /// succeeded, skipping the indices it did not finish, then throws TaskFailed.
   template <class T, class F, class Sink>
   void imap(const Extent& extent, F fn, Sink sink) {
+    check_usable("imap");
     detail::DecodingObserver<T, Sink> obs(sink);
     run_job<T>(extent, fn, nullptr, &obs, true);
     throw_if_failed();
@@ -276,10 +192,11 @@ class Pool {
   auto submit(F fn, A... args) -> Future<std::invoke_result_t<F&, A&...>> {
     using R = std::invoke_result_t<F&, A&...>;
     static_assert(!std::is_void_v<R>, "submit needs a function that returns a value");
+    check_usable("submit");
     auto run = [fn = std::move(fn), ... args = std::move(args)](std::string& out) mutable {
       detail::append_serialized(out, static_cast<const R&>(fn(args...)));
     };
-    return Future<R>(this, submit_raw(std::move(run)));
+    return Future<R>(state_, submit_raw(std::move(run)));
   }
   /// Submitted calls that have finished (including final failures).
   std::size_t completed();
@@ -291,16 +208,42 @@ class Pool {
   /// loop around it makes one iteration per completion (or per timeout), never spins.
   std::size_t wait_any(std::chrono::milliseconds timeout);
 
-  /// Stops and reaps every worker, removes every segment. Called by the destructor.
+  /// Stops and reaps every worker, removes every segment; submitted calls still running are
+  /// killed (their futures throw Error). Called by the destructor. The Pool stays usable.
   void close();
 
  private:
   template <class R>
   friend class Future;
+  struct State;
+
+  /// Throws Error if `call` cannot run now: the Pool was moved from, or this is a task of its
+  /// own, a forked copy of its process, or a call made while another call of it runs.
+  void check_usable(const char* call) const;
+  /// Holds the Pool busy for a call's duration (after check_usable), so that re-entry is seen.
+  class Busy {
+   public:
+    Busy(const Pool& pool, const char* call);
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+    ~Busy();
+
+   private:
+    State* state_;
+  };
+  /// What the destructor does: closes the pool (in the process that made it), then owns nothing.
+  void release() noexcept;
+  std::size_t worker_count() const;  // workers() without the checks
+  /// In a forked worker, before its first task: marks this process as one of the Pool's tasks.
+  void enter_worker() const noexcept;
+
   std::shared_ptr<detail::AsyncTask> submit_raw(std::function<void(std::string&)> run);
-  bool task_wait(const detail::AsyncTask& task, std::chrono::milliseconds timeout);
+  /// Drives the pool of a Future (which may have moved since) until `task` finished or
+  /// `timeout` passed; throws Error if that pool was closed before the task finished.
+  static bool task_wait(const std::weak_ptr<State>& pool, const detail::AsyncTask& task,
+                        std::chrono::milliseconds timeout, const char* call);
   /// The value's bytes of a finished task; throws TaskFailed if it finally failed.
-  std::span<const char> task_result(const detail::AsyncTask& task);
+  static std::span<const char> task_result(const detail::AsyncTask& task);
 
   template <class T, class F>
   void run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered);
@@ -312,14 +255,37 @@ class Pool {
 
   PoolOptions options_;
   RunReport report_;
-  struct State;
-  std::unique_ptr<State> state_;
+  std::shared_ptr<State> state_;  // shared only with futures, which hold it weakly
+};
+
+/// The result of Pool::submit. Used from the Pool's thread; it follows its Pool when the Pool is
+/// moved. Waiting drives the pool (there is no background thread): ready() and wait_for() also
+/// start queued calls and collect finished ones. A call that finished before its Pool was
+/// closed or destroyed still delivers; one that had not makes every method throw Error.
+template <class R>
+class Future {
+ public:
+  /// True once the call has finished (or finally failed). Never blocks.
+  bool ready() const;
+  /// Waits at most `timeout` for the call to finish; true if it has.
+  bool wait_for(std::chrono::milliseconds timeout) const;
+  /// Waits for the call (bounded by the pool's task_timeout, if set) and returns its value;
+  /// throws TaskFailed with the cause if it finally failed.
+  R get() const;
+
+ private:
+  friend class Pool;
+  Future(std::weak_ptr<Pool::State> pool, std::shared_ptr<detail::AsyncTask> task)
+      : pool_(std::move(pool)), task_(std::move(task)) {}
+  std::weak_ptr<Pool::State> pool_;
+  std::shared_ptr<detail::AsyncTask> task_;
 };
 
 // ---- implementation of the templates ------------------------------------------------------
 
 template <class T, class F>
 void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered) {
+  Busy busy(*this, "map");
   if (options_.backend == Backend::threads) {
     // Results reach the observer one at a time, and in index order when asked for.
     std::mutex mu;
@@ -346,6 +312,7 @@ void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool 
   job.results = (std::is_void_v<T> || out != nullptr) ? ResultMode::none : ResultMode::blobs;
   job.ordered = ordered;
   ForkKernelFactory factory = [&fn, &extent, out, this]() -> std::unique_ptr<JobRunner> {
+    enter_worker();
     if (options_.initializer) options_.initializer();
     return std::make_unique<detail::LambdaRunner<T, F>>(fn, extent.dims, out);
   };
@@ -354,6 +321,7 @@ void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool 
 
 template <class T, class F>
 MapResult<T> Pool::try_map(const Extent& extent, F fn) {
+  check_usable("try_map");
   MapResult<T> r;
   const std::uint64_t n = extent.size();
   if constexpr (std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>) {
@@ -379,19 +347,19 @@ MapResult<T> Pool::try_map(const Extent& extent, F fn) {
 
 template <class R>
 bool Future<R>::ready() const {
-  return pool_->task_wait(*task_, std::chrono::milliseconds(0));
+  return Pool::task_wait(pool_, *task_, std::chrono::milliseconds(0), "Future::ready");
 }
 
 template <class R>
 bool Future<R>::wait_for(std::chrono::milliseconds timeout) const {
-  return pool_->task_wait(*task_, timeout);
+  return Pool::task_wait(pool_, *task_, timeout, "Future::wait_for");
 }
 
 template <class R>
 R Future<R>::get() const {
-  while (!pool_->task_wait(*task_, std::chrono::hours(1))) {
+  while (!Pool::task_wait(pool_, *task_, std::chrono::hours(1), "Future::get")) {
   }
-  return detail::deserialize<R>(pool_->task_result(*task_));
+  return detail::deserialize<R>(Pool::task_result(*task_));
 }
 
 }  // namespace taskfarm
