@@ -189,5 +189,7 @@ TEST(Hostile, StdoutFloodInOrderKeepsTheMastersMemoryBounded) {
   EXPECT_EQ(r.succeeded, 1000u);
   EXPECT_EQ(seen.next, 1000u);
   EXPECT_EQ(seen.bytes, 1000u * 262144u);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their allocators inflate RSS
   EXPECT_LT(peak_memory() - before, std::uint64_t{128} << 20) << (peak_memory() - before) << " bytes for " << (seen.bytes >> 20) << " MiB of output";
+#endif
 }
