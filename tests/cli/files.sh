@@ -165,6 +165,31 @@ nothing_to_show_replaces_nothing() {
   [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
 }
 
+# Started with stdout or stderr closed, the run's own files would get fd 1 or 2 and the tasks'
+# output, stderr lines and summary would be written into them: a closed stream is /dev/null.
+closed_standard_streams() {
+  local args=(-j 2 --tasks 40 --output "$W/out.npy" --dtype int32 --joblog "$W/j.tsv" --trace "$W/t.json")
+  "$TASKFARM" run "${args[@]}" -- "$CLI_WORKER" --print </dev/null >&- 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 0
+  rm -f "$W/out.npy" "$W/j.tsv" "$W/t.json"
+  "$TASKFARM" run "${args[@]}" -- "$CLI_WORKER" --print </dev/null >"$W/stdout" 2>&-
+  TF_RC=$?
+  expect_rc 0
+  "$TASKFARM" run -j 2 --tasks 5 -- "$CLI_WORKER" <&- >/dev/null 2>&1
+  TF_RC=$?
+  expect_rc 0
+  py "
+import json, numpy as np, sys
+a = np.load(sys.argv[1] + '/out.npy'); k = np.arange(40)
+assert (a == ($VALUE_EXPR)).all(), 'the output holds something else'
+json.load(open(sys.argv[1] + '/t.json'))
+rows = open(sys.argv[1] + '/j.tsv').read().splitlines()
+assert rows[0].startswith('# taskfarm joblog 1') and len(rows) == 42, rows[:3]
+assert all(len(r.split('\t')) == 10 for r in rows[1:]), 'a line that is not a joblog row'
+" "$W"
+}
+
 # A joblog that cannot be written (a full disk; here the master's file size limit, lowered
 # with prlimit once the joblog holds 40 rows, so its next write fails with EFBIG) stops the run
 # like an interruption: exit 102, the summary, the output kept with every logged result in it,

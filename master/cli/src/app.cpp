@@ -1,5 +1,6 @@
 #include "app.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -189,7 +190,26 @@ int exit_status_of(const std::function<int()>& body) noexcept {
   }
 }
 
+namespace {
+
+/// Started with fd 0, 1 or 2 closed, the next file opened — the output, the joblog, the trace —
+/// would get that number, and task output, stderr lines and the summary would be written into
+/// it. A closed standard stream reads as /dev/null instead (as daemon(3) does).
+void keep_standard_streams_open() noexcept {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);  // the lowest free number: fd
+    if (opened >= 0 && opened != fd) {
+      ::dup2(opened, fd);
+      ::close(opened);
+    }
+  }
+}
+
+}  // namespace
+
 int main_entry(const std::vector<std::string>& args) noexcept {
+  keep_standard_streams_open();
   return exit_status_of([&args] { return unguarded_main(args); });
 }
 
