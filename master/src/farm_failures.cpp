@@ -157,6 +157,10 @@ void Farm::Impl::check_deadlines(Clock::time_point now) {
     SlotRun& s = slots[i];
     if (!s.proc || s.proc->reaped()) continue;
     if (s.hello) greeted = true;
+    // A master that was stopped or busy past the deadline may find the Hello waiting: look first.
+    if (!s.hello && !s.kill_cause && opt.start_timeout.count() > 0 && now - s.spawned_at >= opt.start_timeout) drain_channel(i);
+    if (!s.proc || s.proc->reaped()) continue;
+    if (s.hello) greeted = true;
     if (!s.hello && !s.kill_cause && opt.start_timeout.count() > 0 && now - s.spawned_at >= opt.start_timeout) {
       kill_worker(i, FailureCause::start, worker_name() + " did not start the taskfarm protocol within " +
                                               format_duration(opt.start_timeout) +

@@ -117,6 +117,34 @@ TEST(StartDeadline, ProgramThatExitsBeforeItsHandshakeIsNotAWorkerProgram) {
   EXPECT_TRUE(no_children());
 }
 
+// A master that could not look at its workers for longer than the start deadline (stopped by
+// Ctrl-Z, a paused VM, swapping; here: an observer busy for 1.3 s) finds their handshakes
+// waiting when it comes back: healthy workers are not killed as "not a worker program".
+TEST(StartDeadline, HandshakeWaitingWhileTheMasterWasBusyCounts) {
+  struct BusyAtFirstStart : FarmObserver {
+    bool busy = false;
+    void on_worker_started(int, pid_t) override {
+      if (busy) return;
+      busy = true;
+      const auto until = std::chrono::steady_clock::now() + 1300ms;  // the master is elsewhere
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+  } observer;
+  FarmOptions o;
+  o.workers = 1;
+  o.start_timeout = 1s;
+  Farm farm = Farm::program(o, FAULT_WORKER, {});
+  auto out = SharedArray<std::int64_t>::create({40});
+  JobSpec job;
+  job.extent = {40};
+  job.output_handle = out.handle();
+  const RunReport r = farm.run(job, &observer);
+  EXPECT_TRUE(r.farm_error.empty()) << r.farm_error;
+  EXPECT_EQ(r.succeeded, 40u);
+  EXPECT_EQ(r.worker_deaths, 0u);
+}
+
 // A farm whose workers have greeted before: one stuck start is one failed worker, replaced;
 // the run goes on.
 TEST(StartDeadline, OneStuckStartAmongGoodOnesIsReplaced) {
