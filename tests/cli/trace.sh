@@ -52,4 +52,42 @@ assert any(e.get('name') == 'worker started' for e in events)
 " "$W/t.json" "$K"
 }
 
+# A trace that cannot be written further (a full disk; here the master's file size limit,
+# lowered with prlimit to 100 bytes past the trace's size, so that the next batch is written in
+# part) ends after its last whole record: the part is cut off again. The run goes on and says so.
+full_disk() {
+  "$TASKFARM" run -j 2 --chunk 1 --tasks 400 --trace "$W/t.json" --output "$W/o.npy" --dtype int32 \
+    -- "$CLI_WORKER" --spin-ms 3 </dev/null >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  "$PYTHON" - "$TF_PID" "$W/t.json" <<'PY' || fail "could not cap the trace"
+import resource, sys, time
+pid, path = int(sys.argv[1]), sys.argv[2]
+deadline = time.monotonic() + 20
+while True:  # bounded poll for the trace to hold 20 chunk slices
+    try:
+        text = open(path, 'rb').read()
+    except FileNotFoundError:
+        text = b''
+    if text.count(b'"cat":"chunk"') >= 20:
+        break
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.005)
+size = len(text) + 100
+resource.prlimit(pid, resource.RLIMIT_FSIZE, (size, size))
+PY
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 0
+  expect_stderr "cannot write trace $W/t.json: File too large"
+  py "
+import json, sys
+text = open(sys.argv[1]).read()
+assert not text.rstrip().endswith(','), 'a trailing comma'
+events = json.loads(text.rstrip() + '\n]')   # cut after a whole record
+assert sum(1 for e in events if e.get('cat') == 'chunk') >= 20
+" "$W/t.json"
+}
+
 "$@"

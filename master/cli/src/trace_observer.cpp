@@ -62,12 +62,20 @@ void TraceObserver::flush() noexcept {
   // One write(2) of whole records per batch, never a stdio buffer: a master killed at any
   // instant leaves a file that ends after a complete record (the joblog's discipline).
   std::string_view bytes = file_ ? std::string_view(pending_) : std::string_view();
+  std::uint64_t done = 0;
   while (!bytes.empty() && write_errno_ == 0) {
     const ssize_t n = ::write(::fileno(file_.get()), bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) write_errno_ = errno;
-    else bytes.remove_prefix(static_cast<std::size_t>(n));
+    if (n < 0) {
+      write_errno_ = errno;
+      // A batch written in part (a full disk) is cut off again: the file ends after a record.
+      if (done != 0 && ::ftruncate(::fileno(file_.get()), static_cast<off_t>(written_)) == 0) done = 0;
+    } else {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      done += static_cast<std::uint64_t>(n);
+    }
   }
+  written_ += done;
   pending_.clear();
 }
 

@@ -50,6 +50,7 @@ class TraceObserver : public FarmObserver {
   bool first_ = true;
   std::string pending_;   // whole records not yet written
   int write_errno_ = 0;   // the first write failure; later batches are dropped
+  std::uint64_t written_ = 0;  // bytes of whole batches in the file
   ChunkLedger ledger_;
   ChunkLedger::Clock::time_point t0_;
   std::vector<bool> named_;
