@@ -190,6 +190,39 @@ assert all(len(r.split('\t')) == 10 for r in rows[1:]), 'a line that is not a jo
 " "$W"
 }
 
+# Files that cannot be put in place once tasks succeeded (their directory made read-only
+# meanwhile): the user's files stay as they were, the run stops like an interruption (exit 102)
+# and says so, never "no task succeeded". Run as an unprivileged user: root ignores the mode.
+unpublishable_after_success() {
+  [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null || { echo "SKIP: needs root and setpriv"; exit 77; }
+  local d="$W/ro"
+  mkdir "$d"
+  echo "mine" >"$d/o.npy"
+  echo "minej" >"$d/j.tsv"
+  chown -R 65534:65534 "$d"
+  chmod 0777 "$W"
+  # Each task takes a second: the directory is read-only long before the first one ends.
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$TASKFARM" run -j 1 --chunk 1 --tasks 2 \
+    --output "$d/o.npy" --dtype int32 --joblog "$d/j.tsv" -- "$CLI_WORKER" --spin-ms 1000 \
+    </dev/null >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  local deadline=$((SECONDS + 20))
+  until compgen -G "$d/o.npy.taskfarm-*.tmp" >/dev/null && compgen -G "$d/j.tsv.taskfarm-*.tmp" >/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the run never staged its files"
+    sleep 0.01
+  done
+  chmod 0555 "$d"
+  wait "$TF_PID"
+  TF_RC=$?
+  chmod 0755 "$d"
+  expect_rc 102
+  expect_stderr "stopped: cannot rename"
+  expect_stderr "the results could not be put in place: $d/o.npy was not replaced (the file there is as it was)"
+  grep -q "no task succeeded" "$W/stderr" && fail "said no task succeeded: $(cat "$W/stderr")"
+  [ "$(cat "$d/o.npy")" = mine ] && [ "$(cat "$d/j.tsv")" = minej ] || fail "the user's files changed"
+}
+
 # A joblog that cannot be written (a full disk; here the master's file size limit, lowered
 # with prlimit once the joblog holds 40 rows, so its next write fails with EFBIG) stops the run
 # like an interruption: exit 102, the summary, the output kept with every logged result in it,

@@ -33,7 +33,7 @@ const char* const exit_status_help =
     "  101      more than 100 tasks failed\n"
     "  2        usage or input error (nothing was created)\n"
     "  3        the farm itself could not run (e.g. workers die at start)\n"
-    "  102      the joblog could not be written (disk full): stopped, results kept, --resume continues\n"
+    "  102      a file of the run could not be written or put in place: stopped, results kept, --resume continues\n"
     "  130/143  interrupted by SIGINT/SIGTERM (workers stopped, segments removed)\n";
 
 namespace {

@@ -236,10 +236,12 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     }
   }
 
-  // A file that appeared at one of the paths meanwhile is left alone: the run stopped (exit 2),
-  // and what it published before stays (a --resume goes on from it).
+  // A file that could not be put in place (its directory made read-only or removed meanwhile) is
+  // not: what is at the path stays, the run stopped (exit 102), and what it published before
+  // stays too (a --resume goes on from it).
   const bool published = publisher.finish(report);
-  const int status = !published ? exit_usage : joblog_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
+  // A file of the run that could not be written or put in place stops it like an interruption.
+  const int status = published && joblog_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
   SummaryContext ctx;
   ctx.total = plan.tasks;
   ctx.earlier_done = plan.todo.done;
@@ -256,7 +258,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
       ctx.output.clear();
       ctx.resume_hint.clear();
     } else if (output && !output.published()) {
-      untouched = "taskfarm: no task succeeded: " + plan.output->path + " was not replaced (the file there is as it was)\n";
+      untouched = (report.succeeded == 0 ? "taskfarm: no task succeeded: " : "taskfarm: the results could not be put in place: ") +
+                  plan.output->path + " was not replaced (the file there is as it was)\n";
       ctx.output.clear();
       ctx.resume_hint.clear();
     } else {

@@ -16,8 +16,9 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_farm = 3;
 inline constexpr int exit_many_failures = 101;
-/// The joblog could not be written (disk full, file too large): the run stopped like an
-/// interruption, keeping the output and the joblog's whole rows for --resume.
+/// A file of the run could not be written or put in place (the joblog on a full disk, a
+/// directory made read-only meanwhile): the run stopped like an interruption, keeping the
+/// output and the joblog's whole rows for --resume.
 inline constexpr int exit_joblog_failed = 102;
 
 /// 0 all succeeded; 1-100 failed-task count; 101 more; 3 the farm could not run; 128+signal if
