@@ -175,6 +175,9 @@ TEST(StartDeadline, OneStuckStartAmongGoodOnesIsReplaced) {
 // there: now it carries on with those, says so once, and keeps trying.
 TEST(SpawnFailures, ForkLimitLeavesTheRunGoingWithFewerWorkers) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan's own threads count against RLIMIT_NPROC: the limits here are counted in processes";
+#endif
   // This process and two workers fit under 3; the third and fourth spawns fail with EAGAIN.
   const int code = as_unprivileged_user(3, [] {
     FarmOptions o;
@@ -204,6 +207,9 @@ TEST(SpawnFailures, ForkLimitLeavesTheRunGoingWithFewerWorkers) {
 
 TEST(SpawnFailures, ForkModeCarriesOnWithFewerWorkersToo) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan's own threads count against RLIMIT_NPROC: the limits here are counted in processes";
+#endif
   const int code = as_unprivileged_user(3, [] {
     PoolOptions o;
     o.workers = 4;
@@ -221,6 +227,9 @@ TEST(SpawnFailures, ForkModeCarriesOnWithFewerWorkersToo) {
 
 TEST(SpawnFailures, SubmittedCallsWaitForAFreeProcessInsteadOfFailing) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan's own threads count against RLIMIT_NPROC: the limits here are counted in processes";
+#endif
   const int code = as_unprivileged_user(3, [] {  // two calls at a time fit, not four
     PoolOptions o;
     o.workers = 4;
@@ -236,6 +245,9 @@ TEST(SpawnFailures, SubmittedCallsWaitForAFreeProcessInsteadOfFailing) {
 
 TEST(SpawnFailures, NoWorkerAtAllStopsTheRunWithTheCause) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as an unprivileged user under RLIMIT_NPROC";
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan's own threads count against RLIMIT_NPROC: the limits here are counted in processes";
+#endif
   const int code = as_unprivileged_user(1, [] {  // not even one worker fits
     FarmOptions o;
     o.workers = 2;
