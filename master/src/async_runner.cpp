@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,13 +161,7 @@ void AsyncRunner::start(const std::shared_ptr<AsyncTask>& t) {
   }
   ::fcntl(rd.get(), F_SETFL, O_NONBLOCK);
   t->pid = pid;
-  t->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!t->pidfd) {  // without its handle the child would be nobody's to reap
-    const int err = errno;
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
-    throw SystemError("pidfd_open for submitted task pid " + std::to_string(pid), err);
-  }
+  t->pidfd = open_pidfd(pid, "submitted task");
   t->pipe = std::move(rd);
   t->bytes.clear();
   t->state = AsyncTask::State::running;

@@ -31,17 +31,6 @@ namespace {
 
 constexpr int kChannelFd = 3;
 
-// The child's one handle; without it the child would be nobody's to reap: it is killed then.
-UniqueFd open_pidfd(pid_t pid) {
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) {
-    const int err = errno;
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}  // SIGKILLed: it ends promptly
-    throw SystemError("pidfd_open for worker pid " + std::to_string(pid), err);
-  }
-  return UniqueFd(fd);
-}
 
 struct Pipe {
   UniqueFd read, write;
@@ -168,7 +157,7 @@ WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std
   }
   worker_end.release().reset();
   err.write.reset();
-  return WorkerProcess(pid, open_pidfd(pid), std::move(master_end), std::move(err.read), std::move(slot));
+  return WorkerProcess(pid, open_pidfd(pid, "worker"), std::move(master_end), std::move(err.read), std::move(slot));
 }
 
 WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
@@ -222,7 +211,18 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
   }
   err.write.reset();
   child_fd.reset();
-  return WorkerProcess(pid, open_pidfd(pid), std::move(master_end), std::move(err.read), std::move(slot));
+  return WorkerProcess(pid, open_pidfd(pid, "worker"), std::move(master_end), std::move(err.read), std::move(slot));
+}
+
+UniqueFd open_pidfd(pid_t pid, const std::string& what) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) {
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}  // SIGKILLed: it ends promptly
+    throw SystemError("pidfd_open for " + what + " pid " + std::to_string(pid), err);
+  }
+  return UniqueFd(fd);
 }
 
 }  // namespace taskfarm

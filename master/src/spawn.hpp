@@ -39,6 +39,10 @@ WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std
 WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
                             const std::vector<std::string>& args);
 
+/// The pidfd of a child just started, its one handle. Without one the child would be nobody's
+/// to reap: it is SIGKILLed and reaped, and SystemError names `what` and the pid.
+UniqueFd open_pidfd(pid_t pid, const std::string& what);
+
 /// Whether a failed spawn (fork, vfork, a pipe or segment for it) with this errno failed
 /// for want of resources — "not now" (EAGAIN under RLIMIT_NPROC, ENOMEM, EMFILE, ...), not
 /// "never" (the program cannot be executed).

@@ -201,9 +201,10 @@ unpublishable_after_success() {
   echo "minej" >"$d/j.tsv"
   chown -R 65534:65534 "$d"
   chmod 0777 "$W"
-  # Each task takes a second: the directory is read-only long before the first one ends.
+  # The first task ends only once the test has made the directory read-only (--gate).
+  mkfifo -m 0666 "$W/gate"
   setpriv --reuid=65534 --regid=65534 --clear-groups "$TASKFARM" run -j 1 --chunk 1 --tasks 2 \
-    --output "$d/o.npy" --dtype int32 --joblog "$d/j.tsv" -- "$CLI_WORKER" --spin-ms 1000 \
+    --output "$d/o.npy" --dtype int32 --joblog "$d/j.tsv" -- "$CLI_WORKER" --gate "$W/gate" \
     </dev/null >"$W/stdout" 2>"$W/stderr" &
   TF_PID=$!
   BG+=("$TF_PID")
@@ -213,6 +214,7 @@ unpublishable_after_success() {
     sleep 0.01
   done
   chmod 0555 "$d"
+  timeout 20 bash -c 'echo go >"$1"' _ "$W/gate" || fail "the worker never opened its gate"
   wait "$TF_PID"
   TF_RC=$?
   chmod 0755 "$d"

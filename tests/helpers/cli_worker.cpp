@@ -3,11 +3,14 @@
 // element i), and/or prints a line; it misbehaves at chosen indices.
 //   cli_worker [--print] [--from-input] [--crash-at K,..] [--throw-at K,..] [--exit-at K,..]
 //              [--throw-all] [--crash-once-at K --marker-dir DIR] [--block-from K] [--spin-ms MS]
+//              [--gate FIFO]
 // value(k) = (k * 7919) % 65521, reduced % 251 for uint8; --from-input: 2 * input.flat[k]
 // (float64 input). --print: "task i" or, with --input-lines, "i: <line i>". --block-from K:
 // every index >= K blocks until the worker is killed (the master's death kills it). --spin-ms:
 // each task burns MS of CPU first (a slow task; the worker runtime reports finished chunks
 // at least every millisecond, so each one reaches the master before the next starts).
+// --gate FIFO: the worker's first task first reads the FIFO to its end, so it cannot finish
+// before the test has written into it and closed it (an event, not a timing).
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -68,7 +71,7 @@ int main(int argc, char** argv) {
   bool print = false, from_input = false, throw_all = false;
   std::set<std::uint64_t> crash_at, throw_at, exit_at;
   std::uint64_t crash_once_at = kNone, block_from = kNone;
-  std::string marker_dir;
+  std::string marker_dir, gate;
   long spin_ms = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -84,11 +87,20 @@ int main(int argc, char** argv) {
     else if (a == "--block-from") block_from = next();
     else if (a == "--marker-dir" && i + 1 < argc) marker_dir = argv[++i];
     else if (a == "--spin-ms") spin_ms = static_cast<long>(next());
+    else if (a == "--gate" && i + 1 < argc) gate = argv[++i];
   }
   return taskfarm::run_worker([&](taskfarm::TaskContext& t) {
     const std::uint64_t i = t.index();
     if (i >= block_from)
       for (;;) ::pause();
+    if (!gate.empty()) {  // open() waits for the writer, read() for its close
+      const int fd = ::open(gate.c_str(), O_RDONLY | O_CLOEXEC);
+      char buf[64];
+      while (fd >= 0 && ::read(fd, buf, sizeof buf) > 0) {
+      }
+      if (fd >= 0) ::close(fd);
+      gate.clear();
+    }
     if (spin_ms > 0) spin(spin_ms);
     if (crash_at.count(i) != 0) ::raise(SIGSEGV);
     if (exit_at.count(i) != 0) std::_Exit(3);
