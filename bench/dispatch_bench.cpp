@@ -73,10 +73,9 @@ class ProgramFarm {
   /// Sums the workers' own chunk timings (Done messages): the per-item cost inside a worker.
   struct WorkerTime final : FarmObserver {
     std::uint64_t ns = 0, items = 0;
-    void on_chunk_done(int, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t,
-                       std::chrono::nanoseconds elapsed) override {
-      ns += static_cast<std::uint64_t>(elapsed.count());
-      items += end - begin;
+    void on_tasks_done(const TasksDone& t) override {
+      ns += static_cast<std::uint64_t>(std::chrono::nanoseconds(t.stop - t.start).count());
+      items += t.end - t.begin;
     }
   };
   WorkerTime worker_time_;

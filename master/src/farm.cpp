@@ -91,6 +91,7 @@ void Farm::Impl::spawn(std::size_t i) {
   s.job_sent = 0;
   s.assigned = 0;
   s.spawned_at = Clock::now();
+  s.last_end = s.spawned_at;
   s.seen_chunk = kNoChunk;  // what reset_slot wrote: progress is counted from the spawn
   s.seen_index = s.seen_done = 0;
   s.seen_started = 0;
@@ -144,13 +145,14 @@ void Farm::Impl::top_up(std::size_t i) {
   for (const auto& o : slots) unfinished += o.held_indices;
   const std::uint64_t share = (unfinished + run_workers - 1) / run_workers;
   proto::Assign a{job_id, {}};
+  const Clock::time_point now = Clock::now();
   while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
          (s.held_indices == 0 || s.held_indices + sched->chunk_size() <= share)) {
     // A worker recycled after max_tasks_per_worker is never handed more than that.
     const std::uint64_t allowance = opt.max_tasks_per_worker != 0 ? opt.max_tasks_per_worker - s.assigned : ~std::uint64_t{0};
     auto t = sched->next(allowance);
     if (!t) break;
-    s.held.push_back(Held{*t, t->begin, {}});
+    s.held.push_back(Held{*t, t->begin, {}, now});
     a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});
     s.held_indices += t->size();
     s.assigned += t->size();
@@ -204,6 +206,12 @@ void Farm::Impl::handle(std::size_t i, const proto::Message& m) {
   }
 }
 
+Clock::time_point Farm::Impl::began(const SlotRun& s, const Held* h, Clock::time_point now) const {
+  Clock::time_point t = s.last_end;
+  if (h != nullptr) t = std::max(t, h->assigned_at);
+  return std::min(t, now);
+}
+
 Held* Farm::Impl::find_held(SlotRun& s, std::uint64_t chunk_id) {
   for (auto& h : s.held)
     if (h.task.id == chunk_id) return &h;
@@ -220,22 +228,31 @@ void Farm::Impl::commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carri
   const std::uint64_t begin = h->committed, end = c.upto;
   if (c.arena_len != 0 || c.carried) deliver_records(i, begin, end, c, std::move(carried));
   else if (end > begin && (job->results == ResultMode::blobs || job->capture_stdout)) throw proto::ProtocolError("Done without results for a job that wants them");
-  std::uint64_t failed_here = 0, ok_from = begin;
+  std::vector<std::uint64_t> failed_here;  // stays empty (no allocation) on the usual path
+  std::uint64_t ok_from = begin;
   for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
-    ++failed_here;
+    failed_here.push_back(it->first);
     delivered.insert(ok_from, it->first);
     ok_from = it->first + 1;
     task_failed(i, it->second, h->task);
   }
   delivered.insert(ok_from, end);
-  report.succeeded += (end - begin) - failed_here;
+  report.succeeded += (end - begin) - failed_here.size();
   sched->measured(end - begin, c.elapsed_ns);
   h->committed = end;
   s.held_indices -= end - begin;
   if (end > begin) deaths_without_progress = 0;
   // Every committed piece is reported, so a joblog knows about it even if the worker dies
-  // before the rest of its chunk.
-  if (obs && end > begin) obs->on_chunk_done(static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
+  // before the rest of its chunk. It ran for elapsed_ns, ending no later than now (Done messages
+  // come in batches), starting no earlier than the chunk was handed out or its previous piece ended.
+  if (end > begin) {
+    const Clock::time_point now = Clock::now();
+    TasksDone t{static_cast<int>(i), s.proc->pid(), begin, end, h->task.attempt, failed_here, {}, {}};
+    t.start = std::max(now - std::chrono::nanoseconds(c.elapsed_ns), std::max(s.last_end, h->assigned_at));
+    t.stop = t.start + std::chrono::nanoseconds(c.elapsed_ns);
+    s.last_end = t.stop;
+    if (obs) obs->on_tasks_done(t);
+  }
   if (c.returned && end < h->task.end) {
     // Its budget ran out: the rest was never started, so it goes back uncharged.
     sched->requeue(end, h->task.end, h->task.attempt);

@@ -76,6 +76,8 @@ void Farm::Impl::on_exit(std::size_t i, ExitStatus st) {
   f.slot = static_cast<int>(i);
   f.pid = s.proc->pid();
   f.stderr_tail = s.proc->stderr_tail();
+  const Clock::time_point now = Clock::now();
+  f.runtime = now - began(s, suspect ? find_held(s, suspect_chunk) : nullptr, now);
   // A worker that crashed on its own (e.g. SIGSEGV while dumping core) after we decided to
   // kill it died of its own cause, not ours.
   const bool own_death = st.signaled && st.code != SIGTERM && st.code != SIGKILL;

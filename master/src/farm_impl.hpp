@@ -29,6 +29,7 @@ struct Held {
   ChunkTask task;
   std::uint64_t committed = 0;  // indices [task.begin, committed) are in place
   std::map<std::uint64_t, FailureRecord> failed;  // kernel threw at these indices
+  std::chrono::steady_clock::time_point assigned_at{};  // when it was handed out
 };
 
 /// A result held back for ordered delivery, and where it came from.
@@ -52,6 +53,7 @@ struct SlotRun {
   std::string kill_message;
   Clock::time_point kill_deadline{};       // TERM sent: KILL at this time
   Clock::time_point spawned_at{};          // the handshake is due by spawned_at + start_timeout
+  Clock::time_point last_end{};            // when its last committed piece ended (or its spawn)
   std::uint64_t job_sent = 0;
   std::uint64_t assigned = 0;   // indices assigned since spawn
   Clock::time_point retry_at{};  // a spawn failed for want of resources: not again before this
@@ -115,6 +117,9 @@ struct Farm::Impl {
   void handle(std::size_t i, const proto::Message& m);
 
   static Held* find_held(SlotRun& s, std::uint64_t chunk_id);
+  // When the chunk `h` of slot i began to run, as far as the master can place it (its previous
+  // piece's end, the chunk's hand-out), at the latest `now`.
+  Clock::time_point began(const SlotRun& s, const Held* h, Clock::time_point now) const;
   // `carried`: the descriptor that came with the Done, for an entry whose records it carries.
   void commit(std::size_t i, const proto::ChunkDone& c, UniqueFd carried = {});
 

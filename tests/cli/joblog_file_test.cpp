@@ -131,11 +131,9 @@ TEST(JoblogFile, ObserverReportsAFailedWriteOnceAndStopsWriting) {
       ++calls;
       message = why;
     });
-    obs.on_worker_started(0, 42);
-    for (std::uint64_t i = 0; i < 1000; i += 7) {
-      obs.on_chunk_started(0, 42, i, i + 7, 0);
-      obs.on_chunk_done(0, 42, i, i + 7, 0, std::chrono::microseconds(10));
-    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < 1000; i += 7)
+      obs.on_tasks_done(TasksDone{0, 42, i, i + 7, 0, {}, t0, t0 + std::chrono::microseconds(10)});
     return std::to_string(calls) + " " + (message == obs.error() ? message : "error() differs");
   });
   EXPECT_EQ(out.rfind("1 cannot write joblog " + f.path(), 0), 0u) << out;

@@ -1,6 +1,6 @@
 // The records of a run: joblog lines and their reading back (what --resume trusts), the
 // ranges a resume runs, the checks that an earlier run is the same job, JSON strings, and
-// the chunk ledger that turns chunk reports into task rows; the done ranges a resume keeps.
+// the done ranges a resume keeps.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <fstream>
 
-#include "chunk_ledger.hpp"
 #include "joblog.hpp"
 #include "json.hpp"
 #include "range_set.hpp"
@@ -274,40 +273,6 @@ TEST(Json, EscapesControlsQuotesAndBadUtf8) {
   EXPECT_EQ(json_string("caf\xc3\xa9 \xe2\x82\xac"), "\"caf\xc3\xa9 \xe2\x82\xac\"");  // valid UTF-8 kept
   EXPECT_EQ(json_string("\xff\xc3"), "\"\\ufffd\\ufffd\"");
   EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate is not UTF-8
-}
-
-TEST(ChunkLedger, FailedIndicesAreTakenOnlyByTheirOwnAttempt) {
-  ChunkLedger ledger;
-  ledger.task_failed(5, 0);
-  ledger.task_failed(7, 1);
-  EXPECT_EQ(ledger.take_failed(0, 10, 0), std::vector<std::uint64_t>{5});
-  EXPECT_EQ(ledger.take_failed(0, 10, 0), std::vector<std::uint64_t>{});  // forgotten
-  EXPECT_EQ(ledger.take_failed(0, 7, 1), std::vector<std::uint64_t>{});   // outside
-  EXPECT_EQ(ledger.take_failed(7, 8, 1), std::vector<std::uint64_t>{7});
-}
-
-TEST(ChunkLedger, PiecesOfOneWorkerDoNotOverlap) {
-  using namespace std::chrono_literals;
-  ChunkLedger ledger;
-  const auto t0 = ChunkLedger::Clock::now();
-  ledger.worker_started(0, t0);
-  ledger.chunk_dispatched(0, 0, 10, 0, t0);
-  ledger.chunk_dispatched(0, 10, 20, 0, t0);
-  // Both reported in one batch at t0 + 10ms, each having run 4ms.
-  const auto [s1, e1] = ledger.place_done(0, 0, 10, 0, 4ms, t0 + 10ms);
-  const auto [s2, e2] = ledger.place_done(0, 10, 20, 0, 4ms, t0 + 10ms);
-  EXPECT_EQ(e1 - s1, 4ms);
-  EXPECT_EQ(e2 - s2, 4ms);
-  EXPECT_LE(e1, s2);
-  // A chunk cannot start before it was handed out, nor can the pieces of one it is reported in.
-  ledger.chunk_dispatched(0, 20, 30, 0, t0 + 50ms);
-  const auto [s3, e3] = ledger.place_done(0, 20, 25, 0, 1ms, t0 + 51ms);
-  EXPECT_GE(s3, t0 + 50ms);
-  EXPECT_EQ(e3 - s3, 1ms);
-  const auto [s4, e4] = ledger.place_done(0, 25, 30, 0, 1ms, t0 + 51ms);
-  EXPECT_GE(s4, e3);
-  // A death: the chunk ran from when the previous piece ended.
-  EXPECT_EQ(ledger.place_death(0, 30, 0, t0 + 60ms), e4);
 }
 
 }  // namespace

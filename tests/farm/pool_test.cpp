@@ -339,7 +339,7 @@ TEST(Farm, FirstChunkStopsAtItsBudgetAndHandsTheRestBack) {
       started.emplace_back(b, e);
       attempts.push_back(a);
     }
-    void on_chunk_done(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t, std::chrono::nanoseconds) override { done.emplace_back(b, e); }
+    void on_tasks_done(const TasksDone& t) override { done.emplace_back(t.begin, t.end); }
   } obs;
   FarmOptions o;
   o.workers = 2;
@@ -384,7 +384,7 @@ TEST(Farm, NoWorkerHoldsMoreThanItsShare) {
       held[slot] += e - b;
       most[slot] = std::max(most[slot], held[slot]);
     }
-    void on_chunk_done(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t, std::chrono::nanoseconds) override { held[slot] -= e - b; }
+    void on_tasks_done(const TasksDone& t) override { held[t.slot] -= t.end - t.begin; }
     void on_chunk_returned(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override { held[slot] -= e - b; }
   } obs;
   FarmOptions o;

@@ -277,10 +277,10 @@ struct LivenessWatch : FarmObserver {
   char state_seen = '?';
   pid_t first_pid = 0;
   bool stop_sent = false;
-  void on_chunk_done(int, pid_t pid, std::uint64_t, std::uint64_t, std::uint32_t, std::chrono::nanoseconds) override {
+  void on_tasks_done(const TasksDone& t) override {
     if (first_pid == 0 && continue_stopped) {
-      first_pid = pid;
-      ::kill(pid, SIGSTOP);  // mid-run, holding work
+      first_pid = t.pid;
+      ::kill(t.pid, SIGSTOP);  // mid-run, holding work
     }
   }
   void on_tick(const FarmTick& t) override {

@@ -44,11 +44,12 @@ void EventsObserver::on_worker_started(int slot, pid_t pid) {
   line(R"({"event":"worker")" + field("slot", slot) + field("pid", static_cast<int>(pid)));
 }
 
-void EventsObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                                   std::chrono::nanoseconds elapsed) {
-  line(R"({"event":"chunk")" + field("slot", slot) + field("pid", static_cast<int>(pid)) + field("begin", begin) +
-       field("end", end) + field("attempt", static_cast<int>(attempt)) +
-       ",\"elapsed_s\":" + num(std::chrono::duration<double>(elapsed).count()));
+void EventsObserver::on_tasks_done(const TasksDone& t) {
+  std::string failed = ",\"failed\":[";
+  for (std::size_t k = 0; k < t.failed.size(); ++k) failed += (k ? "," : "") + std::to_string(t.failed[k]);
+  line(R"({"event":"chunk")" + field("slot", t.slot) + field("pid", static_cast<int>(t.pid)) + field("begin", t.begin) +
+       field("end", t.end) + field("attempt", static_cast<int>(t.attempt)) +
+       ",\"elapsed_s\":" + num(std::chrono::duration<double>(t.stop - t.start).count()) + failed + "]");
 }
 
 void EventsObserver::on_result(const IndexResult& r) {

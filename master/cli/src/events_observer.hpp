@@ -23,8 +23,7 @@ class EventsObserver : public FarmObserver {
   void end(const RunReport& report, int exit_status);
 
   void on_worker_started(int slot, pid_t pid) override;
-  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                     std::chrono::nanoseconds elapsed) override;
+  void on_tasks_done(const TasksDone& t) override;
   void on_result(const IndexResult& r) override;
   void on_failure(const FailureRecord& f) override;
   void on_stall(const WorkerLiveness& w) override;

@@ -20,9 +20,11 @@ class FanoutObserver : public FarmObserver {
   void on_chunk_started(int slot, pid_t pid, std::uint64_t b, std::uint64_t e, std::uint32_t attempt) override {
     for (auto* o : observers_) o->on_chunk_started(slot, pid, b, e, attempt);
   }
-  void on_chunk_done(int slot, pid_t pid, std::uint64_t b, std::uint64_t e, std::uint32_t attempt,
-                     std::chrono::nanoseconds elapsed) override {
-    for (auto* o : observers_) o->on_chunk_done(slot, pid, b, e, attempt, elapsed);
+  void on_tasks_done(const TasksDone& t) override {
+    for (auto* o : observers_) o->on_tasks_done(t);
+  }
+  void on_chunk_returned(int slot, pid_t pid, std::uint64_t b, std::uint64_t e, std::uint32_t attempt) override {
+    for (auto* o : observers_) o->on_chunk_returned(slot, pid, b, e, attempt);
   }
   void on_result(const IndexResult& r) override {
     for (auto* o : observers_) o->on_result(r);

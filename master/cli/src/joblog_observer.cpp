@@ -5,7 +5,7 @@
 namespace taskfarm::cli {
 
 JoblogObserver::JoblogObserver(JoblogFile file, std::function<void(const std::string&)> on_failed)
-    : file_(std::move(file)), on_failed_(std::move(on_failed)), steady0_(ChunkLedger::Clock::now()),
+    : file_(std::move(file)), on_failed_(std::move(on_failed)), steady0_(std::chrono::steady_clock::now()),
       wall0_(std::chrono::system_clock::now()) {}
 
 void JoblogObserver::write_rows() {
@@ -19,40 +19,30 @@ void JoblogObserver::write_rows() {
   }
 }
 
-double JoblogObserver::wall_seconds(ChunkLedger::Clock::time_point t) const {
+double JoblogObserver::wall_seconds(std::chrono::steady_clock::time_point t) const {
   const auto wall = wall0_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady0_);
   return std::chrono::duration<double>(wall.time_since_epoch()).count();
 }
 
-void JoblogObserver::on_worker_started(int slot, pid_t) { ledger_.worker_started(slot, ChunkLedger::Clock::now()); }
-
-void JoblogObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
-  ledger_.chunk_dispatched(slot, begin, end, attempt, ChunkLedger::Clock::now());
-}
-
-void JoblogObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end,
-                                   std::uint32_t attempt, std::chrono::nanoseconds elapsed) {
-  const auto [start, stop] = ledger_.place_done(slot, begin, end, attempt, elapsed, ChunkLedger::Clock::now());
-  const std::vector<std::uint64_t> failed = ledger_.take_failed(begin, end, attempt);
-  const std::uint64_t ran = end - begin;
-  // Tasks of a chunk are timed together; each row gets the chunk's mean and its share of the span.
-  const double per_task = std::chrono::duration<double>(stop - start).count() / static_cast<double>(ran);
-  const double t0 = wall_seconds(start);
+void JoblogObserver::on_tasks_done(const TasksDone& t) {
+  // Tasks of a piece are timed together; each row gets the piece's mean and its share of the span.
+  const double per_task = std::chrono::duration<double>(t.stop - t.start).count() / static_cast<double>(t.end - t.begin);
+  const double t0 = wall_seconds(t.start);
   rows_.clear();
   rows_ok_ = 0;
-  auto f = failed.begin();
-  for (std::uint64_t i = begin; i < end; ++i) {
-    if (f != failed.end() && *f == i) {
+  auto f = t.failed.begin();
+  for (std::uint64_t i = t.begin; i < t.end; ++i) {
+    if (f != t.failed.end() && *f == i) {
       ++f;
       continue;
     }
     JoblogRow row;
     row.index = i;
-    row.slot = slot;
-    row.pid = pid;
-    row.start = t0 + per_task * static_cast<double>(i - begin);
+    row.slot = t.slot;
+    row.pid = t.pid;
+    row.start = t0 + per_task * static_cast<double>(i - t.begin);
     row.runtime = per_task;
-    row.attempt = attempt;
+    row.attempt = t.attempt;
     append_row(rows_, row);
     ++rows_ok_;
   }
@@ -61,16 +51,13 @@ void JoblogObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std
 
 void JoblogObserver::on_failure(const FailureRecord& f) {
   if (!f.index) return;  // a worker that died between tasks: no task attempt to record
-  const auto now = ChunkLedger::Clock::now();
-  ChunkLedger::Clock::time_point start = now;
-  if (ended_worker(f)) start = ledger_.place_death(f.slot, f.chunk_begin, f.attempt, now);
-  else ledger_.task_failed(*f.index, f.attempt);
+  const auto now = std::chrono::steady_clock::now();
   JoblogRow row;
   row.index = *f.index;
   row.slot = f.slot;
   row.pid = f.pid;
-  row.start = wall_seconds(start);
-  row.runtime = std::chrono::duration<double>(now - start).count();
+  row.start = wall_seconds(now - f.runtime);
+  row.runtime = std::chrono::duration<double>(f.runtime).count();
   row.attempt = f.attempt;
   row.outcome = f.final ? "failed" : "retried";
   row.exit_code = f.exit_code;

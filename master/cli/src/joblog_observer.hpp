@@ -11,7 +11,6 @@
 #include <functional>
 #include <string>
 
-#include "chunk_ledger.hpp"
 #include "joblog.hpp"
 #include "taskfarm/farm.hpp"
 
@@ -22,10 +21,7 @@ class JoblogObserver : public FarmObserver {
   /// `on_failed(message)` is called once, on the first write that fails.
   JoblogObserver(JoblogFile file, std::function<void(const std::string&)> on_failed);
 
-  void on_worker_started(int slot, pid_t pid) override;
-  void on_chunk_started(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) override;
-  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                     std::chrono::nanoseconds elapsed) override;
+  void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
 
   /// Why writing stopped ("cannot write joblog j.tsv: No space left on device"), or "".
@@ -34,14 +30,13 @@ class JoblogObserver : public FarmObserver {
   std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
 
  private:
-  double wall_seconds(ChunkLedger::Clock::time_point t) const;
+  double wall_seconds(std::chrono::steady_clock::time_point t) const;
   void write_rows();
 
   JoblogFile file_;
   std::function<void(const std::string&)> on_failed_;
   std::string error_;
-  ChunkLedger ledger_;
-  ChunkLedger::Clock::time_point steady0_;
+  std::chrono::steady_clock::time_point steady0_;
   std::chrono::system_clock::time_point wall0_;
   std::string rows_;
   std::uint64_t rows_ok_ = 0;      // "ok" rows in rows_

@@ -27,15 +27,13 @@ std::string clock_text(double seconds) {
 Progress::Progress(ProgressMode mode, std::uint64_t total, int fd)
     : mode_(mode), total_(total), fd_(fd), start_(std::chrono::steady_clock::now()) {}
 
-void Progress::on_chunk_done(int, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                             std::chrono::nanoseconds) {
-  done_ += (end - begin) - ledger_.take_failed(begin, end, attempt).size();
+void Progress::on_tasks_done(const TasksDone& t) {
+  done_ += t.succeeded();
   update(false);
 }
 
 void Progress::on_failure(const FailureRecord& f) {
   if (!f.index) return;
-  if (!ended_worker(f)) ledger_.task_failed(*f.index, f.attempt);
   if (f.final) {
     ++done_;
     ++failed_;

@@ -11,7 +11,6 @@
 #include <optional>
 #include <string>
 
-#include "chunk_ledger.hpp"
 #include "run_plan.hpp"
 #include "taskfarm/farm.hpp"
 
@@ -22,8 +21,7 @@ class Progress : public FarmObserver {
   /// `total` tasks in this run; `fd` is where it draws (stderr).
   Progress(ProgressMode mode, std::uint64_t total, int fd = 2);
 
-  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                     std::chrono::nanoseconds elapsed) override;
+  void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
   void on_tick(const FarmTick& t) override;
 
@@ -43,7 +41,6 @@ class Progress : public FarmObserver {
   std::uint64_t total_;
   int fd_;
   std::uint64_t done_ = 0, failed_ = 0;
-  ChunkLedger ledger_;
   std::chrono::steady_clock::time_point start_, last_draw_{};
   bool drawn_ = false;
   std::optional<WorkerLiveness> slowest_;  // the busy worker longest without progress, if notable

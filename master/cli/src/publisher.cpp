@@ -8,19 +8,13 @@ Publisher::Publisher(Unpublished output, Unpublished joblog, Unpublished trace,
                      std::function<void(const std::string&)> failed)
     : output_(output), joblog_(joblog), trace_(trace), failed_(std::move(failed)) {}
 
-void Publisher::on_chunk_done(int, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t,
-                              std::chrono::nanoseconds) {
-  // The farm reports a committed piece's failed indices just before the piece itself.
-  std::uint64_t failed = 0;
-  for (auto it = failed_since_done_.lower_bound(begin); it != failed_since_done_.end() && *it < end; ++it) ++failed;
-  failed_since_done_.clear();
+void Publisher::on_tasks_done(const TasksDone& t) {
   publish_records();
-  if (end - begin > failed) publish_output();
+  if (t.succeeded() > 0) publish_output();
 }
 
 void Publisher::on_failure(const FailureRecord& f) {
   if (!f.index) return;  // a worker that died between tasks: no task ended
-  failed_since_done_.insert(*f.index);
   publish_records();
 }
 

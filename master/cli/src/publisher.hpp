@@ -30,8 +30,7 @@ class Publisher final : public FarmObserver {
   /// plan looked): the caller stops the run; nothing of the user's was touched.
   Publisher(Unpublished output, Unpublished joblog, Unpublished trace, std::function<void(const std::string&)> failed);
 
-  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                     std::chrono::nanoseconds elapsed) override;
+  void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
 
   /// After the run: publishes what its report says it earned (a commit whose indices all
@@ -47,7 +46,6 @@ class Publisher final : public FarmObserver {
 
   Unpublished output_, joblog_, trace_;
   std::function<void(const std::string&)> failed_;
-  std::set<std::uint64_t> failed_since_done_;  // task failures reported before the commit they belong to
   bool records_done_ = false, output_done_ = false;
   std::string error_;
 };

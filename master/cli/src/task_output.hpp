@@ -15,9 +15,7 @@ class TaskOutput : public FarmObserver {
 
   void on_result(const IndexResult& r) override { out_.write(std::string_view(r.text.data(), r.text.size())); }
   // Results arrive in bursts, one per committed chunk: write each burst out.
-  void on_chunk_done(int, pid_t, std::uint64_t, std::uint64_t, std::uint32_t, std::chrono::nanoseconds) override {
-    out_.flush();
-  }
+  void on_tasks_done(const TasksDone&) override { out_.flush(); }
   void on_failure(const FailureRecord&) override { out_.flush(); }
 
  private:

@@ -33,7 +33,7 @@ std::string crash_label(const FailureRecord& f) {
 
 TraceObserver::TraceObserver(UniqueFd file, const std::string& path, const std::string& title)
     : file_(::fdopen(file.get(), "w")), path_(path), pid_(static_cast<int>(::getpid())),
-      t0_(ChunkLedger::Clock::now()) {
+      t0_(std::chrono::steady_clock::now()) {
   if (!file_) throw_errno("cannot create trace " + path);
   file.release();  // the FILE owns it now
   pending_ = "[\n";
@@ -48,7 +48,7 @@ TraceObserver::~TraceObserver() {
   flush();
 }
 
-double TraceObserver::micros(ChunkLedger::Clock::time_point t) const {
+double TraceObserver::micros(std::chrono::steady_clock::time_point t) const {
   return std::chrono::duration<double, std::micro>(t - t0_).count();
 }
 
@@ -90,22 +90,15 @@ void TraceObserver::name_track(int slot) {
 }
 
 void TraceObserver::on_worker_started(int slot, pid_t pid) {
-  const auto now = ChunkLedger::Clock::now();
-  ledger_.worker_started(slot, now);
+  const auto now = std::chrono::steady_clock::now();
   name_track(slot);
   emit(R"({"name":"worker started","ph":"i","s":"t","pid":)" + std::to_string(pid_) + R"(,"tid":)" +
        std::to_string(slot) + R"(,"ts":)" + fmt(micros(now)) + R"(,"args":{"pid":)" + std::to_string(pid) + "}}");
   flush();
 }
 
-void TraceObserver::on_chunk_started(int slot, pid_t, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
-  ledger_.chunk_dispatched(slot, begin, end, attempt, ChunkLedger::Clock::now());
-}
-
-void TraceObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                                  std::chrono::nanoseconds elapsed) {
-  const auto [start, stop] = ledger_.place_done(slot, begin, end, attempt, elapsed, ChunkLedger::Clock::now());
-  const auto failed = ledger_.take_failed(begin, end, attempt);
+void TraceObserver::on_tasks_done(const TasksDone& t) {
+  const auto [slot, pid, begin, end, attempt, failed, start, stop] = t;
   std::string failed_json = "[";
   for (std::size_t i = 0; i < failed.size(); ++i) failed_json += (i ? "," : "") + std::to_string(failed[i]);
   failed_json += "]";
@@ -119,7 +112,7 @@ void TraceObserver::on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std:
 }
 
 void TraceObserver::on_failure(const FailureRecord& f) {
-  const auto now = ChunkLedger::Clock::now();
+  const auto now = std::chrono::steady_clock::now();
   const int tid = f.slot < 0 ? 0 : f.slot;
   name_track(tid);
   const std::string common = R"(,"pid":)" + std::to_string(pid_) + R"(,"tid":)" + std::to_string(tid);
@@ -128,15 +121,14 @@ void TraceObserver::on_failure(const FailureRecord& f) {
                      R"(,"description":)" + json_string(f.describe());
   if (f.index) args += R"(,"index":)" + std::to_string(*f.index);
   args += "}";
-  if (f.index && !ended_worker(f)) {
-    ledger_.task_failed(*f.index, f.attempt);
+  if (f.index && !f.ended_worker()) {
     emit(R"({"name":)" + json_string("exception at " + std::to_string(*f.index)) +
          R"(,"cat":"failure","ph":"i","s":"t","ts":)" + fmt(micros(now)) + common + R"(,"args":)" + args + "}");
     flush();
     return;
   }
   if (f.index) {  // the chunk it was running ends here, crashed
-    const auto start = ledger_.place_death(f.slot, f.chunk_begin, f.attempt, now);
+    const auto start = now - f.runtime;
     emit(R"({"name":)" + json_string(range_name(f.chunk_begin, f.chunk_end)) +
          R"(,"cat":"chunk","ph":"X","ts":)" + fmt(micros(start)) + R"(,"dur":)" + fmt(micros(now) - micros(start)) +
          common + R"(,"args":{"begin":)" + std::to_string(f.chunk_begin) + R"(,"end":)" +

@@ -11,7 +11,6 @@
 #include <memory>
 #include <string>
 
-#include "chunk_ledger.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/unique_fd.hpp"
 
@@ -27,16 +26,14 @@ class TraceObserver : public FarmObserver {
   TraceObserver& operator=(const TraceObserver&) = delete;
 
   void on_worker_started(int slot, pid_t pid) override;
-  void on_chunk_started(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) override;
-  void on_chunk_done(int slot, pid_t pid, std::uint64_t begin, std::uint64_t end, std::uint32_t attempt,
-                     std::chrono::nanoseconds elapsed) override;
+  void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
 
   /// Closes the JSON array and the file; throws SystemError naming the file if writing failed.
   void finish();
 
  private:
-  double micros(ChunkLedger::Clock::time_point t) const;
+  double micros(std::chrono::steady_clock::time_point t) const;
   void emit(const std::string& event);  // adds a record to the batch
   void flush() noexcept;                 // writes the batch; a failure is kept for finish()
   void name_track(int slot);
@@ -51,8 +48,7 @@ class TraceObserver : public FarmObserver {
   std::string pending_;   // whole records not yet written
   int write_errno_ = 0;   // the first write failure; later batches are dropped
   std::uint64_t written_ = 0;  // bytes of whole batches in the file
-  ChunkLedger ledger_;
-  ChunkLedger::Clock::time_point t0_;
+  std::chrono::steady_clock::time_point t0_;
   std::vector<bool> named_;
 };
 

@@ -95,6 +95,23 @@ struct IndexResult {
   std::span<const char> text;   ///< capture_stdout: what the task printed
 };
 
+/// Per-task event: a committed piece [begin, end) of one chunk, run at one attempt by one
+/// worker. Every index in it succeeded except those in `failed` (each reported by on_failure
+/// before this). A chunk whose results fill the arena is committed in several pieces, each
+/// reported as it commits, so a worker that dies later loses none of them.
+struct TasksDone {
+  int slot = -1;
+  pid_t pid = 0;
+  std::uint64_t begin = 0, end = 0;
+  std::uint32_t attempt = 0;
+  std::span<const std::uint64_t> failed;  ///< indices of [begin, end) that failed, ascending
+  /// When the piece ran, as the master places it (steady clock): stop - start is what the worker
+  /// measured; start is never before the chunk was handed out nor before the worker's previous
+  /// piece ended. Its tasks are timed together: each took about (stop - start) / (end - begin).
+  std::chrono::steady_clock::time_point start{}, stop{};
+  std::uint64_t succeeded() const noexcept { return end - begin - failed.size(); }
+};
+
 /// What the master sees of one worker at a tick (FarmObserver::on_tick, on_stall).
 struct WorkerLiveness {
   int slot = -1;
@@ -126,20 +143,17 @@ class FarmObserver {
   virtual void on_worker_started(int /*slot*/, pid_t /*pid*/) {}
   virtual void on_chunk_started(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/,
                                 std::uint64_t /*end*/, std::uint32_t /*attempt*/) {}
-  /// A chunk (or a piece of one: [begin, end) within it) committed: every index in
-  /// [begin, end) except those reported failed is done. A chunk whose results fill the arena is
-  /// committed in several pieces; `elapsed` covers the piece.
-  virtual void on_chunk_done(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/, std::uint64_t /*end*/,
-                             std::uint32_t /*attempt*/, std::chrono::nanoseconds /*elapsed*/) {}
+  /// A piece of a chunk committed: which of its tasks succeeded, which failed, and when it ran.
+  virtual void on_tasks_done(const TasksDone&) {}
   /// The unstarted rest [begin, end) of a chunk came back: a first chunk (sent before any task
   /// time was known) ran out of its time budget. It is handed out again, at the same attempt.
   virtual void on_chunk_returned(int /*slot*/, pid_t /*pid*/, std::uint64_t /*begin*/, std::uint64_t /*end*/,
                                  std::uint32_t /*attempt*/) {}
   /// Per-index results (ResultMode::blobs or capture_stdout); in index order if JobSpec::ordered.
   virtual void on_result(const IndexResult&) {}
-  /// A failed attempt (FailureRecord::final says whether its index will be retried), or a
-  /// worker that died with no index to charge (no `index`: between tasks, at start, or killed
-  /// by chaos fault injection).
+  /// A failed attempt (FailureRecord::final says whether its index will be retried; runtime how
+  /// long it ran), or a worker that died with no index to charge (no `index`: between tasks, at
+  /// start, or killed by chaos fault injection).
   virtual void on_failure(const FailureRecord&) {}
   /// Every FarmOptions::tick_interval while a run goes on, events or not: what each worker is
   /// doing and for how long (--progress redraws from it, so it moves on time).
