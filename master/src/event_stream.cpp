@@ -1,7 +1,5 @@
 #include "taskfarm/event_stream.hpp"
 
-#include <cstdio>
-
 #include "json.hpp"
 
 namespace taskfarm {
@@ -9,11 +7,7 @@ namespace {
 
 using detail::json_string;
 
-std::string num(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.6f", v);
-  return buf;
-}
+std::string num(double v) { return detail::json_number(v, 6); }
 
 std::string field(const char* key, std::uint64_t v) { return std::string(",\"") + key + "\":" + std::to_string(v); }
 std::string field(const char* key, int v) { return std::string(",\"") + key + "\":" + std::to_string(v); }

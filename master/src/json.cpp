@@ -69,4 +69,10 @@ std::string json_string(std::string_view text) {
   return s;
 }
 
+std::string json_number(double v, int decimals) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
 }  // namespace taskfarm::detail

@@ -14,4 +14,7 @@ void append_json_string(std::string& out, std::string_view text);
 /// `text` as a JSON string literal.
 std::string json_string(std::string_view text);
 
+/// `v` as a JSON number with `decimals` digits after the point (seconds, microseconds).
+std::string json_number(double v, int decimals);
+
 }  // namespace taskfarm::detail

@@ -15,11 +15,7 @@ namespace {
 
 using detail::json_string;
 
-std::string fmt(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
+std::string fmt(double v) { return detail::json_number(v, 3); }
 
 std::string range_name(std::uint64_t begin, std::uint64_t end) {
   return end == begin + 1 ? std::to_string(begin) : std::to_string(begin) + "-" + std::to_string(end - 1);

@@ -19,13 +19,6 @@
 namespace taskfarm {
 namespace {
 
-/// The options of a call that `observer` hears.
-CallOptions observed_by(FarmObserver* observer) {
-  CallOptions call;
-  call.observer = observer;
-  return call;
-}
-
 using detail::json_string;
 
 TEST(Json, EscapesControlsQuotesAndBadUtf8) {
@@ -50,7 +43,9 @@ TEST(EventStream, EveryLineIsOneWholeObjectAndTheChunksCoverTheCall) {
   o.chunk = 9;
   Pool pool(o);
   events.start(100, 100, 0, 2, "pool");
-  pool.for_each(100, [](std::uint64_t) {}, observed_by(&events));
+  CallOptions call;
+  call.observer = &events;
+  pool.for_each(100, [](std::uint64_t) {}, call);
   events.end(pool.last_report(), 0);
   ASSERT_GE(lines.size(), 3u);
   std::vector<int> covered(100, 0);
@@ -74,7 +69,9 @@ TEST(Trace, IsAClosedArrayOfWholeRecordsWithASlicePerPiece) {
     o.workers = 2;
     o.chunk = 25;
     Pool pool(o);
-    pool.for_each(100, [](std::uint64_t) {}, observed_by(&trace));
+    CallOptions call;
+    call.observer = &trace;
+    pool.for_each(100, [](std::uint64_t) {}, call);
     trace.finish();
   }
   std::ifstream in(path);

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -21,6 +20,7 @@
 #include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
 #include "taskfarm/worker.hpp"
+#include "test_support.hpp"
 
 namespace taskfarm {
 namespace {
@@ -52,29 +52,6 @@ struct Tally final : FarmObserver {
     }
   }
 };
-
-/// A fresh directory, removed with what is in it.
-class Scratch {
- public:
-  Scratch() {
-    std::string templ = ::testing::TempDir() + "observers-XXXXXX";
-    path_ = ::mkdtemp(templ.data()) != nullptr ? templ : "";
-  }
-  ~Scratch() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no Error)";
-}
 
 /// Each index of the joblog at `path` with an "ok" row, and how many rows say so.
 std::map<std::uint64_t, int> ok_rows(const std::string& path) {
@@ -141,11 +118,11 @@ TEST(PoolCall, OnlyRunsExactlyTheRangesGiven) {
 TEST(PoolCall, WhatACallCannotDoIsRefusedNamingIt) {
   Pool pool(two_workers());
   auto nothing = [](std::uint64_t) { return 0.0; };
-  EXPECT_NE(error_of([&] { pool.map<double>(10, nothing, only({{0, 5}})); }).find("map and try_map return a value for every index"),
+  EXPECT_NE(test::error_of([&] { pool.map<double>(10, nothing, only({{0, 5}})); }).find("map and try_map return a value for every index"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { pool.try_map<double>(10, nothing, only({{0, 5}})); }).find("use for_each, imap or imap_unordered"),
+  EXPECT_NE(test::error_of([&] { pool.try_map<double>(10, nothing, only({{0, 5}})); }).find("use for_each, imap or imap_unordered"),
             std::string::npos);
-  auto each = [&](std::vector<IndexRange> r) { return error_of([&] { pool.for_each(10, nothing, only(r)); }); };
+  auto each = [&](std::vector<IndexRange> r) { return test::error_of([&] { pool.for_each(10, nothing, only(r)); }); };
   EXPECT_NE(each({{3, 3}}).find("only: range [3, 3) is empty"), std::string::npos) << each({{3, 3}});
   EXPECT_NE(each({{0, 5}, {4, 6}}).find("range [4, 6) overlaps or precedes"), std::string::npos);
   EXPECT_NE(each({{5, 6}, {0, 2}}).find("range [0, 2) overlaps or precedes"), std::string::npos);
@@ -156,9 +133,9 @@ TEST(PoolCall, WhatACallCannotDoIsRefusedNamingIt) {
   threads.workers = 2;
   Pool on_threads(threads);
   Tally tally;
-  EXPECT_NE(error_of([&] { on_threads.for_each(10, nothing, observed_by(&tally)); }).find("CallOptions::observer needs the fork backend"),
+  EXPECT_NE(test::error_of([&] { on_threads.for_each(10, nothing, observed_by(&tally)); }).find("CallOptions::observer needs the fork backend"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { on_threads.for_each(10, nothing, only({{0, 1}})); }).find("CallOptions::only needs the fork backend"),
+  EXPECT_NE(test::error_of([&] { on_threads.for_each(10, nothing, only({{0, 1}})); }).find("CallOptions::only needs the fork backend"),
             std::string::npos);
 }
 
@@ -166,7 +143,7 @@ TEST(PoolCall, WhatACallCannotDoIsRefusedNamingIt) {
 // rows are written) before its exception ends the run (halt now), so the first call records at
 // least those 96 tasks, and never index 100. The second call resumes from the joblog alone.
 TEST(PoolCall, JoblogOfAHaltedCallResumesComputingOnlyWhatItDidNotRecord) {
-  Scratch dir;
+  test::TempDir dir;
   const std::uint64_t n = 400;
   const RunIdentity job{{n}, dir.file("out.npy"), "float64", ""};
   PoolOptions o;
@@ -221,15 +198,15 @@ TEST(PoolCall, JoblogOfAHaltedCallResumesComputingOnlyWhatItDidNotRecord) {
 }
 
 TEST(PoolCall, ResumeOfAnotherJobOrOfNoJoblogIsRefusedNamingIt) {
-  Scratch dir;
+  test::TempDir dir;
   { Joblog::create(dir.file("run.joblog"), RunIdentity{{10}, "a.npy", "float64", ""}); }
-  EXPECT_NE(error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "b.npy", "float64", ""}); })
+  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "b.npy", "float64", ""}); })
                 .find("wrote 'a.npy', this run 'b.npy'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{11}, "a.npy", "float64", ""}); })
+  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{11}, "a.npy", "float64", ""}); })
                 .find("had index space 10, this run 11"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { Joblog::resume(dir.file("none.joblog"), RunIdentity{{10}, "", "", ""}); })
+  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("none.joblog"), RunIdentity{{10}, "", "", ""}); })
                 .find("(no earlier run to resume)"),
             std::string::npos);
   EXPECT_EQ(Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "a.npy", "float64", ""}).todo(),
@@ -238,7 +215,7 @@ TEST(PoolCall, ResumeOfAnotherJobOrOfNoJoblogIsRefusedNamingIt) {
 }
 
 TEST(PoolCall, JoblogCreateReplacesAFileWholeAndLeavesAFifoAlone) {
-  Scratch dir;
+  test::TempDir dir;
   const std::string path = dir.file("run.joblog");
   std::ofstream(path) << "a file of yours\n";
   ASSERT_EQ(::link(path.c_str(), dir.file("other-name").c_str()), 0);
@@ -250,11 +227,11 @@ TEST(PoolCall, JoblogCreateReplacesAFileWholeAndLeavesAFifoAlone) {
 
   const std::string fifo = dir.file("fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  EXPECT_NE(error_of([&] { Joblog::create(fifo, RunIdentity{{5}, "", "", ""}); }).find("FIFO"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { Joblog::create(fifo, RunIdentity{{5}, "", "", ""}); }).find("FIFO"), std::string::npos);
   struct stat st {};
   ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
-  EXPECT_NE(error_of([&] { Joblog::create(path, RunIdentity{{5}, "a\tb.npy", "", ""}); }).find("holds a tab"),
+  EXPECT_NE(test::error_of([&] { Joblog::create(path, RunIdentity{{5}, "a\tb.npy", "", ""}); }).find("holds a tab"),
             std::string::npos);
 }
 
@@ -263,7 +240,7 @@ TEST(FarmRun, JoblogRecordsEveryTaskOfAFarmRun) {
   struct Nothing final : JobRunner {
     void run(std::uint64_t, std::string&) override {}
   };
-  Scratch dir;
+  test::TempDir dir;
   Joblog log = Joblog::create(dir.file("farm.joblog"), RunIdentity{{50}, "", "", ""});
   FarmOptions o;
   o.workers = 2;
