@@ -1,8 +1,9 @@
-// Joblogs (master/cli/src/joblog.cpp): `taskfarm run --resume` reads whatever file --joblog
-// names. Contract: parse_identity() of the first line returns nullopt or an identity that
-// format_identity() writes back to an equal one; read_joblog() throws UsageError (naming the
-// file) or returns a state consistent with itself (done ranges sorted, merged, inside the index
-// space, whatever its size: resume state is O(done ranges)) — nothing else, whatever the bytes.
+// Joblogs (master/src/joblog_file.cpp): a resume (`taskfarm run --resume`, Joblog::resume)
+// reads whatever file it is given. Contract: parse_identity() of the first line returns
+// nullopt or an identity that format_identity() writes back to an equal one; read_joblog()
+// throws Error (naming the file) or returns a state consistent with itself (done ranges
+// sorted, merged, inside the index space, whatever its size: resume state is O(done ranges))
+// — nothing else, whatever the bytes.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,11 +12,10 @@
 #include <string>
 
 #include "fuzz_check.hpp"
-#include "joblog.hpp"
-#include "usage_error.hpp"
+#include "taskfarm/error.hpp"
+#include "taskfarm/joblog_file.hpp"
 
 using namespace taskfarm;
-using namespace taskfarm::cli;
 
 namespace {
 
@@ -51,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       first = false;
     }
     fuzz::require(counted == run.done.count(), "count() is the ranges' total");
-  } catch (const UsageError&) {
+  } catch (const Error&) {
   }
   return 0;
 }

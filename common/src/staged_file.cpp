@@ -45,6 +45,12 @@ StagedFile StagedFile::create(const std::string& path) {
   return f;
 }
 
+UniqueFd StagedFile::duplicate_fd() const {
+  UniqueFd copy(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!copy) throw_errno("cannot duplicate the descriptor of " + path_);
+  return copy;
+}
+
 StagedFile::StagedFile(StagedFile&& o) noexcept
     : fd_(std::move(o.fd_)), path_(std::move(o.path_)), temp_(std::move(o.temp_)),
       published_(std::exchange(o.published_, false)) {

@@ -101,15 +101,6 @@ TEST(Values, HaltAsGnuParallelSpellsIt) {
     EXPECT_NE(refusal([&] { parse_halt(bad); }).find("--halt"), std::string::npos) << bad;
 }
 
-TEST(Values, IndexSpaceSizeRefusesProductsOf2To64OrMore) {
-  EXPECT_EQ(index_space_size({}), 1u);
-  EXPECT_EQ(index_space_size({7, 9, 4}), 252u);
-  EXPECT_EQ(index_space_size({18446744073709551615ull}), 18446744073709551615ull);
-  EXPECT_EQ(index_space_size({4294967295ull, 4294967297ull}), 18446744073709551615ull);
-  EXPECT_EQ(index_space_size({4294967296ull, 4294967296ull}), std::nullopt);
-  EXPECT_EQ(index_space_size({2, 2, 2, 2, 2, 2, 2, 144115188075855872ull}), std::nullopt);
-}
-
 TEST(Values, RatesAreNonNegative) {
   EXPECT_EQ(parse_rate("--chaos", "0"), 0.0);
   EXPECT_EQ(parse_rate("--chaos", "2.5"), 2.5);

@@ -91,7 +91,7 @@ void say_one_line(const char* prefix, const char* what) noexcept {
   std::fputc('\n', stderr);
 }
 
-std::uint64_t task_count(const IndexRanges& ranges) {
+std::uint64_t task_count(const std::vector<IndexRange>& ranges) {
   std::uint64_t n = 0;
   for (auto [b, e] : ranges) n += e - b;
   return n;

@@ -8,7 +8,6 @@
 // over their paths only once a task has ended (the output: once one succeeded; Publisher);
 // before that, any failure or interruption removes only those temporary files. A --resume completes its output and joblog in
 // place, as documented. The plan already holds the locks (FileClaim) that keep other runs out.
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,10 +17,6 @@
 #include <optional>
 
 #include "commands.hpp"
-#include "events_observer.hpp"
-#include "fanout_observer.hpp"
-#include "joblog_observer.hpp"
-#include "progress.hpp"
 #include "publisher.hpp"
 #include "stdout_writer.hpp"
 #include "stop_signals.hpp"
@@ -29,9 +24,13 @@
 #include "task_output.hpp"
 #include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
+#include "taskfarm/event_stream.hpp"
+#include "taskfarm/fanout_observer.hpp"
 #include "taskfarm/input_lines.hpp"
+#include "taskfarm/joblog.hpp"
+#include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
-#include "trace_observer.hpp"
+#include "taskfarm/trace.hpp"
 #include "worker_notices.hpp"
 
 namespace taskfarm::cli {
@@ -67,14 +66,15 @@ class CreatedFile {
   ino_t ino_ = 0;
 };
 
-/// A second descriptor of the same open file (its flock included), close-on-exec.
-UniqueFd dup_fd(int fd, const std::string& path) {
-  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  if (!copy) throw_errno("cannot duplicate the descriptor of " + path);
-  return copy;
+/// --events lines go to standard output whole, each flushed at once: a driving program waits for it.
+EventStream::Sink stdout_sink(StdoutWriter& out) {
+  return [&out](std::string_view line) {
+    out.write(line);
+    out.flush();
+  };
 }
 
-std::uint64_t count(const IndexRanges& ranges) {
+std::uint64_t count(const std::vector<IndexRange>& ranges) {
   std::uint64_t n = 0;
   for (auto [b, e] : ranges) n += e - b;
   return n;
@@ -94,7 +94,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     std::cerr << "taskfarm: nothing to resume: all " << plan.tasks << " tasks were done by the earlier run\n";
     if (plan.events) {  // a driving program still sees a start and an end
       StdoutWriter out(nullptr);
-      EventsObserver events(out);
+      EventStream events(stdout_sink(out));
       events.start(0, plan.tasks, plan.todo.done, 0, plan.program);
       events.end(RunReport{}, exit_ok);
     }
@@ -133,19 +133,19 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     joblog_error = why;
     if (farm) farm->request_stop();  // stop like an interruption: what is done stays done
   };
-  std::optional<JoblogObserver> joblog;
-  std::optional<TraceObserver> trace;
+  std::optional<Joblog> joblog;
+  std::optional<Trace> trace;
   try {
     if (!plan.joblog.empty() && plan.resume) {
-      joblog.emplace(JoblogFile::append(plan.joblog), joblog_failed);
+      joblog.emplace(JoblogFile::append(plan.joblog), plan.todo.ranges, joblog_failed);
     } else if (!plan.joblog.empty()) {
       joblog_file = StagedFile::create(plan.joblog);
-      joblog.emplace(JoblogFile::create(dup_fd(joblog_file->fd(), plan.joblog), plan.joblog, plan.identity),
+      joblog.emplace(JoblogFile::create(joblog_file->duplicate_fd(), plan.joblog, plan.identity), plan.todo.ranges,
                      joblog_failed);
     }
     if (!plan.trace.empty()) {
       trace_file = StagedFile::create(plan.trace);
-      trace.emplace(dup_fd(trace_file->fd(), plan.trace), plan.trace,
+      trace.emplace(trace_file->duplicate_fd(), plan.trace,
                     "taskfarm " + std::filesystem::path(plan.program).filename().string());
     }
   } catch (const Error& e) {
@@ -196,9 +196,9 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   StdoutWriter out([&signals] { signals.stop(SIGPIPE); });
   Progress progress(plan.progress, todo);
   if (::isatty(STDOUT_FILENO) == 1) out.set_progress(&progress);
-  std::optional<EventsObserver> events;
+  std::optional<EventStream> events;
   std::optional<TaskOutput> task_output;
-  if (plan.events) events.emplace(out);
+  if (plan.events) events.emplace(stdout_sink(out));
   else task_output.emplace(out);
 
   FanoutObserver fanout;

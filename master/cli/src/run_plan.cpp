@@ -226,7 +226,11 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   std::optional<EarlierRun> earlier;
   if (o.resume) {
     if (o.joblog.empty()) throw UsageError("--resume needs the --joblog of the earlier run");
-    earlier = read_joblog(o.joblog);
+    try {
+      earlier = read_joblog(o.joblog);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--resume: ") + e.what());
+    }
   }
 
   // The output array.
@@ -268,7 +272,11 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   }
   plan.resume = o.resume;
   if (earlier) {
-    plan.todo = plan_resume(*earlier, plan.identity, o.joblog);
+    try {
+      plan.todo = plan_resume(*earlier, plan.identity, o.joblog);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--resume: ") + e.what());
+    }
   } else {
     plan.todo.ranges = {{0, plan.tasks}};
   }

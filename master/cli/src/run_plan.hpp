@@ -11,16 +11,14 @@
 #include <vector>
 
 #include "file_claim.hpp"
-#include "joblog.hpp"
-#include "resume.hpp"
 #include "run_options.hpp"
 #include "taskfarm/dtype.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/input_lines.hpp"
+#include "taskfarm/joblog_file.hpp"
+#include "taskfarm/progress.hpp"
 
 namespace taskfarm::cli {
-
-enum class ProgressMode : std::uint8_t { off, bar, lines };
 
 /// The --output array.
 struct OutputPlan {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <iostream>
 
-#include "progress.hpp"
+#include "taskfarm/progress.hpp"
 
 namespace taskfarm::cli {
 

@@ -8,9 +8,11 @@
 #include <string>
 #include <string_view>
 
-namespace taskfarm::cli {
-
+namespace taskfarm {
 class Progress;
+}  // namespace taskfarm
+
+namespace taskfarm::cli {
 
 class StdoutWriter {
  public:

@@ -141,11 +141,4 @@ HaltPolicy parse_halt(std::string_view text) {
   return p;
 }
 
-std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent) {
-  std::uint64_t n = 1;
-  for (const std::uint64_t e : extent)
-    if (__builtin_mul_overflow(n, e, &n)) return std::nullopt;
-  return n;
-}
-
 }  // namespace taskfarm::cli

@@ -1,14 +1,12 @@
 // Parsers for the values of `taskfarm run` options: counts, worker counts, durations, sizes,
-// --halt and --chunk, and the overflow-checked size of an index space. Pure functions; each
-// parser throws UsageError naming the option and the text.
+// --halt and --chunk (the checked size of an index space is the library's, range_set.hpp).
+// Pure functions; each parser throws UsageError naming the option and the text.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "taskfarm/farm.hpp"
 
@@ -50,9 +48,5 @@ struct HaltPolicy {
   std::uint64_t after = 1;
 };
 HaltPolicy parse_halt(std::string_view text);
-
-/// The number of tasks of an index space, the product of `extent`; nullopt if it is 2^64 or
-/// more. Every product of numbers a user gave goes through a check like this one.
-std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent);
 
 }  // namespace taskfarm::cli

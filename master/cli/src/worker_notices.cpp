@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include "progress.hpp"
+#include "taskfarm/progress.hpp"
 
 namespace taskfarm::cli {
 

@@ -8,9 +8,11 @@
 
 #include "taskfarm/farm.hpp"
 
-namespace taskfarm::cli {
-
+namespace taskfarm {
 class Progress;
+}  // namespace taskfarm
+
+namespace taskfarm::cli {
 
 class WorkerNotices : public FarmObserver {
  public:

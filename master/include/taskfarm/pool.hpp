@@ -23,7 +23,9 @@
 
 #include "taskfarm/detail/pool_kernels.hpp"
 #include "taskfarm/error.hpp"
+#include "taskfarm/fanout_observer.hpp"
 #include "taskfarm/farm.hpp"
+#include "taskfarm/range_set.hpp"
 #include "taskfarm/serialize.hpp"
 #include "taskfarm/worker.hpp"
 
@@ -59,6 +61,18 @@ class TaskFailed : public Error {
  private:
   std::vector<FailureRecord> failures_;
   std::uint64_t succeeded_ = 0, unfinished_ = 0;
+};
+
+/// What one call of map, try_map, for_each, imap or imap_unordered does besides its work (fork
+/// backend; the threads backend refuses both with an Error).
+struct CallOptions {
+  /// Hears the call's events as `taskfarm run` does — a Joblog, Trace, Progress, EventStream,
+  /// or several through a FanoutObserver — on the calling thread. Not owned.
+  FarmObserver* observer = nullptr;
+  /// Runs only these [begin, end) of the index space, ascending, disjoint, non-empty, inside
+  /// it (a resume: Joblog::todo()); unset, all of it. for_each, imap and imap_unordered only:
+  /// map and try_map return a value for every index, so they refuse it.
+  std::optional<std::vector<IndexRange>> only;
 };
 
 /// A multi-dimensional index space, visited in row-major order (the nested `for i, for j`).
@@ -117,16 +131,16 @@ class Pool {
   /// row-major index order. T: trivially copyable (written straight into shared memory) or
   /// any cereal-serialisable type (std::string, std::vector<...>, your structs).
   template <class T, class F>
-  std::vector<T> map(const Extent& extent, F fn) {
+  std::vector<T> map(const Extent& extent, F fn, const CallOptions& call = {}) {
     check_usable("map");
-    MapResult<T> r = try_map<T>(extent, std::move(fn));
+    MapResult<T> r = try_map<T>(extent, std::move(fn), call);
     throw_if_failed();
     return std::move(r.values);
   }
 
   /// Like map, but never throws for failed tasks: failed indices are listed.
   template <class T, class F>
-  MapResult<T> try_map(const Extent& extent, F fn);
+  MapResult<T> try_map(const Extent& extent, F fn, const CallOptions& call = {});
 
   /// map for functions returning std::optional<T>: empty results are dropped (order kept).
   template <class T, class F>
@@ -140,9 +154,9 @@ class Pool {
 
   /// fn(i) for every index, for its side effects (typically writes into a SharedArray).
   template <class F>
-  void for_each(const Extent& extent, F fn) {
+  void for_each(const Extent& extent, F fn, const CallOptions& call = {}) {
     check_usable("for_each");
-    run_job<void>(extent, fn, nullptr, nullptr, false);
+    run_job<void>(extent, fn, nullptr, nullptr, false, call);
     throw_if_failed();
   }
 
@@ -150,10 +164,10 @@ class Pool {
   /// bounded by workers × chunk, whatever n is. A sink (or a decoding) that throws fails that
   /// index with the exception — retried, then listed by TaskFailed — and the run goes on.
   template <class T, class F, class Sink>
-  void imap_unordered(const Extent& extent, F fn, Sink sink) {
+  void imap_unordered(const Extent& extent, F fn, Sink sink, const CallOptions& call = {}) {
     check_usable("imap_unordered");
     detail::DecodingObserver<T, Sink> obs(sink);
-    run_job<T>(extent, fn, nullptr, &obs, false);
+    run_job<T>(extent, fn, nullptr, &obs, false, call);
     throw_if_failed();
   }
 
@@ -161,10 +175,10 @@ class Pool {
   /// A run that ends early (halt) still hands over, in index order, every result it counts as
   /// succeeded, skipping the indices it did not finish, then throws TaskFailed.
   template <class T, class F, class Sink>
-  void imap(const Extent& extent, F fn, Sink sink) {
+  void imap(const Extent& extent, F fn, Sink sink, const CallOptions& call = {}) {
     check_usable("imap");
     detail::DecodingObserver<T, Sink> obs(sink);
-    run_job<T>(extent, fn, nullptr, &obs, true);
+    run_job<T>(extent, fn, nullptr, &obs, true, call);
     throw_if_failed();
   }
 
@@ -246,7 +260,10 @@ class Pool {
   static std::span<const char> task_result(const detail::AsyncTask& task);
 
   template <class T, class F>
-  void run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered);
+  void run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered, const CallOptions& call);
+  /// Throws Error naming what of `call` this call cannot do: anything on the threads backend;
+  /// `only` in map/try_map (`selects` false) or not ascending, disjoint, inside [0, n).
+  void check_call(const CallOptions& call, std::uint64_t n, bool selects) const;
   void run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory);
   void run_threads(const Extent& extent, const std::function<void(std::uint64_t)>& body);
   void* fixed_buffer(std::size_t bytes);  // pool-owned shared buffer, reused across calls
@@ -284,8 +301,9 @@ class Future {
 // ---- implementation of the templates ------------------------------------------------------
 
 template <class T, class F>
-void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered) {
+void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered, const CallOptions& call) {
   Busy busy(*this, "map");
+  check_call(call, extent.size(), true);  // try_map has refused `only` already
   if (options_.backend == Backend::threads) {
     // Results reach the observer one at a time, and in index order when asked for.
     std::mutex mu;
@@ -311,6 +329,21 @@ void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool 
   job.extent = extent.dims;
   job.results = (std::is_void_v<T> || out != nullptr) ? ResultMode::none : ResultMode::blobs;
   job.ordered = ordered;
+  if (call.only) {
+    if (call.only->empty()) {  // nothing to run (a resume of a finished job): no worker starts
+      report_ = RunReport{};
+      return;
+    }
+    job.ranges = *call.only;
+  }
+  FanoutObserver both;  // the call's own result handling first, then the caller's observer
+  if (obs != nullptr && call.observer != nullptr) {
+    both.add(obs);
+    both.add(call.observer);
+    obs = &both;
+  } else if (obs == nullptr) {
+    obs = call.observer;
+  }
   ForkKernelFactory factory = [&fn, &extent, out, this]() -> std::unique_ptr<JobRunner> {
     enter_worker();
     if (options_.initializer) options_.initializer();
@@ -320,8 +353,9 @@ void Pool::run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool 
 }
 
 template <class T, class F>
-MapResult<T> Pool::try_map(const Extent& extent, F fn) {
+MapResult<T> Pool::try_map(const Extent& extent, F fn, const CallOptions& call) {
   check_usable("try_map");
+  check_call(call, extent.size(), false);
   MapResult<T> r;
   const std::uint64_t n = extent.size();
   if constexpr (std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>) {
@@ -331,14 +365,14 @@ MapResult<T> Pool::try_map(const Extent& extent, F fn) {
       // Allocated before the fork and not inherited by the workers: the copy below then
       // writes pages fork did not write-protect (a fault per page costs more than the copy).
       detail::NotInherited keep(r.values.data(), n * sizeof(T));
-      run_job<T>(extent, fn, out, nullptr, false);
+      run_job<T>(extent, fn, out, nullptr, false, call);
     }
     if (n != 0) std::memcpy(static_cast<void*>(r.values.data()), out, n * sizeof(T));
   } else {
     r.values.resize(n);
     auto store = [&r](std::uint64_t i, T&& v) { r.values[i] = std::move(v); };
     detail::DecodingObserver<T, decltype(store)> obs(store);
-    run_job<T>(extent, fn, nullptr, &obs, false);
+    run_job<T>(extent, fn, nullptr, &obs, false, call);
   }
   r.failures = report_.failures;
   r.failed = detail::undelivered_indices(report_);

@@ -4,7 +4,7 @@
 // and only if it is a regular file. The destructor removes the temporary file unless it was
 // published: that is the only file a StagedFile ever removes. The file is held under an
 // exclusive flock(2) while the object lives, so another taskfarm run can tell it is in use.
-// Used by AnySharedArray::create_npy and by the `taskfarm` CLI (joblog, trace); one thread.
+// Used by AnySharedArray::create_npy, Joblog, Trace and the `taskfarm` CLI; one thread.
 #pragma once
 
 #include <string>
@@ -32,6 +32,10 @@ class StagedFile {
   void publish(bool replace_existing);
 
   int fd() const noexcept { return fd_.get(); }
+  /// A second descriptor of the same open file (close-on-exec), its flock included: a writer
+  /// keeps the file open (and locked) for as long as it needs, whatever becomes of this object.
+  /// Throws SystemError naming path().
+  UniqueFd duplicate_fd() const;
   const std::string& path() const noexcept { return path_; }
   const std::string& temp_path() const noexcept { return temp_; }
   bool published() const noexcept { return published_; }

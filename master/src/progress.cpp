@@ -1,10 +1,10 @@
-#include "progress.hpp"
+#include "taskfarm/progress.hpp"
 
 #include <unistd.h>
 
 #include <cstdio>
 
-namespace taskfarm::cli {
+namespace taskfarm {
 namespace {
 
 constexpr auto kBarInterval = std::chrono::milliseconds(100);
@@ -104,4 +104,4 @@ void Progress::finish() {
   if (mode_ == ProgressMode::bar) put("\n");
 }
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

@@ -15,11 +15,10 @@
 #include <fstream>
 #include <functional>
 
-#include "joblog.hpp"
-#include "joblog_observer.hpp"
 #include "taskfarm/error.hpp"
+#include "taskfarm/joblog.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 namespace {
 
 /// Runs `body` in a forked child; returns what it wrote to the pipe, or "TIMEOUT" if it did not
@@ -109,7 +108,7 @@ TEST(JoblogFile, FailedWriteLeavesWholeRowsAndSaysWhy) {
   const std::uint64_t written = std::stoull(out.substr(0, space));
   const EarlierRun run = read_joblog(f.path());  // whole rows: it reads
   EXPECT_EQ(run.done.count(), written) << "rows of the failed write are in the file";
-  EXPECT_EQ(run.done.ranges(), (IndexRanges{{0, written}}));
+  EXPECT_EQ(run.done.ranges(), (std::vector<IndexRange>{{0, written}}));
   struct stat st {};
   ASSERT_EQ(::stat(f.path().c_str(), &st), 0);
   std::ifstream in(f.path(), std::ios::binary);
@@ -127,7 +126,7 @@ TEST(JoblogFile, ObserverReportsAFailedWriteOnceAndStopsWriting) {
     ::setrlimit(RLIMIT_FSIZE, &small);
     int calls = 0;
     std::string message;
-    JoblogObserver obs(new_joblog(f.path(), 1000), [&](const std::string& why) {
+    Joblog obs(new_joblog(f.path(), 1000), {{0, 1000}}, [&](const std::string& why) {
       ++calls;
       message = why;
     });
@@ -149,7 +148,7 @@ TEST(JoblogFile, AppendAfterATornLastLineKeepsEveryRowWhole) {
     log.write(rows_of(3, 4));
   }
   const EarlierRun run = read_joblog(f.path());
-  EXPECT_EQ(run.done.ranges(), (IndexRanges{{0, 2}, {3, 4}}));
+  EXPECT_EQ(run.done.ranges(), (std::vector<IndexRange>{{0, 2}, {3, 4}}));
 }
 
 TEST(JoblogFile, AppendRefusesAFifoWithoutBlocking) {
@@ -167,4 +166,4 @@ TEST(JoblogFile, AppendRefusesAFifoWithoutBlocking) {
 }
 
 }  // namespace
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

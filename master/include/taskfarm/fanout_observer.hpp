@@ -1,15 +1,17 @@
-// FanoutObserver: passes each Farm report on to several observers, in the order added (the
-// joblog first, so its rows are written before anything else reacts). Farm's thread.
+// FanoutObserver: passes each report of a run on to several observers, in the order added (the
+// `taskfarm` binary adds the joblog early, so its rows are written before most else reacts).
+// It does not own them. Used on the run's thread.
 #pragma once
 
 #include <vector>
 
 #include "taskfarm/farm.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 
 class FanoutObserver : public FarmObserver {
  public:
+  /// Adds `o` (nullptr: nothing), which must outlive the runs it is attached to.
   void add(FarmObserver* o) {
     if (o != nullptr) observers_.push_back(o);
   }
@@ -43,4 +45,4 @@ class FanoutObserver : public FarmObserver {
   std::vector<FarmObserver*> observers_;
 };
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

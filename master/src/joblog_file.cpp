@@ -1,4 +1,4 @@
-#include "joblog.hpp"
+#include "taskfarm/joblog_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,10 +13,8 @@
 
 #include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
-#include "usage_error.hpp"
-#include "values.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 namespace {
 
 constexpr std::string_view kMagic = "# taskfarm joblog 1";
@@ -159,6 +157,10 @@ void append_row(std::string& out, const JoblogRow& r) {
 }
 
 JoblogFile JoblogFile::create(UniqueFd fd, std::string path, const RunIdentity& id) {
+  // A tab or a line break inside a field would make a first line no resume can read back.
+  for (const std::string* field : {&id.output, &id.dtype, &id.shape})
+    if (field->find_first_of("\t\n") != std::string::npos)
+      throw Error("joblog " + path + ": the job's identity '" + *field + "' holds a tab or a line break");
   const int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0) throw_errno("cannot open joblog " + path);
   JoblogFile f(std::move(fd), std::move(path), 0);
@@ -195,9 +197,8 @@ void JoblogFile::write(std::string_view rows) {
 
 EarlierRun read_joblog(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("--resume: cannot read joblog '" + path + "': " + std::strerror(errno) +
-                            " (no earlier run to resume)");
-  const std::string not_ours = "--resume: '" + path + "' is not a taskfarm joblog";
+  if (!in) throw Error("cannot read joblog '" + path + "': " + std::strerror(errno) + " (no earlier run to resume)");
+  const std::string not_ours = "'" + path + "' is not a taskfarm joblog";
 
   // One line at a time, so that memory does not grow with the joblog; a line longer than
   // any taskfarm writes (a path is at most PATH_MAX) means the file is something else.
@@ -206,21 +207,21 @@ EarlierRun read_joblog(const std::string& path) {
   auto next_line = [&](std::string_view& line) {
     in.getline(buf.data(), static_cast<std::streamsize>(buf.size()));
     const auto got = static_cast<std::size_t>(in.gcount());
-    if (in.bad()) throw UsageError("--resume: cannot read joblog '" + path + "': " + std::strerror(errno));
+    if (in.bad()) throw_errno("cannot read joblog '" + path + "'");
     if (in.eof()) return false;  // none left, or a torn last line (a master killed mid-write)
-    if (in.fail()) throw UsageError(not_ours + " (line " + std::to_string(line_no + 1) + " is too long)");
+    if (in.fail()) throw Error(not_ours + " (line " + std::to_string(line_no + 1) + " is too long)");
     ++line_no;
     line = std::string_view(buf.data(), got - 1);  // without the '\n'
     return true;
   };
   std::string_view line;
-  if (!next_line(line)) throw UsageError(not_ours);
+  if (!next_line(line)) throw Error(not_ours);
   auto id = parse_identity(line);
-  if (!id) throw UsageError(not_ours);
+  if (!id) throw Error(not_ours);
   const auto tasks = index_space_size(id->extent);
   if (!tasks)
-    throw UsageError(not_ours + " (its index space " + join_extent(id->extent) + " has 2^64 tasks or more)");
-  if (!next_line(line) || line != joblog_columns) throw UsageError(not_ours);
+    throw Error(not_ours + " (its index space " + join_extent(id->extent) + " has 2^64 tasks or more)");
+  if (!next_line(line) || line != joblog_columns) throw Error(not_ours);
 
   EarlierRun run;
   run.identity = std::move(*id);
@@ -228,7 +229,7 @@ EarlierRun read_joblog(const std::string& path) {
   while (next_line(line)) {
     const auto f = split_tabs(line);
     if (const std::string problem = row_problem(f, run.tasks); !problem.empty())
-      throw UsageError(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run: " + problem + ")");
+      throw Error(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run: " + problem + ")");
     std::uint64_t index = 0;
     parse_u64(f[0], index);
     if (f[6] == "ok") run.done.insert(index);
@@ -236,4 +237,18 @@ EarlierRun read_joblog(const std::string& path) {
   return run;
 }
 
-}  // namespace taskfarm::cli
+ResumePlan plan_resume(const EarlierRun& earlier, const RunIdentity& now, const std::string& joblog_path) {
+  const RunIdentity& was = earlier.identity;
+  const std::string where = "the earlier run in joblog '" + joblog_path + "' ";
+  auto or_none = [](const std::string& s) { return s.empty() ? "no output" : "'" + s + "'"; };
+  if (was.extent != now.extent)
+    throw Error(where + "had index space " + join_extent(was.extent) + ", this run " + join_extent(now.extent));
+  if (was.output != now.output)
+    throw Error(where + "wrote " + or_none(was.output) + ", this run " + or_none(now.output));
+  if (was.dtype != now.dtype || was.shape != now.shape)
+    throw Error(where + "made a " + was.dtype + " " + was.shape + " output, this run asks for " + now.dtype + " " +
+                now.shape);
+  return ResumePlan{earlier.done.complement(earlier.tasks), earlier.done.count()};
+}
+
+}  // namespace taskfarm

@@ -1,8 +1,8 @@
-#include "range_set.hpp"
+#include "taskfarm/range_set.hpp"
 
 #include <algorithm>
 
-namespace taskfarm::cli {
+namespace taskfarm {
 
 void RangeSet::insert(std::uint64_t begin, std::uint64_t end) {
   if (begin >= end) return;
@@ -25,10 +25,10 @@ bool RangeSet::contains(std::uint64_t index) const {
   return it != ranges_.begin() && std::prev(it)->second > index;
 }
 
-IndexRanges RangeSet::ranges() const { return IndexRanges(ranges_.begin(), ranges_.end()); }
+std::vector<IndexRange> RangeSet::ranges() const { return {ranges_.begin(), ranges_.end()}; }
 
-IndexRanges RangeSet::complement(std::uint64_t n) const {
-  IndexRanges gaps;
+std::vector<IndexRange> RangeSet::complement(std::uint64_t n) const {
+  std::vector<IndexRange> gaps;
   std::uint64_t next = 0;
   for (const auto& [b, e] : ranges_) {
     if (b >= n) break;
@@ -39,4 +39,11 @@ IndexRanges RangeSet::complement(std::uint64_t n) const {
   return gaps;
 }
 
-}  // namespace taskfarm::cli
+std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent) {
+  std::uint64_t n = 1;
+  for (const std::uint64_t e : extent)
+    if (__builtin_mul_overflow(n, e, &n)) return std::nullopt;
+  return n;
+}
+
+}  // namespace taskfarm

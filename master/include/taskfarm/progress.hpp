@@ -1,9 +1,10 @@
-// Progress: --progress on stderr. On a terminal, one line redrawn in place (at most 10 times a
-// second): a bar, done/total, rate, ETA and failures. Elsewhere, a plain line every 2 seconds.
-// Counts a task done when its chunk commits or it finally fails. Redraws when the Farm reports
-// something, and on its ticks (every second, events or not: the Farm runs no threads, and
-// neither does the CLI), so it moves on time and shows the worker that has gone longest
-// without progress ("slot 1 on 7 for 1:05, stopped"). Farm's thread.
+// Progress: an observer that draws a run's progress on a terminal or a log. ProgressMode::bar,
+// one line redrawn in place (at most 10 times a second): a bar, done/total, rate, ETA and
+// failures; ProgressMode::lines, a plain line every 2 seconds. Counts a task done when its chunk
+// commits or it finally fails. Redraws when the Farm reports something, and on its ticks
+// (FarmOptions::tick_interval, events or not: the Farm runs no threads, and neither does this),
+// so it moves on time and shows the worker that has gone longest without progress ("slot 1 on
+// 7 for 1:05, stopped"). The `taskfarm` binary's --progress. Used on the run's thread.
 #pragma once
 
 #include <chrono>
@@ -11,14 +12,16 @@
 #include <optional>
 #include <string>
 
-#include "run_plan.hpp"
 #include "taskfarm/farm.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
+
+/// How Progress draws: not at all; a bar redrawn in place (a terminal); a line every 2 s (a log).
+enum class ProgressMode : std::uint8_t { off, bar, lines };
 
 class Progress : public FarmObserver {
  public:
-  /// `total` tasks in this run; `fd` is where it draws (stderr).
+  /// `total` tasks in this run; `fd` is where it draws (stderr; written with write(2), best effort).
   Progress(ProgressMode mode, std::uint64_t total, int fd = 2);
 
   void on_tasks_done(const TasksDone& t) override;
@@ -46,4 +49,4 @@ class Progress : public FarmObserver {
   std::optional<WorkerLiveness> slowest_;  // the busy worker longest without progress, if notable
 };
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

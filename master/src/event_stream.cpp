@@ -1,17 +1,13 @@
-#include "events_observer.hpp"
-
-#include <cstdio>
+#include "taskfarm/event_stream.hpp"
 
 #include "json.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 namespace {
 
-std::string num(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.6f", v);
-  return buf;
-}
+using detail::json_string;
+
+std::string num(double v) { return detail::json_number(v, 6); }
 
 std::string field(const char* key, std::uint64_t v) { return std::string(",\"") + key + "\":" + std::to_string(v); }
 std::string field(const char* key, int v) { return std::string(",\"") + key + "\":" + std::to_string(v); }
@@ -20,19 +16,18 @@ std::string field(const char* key, std::string_view v) { return std::string(",\"
 
 }  // namespace
 
-void EventsObserver::line(std::string&& json) {
+void EventStream::line(std::string&& json) {
   json += "}\n";
-  out_.write(json);
-  out_.flush();
+  if (sink_) sink_(json);
 }
 
-void EventsObserver::start(std::uint64_t tasks, std::uint64_t total, std::uint64_t already_done, int workers,
+void EventStream::start(std::uint64_t tasks, std::uint64_t total, std::uint64_t already_done, int workers,
                            const std::string& program) {
   line(R"({"event":"start")" + field("tasks", tasks) + field("total", total) + field("already_done", already_done) +
        field("workers", workers) + field("program", std::string_view(program)));
 }
 
-void EventsObserver::end(const RunReport& r, int exit_status) {
+void EventStream::end(const RunReport& r, int exit_status) {
   line(R"({"event":"end")" + field("tasks", r.tasks) + field("succeeded", r.succeeded) +
        field("failed", static_cast<std::uint64_t>(r.failed_indices().size())) + field("retries", r.retries) +
        field("worker_deaths", r.worker_deaths) + field("chaos_kills", r.chaos_kills) +
@@ -40,11 +35,11 @@ void EventsObserver::end(const RunReport& r, int exit_status) {
        field("halted", r.halted) + field("farm_error", std::string_view(r.farm_error)) + field("exit", exit_status));
 }
 
-void EventsObserver::on_worker_started(int slot, pid_t pid) {
+void EventStream::on_worker_started(int slot, pid_t pid) {
   line(R"({"event":"worker")" + field("slot", slot) + field("pid", static_cast<int>(pid)));
 }
 
-void EventsObserver::on_tasks_done(const TasksDone& t) {
+void EventStream::on_tasks_done(const TasksDone& t) {
   std::string failed = ",\"failed\":[";
   for (std::size_t k = 0; k < t.failed.size(); ++k) failed += (k ? "," : "") + std::to_string(t.failed[k]);
   line(R"({"event":"chunk")" + field("slot", t.slot) + field("pid", static_cast<int>(t.pid)) + field("begin", t.begin) +
@@ -52,13 +47,13 @@ void EventsObserver::on_tasks_done(const TasksDone& t) {
        ",\"elapsed_s\":" + num(std::chrono::duration<double>(t.stop - t.start).count()) + failed + "]");
 }
 
-void EventsObserver::on_result(const IndexResult& r) {
+void EventStream::on_result(const IndexResult& r) {
   if (r.text.empty()) return;
   line(R"({"event":"output")" + field("index", r.index) +
        field("text", std::string_view(r.text.data(), r.text.size())));
 }
 
-void EventsObserver::on_failure(const FailureRecord& f) {
+void EventStream::on_failure(const FailureRecord& f) {
   std::string s = R"({"event":"failure")";
   if (f.index) s += field("index", *f.index);
   s += field("cause", to_string(f.cause)) + field("attempt", static_cast<int>(f.attempt)) + field("final", f.final) +
@@ -71,11 +66,7 @@ void EventsObserver::on_failure(const FailureRecord& f) {
   line(std::move(s));
 }
 
-}  // namespace taskfarm::cli
-
-namespace taskfarm::cli {
-
-void EventsObserver::on_stall(const WorkerLiveness& w) {
+void EventStream::on_stall(const WorkerLiveness& w) {
   std::string s = R"({"event":"stall")" + field("slot", w.slot) + field("pid", static_cast<int>(w.pid));
   if (w.index) s += field("index", *w.index);
   s += ",\"seconds\":" + num(std::chrono::duration<double>(w.since_progress).count()) +
@@ -83,4 +74,4 @@ void EventsObserver::on_stall(const WorkerLiveness& w) {
   line(std::move(s));
 }
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 
-namespace taskfarm::cli {
+namespace taskfarm::detail {
 namespace {
 
 /// Length of the valid UTF-8 sequence starting at s[0], or 0 if it is not one.
@@ -69,4 +69,10 @@ std::string json_string(std::string_view text) {
   return s;
 }
 
-}  // namespace taskfarm::cli
+std::string json_number(double v, int decimals) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+}  // namespace taskfarm::detail

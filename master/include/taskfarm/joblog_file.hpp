@@ -1,8 +1,9 @@
-// The joblog: GNU parallel's --joblog, one TSV row per task attempt, and the record --resume
-// trusts. Its first line names the run (index space, output array) so that a resume can tell
-// whether an earlier run is the same job. Rows go to the file with one write(2) per committed
-// chunk, so the joblog of a master killed with SIGKILL holds only whole rows of committed work.
-// Written and read by the master, on its one thread.
+// The joblog file: GNU parallel's --joblog, one TSV row per task attempt, and the record a
+// resume trusts. Its first line names the job (index space, output array) so that a resume can
+// tell whether an earlier run is the same job. Rows go to the file with one write(2) per batch,
+// so the joblog of a master killed with SIGKILL holds only whole rows. The format is
+// docs/cli.md's; taskfarm::Joblog (joblog.hpp) writes it as a run goes. Written and read by
+// the master, on one thread.
 #pragma once
 
 #include <sys/types.h>
@@ -13,15 +14,16 @@
 #include <string_view>
 #include <vector>
 
-#include "range_set.hpp"
+#include "taskfarm/range_set.hpp"
 #include "taskfarm/unique_fd.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 
-/// What makes two runs the same job: the first line of a joblog.
+/// What makes two runs the same job: the first line of a joblog. Compared field by field; the
+/// `taskfarm` binary fills them as below, a program of yours with whatever names its job.
 struct RunIdentity {
   std::vector<std::uint64_t> extent;  ///< index-space shape
-  std::string output;                 ///< absolute path of --output, or ""
+  std::string output;                 ///< the output file (the CLI: absolute path of --output), or ""
   std::string dtype;                  ///< NumPy name of the output dtype, or ""
   std::string shape;                  ///< output shape "AxB", or ""
   bool operator==(const RunIdentity&) const = default;
@@ -53,13 +55,14 @@ struct JoblogRow {
 void append_row(std::string& out, const JoblogRow& row);
 
 /// A joblog open for writing. Move-only owner of the file descriptor. A failed write leaves
-/// the file as it was before that write (whole rows only), so a --resume can still read it.
+/// the file as it was before that write (whole rows only), so a resume can still read it.
 class JoblogFile {
  public:
-  /// Writes the identity line and the column names into `fd`, a new empty file (the run's
-  /// StagedFile, published under `path` when the run starts). Throws SystemError naming `path`.
+  /// Writes the identity line and the column names into `fd`, a new empty file (the CLI's
+  /// StagedFile, published under `path` when the run starts). Throws SystemError naming `path`,
+  /// or Error if a field of `id` holds a tab or a line break (no resume could read it back).
   static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id);
-  /// Opens the existing joblog `path` to add rows (--resume); never blocks, refuses anything
+  /// Opens the existing joblog `path` to add rows (a resume); never blocks, refuses anything
   /// but a regular file. A torn last line (a master killed mid-write; never read as a row) is
   /// cut off first, so that the rows added after it stay whole.
   static JoblogFile append(const std::string& path);
@@ -86,10 +89,22 @@ struct EarlierRun {
   RangeSet done;            ///< the tasks with an "ok" row
 };
 
-/// Reads a joblog written by `taskfarm run --joblog`, one line at a time. A last line without
-/// '\n' (a master killed mid-write) is ignored. Throws UsageError naming the file if it is
-/// missing or unreadable, not a taskfarm joblog (an index space of 2^64 tasks or more, a line
-/// longer than any joblog writes), or holds a row outside the index space.
+/// Reads a joblog, one line at a time. A last line without '\n' (a master killed mid-write) is
+/// ignored. Throws Error naming the file if it is missing or unreadable ("cannot read joblog
+/// 'PATH': … (no earlier run to resume)"), or not a taskfarm joblog ("'PATH' is not a taskfarm
+/// joblog (…)": an index space of 2^64 tasks or more, a line longer than any joblog writes, a
+/// row outside the index space or unlike the rows taskfarm writes).
 EarlierRun read_joblog(const std::string& path);
 
-}  // namespace taskfarm::cli
+/// What a resumed run computes.
+struct ResumePlan {
+  std::vector<IndexRange> ranges;  ///< the tasks still to run
+  std::uint64_t done = 0;          ///< tasks the earlier run(s) completed
+};
+
+/// Checks that `earlier` ran the same job as `now` (same index space, same output, dtype and
+/// shape) and returns what is left. Throws Error naming the difference and the joblog ("the
+/// earlier run in joblog 'PATH' had index space 10x3, this run 30").
+ResumePlan plan_resume(const EarlierRun& earlier, const RunIdentity& now, const std::string& joblog_path);
+
+}  // namespace taskfarm

@@ -1,10 +1,10 @@
-// TraceObserver: writes --trace, a Chrome trace (JSON array format, which Perfetto and
+// Trace: an observer that writes a Chrome trace (JSON array format, which Perfetto and
 // chrome://tracing open): one track per worker slot, one slice per chunk attempt ("ok", or
 // "crashed" when its worker died), instant markers for crashes, kernel exceptions and worker
 // starts. Each callback's records go to the file with one write(2), whole, as they happen, so
 // the trace of a master killed at any instant is readable (both tools accept an array without
-// its closing bracket, and the file never ends inside a record); finish() closes it. Farm's
-// thread.
+// its closing bracket, and the file never ends inside a record); finish() closes it. The
+// `taskfarm` binary's --trace. Attach it to a Farm::run or a Pool call; used on that call's thread.
 #pragma once
 
 #include <cstdio>
@@ -14,16 +14,20 @@
 #include "taskfarm/farm.hpp"
 #include "taskfarm/unique_fd.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 
-class TraceObserver : public FarmObserver {
+class Trace : public FarmObserver {
  public:
-  /// Writes into `file`, a new empty file (the run's StagedFile, published under `path` when the
-  /// run starts); throws SystemError naming `path`. `title` names the process track.
-  TraceObserver(UniqueFd file, const std::string& path, const std::string& title);
-  ~TraceObserver() override;
-  TraceObserver(const TraceObserver&) = delete;
-  TraceObserver& operator=(const TraceObserver&) = delete;
+  /// A new trace at `path`, there at once: a regular file at `path` is replaced whole (by
+  /// rename, never truncated or written), a FIFO, device or directory is refused. `title` names
+  /// the process track. Throws Error naming the path.
+  static Trace create(const std::string& path, const std::string& title = "taskfarm");
+  /// Writes into `file`, a new empty file (the CLI's StagedFile, published under `path` once a
+  /// task ended); throws SystemError naming `path`.
+  Trace(UniqueFd file, const std::string& path, const std::string& title);
+  ~Trace() override;  ///< closes the array if finish() was not called (errors unreported)
+  Trace(Trace&&) noexcept = default;
+  Trace& operator=(Trace&&) = delete;
 
   void on_worker_started(int slot, pid_t pid) override;
   void on_tasks_done(const TasksDone& t) override;
@@ -52,4 +56,4 @@ class TraceObserver : public FarmObserver {
   std::vector<bool> named_;
 };
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

@@ -1,11 +1,11 @@
-// The little JSON the CLI writes (--events lines, --trace files): string literals. Pure
-// functions; any thread.
+// The little JSON the observers write (EventStream lines, Trace files): string literals.
+// Pure functions; any thread.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-namespace taskfarm::cli {
+namespace taskfarm::detail {
 
 /// Appends `text` as a JSON string literal, quotes included. Control characters are escaped;
 /// bytes that are not valid UTF-8 (worker output may be anything) become U+FFFD.
@@ -14,4 +14,7 @@ void append_json_string(std::string& out, std::string_view text);
 /// `text` as a JSON string literal.
 std::string json_string(std::string_view text);
 
-}  // namespace taskfarm::cli
+/// `v` as a JSON number with `decimals` digits after the point (seconds, microseconds).
+std::string json_number(double v, int decimals);
+
+}  // namespace taskfarm::detail

@@ -1,4 +1,4 @@
-#include "trace_observer.hpp"
+#include "taskfarm/trace.hpp"
 
 #include <unistd.h>
 
@@ -7,16 +7,15 @@
 #include <string_view>
 
 #include "json.hpp"
+#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 namespace {
 
-std::string fmt(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
+using detail::json_string;
+
+std::string fmt(double v) { return detail::json_number(v, 3); }
 
 std::string range_name(std::uint64_t begin, std::uint64_t end) {
   return end == begin + 1 ? std::to_string(begin) : std::to_string(begin) + "-" + std::to_string(end - 1);
@@ -31,7 +30,14 @@ std::string crash_label(const FailureRecord& f) {
 
 }  // namespace
 
-TraceObserver::TraceObserver(UniqueFd file, const std::string& path, const std::string& title)
+Trace Trace::create(const std::string& path, const std::string& title) {
+  detail::StagedFile staged = detail::StagedFile::create(path);
+  Trace trace(staged.duplicate_fd(), path, title);  // its first records are in before the rename
+  staged.publish(/*replace_existing=*/true);
+  return trace;
+}
+
+Trace::Trace(UniqueFd file, const std::string& path, const std::string& title)
     : file_(::fdopen(file.get(), "w")), path_(path), pid_(static_cast<int>(::getpid())),
       t0_(std::chrono::steady_clock::now()) {
   if (!file_) throw_errno("cannot create trace " + path);
@@ -42,23 +48,23 @@ TraceObserver::TraceObserver(UniqueFd file, const std::string& path, const std::
   flush();
 }
 
-TraceObserver::~TraceObserver() {
+Trace::~Trace() {
   if (!file_) return;
   pending_ += "\n]\n";
   flush();
 }
 
-double TraceObserver::micros(std::chrono::steady_clock::time_point t) const {
+double Trace::micros(std::chrono::steady_clock::time_point t) const {
   return std::chrono::duration<double, std::micro>(t - t0_).count();
 }
 
-void TraceObserver::emit(const std::string& event) {
+void Trace::emit(const std::string& event) {
   if (!first_) pending_ += ",\n";
   first_ = false;
   pending_ += event;
 }
 
-void TraceObserver::flush() noexcept {
+void Trace::flush() noexcept {
   // One write(2) of whole records per batch, never a stdio buffer: a master killed at any
   // instant leaves a file that ends after a complete record (the joblog's discipline).
   std::string_view bytes = file_ ? std::string_view(pending_) : std::string_view();
@@ -79,7 +85,7 @@ void TraceObserver::flush() noexcept {
   pending_.clear();
 }
 
-void TraceObserver::name_track(int slot) {
+void Trace::name_track(int slot) {
   if (slot < 0) return;
   const auto s = static_cast<std::size_t>(slot);
   if (s < named_.size() && named_[s]) return;
@@ -89,7 +95,7 @@ void TraceObserver::name_track(int slot) {
        R"(,"args":{"name":"worker slot )" + std::to_string(slot) + R"("}})");
 }
 
-void TraceObserver::on_worker_started(int slot, pid_t pid) {
+void Trace::on_worker_started(int slot, pid_t pid) {
   const auto now = std::chrono::steady_clock::now();
   name_track(slot);
   emit(R"({"name":"worker started","ph":"i","s":"t","pid":)" + std::to_string(pid_) + R"(,"tid":)" +
@@ -97,7 +103,7 @@ void TraceObserver::on_worker_started(int slot, pid_t pid) {
   flush();
 }
 
-void TraceObserver::on_tasks_done(const TasksDone& t) {
+void Trace::on_tasks_done(const TasksDone& t) {
   const auto [slot, pid, begin, end, attempt, failed, start, stop] = t;
   std::string failed_json = "[";
   for (std::size_t i = 0; i < failed.size(); ++i) failed_json += (i ? "," : "") + std::to_string(failed[i]);
@@ -111,7 +117,7 @@ void TraceObserver::on_tasks_done(const TasksDone& t) {
   flush();
 }
 
-void TraceObserver::on_failure(const FailureRecord& f) {
+void Trace::on_failure(const FailureRecord& f) {
   const auto now = std::chrono::steady_clock::now();
   const int tid = f.slot < 0 ? 0 : f.slot;
   name_track(tid);
@@ -141,7 +147,7 @@ void TraceObserver::on_failure(const FailureRecord& f) {
   flush();
 }
 
-void TraceObserver::finish() {
+void Trace::finish() {
   if (!file_) return;
   pending_ += "\n]\n";
   flush();
@@ -150,4 +156,4 @@ void TraceObserver::finish() {
   if (err != 0) throw SystemError("cannot write trace " + path_, err);
 }
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

@@ -1,6 +1,5 @@
-// The records of a run: joblog lines and their reading back (what --resume trusts), the
-// ranges a resume runs, the checks that an earlier run is the same job, JSON strings, and
-// the done ranges a resume keeps.
+// The joblog's format: identity lines and rows, reading them back (what a resume trusts),
+// the ranges a resume runs, and the checks that an earlier run is the same job.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,13 +7,10 @@
 #include <algorithm>
 #include <fstream>
 
-#include "joblog.hpp"
-#include "json.hpp"
-#include "range_set.hpp"
-#include "resume.hpp"
-#include "usage_error.hpp"
+#include "taskfarm/error.hpp"
+#include "taskfarm/joblog_file.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 namespace {
 
 class TempFile {
@@ -81,7 +77,7 @@ TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
   const EarlierRun run = read_joblog(f.path());
   EXPECT_EQ(run.identity.extent, std::vector<std::uint64_t>{6});
   EXPECT_EQ(run.tasks, 6u);
-  EXPECT_EQ(run.done.ranges(), (IndexRanges{{0, 1}, {2, 4}}));
+  EXPECT_EQ(run.done.ranges(), (std::vector<IndexRange>{{0, 1}, {2, 4}}));
   EXPECT_EQ(run.done.count(), 3u);
 }
 
@@ -96,17 +92,17 @@ TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
     append_row(rows, r);
     log.write(rows);
   }
-  EXPECT_EQ(read_joblog(f.path()).done.ranges(), (IndexRanges{{1, 2}}));
+  EXPECT_EQ(read_joblog(f.path()).done.ranges(), (std::vector<IndexRange>{{1, 2}}));
 }
 
 TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
   TempFile f;
-  EXPECT_THROW(read_joblog(f.path()), UsageError);  // missing
+  EXPECT_THROW(read_joblog(f.path()), Error);  // missing
   f.write("Seq\tHost\tStarttime\n1\t:\t0\n");   // GNU parallel's
-  EXPECT_THROW(read_joblog(f.path()), UsageError);
+  EXPECT_THROW(read_joblog(f.path()), Error);
   f.write(format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" +
           "9\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\n");  // index outside [0, 3)
-  EXPECT_THROW(read_joblog(f.path()), UsageError);
+  EXPECT_THROW(read_joblog(f.path()), Error);
 }
 
 TEST(Joblog, RowWithAnyColumnUnlikeTaskfarmsIsRefusedNamingLineAndColumn) {
@@ -117,7 +113,7 @@ TEST(Joblog, RowWithAnyColumnUnlikeTaskfarmsIsRefusedNamingLineAndColumn) {
     f.write(head + row + "\n");
     try {
       read_joblog(f.path());
-    } catch (const UsageError& e) {
+    } catch (const Error& e) {
       return std::string(e.what());
     }
     return std::string("(accepted)");
@@ -144,7 +140,7 @@ TEST(Joblog, IndexSpaceOfTwoTo64TasksOrMoreIsNotAJoblog) {
     f.write("# taskfarm joblog 1\textent=" + extent + "\toutput=\tdtype=\tshape=\n" + joblog_columns + "\n");
     try {
       read_joblog(f.path());
-    } catch (const UsageError& e) {
+    } catch (const Error& e) {
       return std::string(e.what());
     }
     return std::string();
@@ -166,9 +162,9 @@ TEST(Joblog, ResumeStateOfAHugeIndexSpaceIsItsDoneRanges) {
   f.write(text);
   const EarlierRun run = read_joblog(f.path());
   EXPECT_EQ(run.tasks, 18446744073709551615ull);
-  EXPECT_EQ(run.done.ranges(), (IndexRanges{{3, 6}, {7, 8}, {18446744073709551614ull, 18446744073709551615ull}}));
+  EXPECT_EQ(run.done.ranges(), (std::vector<IndexRange>{{3, 6}, {7, 8}, {18446744073709551614ull, 18446744073709551615ull}}));
   EXPECT_EQ(run.done.complement(run.tasks),
-            (IndexRanges{{0, 3}, {6, 7}, {8, 18446744073709551614ull}}));
+            (std::vector<IndexRange>{{0, 3}, {6, 7}, {8, 18446744073709551614ull}}));
 }
 
 TEST(Joblog, LineLongerThanAnyJoblogWritesIsRefused) {
@@ -177,64 +173,8 @@ TEST(Joblog, LineLongerThanAnyJoblogWritesIsRefused) {
   try {
     read_joblog(f.path());
     FAIL() << "a 1 MiB line was read as a row";
-  } catch (const UsageError& e) {
+  } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("line 3 is too long"), std::string::npos) << e.what();
-  }
-}
-
-TEST(RangeSet, MergesOverlappingAndTouchingRangesInAnyOrder) {
-  RangeSet s;
-  EXPECT_EQ(s.complement(5), (IndexRanges{{0, 5}}));
-  s.insert(3);
-  s.insert(1);
-  s.insert(2);  // joins [1, 2) and [3, 4)
-  EXPECT_EQ(s.ranges(), (IndexRanges{{1, 4}}));
-  s.insert(10, 20);
-  s.insert(30, 40);
-  s.insert(15, 35);  // swallows the tail of one and the head of the other
-  EXPECT_EQ(s.ranges(), (IndexRanges{{1, 4}, {10, 40}}));
-  s.insert(12);      // already in
-  s.insert(7, 7);    // empty
-  EXPECT_EQ(s.ranges(), (IndexRanges{{1, 4}, {10, 40}}));
-  EXPECT_EQ(s.count(), 33u);
-  EXPECT_EQ(s.range_count(), 2u);
-  s.insert(0, 100);
-  EXPECT_EQ(s.ranges(), (IndexRanges{{0, 100}}));
-  EXPECT_EQ(s.count(), 100u);
-  EXPECT_TRUE(s.contains(99));
-  EXPECT_FALSE(s.contains(100));
-}
-
-TEST(RangeSet, ComplementIsTheGapsUpToN) {
-  RangeSet s;
-  s.insert(0, 2);
-  s.insert(4, 5);
-  s.insert(8, 12);
-  EXPECT_EQ(s.complement(10), (IndexRanges{{2, 4}, {5, 8}}));
-  EXPECT_EQ(s.complement(20), (IndexRanges{{2, 4}, {5, 8}, {12, 20}}));
-  EXPECT_EQ(s.complement(1), IndexRanges{});
-}
-
-TEST(RangeSet, MemoryIsItsRunsNotItsIndices) {
-  RangeSet s;
-  for (std::uint64_t i = 0; i < 100000; ++i) s.insert((i * 7919) % 100000);  // every index, scattered
-  EXPECT_EQ(s.range_count(), 1u);
-  EXPECT_EQ(s.count(), 100000u);
-  // Matches a plain bitmap on random inserts.
-  RangeSet r;
-  std::vector<bool> bits(1000);
-  std::uint64_t x = 12345;
-  for (int k = 0; k < 3000; ++k) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    const std::uint64_t b = (x >> 33) % 1000, len = (x >> 20) % 7;
-    r.insert(b, std::min<std::uint64_t>(b + len, 1000));
-    for (std::uint64_t i = b; i < std::min<std::uint64_t>(b + len, 1000); ++i) bits[i] = true;
-    if (k % 100 != 0) continue;
-    IndexRanges want;
-    for (std::uint64_t i = 0; i < 1000; ++i)
-      if (!bits[i] && (want.empty() || want.back().second != i)) want.emplace_back(i, i + 1);
-      else if (!bits[i]) ++want.back().second;
-    ASSERT_EQ(r.complement(1000), want) << "after " << k << " inserts";
   }
 }
 
@@ -245,13 +185,13 @@ TEST(Resume, RefusesAnotherJobNamingTheDifference) {
   earlier.done.insert(0, 4);
   earlier.done.insert(5, 30);
   const ResumePlan plan = plan_resume(earlier, sample_identity(), "j.tsv");
-  EXPECT_EQ(plan.ranges, (IndexRanges{{4, 5}}));
+  EXPECT_EQ(plan.ranges, (std::vector<IndexRange>{{4, 5}}));
   EXPECT_EQ(plan.done, 29u);
 
   auto message = [&](RunIdentity now) {
     try {
       plan_resume(earlier, now, "j.tsv");
-    } catch (const UsageError& e) {
+    } catch (const Error& e) {
       return std::string(e.what());
     }
     return std::string();
@@ -267,13 +207,5 @@ TEST(Resume, RefusesAnotherJobNamingTheDifference) {
   EXPECT_NE(message(other).find("made a int32 10x3x4 output"), std::string::npos);
 }
 
-TEST(Json, EscapesControlsQuotesAndBadUtf8) {
-  EXPECT_EQ(json_string("plain"), "\"plain\"");
-  EXPECT_EQ(json_string("a\"b\\c\nd\te\x01"), "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
-  EXPECT_EQ(json_string("caf\xc3\xa9 \xe2\x82\xac"), "\"caf\xc3\xa9 \xe2\x82\xac\"");  // valid UTF-8 kept
-  EXPECT_EQ(json_string("\xff\xc3"), "\"\\ufffd\\ufffd\"");
-  EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate is not UTF-8
-}
-
 }  // namespace
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

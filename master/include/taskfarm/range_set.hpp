@@ -1,18 +1,19 @@
 // RangeSet: a set of task indices held as sorted, disjoint, non-adjacent [begin, end) ranges,
 // so that its memory grows with the number of runs of indices, never with the index space.
-// --resume records in one the indices an earlier run finished (read_joblog) and runs the
-// complement. Plain value type; the master's main thread.
+// A resume records in one the indices an earlier run finished (read_joblog) and runs the
+// complement. Plain value type; any thread, one at a time.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
-namespace taskfarm::cli {
+namespace taskfarm {
 
-/// [begin, end) pairs, ascending: what JobSpec::ranges takes.
-using IndexRanges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+/// [begin, end) of task indices, as JobSpec::ranges and CallOptions::only hold them.
+using IndexRange = std::pair<std::uint64_t, std::uint64_t>;
 
 class RangeSet {
  public:
@@ -28,9 +29,9 @@ class RangeSet {
   /// Disjoint ranges held: the memory the set uses.
   std::size_t range_count() const noexcept { return ranges_.size(); }
   /// The set as ranges, ascending.
-  IndexRanges ranges() const;
+  std::vector<IndexRange> ranges() const;
   /// [0, n) without the set, as ranges, ascending.
-  IndexRanges complement(std::uint64_t n) const;
+  std::vector<IndexRange> complement(std::uint64_t n) const;
 
   bool operator==(const RangeSet&) const = default;
 
@@ -39,4 +40,8 @@ class RangeSet {
   std::uint64_t count_ = 0;
 };
 
-}  // namespace taskfarm::cli
+/// The number of tasks of an index space, the product of `extent`; nullopt if it is 2^64 or
+/// more. Every product of numbers from outside (a command line, a joblog) goes through it.
+std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent);
+
+}  // namespace taskfarm

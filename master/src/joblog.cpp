@@ -1,14 +1,36 @@
-#include "joblog_observer.hpp"
+#include "taskfarm/joblog.hpp"
 
+#include <optional>
+
+#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
 
-namespace taskfarm::cli {
+namespace taskfarm {
 
-JoblogObserver::JoblogObserver(JoblogFile file, std::function<void(const std::string&)> on_failed)
-    : file_(std::move(file)), on_failed_(std::move(on_failed)), steady0_(std::chrono::steady_clock::now()),
-      wall0_(std::chrono::system_clock::now()) {}
+Joblog Joblog::create(const std::string& path, const RunIdentity& job, OnFailed on_failed) {
+  // Written whole under a temporary name, then renamed over `path`: a reader never finds a
+  // joblog without its identity line, and a file of the user's there is replaced, never written.
+  const std::optional<std::uint64_t> tasks = index_space_size(job.extent);
+  if (job.extent.empty() || !tasks || *tasks == 0)
+    throw Error("joblog " + path + ": the job's index space has no task, or 2^64 tasks or more");
+  detail::StagedFile staged = detail::StagedFile::create(path);
+  JoblogFile file = JoblogFile::create(staged.duplicate_fd(), path, job);
+  staged.publish(/*replace_existing=*/true);
+  return Joblog(std::move(file), {{0, *tasks}}, std::move(on_failed));
+}
 
-void JoblogObserver::write_rows() {
+Joblog Joblog::resume(const std::string& path, const RunIdentity& job, OnFailed on_failed) {
+  const ResumePlan plan = plan_resume(read_joblog(path), job, path);
+  Joblog log(JoblogFile::append(path), plan.ranges, std::move(on_failed));
+  log.earlier_done_ = plan.done;
+  return log;
+}
+
+Joblog::Joblog(JoblogFile file, std::vector<IndexRange> todo, OnFailed on_failed)
+    : file_(std::move(file)), todo_(std::move(todo)), on_failed_(std::move(on_failed)),
+      steady0_(std::chrono::steady_clock::now()), wall0_(std::chrono::system_clock::now()) {}
+
+void Joblog::write_rows() {
   if (!error_.empty()) return;  // after a failed write nothing more: the file keeps whole rows
   try {
     file_.write(rows_);
@@ -19,12 +41,11 @@ void JoblogObserver::write_rows() {
   }
 }
 
-double JoblogObserver::wall_seconds(std::chrono::steady_clock::time_point t) const {
+double Joblog::wall_seconds(std::chrono::steady_clock::time_point t) const {
   const auto wall = wall0_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady0_);
   return std::chrono::duration<double>(wall.time_since_epoch()).count();
 }
-
-void JoblogObserver::on_tasks_done(const TasksDone& t) {
+void Joblog::on_tasks_done(const TasksDone& t) {
   // Tasks of a piece are timed together; each row gets the piece's mean and its share of the span.
   const double per_task = std::chrono::duration<double>(t.stop - t.start).count() / static_cast<double>(t.end - t.begin);
   const double t0 = wall_seconds(t.start);
@@ -49,7 +70,7 @@ void JoblogObserver::on_tasks_done(const TasksDone& t) {
   write_rows();
 }
 
-void JoblogObserver::on_failure(const FailureRecord& f) {
+void Joblog::on_failure(const FailureRecord& f) {
   if (!f.index) return;  // a worker that died between tasks: no task attempt to record
   const auto now = std::chrono::steady_clock::now();
   JoblogRow row;
@@ -69,4 +90,4 @@ void JoblogObserver::on_failure(const FailureRecord& f) {
   write_rows();
 }
 
-}  // namespace taskfarm::cli
+}  // namespace taskfarm

@@ -1,0 +1,113 @@
+// What the observers write: JSON strings escaped whatever the bytes, EventStream's whole lines
+// covering every task of a call, a Trace that is a closed JSON array of whole records, and the
+// progress line. (The formats' fields are checked by parsing in tests/cli: runs.sh, trace.sh.)
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "json.hpp"
+#include "taskfarm/event_stream.hpp"
+#include "taskfarm/fanout_observer.hpp"
+#include "taskfarm/pool.hpp"
+#include "taskfarm/progress.hpp"
+#include "taskfarm/trace.hpp"
+
+namespace taskfarm {
+namespace {
+
+using detail::json_string;
+
+TEST(Json, EscapesControlsQuotesAndBadUtf8) {
+  EXPECT_EQ(json_string("plain"), "\"plain\"");
+  EXPECT_EQ(json_string("a\"b\\c\nd\te\x01"), "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
+  EXPECT_EQ(json_string("caf\xc3\xa9 \xe2\x82\xac"), "\"caf\xc3\xa9 \xe2\x82\xac\"");  // valid UTF-8 kept
+  EXPECT_EQ(json_string("\xff\xc3"), "\"\\ufffd\\ufffd\"");
+  EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate is not UTF-8
+}
+
+/// The number after `"key":` in `line`, or -1.
+long long field(const std::string& line, const std::string& key) {
+  const auto at = line.find("\"" + key + "\":");
+  return at == std::string::npos ? -1 : std::stoll(line.substr(at + key.size() + 3));
+}
+
+TEST(EventStream, EveryLineIsOneWholeObjectAndTheChunksCoverTheCall) {
+  std::vector<std::string> lines;
+  EventStream events([&](std::string_view line) { lines.emplace_back(line); });
+  PoolOptions o;
+  o.workers = 2;
+  o.chunk = 9;
+  Pool pool(o);
+  events.start(100, 100, 0, 2, "pool");
+  CallOptions call;
+  call.observer = &events;
+  pool.for_each(100, [](std::uint64_t) {}, call);
+  events.end(pool.last_report(), 0);
+  ASSERT_GE(lines.size(), 3u);
+  std::vector<int> covered(100, 0);
+  for (const std::string& line : lines) {
+    ASSERT_TRUE(line.starts_with("{\"event\":\"") && line.ends_with("}\n")) << line;
+    EXPECT_EQ(line.find('\n'), line.size() - 1) << "one line per event: " << line;
+    if (line.find("\"event\":\"chunk\"") == std::string::npos) continue;
+    for (long long i = field(line, "begin"); i < field(line, "end"); ++i) ++covered[static_cast<std::size_t>(i)];
+  }
+  EXPECT_TRUE(lines.front().starts_with("{\"event\":\"start\""));
+  EXPECT_TRUE(lines.back().starts_with("{\"event\":\"end\""));
+  EXPECT_EQ(field(lines.back(), "succeeded"), 100);
+  for (std::size_t i = 0; i < covered.size(); ++i) EXPECT_EQ(covered[i], 1) << "index " << i;
+}
+
+TEST(Trace, IsAClosedArrayOfWholeRecordsWithASlicePerPiece) {
+  const std::string path = ::testing::TempDir() + "trace-" + std::to_string(::getpid()) + ".json";
+  {
+    Trace trace = Trace::create(path, "pool trace");
+    PoolOptions o;
+    o.workers = 2;
+    o.chunk = 25;
+    Pool pool(o);
+    CallOptions call;
+    call.observer = &trace;
+    pool.for_each(100, [](std::uint64_t) {}, call);
+    trace.finish();
+  }
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::filesystem::remove(path);
+  const std::string s = text.str();
+  ASSERT_TRUE(s.starts_with("[\n{") && s.ends_with("}\n]\n")) << s;
+  EXPECT_NE(s.find("\"args\":{\"name\":\"pool trace\"}"), std::string::npos);
+  std::uint64_t sliced = 0;
+  std::istringstream records(s);
+  for (std::string line; std::getline(records, line);) {
+    if (line == "[" || line == "]") continue;
+    EXPECT_TRUE(line.starts_with("{") && (line.ends_with("},") || line.ends_with("}"))) << line;
+    if (line.find("\"cat\":\"chunk\"") != std::string::npos)
+      sliced += static_cast<std::uint64_t>(field(line, "end") - field(line, "begin"));
+  }
+  EXPECT_EQ(sliced, 100u) << "a slice per committed piece, covering every task once";
+}
+
+TEST(Progress, LineCountsDoneAndFailedTasks) {
+  Progress progress(ProgressMode::lines, 10, -1);
+  TasksDone piece;
+  piece.begin = 0;
+  piece.end = 6;
+  const std::uint64_t failed[] = {2};
+  piece.failed = failed;
+  progress.on_tasks_done(piece);
+  FailureRecord f;
+  f.index = 2;
+  f.final = true;
+  progress.on_failure(f);
+  const std::string line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_TRUE(line.starts_with("taskfarm: 6/10  60%")) << line;
+  EXPECT_NE(line.find("1 failed"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace taskfarm
