@@ -86,7 +86,7 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
   for (std::size_t i = first; i < run_workers_ && !halting_now_; ++i) {
     Slot& s = slots_[i];
     if (s.live) {
-      top_up(i);
+      top_up(i, now);
       continue;
     }
     // A worker is started only while there is work to hand out: once everything is out, a
@@ -108,10 +108,11 @@ void Dispatcher::on_started(int slot, pid_t pid, Clock::time_point now) {
   s = Slot{};  // a new worker: nothing held, nothing said, no backoff
   s.live = true;
   s.pid = pid;
+  s.last_end = now;
   spawn_failures_in_a_row_ = 0;
   starting_ = false;
   if (obs_) obs_->on_worker_started(slot, pid);
-  top_up(i);
+  top_up(i, now);
   plan_from(i + 1, now);
 }
 
@@ -122,7 +123,7 @@ void Dispatcher::on_spawn_failed(int slot, const SpawnFailure& f, Clock::time_po
   plan_from(i + 1, now);
 }
 
-void Dispatcher::top_up(std::size_t i) {
+void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
   Slot& s = slots_[i];
   if (!s.live || s.stop_sent || s.kill_cause || s.chaos_killed) return;
   Command a{Command::Kind::assign, static_cast<int>(i), s.job_sent != job_id_, {}, false, {}};
@@ -141,7 +142,7 @@ void Dispatcher::top_up(std::size_t i) {
       const std::uint64_t allowance = opt_.max_tasks_per_worker != 0 ? opt_.max_tasks_per_worker - s.assigned : ~std::uint64_t{0};
       auto t = sched_->next(allowance);
       if (!t) break;
-      s.held.push_back(Held{*t, t->begin, {}});
+      s.held.push_back(Held{*t, t->begin, {}, now});
       a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});
       s.held_indices += t->size();
       s.assigned += t->size();
@@ -160,7 +161,7 @@ void Dispatcher::top_up(std::size_t i) {
   }
 }
 
-void Dispatcher::on_message(int slot, const proto::Message& m, PieceRecords& records, Clock::time_point) {
+void Dispatcher::on_message(int slot, const proto::Message& m, PieceRecords& records, Clock::time_point now) {
   const auto i = static_cast<std::size_t>(slot);
   Slot& s = slots_[i];
   if (!s.live || s.kill_cause) return;  // killed: what it says no longer counts
@@ -170,7 +171,7 @@ void Dispatcher::on_message(int slot, const proto::Message& m, PieceRecords& rec
       s.hello = true;
       greeted_ = true;
     } else if (const auto* d = std::get_if<proto::Done>(&m)) {
-      on_done(i, *d, records);
+      on_done(i, *d, records, now);
     } else if (const auto* e = std::get_if<proto::TaskError>(&m)) {
       on_task_error(i, *e);
     } else {

@@ -160,6 +160,7 @@ class Dispatcher {
     ChunkTask task;
     std::uint64_t committed = 0;                     // [task.begin, committed) are in place
     std::map<std::uint64_t, FailureRecord> failed;   // kernel threw (or delivery failed) at these
+    Clock::time_point assigned_at{};                 // when it was handed out
   };
   // A result held back for ordered delivery, and where it came from.
   struct Pending {
@@ -180,6 +181,7 @@ class Dispatcher {
     std::string kill_message;
     std::uint64_t job_sent = 0;
     std::uint64_t assigned = 0;   // indices assigned since its start
+    Clock::time_point last_end{};  // when its last committed piece ended (or its start)
     Clock::time_point retry_at{};  // a start failed for want of resources: not again before this
     int spawn_failures = 0;        // in a row, for the backoff
   };
@@ -187,7 +189,7 @@ class Dispatcher {
   const Slot& at(int slot) const noexcept { return slots_[static_cast<std::size_t>(slot)]; }
   void queue(Command c) { commands_.push_back(std::move(c)); }
   void plan_from(std::size_t first, Clock::time_point now);
-  void top_up(std::size_t i);
+  void top_up(std::size_t i, Clock::time_point now);
   void kill(std::size_t i, FailureCause cause, std::string message, bool term_first = false);
   std::size_t live_workers() const noexcept;
   bool any_held() const noexcept;
@@ -195,10 +197,13 @@ class Dispatcher {
   void fail_run(FailureRecord f, std::string farm_error);
 
   // dispatcher_results.cpp: a Done's pieces, their records, (ordered) delivery.
-  void on_done(std::size_t i, const proto::Done& d, PieceRecords& records);
+  void on_done(std::size_t i, const proto::Done& d, PieceRecords& records, Clock::time_point now);
   void on_task_error(std::size_t i, const proto::TaskError& e);
   static Held* find_held(Slot& s, std::uint64_t chunk_id) noexcept;
-  void commit(std::size_t i, const proto::ChunkDone& c, PieceRecords& records);
+  void commit(std::size_t i, const proto::ChunkDone& c, PieceRecords& records, Clock::time_point now);
+  // When chunk `h` of a slot began to run, as far as the master can place it (its previous
+  // piece's end, the chunk's hand-out), at the latest `now`.
+  static Clock::time_point began(const Slot& s, const Held* h, Clock::time_point now) noexcept;
   void read_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, Held& h,
                     PieceRecords& records);
   void decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec);
@@ -237,6 +242,7 @@ class Dispatcher {
   std::map<std::uint64_t, Pending> pending_;
   std::size_t pending_bytes_ = 0;     // Σ bytes held in pending_
   std::set<std::uint64_t> skipped_;   // finally failed: the frontier passes over them
+  std::vector<std::uint64_t> failed_here_;  // of the piece being committed (reused: no allocation per piece)
   std::vector<IndexRange> ranges_;    // of this run, in order
   IndexRanges delivered_;             // indices that succeeded in this run (per committed piece)
 };

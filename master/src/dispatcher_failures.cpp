@@ -57,7 +57,7 @@ void Dispatcher::fail_run(FailureRecord f, std::string farm_error) {
   halting_now_ = true;
 }
 
-void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point) {
+void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
   const auto i = static_cast<std::size_t>(slot);
   Slot& s = slots_[i];
   const ExitStatus& st = g.status;
@@ -65,14 +65,19 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point) {
   // in this process took (a SIGCHLD handler, SIGCHLD ignored).
   const bool expected = s.stop_sent && s.held.empty() && !s.kill_cause && (st.unknown || (!st.signaled && st.code == 0));
   std::optional<std::uint64_t> suspect;
+  const Held* running = nullptr;
   if (g.current_chunk != kNoChunk) {
-    Held* h = find_held(s, g.current_chunk);
-    if (h != nullptr && g.current_index >= h->committed && g.current_index < h->task.end) suspect = g.current_index;
+    const Held* h = find_held(s, g.current_chunk);
+    if (h != nullptr && g.current_index >= h->committed && g.current_index < h->task.end) {
+      suspect = g.current_index;
+      running = h;
+    }
   }
   FailureRecord f;
   f.slot = slot;
   f.pid = s.pid;
   f.stderr_tail = g.stderr_tail;
+  f.runtime = now - began(s, running, now);
   // A worker that crashed on its own (e.g. SIGSEGV while dumping core) after it was to be
   // killed for its timeout died of its own cause, not ours.
   const bool own_death = st.signaled && st.code != SIGTERM && st.code != SIGKILL;

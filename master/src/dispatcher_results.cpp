@@ -4,6 +4,7 @@
 // ends early names every index it did not deliver. Part of Dispatcher (dispatcher.hpp).
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <typeinfo>
@@ -32,10 +33,10 @@ FailureRecord delivery_failure(std::uint64_t index, const std::exception& e) {
 
 }  // namespace
 
-void Dispatcher::on_done(std::size_t i, const proto::Done& d, PieceRecords& records) {
+void Dispatcher::on_done(std::size_t i, const proto::Done& d, PieceRecords& records, Clock::time_point now) {
   if (!slots_[i].hello || d.job_id != job_id_)
     throw proto::ProtocolError("Done for job " + std::to_string(d.job_id) + ", expected " + std::to_string(job_id_));
-  for (const auto& c : d.chunks) commit(i, c, records);
+  for (const auto& c : d.chunks) commit(i, c, records, now);
 }
 
 void Dispatcher::on_task_error(std::size_t i, const proto::TaskError& e) {
@@ -57,7 +58,13 @@ Dispatcher::Held* Dispatcher::find_held(Slot& s, std::uint64_t chunk_id) noexcep
   return nullptr;
 }
 
-void Dispatcher::commit(std::size_t i, const proto::ChunkDone& c, PieceRecords& records) {
+Clock::time_point Dispatcher::began(const Slot& s, const Held* h, Clock::time_point now) noexcept {
+  Clock::time_point t = s.last_end;
+  if (h != nullptr) t = std::max(t, h->assigned_at);
+  return std::min(t, now);
+}
+
+void Dispatcher::commit(std::size_t i, const proto::ChunkDone& c, PieceRecords& records, Clock::time_point now) {
   Slot& s = slots_[i];
   Held* h = find_held(s, c.chunk_id);
   // Only a chunk with a budget may come back unfinished, and then possibly with nothing new.
@@ -67,22 +74,32 @@ void Dispatcher::commit(std::size_t i, const proto::ChunkDone& c, PieceRecords& 
   const std::uint64_t begin = h->committed, end = c.upto;
   if (c.arena_len != 0 || c.carried) read_records(i, begin, end, c, *h, records);
   else if (end > begin && (job_->results == ResultMode::blobs || job_->capture_stdout)) throw proto::ProtocolError("Done without results for a job that wants them");
-  std::uint64_t failed_here = 0, ok_from = begin;
+  failed_here_.clear();  // stays without allocation on the usual path (no failure)
+  std::uint64_t ok_from = begin;
   for (auto it = h->failed.lower_bound(begin); it != h->failed.end() && it->first < end; ++it) {
-    ++failed_here;
+    failed_here_.push_back(it->first);
     delivered_.insert(ok_from, it->first);
     ok_from = it->first + 1;
     task_failed(i, it->second, h->task);
   }
   delivered_.insert(ok_from, end);
-  report_.succeeded += (end - begin) - failed_here;
+  report_.succeeded += (end - begin) - failed_here_.size();
   sched_->measured(end - begin, c.elapsed_ns);
   h->committed = end;
   s.held_indices -= end - begin;
-  if (end > begin) deaths_without_progress_ = 0;
-  // Every committed piece is reported, so a joblog knows about it even if the worker dies
-  // before the rest of its chunk.
-  if (obs_ && end > begin) obs_->on_chunk_done(static_cast<int>(i), s.pid, begin, end, h->task.attempt, std::chrono::nanoseconds(c.elapsed_ns));
+  if (end > begin) {
+    deaths_without_progress_ = 0;
+    // Every committed piece is reported, so a joblog knows about it even if the worker dies
+    // before the rest of its chunk. It ran for elapsed_ns, ending no later than now (Done
+    // messages come in batches), starting no earlier than the chunk was handed out or its
+    // previous piece ended.
+    const auto elapsed = std::chrono::nanoseconds(c.elapsed_ns);
+    TasksDone t{static_cast<int>(i), s.pid, begin, end, h->task.attempt, failed_here_, {}, {}};
+    t.start = std::max(now - elapsed, std::max(s.last_end, h->assigned_at));
+    t.stop = t.start + elapsed;
+    s.last_end = t.stop;
+    if (obs_) obs_->on_tasks_done(t);
+  }
   if (c.returned && end < h->task.end) {
     // Its budget ran out: the rest was never started, so it goes back uncharged.
     sched_->requeue(end, h->task.end, h->task.attempt);

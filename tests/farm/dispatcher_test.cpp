@@ -29,7 +29,13 @@ struct Recorder : FarmObserver {
   std::function<void(const IndexResult&)> on_result_hook;
   void on_worker_started(int, pid_t pid) override { started.push_back(pid); }
   void on_chunk_started(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t a) override { chunks.emplace_back(slot, b, e, a); }
-  void on_chunk_done(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t, std::chrono::nanoseconds) override { done.emplace_back(b, e); }
+  void on_tasks_done(const TasksDone& t) override {
+    done.emplace_back(t.begin, t.end);
+    pieces.push_back(t);
+    piece_failed.emplace_back(t.failed.begin(), t.failed.end());  // the span lives as long as the call
+  }
+  std::vector<TasksDone> pieces;
+  std::vector<std::vector<std::uint64_t>> piece_failed;
   void on_chunk_returned(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override { returned.emplace_back(b, e); }
   void on_failure(const FailureRecord& f) override { failures.push_back(f); }
   void on_result(const IndexResult& r) override {
@@ -801,4 +807,35 @@ TEST(Dispatcher, WorkerNotReadingItsChannelIsKilledAsFaulty) {
   f.execute();
   ASSERT_EQ(f.kills.size(), 1u);
   EXPECT_EQ(f.kills[0].cause, FailureCause::protocol);
+}
+
+TEST(Dispatcher, TasksDoneSaysWhichTasksFailedAndWhenThePieceRan) {
+  Fake f(fixed_chunks(8, 0), 1);
+  f.begin(8);
+  f.step();  // started and handed [0, 8) at time 0
+  f.hello(0);
+  const std::uint64_t id = f.w[0].queue.front().id;
+  f.now = Clock::time_point{} + 10ms;
+  f.task_error(0, 1);
+  f.d.on_message(0, proto::Done{f.d.job_id(), {proto::ChunkDone{id, 3, 0, 0, 4'000'000, false, false}}}, f.none, f.now);
+  ASSERT_EQ(f.rec.pieces.size(), 1u);
+  EXPECT_EQ(f.rec.piece_failed[0], std::vector<std::uint64_t>{1});
+  EXPECT_EQ(f.rec.pieces[0].succeeded(), 2u);
+  EXPECT_EQ(f.rec.pieces[0].start, Clock::time_point{} + 6ms) << "ended at the latest when its Done came, ran 4 ms";
+  EXPECT_EQ(f.rec.pieces[0].stop, Clock::time_point{} + 10ms);
+  EXPECT_EQ(f.rec.of(1).at(0).runtime, 0ns) << "an exception is reported as it happens";
+  // The next piece came in the same batch of Done messages: it cannot have started before the
+  // previous one ended.
+  f.now = Clock::time_point{} + 11ms;
+  f.d.on_message(0, proto::Done{f.d.job_id(), {proto::ChunkDone{id, 5, 0, 0, 5'000'000, false, false}}}, f.none, f.now);
+  ASSERT_EQ(f.rec.pieces.size(), 2u);
+  EXPECT_TRUE(f.rec.piece_failed[1].empty());
+  EXPECT_EQ(f.rec.pieces[1].start, Clock::time_point{} + 10ms);
+  EXPECT_EQ(f.rec.pieces[1].stop, Clock::time_point{} + 15ms);
+  // It dies running 6 at 20 ms: that attempt ran since the previous piece ended.
+  f.now = Clock::time_point{} + 20ms;
+  f.w[0].upto = 5;
+  f.gone(0, killed_by(SIGKILL), 6);
+  ASSERT_EQ(f.rec.of(6).size(), 1u);
+  EXPECT_EQ(f.rec.of(6)[0].runtime, 5ms);
 }
