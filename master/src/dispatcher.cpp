@@ -89,10 +89,10 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
       top_up(i, now);
       continue;
     }
-    // A worker is started only while there is work to hand out: once everything is out, a
-    // worker started (in fork mode, to be told to stop at once) while the last ones finish is a
-    // fork wasted — it was 60 forks in a one-second tail. A slot backing off after a start that
-    // failed for want of resources waits its turn.
+    // A worker is started only while there is work to hand out: once everything is out, one
+    // started while the last workers finish (in fork mode, only to be told to stop) is a fork
+    // wasted — 63 of them in a one-second tail of a 2-worker run. A slot backing off after a
+    // start that failed for want of resources waits its turn.
     if (sched_->stopped() || sched_->drained() || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
     // One start at a time: the new worker gets its first chunks before the next one is started,
     // so it works while the others start (on_started / on_spawn_failed go on from here).
