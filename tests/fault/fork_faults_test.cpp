@@ -118,7 +118,7 @@ TEST(ForkFaults, TimedOutWorkerLeavesNoDeadlineForTheLoopToSpinOn) {
   const double master = cpu_seconds(RUSAGE_SELF) - self0, workers = cpu_seconds(RUSAGE_CHILDREN) - children0;
   ASSERT_EQ(r.failed, std::vector<std::uint64_t>{0});
   EXPECT_EQ(r.failures[0].cause, FailureCause::timeout);
-  // The workers burned up to 400 ms; a master that waits on its deadlines uses a few ms of that. One
-  // that spins gets about as much CPU as they do, whatever the load.
-  EXPECT_LT(master, workers / 4) << "master " << master << " s of CPU, workers " << workers << " s";
+  // The workers burned up to 400 ms; a master that waits on its deadlines used 4–5 % of what they
+  // did here, one that spins 84–98 %, whatever the load (a sanitizer's master has room to spare).
+  EXPECT_LT(master, workers / 2) << "master " << master << " s of CPU, workers " << workers << " s";
 }
