@@ -1,5 +1,5 @@
 // Farm: the public face of the engine. It picks the kind of worker (a Launcher) and hands each
-// run to the Supervisor, which drives the Dispatcher (docs/design.md §12).
+// run to the Supervisor, which drives the Dispatcher (docs/design.md §13).
 #include "taskfarm/farm.hpp"
 
 #include <algorithm>

@@ -3,7 +3,7 @@
 // stop requests), the slot segments, and every deadline: the handshake, the task timeout,
 // TERM → KILL, sends, stopping, ticks. It turns what the OS and the workers say into
 // Dispatcher events and carries out the Dispatcher's commands, starting workers through a
-// Launcher. It decides nothing about what runs or what a failure costs (docs/design.md §12).
+// Launcher. It decides nothing about what runs or what a failure costs (docs/design.md §13).
 // Driven from one thread (the Farm's); it starts no threads, so forking stays safe.
 #pragma once
 
