@@ -2,7 +2,7 @@
 // workers running 50 ms sleeping tasks (chunk 1). A killer thread sends SIGKILL through a pidfd
 // at a recorded time; the farm's observer (on the farm's thread) records
 //  crash.requeued*          on_failure for that worker. The farm requeues the charged index
-//                           and reports it in the same step (Farm::Impl::task_failed), so this
+//                           and reports it in the same step (Dispatcher::task_failed), so this
 //                           is kill → death noticed → index requeued.
 //  crash.handed_out_again*  on_chunk_started with attempt >= 1: the requeued index handed out
 //                           to a worker again. Stricter, informative: it includes starting the

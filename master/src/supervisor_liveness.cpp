@@ -1,28 +1,29 @@
-// Liveness: every tick_interval, whatever else happens, the farm looks at each worker of the
-// run through its slot segment — the chunk and task it is running, how many tasks it has done —
-// and reports how long each has shown no progress (on_tick); once per stall, a worker that has
-// held work without progress for stall_warning (on_stall). It only reads what workers write
-// anyway, so their hot path pays nothing (docs/design.md, "Liveness"). Part of Farm::Impl.
+// Liveness: every tick_interval, whatever else happens, the Supervisor looks at each worker of
+// the run through its slot segment — the chunk and task it is running, how many tasks it has
+// done — and reports how long each has shown no progress (on_tick); once per stall, a worker
+// that has held work without progress for stall_warning (on_stall). It only reads what workers
+// write anyway, so their hot path pays nothing (docs/design.md §11). Part of Supervisor.
 #include "descendants.hpp"
-#include "farm_impl.hpp"
 #include "proc_info.hpp"
+#include "supervisor.hpp"
 
 namespace taskfarm {
 
-WorkerLiveness Farm::Impl::observe(std::size_t i, std::int64_t now_ns) {
-  SlotRun& s = slots[i];
+WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
+  WorkerSlot& s = slots_[i];
+  const int slot = static_cast<int>(i);
   const SlotState& st = slot_state(s.proc->slot());
   const std::uint64_t chunk = st.current_chunk.load(std::memory_order_acquire);
   const std::uint64_t index = st.current_index.load(std::memory_order_acquire);
   const std::int64_t started = st.task_started_ns.load(std::memory_order_acquire);
   const std::uint64_t done = st.tasks_done.load(std::memory_order_relaxed);
   WorkerLiveness w;
-  w.slot = static_cast<int>(i);
+  w.slot = slot;
   w.pid = s.proc->pid();
-  w.started = s.hello;
-  w.busy = !s.held.empty();
-  const Held* h = chunk != kNoChunk ? find_held(s, chunk) : nullptr;
-  if (h != nullptr && index >= h->committed && index < h->task.end) w.index = index;
+  w.started = d_.greeted(slot);
+  w.busy = d_.busy(slot);
+  bool first_of_chunk = false;
+  w.index = d_.running(slot, chunk, index, first_of_chunk);
   // Any change of these is progress: a new chunk or task, a finished chunk, a new stamp.
   const bool moved = chunk != s.seen_chunk || index != s.seen_index || done != s.seen_done || started != s.seen_started;
   if (moved) {
@@ -35,7 +36,7 @@ WorkerLiveness Farm::Impl::observe(std::size_t i, std::int64_t now_ns) {
     // The slot says when this task started if it stamps every task (a task timeout is set) or
     // the task is the first of its chunk (each chunk's start is stamped); else the first tick
     // that saw it is the best bound (at most one tick late).
-    if (w.index && started > 0 && started <= now_ns && (opt.task_timeout.count() > 0 || *w.index == h->task.begin))
+    if (w.index && started > 0 && started <= now_ns && (opt_.task_timeout.count() > 0 || first_of_chunk))
       s.seen_since_ns = started;
   }
   w.since_progress = std::chrono::nanoseconds(now_ns - s.seen_since_ns);
@@ -43,24 +44,24 @@ WorkerLiveness Farm::Impl::observe(std::size_t i, std::int64_t now_ns) {
   return w;
 }
 
-void Farm::Impl::tick(Clock::time_point now) {
-  next_tick = now + opt.tick_interval;
-  if (opt.reap_descendants) descendants::reap_exited(worker_pids());  // adopted ones that ended
-  if (obs == nullptr) return;
+void Supervisor::tick(Clock::time_point now) {
+  next_tick_ = now + opt_.tick_interval;
+  if (opt_.reap_descendants) descendants::reap_exited(worker_pids());  // adopted ones that ended
+  if (obs_ == nullptr) return;
   const std::int64_t now_ns = monotonic_ns();
   FarmTick t;
-  t.elapsed = now - run_start;
-  for (std::size_t i = 0; i < run_workers && i < slots.size(); ++i) {
-    SlotRun& s = slots[i];
+  t.elapsed = now - run_start_;
+  for (std::size_t i = 0; i < d_.run_workers() && i < slots_.size(); ++i) {
+    WorkerSlot& s = slots_[i];
     if (!s.proc || s.proc->reaped()) continue;
     WorkerLiveness w = observe(i, now_ns);
-    if (opt.stall_warning.count() > 0 && w.busy && !s.stall_reported && w.since_progress >= opt.stall_warning) {
+    if (opt_.stall_warning.count() > 0 && w.busy && !s.stall_reported && w.since_progress >= opt_.stall_warning) {
       s.stall_reported = true;
-      obs->on_stall(w);
+      obs_->on_stall(w);
     }
     t.workers.push_back(w);
   }
-  obs->on_tick(t);
+  obs_->on_tick(t);
 }
 
 }  // namespace taskfarm

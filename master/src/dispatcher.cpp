@@ -1,0 +1,275 @@
+// The Dispatcher's run, its planning pass (starts and top-ups), the handshake, kills it decides
+// and fault injection. Results are in dispatcher_results.cpp, failures in dispatcher_failures.cpp.
+#include "dispatcher.hpp"
+
+#include <algorithm>
+
+namespace taskfarm {
+namespace {
+
+// "5 s", "1.5 s", "300 ms": for messages.
+std::string format_duration(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  if (d.count() > 1000) return std::to_string(d.count() / 1000) + "." + std::to_string(d.count() % 1000 / 100) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Config config) : cfg_(std::move(config)), opt_(cfg_.options) {}
+
+void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::time_point now, std::uint64_t chaos_entropy) {
+  job_ = &job;
+  obs_ = observer;
+  report_ = RunReport{};
+  final_failures_ = 0;
+  deaths_without_progress_ = 0;
+  spawn_failures_in_a_row_ = 0;
+  for (auto& s : slots_) s.retry_at = {}, s.spawn_failures = 0;
+  halting_now_ = false;
+  starting_ = false;
+  pending_.clear();
+  pending_bytes_ = 0;
+  skipped_.clear();
+  delivered_.clear();
+  ++job_id_;
+
+  SchedulerConfig sc;
+  sc.ranges = job.ranges;
+  std::uint64_t n = 1;
+  for (auto d : job.extent) n *= d;
+  if (job.extent.empty()) n = 0;
+  if (sc.ranges.empty()) sc.ranges.emplace_back(0, n);
+  // Never more workers than tasks: the others would never get work (-j 100000 --tasks 3).
+  std::uint64_t tasks = 0;
+  for (auto [b, e] : sc.ranges) tasks += e > b ? e - b : 0;
+  run_workers_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(tasks, 1, cfg_.workers));
+  if (slots_.size() < run_workers_) slots_.resize(run_workers_);  // slots are made as runs need them
+  report_.workers = run_workers_;
+  sc.chunk = opt_.chunk;
+  sc.workers = run_workers_;
+  sc.retries = opt_.retries;
+  sc.ordered = job.ordered;
+  ranges_ = sc.ranges;
+  frontier_ = ranges_.front().first;
+  sched_.emplace(std::move(sc));
+  report_.tasks = sched_->total();
+  // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
+  if (opt_.chaos_rate > 0) {
+    rng_.seed((opt_.chaos_seed != 0 ? opt_.chaos_seed : chaos_entropy) + job_id_);
+    schedule_chaos(now);
+  }
+}
+
+Command Dispatcher::take_command() {
+  Command c = std::move(commands_[head_++]);
+  if (head_ == commands_.size()) {  // all carried out: reuse the storage
+    commands_.clear();
+    head_ = 0;
+  }
+  return c;
+}
+
+bool Dispatcher::any_held() const noexcept {
+  for (const auto& s : slots_)
+    if (!s.held.empty()) return true;
+  return false;
+}
+
+bool Dispatcher::finished() const noexcept { return !any_held() && (sched_->drained() || sched_->stopped()); }
+
+void Dispatcher::plan(Clock::time_point now) {
+  if (!starting_) plan_from(0, now);
+}
+
+void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
+  for (std::size_t i = first; i < run_workers_ && !halting_now_; ++i) {
+    Slot& s = slots_[i];
+    if (s.live) {
+      top_up(i, now);
+      continue;
+    }
+    // A worker is started only while there is work to hand out: once everything is out, one
+    // started while the last workers finish (in fork mode, only to be told to stop) is a fork
+    // wasted — 63 of them in a one-second tail of a 2-worker run. A slot backing off after a
+    // start that failed for want of resources waits its turn.
+    if (sched_->stopped() || sched_->drained() || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
+    // One start at a time: the new worker gets its first chunks before the next one is started,
+    // so it works while the others start (on_started / on_spawn_failed go on from here).
+    starting_ = true;
+    queue(Command{Command::Kind::start, static_cast<int>(i), false, {}, false, {}});
+    return;
+  }
+}
+
+void Dispatcher::on_started(int slot, pid_t pid, Clock::time_point now) {
+  const auto i = static_cast<std::size_t>(slot);
+  Slot& s = slots_[i];
+  s = Slot{};  // a new worker: nothing held, nothing said, no backoff
+  s.live = true;
+  s.pid = pid;
+  s.last_end = now;
+  spawn_failures_in_a_row_ = 0;
+  starting_ = false;
+  if (obs_) obs_->on_worker_started(slot, pid);
+  top_up(i, now);
+  plan_from(i + 1, now);
+}
+
+void Dispatcher::on_spawn_failed(int slot, const SpawnFailure& f, Clock::time_point now) {
+  const auto i = static_cast<std::size_t>(slot);
+  starting_ = false;
+  spawn_failed(i, f, now);
+  plan_from(i + 1, now);
+}
+
+void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
+  Slot& s = slots_[i];
+  if (!s.live || s.stop_sent || s.kill_cause || s.chaos_killed) return;
+  Command a{Command::Kind::assign, static_cast<int>(i), s.job_sent != job_id_, {}, false, {}};
+  s.job_sent = job_id_;
+  const std::size_t depth = sched_->depth();
+  // Hysteresis: fewer, larger messages.
+  if (s.held.empty() || s.held.size() * 2 <= depth) {
+    // Never hold more than a fair share of the unfinished work: held chunks are not taken back,
+    // so a worker given more than that would finish last while the others idle.
+    std::uint64_t unfinished = sched_->unassigned();
+    for (const auto& o : slots_) unfinished += o.held_indices;
+    const std::uint64_t share = (unfinished + run_workers_ - 1) / run_workers_;
+    while (s.held.size() < depth && a.chunks.size() < proto::kMaxBatch && !s.retiring &&
+           (s.held_indices == 0 || s.held_indices + sched_->chunk_size() <= share)) {
+      // A worker recycled after max_tasks_per_worker is never handed more than that.
+      const std::uint64_t allowance = opt_.max_tasks_per_worker != 0 ? opt_.max_tasks_per_worker - s.assigned : ~std::uint64_t{0};
+      auto t = sched_->next(allowance);
+      if (!t) break;
+      s.held.push_back(Held{*t, t->begin, {}, now});
+      a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});
+      s.held_indices += t->size();
+      s.assigned += t->size();
+      if (obs_) obs_->on_chunk_started(static_cast<int>(i), s.pid, t->begin, t->end, t->attempt);
+      if (opt_.max_tasks_per_worker != 0 && s.assigned >= opt_.max_tasks_per_worker) s.retiring = true;
+    }
+  }
+  if (a.send_job || !a.chunks.empty()) queue(std::move(a));
+  // A worker stops once its queue is empty. Retiring ones are told when idle; in fork mode,
+  // once nothing is left to hand out, each is told at once (with its last chunks, if any), so
+  // it exits as soon as it has reported them, while the others finish (a crash after this
+  // gets a fresh worker).
+  if ((s.retiring && s.held.empty()) || (cfg_.stop_when_drained && sched_->drained())) {
+    s.stop_sent = true;
+    queue(Command{Command::Kind::stop, static_cast<int>(i), false, {}, false, {}});
+  }
+}
+
+void Dispatcher::on_message(int slot, const proto::Message& m, PieceRecords& records, Clock::time_point now) {
+  const auto i = static_cast<std::size_t>(slot);
+  Slot& s = slots_[i];
+  if (!s.live || s.kill_cause) return;  // killed: what it says no longer counts
+  try {
+    if (const auto* hello = std::get_if<proto::Hello>(&m)) {
+      if (s.hello || hello->pid != s.pid) throw proto::ProtocolError("unexpected Hello (pid " + std::to_string(hello->pid) + ")");
+      s.hello = true;
+      greeted_ = true;
+    } else if (const auto* d = std::get_if<proto::Done>(&m)) {
+      on_done(i, *d, records, now);
+    } else if (const auto* e = std::get_if<proto::TaskError>(&m)) {
+      on_task_error(i, *e);
+    } else {
+      throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
+    }
+  } catch (const std::exception& e) {
+    kill(i, FailureCause::protocol, e.what());
+  }
+}
+
+void Dispatcher::on_protocol_error(int slot, const std::string& what) { kill(static_cast<std::size_t>(slot), FailureCause::protocol, what); }
+
+void Dispatcher::on_send_failed(int slot, const SendFailure& f) {
+  Slot& s = slots_[static_cast<std::size_t>(slot)];
+  if (f.was_stop) s.stop_sent = false;  // it was not told: its end is not the expected one
+  // Closed: it exited or is exiting, and on_gone tells how. Else it does not read its channel:
+  // the channel has room for far more than is ever in flight, so it is hung or faulty.
+  if (!f.closed) kill(static_cast<std::size_t>(slot), FailureCause::protocol, "not reading its channel: " + f.what);
+}
+
+void Dispatcher::on_overdue(int slot, Overdue what) {
+  const auto i = static_cast<std::size_t>(slot);
+  if (what == Overdue::start) {
+    if (slots_[i].hello) return;
+    kill(i, FailureCause::start, cfg_.worker_name + " did not start the taskfarm protocol within " +
+                                     format_duration(opt_.start_timeout) + " — is it a worker program (does it call run_worker)?");
+  } else {
+    kill(i, FailureCause::timeout,
+         "ran longer than " + std::to_string(opt_.task_timeout.count()) + " ms; sent SIGTERM, then SIGKILL after " +
+             std::to_string(opt_.kill_grace.count()) + " ms",
+         /*term_first=*/true);
+  }
+}
+
+void Dispatcher::kill(std::size_t i, FailureCause cause, std::string message, bool term_first) {
+  Slot& s = slots_[i];
+  if (!s.live || s.kill_cause) return;
+  s.kill_cause = cause;
+  s.kill_message = std::move(message);
+  queue(Command{Command::Kind::kill, static_cast<int>(i), false, {}, term_first, cause});
+}
+
+void Dispatcher::on_time(Clock::time_point now) {
+  if (opt_.chaos_rate <= 0 || now < next_chaos_) return;
+  std::vector<std::size_t> busy;
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].live && !slots_[i].held.empty() && !slots_[i].kill_cause) busy.push_back(i);
+  if (!busy.empty()) {
+    const std::size_t i = busy[rng_() % busy.size()];
+    slots_[i].chaos_killed = true;
+    queue(Command{Command::Kind::kill, static_cast<int>(i), false, {}, false, std::nullopt});
+  }
+  schedule_chaos(now);
+}
+
+void Dispatcher::schedule_chaos(Clock::time_point now) {
+  std::exponential_distribution<double> gap(opt_.chaos_rate);
+  next_chaos_ = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng_)));
+}
+
+void Dispatcher::on_stop_requested() {
+  sched_->stop();
+  halting_now_ = true;
+}
+
+void Dispatcher::on_released(int slot) {
+  Slot& s = slots_[static_cast<std::size_t>(slot)];
+  const Clock::time_point retry_at = s.retry_at;
+  const int failures = s.spawn_failures;
+  s = Slot{};
+  s.retry_at = retry_at;
+  s.spawn_failures = failures;
+}
+
+std::size_t Dispatcher::live_workers() const noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < run_workers_; ++i)
+    if (slots_[i].live && !slots_[i].kill_cause) ++n;
+  return n;
+}
+
+Clock::time_point Dispatcher::next_wakeup(Clock::time_point now) const noexcept {
+  Clock::time_point t = Clock::time_point::max();
+  if (opt_.chaos_rate > 0) t = std::min(t, next_chaos_);
+  for (std::size_t i = 0; i < run_workers_; ++i)
+    if (!slots_[i].live && slots_[i].retry_at > now) t = std::min(t, slots_[i].retry_at);
+  return t;
+}
+
+std::optional<std::uint64_t> Dispatcher::running(int slot, std::uint64_t chunk, std::uint64_t index, bool& first) const noexcept {
+  if (chunk == kNoChunk) return std::nullopt;
+  for (const Held& h : slots_[static_cast<std::size_t>(slot)].held)
+    if (h.task.id == chunk) {
+      if (index < h.committed || index >= h.task.end) return std::nullopt;
+      first = index == h.task.begin;
+      return index;
+    }
+  return std::nullopt;
+}
+
+}  // namespace taskfarm

@@ -1,0 +1,322 @@
+// The Supervisor's run: one epoll over every worker's pidfd, channel and stderr pipe, plus an
+// eventfd for stop requests; what they say goes to the Dispatcher as events, and its commands
+// are carried out here. Every wait has a deadline; nothing here blocks on state a worker could
+// leave behind (docs/design.md §1, §11).
+#include "supervisor.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "taskfarm/detail/carry.hpp"
+
+namespace taskfarm {
+namespace {
+
+enum Source : std::uint64_t { kPidfd = 0, kChannel = 1, kStderr = 2, kControl = 3 };
+std::uint64_t tag(std::size_t slot, Source s) { return (static_cast<std::uint64_t>(slot) << 2) | s; }
+
+std::chrono::milliseconds until(Clock::time_point t, Clock::time_point now) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t - now) + std::chrono::milliseconds(1);
+}
+
+}  // namespace
+
+// A committed piece's records: in the worker's arena (read in place, then released), or in the
+// sealed memfd that came with its Done (mapped, then unmapped and closed).
+class Supervisor::Records final : public PieceRecords {
+ public:
+  Records(WorkerProcess& p, UniqueFd carried) : p_(p), carried_(std::move(carried)) {}
+  std::span<const char> read(const proto::ChunkDone& c) override {
+    if (c.carried) {
+      mapped_.emplace(std::move(carried_), c.arena_len);
+      return mapped_->bytes();
+    }
+    return arena().read(c.arena_pos, c.arena_len);
+  }
+  void consumed(const proto::ChunkDone& c) override {
+    if (c.carried) {
+      mapped_.reset();
+      return;
+    }
+    arena().release(c.arena_pos, c.arena_len);
+    wake_ = wake_ || slot_state(p_.slot()).arena_waiting.load(std::memory_order_seq_cst) != 0;
+  }
+  bool wake() const noexcept { return wake_; }  // the worker waits for arena room: send Wake
+
+ private:
+  ArenaReader arena() {
+    SlotState& st = slot_state(p_.slot());
+    return ArenaReader(st, static_cast<const char*>(p_.slot().data()) + st.arena_offset);
+  }
+  WorkerProcess& p_;
+  UniqueFd carried_;
+  std::optional<CarriedRecords> mapped_;
+  bool wake_ = false;
+};
+
+Supervisor::Supervisor(FarmOptions options, std::size_t workers, std::unique_ptr<Launcher> launcher)
+    : opt_(std::move(options)), n_workers_(workers), launcher_(std::move(launcher)), d_([&] {
+        Dispatcher::Config c;
+        c.options = opt_;
+        c.workers = n_workers_;
+        c.worker_name = launcher_->name();
+        c.stop_when_drained = launcher_->per_run();
+        c.stderr_tail = [this](int slot) {
+          const auto& w = slots_[static_cast<std::size_t>(slot)];
+          return w.proc ? w.proc->stderr_tail() : std::string();
+        };
+        return c;
+      }()) {
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) throw_errno("epoll_create1");
+  stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) throw_errno("eventfd");
+  watch(stop_fd_.get(), tag(0, kControl));
+}
+
+void Supervisor::watch(int fd, std::uint64_t data) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = data;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl add");
+}
+
+void Supervisor::unwatch(int fd) {
+  if (fd >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+std::vector<int> Supervisor::master_fds(std::size_t except) const {
+  std::vector<int> fds{epoll_.get(), stop_fd_.get()};
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (i == except || !slots_[i].proc) continue;
+    const WorkerProcess& p = *slots_[i].proc;
+    fds.insert(fds.end(), {p.pidfd(), p.channel_fd(), p.stderr_fd()});
+  }
+  return fds;
+}
+
+RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
+  const auto t0 = Clock::now();
+  run_start_ = t0;
+  next_tick_ = t0 + opt_.tick_interval;
+  job_ = &job;
+  obs_ = observer;
+  const std::uint64_t entropy = opt_.chaos_rate > 0 && opt_.chaos_seed == 0 ? std::random_device{}() : 0;
+  d_.begin_run(job, observer, t0, entropy);
+  if (slots_.size() < d_.slot_count()) slots_.resize(d_.slot_count());
+  try {
+    loop();
+  } catch (...) {
+    stop_all(true);
+    throw;
+  }
+  const bool now = d_.halting_now() || stop_requested_;
+  if (launcher_->per_run() || now) stop_all(now);
+  RunReport report = d_.end_run();
+  report.strays_killed = kill_strays();
+  report.interrupted = stop_requested_.exchange(false);
+  report.wall = Clock::now() - t0;
+  obs_ = nullptr;
+  job_ = nullptr;
+  return report;
+}
+
+void Supervisor::loop() {
+  if (d_.total() == 0) return;
+  while (!d_.halting_now()) {
+    if (stop_requested_) {
+      d_.on_stop_requested();
+      break;
+    }
+    d_.plan(Clock::now());
+    execute();
+    if (d_.halting_now() || d_.finished()) break;
+    const auto now = Clock::now();
+    check_deadlines(now);
+    if (opt_.tick_interval.count() > 0 && now >= next_tick_) tick(now);  // on time, events or not
+    poll_once(wait_ms(now));
+  }
+}
+
+void Supervisor::execute() {
+  while (d_.has_command()) {
+    Command c = d_.take_command();
+    const auto i = static_cast<std::size_t>(c.slot);
+    if (c.kind == Command::Kind::start) {
+      start_worker(i);
+      continue;
+    }
+    WorkerSlot& w = slots_[i];
+    if (!w.proc || w.proc->reaped()) continue;  // gone meanwhile: on_gone has said so
+    switch (c.kind) {
+      case Command::Kind::assign:
+        if (c.send_job) {
+          proto::Job j{d_.job_id(), job_->kernel, job_->extent, job_->output_handle, job_->input_handle, job_->lines_handle,
+                       job_->results == ResultMode::blobs, job_->capture_stdout, opt_.task_timeout.count() > 0};
+          if (!send(i, j)) break;
+        }
+        if (!c.chunks.empty()) send(i, proto::Assign{d_.job_id(), std::move(c.chunks)});
+        break;
+      case Command::Kind::stop: send(i, proto::Stop{}); break;
+      case Command::Kind::kill:
+        w.proc->kill_group(c.term_first ? SIGTERM : SIGKILL);
+        if (c.term_first) w.kill_deadline = Clock::now() + opt_.kill_grace;
+        break;
+      case Command::Kind::start: break;
+    }
+  }
+}
+
+void Supervisor::start_worker(std::size_t i) {
+  WorkerSlot& w = slots_[i];
+  const auto now = Clock::now();
+  try {
+    if (!w.seg) w.seg = create_slot(opt_.arena_bytes);
+    reset_slot(slot_state(w.seg));
+    w.spawned_at = now;
+    w.kill_deadline = {};
+    w.seen_chunk = kNoChunk;  // what reset_slot wrote: progress is counted from the start
+    w.seen_index = w.seen_done = 0;
+    w.seen_started = 0;
+    w.seen_since_ns = monotonic_ns();
+    w.stall_reported = false;
+    w.proc.emplace(launcher_->start(std::move(w.seg), master_fds(i)));
+    watch(w.proc->pidfd(), tag(i, kPidfd));
+    watch(w.proc->channel().fd(), tag(i, kChannel));
+    watch(w.proc->stderr_fd(), tag(i, kStderr));
+  } catch (const SpawnError& e) {
+    d_.on_spawn_failed(static_cast<int>(i), SpawnFailure{e.error(), e.what(), !for_want_of_resources(e.error())}, now);
+    return;
+  } catch (const SystemError& e) {
+    if (w.proc) release(i);  // started, but cannot be watched: it goes (killed and reaped)
+    if (!for_want_of_resources(e.code())) throw;
+    d_.on_spawn_failed(static_cast<int>(i), SpawnFailure{e.code(), e.what(), false}, now);
+    return;
+  }
+  d_.on_started(static_cast<int>(i), w.proc->pid(), now);
+}
+
+bool Supervisor::send(std::size_t i, const proto::Message& m) {
+  try {
+    // The channel has room for far more than is ever in flight; a worker that stops reading
+    // for a second is hung (the per-task timeout catches it if set).
+    slots_[i].proc->channel().send(m, std::chrono::milliseconds(1000));
+    return true;
+  } catch (const ChannelClosed& e) {  // it exited or is exiting: its pidfd tells how
+    d_.on_send_failed(static_cast<int>(i), SendFailure{true, std::holds_alternative<proto::Stop>(m), e.what()});
+  } catch (const std::exception& e) {
+    d_.on_send_failed(static_cast<int>(i), SendFailure{false, std::holds_alternative<proto::Stop>(m), e.what()});
+  }
+  return false;
+}
+
+void Supervisor::drain_channel(std::size_t i) {
+  WorkerSlot& w = slots_[i];
+  if (!w.proc) return;
+  try {
+    while (!d_.killing(static_cast<int>(i))) {
+      auto m = w.proc->channel().try_receive();
+      if (!m) break;
+      // A Done's descriptor is closed however this ends; the channel checked it comes with a
+      // carried entry, its only one.
+      Records records(*w.proc, std::holds_alternative<proto::Done>(*m) ? w.proc->channel().take_fd() : UniqueFd());
+      d_.on_message(static_cast<int>(i), *m, records, Clock::now());
+      if (records.wake() && !d_.killing(static_cast<int>(i))) send(i, proto::Wake{});
+    }
+  } catch (const ChannelClosed&) {
+    unwatch(w.proc->channel().fd());  // the pidfd reports the exit itself
+  } catch (const std::exception& e) {
+    d_.on_protocol_error(static_cast<int>(i), e.what());
+  }
+  execute();
+}
+
+void Supervisor::poll_once(int timeout_ms) {
+  epoll_event evs[64];
+  const int n = ::epoll_wait(epoll_.get(), evs, 64, timeout_ms);
+  if (n < 0 && errno != EINTR) throw_errno("epoll_wait");
+  std::size_t exited[64];
+  std::size_t n_exited = 0;
+  for (int k = 0; k < n; ++k) {
+    const std::size_t i = evs[k].data.u64 >> 2;
+    switch (static_cast<Source>(evs[k].data.u64 & 3)) {
+      case kControl: {
+        std::uint64_t v;
+        [[maybe_unused]] auto r = ::read(stop_fd_.get(), &v, sizeof v);
+        break;
+      }
+      case kChannel: drain_channel(i); break;
+      case kStderr:
+        if (slots_[i].proc) slots_[i].proc->drain_stderr(opt_.forward_stderr);
+        break;
+      case kPidfd: exited[n_exited++] = i; break;
+    }
+  }
+  for (std::size_t k = 0; k < n_exited; ++k) {
+    const std::size_t i = exited[k];
+    if (!slots_[i].proc) continue;
+    if (auto st = slots_[i].proc->try_reap()) on_exit(i, *st);
+  }
+}
+
+void Supervisor::on_exit(std::size_t i, ExitStatus st) {
+  WorkerSlot& w = slots_[i];
+  drain_channel(i);  // what it sent before it died still counts
+  w.proc->drain_stderr(opt_.forward_stderr, /*last=*/true);
+  const SlotState& ss = slot_state(w.proc->slot());
+  d_.on_gone(static_cast<int>(i), WorkerGone{st, ss.current_chunk.load(), ss.current_index.load(), w.proc->stderr_tail()}, Clock::now());
+  release(i);
+  execute();
+}
+
+void Supervisor::check_deadlines(Clock::time_point now) {
+  const std::int64_t now_ns = monotonic_ns();
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    WorkerSlot& w = slots_[i];
+    const int slot = static_cast<int>(i);
+    if (!w.proc || w.proc->reaped()) continue;
+    if (!d_.greeted(slot) && !d_.killing(slot) && opt_.start_timeout.count() > 0 && now - w.spawned_at >= opt_.start_timeout) {
+      drain_channel(i);  // a master that was stopped or busy past the deadline may find the Hello waiting
+      if (!d_.greeted(slot) && !d_.killing(slot)) {
+        d_.on_overdue(slot, Overdue::start);
+        execute();
+        continue;
+      }
+    }
+    if (d_.killing(slot) && w.kill_deadline != Clock::time_point{} && now >= w.kill_deadline) {
+      w.proc->kill_group(SIGKILL);
+      w.kill_deadline = {};
+    }
+    if (opt_.task_timeout.count() > 0 && !d_.killing(slot)) {
+      const std::int64_t started = slot_state(w.proc->slot()).task_started_ns.load();
+      if (started != 0 && now_ns - started > std::chrono::nanoseconds(opt_.task_timeout).count()) {
+        d_.on_overdue(slot, Overdue::task);
+        execute();
+      }
+    }
+  }
+  d_.on_time(now);  // fault injection
+  execute();
+}
+
+int Supervisor::wait_ms(Clock::time_point now) const {
+  auto wait = std::chrono::milliseconds(100);
+  if (opt_.task_timeout.count() > 0) wait = std::min(wait, std::max(std::chrono::milliseconds(1), opt_.task_timeout / 10));
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const WorkerSlot& w = slots_[i];
+    const int slot = static_cast<int>(i);
+    if (w.kill_deadline != Clock::time_point{}) wait = std::min(wait, until(w.kill_deadline, now));
+    if (w.proc && !d_.greeted(slot) && !d_.killing(slot) && opt_.start_timeout.count() > 0)
+      wait = std::min(wait, until(w.spawned_at + opt_.start_timeout, now));
+  }
+  if (const auto t = d_.next_wakeup(now); t != Clock::time_point::max()) wait = std::min(wait, until(t, now));
+  if (obs_ != nullptr && opt_.tick_interval.count() > 0) wait = std::min(wait, until(next_tick_, now));
+  return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
+}
+
+}  // namespace taskfarm

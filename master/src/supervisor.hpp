@@ -1,0 +1,102 @@
+// Supervisor: the only part of the engine that touches processes and time — pids, pidfds,
+// signals, one epoll over every worker's pidfd, channel and stderr pipe (and an eventfd for
+// stop requests), the slot segments, and every deadline: the handshake, the task timeout,
+// TERM → KILL, sends, stopping, ticks. It turns what the OS and the workers say into
+// Dispatcher events and carries out the Dispatcher's commands, starting workers through a
+// Launcher. It decides nothing about what runs or what a failure costs (docs/design.md §13).
+// Driven from one thread (the Farm's); it starts no threads, so forking stays safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "dispatcher.hpp"
+#include "launcher.hpp"
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm {
+
+class Supervisor {
+ public:
+  Supervisor(FarmOptions options, std::size_t workers, std::unique_ptr<Launcher> launcher);
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  /// Runs one job to completion (or halt / stop request); `job` has its read-only input handle.
+  RunReport run(const JobSpec& job, FarmObserver* observer);
+  /// Async-signal-safe: a running run() stops dispatching, stops its workers and returns.
+  void request_stop() noexcept;
+  /// Stops every worker in order (Stop, TERM, KILL after a grace) and reaps it.
+  void close();
+
+  const FarmOptions& options() const noexcept { return opt_; }
+  std::size_t workers() const noexcept { return n_workers_; }
+  Launcher& launcher() noexcept { return *launcher_; }
+
+ private:
+  // One worker slot: its process while it has one, and what only the OS side needs of it.
+  struct WorkerSlot {
+    std::optional<WorkerProcess> proc;
+    ShmSegment seg;                      // the slot segment while no process holds it
+    Clock::time_point spawned_at{};      // the handshake is due by spawned_at + start_timeout
+    Clock::time_point kill_deadline{};   // TERM sent: KILL at this time
+    // Liveness (supervisor_liveness.cpp): the slot's progress words as the last tick saw them.
+    std::uint64_t seen_chunk = kNoChunk, seen_index = 0, seen_done = 0;
+    std::int64_t seen_started = 0;
+    std::int64_t seen_since_ns = 0;      // monotonic_ns() of the first tick that saw them so
+    bool stall_reported = false;
+  };
+  class Records;  // PieceRecords over a slot's arena, or a carried memfd
+
+  void loop();
+  // Carries out every queued Dispatcher command (and those its events queue meanwhile).
+  void execute();
+  void start_worker(std::size_t i);
+  bool send(std::size_t i, const proto::Message& m);
+  void drain_channel(std::size_t i);
+  void poll_once(int timeout_ms);
+  void on_exit(std::size_t i, ExitStatus st);
+  void check_deadlines(Clock::time_point now);
+  int wait_ms(Clock::time_point now) const;
+
+  // Liveness (supervisor_liveness.cpp): looks at every worker of the run, reports on_tick and stalls.
+  void tick(Clock::time_point now);
+  WorkerLiveness observe(std::size_t i, std::int64_t now_ns);
+
+  // Stopping (supervisor_stop.cpp).
+  // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a
+  // deadline, escalating TERM → KILL.
+  void stop_all(bool now);
+  // Sends Stop to every worker not yet told (SIGKILL to one that never said Hello); no waiting.
+  void send_stops();
+  // Waits (at most timeout_ms) until some worker's pidfd is readable. Only pidfds: channels
+  // and stderr pipes already at EOF would make epoll return at once and spin.
+  void wait_for_exits(int timeout_ms);
+  // The pids of this farm's live workers (what descendants:: must never touch).
+  std::vector<pid_t> worker_pids() const;
+  // reap_descendants: kills and reaps every escaped descendant (end of a run, close).
+  std::uint64_t kill_strays();
+  void release(std::size_t i);
+
+  void watch(int fd, std::uint64_t data);
+  void unwatch(int fd);
+  std::vector<int> master_fds(std::size_t except) const;
+
+  FarmOptions opt_;
+  std::size_t n_workers_;
+  std::unique_ptr<Launcher> launcher_;
+  Dispatcher d_;
+  std::vector<WorkerSlot> slots_;
+  UniqueFd epoll_, stop_fd_;
+  std::atomic<bool> stop_requested_{false};
+
+  // Per run.
+  const JobSpec* job_ = nullptr;
+  FarmObserver* obs_ = nullptr;
+  Clock::time_point run_start_{}, next_tick_{};
+};
+
+}  // namespace taskfarm

@@ -1,0 +1,371 @@
+// The Dispatcher's policy on what a failure costs — charging, retries, isolation, halt, deaths
+// and failed starts, chaos, recycling — against a scripted fake worker (fake_worker.hpp): no
+// processes, no timing.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "fake_worker.hpp"
+
+using namespace taskfarm;
+using namespace taskfarm::fake;
+using namespace std::chrono_literals;
+
+TEST(Dispatcher, ChargesOnlyTheRunningIndexAndRequeuesTheRestOfItsChunkUncharged) {
+  Fake f(fixed_chunks(4));
+  f.begin(12);
+  f.step();
+  ASSERT_EQ(f.starts, 1);
+  f.hello(0);
+  f.done(0, 2);                       // [0, 2) of [0, 4) committed
+  f.gone(0, killed_by(SIGSEGV), 2);   // died running index 2
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  const FailureRecord& r = f.rec.failures[0];
+  EXPECT_EQ(r.index, 2u);
+  EXPECT_EQ(r.attempt, 0u);
+  EXPECT_FALSE(r.final);
+  EXPECT_EQ(r.cause, FailureCause::signal);
+  EXPECT_EQ(r.signal, SIGSEGV);
+  EXPECT_EQ(r.pid, 100);
+  EXPECT_EQ(r.stderr_tail, "last words\n");
+  const std::size_t before = f.rec.chunks.size();
+  f.step();  // a new worker; what the dead one held goes out again, retries first, in index order
+  ASSERT_EQ(f.starts, 2);
+  const auto again = chunks_from(f.rec, before);
+  ASSERT_GE(again.size(), 2u);
+  EXPECT_EQ(again[0], std::make_tuple(0, 2ull, 3ull, 1u)) << "the running index: charged one attempt";
+  EXPECT_EQ(again[1], std::make_tuple(0, 3ull, 4ull, 0u)) << "the rest of its chunk: uncharged";
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 12u);
+  EXPECT_EQ(rep.retries, 1u);
+  EXPECT_EQ(rep.worker_deaths, 1u);
+  EXPECT_TRUE(rep.failures.empty());
+  EXPECT_TRUE(rep.unfinished.empty());
+}
+
+TEST(Dispatcher, PoisonIndexIsIsolatedAndFailsFinallyWhenItsRetriesAreSpent) {
+  Fake f(fixed_chunks(4), 2);
+  f.begin(40);
+  const RunReport rep = f.run([](std::uint64_t i, std::uint32_t) { return i == 7 ? Fake::Outcome::crash : Fake::Outcome::ok; });
+  EXPECT_EQ(rep.failed_indices(), std::vector<std::uint64_t>{7});
+  EXPECT_EQ(rep.succeeded, 39u);
+  EXPECT_EQ(rep.retries, 2u);
+  EXPECT_EQ(rep.worker_deaths, 3u);
+  const auto seven = f.rec.of(7);
+  ASSERT_EQ(seven.size(), 3u);
+  for (std::uint32_t a = 0; a < 3; ++a) {
+    EXPECT_EQ(seven[a].attempt, a);
+    EXPECT_EQ(seven[a].final, a == 2);
+    EXPECT_EQ(seven[a].chunk_end - seven[a].chunk_begin, a == 0 ? 4u : 1u) << "after its first crash 7 runs alone";
+  }
+  EXPECT_EQ(f.rec.failures.size(), 3u) << "no other index is ever charged";
+}
+
+TEST(Dispatcher, KernelExceptionChargesItsIndexAndTheWorkerGoesOn) {
+  Fake f(fixed_chunks(4, 1), 1);
+  f.begin(8);
+  const RunReport rep = f.run([](std::uint64_t i, std::uint32_t) { return i == 5 ? Fake::Outcome::fail : Fake::Outcome::ok; });
+  EXPECT_EQ(rep.failed_indices(), std::vector<std::uint64_t>{5});
+  EXPECT_EQ(rep.worker_deaths, 0u);
+  EXPECT_EQ(rep.succeeded, 7u);
+  ASSERT_EQ(f.rec.of(5).size(), 2u);
+  EXPECT_EQ(f.rec.of(5)[0].exception_type, "std::runtime_error");
+  EXPECT_EQ(f.rec.of(5)[0].pid, 100) << "the worker that ran it";
+  EXPECT_EQ(f.starts, 1);
+}
+
+TEST(Dispatcher, HaltNowStopsAtTheFirstFinalFailure) {
+  FarmOptions o = fixed_chunks(1, 0);
+  o.halt = Halt::now;
+  Fake f(o, 2);
+  f.begin(100);
+  const RunReport rep = f.run([](std::uint64_t i, std::uint32_t) { return i == 3 ? Fake::Outcome::crash : Fake::Outcome::ok; });
+  EXPECT_TRUE(f.d.halting_now());
+  EXPECT_TRUE(rep.halted);
+  EXPECT_EQ(rep.failed_indices(), std::vector<std::uint64_t>{3});
+  EXPECT_LT(rep.succeeded, 99u);
+  EXPECT_EQ(rep.succeeded + 1 + rep.unfinished_count(), 100u) << "every index is accounted for";
+}
+
+TEST(Dispatcher, HaltSoonStopsDispatchingButLetsHeldChunksFinish) {
+  FarmOptions o = fixed_chunks(2, 0);
+  o.halt = Halt::soon;
+  Fake f(o, 2);
+  f.begin(20);
+  f.step();
+  f.hello(0);
+  f.hello(1);
+  ASSERT_FALSE(f.w[1].queue.empty());
+  f.gone(0, killed_by(SIGSEGV), 0);  // slot 0 dies running index 0: final at once (retries 0)
+  EXPECT_TRUE(f.rec.failures.back().final);
+  EXPECT_FALSE(f.d.halting_now()) << "soon: the other worker is not killed";
+  EXPECT_TRUE(f.kills.empty());
+  const std::size_t handed_out = f.rec.chunks.size();
+  while (!f.w[1].queue.empty()) f.done(1);  // it finishes what it holds
+  f.step();
+  EXPECT_EQ(f.rec.chunks.size(), handed_out) << "nothing new goes out after the final failure";
+  EXPECT_EQ(f.starts, 2) << "and no worker is started for it";
+  EXPECT_TRUE(f.d.finished());
+  const RunReport rep = f.d.end_run();
+  EXPECT_TRUE(rep.halted);
+  EXPECT_EQ(rep.worker_deaths, 1u);
+  EXPECT_EQ(rep.succeeded + 1 + rep.unfinished_count(), 20u);
+}
+
+TEST(Dispatcher, DeathsWithoutProgressStopTheRunWithTheCause) {
+  FarmOptions o = fixed_chunks(4);
+  o.max_start_failures = 3;
+  Fake f(o, 1);
+  f.begin(8);
+  for (int k = 0; k < 3; ++k) {
+    f.step();
+    f.hello(0);
+    f.gone(0, exited(3));  // between tasks: no index to charge
+  }
+  EXPECT_TRUE(f.d.halting_now());
+  const RunReport rep = f.d.end_run();
+  EXPECT_NE(rep.farm_error.find("workers keep dying without completing a task: 3 in a row, before any task succeeded"), std::string::npos)
+      << rep.farm_error;
+  EXPECT_NE(rep.farm_error.find("last words"), std::string::npos) << "its stderr comes with the cause";
+  EXPECT_EQ(rep.worker_deaths, 3u);
+  EXPECT_TRUE(rep.failed_indices().empty());
+  EXPECT_EQ(rep.unfinished_count(), 8u);
+}
+
+TEST(Dispatcher, ProgressResetsTheCountOfDeathsWithoutProgress) {
+  FarmOptions o = fixed_chunks(4);
+  o.max_start_failures = 2;
+  Fake f(o, 1);
+  f.begin(8);
+  f.step();
+  f.hello(0);
+  f.gone(0, exited(3));
+  f.step();
+  f.hello(0);
+  f.done(0);  // progress
+  f.gone(0, exited(3));
+  EXPECT_FALSE(f.d.halting_now());
+}
+
+TEST(Dispatcher, NeverGreetedStartTimeoutStopsTheRunAtOnce) {
+  Fake f(fixed_chunks(4), 2);
+  f.begin(8);
+  f.step();
+  ASSERT_EQ(f.starts, 2);
+  f.d.on_overdue(0, Overdue::start);
+  f.execute();
+  ASSERT_EQ(f.kills.size(), 1u);
+  EXPECT_EQ(f.kills[0].cause, FailureCause::start);
+  EXPECT_FALSE(f.kills[0].term_first);
+  f.gone(0, killed_by(SIGKILL));
+  EXPECT_TRUE(f.d.halting_now()) << "no worker of this farm has ever greeted: the next will not either";
+  const RunReport rep = f.d.end_run();
+  EXPECT_NE(rep.farm_error.find("./fake did not start the taskfarm protocol within 5 s"), std::string::npos) << rep.farm_error;
+  ASSERT_FALSE(rep.failures.empty());
+  EXPECT_EQ(rep.failures.back().cause, FailureCause::start);
+}
+
+TEST(Dispatcher, OneStuckStartAmongGreetedWorkersIsOneFailedWorker) {
+  Fake f(fixed_chunks(4), 2);
+  f.begin(8);
+  f.step();
+  f.hello(1);
+  f.d.on_overdue(0, Overdue::start);
+  f.execute();
+  f.gone(0, killed_by(SIGKILL));
+  EXPECT_FALSE(f.d.halting_now());
+  f.step();
+  EXPECT_EQ(f.starts, 3) << "replaced";
+}
+
+TEST(Dispatcher, WorkerExitingBeforeItsHandshakeIsNotAWorkerProgram) {
+  FarmOptions o = fixed_chunks(4);
+  o.max_start_failures = 2;
+  Fake f(o, 1);
+  f.begin(8);
+  f.step();
+  f.gone(0, exited(5));
+  f.step();
+  f.gone(0, exited(5));
+  const RunReport rep = f.d.end_run();
+  EXPECT_NE(rep.farm_error.find("./fake exited with code 5 before starting the taskfarm protocol: it is not a worker program"),
+            std::string::npos)
+      << rep.farm_error;
+  EXPECT_NE(rep.farm_error.find("(2 workers in a row)"), std::string::npos) << rep.farm_error;
+}
+
+TEST(Dispatcher, ChaosKillIsNeverChargedToAnIndex) {
+  FarmOptions o = fixed_chunks(4);
+  o.chaos_rate = 1000;
+  o.chaos_seed = 7;
+  Fake f(o, 1);
+  f.begin(8);
+  f.step();
+  f.hello(0);
+  f.now += 1h;  // fault injection is due
+  f.d.on_time(f.now);
+  f.execute();
+  ASSERT_EQ(f.kills.size(), 1u);
+  EXPECT_FALSE(f.kills[0].cause.has_value()) << "a chaos kill has no cause of the worker's";
+  f.gone(0, killed_by(SIGKILL), 1);  // it was running index 1
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_FALSE(f.rec.failures[0].index.has_value());
+  EXPECT_NE(f.rec.failures[0].message.find("not charged"), std::string::npos);
+  const std::size_t before = f.rec.chunks.size();
+  f.step();
+  EXPECT_EQ(chunks_from(f.rec, before).front(), std::make_tuple(0, 0ull, 4ull, 0u)) << "its chunk again, same attempt";
+  f.d.on_time(f.now);  // not due again yet (the next kill is scheduled after now)
+  f.execute();
+  EXPECT_EQ(f.kills.size(), 1u);
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.chaos_kills, 1u);
+  EXPECT_EQ(rep.worker_deaths, 1u);
+  EXPECT_EQ(rep.retries, 0u);
+  EXPECT_EQ(rep.succeeded, 8u);
+}
+
+TEST(Dispatcher, WorkerRetiresAfterMaxTasksAndIsReplaced) {
+  FarmOptions o = fixed_chunks(4);
+  o.max_tasks_per_worker = 10;
+  Fake f(o, 1);
+  f.begin(25);
+  f.step();
+  std::uint64_t held = 0;
+  for (const auto& c : f.w[0].queue) held += c.end - c.begin;
+  EXPECT_LE(held, 10u);
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 25u);
+  EXPECT_EQ(f.starts, 3) << "10 + 10 + 5";
+  EXPECT_EQ(rep.worker_deaths, 0u) << "a retired worker that exits 0 when told is no death";
+  EXPECT_TRUE(f.rec.failures.empty());
+}
+
+TEST(Dispatcher, ForkModeStopsEachWorkerOnceNothingIsLeftToHandOutAndStartsNoOther) {
+  Fake f(fixed_chunks(4), 2, /*fork_mode=*/true);
+  f.begin(8);
+  f.step();
+  f.hello(0);
+  f.hello(1);
+  f.done(0);  // slot 0 finishes first
+  f.step();   // nothing is left to hand out: both are told, the busy one with what it holds
+  EXPECT_TRUE(f.w[0].told_to_stop);
+  EXPECT_TRUE(f.w[1].told_to_stop);
+  f.gone(0, exited(0));
+  for (int k = 0; k < 3; ++k) f.step();
+  EXPECT_EQ(f.starts, 2) << "no worker is started (only to be stopped) while the last one finishes";
+  f.done(1);
+  f.gone(1, exited(0));
+  EXPECT_TRUE(f.d.finished());
+  const RunReport rep = f.d.end_run();
+  EXPECT_EQ(rep.succeeded, 8u);
+  EXPECT_EQ(rep.worker_deaths, 0u);
+}
+
+TEST(Dispatcher, ExitZeroMidTaskIsAFailureOfThatTask) {
+  Fake f(fixed_chunks(4, 0), 1, /*fork_mode=*/true);
+  f.begin(4);
+  const RunReport rep = f.run([](std::uint64_t i, std::uint32_t) { return i == 2 ? Fake::Outcome::exit_clean : Fake::Outcome::ok; });
+  EXPECT_EQ(rep.failed_indices(), std::vector<std::uint64_t>{2});
+  EXPECT_EQ(rep.failures[0].cause, FailureCause::exit);
+  EXPECT_EQ(rep.worker_deaths, 1u) << "told to stop, but it still held work";
+}
+
+TEST(Dispatcher, SpawnFailureForWantOfResourcesBacksOffWhileTheOthersWork) {
+  Fake f(fixed_chunks(4), 2);
+  f.spawn_failures.push_back(SpawnFailure{EAGAIN, "fork of a worker: Resource temporarily unavailable", false});
+  f.begin(40);
+  f.step();  // slot 0 fails, slot 1 starts
+  EXPECT_EQ(f.starts, 2);
+  EXPECT_FALSE(f.w[0].live);
+  EXPECT_TRUE(f.w[1].live);
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_NE(f.rec.failures[0].message.find("carrying on with 0 of 2 workers"), std::string::npos) << f.rec.failures[0].message;
+  EXPECT_EQ(f.d.next_wakeup(f.now), f.now + 50ms) << "the first backoff";
+  f.step();
+  EXPECT_EQ(f.starts, 2) << "not before its backoff";
+  f.now += 50ms;
+  f.step();
+  EXPECT_EQ(f.starts, 3);
+  EXPECT_TRUE(f.w[0].live);
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 40u);
+  EXPECT_EQ(rep.failed_spawns, 1u);
+  EXPECT_TRUE(rep.farm_error.empty());
+}
+
+TEST(Dispatcher, NoWorkerAtAllStopsTheRunAfterMaxStartFailures) {
+  FarmOptions o = fixed_chunks(4);
+  o.max_start_failures = 3;
+  Fake f(o, 1);
+  for (int k = 0; k < 3; ++k) f.spawn_failures.push_back(SpawnFailure{EAGAIN, "fork: EAGAIN", false});
+  f.begin(8);
+  for (int k = 0; k < 3 && !f.d.halting_now(); ++k) {
+    f.step();
+    f.now += 10s;
+  }
+  EXPECT_TRUE(f.d.halting_now());
+  const RunReport rep = f.d.end_run();
+  EXPECT_EQ(rep.farm_error, "cannot start any worker: fork: EAGAIN (3 attempts in a row)");
+  EXPECT_EQ(rep.failed_spawns, 3u);
+  EXPECT_EQ(f.rec.failures.size(), 2u) << "said once per streak, and once when the run stops";
+}
+
+TEST(Dispatcher, FatalSpawnFailureStopsTheRunAtOnce) {
+  Fake f(fixed_chunks(4), 2);
+  f.spawn_failures.push_back(SpawnFailure{ENOEXEC, "cannot start worker program ./fake: Exec format error", true});
+  f.begin(8);
+  f.step();
+  EXPECT_EQ(f.starts, 1) << "no second start once the program cannot be executed";
+  EXPECT_TRUE(f.d.halting_now());
+  const RunReport rep = f.d.end_run();
+  EXPECT_EQ(rep.farm_error, "cannot start worker program ./fake: Exec format error");
+  ASSERT_EQ(rep.failures.size(), 1u);
+  EXPECT_EQ(rep.failures[0].error, ENOEXEC);
+}
+
+TEST(Dispatcher, TaskTimeoutKillsWithTermFirstAndChargesTheIndexAsTimeout) {
+  FarmOptions o = fixed_chunks(4, 0);
+  o.task_timeout = 200ms;
+  o.kill_grace = 50ms;
+  Fake f(o, 1);
+  f.begin(4);
+  f.step();
+  f.hello(0);
+  f.d.on_overdue(0, Overdue::task);
+  f.execute();
+  ASSERT_EQ(f.kills.size(), 1u);
+  EXPECT_TRUE(f.kills[0].term_first);
+  f.gone(0, killed_by(SIGTERM), 1);
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_EQ(f.rec.failures[0].cause, FailureCause::timeout);
+  EXPECT_EQ(f.rec.failures[0].message, "ran longer than 200 ms; sent SIGTERM, then SIGKILL after 50 ms");
+}
+
+TEST(Dispatcher, WorkerCrashingOnItsOwnWhileTimedOutDiesOfItsOwnCause) {
+  FarmOptions o = fixed_chunks(4, 0);
+  o.task_timeout = 200ms;
+  Fake f(o, 1);
+  f.begin(4);
+  f.step();
+  f.hello(0);
+  f.d.on_overdue(0, Overdue::task);
+  f.execute();
+  f.gone(0, killed_by(SIGSEGV), 1);
+  EXPECT_EQ(f.rec.failures.at(0).cause, FailureCause::signal);
+}
+
+TEST(Dispatcher, NoWorkerHoldsMoreThanItsShareOfTheUnfinishedWork) {
+  Fake f(fixed_chunks(10), 2);
+  f.begin(100);
+  f.step();
+  f.hello(0);
+  f.hello(1);
+  f.done(0);  // measured: a worker may now hold hundreds of chunks (Scheduler::depth) but for its share
+  f.step();
+  std::uint64_t held[2] = {0, 0};
+  for (std::size_t s = 0; s < 2; ++s)
+    for (const auto& c : f.w[s].queue) held[s] += c.end - c.begin;
+  const std::uint64_t unfinished = 100 - 10;  // committed: [0, 10)
+  for (std::size_t s = 0; s < 2; ++s) EXPECT_LE(held[s], (unfinished + 1) / 2) << "slot " << s;
+  EXPECT_GT(held[0], 10u) << "it was topped up";
+}
+
