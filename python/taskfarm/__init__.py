@@ -84,6 +84,8 @@ def _call(kernel, task):
         if result is not None:
             raise TypeError(f"the kernel returned a {type(result).__name__}; write results into "
                             f"t.output instead (a returned value would be lost)")
+        if sys.stdout is not None:  # what the task printed is captured per task: complete it now
+            sys.stdout.flush()
     except SystemExit as e:  # sys.exit(n) in a kernel: the worker exits n, like exit(n) in C++
         _exit_with(e.code)
     except KeyboardInterrupt:  # as Python itself ends on one: killed by SIGINT
@@ -96,7 +98,6 @@ def _call(kernel, task):
         failure = _describe(e, task)
         _flush()
         return failure
-    _flush()  # the task's print() output, captured per task, is complete only once flushed
     return None
 
 

@@ -25,6 +25,9 @@ import worker  # noqa: E402  (row_value, blur: the serial loop's kernels)
 
 TASKFARM = os.environ["TASKFARM"]
 WORKER = [sys.executable, os.path.join(HERE, "worker.py")]
+# Python and NumPy start in ~0.1 s here, but in seconds on a loaded machine: the 5 s default of
+# --start-timeout would make these tests fail under load (docs/python.md, Start-up).
+START = ["--start-timeout", "60s"]
 W = ""  # this case's folder
 
 
@@ -45,7 +48,7 @@ class Run:
 
 def taskfarm(*args, worker_args=(), timeout=60):
     """Runs `taskfarm run ARGS -- python3 worker.py WORKER_ARGS`; checks what it leaves behind."""
-    cmd = [TASKFARM, "run", *map(str, args), "--", *WORKER, *map(str, worker_args)]
+    cmd = [TASKFARM, "run", *START, *map(str, args), "--", *WORKER, *map(str, worker_args)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     try:
         out, err = p.communicate(timeout=timeout)
@@ -275,7 +278,7 @@ def sys_exit_and_keyboard_interrupt():
 
 def gil_released_while_waiting():
     os.mkfifo(f"{W}/gate")
-    cmd = [TASKFARM, "run", "-j", "1", "--tasks", "1", "--output", f"{W}/o.npy", "--dtype", "i8", "--",
+    cmd = [TASKFARM, "run", *START, "-j", "1", "--tasks", "1", "--output", f"{W}/o.npy", "--dtype", "i8", "--",
            *WORKER, "gil", "--dir", W]
     master = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
