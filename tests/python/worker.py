@@ -7,6 +7,7 @@ tests/helpers/cli_worker and fault_worker: well-behaved kernels, and faults at c
                                 the mapped files; t.output[i, 7] = t.input[i, 0]
     worker.py lines             t.output[i] = len(t.line_bytes); prints t.line
     worker.py grid              --shape 6x7 index space: t.output[i, j] = i * 1000 + j
+    worker.py keep              a view kept from job 1 read in job 2 (two_jobs_master.cpp)
     worker.py gil --dir DIR     task 0 starts a thread that needs the GIL while the worker
                                 waits for messages (see gil_kernel)
 
@@ -167,9 +168,23 @@ def gil_kernel(args):
     return kernel
 
 
+KEPT = []
+
+
+def keep_kernel(t):
+    """Job 1 (t.output is the first view seen) writes i*i; a later job writes job 1's value + 1,
+    read through the view kept from job 1 (tests/python/two_jobs_master.cpp)."""
+    if not KEPT:
+        KEPT.append(t.output)
+    if t.output is KEPT[0]:
+        t.output[t.index] = t.index * t.index
+    else:
+        t.output[t.index] = KEPT[0][t.index] + 1
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["rows", "stack", "views", "lines", "grid", "gil"])
+    p.add_argument("mode", choices=["rows", "stack", "views", "lines", "grid", "gil", "keep"])
     p.add_argument("--raise-at", type=int, default=-1)
     p.add_argument("--raise-kind", default="zero", choices=["zero", "custom", "numpy", "memory"])
     p.add_argument("--segfault-at", type=int, default=-1)
@@ -185,7 +200,7 @@ def main():
     args = p.parse_args()
     kernels = {"rows": lambda: rows_kernel(args), "stack": lambda: stack_kernel,
                "views": lambda: views_kernel(args), "lines": lambda: lines_kernel,
-               "grid": lambda: grid_kernel, "gil": lambda: gil_kernel(args)}
+               "grid": lambda: grid_kernel, "gil": lambda: gil_kernel(args), "keep": lambda: keep_kernel}
     taskfarm.run_worker(kernels[args.mode]())
 
 
