@@ -49,7 +49,7 @@ def run(argv):
 
 
 def mandelbrot_row(taskfarm, work, quick):
-    size, max_iter, reps = (100, 16, 1) if quick else (1600, 256, 3)
+    size, max_iter, reps = (32, 4, 1) if quick else (1600, 256, 3)
     out = os.path.join(work, "m.npy")
     farm_argv = [taskfarm, "run", "-j", "2", "--no-progress", "--start-timeout", "60s", "--tasks", str(size), "--output", out,
                  "--dtype", "int32", "--shape", f"{size}x{size}", "--",
@@ -87,7 +87,7 @@ def mandelbrot_row(taskfarm, work, quick):
 
 
 def startup_row(taskfarm, work, quick):
-    reps = 2 if quick else 7
+    reps = 1 if quick else 7
     script = os.path.join(work, "trivial.py")
     with open(script, "w") as f:
         f.write("import numpy, taskfarm\n"
@@ -96,7 +96,8 @@ def startup_row(taskfarm, work, quick):
     farm_argv = [taskfarm, "run", "-j", "2", "--no-progress", "--start-timeout", "60s", "--tasks", "2", "--output",
                  os.path.join(work, "s.npy"), "--dtype", "int64", "--", PYTHON, script]
     bare_argv = [PYTHON, "-c", "import numpy, taskfarm"]
-    run(farm_argv)  # page cache warm
+    if not quick:
+        run(farm_argv)  # page cache warm
     farm, bare = [], []
     for _ in range(reps):
         farm.append(timed(lambda: run(farm_argv))[0] * 1e3)
