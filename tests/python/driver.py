@@ -155,7 +155,7 @@ def lines_and_grid_index_spaces():
           "printed lines differ from the input lines", run)
     check(np.load(out).tolist() == [len(os.fsencode(n)) for n in names], "line lengths differ")
     grid = f"{W}/grid.npy"
-    run = taskfarm("-j", 2, "--shape", "6x7", "--output", grid, "--dtype", "int64", worker_args=["grid"])
+    run = taskfarm("-j", 1, "--shape", "6x7", "--output", grid, "--dtype", "int64", worker_args=["grid"])
     check(run.rc == 0, "exit status (grid)", run)
     check(np.array_equal(np.load(grid), np.add.outer(np.arange(6) * 1000, np.arange(7))), "coords differ")
 
@@ -178,7 +178,7 @@ def exception_reported_with_traceback():
     lines = failure_lines(run)  # the summary names final failures; the joblog every attempt
     check(len(lines) == 1, "one task must fail", run)
     path = WORKER[1]
-    frames = (f"{path}:{line_of('fail(args.raise_kind, i)')} in kernel -> {path}:{line_of('divide(0)')} in fail -> "
+    frames = (f"{path}:{line_of('fail(args.raise_at[i], i)')} in kernel -> {path}:{line_of('divide(0)')} in fail -> "
               f"{path}:{line_of('return 1 // x')} in divide: return 1 // x)")
     for line in lines:
         check(f"index {bad} " in line and "threw ZeroDivisionError: integer division or modulo by zero "
@@ -203,17 +203,14 @@ def line_of(text):
 
 
 def exception_types_named():
-    n = 6
-    for kind, type_name, cause in [("custom", "CustomError", "exception"),
-                                   ("numpy", "numpy.linalg.LinAlgError", "exception"),
-                                   ("memory", "MemoryError", "memory")]:
-        run = taskfarm("-j", 1, "--events", "--tasks", n, "--retries", 0, "--output", f"{W}/{kind}.npy",
-                       "--dtype", "f8", "--shape", f"{n}x4", worker_args=["rows", "--raise-at", 2, "--raise-kind", kind])
-        check(run.rc == 1, f"exit status ({kind})", run)
-        f = events(run, "failure")
-        check(len(f) == 1 and f[0]["index"] == 2 and f[0]["cause"] == cause and f[0]["exception_type"] == type_name,
-              f"failure event for {kind}: {f}", run)
-        expect_rows(f"{W}/{kind}.npy", n, missing={2})
+    n = 8
+    run = taskfarm("-j", 1, "--events", "--tasks", n, "--retries", 0, "--output", f"{W}/o.npy", "--dtype", "f8",
+                   "--shape", f"{n}x4", worker_args=["rows", "--raise-at", "2:custom,4:numpy,6:memory"])
+    check(run.rc == 3, "exit status: three failed tasks", run)
+    got = {e["index"]: (e["cause"], e["exception_type"]) for e in events(run, "failure")}
+    want = {2: ("exception", "CustomError"), 4: ("exception", "numpy.linalg.LinAlgError"), 6: ("memory", "MemoryError")}
+    check(got == want, f"failure events {got}, expected {want}", run)
+    expect_rows(f"{W}/o.npy", n, missing={2, 4, 6})
 
 
 def misuse_is_a_task_failure():
@@ -262,18 +259,15 @@ def killed_worker_retried_output_complete():
 
 def sys_exit_and_keyboard_interrupt():
     n = 10
-    run = taskfarm("-j", 2, "--tasks", n, "--retries", 0, "--output", f"{W}/a.npy", "--dtype", "f8",
-                   "--shape", f"{n}x4", worker_args=["rows", "--exit-at", 4, 3])
-    check(run.rc == 1, "exit status (sys.exit)", run)
-    check(any(s.endswith("worker exited with code 3") and "index 4 " in s for s in failure_lines(run)),
+    run = taskfarm("-j", 1, "--tasks", n, "--retries", 0, "--output", f"{W}/o.npy", "--dtype", "f8",
+                   "--shape", f"{n}x4", worker_args=["rows", "--exit-at", 4, 3, "--interrupt-at", 6])
+    check(run.rc == 2, "exit status: two failed tasks", run)
+    lines = failure_lines(run)
+    check(any(s.endswith("worker exited with code 3") and "index 4 " in s for s in lines),
           "sys.exit(3) in a kernel is not an exit of its worker with code 3", run)
-    expect_rows(f"{W}/a.npy", n, missing={4})
-    run = taskfarm("-j", 2, "--tasks", n, "--retries", 0, "--output", f"{W}/b.npy", "--dtype", "f8",
-                   "--shape", f"{n}x4", worker_args=["rows", "--interrupt-at", 6])
-    check(run.rc == 1, "exit status (KeyboardInterrupt)", run)
-    check(any(s.endswith("killed by SIGINT") and "index 6 " in s for s in failure_lines(run)),
+    check(any(s.endswith("killed by SIGINT") and "index 6 " in s for s in lines),
           "KeyboardInterrupt in a kernel does not end its worker by SIGINT", run)
-    expect_rows(f"{W}/b.npy", n, missing={6})
+    expect_rows(f"{W}/o.npy", n, missing={4, 6})
 
 
 def gil_released_while_waiting():

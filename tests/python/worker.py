@@ -11,7 +11,7 @@ tests/helpers/cli_worker and fault_worker: well-behaved kernels, and faults at c
     worker.py gil --dir DIR     task 0 starts a thread that needs the GIL while the worker
                                 waits for messages (see gil_kernel)
 
-FAULTS: --raise-at I [--raise-kind zero|custom|numpy|memory], --segfault-at I, --exit-at I CODE,
+FAULTS: --raise-at I[:KIND],... (KIND zero (default), custom, numpy, memory), --segfault-at I, --exit-at I CODE,
 --interrupt-at I, --kill-once-at I MARKER (SIGKILLs its own worker the first time: MARKER is
 made with O_EXCL), --print (every task prints two lines, one through fd 1 directly),
 --return-at I, --stale-task-at I (uses the Task of an earlier call).
@@ -68,8 +68,8 @@ def rows_kernel(args):
             print(f"task {i} says hello")
             sys.stdout.flush() if i % 2 else None  # flushed or not: captured the same
             os.write(1, f"task {i} raw\n".encode())
-        if i == args.raise_at:
-            fail(args.raise_kind, i)
+        if i in args.raise_at:
+            fail(args.raise_at[i], i)
         if i == args.segfault_at:
             ctypes.string_at(0)
         if args.exit_at and i == args.exit_at[0]:
@@ -185,8 +185,8 @@ def keep_kernel(t):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["rows", "stack", "views", "lines", "grid", "gil", "keep"])
-    p.add_argument("--raise-at", type=int, default=-1)
-    p.add_argument("--raise-kind", default="zero", choices=["zero", "custom", "numpy", "memory"])
+    p.add_argument("--raise-at", default={}, type=lambda text: {
+        int(i): (kind or "zero") for i, _, kind in (item.partition(":") for item in text.split(","))})
     p.add_argument("--segfault-at", type=int, default=-1)
     p.add_argument("--exit-at", type=int, nargs=2)
     p.add_argument("--interrupt-at", type=int, default=-1)
