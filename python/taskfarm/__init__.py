@@ -55,7 +55,7 @@ def run_worker(kernel):
     old_sigint = signal.signal(signal.SIGINT, signal.SIG_DFL)
     had_faulthandler = faulthandler.is_enabled()
     if not had_faulthandler:
-        faulthandler.enable()
+        faulthandler.enable(file=2)  # fd 2 itself: sys.stderr may have been replaced
     try:
         status = _serve(kernels, _call)
     finally:
@@ -121,7 +121,10 @@ def _describe(e, task):
     except Error:
         index = "?"
     lines = traceback.format_exception(type(e), e, tb)
-    sys.stderr.write(f"taskfarm worker {os.getpid()}: task {index} raised\n" + "".join(lines))
+    try:
+        sys.stderr.write(f"taskfarm worker {os.getpid()}: task {index} raised\n" + "".join(lines))
+    except (AttributeError, OSError, ValueError):  # no usable stderr: the record still says it
+        pass
     module = type(e).__module__
     name = type(e).__qualname__ if module in ("builtins", "__main__") else f"{module}.{type(e).__qualname__}"
     return name, message, isinstance(e, MemoryError)
