@@ -26,7 +26,8 @@ struct JobViews {
   py::object output, input;
 };
 
-py::array view_of(const taskfarm::AnySharedArray& a, const std::shared_ptr<const void>& attachments, bool writable) {
+py::array view_of(const taskfarm::AnySharedArray& a, const std::shared_ptr<const void>& attachments,
+                  bool writable) {
   auto* keep = new std::shared_ptr<const void>(attachments);
   py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
   const std::vector<py::ssize_t> shape(a.shape().begin(), a.shape().end());
@@ -47,15 +48,17 @@ class Task {
   std::uint64_t coord(std::size_t axis) const {
     const auto& extent = context().extent();
     if (axis >= extent.size())
-      throw py::index_error("axis " + std::to_string(axis) + " out of range for a " + std::to_string(extent.size()) +
-                            "-D index space");
+      throw py::index_error("axis " + std::to_string(axis) + " out of range for a " +
+                            std::to_string(extent.size()) + "-D index space");
     return context().coord(axis);
   }
   py::tuple extent() const { return py::cast(context().extent()); }
   // A line is bytes from a file: decoded as os.fsdecode does, so os.fsencode gives them back.
   py::object line() const {
     const std::string_view s = context().line();
-    return py::reinterpret_steal<py::object>(PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<py::ssize_t>(s.size())));
+    PyObject* text = PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<py::ssize_t>(s.size()));
+    if (text == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(text);
   }
   py::bytes line_bytes() const {
     const std::string_view s = context().line();
@@ -73,7 +76,8 @@ class Task {
  private:
   taskfarm::TaskContext& context() const {
     if (ctx_ == nullptr)
-      throw taskfarm::Error("this Task belongs to a kernel call that has returned; use it only during that call");
+      throw taskfarm::Error(
+          "this Task belongs to a kernel call that has returned; use it only during that call");
     return *ctx_;
   }
   taskfarm::TaskContext* ctx_;
@@ -94,19 +98,22 @@ int serve(const py::dict& kernels, const py::function& call) {
     table.emplace(name.cast<std::string>(), [kernel, wrapper, &views](taskfarm::TaskContext& ctx) {
       py::gil_scoped_acquire gil;
       std::shared_ptr<const void> attached = ctx.attachments();
-      if (attached != views.attachments) views = JobViews{std::move(attached), py::object(), py::object()};
+      if (attached != views.attachments)
+        views = JobViews{std::move(attached), py::object(), py::object()};
       py::object task = py::cast(Task(ctx, views));
       py::object failure;
       try {
         failure = wrapper(kernel, task);
       } catch (py::error_already_set& e) {  // the wrapper itself failed: still the task's failure
         task.cast<Task&>().expire();
-        throw taskfarm::KernelError(py::str(e.type().attr("__name__")).cast<std::string>(), e.what());
+        throw taskfarm::KernelError(py::str(e.type().attr("__name__")).cast<std::string>(),
+                                    e.what());
       }
       task.cast<Task&>().expire();
       if (failure.is_none()) return;
       const auto t = failure.cast<py::tuple>();
-      throw taskfarm::KernelError(t[0].cast<std::string>(), t[1].cast<std::string>(), t[2].cast<bool>());
+      throw taskfarm::KernelError(t[0].cast<std::string>(), t[1].cast<std::string>(),
+                                  t[2].cast<bool>());
     });
   }
   py::gil_scoped_release release;
@@ -119,15 +126,26 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "The C++ half of taskfarm's Python package: use `taskfarm`, not this.";
   py::register_exception<taskfarm::Error>(m, "Error", PyExc_RuntimeError);
 
-  py::class_<Task>(m, "Task", "The task a kernel runs: t.index, t.coord(k), t.extent, t.line, t.input, t.output.")
+  py::class_<Task>(
+      m, "Task",
+      "The task a kernel runs: t.index, t.coord(k), t.extent, t.line, t.input, t.output.")
       .def_property_readonly("index", &Task::index, "Flat, row-major task index.")
-      .def("coord", &Task::coord, py::arg("axis"), "Coordinate along `axis` of a --shape AxB index space.")
+      .def("coord", &Task::coord, py::arg("axis"),
+           "Coordinate along `axis` of a --shape AxB index space.")
       .def_property_readonly("extent", &Task::extent, "Shape of the index space (a tuple).")
-      .def_property_readonly("line", &Task::line, "Line `index` of --input-lines, without its newline (str, as os.fsdecode).")
-      .def_property_readonly("line_bytes", &Task::line_bytes, "Line `index` of --input-lines as bytes.")
-      .def_property_readonly("output", &Task::output, "The run's --output array: a writable NumPy view of the shared memory.")
-      .def_property_readonly("input", &Task::input, "The run's --input array: a read-only NumPy view of the shared memory.");
+      .def_property_readonly(
+          "line", &Task::line,
+          "Line `index` of --input-lines, without its newline (str, as os.fsdecode).")
+      .def_property_readonly("line_bytes", &Task::line_bytes,
+                             "Line `index` of --input-lines as bytes.")
+      .def_property_readonly(
+          "output", &Task::output,
+          "The run's --output array: a writable NumPy view of the shared memory.")
+      .def_property_readonly(
+          "input", &Task::input,
+          "The run's --input array: a read-only NumPy view of the shared memory.");
 
   m.def("serve", &serve, py::arg("kernels"), py::arg("call"));
-  m.def("started_by_master", &taskfarm::started_by_master, "True when a taskfarm master started this process.");
+  m.def("started_by_master", &taskfarm::started_by_master,
+        "True when a taskfarm master started this process.");
 }

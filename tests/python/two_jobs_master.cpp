@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
       ++bad;
     }
   }
-  std::printf("%s\n", bad == 0 ? "ok: a view kept from job 1 read its array during job 2" : "FAILED");
+  std::printf("%s\n",
+              bad == 0 ? "ok: a view kept from job 1 read its array during job 2" : "FAILED");
   return bad == 0 ? 0 : 1;
 }
