@@ -1,8 +1,10 @@
 // The same guarantees in fork mode, through Pool.
 #include <gtest/gtest.h>
+#include <algorithm>
 #include <signal.h>
 
 #include "taskfarm/pool.hpp"
+#include "taskfarm/worker.hpp"
 
 using namespace taskfarm;
 
@@ -41,6 +43,27 @@ TEST(ForkFaults, MapThrowsTaskFailedListingEveryFailedIndex) {
     for (const char* idx : {"index 0 ", "index 30 ", "index 60 ", "index 90 "}) EXPECT_NE(what.find(idx), std::string::npos) << what;
     EXPECT_NE(what.find("std::runtime_error: no 60"), std::string::npos) << what;
   }
+}
+
+// How the Python module reports a Python exception: under the type name it gives.
+TEST(ForkFaults, KernelErrorIsReportedUnderItsOwnTypeName) {
+  PoolOptions o;
+  o.workers = 2;
+  o.retries = 0;
+  Pool pool(o);
+  auto r = pool.try_map<int>(10, [](std::uint64_t i) {
+    if (i == 3) throw KernelError("ZeroDivisionError", "division by zero (at w.py:5 in kernel)");
+    if (i == 5) throw KernelError("MemoryError", "no room", true);
+    return 1;
+  });
+  ASSERT_EQ(r.failed, (std::vector<std::uint64_t>{3, 5}));
+  ASSERT_EQ(r.failures.size(), 2u);
+  std::sort(r.failures.begin(), r.failures.end(), [](const auto& a, const auto& b) { return *a.index < *b.index; });
+  EXPECT_EQ(r.failures[0].cause, FailureCause::exception);
+  EXPECT_EQ(r.failures[0].exception_type, "ZeroDivisionError");
+  EXPECT_EQ(r.failures[0].message, "division by zero (at w.py:5 in kernel)");
+  EXPECT_EQ(r.failures[1].cause, FailureCause::memory);
+  EXPECT_EQ(r.failures[1].exception_type, "MemoryError");
 }
 
 TEST(ForkFaults, ChaosKillsDoNotChangeResults) {

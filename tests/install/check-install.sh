@@ -3,8 +3,11 @@
 # find_package(taskfarm), and runs the consumer: started by hand, a worker program must say
 # how to run it and exit 2; a Pool equals the serial loop; a joblog written by a run that dies
 # midway (SIGKILL) is resumed through the library alone; the installed binary drives the worker.
+# With the Python package built (PYTHON_DIR given: its place under the prefix), a Python kernel
+# runs through the installed binary from the installed package, and that place under /usr/local
+# is one Debian's python3 searches.
 set -euo pipefail
-build=$1 src=$2
+build=$1 src=$2 python=${3:-} python_dir=${4:-}
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
@@ -42,3 +45,18 @@ first=$(ok_rows | wc -l)
 out=$("$scratch/prefix/bin/taskfarm" run --tasks 5 --workers 2 -- "$scratch/consumer/consumer_worker" 2>&1)
 echo "$out"
 grep -q "5 succeeded, 0 failed" <<<"$out"
+
+[ -n "$python_dir" ] || exit 0
+"$python" -c 'import sys; sys.exit(0 if sys.argv[1] in sys.path else
+  f"{sys.argv[1]} is not on the sys.path of {sys.executable}: {sys.path}")' "/usr/local/$python_dir"
+cat >"$scratch/w.py" <<'PY'
+import os, sys, taskfarm
+assert taskfarm.__file__.startswith(sys.argv[1]), taskfarm.__file__
+def kernel(t):
+    t.output[t.index] = t.index * t.index
+taskfarm.run_worker(kernel)
+PY
+PYTHONPATH="$scratch/prefix/$python_dir" "$scratch/prefix/bin/taskfarm" run --start-timeout 60s --tasks 7 --workers 2 \
+  --output "$scratch/squares.npy" --dtype int64 -- "$python" "$scratch/w.py" "$scratch/prefix/$python_dir"
+"$python" -c 'import numpy as np, sys; sys.exit(0 if np.load(sys.argv[1]).tolist() == [i * i for i in range(7)]
+  else "wrong squares from the installed Python package")' "$scratch/squares.npy"

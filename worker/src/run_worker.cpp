@@ -52,6 +52,8 @@ std::uint64_t TaskContext::coord(std::size_t axis) const {
   return i % dims[axis];
 }
 
+std::shared_ptr<const void> TaskContext::attachments() const { return *owner_; }
+
 AnySharedArray& TaskContext::output() {
   if (!res_->output) throw Error("this run has no output array (taskfarm run --output)");
   return *res_->output;
@@ -138,6 +140,7 @@ class KernelRunner final : public JobRunner {
     ctx.index_ = i;
     ctx.job_ = job_;
     ctx.res_ = res_.get();
+    ctx.owner_ = &res_;
     ctx.result_ = &result;
     (*kernel_)(ctx);
     if (job_->wants_result && !ctx.has_result_) throw Error("kernel set no result for index " + std::to_string(i));
@@ -148,6 +151,7 @@ class KernelRunner final : public JobRunner {
     TaskContext ctx;
     ctx.job_ = job_;
     ctx.res_ = res_.get();
+    ctx.owner_ = &res_;
     ctx.result_ = &unused;
     const Kernel& kernel = *kernel_;
     for (std::uint64_t i = begin; i < end; ++i) {

@@ -249,6 +249,8 @@ class Server {
   std::uint64_t guarded(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi, Body&& body) {
     try {
       return body();
+    } catch (const KernelError& e) {  // a kernel in another language names its own exception
+      report_error(c, std::clamp(current(), lo, hi - 1), e.out_of_memory(), e.type(), e.what());
     } catch (const std::bad_alloc& e) {
       report_error(c, std::clamp(current(), lo, hi - 1), true, demangle(typeid(e).name()), e.what());
     } catch (const std::exception& e) {

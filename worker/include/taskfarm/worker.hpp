@@ -13,8 +13,10 @@
 #include <string>
 #include <string_view>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
+#include "taskfarm/error.hpp"
 #include "taskfarm/serialize.hpp"
 #include "taskfarm/shared_array.hpp"
 
@@ -51,6 +53,22 @@ class JobRunner {
   }
 };
 
+/// Thrown by a kernel to report its failure in its own language's terms (bindings: the Python
+/// module throws one for every exception a Python kernel raises). The master records `type()`
+/// ("ZeroDivisionError") as the exception's type instead of this class's C++ name, and a
+/// failure `out_of_memory()` (a Python MemoryError) as cause `memory`, as it does std::bad_alloc.
+class KernelError : public Error {
+ public:
+  KernelError(std::string type, const std::string& message, bool out_of_memory = false)
+      : Error(message), type_(std::move(type)), out_of_memory_(out_of_memory) {}
+  const std::string& type() const noexcept { return type_; }
+  bool out_of_memory() const noexcept { return out_of_memory_; }
+
+ private:
+  std::string type_;
+  bool out_of_memory_;
+};
+
 /// What a kernel sees of the task it runs.
 class TaskContext {
  public:
@@ -74,6 +92,11 @@ class TaskContext {
   const ArrayView<const T>& input_as() { return cached<const T>(true); }
   /// Line `index()` of --input-lines (without its newline); throws Error if the run has none.
   std::string_view line() const;
+  /// Shares ownership of what this job attached (its output, input and lines): memory reached
+  /// through output(), input() or line() stays mapped while the pointer lives, also after the
+  /// job. For bindings whose views may outlive a call (the Python module's NumPy arrays); equal
+  /// pointers mean the same attachments.
+  std::shared_ptr<const void> attachments() const;
 
   /// Sets this task's result value (Pool program mode: `map<T>("kernel", n)`).
   template <class T>
@@ -99,6 +122,7 @@ class TaskContext {
   std::uint64_t index_ = 0;
   const JobInfo* job_ = nullptr;
   class Resources* res_ = nullptr;
+  const std::shared_ptr<Resources>* owner_ = nullptr;  // holds res_
   std::string* result_ = nullptr;
   bool has_result_ = false;
 };

@@ -1,0 +1,123 @@
+"""bench/python_bench.py BUILD_DIR [--quick]: the Python-kernel rows of bench/run.
+
+Prints one JSON object per row on stdout, as the C++ bench programs do (bench/run runs it with
+Debian's python3 and the package of BUILD_DIR on PYTHONPATH):
+
+  python.mandelbrot  the tutorial's Mandelbrot in Python (examples/python/mandelbrot.py, NumPy
+                     per row, one task per row, 1600x1600, max_iter 256) on 2 workers: speed-up
+                     of `taskfarm run -- python3 mandelbrot.py` (whole process: the Python
+                     workers' start-up included) over the serial loop in this process, beside
+                     multiprocessing.Pool(2).map of the same row function (its start included),
+                     repetitions interleaved. Every result is checked equal to the serial one.
+  python.startup     `taskfarm run` of 2 trivial tasks on 2 Python workers, whole process,
+                     beside one bare `python3 -c "import numpy, taskfarm"`: what starting the
+                     Python workers costs.
+"""
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "examples", "python"))
+import mandelbrot  # noqa: E402  (the example's row function: the kernel all three run)
+
+PYTHON = sys.executable
+
+
+def row_of(args):
+    i, size, max_iter = args
+    return mandelbrot.mandelbrot_row(i, size, max_iter)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def run(argv):
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited with {p.returncode}: {p.stderr.strip()[-300:]}")
+
+
+def mandelbrot_row(taskfarm, work, quick):
+    size, max_iter, reps = (32, 4, 1) if quick else (1600, 256, 3)
+    out = os.path.join(work, "m.npy")
+    farm_argv = [taskfarm, "run", "-j", "2", "--no-progress", "--start-timeout", "60s", "--tasks", str(size), "--output", out,
+                 "--dtype", "int32", "--shape", f"{size}x{size}", "--",
+                 PYTHON, os.path.join(REPO, "examples", "python", "mandelbrot.py"),
+                 "--size", str(size), "--max-iter", str(max_iter)]
+    jobs = [(i, size, max_iter) for i in range(size)]
+    serial_s, farm_s, pool_s = [], [], []
+    expected = None
+    for _ in range(reps):  # interleaved: serial, farm, Pool
+        t, rows = timed(lambda: np.array([row_of(j) for j in jobs]))
+        serial_s.append(t)
+        expected = rows
+        t, _ = timed(lambda: run(farm_argv))
+        farm_s.append(t)
+        if not np.array_equal(np.load(out), expected):
+            raise RuntimeError("the farm's picture differs from the serial loop's")
+
+        def pool_map():
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                return np.array(pool.map(row_of, jobs))
+        t, rows = timed(pool_map)
+        pool_s.append(t)
+        if not np.array_equal(rows, expected):
+            raise RuntimeError("Pool's picture differs from the serial loop's")
+    serial = statistics.median(serial_s)
+    farm, pool = [serial / t for t in farm_s], [serial / t for t in pool_s]
+    return {"name": "python.mandelbrot",
+            "what": f"Mandelbrot {size}x{size}, max_iter {max_iter}, NumPy per row, a task per row, 2 workers: "
+                    "speed-up of taskfarm run -- python3 mandelbrot.py over the serial loop",
+            "unit": "x", "better": "higher", "statistic": "median",
+            "value": statistics.median(farm), "best": max(farm), "repetitions": reps, "samples": farm,
+            "baseline": "multiprocessing.Pool(2).map of the same row function (fork, start included)",
+            "baseline_value": statistics.median(pool), "baseline_repetitions": reps, "baseline_samples": pool,
+            "extra": {"serial_s": serial_s, "farm_s": farm_s, "pool_s": pool_s}, "note": ""}
+
+
+def startup_row(taskfarm, work, quick):
+    reps = 1 if quick else 7
+    script = os.path.join(work, "trivial.py")
+    with open(script, "w") as f:
+        f.write("import numpy, taskfarm\n"
+                "def kernel(t):\n    t.output[t.index] = t.index\n"
+                "taskfarm.run_worker(kernel)\n")
+    farm_argv = [taskfarm, "run", "-j", "2", "--no-progress", "--start-timeout", "60s", "--tasks", "2", "--output",
+                 os.path.join(work, "s.npy"), "--dtype", "int64", "--", PYTHON, script]
+    bare_argv = [PYTHON, "-c", "import numpy, taskfarm"]
+    if not quick:
+        run(farm_argv)  # page cache warm
+    farm, bare = [], []
+    for _ in range(reps):
+        farm.append(timed(lambda: run(farm_argv))[0] * 1e3)
+        bare.append(timed(lambda: run(bare_argv))[0] * 1e3)
+    return {"name": "python.startup",
+            "what": "taskfarm run of 2 trivial tasks on 2 Python workers (import numpy, taskfarm), whole process",
+            "unit": "ms", "better": "lower", "statistic": "median",
+            "value": statistics.median(farm), "best": min(farm), "repetitions": reps, "samples": farm,
+            "baseline": "one bare python3 -c 'import numpy, taskfarm'",
+            "baseline_value": statistics.median(bare), "baseline_repetitions": reps, "baseline_samples": bare,
+            "extra": {}, "note": ""}
+
+
+def main():
+    build, quick = os.path.abspath(sys.argv[1]), "--quick" in sys.argv[2:]
+    taskfarm = os.path.join(build, "bin", "taskfarm")
+    with tempfile.TemporaryDirectory() as work:
+        for row in (mandelbrot_row(taskfarm, work, quick), startup_row(taskfarm, work, quick)):
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
