@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "async_runner.hpp"
+#include "spawn.hpp"
+#include "taskfarm/detail/caught.hpp"
 #include "taskfarm/shm_segment.hpp"
 
 namespace taskfarm {
@@ -214,10 +216,19 @@ void Pool::close() {
 
 std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
   Busy busy(*this, "submit");
-  if (!state_->async)
-    state_->async = std::make_unique<detail::AsyncRunner>(worker_count(), options_.retries, options_.task_timeout,
-                                                          options_.backend == Backend::threads,
-                                                          options_.fork_with_threads);
+  if (!state_->async) {
+    detail::AsyncOptions a;
+    a.workers = worker_count();
+    a.retries = options_.retries;
+    a.timeout = options_.task_timeout;
+    a.kill_grace = options_.kill_grace;
+    a.threads = options_.backend == Backend::threads;
+    a.fork_with_threads = options_.fork_with_threads;
+    a.forward_stderr = options_.forward_stderr;
+    // The same limits a map's workers get (spawn.cpp), for as many processes at once.
+    if (!a.threads) a.limits = spawn_limits(options_.memory_limit, options_.set_thread_env, a.workers);
+    state_->async = std::make_unique<detail::AsyncRunner>(std::move(a));
+  }
   const void* pool = state_.get();
   return state_->async->submit([pool, run = std::move(run)](std::string& out) {
     TaskOf mark(pool);

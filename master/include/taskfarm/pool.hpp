@@ -201,7 +201,11 @@ class Pool {
   /// Runs fn(args...) asynchronously in a process of its own (a thread on the threads
   /// backend), at most workers() at a time; hundreds may be queued. fn and args are copied at
   /// the call, and run when a slot is free (like std::async: references must stay valid).
-  /// Crashes are retried up to `retries`, like map's tasks.
+  /// Each process is started like a map's workers: memory_limit, thread environment, stderr
+  /// captured (FailureRecord::stderr_tail) and forwarded, own process group. A call past
+  /// task_timeout gets SIGTERM, then SIGKILL after kill_grace (cause `timeout`); one past
+  /// memory_limit fails with cause `memory`; a crash or throw is retried up to `retries`, like
+  /// map's tasks. halt and max_tasks_per_worker concern map-like runs, not these independent calls.
   template <class F, class... A>
   auto submit(F fn, A... args) -> Future<std::invoke_result_t<F&, A&...>> {
     using R = std::invoke_result_t<F&, A&...>;
@@ -276,7 +280,7 @@ class Pool {
 };
 
 /// The result of Pool::submit. Used from the Pool's thread; it follows its Pool when the Pool is
-/// moved. Waiting drives the pool (there is no background thread): ready() and wait_for() also
+/// moved. Waiting drives the pool (it has no background thread): ready() and wait_for() also
 /// start queued calls and collect finished ones. A call that finished before its Pool was
 /// closed or destroyed still delivers; one that had not makes every method throw Error.
 template <class R>
@@ -286,8 +290,10 @@ class Future {
   bool ready() const;
   /// Waits at most `timeout` for the call to finish; true if it has.
   bool wait_for(std::chrono::milliseconds timeout) const;
-  /// Waits for the call (bounded by the pool's task_timeout, if set) and returns its value;
-  /// throws TaskFailed with the cause if it finally failed.
+  /// Waits for the call and returns its value; throws TaskFailed with the cause if it finally
+  /// failed. With a task_timeout (fork mode) the wait is bounded: every attempt ends by its
+  /// timeout plus kill_grace, after the calls queued before it. Without one, get waits as long
+  /// as your call runs — that is your call's choice; wait_for(timeout) first to bound it.
   R get() const;
 
  private:
