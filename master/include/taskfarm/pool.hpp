@@ -3,7 +3,9 @@
 // the program's memory exactly as a serial loop at that point would; results come back
 // through shared memory. The threads backend runs the same API on threads (no isolation).
 // A Pool is used from one thread. In fork mode that thread must be the process's only one
-// at the time of a call (fork is only safe then): Pool itself starts no threads.
+// at the time of a call (fork is only safe then), and the Pool starts no threads of its own.
+// The threads backend starts its task threads: a map's are joined before it returns, a
+// submitted call's when the call is collected, or when the Pool closes (which waits for them).
 #pragma once
 
 #include <algorithm>
@@ -37,6 +39,11 @@ struct AsyncTask;
 
 enum class Backend : std::uint8_t { fork, threads };
 
+/// Backend::threads honours workers, chunk, retries, halt, halt_after and initializer (once per
+/// thread per call); it refuses task_timeout, memory_limit, max_tasks_per_worker, chaos_rate and
+/// reap_descendants with an Error at construction (a thread cannot be killed, limited or
+/// recycled). The options about worker processes (start_timeout, kill_grace, arena_bytes,
+/// set_thread_env, forward_stderr, ...) have nothing to act on there.
 struct PoolOptions : FarmOptions {
   Backend backend = Backend::fork;
   std::function<void()> initializer;  ///< runs once in each worker before its first task
