@@ -209,6 +209,7 @@ void AsyncRunner::finish(const std::shared_ptr<AsyncTask>& t) {
   FailureRecord f;
   f.pid = p.pid();
   f.stderr_tail = p.stderr_tail();
+  f.runtime = Clock::now() - t->started;  // the attempt's run, as the farm places a worker's
   const bool exited_ok = st && !st->unknown && !st->signaled && st->code == 0;
   if (!exited_ok || t->bytes.empty()) {
     // A call that crashed on its own after its timeout's SIGTERM died of its own cause.
