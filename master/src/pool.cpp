@@ -8,12 +8,11 @@
 #include <cstdio>
 
 #include <atomic>
-#include <mutex>
-#include <thread>
 
 #include "async_runner.hpp"
 #include "spawn.hpp"
-#include "taskfarm/detail/caught.hpp"
+#include "pool_threads.hpp"
+#include "task_mark.hpp"
 #include "taskfarm/shm_segment.hpp"
 
 namespace taskfarm {
@@ -117,21 +116,16 @@ struct Pool::State {
   std::atomic<bool> busy{false};  // a call is running (set by Busy)
 };
 
+namespace detail {
 namespace {
-// The pool whose task this thread runs: for its whole life in a forked worker or a submitted
-// call's process, for the task's duration on a task thread.
 thread_local const void* t_task_of = nullptr;
+}  // namespace
+const void* task_of() noexcept { return t_task_of; }
+void set_task_of(const void* pool) noexcept { t_task_of = pool; }
+}  // namespace detail
 
-class TaskOf {
- public:
-  explicit TaskOf(const void* pool) noexcept : saved_(t_task_of) { t_task_of = pool; }
-  TaskOf(const TaskOf&) = delete;
-  TaskOf& operator=(const TaskOf&) = delete;
-  ~TaskOf() { t_task_of = saved_; }
-
- private:
-  const void* saved_;
-};
+namespace {
+using detail::TaskOf;
 
 std::string closed_message(const char* call) {
   return std::string("taskfarm::") + call +
@@ -140,28 +134,11 @@ std::string closed_message(const char* call) {
 }
 }  // namespace
 
-namespace {
-// What the threads backend cannot do, refused by name at construction: never silently ignored.
-void refuse_for_threads(const PoolOptions& o) {
-  auto refuse = [](const char* option, const char* why) {
-    throw Error(std::string("taskfarm::Pool: the threads backend cannot apply ") + option + ": " + why +
-                "; use Backend::fork");
-  };
-  if (o.task_timeout.count() != 0) refuse("task_timeout", "a thread cannot be killed");
-  if (o.memory_limit != 0) refuse("memory_limit", "RLIMIT_AS limits the whole process, not one task");
-  if (o.max_tasks_per_worker != 0)
-    refuse("max_tasks_per_worker", "its workers are threads of this process, which cannot be recycled");
-  if (o.chaos_rate != 0) refuse("chaos_rate", "fault injection kills worker processes, and a thread cannot be killed");
-  if (o.reap_descendants)
-    refuse("reap_descendants", "it kills what worker processes leave behind, and this backend has none");
-}
-}  // namespace
-
 Pool::Pool(PoolOptions options) : options_(std::move(options)), state_(std::make_shared<State>()) {
   if (options_.backend == Backend::fork) {
     state_->farm.emplace(Farm::fork(options_));
   } else {
-    refuse_for_threads(options_);
+    detail::refuse_for_threads(options_);
     resolve_workers(options_.workers);  // validate now, like the fork backend does
   }
 }
@@ -198,7 +175,7 @@ void Pool::release() noexcept {
 void Pool::check_usable(const char* call) const {
   const std::string what = std::string("taskfarm::Pool::") + call;
   if (!state_) throw Error(what + ": this Pool was used after it was moved from (it owns nothing now; use the Pool it was moved into)");
-  if (t_task_of == state_.get())
+  if (detail::task_of() == state_.get())
     throw Error(what + " called from inside a task of the same Pool (" +
                 (options_.backend == Backend::threads ? "on one of its task threads" : "in a worker process") +
                 "): make a new Pool inside the task, or call the serial loop");
@@ -217,7 +194,7 @@ Pool::Busy::Busy(const Pool& pool, const char* call) : state_(pool.state_.get())
 
 Pool::Busy::~Busy() { state_->busy.store(false); }
 
-void Pool::enter_worker() const noexcept { t_task_of = state_.get(); }
+void Pool::enter_worker() const noexcept { detail::set_task_of(state_.get()); }
 
 std::size_t Pool::workers() const {
   check_usable("workers");
@@ -263,7 +240,7 @@ bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::AsyncTask& 
   if (task.state == S::done || task.state == S::failed) return true;
   const std::shared_ptr<State> state = weak.lock();
   if (task.state == S::closed || !state || !state->async) throw Error(closed_message(call));
-  if (t_task_of == state.get())
+  if (detail::task_of() == state.get())
     throw Error(std::string("taskfarm::") + call +
                 " called from inside a task of the same Pool: a submitted call cannot wait for another one");
   if (state->owner != ::getpid())
@@ -324,94 +301,6 @@ void Pool::throw_if_failed() const {
 
 void Pool::run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory) {
   report_ = state_->farm->run(job, obs, factory);
-}
-
-// The threads backend: same chunking idea, no isolation. A task that throws is retried (the
-// one retry rule) and reported like in the process farm; a crash takes the whole program down
-// (that is what isolation is for). The halt policy stops the threads from taking more work:
-// `soon` after their current chunk, `now` before their next index (a thread cannot be killed,
-// so the index it runs finishes).
-void Pool::run_threads(const Extent& extent, const std::function<void(std::uint64_t)>& body) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::uint64_t n = extent.size();
-  const std::size_t nthreads = static_cast<std::size_t>(resolve_workers(options_.workers));
-  const std::uint64_t chunk = options_.chunk != 0 ? options_.chunk : std::max<std::uint64_t>(1, n / (nthreads * 16));
-  const bool halt_now = options_.halt == Halt::now;
-  std::atomic<std::uint64_t> next{0};
-  std::atomic<bool> stop{false};
-  std::mutex mu;  // guards report_, final_failures and unfinished while the threads run
-  std::uint64_t final_failures = 0;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> unfinished;
-  report_ = RunReport{};
-  report_.tasks = n;
-  report_.workers = nthreads;
-  auto work = [&](std::size_t slot) {
-    TaskOf mark(state_.get());
-    try {
-      if (options_.initializer) options_.initializer();  // once per worker thread, as per forked worker
-    } catch (...) {
-      const detail::CaughtException x = detail::caught_exception();
-      std::lock_guard lock(mu);
-      if (report_.farm_error.empty()) report_.farm_error = "the initializer threw " + x.type + ": " + x.message;
-      stop.store(true);
-      return;
-    }
-    for (;;) {
-      if (stop.load(std::memory_order_relaxed)) return;
-      const std::uint64_t b = next.fetch_add(chunk);
-      if (b >= n) return;
-      const std::uint64_t e = std::min(n, b + chunk);
-      for (std::uint64_t i = b; i < e; ++i) {
-        if (halt_now && stop.load(std::memory_order_relaxed)) {
-          std::lock_guard lock(mu);
-          unfinished.emplace_back(i, e);
-          break;
-        }
-        for (std::uint32_t attempt = 0;; ++attempt) {
-          try {
-            body(i);
-            break;
-          } catch (...) {
-            const detail::CaughtException x = detail::caught_exception();
-            FailureRecord f;
-            f.cause = x.out_of_memory ? FailureCause::memory : FailureCause::exception;
-            f.index = i;
-            f.chunk_begin = b;
-            f.chunk_end = e;
-            f.attempt = attempt;
-            f.slot = static_cast<int>(slot);
-            f.exception_type = x.type;
-            f.message = x.message;
-            f.final = !detail::may_retry(attempt, options_.retries);
-            std::lock_guard lock(mu);
-            if (!f.final) {
-              ++report_.retries;
-              continue;
-            }
-            report_.failures.push_back(std::move(f));
-            if (options_.halt != Halt::never && ++final_failures >= options_.halt_after) {
-              report_.halted = true;
-              stop.store(true);
-            }
-            break;
-          }
-        }
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (std::size_t t = 1; t < nthreads; ++t) threads.emplace_back(work, t);
-  work(0);
-  for (auto& t : threads) t.join();
-  const std::uint64_t taken = std::min(n, next.load());
-  if (taken < n) unfinished.emplace_back(taken, n);  // stopped before any thread took these
-  std::sort(unfinished.begin(), unfinished.end());
-  for (auto [b, e] : unfinished) {
-    if (!report_.unfinished.empty() && report_.unfinished.back().second == b) report_.unfinished.back().second = e;
-    else report_.unfinished.emplace_back(b, e);
-  }
-  report_.succeeded = n - report_.failures.size() - report_.unfinished_count();
-  report_.wall = std::chrono::steady_clock::now() - t0;
 }
 
 }  // namespace taskfarm
