@@ -243,9 +243,15 @@ AnySharedArray AnySharedArray::attach(std::string_view handle) { return attach_m
 AnySharedArray AnySharedArray::attach_read_only(std::string_view handle) { return attach_mode(handle, true); }
 
 std::string AnySharedArray::read_only_handle(std::string_view handle) {
-  std::string h(handle);
-  if (h.rfind("npy:", 0) == 0 || h.rfind("shm:", 0) == 0) h.insert(3, "-ro");
-  return h;
+  if (handle.empty()) return {};
+  ParsedHandle h;
+  try {
+    h = parse_handle(handle);
+  } catch (const Error&) {
+    return std::string(handle);  // not a handle: attach() says what is wrong with it, by name
+  }
+  h.read_only = true;
+  return detail::format_handle(h);
 }
 
 AnySharedArray AnySharedArray::attach_mode(std::string_view handle, bool read_only) {

@@ -174,22 +174,31 @@ ShmSegment ShmSegment::open(const std::string& name, bool writable) {
   return seg;
 }
 
-SweepReport sweep_dead_segments() {
-  SweepReport report;
+SegmentCensus census_segments() {
+  SegmentCensus census;
   DIR* dir = ::opendir("/dev/shm");
   if (dir == nullptr) {
-    report.scan_error = errno;
-    return report;
+    census.scan_error = errno;
+    return census;
   }
   while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    const pid_t pid = segment_owner_pid(name);
+    const pid_t pid = segment_owner_pid(e->d_name);
     if (pid == 0) continue;
-    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    const bool gone = ::kill(pid, 0) != 0 && errno == ESRCH;  // EPERM: alive, another user's
+    (gone ? census.dead : census.live).emplace_back(e->d_name);
+  }
+  ::closedir(dir);
+  return census;
+}
+
+SweepReport sweep_dead_segments() {
+  SegmentCensus census = census_segments();
+  SweepReport report;
+  report.scan_error = census.scan_error;
+  for (const auto& name : census.dead) {
     if (::shm_unlink(("/" + name).c_str()) == 0) report.removed.push_back(name);
     else if (errno != ENOENT) report.failed.push_back({name, errno});  // ENOENT: another sweep was first
   }
-  ::closedir(dir);
   return report;
 }
 

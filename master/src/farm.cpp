@@ -13,17 +13,11 @@
 namespace taskfarm {
 namespace {
 
-// What every worker gets: the memory limit, and OMP/BLAS threads for its share of the CPUs
-// (the CPU count reads the affinity mask and cgroup files: once per Farm, not per start).
+// What every worker gets (spawn.cpp; submit's calls get the same): the memory limit, and
+// OMP/BLAS threads for its share of the CPUs (reads the affinity mask and cgroup files: once
+// per Farm, not per start).
 SpawnLimits limits(const FarmOptions& opt, std::size_t workers) {
-  SpawnLimits l;
-  l.memory_limit = opt.memory_limit;
-  if (opt.set_thread_env) {
-    const std::string per = std::to_string(std::max(1, usable_cpus() / static_cast<int>(workers)));
-    for (const char* k : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"})
-      l.env.emplace_back(k, per);
-  }
-  return l;
+  return spawn_limits(opt.memory_limit, opt.set_thread_env, workers);
 }
 
 }  // namespace

@@ -8,10 +8,11 @@
 #include <cstdio>
 
 #include <atomic>
-#include <mutex>
-#include <thread>
 
 #include "async_runner.hpp"
+#include "spawn.hpp"
+#include "pool_threads.hpp"
+#include "task_mark.hpp"
 #include "taskfarm/shm_segment.hpp"
 
 namespace taskfarm {
@@ -115,21 +116,16 @@ struct Pool::State {
   std::atomic<bool> busy{false};  // a call is running (set by Busy)
 };
 
+namespace detail {
 namespace {
-// The pool whose task this thread runs: for its whole life in a forked worker or a submitted
-// call's process, for the task's duration on a task thread.
 thread_local const void* t_task_of = nullptr;
+}  // namespace
+const void* task_of() noexcept { return t_task_of; }
+void set_task_of(const void* pool) noexcept { t_task_of = pool; }
+}  // namespace detail
 
-class TaskOf {
- public:
-  explicit TaskOf(const void* pool) noexcept : saved_(t_task_of) { t_task_of = pool; }
-  TaskOf(const TaskOf&) = delete;
-  TaskOf& operator=(const TaskOf&) = delete;
-  ~TaskOf() { t_task_of = saved_; }
-
- private:
-  const void* saved_;
-};
+namespace {
+using detail::TaskOf;
 
 std::string closed_message(const char* call) {
   return std::string("taskfarm::") + call +
@@ -139,8 +135,12 @@ std::string closed_message(const char* call) {
 }  // namespace
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)), state_(std::make_shared<State>()) {
-  if (options_.backend == Backend::fork) state_->farm.emplace(Farm::fork(options_));
-  else resolve_workers(options_.workers);  // validate now, like the fork backend does
+  if (options_.backend == Backend::fork) {
+    state_->farm.emplace(Farm::fork(options_));
+  } else {
+    detail::refuse_for_threads(options_);
+    resolve_workers(options_.workers);  // validate now, like the fork backend does
+  }
 }
 
 Pool::Pool(Pool&&) noexcept = default;
@@ -175,7 +175,7 @@ void Pool::release() noexcept {
 void Pool::check_usable(const char* call) const {
   const std::string what = std::string("taskfarm::Pool::") + call;
   if (!state_) throw Error(what + ": this Pool was used after it was moved from (it owns nothing now; use the Pool it was moved into)");
-  if (t_task_of == state_.get())
+  if (detail::task_of() == state_.get())
     throw Error(what + " called from inside a task of the same Pool (" +
                 (options_.backend == Backend::threads ? "on one of its task threads" : "in a worker process") +
                 "): make a new Pool inside the task, or call the serial loop");
@@ -194,7 +194,7 @@ Pool::Busy::Busy(const Pool& pool, const char* call) : state_(pool.state_.get())
 
 Pool::Busy::~Busy() { state_->busy.store(false); }
 
-void Pool::enter_worker() const noexcept { t_task_of = state_.get(); }
+void Pool::enter_worker() const noexcept { detail::set_task_of(state_.get()); }
 
 std::size_t Pool::workers() const {
   check_usable("workers");
@@ -214,10 +214,19 @@ void Pool::close() {
 
 std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
   Busy busy(*this, "submit");
-  if (!state_->async)
-    state_->async = std::make_unique<detail::AsyncRunner>(worker_count(), options_.retries, options_.task_timeout,
-                                                          options_.backend == Backend::threads,
-                                                          options_.fork_with_threads);
+  if (!state_->async) {
+    detail::AsyncOptions a;
+    a.workers = worker_count();
+    a.retries = options_.retries;
+    a.timeout = options_.task_timeout;
+    a.kill_grace = options_.kill_grace;
+    a.threads = options_.backend == Backend::threads;
+    a.fork_with_threads = options_.fork_with_threads;
+    a.forward_stderr = options_.forward_stderr;
+    // The same limits a map's workers get (spawn.cpp), for as many processes at once.
+    if (!a.threads) a.limits = spawn_limits(options_.memory_limit, options_.set_thread_env, a.workers);
+    state_->async = std::make_unique<detail::AsyncRunner>(std::move(a));
+  }
   const void* pool = state_.get();
   return state_->async->submit([pool, run = std::move(run)](std::string& out) {
     TaskOf mark(pool);
@@ -231,7 +240,7 @@ bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::AsyncTask& 
   if (task.state == S::done || task.state == S::failed) return true;
   const std::shared_ptr<State> state = weak.lock();
   if (task.state == S::closed || !state || !state->async) throw Error(closed_message(call));
-  if (t_task_of == state.get())
+  if (detail::task_of() == state.get())
     throw Error(std::string("taskfarm::") + call +
                 " called from inside a task of the same Pool: a submitted call cannot wait for another one");
   if (state->owner != ::getpid())
@@ -292,57 +301,6 @@ void Pool::throw_if_failed() const {
 
 void Pool::run_fork(const JobSpec& job, FarmObserver* obs, const ForkKernelFactory& factory) {
   report_ = state_->farm->run(job, obs, factory);
-}
-
-// The threads backend: same chunking idea, no isolation. Exceptions are retried like in the
-// process farm; a crash takes the whole program down (that is what isolation is for).
-void Pool::run_threads(const Extent& extent, const std::function<void(std::uint64_t)>& body) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::uint64_t n = extent.size();
-  const std::size_t nthreads = static_cast<std::size_t>(resolve_workers(options_.workers));
-  const std::uint64_t chunk = options_.chunk != 0 ? options_.chunk : std::max<std::uint64_t>(1, n / (nthreads * 16));
-  std::atomic<std::uint64_t> next{0};
-  std::mutex mu;
-  report_ = RunReport{};
-  report_.tasks = n;
-  report_.workers = nthreads;
-  auto work = [&](std::size_t slot) {
-    TaskOf mark(state_.get());
-    for (;;) {
-      const std::uint64_t b = next.fetch_add(chunk);
-      if (b >= n) return;
-      for (std::uint64_t i = b; i < std::min(n, b + chunk); ++i) {
-        for (std::uint32_t attempt = 0;; ++attempt) {
-          try {
-            body(i);
-            break;
-          } catch (const std::exception& e) {
-            FailureRecord f;
-            f.cause = dynamic_cast<const std::bad_alloc*>(&e) ? FailureCause::memory : FailureCause::exception;
-            f.index = i;
-            f.attempt = attempt;
-            f.slot = static_cast<int>(slot);
-            f.exception_type = typeid(e).name();
-            f.message = e.what();
-            f.final = static_cast<int>(attempt) >= options_.retries;
-            std::lock_guard lock(mu);
-            if (!f.final) {
-              ++report_.retries;
-              continue;
-            }
-            report_.failures.push_back(std::move(f));
-            break;
-          }
-        }
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (std::size_t t = 1; t < nthreads; ++t) threads.emplace_back(work, t);
-  work(0);
-  for (auto& t : threads) t.join();
-  report_.succeeded = n - report_.failures.size();
-  report_.wall = std::chrono::steady_clock::now() - t0;
 }
 
 }  // namespace taskfarm

@@ -1,6 +1,7 @@
 #include "spawn.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -18,11 +19,14 @@
 #include <boost/type_traits.hpp>
 #include <boost/process/v2/environment.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "taskfarm/detail/worker_loop.hpp"
+#include "taskfarm/farm.hpp"
+#include "taskfarm/shm_segment.hpp"
 
 namespace bp = boost::process::v2;
 
@@ -43,15 +47,66 @@ Pipe make_stderr_pipe() {
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
-// Runs in the child between fork and exec (or the body): async-signal-safe calls only.
-void setup_child(pid_t master, const SpawnLimits& limits) noexcept {
-  ::setpgid(0, 0);
+// What a child reports to the master when its setup failed: which step, and errno. It is
+// written to a close-on-exec pipe; a child that execs (or, forked, finishes its setup) closes
+// its end without writing, so the master reads either one whole report or EOF.
+enum class SetupStep : int { exec = 1, memory_limit = 2 };
+struct SetupReport {
+  SetupStep step;
+  int error;
+};
+
+// Runs in the child between fork or vfork and exec (or the body): async-signal-safe calls only,
+// nothing that allocates (a vfork child shares the master's memory). What every process the
+// master starts gets first: its own process group (killpg reaches what it starts), its life
+// bound to the master's, its memory limit. Returns false if a step failed (SetupReport says
+// which); a child whose master is already gone exits here.
+bool setup_child(pid_t master, std::uint64_t memory_limit, SetupReport& failed) noexcept {
+  ::setpgid(0, 0);  // fails only for a session leader, which a fresh child is not
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != master) ::_exit(detail::kExitSetupFailed);
-  if (limits.memory_limit != 0) {
-    const rlimit rl{limits.memory_limit, limits.memory_limit};
-    ::setrlimit(RLIMIT_AS, &rl);
+  if (memory_limit != 0) {
+    // Soft and hard: the task cannot raise it again. Raising a hard limit needs
+    // CAP_SYS_RESOURCE, so a limit above this process's own hard limit fails here.
+    const rlimit rl{memory_limit, memory_limit};
+    if (::setrlimit(RLIMIT_AS, &rl) != 0) {
+      failed = {SetupStep::memory_limit, errno};
+      return false;
+    }
   }
+  return true;
+}
+
+[[noreturn]] void report_and_exit(int fd, const SetupReport& r) noexcept {
+  [[maybe_unused]] const auto w = ::write(fd, &r, sizeof r);
+  ::_exit(127);
+}
+
+// The one sentence a failed setup becomes (in the master, where allocating is fine).
+std::string describe_setup_failure(const SetupReport& r, std::uint64_t memory_limit, const std::string& what) {
+  if (r.step == SetupStep::exec) return "cannot start " + what + ": " + std::strerror(r.error);
+  std::string s = "cannot apply the memory limit of " + format_bytes(memory_limit) + " (RLIMIT_AS) to " + what + ": " +
+                  std::strerror(r.error);
+  rlimit own{};
+  if (r.error == EPERM && ::getrlimit(RLIMIT_AS, &own) == 0 && own.rlim_max != RLIM_INFINITY)
+    s += " (this process's hard limit is " + format_bytes(own.rlim_max) + "; raising it needs CAP_SYS_RESOURCE)";
+  return s;
+}
+
+// Reads the report of a child forked with a report pipe whose write end the master has closed:
+// returns once the child finished its setup (EOF), throws SpawnError with the reason if it
+// failed (the caller's ChildProcess then kills and reaps it). The child's setup is a handful of
+// system calls, so the deadline is only there so that nothing waits without one.
+void await_setup(int report, std::uint64_t memory_limit, const std::string& what) {
+  constexpr int kSetupDeadlineMs = 10'000;
+  pollfd p{report, POLLIN, 0};
+  int ready = 0;
+  while ((ready = ::poll(&p, 1, kSetupDeadlineMs)) < 0 && errno == EINTR) {}
+  if (ready == 0) throw SpawnError("cannot start " + what + ": its setup did not finish within 10 s", ETIMEDOUT);
+  SetupReport r{};
+  ssize_t n = 0;
+  while ((n = ::read(report, &r, sizeof r)) < 0 && errno == EINTR) {}
+  if (n == static_cast<ssize_t>(sizeof r)) throw SpawnError(describe_setup_failure(r, memory_limit, what), r.error);
 }
 
 // What the child of a vfork needs, all made before the vfork: it shares the master's memory
@@ -70,13 +125,8 @@ struct ExecPlan {
 // call, so a program that never gets there (still loading, or no worker program at all) dies
 // with a SIGKILLed master too. posix_spawn cannot ask for that.
 [[noreturn]] __attribute__((noinline)) void exec_worker(const ExecPlan& p) noexcept {
-  ::setpgid(0, 0);  // its own process group: killpg reaches its children
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != p.master) ::_exit(detail::kExitSetupFailed);
-  if (p.memory_limit != 0) {
-    const rlimit rl{p.memory_limit, p.memory_limit};
-    ::setrlimit(RLIMIT_AS, &rl);
-  }
+  SetupReport failed{};
+  if (!setup_child(p.master, p.memory_limit, failed)) report_and_exit(p.report, failed);
   // stderr first: the channel's dup2 may reuse the stderr pipe's number. dup2 clears
   // close-on-exec on its target; dup2(fd, fd) would not, hence the explicit flag then.
   bool ok = ::dup2(p.stderr_write, STDERR_FILENO) >= 0 &&
@@ -90,9 +140,7 @@ struct ExecPlan {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(p.path, p.argv, p.envp);
   }
-  const int e = errno;
-  [[maybe_unused]] const auto w = ::write(p.report, &e, sizeof e);
-  ::_exit(127);
+  report_and_exit(p.report, SetupReport{SetupStep::exec, errno});
 }
 
 // vfork in a frame of its own: the compiler must treat it like setjmp (it returns twice), which
@@ -128,36 +176,70 @@ std::string resolve_program(const std::string& program) {
   return found.string();
 }
 
-WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
-                           const std::function<int(Channel, ShmSegment)>& body) {
-  auto [master_end, worker_end] = Channel::make_pair();
+SpawnLimits spawn_limits(std::uint64_t memory_limit, bool set_thread_env, std::size_t workers) {
+  SpawnLimits l;
+  l.memory_limit = memory_limit;
+  if (set_thread_env) {
+    const std::string per = std::to_string(std::max(1, usable_cpus() / static_cast<int>(std::max<std::size_t>(1, workers))));
+    for (const char* k : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"})
+      l.env.emplace_back(k, per);
+  }
+  return l;
+}
+
+ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child,
+                         const std::function<int()>& body, const std::string& what) {
   Pipe err = make_stderr_pipe();
+  // Only a memory limit can fail in the child's setup: then the master waits for its report, so
+  // that the failure is this call's SpawnError and no body runs without its limit.
+  UniqueFd report_read, report_write;
+  if (limits.memory_limit != 0) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe for starting " + what);
+    report_read.reset(fds[0]);
+    report_write.reset(fds[1]);
+  }
   const pid_t master = ::getpid();
   std::fflush(nullptr);  // else the child would write the parent's buffered output again
   const pid_t pid = ::fork();
-  if (pid < 0) throw_errno("fork of a worker");
+  if (pid < 0) throw_errno("fork of " + what);
   if (pid == 0) {
-    setup_child(master, limits);
+    SetupReport failed{};
+    if (!setup_child(master, limits.memory_limit, failed)) report_and_exit(report_write.get(), failed);
+    report_write.reset();  // EOF: the setup is done
+    report_read.reset();
     for (int fd : close_in_child) ::close(fd);
-    { UniqueFd drop = master_end.release(); }
     err.read.reset();
     ::dup2(err.write.get(), STDERR_FILENO);
     ::close(err.write.release());
     for (const auto& [k, v] : limits.env) ::setenv(k.c_str(), v.c_str(), 0);
     int code = detail::kExitSetupFailed;
     try {
-      code = body(std::move(worker_end), std::move(slot));
+      code = body();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "taskfarm worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+      std::fprintf(stderr, "taskfarm: %s (pid %d): %s\n", what.c_str(), static_cast<int>(::getpid()), e.what());
     } catch (...) {
     }
     std::fflush(stdout);
     std::fflush(stderr);
     ::_exit(code);  // never run the parent's atexit handlers or destructors
   }
-  worker_end.release().reset();
   err.write.reset();
-  return WorkerProcess(pid, open_pidfd(pid, "worker"), std::move(master_end), std::move(err.read), std::move(slot));
+  report_write.reset();
+  ChildProcess child(pid, open_pidfd(pid, what), std::move(err.read));
+  if (report_read) await_setup(report_read.get(), limits.memory_limit, what);  // on a throw, `child` is killed and reaped
+  return child;
+}
+
+WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
+                           const std::function<int(Channel, ShmSegment)>& body) {
+  auto [master_end, worker_end] = Channel::make_pair();
+  std::vector<int> close = close_in_child;
+  close.push_back(master_end.fd());
+  // In the child: its own copies of the worker's end and the slot, moved into the body.
+  ChildProcess child = spawn_child(limits, close, [&] { return body(std::move(worker_end), std::move(slot)); }, "a forked worker");
+  worker_end.release().reset();
+  return WorkerProcess(std::move(child), std::move(master_end), std::move(slot));
 }
 
 WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const std::string& program,
@@ -173,10 +255,9 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
     if (std::strncmp(*e, "TASKFARM_WORKER=", 16) != 0) env.emplace_back(*e);
   for (const auto& [k, v] : limits.env)
     if (std::getenv(k.c_str()) == nullptr) env.push_back(k + "=" + v);
-  // The worker runtime binds itself to this pid (PR_SET_PDEATHSIG + getppid check) and
-  // applies the memory limit before it serves anything.
-  env.push_back("TASKFARM_WORKER=" + std::to_string(kChannelFd) + ":" + slot.name() + ":" + std::to_string(master) +
-                ":" + std::to_string(limits.memory_limit));
+  // The worker runtime binds itself to this pid again (PR_SET_PDEATHSIG + getppid check): a
+  // set-user-ID program loses the binding at exec. The memory limit is set before the exec.
+  env.push_back("TASKFARM_WORKER=" + std::to_string(kChannelFd) + ":" + slot.name() + ":" + std::to_string(master));
   std::vector<char*> envp, argv;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -202,16 +283,18 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) throw SpawnError("cannot start worker program " + exe + ": " + std::strerror(vfork_errno), vfork_errno);
   report_write.reset();
-  int exec_errno = 0;
+  // The vfork child has exec'd or exited by now: the report is there, or EOF.
+  SetupReport failed{};
   ssize_t n = 0;
-  while ((n = ::read(report_read.get(), &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {}
-  if (n == static_cast<ssize_t>(sizeof exec_errno)) {  // it exited without exec: reap it, say why
+  while ((n = ::read(report_read.get(), &failed, sizeof failed)) < 0 && errno == EINTR) {}
+  if (n == static_cast<ssize_t>(sizeof failed)) {  // it exited without exec: reap it, say why
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
-    throw SpawnError("cannot start worker program " + exe + ": " + std::strerror(exec_errno), exec_errno);
+    throw SpawnError(describe_setup_failure(failed, limits.memory_limit, "worker program " + exe), failed.error);
   }
   err.write.reset();
   child_fd.reset();
-  return WorkerProcess(pid, open_pidfd(pid, "worker"), std::move(master_end), std::move(err.read), std::move(slot));
+  ChildProcess child(pid, open_pidfd(pid, "worker program " + exe), std::move(err.read));
+  return WorkerProcess(std::move(child), std::move(master_end), std::move(slot));
 }
 
 UniqueFd open_pidfd(pid_t pid, const std::string& what) {

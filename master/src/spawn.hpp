@@ -1,12 +1,17 @@
-// Starting workers: forked (fork mode, running a function in the child) or as programs (vfork +
-// exec, as posix_spawn does, but bound to the master before the exec; see docs/design.md for
-// why not Boost.Process v2 1.81). Both give the child its own process group, bind its life to
-// the master's (PR_SET_PDEATHSIG), apply the memory limit and thread-count environment, wire
-// stderr to a pipe and the channel to fd 3. The only code that forks or execs.
+// Starting processes: the one path by which the master starts a process of any kind — a farm
+// worker forked to run a function (fork mode), a worker program (vfork + exec, as posix_spawn
+// does, but bound to the master before the exec; docs/design.md §5 says why not Boost.Process
+// v2's launchers), or a child running any other body (Pool::submit's calls). Every one gets its
+// own process group, is bound to the master's life (PR_SET_PDEATHSIG), gets the memory limit
+// (checked: a limit that cannot be applied is a SpawnError) and the thread-count environment,
+// has its stderr on a pipe and keeps none of the master's descriptors it is told to close.
+// Nothing else in the library forks or execs. Master side, one thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "taskfarm/error.hpp"
@@ -14,7 +19,8 @@
 
 namespace taskfarm {
 
-/// The worker program could not be started (missing, not executable, exec failed).
+/// A process could not be started: the program is missing or not executable, exec failed, or
+/// its setup (the memory limit) could not be applied. `error()` is the errno.
 class SpawnError : public Error {
  public:
   SpawnError(const std::string& what, int err) : Error(what), error_(err) {}
@@ -24,13 +30,25 @@ class SpawnError : public Error {
   int error_;
 };
 
+/// What every started process gets.
 struct SpawnLimits {
-  std::uint64_t memory_limit = 0;                 // RLIMIT_AS bytes; 0 = none
+  std::uint64_t memory_limit = 0;                 // RLIMIT_AS bytes, soft and hard; 0 = none
   std::vector<std::pair<std::string, std::string>> env;  // set in the child unless already set
 };
 
-/// Forks a worker that runs `body(channel, slot)` and _exits with its result. `close_in_child`
-/// are the master's descriptors the child must not keep (other workers' channels and pipes).
+/// The limits for `workers` processes at once: `memory_limit`, and if `set_thread_env` the
+/// OMP/BLAS thread counts (max(1, usable CPUs / workers)). Reads the affinity mask and cgroup
+/// files: call it once per engine, not per spawn.
+SpawnLimits spawn_limits(std::uint64_t memory_limit, bool set_thread_env, std::size_t workers);
+
+/// Forks a child that runs `body()` and _exits with its result (an escaping exception: its
+/// what() on stderr, exit 4). `close_in_child` are the master's descriptors the child must not
+/// keep (other children's pidfds and pipes). `what` names the child in errors ("a forked worker").
+/// With a memory limit, returns only once the child has applied it: SpawnError if it could not.
+ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child,
+                         const std::function<int()>& body, const std::string& what);
+
+/// Forks a farm worker that runs `body(channel, slot)` (spawn_child with a channel).
 WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
                            const std::function<int(Channel, ShmSegment)>& body);
 

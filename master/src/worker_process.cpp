@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <utility>
 
 namespace taskfarm {
@@ -15,30 +16,35 @@ constexpr std::size_t kMaxLine = 64 * 1024;          // longest stderr line forw
 constexpr std::size_t kMaxDrainBytes = 1024 * 1024;  // read per drain_stderr call
 }
 
-WorkerProcess::WorkerProcess(pid_t pid, UniqueFd pidfd, Channel channel, UniqueFd stderr_fd, ShmSegment slot)
-    : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)), stderr_(std::move(stderr_fd)), slot_(std::move(slot)) {}
+ChildProcess::ChildProcess(pid_t pid, UniqueFd pidfd, UniqueFd stderr_fd)
+    : pid_(pid), pidfd_(std::move(pidfd)), stderr_(std::move(stderr_fd)) {}
 
-WorkerProcess::WorkerProcess(WorkerProcess&& o) noexcept
+ChildProcess::ChildProcess(ChildProcess&& o) noexcept
     : pid_(std::exchange(o.pid_, 0)),
       pidfd_(std::move(o.pidfd_)),
-      channel_(std::move(o.channel_)),
       stderr_(std::move(o.stderr_)),
-      slot_(std::move(o.slot_)),
       reaped_(o.reaped_),
+      given_up_(o.given_up_),
       tail_(std::move(o.tail_)),
-      partial_(std::move(o.partial_)) {}
+      partial_(std::move(o.partial_)),
+      stderr_bytes_(o.stderr_bytes_),
+      skipping_line_(o.skipping_line_) {}
 
-WorkerProcess::~WorkerProcess() {
-  if (pid_ > 0 && !reaped_) kill_and_reap();
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_ && !given_up_) kill_and_reap();
 }
 
-void WorkerProcess::kill_group(int sig) noexcept {
+WorkerProcess::~WorkerProcess() {
+  if (pid() > 0 && !reaped()) kill_and_reap();
+}
+
+void ChildProcess::kill_group(int sig) noexcept {
   if (pid_ <= 0 || reaped_) return;
-  // The worker leads its own process group; fall back to the pid if it has not set it up yet.
+  // The process leads its own process group; fall back to the pid if it has not set it up yet.
   if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
 }
 
-std::optional<ExitStatus> WorkerProcess::try_reap() {
+std::optional<ExitStatus> ChildProcess::try_reap() {
   if (reaped_) return std::nullopt;
   siginfo_t info{};
   for (;;) {
@@ -48,7 +54,7 @@ std::optional<ExitStatus> WorkerProcess::try_reap() {
       ::kill(-pid_, SIGKILL);
       return ExitStatus{false, -1, true};
     }
-    if (errno != EINTR) throw_errno("waitid for worker pid " + std::to_string(pid_));
+    if (errno != EINTR) throw_errno("waitid for pid " + std::to_string(pid_));
   }
   if (info.si_pid == 0) return std::nullopt;
   reaped_ = true;
@@ -60,23 +66,31 @@ std::optional<ExitStatus> WorkerProcess::try_reap() {
   return st;
 }
 
-ExitStatus WorkerProcess::kill_and_reap() noexcept {
+std::optional<ExitStatus> ChildProcess::kill_and_reap() noexcept {
+  if (pid_ <= 0 || reaped_ || given_up_) return std::nullopt;
   kill_group(SIGKILL);
   // The kernel needs a moment to tear the process down (8–19 ms for 200 MiB): wait on the
   // pidfd with a deadline, never unbounded.
-  for (int i = 0; i < 100 && !reaped_; ++i) {
+  std::string why = "it did not end within 5 s of SIGKILL (stuck in the kernel?)";
+  for (int i = 0; i < 100; ++i) {
     try {
-      if (auto st = try_reap()) return *st;
-    } catch (...) {
+      if (auto st = try_reap()) return st;
+    } catch (const std::exception& e) {
+      why = e.what();  // waitid failed: nothing was reaped, its status is not known
       break;
     }
     pollfd p{pidfd_.get(), POLLIN, 0};
     ::poll(&p, 1, 50);
   }
-  return ExitStatus{true, SIGKILL};
+  // Not reaped: say so rather than invent an exit status; it is left to the kernel (a zombie of
+  // this process until it exits, or a subreaper's sweep).
+  given_up_ = true;
+  std::fprintf(stderr, "taskfarm: pid %d was killed but could not be reaped: %s; left behind\n", static_cast<int>(pid_),
+               why.c_str());
+  return std::nullopt;
 }
 
-void WorkerProcess::drain_stderr(bool forward, bool last) {
+void ChildProcess::drain_stderr(bool forward, bool last) {
   if (!stderr_) return;
   char buf[4096];
   bool eof = false;
@@ -102,7 +116,7 @@ void WorkerProcess::drain_stderr(bool forward, bool last) {
 // Forwards whole lines only, so lines of different workers never interleave mid-line. A line
 // longer than kMaxLine goes out cut, with a note, and the rest of it is dropped; at EOF a last
 // line without newline goes out too.
-void WorkerProcess::forward_lines(bool forward, bool at_eof) {
+void ChildProcess::forward_lines(bool forward, bool at_eof) {
   std::string out;
   std::size_t pos = 0;
   for (;;) {
@@ -146,7 +160,7 @@ void WorkerProcess::forward_lines(bool forward, bool at_eof) {
   }
 }
 
-std::string WorkerProcess::stderr_tail() const {
+std::string ChildProcess::stderr_tail() const {
   if (stderr_bytes_ <= tail_.size()) return tail_;
   return "[taskfarm: " + std::to_string(stderr_bytes_ - tail_.size()) + " earlier bytes of stderr not kept]\n" + tail_;
 }

@@ -83,6 +83,21 @@ assert (o == $VALUE_EXPR).all()" "$W/o.npy"
   expect_stderr "the farm could not run: cannot start any worker: cannot start worker program $CLI_WORKER: Resource temporarily unavailable"
 }
 
+mem_limit_not_applicable() {  # --mem-limit above the hard limit, without CAP_SYS_RESOURCE: exit 3, said
+  command -v setpriv >/dev/null && command -v prlimit >/dev/null || { echo "skipped: needs util-linux setpriv, prlimit"; return 0; }
+  # Hard RLIMIT_AS 64 PiB (above what any process here maps, sanitizers' shadow included), the
+  # capability to raise it dropped (also from the bounding set: root would get it back at exec).
+  local drop=()
+  [ "$(id -u)" -eq 0 ] && drop=(setpriv --bounding-set -sys_resource --inh-caps -sys_resource --)
+  prlimit --as=$((1 << 56)):$((1 << 56)) "${drop[@]}" \
+    "$TASKFARM" run -j 2 --tasks 10 --mem-limit 131072T -- "$CLI_WORKER" >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 3
+  expect_stderr "the farm could not run: cannot apply the memory limit of "
+  expect_stderr "(RLIMIT_AS) to worker program $CLI_WORKER: Operation not permitted (this process's hard limit is "
+  expect_stderr "raising it needs CAP_SYS_RESOURCE)"
+}
+
 # A worker stopped with SIGSTOP (no --timeout) used to make the run wait silently. Now it is
 # named on stderr once, a "stall" event says so, and once continued the run completes.
 stopped_worker_is_named() {

@@ -152,6 +152,14 @@ TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  // The census (what `taskfarm info` counts and the sweep removes) sees the creator gone.
+  const SegmentCensus census = census_segments();
+  auto holds = [](const std::vector<std::string>& names, const std::string& n) {
+    return std::find(names.begin(), names.end(), n) != names.end();
+  };
+  EXPECT_TRUE(holds(census.live, mine.name()));
+  EXPECT_FALSE(holds(census.live, name)) << "a dead creator's segment counted as live";
+  EXPECT_FALSE(holds(census.dead, mine.name()));
   // A Farm starting in a concurrent test sweeps too and may get there first; either way the
   // dead creator's segment must be gone after our sweep, and the live one's must stay.
   const std::vector<std::string> swept = sweep_dead_segments().removed;

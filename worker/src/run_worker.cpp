@@ -1,6 +1,6 @@
 // Program mode: the worker program's entry. The master passes the channel as fd 3 and the
-// slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>:<memory limit>").
-#include <sys/resource.h>
+// slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>"); it has set the
+// process group, the parent-death signal and the memory limit before the exec (spawn.cpp).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +12,7 @@
 #include <optional>
 #include <typeinfo>
 
+#include "taskfarm/detail/array_handle.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 #include "taskfarm/input_lines.hpp"
 
@@ -96,11 +97,13 @@ class ResourceCache {
   static Identity identity(const std::string& handle, bool array) {
     if (handle.empty()) return std::pair<dev_t, ino_t>{0, 0};
     std::string path = "/dev/shm/" + handle;  // an input-lines segment
-    if (array) {  // "shm[-ro]:<dtype>:<shape>:<segment>" or "npy[-ro]:<dtype>:<shape>:<path>"
-      std::size_t pos = 0;
-      for (int k = 0; k < 3 && pos != std::string::npos; ++k) pos = handle.find(':', pos == 0 ? 0 : pos + 1);
-      if (pos == std::string::npos) return std::nullopt;
-      path = handle.rfind("shm", 0) == 0 ? "/dev/shm/" + handle.substr(pos + 1) : handle.substr(pos + 1);
+    if (array) {
+      try {
+        const detail::ParsedHandle h = detail::parse_handle(handle);
+        path = h.backing == AnySharedArray::Backing::shm ? "/dev/shm/" + h.name : h.name;
+      } catch (const Error&) {
+        return std::nullopt;  // attaching it will say what is wrong with it
+      }
     }
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return std::nullopt;
@@ -183,18 +186,13 @@ int run_worker(std::map<std::string, Kernel> kernels) {
     return detail::kExitStartedByHand;
   }
   int fd = -1, master = 0;
-  unsigned long long memory_limit = 0;
   char name[256] = {};
-  if (std::sscanf(env, "%d:%255[^:]:%d:%llu", &fd, name, &master, &memory_limit) < 3 || fd < 0) {
+  if (std::sscanf(env, "%d:%255[^:]:%d", &fd, name, &master) != 3 || fd < 0) {
     std::fprintf(stderr, "taskfarm worker: malformed TASKFARM_WORKER='%s'\n", env);
     return detail::kExitSetupFailed;
   }
   ::unsetenv("TASKFARM_WORKER");  // programs the kernel starts are not workers
   detail::bind_to_parent(master);
-  if (memory_limit != 0) {
-    const rlimit rl{memory_limit, memory_limit};
-    ::setrlimit(RLIMIT_AS, &rl);
-  }
   ShmSegment slot;
   try {
     slot = ShmSegment::open(name, true);

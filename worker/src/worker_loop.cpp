@@ -7,12 +7,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <cxxabi.h>
 #include <deque>
 #include <iostream>
 #include <typeinfo>
 
 #include "taskfarm/detail/carry.hpp"
+#include "taskfarm/detail/caught.hpp"
 #include "taskfarm/detail/slot.hpp"
 
 namespace taskfarm::detail {
@@ -22,14 +22,6 @@ constexpr std::size_t kFlushEntries = 128;
 constexpr std::int64_t kFlushNs = 2'000'000;  // report at least every 2 ms when busy (each report wakes the master)
 constexpr auto kIdleWait = std::chrono::milliseconds(1000);
 constexpr std::size_t kMaxRecordPart = 0xffffffffu;  // a record's lengths are u32
-
-std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string s = status == 0 && d != nullptr ? d : name;
-  std::free(d);
-  return s;
-}
 
 void append_u32(std::string& out, std::size_t v) {
   const auto x = static_cast<std::uint32_t>(v);
@@ -227,7 +219,7 @@ class Server {
   // Index i's result cannot be delivered: the master hears why, and its record stays empty.
   void fail_record(const proto::Chunk& c, std::uint64_t i, const std::exception& e) {
     const bool oom = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
-    report_error(c, i, oom, demangle(typeid(e).name()), std::string(oom ? "building its result record: " : "") + e.what());
+    report_error(c, i, oom, exception_type_name(e), std::string(oom ? "building its result record: " : "") + e.what());
     text_.clear();
     value_.clear();
     value_.shrink_to_fit();
@@ -251,12 +243,9 @@ class Server {
       return body();
     } catch (const KernelError& e) {  // a kernel in another language names its own exception
       report_error(c, std::clamp(current(), lo, hi - 1), e.out_of_memory(), e.type(), e.what());
-    } catch (const std::bad_alloc& e) {
-      report_error(c, std::clamp(current(), lo, hi - 1), true, demangle(typeid(e).name()), e.what());
-    } catch (const std::exception& e) {
-      report_error(c, std::clamp(current(), lo, hi - 1), false, demangle(typeid(e).name()), e.what());
     } catch (...) {
-      report_error(c, std::clamp(current(), lo, hi - 1), false, "unknown exception", "");
+      CaughtException x = caught_exception();
+      report_error(c, std::clamp(current(), lo, hi - 1), x.out_of_memory, std::move(x.type), std::move(x.message));
     }
     return kThrew;
   }
@@ -305,7 +294,7 @@ class Server {
       const std::string why = "its result of " + format_bytes(records_.size()) + " could not be carried to the master: " + e.what();
       records_.clear();
       for (std::uint64_t i = begin; i < d.upto; ++i) {
-        report_error(c, i, oom, demangle(typeid(e).name()), why);
+        report_error(c, i, oom, exception_type_name(e), why);
         append_u32(records_, 0);
         append_u32(records_, 0);
       }

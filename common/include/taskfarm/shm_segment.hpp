@@ -75,6 +75,16 @@ struct SweepReport {
   int scan_error = 0;                  ///< errno if /dev/shm could not be listed, else 0
 };
 
+/// The taskfarm segments in /dev/shm, by whether their creator still exists (a process of
+/// another user counts as existing: it is not ours to judge).
+struct SegmentCensus {
+  std::vector<std::string> live, dead;  ///< names
+  int scan_error = 0;                   ///< errno if /dev/shm could not be listed, else 0
+};
+
+/// Lists the taskfarm segments in /dev/shm (what `taskfarm info` counts and the sweep removes).
+SegmentCensus census_segments();
+
 /// Removes every taskfarm segment in /dev/shm whose creating process no longer exists and
 /// reports what it removed and what it could not (a segment another sweeper removed first is
 /// neither). Segments of live processes are never touched. Never throws for a segment.

@@ -1,8 +1,6 @@
 // `taskfarm info`: what the farm would see on this machine — CPUs it may use, shared memory,
 // and the limits that bound workers. Read-only.
-#include <dirent.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -41,20 +39,6 @@ std::string meminfo(const std::string& key) {
   return "unknown";
 }
 
-/// Taskfarm segments in /dev/shm: of live creators, and of dead ones (what clean removes).
-void count_segments(int& live, int& dead) {
-  live = dead = 0;
-  DIR* dir = ::opendir("/dev/shm");
-  if (dir == nullptr) return;
-  while (const dirent* e = ::readdir(dir)) {
-    const pid_t pid = segment_owner_pid(e->d_name);
-    if (pid == 0) continue;
-    if (::kill(pid, 0) == 0 || errno == EPERM) ++live;
-    else ++dead;
-  }
-  ::closedir(dir);
-}
-
 }  // namespace
 
 int info_command() try {
@@ -63,8 +47,8 @@ int info_command() try {
   const int affinity = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
   const int usable = usable_cpus();
-  int live = 0, dead = 0;
-  count_segments(live, dead);
+  const SegmentCensus segments = census_segments();
+  const std::size_t live = segments.live.size(), dead = segments.dead.size();
 
   std::cout << "usable CPUs:     " << usable << "  (affinity mask: " << affinity << " of " << online
             << " online" << (usable < affinity ? "; capped by the cgroup cpu.max quota" : "; no lower cgroup quota")

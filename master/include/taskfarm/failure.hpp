@@ -50,6 +50,12 @@ struct FailureRecord {
   std::string describe() const;
 };
 
+namespace detail {
+/// The one retry rule, wherever a task runs (farm workers, submitted calls, task threads): what
+/// failed at `attempt` (0 = the first) is tried again while attempt < retries.
+constexpr bool may_retry(std::uint32_t attempt, int retries) noexcept { return static_cast<std::int64_t>(attempt) < retries; }
+}  // namespace detail
+
 /// "SIGSEGV", "SIGKILL", ... ("signal 42" for unnamed ones).
 std::string signal_name(int sig);
 

@@ -3,7 +3,9 @@
 // the program's memory exactly as a serial loop at that point would; results come back
 // through shared memory. The threads backend runs the same API on threads (no isolation).
 // A Pool is used from one thread. In fork mode that thread must be the process's only one
-// at the time of a call (fork is only safe then): Pool itself starts no threads.
+// at the time of a call (fork is only safe then), and the Pool starts no threads of its own.
+// The threads backend starts its task threads: a map's are joined before it returns, a
+// submitted call's when the call is collected, or when the Pool closes (which waits for them).
 #pragma once
 
 #include <algorithm>
@@ -37,6 +39,11 @@ struct AsyncTask;
 
 enum class Backend : std::uint8_t { fork, threads };
 
+/// Backend::threads honours workers, chunk, retries, halt, halt_after and initializer (once per
+/// thread per call); it refuses task_timeout, memory_limit, max_tasks_per_worker, chaos_rate and
+/// reap_descendants with an Error at construction (a thread cannot be killed, limited or
+/// recycled). The options about worker processes (start_timeout, kill_grace, arena_bytes,
+/// set_thread_env, forward_stderr, ...) have nothing to act on there.
 struct PoolOptions : FarmOptions {
   Backend backend = Backend::fork;
   std::function<void()> initializer;  ///< runs once in each worker before its first task
@@ -201,7 +208,11 @@ class Pool {
   /// Runs fn(args...) asynchronously in a process of its own (a thread on the threads
   /// backend), at most workers() at a time; hundreds may be queued. fn and args are copied at
   /// the call, and run when a slot is free (like std::async: references must stay valid).
-  /// Crashes are retried up to `retries`, like map's tasks.
+  /// Each process is started like a map's workers: memory_limit, thread environment, stderr
+  /// captured (FailureRecord::stderr_tail) and forwarded, own process group. A call past
+  /// task_timeout gets SIGTERM, then SIGKILL after kill_grace (cause `timeout`); one past
+  /// memory_limit fails with cause `memory`; a crash or throw is retried up to `retries`, like
+  /// map's tasks. halt and max_tasks_per_worker concern map-like runs, not these independent calls.
   template <class F, class... A>
   auto submit(F fn, A... args) -> Future<std::invoke_result_t<F&, A&...>> {
     using R = std::invoke_result_t<F&, A&...>;
@@ -276,7 +287,7 @@ class Pool {
 };
 
 /// The result of Pool::submit. Used from the Pool's thread; it follows its Pool when the Pool is
-/// moved. Waiting drives the pool (there is no background thread): ready() and wait_for() also
+/// moved. Waiting drives the pool (it has no background thread): ready() and wait_for() also
 /// start queued calls and collect finished ones. A call that finished before its Pool was
 /// closed or destroyed still delivers; one that had not makes every method throw Error.
 template <class R>
@@ -286,8 +297,10 @@ class Future {
   bool ready() const;
   /// Waits at most `timeout` for the call to finish; true if it has.
   bool wait_for(std::chrono::milliseconds timeout) const;
-  /// Waits for the call (bounded by the pool's task_timeout, if set) and returns its value;
-  /// throws TaskFailed with the cause if it finally failed.
+  /// Waits for the call and returns its value; throws TaskFailed with the cause if it finally
+  /// failed. With a task_timeout (fork mode) the wait is bounded: every attempt ends by its
+  /// timeout plus kill_grace, after the calls queued before it. Without one, get waits as long
+  /// as your call runs — that is your call's choice; wait_for(timeout) first to bound it.
   R get() const;
 
  private:
