@@ -61,7 +61,7 @@ sources_and_cross_product() {  # ::: and :::: in order, their cross product row-
   expect_stdout_is 'one\ntwo\nthree\n'
   tf run --exec -- echo </dev/null
   expect_rc 2
-  expect_stderr "no tasks: read them from standard input"
+  expect_stderr "no tasks: give --tasks N, --shape AxB or --input-lines FILE, or ::: VALUES after the command (standard input, read for tasks since it is not a terminal, holds none)"
 }
 
 hostile_names() {  # spaces, quotes, $, backslashes, newlines, a leading dash: passed through untouched
@@ -192,6 +192,28 @@ PY
   local left
   left=$(compgen -G "${TMPDIR:-/tmp}/taskfarm-$(cat "$W/pid")-??????" || true)
   [ -z "$left" ] || fail "spool directory left behind: $left"
+}
+
+master_sigkill_leaves_no_command() {  # a SIGKILLed master takes its workers along, and they their commands
+  mkdir "$W/tmp"
+  "$TASKFARM" run --exec -j 2 --tmpdir "$W/tmp" --shell -- 'echo $$ >"'"$W"'/pid.{}"; exec sleep 100' ::: a b \
+    </dev/null >"$W/stdout" 2>"$W/stderr" &
+  local master=$!
+  BG+=("$master")
+  local deadline=$((SECONDS + 20))
+  until [ -s "$W/pid.a" ] && [ -s "$W/pid.b" ]; do  # each command says it runs (bounded poll)
+    [ $SECONDS -lt $deadline ] || fail "the commands did not start"
+    sleep 0.01
+  done
+  kill -KILL "$master"
+  wait "$master" 2>/dev/null
+  wait_gone "$(cat "$W/pid.a")" "$(cat "$W/pid.b")"
+  # Its spool directory is left behind (and its segments); the next --exec run there removes them.
+  [ -n "$(compgen -G "$W/tmp/taskfarm-$master-??????")" ] || fail "no spool directory of the killed master"
+  tf run --exec --tmpdir "$W/tmp" -- true ::: x </dev/null
+  expect_rc 0
+  [ -z "$(ls -A "$W/tmp")" ] || fail "left in --tmpdir: $(ls -A "$W/tmp")"
+  expect_no_segments "$master"
 }
 
 gzip_equals_serial() {  # 50 small files through gzip -c: byte for byte the serial loop's output

@@ -50,7 +50,8 @@ void read_all(std::istream& in, const std::string& what, std::uint64_t limit, ch
 
 }  // namespace
 
-LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator, const std::string& option) {
+LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator, const std::string& option,
+                           bool allow_empty) {
   const bool from_stdin = path == "-";
   const std::string what = from_stdin ? std::string("standard input") : "'" + path + "'";
   std::ifstream file;
@@ -73,7 +74,7 @@ LineTable read_input_lines(const std::string& path, std::uint64_t limit, char se
     throw UsageError(option + ": " + what + " does not fit in memory (stopped after " + std::to_string(count) +
                      " lines, " + format_bytes(bytes) + "; --input-lines-max sets a lower limit)");
   }
-  if (lines.size() == 0) throw UsageError(option + ": " + what + " holds no lines: no tasks to run");
+  if (lines.size() == 0 && !allow_empty) throw UsageError(option + ": " + what + " holds no lines: no tasks to run");
   return lines;
 }
 

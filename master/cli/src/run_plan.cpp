@@ -266,13 +266,11 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     if (has_lines) cmd.sources.insert(cmd.sources.begin(), InputSource{true, {input_lines}});
     plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent);
   } else if (has_lines) {
-    try {
-      plan.lines = read_input_lines(input_lines, lines_limit(), separator);
-    } catch (const UsageError& e) {
-      if (!stdin_lines) throw;
-      throw UsageError(std::string("no tasks: read them from standard input (it is not a terminal), but ") + e.what() +
-                       " (give --tasks N, --shape AxB, --input-lines FILE" + (o.exec ? ", or ::: VALUES" : "") + ")");
-    }
+    plan.lines = read_input_lines(input_lines, lines_limit(), separator, "--input-lines", stdin_lines);
+    if (plan.lines->size() == 0)  // standard input, read because no input was given and it is not a terminal
+      throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
+                       (o.exec ? ", or ::: VALUES after the command" : "") +
+                       " (standard input, read for tasks since it is not a terminal, holds none)");
     plan.extent = {plan.lines->size()};
   } else if (shape) {
     plan.extent.assign(shape->begin(), shape->end());
