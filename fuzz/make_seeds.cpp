@@ -31,11 +31,14 @@ void protocol_seeds(const fs::path& dir) {
   job.time_tasks = true;
   proto::Assign assign{3, {{1, 0, 500, 0, 1'000'000}, {2, 500, 510, 2, 0}}};
   proto::Done done{3, {{1, 250, 0, 96, 1'200'000, true}, {2, 510, 96, 40, 900, false}}};
-  proto::TaskError error{3, 2, 507, false, "std::invalid_argument", "bad input at 507"};
-  proto::TaskError oom{3, 2, 508, true, "std::bad_alloc", "std::bad_alloc"};
+  proto::TaskError error{3, 2, 507, false, "std::invalid_argument", "bad input at 507", 0, 0, ""};
+  proto::TaskError oom{3, 2, 508, true, "std::bad_alloc", "std::bad_alloc", 0, 0, ""};
+  proto::TaskError exited{3, 2, 509, false, "", "gzip -9 'a b.txt'", 1, 0, "gzip: a b.txt: No such file or directory\n"};
+  proto::TaskError killed{3, 2, 510, false, "", "sh -c 'kill -SEGV $$'", 0, 11, ""};
   const std::pair<const char*, proto::Message> messages[] = {
       {"hello", proto::Hello{4711}}, {"job", job},     {"assign", assign}, {"stop", proto::Stop{}},
-      {"wake", proto::Wake{}},       {"done", done},   {"task-error", error}, {"task-error-oom", oom}};
+      {"wake", proto::Wake{}},       {"done", done},   {"task-error", error}, {"task-error-oom", oom},
+      {"task-error-exit", exited}, {"task-error-signal", killed}};
   std::string bytes;
   for (const auto& [name, m] : messages) {
     proto::encode(m, bytes);

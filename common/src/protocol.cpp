@@ -95,6 +95,14 @@ template <class Ar> void io(Ar& ar, TaskError& m) {
   io_flag(ar, m.out_of_memory);
   io_string(ar, m.type);
   io_string(ar, m.what);
+  ar(m.exit_code, m.signal);
+  io_string(ar, m.stderr_tail);
+  if constexpr (Ar::is_loading::value) {
+    // What the master puts into a FailureRecord and a joblog row must be a process's status.
+    if (m.exit_code < 0 || m.exit_code > 255) throw ProtocolError("TaskError exit code " + std::to_string(m.exit_code) + " is not 0-255");
+    if (m.signal < 0 || m.signal > 64) throw ProtocolError("TaskError signal " + std::to_string(m.signal) + " is not 0-64");
+    if (m.exit_code != 0 && m.signal != 0) throw ProtocolError("TaskError with both an exit code and a signal");
+  }
 }
 
 template <std::size_t I = 0>

@@ -96,8 +96,8 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     if (!s.hello) {
       f.cause = FailureCause::start;
       f.message = cfg_.worker_name + " exited with code " + std::to_string(st.code) +
-                  " before starting the taskfarm protocol: it is not a worker program, or it failed before its "
-                  "run_worker call";
+                  " before starting the taskfarm protocol: it is not a worker program (use --exec to run a command "
+                  "per task), or it failed before its run_worker call";
     }
   }
   if (!expected) {

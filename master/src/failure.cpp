@@ -32,15 +32,16 @@ std::string FailureRecord::describe() const {
   std::string s = index ? "index " + std::to_string(*index) : "worker";
   s += " (attempt " + std::to_string(attempt) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + "): ";
   switch (cause) {
-    case FailureCause::signal: s += "killed by " + signal_name(signal); break;
-    case FailureCause::exit: s += "worker exited with code " + std::to_string(exit_code); break;
+    case FailureCause::signal: s += (task_process ? "command killed by " : "killed by ") + signal_name(signal); break;
+    case FailureCause::exit: s += (task_process ? "command exited with code " : "worker exited with code ") + std::to_string(exit_code); break;
     case FailureCause::exception: s += "threw " + exception_type + ": " + message; break;
     case FailureCause::timeout: s += "timed out; " + message; break;
     case FailureCause::memory: s += "out of memory: " + message; break;
     case FailureCause::protocol: s += "sent an invalid message, killed: " + message; break;
     case FailureCause::start: s += "could not start: " + message; break;
   }
-  if (!message.empty() && (cause == FailureCause::signal || cause == FailureCause::exit)) s += " (" + message + ")";
+  if (!message.empty() && task_process) s += ": " + message;
+  else if (!message.empty() && (cause == FailureCause::signal || cause == FailureCause::exit)) s += " (" + message + ")";
   return s;
 }
 

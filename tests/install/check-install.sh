@@ -2,7 +2,8 @@
 # Installs the build tree into a scratch prefix, builds tests/install/consumer against it with
 # find_package(taskfarm), and runs the consumer: started by hand, a worker program must say
 # how to run it and exit 2; a Pool equals the serial loop; a joblog written by a run that dies
-# midway (SIGKILL) is resumed through the library alone; the installed binary drives the worker.
+# midway (SIGKILL) is resumed through the library alone; the installed binary drives the worker
+# and, with --exec, commands (its worker taskfarm-exec installed in libexec/taskfarm).
 # With the Python package built (PYTHON_DIR given: its place under the prefix), a Python kernel
 # runs through the installed binary from the installed package, and that place under /usr/local
 # is one Debian's python3 searches.
@@ -45,6 +46,11 @@ first=$(ok_rows | wc -l)
 out=$("$scratch/prefix/bin/taskfarm" run --tasks 5 --workers 2 -- "$scratch/consumer/consumer_worker" 2>&1)
 echo "$out"
 grep -q "5 succeeded, 0 failed" <<<"$out"
+# The installed binary finds its installed --exec worker (PREFIX/libexec/taskfarm/taskfarm-exec).
+out=$("$scratch/prefix/bin/taskfarm" run --exec -k -- echo ::: a b </dev/null 2>&1)
+echo "$out"
+grep -q "2 succeeded, 0 failed" <<<"$out"
+grep -qx "a" <<<"$out"
 
 [ -n "$python_dir" ] || exit 0
 "$python" -c 'import sys; sys.exit(0 if sys.argv[1] in sys.path else

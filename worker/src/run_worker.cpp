@@ -70,6 +70,11 @@ std::string_view TaskContext::line() const {
   return res_->lines->line(index_);
 }
 
+std::string_view TaskContext::line(std::uint64_t k) const {
+  if (!res_->lines) throw Error("this run has no input lines (taskfarm run --input-lines)");
+  return res_->lines->line(k);
+}
+
 /// The previous job's attachments, kept while the next job names the same files: a warm worker
 /// then writes into pages it has mapped already (a page fault costs ~1 us here). "The same"
 /// means the same handle and the same file behind it (device and inode, checked with a stat

@@ -241,6 +241,8 @@ class Server {
   std::uint64_t guarded(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi, Body&& body) {
     try {
       return body();
+    } catch (const TaskProcessFailed& e) {
+      report_process_failure(c, std::clamp(current(), lo, hi - 1), e);
     } catch (const KernelError& e) {  // a kernel in another language names its own exception
       report_error(c, std::clamp(current(), lo, hi - 1), e.out_of_memory(), e.type(), e.what());
     } catch (...) {
@@ -251,12 +253,23 @@ class Server {
   }
   std::uint64_t current() const { return s_.current_index.load(std::memory_order_relaxed); }
 
+  // The task's own process failed (a command per task): its status, not an exception.
+  void report_process_failure(const proto::Chunk& c, std::uint64_t i, const TaskProcessFailed& e) {
+    proto::TaskError m{info_.job_id, c.id, i, false, "", e.what(), e.exit_code(), e.signal(), e.stderr_tail()};
+    m.exit_code = std::clamp(m.exit_code, 0, 255);
+    m.signal = m.exit_code != 0 ? 0 : std::clamp(m.signal, 0, 64);
+    if (m.what.size() > proto::kMaxText) m.what.resize(proto::kMaxText);
+    if (m.stderr_tail.size() > proto::kMaxText) m.stderr_tail.erase(0, m.stderr_tail.size() - proto::kMaxText);
+    value_.clear();
+    ch_.send(m, std::chrono::seconds(60));
+  }
+
   // The kernel threw at index i: the master hears it before the commit that covers i.
   void report_error(const proto::Chunk& c, std::uint64_t i, bool oom, std::string type, std::string what) {
     if (what.size() > proto::kMaxText) what.resize(proto::kMaxText);
     if (type.size() > proto::kMaxText) type.resize(proto::kMaxText);
     value_.clear();
-    ch_.send(proto::TaskError{info_.job_id, c.id, i, oom, std::move(type), std::move(what)}, std::chrono::seconds(60));
+    ch_.send(proto::TaskError{info_.job_id, c.id, i, oom, std::move(type), std::move(what), 0, 0, ""}, std::chrono::seconds(60));
   }
 
 

@@ -45,13 +45,18 @@ constexpr const char* kRunFooter =
     "elements a task writes. Examples:\n"
     "  taskfarm run --tasks 800 --output m.npy --dtype int32 --shape 800x800 -- example-mandelbrot --worker\n"
     "  ls *.txt | taskfarm run --input-lines - --keep-order -- my-worker\n"
-    "  taskfarm run --resume --joblog j.tsv --tasks 800 --output m.npy ... -- ...   (after a crash)\n\n";
+    "  taskfarm run --resume --joblog j.tsv --tasks 800 --output m.npy ... -- ...   (after a crash)\n"
+    "With --exec, a command per task instead of a worker program (no shell unless --shell):\n"
+    "  taskfarm run --exec -k -- echo {} ::: a b ::: 1 2        (a 1, a 2, b 1, b 2)\n"
+    "  ls *.txt | taskfarm run --exec -- gzip -9 {}               (standard input: a task per line)\n"
+    "Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2} ...; none: the inputs are appended.\n\n";
 
 /// `taskfarm run --help` shows where the worker command goes, which CLI11 cannot know.
 class RunFormatter : public CLI::Formatter {
  public:
   std::string make_usage(const CLI::App*, std::string) const override {
-    return "\nUsage: taskfarm run [OPTIONS] -- WORKER_PROGRAM [ARGS...]\n";
+    return "\nUsage: taskfarm run [OPTIONS] -- WORKER_PROGRAM [ARGS...]\n"
+           "       taskfarm run --exec [OPTIONS] -- COMMAND [ARGS...] [::: VALUES...] [:::: FILE]\n";
   }
 };
 
@@ -112,7 +117,8 @@ int unguarded_main(const std::vector<std::string>& args) {
   app.footer(std::string("\n") + exit_status_help);
 
   RunOptions run_options;
-  CLI::App* run = app.add_subcommand("run", "Run WORKER_PROGRAM on every task: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
+  CLI::App* run = app.add_subcommand("run", "Run WORKER_PROGRAM on every task: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]; "
+                                            "or a command per task: taskfarm run --exec [options] -- COMMAND ... ::: VALUES");
   add_run_options(*run, run_options);
   run->footer(std::string(kRunFooter) + exit_status_help);
   run->formatter(std::make_shared<RunFormatter>());
@@ -123,6 +129,11 @@ int unguarded_main(const std::vector<std::string>& args) {
       ours.front() != "clean" && ours.front() != "info")
     return usage_error("unknown command '" + ours.front() + "': taskfarm run, clean or info");
   const bool wants_run = !ours.empty() && ours.front() == "run";
+  // GNU parallel's `parallel ::: a b c` typed as `taskfarm run ::: a b c`: say where they go.
+  for (const std::string& a : ours)
+    if (a == ":::" || a == "::::")
+      return usage_error("'" + a + "' belongs after the command: taskfarm run --exec [options] -- COMMAND " + a +
+                         (a == ":::" ? " VALUES..." : " FILE"));
   try {
     std::vector<std::string> reversed(ours.rbegin(), ours.rend());
     app.parse(reversed);
@@ -155,7 +166,7 @@ int unguarded_main(const std::vector<std::string>& args) {
   RunPlan plan;
   std::string warning;
   try {
-    const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1};
+    const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1, ::isatty(STDIN_FILENO) == 1};
     plan = make_run_plan(run_options, command, context);
     warning = check_worker_count(run_options.workers, plan.farm.workers, task_count(plan.todo.ranges),
                                  context.usable_cpus);

@@ -1,9 +1,11 @@
-// `taskfarm clean`: sweep_dead_segments() plus a report of what it removed and of what it could
-// not remove, with the reason; exit 1 when something was left.
+// `taskfarm clean`: sweep_dead_segments() and sweep_dead_spools() (the output directories of
+// --exec runs in $TMPDIR) plus a report of what they removed and of what they could not remove,
+// with the reason; exit 1 when something was left.
 #include <cstring>
 #include <iostream>
 
 #include "commands.hpp"
+#include "spool_dir.hpp"
 #include "summary.hpp"
 #include "taskfarm/shm_segment.hpp"
 
@@ -22,14 +24,19 @@ int clean_command() {
   for (const auto& name : report.removed) std::cout << "removed /dev/shm/" << name << "\n";
   for (const auto& f : report.failed)
     std::cerr << "taskfarm: clean: cannot remove /dev/shm/" << f.name << ": " << std::strerror(f.error) << "\n";
+  std::vector<std::string> spool_problems;
+  const auto spools = sweep_dead_spools(default_spool_parent(), spool_problems);
+  for (const auto& dir : spools) std::cout << "removed " << dir << "\n";
+  for (const auto& p : spool_problems) std::cerr << "taskfarm: clean: " << p << "\n";
+  if (!spools.empty()) std::cout << "taskfarm clean: removed " << spools.size() << " output folder(s) of dead --exec runs\n";
   if (report.removed.empty() && report.failed.empty()) {
     std::cout << "taskfarm clean: no segments of dead masters\n";
-    return exit_ok;
+    return spool_problems.empty() ? exit_ok : exit_segments_left;
   }
   std::cout << "taskfarm clean: removed " << report.removed.size() << " segment(s) of dead masters";
   if (!report.failed.empty()) std::cout << ", could not remove " << report.failed.size();
   std::cout << "\n";
-  return report.failed.empty() ? exit_ok : exit_segments_left;
+  return report.failed.empty() && spool_problems.empty() ? exit_ok : exit_segments_left;
 }
 
 }  // namespace taskfarm::cli

@@ -24,13 +24,14 @@ namespace {
 constexpr std::size_t kBlock = 64 * 1024;
 
 /// Appends what `in` holds to `lines` until its end; throws UsageError past `limit`.
-void read_all(std::istream& in, const std::string& what, std::uint64_t limit, LineTable& lines) {
+void read_all(std::istream& in, const std::string& what, std::uint64_t limit, char separator, const std::string& option,
+              LineTable& lines) {
   std::vector<char> block(kBlock);
   while (in) {
     in.read(block.data(), static_cast<std::streamsize>(block.size()));
     std::string_view chunk(block.data(), static_cast<std::size_t>(in.gcount()));
     while (!chunk.empty()) {
-      const auto nl = chunk.find('\n');
+      const auto nl = chunk.find(separator);
       lines.text.append(chunk.substr(0, nl));
       if (nl == std::string_view::npos) break;
       lines.end_line();
@@ -38,41 +39,42 @@ void read_all(std::istream& in, const std::string& what, std::uint64_t limit, Li
     }
     const bool open_line = lines.text.size() > lines.offsets.back();
     if (LineTable::segment_bytes(lines.size() + (open_line ? 1 : 0), lines.text.size()) > limit)
-      throw UsageError("--input-lines: " + what + " holds more than " + format_bytes(limit) +
+      throw UsageError(option + ": " + what + " holds more than " + format_bytes(limit) +
                        " of lines (stopped after " + std::to_string(lines.size()) +
                        " lines; the limit is --input-lines-max, by default the free space of /dev/shm, "
                        "at most a quarter of memory)");
   }
-  if (in.bad()) throw UsageError("--input-lines: error reading " + what);
+  if (in.bad()) throw UsageError(option + ": error reading " + what);
   if (lines.text.size() > lines.offsets.back()) lines.end_line();  // a last line without '\n'
 }
 
 }  // namespace
 
-LineTable read_input_lines(const std::string& path, std::uint64_t limit) {
+LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator, const std::string& option,
+                           bool allow_empty) {
   const bool from_stdin = path == "-";
   const std::string what = from_stdin ? std::string("standard input") : "'" + path + "'";
   std::ifstream file;
   if (!from_stdin) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-      throw UsageError("--input-lines: " + what + " is a directory");
+      throw UsageError(option + ": " + what + " is a directory");
     file.open(path, std::ios::binary);
-    if (!file) throw UsageError("--input-lines: cannot read " + what + ": " + std::strerror(errno));
+    if (!file) throw UsageError(option + ": cannot read " + what + ": " + std::strerror(errno));
   }
   std::istream& in = from_stdin ? std::cin : file;
   LineTable lines;
   try {
-    read_all(in, what, limit, lines);
+    read_all(in, what, limit, separator, option, lines);
   } catch (const std::bad_alloc&) {
     const std::uint64_t count = lines.size();
     const std::uint64_t bytes = lines.text.size();
     std::string().swap(lines.text);  // give the memory back (without allocating) before saying so
     std::vector<std::uint64_t>().swap(lines.offsets);
-    throw UsageError("--input-lines: " + what + " does not fit in memory (stopped after " + std::to_string(count) +
+    throw UsageError(option + ": " + what + " does not fit in memory (stopped after " + std::to_string(count) +
                      " lines, " + format_bytes(bytes) + "; --input-lines-max sets a lower limit)");
   }
-  if (lines.size() == 0) throw UsageError("--input-lines: " + what + " holds no lines: no tasks to run");
+  if (lines.size() == 0 && !allow_empty) throw UsageError(option + ": " + what + " holds no lines: no tasks to run");
   return lines;
 }
 

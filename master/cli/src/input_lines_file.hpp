@@ -11,11 +11,14 @@
 
 namespace taskfarm::cli {
 
-/// The lines of `path` ("-" = standard input), without their '\n'. A last line without '\n'
-/// counts; a final '\n' does not start another line. Throws UsageError if the file cannot be
-/// read, holds no line at all, or holds more than `limit` bytes of lines as the shared segment
-/// counts them (LineTable::segment_bytes) — or more than memory holds.
-LineTable read_input_lines(const std::string& path, std::uint64_t limit);
+/// The lines of `path` ("-" = standard input), without their '\n' (or `separator`: '\0' for
+/// NUL-separated names, `find -print0`). A last line without one counts; a final separator
+/// does not start another line. Throws UsageError (naming `option`) if the file cannot be read,
+/// holds no line at all, or holds more than `limit` bytes of lines as the shared segment counts
+/// them (LineTable::segment_bytes) — or more than memory holds.
+/// With `allow_empty`, no line at all is an empty table, not an error.
+LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator = '\n',
+                           const std::string& option = "--input-lines", bool allow_empty = false);
 
 /// The limit when --input-lines-max is not given: the free space of /dev/shm, at most a
 /// quarter of the physical memory (the lines are held twice while the segment is filled).

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string_view>
 
+#include "taskfarm/error.hpp"
 #include "usage_error.hpp"
 
 namespace taskfarm::cli {
@@ -30,14 +31,14 @@ std::string absolute(const std::string& path) {
 
 }  // namespace
 
-std::string resolve_program(const std::string& name) {
-  if (name.empty()) throw UsageError("the worker program name after '--' is empty");
+std::string resolve_program(const std::string& name, const std::string& noun) {
+  if (name.empty()) throw UsageError("the " + noun + " name after '--' is empty");
   if (name.find('/') != std::string::npos) {
     switch (probe(name)) {
       case Found::yes: return absolute(name);
-      case Found::no: throw UsageError("worker program '" + name + "' does not exist");
-      case Found::directory: throw UsageError("worker program '" + name + "' is a directory");
-      case Found::not_executable: throw UsageError("worker program '" + name + "' is not executable");
+      case Found::no: throw UsageError(noun + " '" + name + "' does not exist");
+      case Found::directory: throw UsageError(noun + " '" + name + "' is a directory");
+      case Found::not_executable: throw UsageError(noun + " '" + name + "' is not executable");
     }
   }
   const char* env = std::getenv("PATH");
@@ -55,8 +56,20 @@ std::string resolve_program(const std::string& name) {
     start = colon + 1;
   }
   if (seen_not_executable)
-    throw UsageError("worker program '" + name + "' is in PATH but not executable");
-  throw UsageError("worker program '" + name + "' not found in PATH");
+    throw UsageError(noun + " '" + name + "' is in PATH but not executable");
+  throw UsageError(noun + " '" + name + "' not found in PATH");
+}
+
+std::string exec_worker_program() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find taskfarm-exec, the worker of --exec: /proc/self/exe: " + ec.message());
+  const auto dir = self.parent_path();
+  const std::filesystem::path candidates[] = {dir / "taskfarm-exec", dir / ".." / "libexec" / "taskfarm" / "taskfarm-exec"};
+  for (const auto& c : candidates)
+    if (probe(c.string()) == Found::yes) return c.lexically_normal().string();
+  throw Error("cannot find taskfarm-exec, the worker of --exec: looked for " + candidates[0].string() + " and " +
+              candidates[1].lexically_normal().string());
 }
 
 }  // namespace taskfarm::cli

@@ -17,7 +17,9 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "exec_output.hpp"
 #include "publisher.hpp"
+#include "spool_dir.hpp"
 #include "stdout_writer.hpp"
 #include "stop_signals.hpp"
 #include "summary.hpp"
@@ -127,6 +129,23 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
       return fail(exit_usage, std::string("--output: ") + e.what());
     }
   }
+  // --exec: the commands' output waits in a directory of its own until it is printed; it
+  // outlives the workers that write into it (declared before the farm).
+  std::optional<SpoolDir> spool;
+  std::vector<std::string> worker_args = plan.args;
+  if (plan.exec) {
+    try {
+      std::vector<std::string> ignored;
+      sweep_dead_spools(plan.exec->tmpdir, ignored);
+      spool.emplace(SpoolDir::create(plan.exec->tmpdir));
+    } catch (const Error& e) {
+      return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
+    }
+    worker_args = {"--spool", spool->path()};
+    if (plan.exec->shell) worker_args.push_back("--shell");
+    worker_args.push_back("--");
+    worker_args.insert(worker_args.end(), plan.exec->words.begin(), plan.exec->words.end());
+  }
   std::optional<Farm> farm;
   std::string joblog_error;  // why the joblog stopped being written
   auto joblog_failed = [&farm, &joblog_error](const std::string& why) {
@@ -155,7 +174,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   std::optional<InputLines> lines;
   try {
     if (plan.lines) lines.emplace(InputLines::create(*plan.lines));
-    farm.emplace(Farm::program(plan.farm, plan.program, plan.args));
+    farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
   } catch (const Error& e) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
   }
@@ -194,18 +213,24 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   job.ordered = plan.keep_order;
 
   StdoutWriter out([&signals] { signals.stop(SIGPIPE); });
+  StdoutWriter err(nullptr, STDERR_FILENO);  // --exec: the commands' stderr, task by task
   Progress progress(plan.progress, todo);
   if (::isatty(STDOUT_FILENO) == 1) out.set_progress(&progress);
+  if (plan.progress == ProgressMode::bar) err.set_progress(&progress);
   std::optional<EventStream> events;
   std::optional<TaskOutput> task_output;
+  std::optional<ExecOutput> exec_output;
   if (plan.events) events.emplace(stdout_sink(out));
-  else task_output.emplace(out);
+  if (spool) exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, plan.todo.ranges);
+  else if (!plan.events) task_output.emplace(out);
 
   FanoutObserver fanout;
   fanout.add(&publisher);
   fanout.add(joblog ? &*joblog : nullptr);
   fanout.add(trace ? &*trace : nullptr);
-  fanout.add(events ? static_cast<FarmObserver*>(&*events) : &*task_output);
+  fanout.add(events ? &*events : nullptr);
+  fanout.add(task_output ? &*task_output : nullptr);
+  fanout.add(exec_output ? &*exec_output : nullptr);
   fanout.add(&progress);
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
   fanout.add(&notices);
@@ -224,6 +249,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   signals.detach();
   farm.reset();  // workers stopped and reaped, their segments removed, before we report
   lines.reset();
+  if (exec_output) exec_output->finish();
+  spool.reset();
   out.flush();
   progress.finish();
 

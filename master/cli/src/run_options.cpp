@@ -36,6 +36,16 @@ void add_run_options(CLI::App& app, RunOptions& o) {
                  "Most bytes of --input-lines to hold (default: /dev/shm free space, at most a quarter of memory)")
       ->type_name("SIZE");
 
+  app.add_flag("-0,--null", o.null, "--input-lines and :::: files hold NUL-separated values (find -print0)");
+
+  app.option_defaults()->group("Commands");
+  app.add_flag("--exec", o.exec,
+               "Run a command per task: the words after '--' are a template ({} {.} {/} {//} {/.} {#} {%} {1} ...), "
+               "followed by input sources (::: VALUES..., :::: FILE)");
+  app.add_flag("--shell", o.shell, "--exec: run the command through /bin/sh -c (inputs are quoted)");
+  app.add_option("--tmpdir", o.tmpdir, "--exec: where the tasks' output waits to be printed (default $TMPDIR or /tmp)")
+      ->type_name("DIR");
+
   app.option_defaults()->group("Arrays");
   app.add_option("--output", o.output, "Create the output array as this .npy file (mapped by every worker)")
       ->type_name("PATH.npy");

@@ -36,6 +36,10 @@ struct RunOptions {
   std::string trace;
   bool events = false;
   std::string chaos;
+  bool exec = false;    ///< the words after "--" are a command template (a command per task)
+  bool shell = false;   ///< --exec through /bin/sh -c
+  std::string tmpdir;   ///< --exec: where the tasks' output waits ("" = $TMPDIR or /tmp)
+  bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
 };
 
 /// Declares every option of `run` on `app`, bound to `options`.

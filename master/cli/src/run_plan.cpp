@@ -8,7 +8,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include "command_template.hpp"
 #include "input_lines_file.hpp"
+#include "input_sources.hpp"
+#include "spool_dir.hpp"
 #include "program_path.hpp"
 #include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/npy.hpp"
@@ -179,36 +182,105 @@ void check_input(const std::string& path) {
   }
 }
 
+/// The words after "--": a worker program and its arguments, or (--exec) a command template
+/// and its ::: / :::: input sources.
+CommandWithSources split_command(const RunOptions& o, const std::vector<std::string>& command) {
+  if (!o.exec) {
+    if (o.shell) throw UsageError("--shell needs --exec (it runs the command per task through /bin/sh)");
+    if (!o.tmpdir.empty()) throw UsageError("--tmpdir needs --exec (it holds the output of commands run per task)");
+    if (command.empty()) throw UsageError("nothing after '--': name the worker program");
+    for (const std::string& w : command)
+      if (w == ":::" || w == "::::")
+        throw UsageError("'" + w + "' among the worker program's arguments: input sources (::: VALUES, :::: FILE) are for "
+                         "commands run per task — add --exec: taskfarm run --exec -- COMMAND ::: VALUES");
+    return CommandWithSources{command, {}};
+  }
+  CommandWithSources cmd = split_sources(command);
+  if (cmd.words.empty())
+    throw UsageError("nothing after '--' but input sources: name the command to run per task (taskfarm run --exec -- COMMAND ::: VALUES)");
+  return cmd;
+}
+
+/// --exec: the built-in worker runs the template, which must make sense for the sources; a
+/// command named literally must exist. Nothing a command cannot use is accepted.
+void plan_exec(const RunOptions& o, const CommandWithSources& cmd, RunPlan& plan) {
+  for (const auto& [option, given] : {std::pair<const char*, bool>{"--output", !o.output.empty()},
+                                      {"--input", !o.input.empty()}, {"--dtype", !o.dtype.empty()}})
+    if (given)
+      throw UsageError(std::string(option) + " with --exec: a command run per task cannot reach the shared arrays; "
+                       "write a worker program for them (see taskfarm --help)");
+  try {
+    const exec::CommandTemplate t(cmd.words, o.shell, plan.extent.size());
+    if (const std::string* program = t.literal_program()) (void)resolve_program(*program, "command");
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(std::string("--exec: ") + e.what());
+  }
+  ExecPlan exec;
+  exec.words = cmd.words;
+  exec.shell = o.shell;
+  exec.tmpdir = !o.tmpdir.empty() ? o.tmpdir : default_spool_parent();
+  struct stat st {};
+  if (::stat(exec.tmpdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw UsageError((o.tmpdir.empty() ? "$TMPDIR: '" : "--tmpdir: '") + exec.tmpdir + "' is not a directory");
+  if (::access(exec.tmpdir.c_str(), W_OK | X_OK) != 0)
+    throw UsageError((o.tmpdir.empty() ? "$TMPDIR: cannot write in '" : "--tmpdir: cannot write in '") + exec.tmpdir +
+                     "': " + std::strerror(errno));
+  plan.exec = std::move(exec);
+  plan.program = exec_worker_program();
+}
+
 }  // namespace
 
 RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& command, const PlanContext& ctx) {
   RunPlan plan;
-  if (command.empty()) throw UsageError("nothing after '--': name the worker program");
-  plan.program = resolve_program(command.front());
-  plan.args.assign(command.begin() + 1, command.end());
+  CommandWithSources cmd = split_command(o, command);
   plan.farm = farm_options(o, ctx);
   check_distinct_files(o);
   check_file_kinds(o);
 
-  // The index space: --tasks, --input-lines, or (alone) --shape.
-  const bool has_tasks = !o.tasks.empty(), has_lines = !o.input_lines.empty(), has_shape = !o.shape.empty();
+  // The index space: --tasks, --input-lines, ::: / :::: sources, or (alone) --shape; with none of
+  // them, the lines of standard input when it is not a terminal (GNU parallel's default).
+  const bool has_tasks = !o.tasks.empty(), has_shape = !o.shape.empty();
+  const bool has_sources = !cmd.sources.empty();
+  const bool stdin_lines = !has_tasks && o.input_lines.empty() && !has_sources && !has_shape && !ctx.stdin_is_tty;
+  const std::string input_lines = stdin_lines ? "-" : o.input_lines;
+  const bool has_lines = !input_lines.empty();
   const bool has_output = !o.output.empty();
   if (has_tasks && has_lines) throw UsageError("--tasks and --input-lines both set the number of tasks: give one");
-  if (!o.input_lines_max.empty() && !has_lines) throw UsageError("--input-lines-max needs --input-lines");
+  if (has_sources && (has_tasks || has_shape))
+    throw UsageError(std::string(has_tasks ? "--tasks" : "--shape") + " and " + describe_source(cmd.sources.front()) +
+                     " both set the tasks: give one");
+  if (!o.input_lines_max.empty() && !has_lines && !has_sources) throw UsageError("--input-lines-max needs --input-lines");
+  if (o.null && !has_lines && !has_sources) throw UsageError("--null needs --input-lines or :::: FILE");
   std::optional<Shape> shape;
   if (has_shape) shape = parse_shape_option(o.shape);
+  auto lines_limit = [&o] {
+    return o.input_lines_max.empty() ? default_input_lines_limit() : parse_size("--input-lines-max", o.input_lines_max);
+  };
+  const char separator = o.null ? '\0' : '\n';
   if (has_tasks) {
     plan.extent = {parse_count("--tasks", o.tasks)};
+  } else if (has_sources) {  // --input-lines, if given, is the first source
+    if (has_lines) cmd.sources.insert(cmd.sources.begin(), InputSource{true, {input_lines}});
+    plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent);
   } else if (has_lines) {
-    plan.lines = read_input_lines(o.input_lines, o.input_lines_max.empty()
-                                                     ? default_input_lines_limit()
-                                                     : parse_size("--input-lines-max", o.input_lines_max));
+    plan.lines = read_input_lines(input_lines, lines_limit(), separator, "--input-lines", stdin_lines);
+    if (plan.lines->size() == 0)  // standard input, read because no input was given and it is not a terminal
+      throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
+                       (o.exec ? ", or ::: VALUES after the command" : "") +
+                       " (standard input, read for tasks since it is not a terminal, holds none)");
     plan.extent = {plan.lines->size()};
   } else if (shape) {
     plan.extent.assign(shape->begin(), shape->end());
   } else {
-    throw UsageError("no tasks: give --tasks N, --shape AxB or --input-lines FILE");
+    throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
+                     (o.exec ? ", or ::: VALUES after the command" : ""));
   }
+  if (o.exec) plan_exec(o, cmd, plan);
+  else plan.program = resolve_program(cmd.words.front());
+  if (!o.exec) plan.args.assign(cmd.words.begin() + 1, cmd.words.end());
   if (shape && (has_tasks || has_lines) && !has_output)
     throw UsageError("--shape with --tasks or --input-lines is the shape of the output array: it needs --output");
   const auto tasks = index_space_size(plan.extent);

@@ -28,6 +28,13 @@ struct OutputPlan {
   bool reuse = false;   ///< --resume: complete the existing file in place
 };
 
+/// --exec: the command run per task by the built-in worker (taskfarm-exec).
+struct ExecPlan {
+  std::vector<std::string> words;  ///< the command template
+  bool shell = false;
+  std::string tmpdir;              ///< where the run's spool directory goes
+};
+
 /// The locks a run holds on the files it names; existed() says whether a file was there.
 struct RunClaims {
   FileClaim output, joblog, trace, input;
@@ -36,7 +43,8 @@ struct RunClaims {
 /// Everything `taskfarm run` will do, decided.
 struct RunPlan {
   FarmOptions farm;
-  std::string program;                  ///< absolute path of the worker program
+  std::string program;                  ///< absolute path of the worker program (taskfarm-exec for --exec)
+  std::optional<ExecPlan> exec;         ///< --exec: the command template
   std::vector<std::string> args;
   std::vector<std::uint64_t> extent;    ///< index space
   std::uint64_t tasks = 0;              ///< product of extent
@@ -58,9 +66,11 @@ struct RunPlan {
 struct PlanContext {
   int usable_cpus = 1;
   bool stderr_is_tty = false;
+  bool stdin_is_tty = true;  ///< without one, a run with no other input reads its lines (GNU parallel's default)
 };
 
-/// Checks `options` and `command` (the worker program and its arguments, after "--").
+/// Checks `options` and `command` (the worker program and its arguments, after "--"; with
+/// --exec, the command template and its ::: / :::: input sources).
 RunPlan make_run_plan(const RunOptions& options, const std::vector<std::string>& command,
                       const PlanContext& context);
 

@@ -1,6 +1,10 @@
 #include "stdout_writer.hpp"
 
+#include <poll.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +16,7 @@ namespace taskfarm::cli {
 
 namespace {
 constexpr std::size_t kFlushBytes = 64 * 1024;
+constexpr std::size_t kFilePiece = 1 << 20;  // per sendfile call: a slow reader is not waited on for long
 }
 
 StdoutWriter::StdoutWriter(std::function<void()> on_closed, int fd) : on_closed_(std::move(on_closed)), fd_(fd) {}
@@ -43,6 +48,51 @@ void StdoutWriter::flush() {
     rest.remove_prefix(static_cast<std::size_t>(n));
   }
   buf_.clear();
+}
+
+std::uint64_t StdoutWriter::write_file(int fd) {
+  flush();
+  if (closed_) return 0;
+  if (progress_ != nullptr) progress_->clear();
+  std::uint64_t total = 0;
+  auto gone = [this](int err) {
+    closed_ = true;
+    if (err != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(err) << "\n";
+    if (on_closed_) on_closed_();
+  };
+  for (;;) {
+    const ssize_t n = ::sendfile(fd_, fd, nullptr, kFilePiece);
+    if (n > 0) {
+      total += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n == 0) return total;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {  // a non-blocking standard output, full: wait until it takes more
+      pollfd p{fd_, POLLOUT, 0};
+      ::poll(&p, 1, 1000);
+      continue;
+    }
+    if (errno == EINVAL || errno == ENOSYS) break;  // this pair of files cannot: copy through a buffer
+    gone(errno);
+    return total;
+  }
+  std::vector<char> piece(kFlushBytes);
+  for (;;) {
+    const ssize_t got = ::read(fd, piece.data(), piece.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return total;
+    for (std::size_t done = 0; done < static_cast<std::size_t>(got);) {
+      const ssize_t n = ::write(fd_, piece.data() + done, static_cast<std::size_t>(got) - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        gone(errno);
+        return total;
+      }
+      done += static_cast<std::size_t>(n);
+      total += static_cast<std::uint64_t>(n);
+    }
+  }
 }
 
 }  // namespace taskfarm::cli

@@ -1,9 +1,10 @@
 // StdoutWriter: the master's standard output (tasks' captured stdout, --events lines). Whole
 // pieces are buffered and written with write(2), so a task's output is never split by another
-// task's. A reader that goes away (EPIPE; SIGPIPE is ignored) is reported once to `on_closed`,
+// task's; a file is copied whole (write_file). A reader that goes away (EPIPE; SIGPIPE is ignored) is reported once to `on_closed`,
 // which stops the run, and later writes are dropped. Farm's thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,10 @@ class StdoutWriter {
   void write(std::string_view text);
   /// Writes out what is buffered.
   void flush();
+  /// Writes what is buffered, then the whole file `fd` from its start, in pieces (sendfile;
+  /// read/write through a 64 KiB buffer where sendfile cannot): memory stays bounded whatever
+  /// the file's size. Returns the bytes written; stops early if the reader went away.
+  std::uint64_t write_file(int fd);
   bool closed() const noexcept { return closed_; }
 
  private:

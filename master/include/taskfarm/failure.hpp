@@ -36,15 +36,22 @@ struct FailureRecord {
   int error = 0;              ///< errno, for FailureCause::start
   std::string exception_type; ///< for FailureCause::exception / memory
   std::string message;        ///< what(), or a sentence saying what happened
-  std::string stderr_tail;    ///< the last lines the worker wrote to stderr
+  std::string stderr_tail;    ///< the last lines the worker wrote to stderr (a command's own, for task_process)
+  /// `signal`/`exit` are the task's own process's — a command run per task (`taskfarm run
+  /// --exec`) exited non-zero or was killed, `message` says which command — not the worker's,
+  /// which lives on.
+  bool task_process = false;
   /// How long the failed attempt ran, as the master places it: for a failure that ended its
   /// worker, since its chunk started (or its previous piece ended); 0 for one reported as it
   /// happened (an exception: the worker went on).
   std::chrono::nanoseconds runtime{0};
 
   /// Whether the failure ended its worker (a crash, an exit, a kill for timeout or protocol),
-  /// as opposed to a kernel's exception (or out-of-memory) after which the worker went on.
-  bool ended_worker() const noexcept { return cause != FailureCause::exception && cause != FailureCause::memory; }
+  /// as opposed to a kernel's exception (or out-of-memory) or a failed command (task_process)
+  /// after which the worker went on.
+  bool ended_worker() const noexcept {
+    return !task_process && cause != FailureCause::exception && cause != FailureCause::memory;
+  }
 
   /// One line: "index 7 (attempt 0, slot 0, pid 123): killed by SIGSEGV" (attempt 0 = the first).
   std::string describe() const;

@@ -97,6 +97,9 @@ class TaskContext {
   /// job. For bindings whose views may outlive a call (the Python module's NumPy arrays); equal
   /// pointers mean the same attachments.
   std::shared_ptr<const void> attachments() const;
+  /// Line `k` of --input-lines, any of them (an index space that combines several lists of
+  /// values keeps them all in one lines segment); throws Error if there is none or no line k.
+  std::string_view line(std::uint64_t k) const;
 
   /// Sets this task's result value (Pool program mode: `map<T>("kernel", n)`).
   template <class T>
@@ -125,6 +128,24 @@ class TaskContext {
   const std::shared_ptr<Resources>* owner_ = nullptr;  // holds res_
   std::string* result_ = nullptr;
   bool has_result_ = false;
+};
+
+/// Thrown by a kernel whose task is a process of its own (a command run per task, as
+/// `taskfarm run --exec` does) when that process failed: the master records the attempt as cause
+/// `exit` with `exit_code`, or `signal` with `signal` — what the process did, not an exception —
+/// with `what()` (the command as run) for its message and the process's `stderr_tail`.
+class TaskProcessFailed : public Error {
+ public:
+  /// Exactly one of `exit_code` (1-255) and `signal` (1-64) is non-zero.
+  TaskProcessFailed(const std::string& command, int exit_code, int signal, std::string stderr_tail)
+      : Error(command), exit_code_(exit_code), signal_(signal), stderr_tail_(std::move(stderr_tail)) {}
+  int exit_code() const noexcept { return exit_code_; }
+  int signal() const noexcept { return signal_; }
+  const std::string& stderr_tail() const noexcept { return stderr_tail_; }
+
+ private:
+  int exit_code_ = 0, signal_ = 0;
+  std::string stderr_tail_;
 };
 
 /// A kernel: does task `ctx.index()`.

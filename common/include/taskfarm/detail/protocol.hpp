@@ -16,7 +16,7 @@
 namespace taskfarm::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
-inline constexpr std::uint16_t kVersion = 4;  // 4: ChunkDone::carried (a memfd passed with Done)
+inline constexpr std::uint16_t kVersion = 5;  // 5: TaskError::exit_code/signal/stderr_tail (a task's own process)
 inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
 inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
 inline constexpr std::size_t kMaxText = 4096;          // strings in messages
@@ -70,11 +70,16 @@ struct Done {
   std::uint64_t job_id = 0;
   std::vector<ChunkDone> chunks;
 };
-/// Worker → master: the kernel threw at `index`; the rest of the chunk goes on.
+/// Worker → master: the kernel threw at `index`; the rest of the chunk goes on. When the task
+/// is a process of its own (a command run per task, `taskfarm run --exec`) that exited non-zero
+/// or was killed, `exit_code` (1-255) or `signal` (1-64) says how — at most one of them is set —
+/// `what` names the command and `stderr_tail` holds the last of what it wrote to stderr.
 struct TaskError {
   std::uint64_t job_id = 0, chunk_id = 0, index = 0;
   bool out_of_memory = false;
   std::string type, what;
+  std::int32_t exit_code = 0, signal = 0;
+  std::string stderr_tail;
 };
 
 using Message = std::variant<Hello, Job, Assign, Stop, Wake, Done, TaskError>;

@@ -1,0 +1,91 @@
+#include "exec_output.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "spool.hpp"
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm::cli {
+namespace {
+
+constexpr std::size_t kEventPiece = 1 << 20;  // text of one `output` event, at most
+
+/// A piece of UTF-8 text ends before a character it would cut (an `output` event's text is
+/// checked for UTF-8, and a character cut in two would turn into two U+FFFD).
+std::size_t whole_characters(const char* p, std::size_t n) {
+  for (std::size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(p[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return len > back ? n - back : n;
+  }
+  return n;
+}
+
+}  // namespace
+
+ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
+                       std::vector<IndexRange> todo)
+    : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)) {
+  if (!todo_.empty()) next_ = todo_.front().first;
+}
+
+void ExecOutput::done(std::uint64_t index) {
+  if (!keep_order_) {
+    print(index);
+    return;
+  }
+  held_.insert(index);
+  while (range_ < todo_.size() && !held_.empty() && *held_.begin() == next_) {
+    held_.erase(held_.begin());
+    print(next_);
+    advance();
+  }
+}
+
+void ExecOutput::advance() {
+  if (++next_ < todo_[range_].second) return;
+  if (++range_ < todo_.size()) next_ = todo_[range_].first;
+}
+
+void ExecOutput::finish() {
+  for (std::uint64_t index : held_) print(index);
+  held_.clear();
+}
+
+void ExecOutput::print(std::uint64_t index) {
+  for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
+    const std::string path = exec::task_output_path(spool_, index, s);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) continue;  // the task printed nothing there
+    ::unlink(path.c_str());  // the space comes back once it is printed
+    if (s == exec::Stream::err) err_.write_file(fd.get());
+    else if (events_ != nullptr) events_of(index, fd.get());
+    else out_.write_file(fd.get());
+  }
+}
+
+void ExecOutput::events_of(std::uint64_t index, int fd) {
+  std::vector<char> piece(kEventPiece);
+  std::size_t kept = 0;  // the start of a character the last piece would have cut
+  for (;;) {
+    ssize_t got = 0;
+    while ((got = ::read(fd, piece.data() + kept, piece.size() - kept)) < 0 && errno == EINTR) {}
+    const bool end = got <= 0;
+    const std::size_t have = kept + (end ? 0 : static_cast<std::size_t>(got));
+    if (have == 0) return;
+    std::size_t cut = end ? have : whole_characters(piece.data(), have);
+    if (cut == 0) cut = have;
+    events_->on_result(IndexResult{index, {}, std::span<const char>(piece.data(), cut)});
+    kept = have - cut;
+    std::copy(piece.begin() + static_cast<std::ptrdiff_t>(cut), piece.begin() + static_cast<std::ptrdiff_t>(have), piece.begin());
+    if (end) return;
+  }
+}
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,52 @@
+// ExecOutput: prints the output of `taskfarm run --exec`'s commands, GNU parallel's --group way:
+// each task's stdout (then its stderr, on stderr) whole, never interleaved with another's, once
+// the task is done — succeeded, or failed for good (a retried attempt's output is dropped: the
+// next attempt replaces it). With --keep-order, in task order: a task done early waits for the
+// ones before it; a run that ends early prints what is done, in order. The output waits on disk
+// in the spool directory (spool_dir.hpp) and is copied from there, so the master's memory stays
+// bounded whatever a command prints. With --events, stdout comes as `output` events instead
+// (pieces of at most 1 MiB: several events for a larger output). Farm's thread.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "stdout_writer.hpp"
+#include "taskfarm/farm.hpp"
+#include "taskfarm/range_set.hpp"
+
+namespace taskfarm::cli {
+
+class ExecOutput : public FarmObserver {
+ public:
+  /// `todo`: the tasks of this run (sorted ranges), the order --keep-order prints them in.
+  /// `events`: --events, which says each piece of stdout as an `output` event; nullptr prints it.
+  ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
+             std::vector<IndexRange> todo);
+
+  void on_result(const IndexResult& r) override { done(r.index); }
+  void on_failure(const FailureRecord& f) override {
+    if (f.index && f.final) done(*f.index);
+  }
+  /// The run has ended: prints what is held back (--keep-order, behind tasks never done).
+  void finish();
+
+ private:
+  void done(std::uint64_t index);
+  void print(std::uint64_t index);
+  void advance();
+  void events_of(std::uint64_t index, int fd);
+
+  std::string spool_;
+  StdoutWriter& out_;
+  StdoutWriter& err_;
+  bool keep_order_;
+  FarmObserver* events_;
+  std::vector<IndexRange> todo_;
+  std::size_t range_ = 0;      // --keep-order: the range of the next task to print
+  std::uint64_t next_ = 0;     // ... and that task
+  std::set<std::uint64_t> held_;  // done, waiting for the tasks before them
+};
+
+}  // namespace taskfarm::cli

@@ -1,0 +1,102 @@
+// The command template of `taskfarm run --exec` (worker/exec/src/command_template.cpp): every
+// replacement string against GNU parallel 20221122's answers, several sources, quoting for
+// --shell, and the templates refused. tests/cli/exec.sh runs the same through the binary.
+#include "command_template.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::exec {
+namespace {
+
+using Args = std::vector<std::string>;
+
+Args expand(const Args& words, const std::vector<std::string_view>& inputs, std::uint64_t seq = 1, unsigned slot = 1,
+            bool shell = false) {
+  return CommandTemplate(words, shell, inputs.size()).expand(inputs, seq, slot);
+}
+
+TEST(CommandTemplate, PathPartsAreGnuParallels) {
+  struct Case {
+    std::string_view in, no_ext, base, dir, base_no_ext;
+  };
+  // parallel echo '[{}] [{.}] [{/}] [{//}] [{/.}]' ::: ... printed these.
+  const Case cases[] = {{"dir.x/foo.tar.gz", "dir.x/foo.tar", "foo.tar.gz", "dir.x", "foo.tar"},
+                        {"foo", "foo", "foo", ".", "foo"},
+                        {".bashrc", "", ".bashrc", ".", ""},
+                        {"foo.", "foo", "foo.", ".", "foo"},
+                        {"/a/b", "/a/b", "b", "/a", "b"},
+                        {"a/b/", "a/b/", "", "a", ""},
+                        {"/", "/", "", "/", ""},
+                        {"dir/.hidden", "dir/", ".hidden", "dir", ""},
+                        {"a/b.c/d", "a/b.c/d", "d", "a/b.c", "d"},
+                        {"/a", "/a", "a", "/", "a"},
+                        {"a//b", "a//b", "b", "a", "b"}};
+  for (const Case& c : cases) {
+    EXPECT_EQ(expand({"x", "{}", "{.}", "{/}", "{//}", "{/.}"}, {c.in}),
+              (Args{"x", std::string(c.in), std::string(c.no_ext), std::string(c.base), std::string(c.dir),
+                    std::string(c.base_no_ext)}))
+        << c.in;
+  }
+}
+
+TEST(CommandTemplate, WithoutReplacementStringsTheInputsAreAppended) {
+  EXPECT_EQ(expand({"gzip", "-9"}, {"a b.txt"}), (Args{"gzip", "-9", "a b.txt"}));
+  EXPECT_EQ(expand({"echo"}, {"a", "1"}), (Args{"echo", "a", "1"}));
+  // {#} and {%} are replacement strings too: nothing is appended then (GNU parallel's rule).
+  EXPECT_EQ(expand({"echo", "{#}", "{%}"}, {"a"}, 7, 2), (Args{"echo", "7", "2"}));
+}
+
+TEST(CommandTemplate, SeveralSourcesArePositionalOrSpreadOrJoined) {
+  EXPECT_EQ(expand({"echo", "{2}-{1}", "{2/.}"}, {"a", "d/1.c"}), (Args{"echo", "d/1.c-a", "1"}));
+  EXPECT_EQ(expand({"echo", "{}"}, {"a", "1"}), (Args{"echo", "a", "1"}));  // alone: an argument each
+  EXPECT_EQ(expand({"echo", "x{}y"}, {"a", "1"}), (Args{"echo", "xa 1y"}));  // in a word: joined by spaces
+  EXPECT_EQ(expand({"cp", "{1}", "{2//}/{1/}"}, {"src/f.txt", "dst/"}), (Args{"cp", "src/f.txt", "./f.txt"}));
+}
+
+TEST(CommandTemplate, BracesThatAreNotReplacementStringsStayAsWritten) {
+  EXPECT_EQ(expand({"echo", "{foo}", "{0}", "{1x}", "{", "}", "a{b"}, {"v"}),
+            (Args{"echo", "{foo}", "{0}", "{1x}", "{", "}", "a{b", "v"}));
+}
+
+TEST(CommandTemplate, ValuesAreNeverSplitOrInterpreted) {
+  const std::string_view nasty = "$(touch x) `y` 'q' \"d\" a\nb \\ *";
+  EXPECT_EQ(expand({"printf", "%s", "{}"}, {nasty}), (Args{"printf", "%s", std::string(nasty)}));
+  EXPECT_EQ(expand({"echo", "{}"}, {""}), (Args{"echo", ""}));
+}
+
+TEST(CommandTemplate, ShellModeQuotesEveryValueAndKeepsTheScript) {
+  EXPECT_EQ(expand({"grep -c x {} | sort", "&&", "echo", "{#}"}, {"it's a $file"}, 3, 1, true),
+            (Args{"/bin/sh", "-c", "grep -c x 'it'\\''s a $file' | sort && echo 3"}));
+  EXPECT_EQ(expand({"echo"}, {"a b", "c"}, 1, 1, true), (Args{"/bin/sh", "-c", "echo 'a b' c"}));
+}
+
+TEST(CommandTemplate, ASourceThatDoesNotExistIsRefused) {
+  EXPECT_THROW(CommandTemplate({"echo", "{3}"}, false, 2), Error);
+  EXPECT_THROW(CommandTemplate({"echo", "{2.}"}, false, 1), Error);
+  EXPECT_THROW(CommandTemplate({}, false, 1), Error);
+  try {
+    CommandTemplate({"echo", "{3}"}, false, 2);
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "replacement string {3} names input source 3, but there are 2 input sources");
+  }
+}
+
+TEST(CommandTemplate, LiteralProgramAndSlotAreKnownBeforeAnyTask) {
+  EXPECT_EQ(*CommandTemplate({"gzip", "{}"}, false, 1).literal_program(), "gzip");
+  EXPECT_EQ(CommandTemplate({"{}", "x"}, false, 1).literal_program(), nullptr);
+  EXPECT_EQ(CommandTemplate({"gzip"}, true, 1).literal_program(), nullptr);  // a script
+  EXPECT_TRUE(CommandTemplate({"echo", "{%}"}, false, 1).uses_slot());
+  EXPECT_FALSE(CommandTemplate({"echo", "{#}"}, false, 1).uses_slot());
+}
+
+TEST(CommandTemplate, QuotedCommandReadsBackAsTheArgumentVector) {
+  EXPECT_EQ(quote_command(Args{"gzip", "-9", "a b.txt", "it's", ""}), "gzip -9 'a b.txt' 'it'\\''s' ''");
+}
+
+}  // namespace
+}  // namespace taskfarm::exec

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# `taskfarm run --exec`: a command per task, GNU parallel's way, with the farm's promises —
+# replacement strings, ::: / :::: sources and their cross product, order, grouped output,
+# hostile file names, failures by exit code and signal, timeouts, a worker crash, resume, and
+# output of any size in bounded memory. Expected strings are GNU parallel 20221122's answers.
+source "$(dirname "$0")/lib.sh"
+setup_workdir
+
+# expect_stdout_is TEXT: stdout is exactly TEXT (printf escapes allowed).
+expect_stdout_is() {
+  printf "$1" >"$W/expected"
+  cmp -s "$W/expected" "$W/stdout" || fail "stdout is $(od -c "$W/stdout" | head -20), expected $(od -c "$W/expected" | head -20)"
+}
+
+replacement_strings() {  # every replacement string, on the names GNU parallel was asked about
+  tf run --exec -k -j 2 -- printf '[%s] [%s] [%s] [%s] [%s] #%s\n' {} {.} {/} {//} {/.} {#} \
+    ::: dir.x/foo.tar.gz foo .bashrc a/b/ / dir/.hidden a/b.c/d foo. </dev/null
+  expect_rc 0
+  expect_stdout_is '[dir.x/foo.tar.gz] [dir.x/foo.tar] [foo.tar.gz] [dir.x] [foo.tar] #1
+[foo] [foo] [foo] [.] [foo] #2
+[.bashrc] [] [.bashrc] [.] [] #3
+[a/b/] [a/b/] [] [a] [] #4
+[/] [/] [] [/] [] #5
+[dir/.hidden] [dir/] [.hidden] [dir] [] #6
+[a/b.c/d] [a/b.c/d] [d] [a/b.c] [d] #7
+[foo.] [foo] [foo.] [.] [foo] #8
+'
+  # Positional strings, and a word that holds several sources' values.
+  tf run --exec -k -- echo {2}-{1} x{}y {2/.} ::: a b ::: 1 2.c </dev/null
+  expect_rc 0
+  expect_stdout_is '1-a xa 1y 1\n2.c-a xa 2.cy 2\n1-b xb 1y 1\n2.c-b xb 2.cy 2\n'
+  # {%}: a slot number between 1 and -j; {#} counts from 1; --tasks N: the input is the index.
+  tf run --exec -k -j 2 --tasks 6 -- echo {} {#} {%} </dev/null
+  expect_rc 0
+  awk '$1 + 1 != $2 || $3 < 1 || $3 > 2 { exit 1 }' "$W/stdout" || fail "bad {} {#} {%}: $(cat "$W/stdout")"
+  [ "$(cut -d' ' -f1 "$W/stdout" | tr '\n' ' ')" = "0 1 2 3 4 5 " ] || fail "tasks out of order"
+  # Braces that are not replacement strings stay as written; without any, the input is appended.
+  tf run --exec -k -- echo {foo} {0} {1x} ::: a </dev/null
+  expect_stdout_is '{foo} {0} {1x} a\n'
+  # A source the template names but the command line lacks is a usage error.
+  tf run --exec -- echo {3} ::: a ::: b </dev/null
+  expect_rc 2
+  expect_stderr "replacement string {3} names input source 3, but there are 2 input sources"
+}
+
+sources_and_cross_product() {  # ::: and :::: in order, their cross product row-major, stdin by default
+  tf run --exec -k -- echo ::: a b ::: 1 2 </dev/null
+  expect_rc 0
+  expect_stdout_is 'a 1\na 2\nb 1\nb 2\n'
+  printf 'x\ny\n' >"$W/xy"
+  printf 'p\nq\n' | "$TASKFARM" run --exec -k -- echo {1}{2}{3} ::: a :::: "$W/xy" :::: - >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 0
+  expect_stdout_is 'axp\naxq\nayp\nayq\n'
+  # --input-lines is the first source; standard input (not a terminal) is the input by default.
+  tf run --exec -k --input-lines "$W/xy" -- echo ::: 1 2 </dev/null
+  expect_stdout_is 'x 1\nx 2\ny 1\ny 2\n'
+  printf 'one\ntwo\nthree\n' | "$TASKFARM" run --exec -k -j 2 -- echo >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 0
+  expect_stdout_is 'one\ntwo\nthree\n'
+  tf run --exec -- echo </dev/null
+  expect_rc 2
+  expect_stderr "no tasks: give --tasks N, --shape AxB or --input-lines FILE, or ::: VALUES after the command (standard input, read for tasks since it is not a terminal, holds none)"
+}
+
+hostile_names() {  # spaces, quotes, $, backslashes, newlines, a leading dash: passed through untouched
+  local names=("a b" "it's" 'say "hi"' '$HOME $(touch pwned) `touch pwned`' 'back\slash' $'new\nline' '-n' '*' '')
+  cd "$W" || fail "cd"
+  tf run --exec -k -- printf '<%s>\n' ::: "${names[@]}" </dev/null
+  expect_rc 0
+  printf '<%s>\n' "${names[@]}" >"$W/expected"
+  cmp -s "$W/expected" "$W/stdout" || fail "names changed: $(od -c "$W/stdout" | head)"
+  # The same through a shell (--shell): the values are quoted, never read as shell syntax.
+  tf run --exec --shell -k -- 'printf "<%s>\n" {} | cat' ::: "${names[@]}" </dev/null
+  expect_rc 0
+  cmp -s "$W/expected" "$W/stdout" || fail "names changed through --shell: $(od -c "$W/stdout" | head)"
+  [ ! -e "$W/pwned" ] || fail "a value was run as shell syntax"
+  # NUL-separated input (find -print0) carries a newline in a name.
+  printf '%s\0' "${names[@]}" >"$W/names0"
+  tf run --exec -k -0 --input-lines "$W/names0" -- printf '<%s>\n' </dev/null
+  expect_rc 0
+  cmp -s "$W/expected" "$W/stdout" || fail "names changed through -0: $(od -c "$W/stdout" | head)"
+}
+
+grouped_output() {  # two tasks writing lines at once: each task's stdout and stderr come out whole
+  tf run --exec -j 2 --shell -- 'for k in $(seq 300); do echo {}:$k; echo {}:$k >&2; done' ::: a b c d </dev/null
+  expect_rc 0
+  for stream in stdout stderr; do
+    grep -v '^taskfarm:' "$W/$stream" | "$PYTHON" -c '
+import sys
+lines = [l.rstrip("\n") for l in sys.stdin]
+tasks = [l.split(":")[0] for l in lines]
+runs = [t for i, t in enumerate(tasks) if i == 0 or tasks[i - 1] != t]
+assert sorted(runs) == ["a", "b", "c", "d"], f"interleaved: {runs[:20]}"
+for t in "abcd":
+    assert [l for l in lines if l.startswith(t + ":")] == [f"{t}:{k}" for k in range(1, 301)], t
+' || fail "$stream interleaved"
+  done
+}
+
+exit_code_and_signal() {  # non-zero exit: cause exit with its code; a signal: cause signal; the worker lives on
+  tf run --exec -k -j 1 --retries 1 --joblog "$W/j.tsv" --events --shell -- \
+    'echo out {}; echo err {} >&2; case {} in b) exit 3;; c) kill -SEGV $$;; esac' ::: a b c d </dev/null
+  expect_rc 2
+  expect_stderr "failure: index 1 (attempt 1, slot 0, pid"
+  expect_stderr "): command exited with code 3: /bin/sh -c 'echo out b;"
+  expect_stderr "): command killed by SIGSEGV: /bin/sh -c"
+  expect_stderr "failed indices: 1-2"
+  # Every attempt is a joblog row: two per failed task, with the exit code or the signal.
+  awk -F'\t' 'NR > 2 { print $1, $6, $7, $8, $9, $10 }' "$W/j.tsv" | sort >"$W/rows"
+  printf '%s\n' "0 0 ok 0 0 -" "1 0 retried 3 0 exit" "1 1 failed 3 0 exit" "2 0 retried 0 11 signal" \
+    "2 1 failed 0 11 signal" "3 0 ok 0 0 -" >"$W/expected"
+  cmp -s "$W/rows" "$W/expected" || fail "joblog rows: $(cat "$W/rows")"
+  # The failed tasks' output is printed once (their last attempt's), in order; one worker did it all.
+  [ "$(grep -c '"event":"worker"' "$W/stdout")" -eq 1 ] || fail "a failed command cost its worker"
+  [ "$(grep -o '"text":"out [a-d]\\n"' "$W/stdout" | tr -d '\n')" = '"text":"out a\n""text":"out b\n""text":"out c\n""text":"out d\n"' ] ||
+    fail "output events: $(grep output "$W/stdout")"
+  grep -q '"event":"failure","index":1,"cause":"exit","attempt":0,"final":false,.*"exit_code":3' "$W/stdout" ||
+    fail "no failure event with exit code 3"
+  grep -q '"stderr_tail":"err b\\n"' "$W/stdout" || fail "the failure does not carry the command's stderr"
+  [ "$(grep -c '^err ' "$W/stderr")" -eq 4 ] || fail "stderr of the tasks: $(grep '^err' "$W/stderr")"
+  # A command that cannot be run fails like a shell says (127), its reason on its stderr.
+  tf run --exec --retries 0 -- {} ::: ./no-such-program-here </dev/null
+  expect_rc 1
+  expect_stderr "command exited with code 127"
+  expect_stderr "cannot run ./no-such-program-here: No such file or directory"
+}
+
+timeout_kills_the_command() {  # --timeout: TERM to the worker's process group, the command included
+  tf run --exec -j 2 --timeout 300ms --retries 0 --joblog "$W/j.tsv" --shell -- \
+    'if [ {} = slow ]; then echo $$ >"'"$W"'/pid"; exec sleep 100; fi' ::: slow fast </dev/null
+  expect_rc 1
+  expect_stderr "index 0 (attempt 0, slot"
+  expect_stderr "timed out"
+  awk -F'\t' '$1 == 0 && $10 == "timeout"' "$W/j.tsv" | grep -q . || fail "no timeout row: $(cat "$W/j.tsv")"
+  awk -F'\t' '$1 == 1 && $7 == "ok"' "$W/j.tsv" | grep -q . || fail "the other task did not succeed"
+  [ -s "$W/pid" ] || fail "the slow command did not start"
+  expect_gone "$(cat "$W/pid")"
+  expect_no_segments "$TF_PID"
+}
+
+worker_crash_retried() {  # the worker of task 3 is SIGKILLed (once) by its command: retried, output whole
+  tf run --exec -k -j 2 --chunk 1 --joblog "$W/j.tsv" --shell -- \
+    'if [ {} = 3 ] && mkdir "'"$W"'/once" 2>/dev/null; then kill -KILL $PPID; fi; echo task {}' \
+    ::: 0 1 2 3 4 5 6 7 </dev/null
+  expect_rc 0
+  expect_stdout_is 'task 0\ntask 1\ntask 2\ntask 3\ntask 4\ntask 5\ntask 6\ntask 7\n'
+  awk -F'\t' '$1 == 3 && $7 == "retried" && $9 == 9 && $10 == "signal"' "$W/j.tsv" | grep -q . ||
+    fail "no retried row for the killed worker: $(cat "$W/j.tsv")"
+  expect_stderr "1 worker died and was replaced"
+  expect_no_segments "$TF_PID"
+}
+
+resume_after_interrupt() {  # task 5 interrupts the master (SIGINT); --resume runs only what was not done
+  local job=(--exec -j 1 --chunk 1 --joblog "$W/j.tsv" --shell --)
+  local cmd='echo {} >>"'"$W"'/ran"; if [ {} = 5 ] && mkdir "'"$W"'/once" 2>/dev/null; then kill -INT $(ps -o ppid= -p $PPID); fi'
+  tf run "${job[@]}" "$cmd" ::: 0 1 2 3 4 5 6 7 8 9 </dev/null
+  expect_rc 130
+  local done_before
+  done_before=$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/j.tsv" | sort -n | tr '\n' ' ')
+  [ "$done_before" = "0 1 2 3 4 " ] || [ "$done_before" = "0 1 2 3 4 5 " ] || fail "done before the interruption: $done_before"
+  tf run --resume "${job[@]}" "$cmd" ::: 0 1 2 3 4 5 6 7 8 9 </dev/null
+  expect_rc 0
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/j.tsv" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 8 9 " ] ||
+    fail "not every task done exactly once: $(cat "$W/j.tsv")"
+  # Each task done before the interruption ran once; the rest ran in the resumed run.
+  for k in $done_before; do [ "$(grep -cx "$k" "$W/ran")" -eq 1 ] || fail "task $k ran again"; done
+  for k in 6 7 8 9; do [ "$(grep -cx "$k" "$W/ran")" -eq 1 ] || fail "task $k: $(grep -cx "$k" "$W/ran") runs"; done
+}
+
+big_output_bounded() {  # 2 x 200 MiB from commands: all of it arrives, no process holds it in memory
+  "$PYTHON" - "$TASKFARM" "$W/stderr" "$W/pid" <<'PY' || fail "big output"
+import os, resource, subprocess, sys
+tf, err, pid_file = sys.argv[1:]
+n = 200 << 20
+with open(err, "wb") as e:
+    p = subprocess.Popen([tf, "run", "--exec", "-k", "--", "sh", "-c", f"head -c {n} /dev/zero", ":::", "a", "b"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=e)
+    open(pid_file, "w").write(str(p.pid))
+    size = 0
+    while chunk := p.stdout.read(1 << 20):
+        size += len(chunk)
+    rc = p.wait(timeout=50)
+assert rc == 0, f"exit {rc}"
+assert size == 2 * n, f"{size} bytes of output"
+# The largest of every process the run started (master, workers, commands): ru_maxrss of children.
+peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+assert peak_mib < 64 or os.environ.get("TASKFARM_SANITIZE"), f"peak RSS {peak_mib:.0f} MiB for 400 MiB of output"
+print(f"peak RSS {peak_mib:.0f} MiB for 400 MiB of output")
+PY
+  local left
+  left=$(compgen -G "${TMPDIR:-/tmp}/taskfarm-$(cat "$W/pid")-??????" || true)
+  [ -z "$left" ] || fail "spool directory left behind: $left"
+}
+
+master_sigkill_leaves_no_command() {  # a SIGKILLed master takes its workers along, and they their commands
+  mkdir "$W/tmp"
+  "$TASKFARM" run --exec -j 2 --tmpdir "$W/tmp" --shell -- 'echo $$ >"'"$W"'/pid.{}"; exec sleep 100' ::: a b \
+    </dev/null >"$W/stdout" 2>"$W/stderr" &
+  local master=$!
+  BG+=("$master")
+  local deadline=$((SECONDS + 20))
+  until [ -s "$W/pid.a" ] && [ -s "$W/pid.b" ]; do  # each command says it runs (bounded poll)
+    [ $SECONDS -lt $deadline ] || fail "the commands did not start"
+    sleep 0.01
+  done
+  kill -KILL "$master"
+  wait "$master" 2>/dev/null
+  wait_gone "$(cat "$W/pid.a")" "$(cat "$W/pid.b")"
+  # Its spool directory is left behind (and its segments); the next --exec run there removes them.
+  [ -n "$(compgen -G "$W/tmp/taskfarm-$master-??????")" ] || fail "no spool directory of the killed master"
+  tf run --exec --tmpdir "$W/tmp" -- true ::: x </dev/null
+  expect_rc 0
+  [ -z "$(ls -A "$W/tmp")" ] || fail "left in --tmpdir: $(ls -A "$W/tmp")"
+  expect_no_segments "$master"
+}
+
+gzip_equals_serial() {  # 50 small files through gzip -c: byte for byte the serial loop's output
+  mkdir "$W/files"
+  for k in $(seq 50); do seq "$k" >"$W/files/f$k.txt"; done
+  local files=("$W"/files/*.txt)
+  for f in "${files[@]}"; do gzip -c "$f"; done >"$W/serial.gz"
+  tf run --exec -k -j 2 -- gzip -c ::: "${files[@]}" </dev/null
+  expect_rc 0
+  cmp -s "$W/serial.gz" "$W/stdout" || fail "gzip output differs from the serial loop's"
+}
+
+not_a_worker_program_says_exec() {  # GNU parallel habits without --exec: told what to add
+  echo hi | "$TASKFARM" run -j 2 -- echo {} >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 3
+  expect_stderr "echo exited with code 0 before starting the taskfarm protocol: it is not a worker program (use --exec to run a command per task)"
+  tf run ::: a b c </dev/null
+  expect_rc 2
+  expect_stderr "':::' belongs after the command: taskfarm run --exec [options] -- COMMAND ::: VALUES..."
+  tf run --tasks 2 -- echo ::: a b </dev/null
+  expect_rc 2
+  expect_stderr "add --exec"
+  tf run --exec --tasks 2 --output "$W/o.npy" --dtype f8 -- echo </dev/null
+  expect_rc 2
+  expect_stderr "--output with --exec"
+  tf run --exec -- no-such-command-anywhere ::: a </dev/null
+  expect_rc 2
+  expect_stderr "command 'no-such-command-anywhere' not found in PATH"
+  tf run --shell --tasks 2 -- "$CLI_WORKER" </dev/null
+  expect_rc 2
+  expect_stderr "--shell needs --exec"
+}
+
+"$@"

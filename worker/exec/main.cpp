@@ -1,0 +1,152 @@
+// taskfarm-exec: the built-in worker of `taskfarm run --exec`. An ordinary worker program
+// (run_worker) whose kernel runs one command per task: it builds the task's argument vector
+// from the command template and the task's inputs, runs it (no shell unless --shell) with its
+// stdout and stderr in the run's spool directory, waits for it, and reports a non-zero exit or
+// a signal as the task's failure. Everything else — crashes, retries, timeouts, joblog,
+// resume, ordered output — is the farm's, as for any worker program. Started by `taskfarm`:
+//   taskfarm-exec --spool DIR [--shell] -- WORD...
+// The task's inputs: with --input-lines or ::: / :::: sources (one axis of the index space per
+// source, all values in the run's lines segment, source after source), value k is line
+// (extent[0] + ... + extent[k-1] + coord k); without, value k is coordinate k itself (--tasks N:
+// the task index).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "child_process.hpp"
+#include "command_template.hpp"
+#include "spool.hpp"
+#include "taskfarm/worker.hpp"
+
+namespace {
+
+using namespace taskfarm;
+using namespace taskfarm::exec;
+
+constexpr std::size_t kStderrTail = 2048;  // of a failed command's stderr, for its failure record
+
+struct Options {
+  std::string spool;
+  bool shell = false;
+  std::vector<std::string> words;
+};
+
+class ExecKernel {
+ public:
+  explicit ExecKernel(Options o) : o_(std::move(o)), out_(o_.spool, Stream::out), err_(o_.spool, Stream::err) {
+    null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!null_) throw_errno("cannot open /dev/null for the commands' standard input");
+  }
+
+  void operator()(TaskContext& t) {
+    if (!job_ || *job_ != t.job().job_id) begin_job(t.job());
+    const std::uint64_t index = t.index();
+    inputs_of(t, index);
+    const std::vector<std::string> argv = template_->expand(views_, index + 1, slot_);
+    std::string why, exec_error;
+    std::string path = program_.empty() ? find_program(argv.front(), why) : program_;
+    remove_task_output(o_.spool, index);
+    CommandStatus status{127, 0};
+    if (path.empty()) {
+      exec_error = why;
+    } else {
+      status = run_command(path, argv, StandardFds{null_.get(), out_.fd(), err_.fd()}, exec_error);
+    }
+    if (!exec_error.empty()) {  // said on the task's stderr, as a shell would
+      const std::string line = "taskfarm-exec: " + exec_error + "\n";
+      [[maybe_unused]] const auto n = ::write(err_.fd(), line.data(), line.size());
+    }
+    const bool failed = status.exit_code != 0 || status.signal != 0;
+    std::string tail = failed ? err_.tail(kStderrTail) : std::string();
+    out_.publish(index);
+    err_.publish(index);
+    if (failed) throw TaskProcessFailed(quote_command(argv), status.exit_code, status.signal, std::move(tail));
+  }
+
+ private:
+  void begin_job(const JobInfo& job) {
+    job_ = job.job_id;
+    has_lines_ = !job.lines_handle.empty();
+    extent_ = job.extent;
+    template_.emplace(o_.words, o_.shell, extent_.size());
+    bases_.assign(extent_.size(), 0);
+    for (std::size_t k = 1; k < extent_.size(); ++k) bases_[k] = bases_[k - 1] + extent_[k - 1];
+    values_.assign(extent_.size(), {});
+    views_.assign(extent_.size(), {});
+    program_.clear();
+    if (const std::string* p = template_->literal_program()) {
+      std::string why;
+      program_ = find_program(*p, why);  // "" if not found: each task then fails with 127 and why
+    } else if (o_.shell) {
+      program_ = "/bin/sh";
+    }
+    if (template_->uses_slot() && slot_ == 0) slot_ = take_slot(o_.spool);
+  }
+
+  // Source k's value for task `index`: a line of the lines segment, or the coordinate itself.
+  void inputs_of(TaskContext& t, std::uint64_t index) {
+    std::uint64_t rest = index;
+    for (std::size_t k = extent_.size(); k-- > 0;) {
+      const std::uint64_t coord = rest % extent_[k];
+      rest /= extent_[k];
+      if (has_lines_) {
+        views_[k] = t.line(bases_[k] + coord);
+      } else {
+        values_[k] = std::to_string(coord);
+        views_[k] = values_[k];
+      }
+    }
+  }
+
+  Options o_;
+  SpoolFile out_, err_;
+  UniqueFd null_;
+  std::optional<std::uint64_t> job_;
+  std::optional<CommandTemplate> template_;
+  bool has_lines_ = false;
+  std::vector<std::uint64_t> extent_, bases_;
+  std::vector<std::string> values_;
+  std::vector<std::string_view> views_;
+  std::string program_;
+  unsigned slot_ = 0;
+};
+
+std::optional<Options> parse(int argc, char** argv) {
+  Options o;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") break;
+    if (a == "--shell") o.shell = true;
+    else if (a == "--spool" && i + 1 < argc) o.spool = argv[++i];
+    else return std::nullopt;
+  }
+  if (i >= argc - 1 || o.spool.empty()) return std::nullopt;
+  o.words.assign(argv + i + 1, argv + argc);
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto options = parse(argc, argv);
+  if (!options || !started_by_master()) {
+    std::fprintf(stderr,
+                 "taskfarm-exec is the worker of `taskfarm run --exec` and is started by it:\n"
+                 "  taskfarm run --exec [options] -- COMMAND [ARGS...] [::: VALUES...]\n");
+    return 2;
+  }
+  try {
+    ExecKernel kernel(std::move(*options));
+    return run_worker([&kernel](TaskContext& t) { kernel(t); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "taskfarm-exec: %s\n", e.what());
+    return 4;
+  }
+}

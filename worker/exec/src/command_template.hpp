@@ -1,0 +1,75 @@
+// CommandTemplate: the words after `--` of `taskfarm run --exec`, with GNU parallel's
+// replacement strings, turned into one task's argument vector. Pure (no OS calls): the
+// built-in worker (taskfarm-exec) expands it per task; the CLI parses it once to refuse a bad
+// template before anything is created, and quotes commands for messages. Any thread.
+//
+// Replacement strings: {} the input; {.} without its extension; {/} its basename; {//} its
+// directory; {/.} basename without extension; {#} the job number (index + 1); {%} the slot
+// (1 ... workers); {N}, {N.}, {N/}, {N//}, {N/.} the same of input source N (1-based). With
+// several sources, {} & co. stand for every source's value: separate arguments where the word
+// is the replacement string alone, joined by spaces inside a longer word. A template without
+// any replacement string gets the inputs appended, one argument each. No shell is involved
+// unless `shell`: then the words are joined by spaces into one `/bin/sh -c` script and every
+// value is put in single quotes, so a value is never read as shell syntax.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace taskfarm::exec {
+
+class CommandTemplate {
+ public:
+  /// Parses `words` (at least one) for `sources` input sources (at least one). Throws
+  /// taskfarm::Error naming a replacement string that refers to a source that does not exist.
+  CommandTemplate(std::vector<std::string> words, bool shell, std::size_t sources);
+
+  /// One task's argument vector: `inputs` holds each source's value (sources() of them),
+  /// `seq` is {#}, `slot` is {%}. With `shell`: {"/bin/sh", "-c", script}.
+  std::vector<std::string> expand(std::span<const std::string_view> inputs, std::uint64_t seq,
+                                  unsigned slot) const;
+
+  std::size_t sources() const noexcept { return sources_; }
+  bool shell() const noexcept { return shell_; }
+  /// Whether the template uses {%} (the worker then takes a slot number).
+  bool uses_slot() const noexcept { return uses_slot_; }
+  /// The program word, if it holds no replacement string (it can be looked up before any task).
+  const std::string* literal_program() const noexcept;
+
+ private:
+  enum class Kind : std::uint8_t { text, input, no_ext, base, dir, base_no_ext, seq, slot };
+  struct Part {
+    Kind kind = Kind::text;
+    std::size_t source = 0;  ///< 0: every source; else 1-based
+    std::string text;        ///< Kind::text
+  };
+  using Word = std::vector<Part>;
+
+  static std::string_view transform(std::string_view value, Kind kind);
+  static Word parse_word(std::string_view word, std::size_t sources, bool& any);
+  void append_word(const Word& w, std::span<const std::string_view> inputs, std::uint64_t seq, unsigned slot,
+                   std::vector<std::string>& argv) const;
+
+  std::vector<Word> words_;
+  bool shell_ = false;
+  bool uses_slot_ = false;
+  std::size_t sources_ = 1;
+};
+
+/// GNU parallel's {.}: `path` without the extension of its last component ("a/b.tar.gz" →
+/// "a/b.tar", ".bashrc" → "", "a.d/b" → "a.d/b").
+std::string_view without_extension(std::string_view path);
+/// {/}: everything after the last '/' ("a/b/" → "").
+std::string_view basename_of(std::string_view path);
+/// {//}: the directory, as dirname(1) says it ("a/b/" → "a", "b" → ".", "/a" → "/").
+std::string_view dirname_of(std::string_view path);
+
+/// `s` as one shell word: itself if it needs no quoting, else in single quotes.
+std::string shell_quote(std::string_view s);
+/// An argument vector as a shell would read it back (for messages and --dry-run).
+std::string quote_command(std::span<const std::string> argv);
+
+}  // namespace taskfarm::exec

@@ -1,0 +1,75 @@
+#include "spool.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::exec {
+namespace {
+
+const char* extension(Stream s) { return s == Stream::out ? ".out" : ".err"; }
+
+}  // namespace
+
+std::string task_output_path(const std::string& dir, std::uint64_t index, Stream s) {
+  return dir + "/" + std::to_string(index) + extension(s);
+}
+
+int SpoolFile::fd() {
+  if (fd_) return fd_.get();
+  name_ = dir_ + "/w" + std::to_string(::getpid()) + "-" + std::to_string(made_++) + extension(stream_);
+  fd_.reset(::open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd_) throw_errno("cannot create " + name_ + " for a command's output");
+  return fd_.get();
+}
+
+std::uint64_t SpoolFile::publish(std::uint64_t index) {
+  if (!fd_) return 0;
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) throw_errno("fstat of " + name_);
+  if (st.st_size == 0) return 0;  // nothing written: the same file serves the next command
+  const std::string to = task_output_path(dir_, index, stream_);
+  if (::rename(name_.c_str(), to.c_str()) != 0) throw_errno("cannot rename " + name_ + " to " + to);
+  fd_.reset();
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::string SpoolFile::tail(std::size_t n) const {
+  if (!fd_) return {};
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0 || st.st_size <= 0) return {};
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const std::uint64_t from = size > n ? size - n : 0;
+  std::string s(static_cast<std::size_t>(size - from), '\0');
+  const ssize_t got = ::pread(fd_.get(), s.data(), s.size(), static_cast<off_t>(from));
+  s.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  return s;
+}
+
+void remove_task_output(const std::string& dir, std::uint64_t index) {
+  for (Stream s : {Stream::out, Stream::err}) {
+    const std::string path = task_output_path(dir, index, s);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove " + path);
+  }
+}
+
+unsigned take_slot(const std::string& dir) {
+  static UniqueFd held;  // for the life of the process: the kernel releases it at exit
+  for (unsigned k = 1;; ++k) {
+    const std::string path = dir + "/slot-" + std::to_string(k);
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) throw_errno("cannot open " + path);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+      held = std::move(fd);
+      return k;
+    }
+    if (errno != EWOULDBLOCK) throw_errno("cannot lock " + path);
+  }
+}
+
+}  // namespace taskfarm::exec

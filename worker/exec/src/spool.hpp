@@ -1,0 +1,52 @@
+// The spool directory of a `taskfarm run --exec`: where each task's stdout and stderr wait,
+// on disk, until the master prints them whole (GNU parallel's --group does the same in its
+// $TMPDIR). The master (taskfarm) creates the directory, reads and removes the task files, and
+// removes the directory at the end; the built-in workers (taskfarm-exec) write into it:
+//   <dir>/w<pid>-<n>.out|.err   the file a worker's running command writes (its stdout/stderr)
+//   <dir>/<index>.out|.err      task <index>'s output once its command ended (renamed into place)
+//   <dir>/slot-<k>              locked (flock) by the worker whose {%} is k
+// A task that printed nothing has no file. Memory stays bounded on both sides whatever a task
+// prints: the command writes straight into the file, the master copies it with sendfile.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm::exec {
+
+enum class Stream : std::uint8_t { out, err };
+
+/// "<dir>/<index>.out" or ".err": task `index`'s output once its command has ended.
+std::string task_output_path(const std::string& dir, std::uint64_t index, Stream s);
+
+/// Worker side: the file one stream of the running command goes to. One per stream per worker.
+class SpoolFile {
+ public:
+  SpoolFile(std::string dir, Stream stream) : dir_(std::move(dir)), stream_(stream) {}
+  /// The descriptor the next command writes (a new file when the last one was published).
+  int fd();
+  /// The command has ended: if it wrote anything, its file becomes task `index`'s output
+  /// (replacing an earlier attempt's) and the next command gets a new file. Returns the bytes.
+  std::uint64_t publish(std::uint64_t index);
+  /// The last `n` bytes written to the current file (before publish()).
+  std::string tail(std::size_t n) const;
+
+ private:
+  std::string dir_;
+  Stream stream_;
+  UniqueFd fd_;
+  std::string name_;
+  unsigned made_ = 0;
+};
+
+/// Removes what an earlier attempt of task `index` left (a worker that died after its command
+/// ended), so that only this attempt's output can be printed.
+void remove_task_output(const std::string& dir, std::uint64_t index);
+
+/// {%}: the lowest slot number k >= 1 whose lock file no live worker holds; held (flock, by an
+/// open descriptor) until this process exits, so a replacement worker takes the number again.
+unsigned take_slot(const std::string& dir);
+
+}  // namespace taskfarm::exec
