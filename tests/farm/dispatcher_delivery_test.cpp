@@ -40,6 +40,36 @@ TEST(Dispatcher, OrderedDeliveryPassesOverAFinallyFailedIndex) {
   EXPECT_EQ(rep.succeeded, 3u);
 }
 
+// A command run per task (--exec) that exits non-zero or dies by a signal is an exit or signal
+// failure of its task — not an exception — and its worker goes on (nothing is killed).
+TEST(Dispatcher, FailedTaskProcessIsAnExitOrSignalFailureAndTheWorkerGoesOn) {
+  Fake f(fixed_chunks(4, 0), 1);
+  f.begin(4, /*ordered=*/false, ResultMode::blobs);
+  f.step();
+  f.hello(0);
+  f.process_failed(0, 1, 3, 0);
+  f.process_failed(0, 2, 0, SIGSEGV);
+  TextRecords r;
+  r.bytes = TextRecords::of(0, 4);
+  f.done(0, std::nullopt, &r);
+  const auto one = f.rec.of(1), two = f.rec.of(2);
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_EQ(one[0].cause, FailureCause::exit);
+  EXPECT_EQ(one[0].exit_code, 3);
+  EXPECT_TRUE(one[0].task_process);
+  EXPECT_FALSE(one[0].ended_worker());
+  EXPECT_EQ(one[0].stderr_tail, "gzip: no\n");
+  EXPECT_NE(one[0].describe().find("command exited with code 3: gzip -9 'a b'"), std::string::npos) << one[0].describe();
+  EXPECT_EQ(two[0].cause, FailureCause::signal);
+  EXPECT_EQ(two[0].signal, SIGSEGV);
+  EXPECT_NE(two[0].describe().find("command killed by SIGSEGV"), std::string::npos) << two[0].describe();
+  EXPECT_EQ(f.rec.results, (std::vector<std::uint64_t>{0, 3}));
+  const RunReport rep = f.d.end_run();
+  EXPECT_EQ(rep.failed_indices(), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(rep.worker_deaths, 0u);
+}
+
 TEST(Dispatcher, OrderedHandOverThatThrowsIsRetriedThenFailsFinally) {
   for (int retries : {1, 0}) {
     Fake f(fixed_chunks(4, retries), 1);

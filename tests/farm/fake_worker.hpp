@@ -178,7 +178,14 @@ class Fake {
   }
   void task_error(int slot, std::uint64_t index) {
     const proto::Chunk& c = w[static_cast<std::size_t>(slot)].queue.front();
-    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "std::runtime_error", "bad " + std::to_string(index), 0, 0, {}}, none, now);
+    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "std::runtime_error", "bad " + std::to_string(index), 0, 0, ""}, none, now);
+    execute();
+  }
+  // The task's own process (a command per task) ended with `exit_code` or by `signal`.
+  void process_failed(int slot, std::uint64_t index, int exit_code, int signal) {
+    const proto::Chunk& c = w[static_cast<std::size_t>(slot)].queue.front();
+    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "", "gzip -9 'a b'", exit_code, signal, "gzip: no\n"},
+                 none, now);
     execute();
   }
   // The worker's process ended while its slot said it was running `index` of its front chunk
