@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "taskfarm/detail/exec_signals.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/shm_segment.hpp"
@@ -132,12 +133,7 @@ struct ExecPlan {
   bool ok = ::dup2(p.stderr_write, STDERR_FILENO) >= 0 &&
             (p.channel != kChannelFd ? ::dup2(p.channel, kChannelFd) >= 0 : ::fcntl(kChannelFd, F_SETFD, 0) >= 0);
   if (ok) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // SIGKILL, SIGSTOP: EINVAL, harmless
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    detail::reset_signals_for_exec();
     ::execve(p.path, p.argv, p.envp);
   }
   report_and_exit(p.report, SetupReport{SetupStep::exec, errno});

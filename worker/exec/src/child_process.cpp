@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "taskfarm/detail/exec_signals.hpp"
 #include "taskfarm/error.hpp"
 
 extern char** environ;
@@ -40,12 +41,7 @@ bool place(int fd, int target) noexcept {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != p.worker) ::_exit(127);
   if (place(p.fds.in, STDIN_FILENO) && place(p.fds.out, STDOUT_FILENO) && place(p.fds.err, STDERR_FILENO)) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // SIGKILL, SIGSTOP: EINVAL, harmless
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    taskfarm::detail::reset_signals_for_exec();
     ::execve(p.path, p.argv, environ);
   }
   *p.exec_errno = errno;
