@@ -229,7 +229,10 @@ ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& clos
 
 WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
                            const std::function<int(Channel, ShmSegment)>& body) {
-  auto [master_end, worker_end] = Channel::make_pair();
+  // Not a structured binding: a lambda may not capture one before C++20's P1091 (clang 14).
+  std::pair<Channel, Channel> ends = Channel::make_pair();
+  Channel& master_end = ends.first;
+  Channel& worker_end = ends.second;
   std::vector<int> close = close_in_child;
   close.push_back(master_end.fd());
   // In the child: its own copies of the worker's end and the slot, moved into the body.
