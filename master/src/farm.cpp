@@ -8,6 +8,8 @@
 #include "launcher.hpp"
 #include "proc_info.hpp"
 #include "supervisor.hpp"
+#include "taskfarm/error.hpp"
+#include "taskfarm/range_set.hpp"
 #include "taskfarm/shared_array.hpp"
 
 namespace taskfarm {
@@ -56,18 +58,19 @@ Farm Farm::fork(FarmOptions options) {
 }
 
 RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernelFactory& factory) {
+  const std::optional<std::uint64_t> n = index_space_size(job.extent);
+  if (!n) throw Error("Farm::run: the index space (the product of JobSpec::extent) reaches 2^64 tasks");
+  check_ranges(job.ranges, job.extent.empty() ? 0 : *n, "Farm::run: JobSpec::ranges");  // no extent: no tasks
   if (impl_->fork != nullptr) {
     if (!factory) throw Error("Farm::run in fork mode needs a kernel factory");
+    proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
     impl_->fork->use(&factory);
   }
   const std::string ro = AnySharedArray::read_only_handle(job.input_handle);
-  if (ro != job.input_handle) {  // every worker attaches the input read-only, whatever it was given
-    JobSpec read_only = job;
-    read_only.input_handle = ro;
-    return impl_->supervisor.run(read_only, observer);
-  }
-  if (impl_->fork != nullptr) proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
-  return impl_->supervisor.run(job, observer);
+  if (ro == job.input_handle) return impl_->supervisor.run(job, observer);
+  JobSpec read_only = job;  // every worker attaches the input read-only, whatever it was given
+  read_only.input_handle = ro;
+  return impl_->supervisor.run(read_only, observer);
 }
 
 void Farm::request_stop() noexcept { impl_->supervisor.request_stop(); }

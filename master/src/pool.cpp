@@ -316,14 +316,7 @@ void Pool::check_call(const CallOptions& call, std::uint64_t n, bool selects) co
   if (!selects)
     throw Error(what + "only selects indices to run, but map and try_map return a value for every index: "
                        "use for_each, imap or imap_unordered");
-  std::uint64_t end = 0;
-  for (const auto& [b, e] : *call.only) {
-    const std::string range = "[" + std::to_string(b) + ", " + std::to_string(e) + ")";
-    if (b >= e) throw Error(what + "only: range " + range + " is empty");
-    if (b < end) throw Error(what + "only: range " + range + " overlaps or precedes the range before it");
-    if (e > n) throw Error(what + "only: range " + range + " reaches past the index space of " + std::to_string(n) + " tasks");
-    end = e;
-  }
+  check_ranges(*call.only, n, what + "only");
 }
 
 }  // namespace taskfarm

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "taskfarm/error.hpp"
+
 namespace taskfarm {
 
 void RangeSet::insert(std::uint64_t begin, std::uint64_t end) {
@@ -44,6 +46,17 @@ std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& 
   for (const std::uint64_t e : extent)
     if (__builtin_mul_overflow(n, e, &n)) return std::nullopt;
   return n;
+}
+
+void check_ranges(const std::vector<IndexRange>& ranges, std::uint64_t n, const std::string& what) {
+  std::uint64_t end = 0;
+  for (const auto& [b, e] : ranges) {
+    const std::string range = "[" + std::to_string(b) + ", " + std::to_string(e) + ")";
+    if (b >= e) throw Error(what + ": range " + range + " is empty");
+    if (b < end) throw Error(what + ": range " + range + " overlaps or precedes the range before it");
+    if (e > n) throw Error(what + ": range " + range + " reaches past the index space of " + std::to_string(n) + " tasks");
+    end = e;
+  }
 }
 
 }  // namespace taskfarm

@@ -13,6 +13,7 @@
 
 #include "taskfarm/error.hpp"
 #include "taskfarm/farm.hpp"
+#include "taskfarm/range_set.hpp"
 #include "taskfarm/serialize.hpp"
 #include "taskfarm/shared_array.hpp"
 
@@ -154,4 +155,30 @@ TEST(ProgramMode, MissingProgramIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/worker"), std::string::npos) << e.what();
   }
+}
+
+// JobSpec::ranges from a caller of the Farm meet the rule CallOptions::only meets in Pool:
+// a bad range is an Error naming it, before any worker is asked to run it.
+TEST(ProgramMode, BadJobRangesAreAClearError) {
+  FarmOptions o;
+  o.workers = 1;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  auto message = [&farm](std::vector<IndexRange> ranges) {
+    JobSpec job;
+    job.extent = {10};
+    job.ranges = std::move(ranges);
+    try {
+      farm.run(job);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{4, 4}}).find("JobSpec::ranges: range [4, 4) is empty"), std::string::npos) << message({{4, 4}});
+  EXPECT_NE(message({{0, 5}, {3, 7}}).find("range [3, 7) overlaps"), std::string::npos) << message({{0, 5}, {3, 7}});
+  EXPECT_NE(message({{5, 11}}).find("range [5, 11) reaches past the index space of 10"), std::string::npos);
+  JobSpec good;  // and the Farm is still usable: the selected ranges, no more
+  good.extent = {10};
+  good.ranges = {{2, 4}, {7, 10}};
+  EXPECT_EQ(farm.run(good).succeeded, 5u);
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -43,5 +44,10 @@ class RangeSet {
 /// The number of tasks of an index space, the product of `extent`; nullopt if it is 2^64 or
 /// more. Every product of numbers from outside (a command line, a joblog) goes through it.
 std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent);
+
+/// Throws Error unless `ranges` are ascending, disjoint, non-empty and inside [0, n): what a
+/// run may be asked to cover (JobSpec::ranges, CallOptions::only). The message starts with
+/// `what`, which names where the ranges came from, and names the first offending range.
+void check_ranges(const std::vector<IndexRange>& ranges, std::uint64_t n, const std::string& what);
 
 }  // namespace taskfarm
