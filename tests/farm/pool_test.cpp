@@ -270,9 +270,10 @@ TEST(Pool, ConsecutiveMapsOnOnePoolLeakNothing) {
   EXPECT_EQ(after.fds, before.fds) << "descriptors leaked over 100 calls";
   EXPECT_EQ(after.threads, before.threads) << "threads left over 100 calls";
   EXPECT_EQ(after.segments, before.segments) << "segments left in /dev/shm over 100 calls";
-  // malloc may map or unmap an arena or a large block between two calls: a few mappings of
-  // slack, far below the 100 a mapping leaked per call would add.
-  EXPECT_LE(after.maps, before.maps + 8) << "mappings leaked over 100 calls";
+  // malloc may map or unmap an arena or a large block between two calls, and ASan's allocator
+  // more (12 more mappings in 1 of 8 runs seen): slack well below the 100 that a mapping
+  // leaked per call would add.
+  EXPECT_LE(after.maps, before.maps + 32) << "mappings leaked over 100 calls";
 }
 
 TEST(Pool, TheCallersOwnWaitFindsItsOwnChild) {
