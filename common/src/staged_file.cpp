@@ -1,12 +1,17 @@
 #include "taskfarm/detail/staged_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>  // renameat2
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 #include <utility>
 
 #include "taskfarm/detail/user_file.hpp"
@@ -27,9 +32,44 @@ int rename_no_replace(const std::string& from, const std::string& to) {
   return 0;
 }
 
+/// The pid in "<base>.taskfarm-<pid>-<n>.tmp", the name create() gives; 0 for any other name.
+pid_t staged_by(std::string_view name, std::string_view base) {
+  constexpr std::string_view mid = ".taskfarm-", tail = ".tmp";
+  if (!name.starts_with(base) || !name.ends_with(tail)) return 0;
+  name = name.substr(base.size(), name.size() - base.size() - tail.size());
+  if (!name.starts_with(mid)) return 0;
+  name.remove_prefix(mid.size());
+  const auto dash = name.find('-');
+  auto digits = [](std::string_view d) { return !d.empty() && d.size() <= 9 && d.find_first_not_of("0123456789") == d.npos; };
+  if (dash == name.npos || !digits(name.substr(0, dash)) || !digits(name.substr(dash + 1))) return 0;
+  return static_cast<pid_t>(std::strtol(std::string(name.substr(0, dash)).c_str(), nullptr, 10));
+}
+
+/// Removes the temporary files of `path` that a process killed before it could remove them left
+/// (SIGKILL, power loss): a name create() gives, a regular file of ours, its process gone and its
+/// flock free. A run killed before publishing would otherwise leave an output-sized file beside
+/// the user's for ever. Best effort: whatever cannot be checked or removed stays.
+void sweep_dead_temporaries(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    const pid_t pid = staged_by(e->d_name, base);
+    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    UniqueFd fd(::openat(::dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) ::unlinkat(::dirfd(d), e->d_name, 0);
+  }
+  ::closedir(d);
+}
+
 }  // namespace
 
 StagedFile StagedFile::create(const std::string& path) {
+  sweep_dead_temporaries(path);
   StagedFile f;
   f.path_ = path;
   for (int attempt = 0;; ++attempt) {

@@ -196,8 +196,18 @@ void JoblogFile::write(std::string_view rows) {
 }
 
 EarlierRun read_joblog(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read joblog '" + path + "': " + std::strerror(errno) + " (no earlier run to resume)");
+  // A FIFO or device is refused by its kind, not opened blocking or read for ever (Joblog::resume
+  // reads before it appends); the stream then reads the very file that was checked.
+  UniqueFd fd;
+  try {
+    fd = detail::open_regular_file(path, O_RDONLY);
+  } catch (const SystemError& e) {
+    throw Error("cannot read joblog '" + path + "': " + std::strerror(e.code()) + " (no earlier run to resume)");
+  } catch (const Error& e) {
+    throw Error(std::string("cannot read joblog: ") + e.what());
+  }
+  std::ifstream in("/proc/self/fd/" + std::to_string(fd.get()), std::ios::binary);
+  if (!in) throw Error("cannot read joblog '" + path + "': " + std::strerror(errno));
   const std::string not_ours = "'" + path + "' is not a taskfarm joblog";
 
   // One line at a time, so that memory does not grow with the joblog; a line longer than

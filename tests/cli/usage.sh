@@ -23,6 +23,7 @@ expect_rc 2
 [ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "stderr is not one line"
 expect_stderr "$message"
 grep -q '^taskfarm: ' "$W/stderr" || fail "message does not start with 'taskfarm: '"
+[ "$(grep -o 'see taskfarm --help' "$W/stderr" | wc -l)" -le 1 ] || fail "the --help hint is repeated"
 expect_no_segments "$TF_PID"
 [ ! -e "$W/out.npy" ] || fail "bad input left an output file"
 [ "$(find "$W" -newer "$W/not-executable" -not -name stdout -not -name stderr -not -path "$W" | wc -l)" -eq 0 ] ||

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -157,6 +158,30 @@ TEST(UserFiles, UnpublishedArrayRemovesOnlyItsTemporaryFile) {
   }
   EXPECT_EQ(read_file(path), "precious\n");
   EXPECT_EQ(names_in(dir.path()), std::set<std::string>{"out.npy"});
+}
+
+// A run SIGKILLed before it published leaves its temporary file beside the user's (as big as the
+// output); the next file staged at that path removes it — only it: a live process's, another
+// path's, and a name taskfarm does not give stay.
+TEST(UserFiles, StagingRemovesTheTemporaryFilesOfDeadProcessesOnly) {
+  test::TempDir dir;
+  const std::string path = dir.file("out.npy");
+  write_file(path, "precious\n");
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string stale = "out.npy.taskfarm-" + std::to_string(dead) + "-0.tmp";
+  const std::set<std::string> kept{"out.npy.taskfarm-" + std::to_string(::getppid()) + "-0.tmp",
+                                   "other.npy.taskfarm-" + std::to_string(dead) + "-0.tmp",
+                                   "out.npy.taskfarm-" + std::to_string(dead) + "-x.tmp"};
+  for (const std::string& name : kept) write_file(dir.file(name), "x");
+  write_file(dir.file(stale), "stale");
+  auto a = AnySharedArray::create_npy(path, DType::u8, {4}, AnySharedArray::Publish::later);
+  const std::set<std::string> now = names_in(dir.path());
+  EXPECT_EQ(now.count(stale), 0u) << "the dead run's temporary file is still there";
+  for (const std::string& name : kept) EXPECT_EQ(now.count(name), 1u) << name << " was removed";
+  EXPECT_EQ(read_file(path), "precious\n") << "the user's file was touched";
 }
 
 TEST(UserFiles, PublishRefusesAFileThatAppearedMeanwhile) {

@@ -165,5 +165,27 @@ TEST(JoblogFile, AppendRefusesAFifoWithoutBlocking) {
   EXPECT_EQ(out, "cannot open joblog: '" + f.path() + "' is a FIFO, not a regular file");
 }
 
+// Joblog::resume reads the earlier joblog before it appends: that read refuses a FIFO (no writer:
+// an open would block for ever) and a device (/dev/zero: an endless read) by kind, too.
+TEST(JoblogFile, ResumeRefusesAFifoOrADeviceWithoutReadingIt) {
+  TempPath f;
+  ASSERT_EQ(::mkfifo(f.path().c_str(), 0644), 0);
+  const RunIdentity job{{10}, "", "", ""};
+  for (const std::string& path : {f.path(), std::string("/dev/zero")}) {
+    const std::string out = in_child(
+        [&] {
+          try {
+            Joblog::resume(path, job);
+          } catch (const Error& e) {
+            return std::string(e.what());
+          }
+          return std::string("opened");
+        },
+        std::chrono::seconds(5));
+    EXPECT_EQ(out, "cannot read joblog: '" + path + "' is a " + (path == f.path() ? "FIFO" : "character device") +
+                       ", not a regular file");
+  }
+}
+
 }  // namespace
 }  // namespace taskfarm

@@ -14,6 +14,7 @@
 #include <new>
 #include <vector>
 
+#include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/shm_segment.hpp"
 #include "usage_error.hpp"
@@ -57,8 +58,12 @@ LineTable read_input_lines(const std::string& path, std::uint64_t limit, char se
   std::ifstream file;
   if (!from_stdin) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-      throw UsageError(option + ": " + what + " is a directory");
+    const bool known = ::stat(path.c_str(), &st) == 0;
+    if (known && S_ISDIR(st.st_mode)) throw UsageError(option + ": " + what + " is a directory");
+    // A device is never a file of lines (/dev/zero would be read up to the limit); a FIFO or
+    // pipe is (`:::: <(find ...)`), as in GNU parallel.
+    if (known && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode)))
+      throw UsageError(option + ": " + what + " is " + std::string(detail::file_kind(st.st_mode)) + ", not a file of lines");
     file.open(path, std::ios::binary);
     if (!file) throw UsageError(option + ": cannot read " + what + ": " + std::strerror(errno));
   }

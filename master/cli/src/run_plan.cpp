@@ -208,7 +208,7 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, RunPlan& plan
                                       {"--input", !o.input.empty()}, {"--dtype", !o.dtype.empty()}})
     if (given)
       throw UsageError(std::string(option) + " with --exec: a command run per task cannot reach the shared arrays; "
-                       "write a worker program for them (see taskfarm --help)");
+                       "write a worker program for them");
   try {
     const exec::CommandTemplate t(cmd.words, o.shell, plan.extent.size());
     if (const std::string* program = t.literal_program()) (void)resolve_program(*program, "command");

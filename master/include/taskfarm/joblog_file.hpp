@@ -91,7 +91,8 @@ struct EarlierRun {
 
 /// Reads a joblog, one line at a time. A last line without '\n' (a master killed mid-write) is
 /// ignored. Throws Error naming the file if it is missing or unreadable ("cannot read joblog
-/// 'PATH': … (no earlier run to resume)"), or not a taskfarm joblog ("'PATH' is not a taskfarm
+/// 'PATH': … (no earlier run to resume)"), not a regular file ("cannot read joblog: 'PATH' is a
+/// FIFO, not a regular file": refused without blocking or reading it), or not a taskfarm joblog ("'PATH' is not a taskfarm
 /// joblog (…)": an index space of 2^64 tasks or more, a line longer than any joblog writes, a
 /// row outside the index space or unlike the rows taskfarm writes).
 EarlierRun read_joblog(const std::string& path);

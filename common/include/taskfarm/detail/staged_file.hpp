@@ -17,6 +17,8 @@ class StagedFile {
  public:
   /// Creates "PATH.taskfarm-<pid>-<n>.tmp" in the directory of `path` (O_EXCL, read-write,
   /// mode 0666 less the umask) and locks it. Throws SystemError naming the temporary path.
+  /// First removes such temporary files of `path` left by processes that are gone (killed before
+  /// they could remove them) and whose lock is free — files of no other name are ever removed.
   static StagedFile create(const std::string& path);
 
   StagedFile() noexcept = default;
