@@ -97,6 +97,7 @@ template <class Ar> void io(Ar& ar, TaskError& m) {
   io_string(ar, m.what);
   ar(m.exit_code, m.signal);
   io_string(ar, m.stderr_tail);
+  ar(m.runtime_ns);
   if constexpr (Ar::is_loading::value) {
     // What the master puts into a FailureRecord and a joblog row must be a process's status.
     if (m.exit_code < 0 || m.exit_code > 255) throw ProtocolError("TaskError exit code " + std::to_string(m.exit_code) + " is not 0-255");

@@ -11,9 +11,9 @@ by the worker straight into row i of the run's output: t.output is the shared ar
 """
 import argparse
 
-import numpy as np
+import taskfarm  # first: it tells the master this is a worker, so NumPy's import is not timed
 
-import taskfarm
+import numpy as np  # noqa: E402
 
 X, Y, R = -0.235, 0.827, 0.4
 

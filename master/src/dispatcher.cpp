@@ -76,6 +76,12 @@ bool Dispatcher::any_held() const noexcept {
   return false;
 }
 
+bool Dispatcher::any_live() const noexcept {
+  for (const auto& s : slots_)
+    if (s.live) return true;
+  return false;
+}
+
 bool Dispatcher::finished() const noexcept { return !any_held() && (sched_->drained() || sched_->stopped()); }
 
 void Dispatcher::plan(Clock::time_point now) {
@@ -94,6 +100,7 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
     // wasted — 63 of them in a one-second tail of a 2-worker run. A slot backing off after a
     // start that failed for want of resources waits its turn.
     if (sched_->stopped() || sched_->drained() || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
+    if (cfg_.probe_first && !greeted_ && any_live()) continue;  // the first start's Hello comes first
     // One start at a time: the new worker gets its first chunks before the next one is started,
     // so it works while the others start (on_started / on_spawn_failed go on from here).
     starting_ = true;

@@ -94,6 +94,10 @@ class Dispatcher {
     std::size_t workers = 1;       // FarmOptions::workers, resolved
     std::string worker_name;       // what a worker that never said Hello is called in messages
     bool stop_when_drained = false;  // fork mode: Stop each worker once nothing is left to hand out
+    /// Program mode: until a worker of this farm has said Hello, one worker runs alone, and one
+    /// that exits before its Hello ends the run — a program that is not a worker program (an
+    /// `echo {}`) runs once, not -j times.
+    bool probe_first = false;
     /// The last stderr lines of the worker in a slot, for the record of a kernel's exception.
     std::function<std::string(int slot)> stderr_tail;
   };
@@ -193,6 +197,7 @@ class Dispatcher {
   void kill(std::size_t i, FailureCause cause, std::string message, bool term_first = false);
   std::size_t live_workers() const noexcept;
   bool any_held() const noexcept;
+  bool any_live() const noexcept;
   void schedule_chaos(Clock::time_point now);
   void fail_run(FailureRecord f, std::string farm_error);
 

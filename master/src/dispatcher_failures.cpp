@@ -127,7 +127,9 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     if (obs_) obs_->on_failure(f);
     // A handshake that never came from a program that has never made one: it will not come
     // from the next worker either (each attempt would cost start_timeout).
-    const bool never_greets = f.cause == FailureCause::start && s.kill_cause == FailureCause::start && !greeted_;
+    // Nor from a program whose first worker exited before its Hello (Config::probe_first).
+    const bool never_greets =
+        f.cause == FailureCause::start && !greeted_ && (s.kill_cause == FailureCause::start || cfg_.probe_first);
     if (deaths_without_progress_ >= opt_.max_start_failures || never_greets) {
       std::string error;
       if (f.cause == FailureCause::start)

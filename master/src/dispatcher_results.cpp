@@ -50,8 +50,9 @@ void Dispatcher::on_task_error(std::size_t i, const proto::TaskError& e) {
   f.exception_type = e.type;
   f.message = e.out_of_memory && opt_.memory_limit ? e.what + " (worker memory limit " + format_bytes(opt_.memory_limit) + ")" : e.what;
   if (e.exit_code != 0 || e.signal != 0) {  // the task's own process (a command per task) failed
-    f.cause = e.signal != 0 ? FailureCause::signal : FailureCause::exit;
+    f.cause = e.out_of_memory ? FailureCause::memory : e.signal != 0 ? FailureCause::signal : FailureCause::exit;
     f.task_process = true;
+    f.runtime = std::chrono::nanoseconds(e.runtime_ns);
     f.exit_code = e.exit_code;
     f.signal = e.signal;
     f.stderr_tail = e.stderr_tail;

@@ -36,7 +36,13 @@ std::string FailureRecord::describe() const {
     case FailureCause::exit: s += (task_process ? "command exited with code " : "worker exited with code ") + std::to_string(exit_code); break;
     case FailureCause::exception: s += "threw " + exception_type + ": " + message; break;
     case FailureCause::timeout: s += "timed out; " + message; break;
-    case FailureCause::memory: s += "out of memory: " + message; break;
+    case FailureCause::memory:
+      if (task_process)  // a command that failed for want of memory: how it ended, then the command
+        s += "command ran out of memory (" +
+             (signal != 0 ? "killed by " + signal_name(signal) : "exited with code " + std::to_string(exit_code)) + ")";
+      else
+        s += "out of memory: " + message;
+      break;
     case FailureCause::protocol: s += "sent an invalid message, killed: " + message; break;
     case FailureCause::start: s += "could not start: " + message; break;
   }

@@ -64,6 +64,7 @@ void Joblog::on_tasks_done(const TasksDone& t) {
     row.start = t0 + per_task * static_cast<double>(i - t.begin);
     row.runtime = per_task;
     row.attempt = t.attempt;
+    if (inputs_) row.inputs = inputs_(i);
     append_row(rows_, row);
     ++rows_ok_;
   }
@@ -84,6 +85,7 @@ void Joblog::on_failure(const FailureRecord& f) {
   row.exit_code = f.exit_code;
   row.signal = f.signal;
   row.cause = to_string(f.cause);
+  if (inputs_) row.inputs = inputs_(row.index);
   rows_.clear();
   rows_ok_ = 0;
   append_row(rows_, row);

@@ -44,6 +44,11 @@ std::optional<std::vector<std::uint64_t>> parse_extent(std::string_view text) {
   }
 }
 
+bool parse_hex(std::string_view text, std::uint64_t& out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out, 16);
+  return !text.empty() && ec == std::errc{} && ptr == text.data() + text.size();
+}
+
 template <class T>
 bool parse_number(std::string_view text, T& out) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -53,8 +58,8 @@ bool parse_number(std::string_view text, T& out) {
 /// What makes `f` (a line split at tabs) other than a row taskfarm writes for a run of `tasks`
 /// tasks: "" if nothing. Every column is checked as append_row writes it: a row read as "not
 /// ok" that is not a row at all would make a resume re-run or skip tasks on a guess.
-std::string row_problem(const std::vector<std::string_view>& f, std::uint64_t tasks) {
-  if (f.size() != 10) return std::to_string(f.size()) + " columns, not 10";
+std::string row_problem(const std::vector<std::string_view>& f, std::uint64_t tasks, std::size_t columns) {
+  if (f.size() != columns) return std::to_string(f.size()) + " columns, not " + std::to_string(columns);
   std::uint64_t index = 0;
   if (!parse_u64(f[0], index)) return "index '" + std::string(f[0]) + "' is not a number";
   if (index >= tasks) return "index " + std::string(f[0]) + " is outside [0, " + std::to_string(tasks) + ")";
@@ -69,6 +74,8 @@ std::string row_problem(const std::vector<std::string_view>& f, std::uint64_t ta
   if (!parse_number(f[5], u)) return "attempt '" + std::string(f[5]) + "' is not a number";
   if (f[6] != "ok" && f[6] != "retried" && f[6] != "failed")
     return "outcome '" + std::string(f[6]) + "' is none of ok, retried, failed";
+  std::uint64_t h = 0;
+  if (columns == 11 && (f[10].size() != 16 || !parse_hex(f[10], h))) return "inputs '" + std::string(f[10]) + "' is not 16 hex digits";
   return "";
 }
 
@@ -115,6 +122,8 @@ std::uint64_t whole_lines_length(int fd, std::uint64_t size, const std::string& 
 
 const char* const joblog_columns =
     "index\tslot\tpid\tstart\truntime\tattempt\toutcome\texit_code\tsignal\tcause";
+const char* const joblog_columns_with_inputs =
+    "index\tslot\tpid\tstart\truntime\tattempt\toutcome\texit_code\tsignal\tcause\tinputs";
 
 std::string format_identity(const RunIdentity& id) {
   std::string s(kMagic);
@@ -154,9 +163,15 @@ void append_row(std::string& out, const JoblogRow& r) {
                               r.outcome.data(), r.exit_code, r.signal, static_cast<int>(r.cause.size()),
                               r.cause.data());
   out.append(buf, static_cast<std::size_t>(std::min(n, static_cast<int>(sizeof buf) - 1)));
+  if (r.inputs) {  // before the row's '\n'
+    char hex[24];
+    const int h = std::snprintf(hex, sizeof hex, "\t%016llx\n", static_cast<unsigned long long>(*r.inputs));
+    out.pop_back();
+    out.append(hex, static_cast<std::size_t>(h));
+  }
 }
 
-JoblogFile JoblogFile::create(UniqueFd fd, std::string path, const RunIdentity& id) {
+JoblogFile JoblogFile::create(UniqueFd fd, std::string path, const RunIdentity& id, bool with_inputs) {
   // A tab or a line break inside a field would make a first line no resume can read back.
   for (const std::string* field : {&id.output, &id.dtype, &id.shape})
     if (field->find_first_of("\t\n") != std::string::npos)
@@ -164,7 +179,7 @@ JoblogFile JoblogFile::create(UniqueFd fd, std::string path, const RunIdentity& 
   const int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0) throw_errno("cannot open joblog " + path);
   JoblogFile f(std::move(fd), std::move(path), 0);
-  f.write(format_identity(id) + "\n" + joblog_columns + "\n");
+  f.write(format_identity(id) + "\n" + (with_inputs ? joblog_columns_with_inputs : joblog_columns) + "\n");
   return f;
 }
 
@@ -195,7 +210,7 @@ void JoblogFile::write(std::string_view rows) {
   size_ += rows.size();
 }
 
-EarlierRun read_joblog(const std::string& path) {
+EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs) {
   // A FIFO or device is refused by its kind, not opened blocking or read for ever (Joblog::resume
   // reads before it appends); the stream then reads the very file that was checked.
   UniqueFd fd;
@@ -231,17 +246,24 @@ EarlierRun read_joblog(const std::string& path) {
   const auto tasks = index_space_size(id->extent);
   if (!tasks)
     throw Error(not_ours + " (its index space " + join_extent(id->extent) + " has 2^64 tasks or more)");
-  if (!next_line(line) || line != joblog_columns) throw Error(not_ours);
+  if (!next_line(line) || (line != joblog_columns && line != joblog_columns_with_inputs)) throw Error(not_ours);
+  const std::size_t columns = line == joblog_columns ? 10 : 11;
 
   EarlierRun run;
   run.identity = std::move(*id);
   run.tasks = *tasks;
+  run.has_inputs = columns == 11;
   while (next_line(line)) {
     const auto f = split_tabs(line);
-    if (const std::string problem = row_problem(f, run.tasks); !problem.empty())
+    if (const std::string problem = row_problem(f, run.tasks, columns); !problem.empty())
       throw Error(not_ours + " (line " + std::to_string(line_no) + " is not a row of this run: " + problem + ")");
     std::uint64_t index = 0;
     parse_u64(f[0], index);
+    std::uint64_t was = 0;
+    if (columns == 11 && inputs && parse_hex(f[10], was) && was != inputs(index))
+      throw Error("joblog '" + path + "' was written for other inputs: task Seq " + std::to_string(index + 1) + " (index " +
+                  std::to_string(index) + ", line " + std::to_string(line_no) +
+                  ") had other inputs than this run's; resume with the same inputs in the same order, or give a new --joblog");
     if (f[6] == "ok") run.done.insert(index);
   }
   return run;

@@ -66,6 +66,7 @@ Supervisor::Supervisor(FarmOptions options, std::size_t workers, std::unique_ptr
         c.workers = n_workers_;
         c.worker_name = launcher_->name();
         c.stop_when_drained = launcher_->per_run();
+        c.probe_first = !launcher_->per_run();
         c.stderr_tail = [this](int slot) {
           const auto& w = slots_[static_cast<std::size_t>(slot)];
           return w.proc ? w.proc->stderr_tail() : std::string();

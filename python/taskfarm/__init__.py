@@ -23,7 +23,14 @@ import sys
 import traceback
 
 from taskfarm._native import Error, Task, started_by_master
+from taskfarm._native import greet as _greet
 from taskfarm._native import serve as _serve
+
+# The master's --start-timeout (5 s) runs from the worker's start to its Hello: said here, at
+# import, so that the imports after `import taskfarm` (NumPy, SciPy: seconds on a loaded
+# machine) do not count. The work the master hands out meanwhile waits for run_worker.
+if started_by_master():
+    _greet()
 
 __all__ = ["Error", "Task", "run_worker", "started_by_master"]
 Error.__module__ = Task.__module__ = __name__  # named taskfarm.Error in tracebacks and reports

@@ -2,6 +2,7 @@
 // replacement string against GNU parallel 20221122's answers, several sources, quoting for
 // --shell, and the templates refused. tests/cli/exec.sh runs the same through the binary.
 #include "command_template.hpp"
+#include "memory_failure.hpp"
 
 #include <gtest/gtest.h>
 
@@ -78,7 +79,7 @@ TEST(CommandTemplate, ShellModeQuotesEveryValueAndKeepsTheScript) {
 TEST(CommandTemplate, ASourceThatDoesNotExistIsRefused) {
   EXPECT_THROW(CommandTemplate({"echo", "{3}"}, false, 2), Error);
   EXPECT_THROW(CommandTemplate({"echo", "{2.}"}, false, 1), Error);
-  EXPECT_THROW(CommandTemplate({}, false, 1), Error);
+  EXPECT_THROW(CommandTemplate({"echo"}, false, 0), Error);
   try {
     CommandTemplate({"echo", "{3}"}, false, 2);
   } catch (const Error& e) {
@@ -94,9 +95,46 @@ TEST(CommandTemplate, LiteralProgramAndSlotAreKnownBeforeAnyTask) {
   EXPECT_FALSE(CommandTemplate({"echo", "{#}"}, false, 1).uses_slot());
 }
 
+// GNU parallel 20221122: `parallel -I XX echo XX {.} {} {1} ::: a.b` prints "a.b a {} {1}";
+// `parallel -I XX echo ::: a` prints "a".
+TEST(CommandTemplate, DashIStringStandsForTheInputAndBracesOfInputsBecomeText) {
+  auto with_i = [](const Args& words, const std::vector<std::string_view>& in) {
+    return CommandTemplate(words, false, in.size(), "XX").expand(in, 7, 2);
+  };
+  EXPECT_EQ(with_i({"echo", "XX", "{.}", "{}", "{1}", "pre-XX-post", "{#}"}, {"a.b"}),
+            (Args{"echo", "a.b", "a", "{}", "{1}", "pre-a.b-post", "7"}));
+  EXPECT_EQ(with_i({"echo"}, {"a"}), (Args{"echo", "a"})) << "no XX: the input is appended";
+  EXPECT_EQ(with_i({"echo", "XX"}, {"a", "b"}), (Args{"echo", "a", "b"}));
+  EXPECT_THROW(CommandTemplate({"echo"}, false, 1, ""), Error);
+}
+
+// `parallel ::: "echo a"` runs `echo a`; `parallel ::: echo ::: a b` runs `echo a`, `echo b`.
+TEST(CommandTemplate, EmptyTemplateRunsTheInputsAsAShellCommand) {
+  const CommandTemplate t({}, false, 2);
+  EXPECT_TRUE(t.through_shell());
+  EXPECT_EQ(t.literal_program(), nullptr);
+  const std::vector<std::string_view> in{"echo", "$HOME a"};
+  EXPECT_EQ(t.expand(in, 1, 1), (Args{"/bin/sh", "-c", "echo $HOME a"})) << "the input is the script: not quoted";
+}
+
 TEST(CommandTemplate, QuotedCommandReadsBackAsTheArgumentVector) {
   EXPECT_EQ(quote_command(Args{"gzip", "-9", "a b.txt", "it's", ""}), "gzip -9 'a b.txt' 'it'\\''s' ''");
 }
 
 }  // namespace
 }  // namespace taskfarm::exec
+
+// --mem-limit: what the common runtimes print when an allocation is refused makes a failed
+// command's cause `memory` (worker/exec/src/memory_failure.hpp); other failures stay `exit`.
+TEST(MemoryFailure, RuntimesReportsOfARefusedAllocationAreRecognised) {
+  using taskfarm::exec::reports_allocation_failure;
+  for (const char* said : {"Traceback (most recent call last):\n  File \"<string>\", line 1\nMemoryError\n",
+                           "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n",
+                           "sort: Cannot allocate memory\n", "fatal error: runtime: out of memory\n",
+                           "memory allocation of 4294967296 bytes failed\n", "bash: xmalloc: cannot allocate 42 bytes\n",
+                           "Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space\n",
+                           "grep: memory exhausted\n"})
+    EXPECT_TRUE(reports_allocation_failure(said)) << said;
+  for (const char* said : {"", "gzip: a.txt: No such file or directory\n", "Segmentation fault\n", "error: exit 3\n"})
+    EXPECT_FALSE(reports_allocation_failure(said)) << said;
+}

@@ -127,10 +127,93 @@ exit_code_and_signal() {  # non-zero exit: cause exit with its code; a signal: c
   expect_stderr "cannot run ./no-such-program-here: No such file or directory"
 }
 
-timeout_kills_the_command() {  # --timeout: TERM to the worker's process group, the command included
-  tf run --exec -j 2 --timeout 300ms --retries 0 --joblog "$W/j.tsv" --shell -- \
-    'if [ {} = slow ]; then echo $$ >"'"$W"'/pid"; exec sleep 100; fi' ::: slow fast </dev/null
+dash_i_links_and_inputs_as_commands() {  # -I STR for {}; :::+; no template: each input is a shell command (GNU parallel)
+  tf run --exec -k -I XX -- echo XX {.} {} ::: a.b c.d </dev/null
+  expect_rc 0
+  expect_stdout_is 'a.b a {}\nc.d c {}\n'
+  tf run --exec -k ::: 'echo a; echo b >&2' 'printf "%s\n" "$((6 * 7))"' </dev/null
+  expect_rc 0
+  expect_stdout_is 'a\n42\n'
+  expect_stderr b
+  tf run --exec -k -- ::: echo printf ::: x </dev/null  # sources joined by spaces, as GNU parallel
+  expect_rc 0
+  expect_stdout_is 'x\nx'
+  # :::+ links a source to the one before, element-wise, as long as the shorter (GNU parallel 20221122).
+  tf run --exec -k -- echo ::: a b c :::+ 1 2 </dev/null
+  expect_rc 0
+  expect_stdout_is 'a 1\nb 2\n'
+  printf '1\n2\n3\n' >"$W/nums"
+  tf run --exec -k -- echo {3}-{2}-{1} ::: a b ::: x y ::::+ "$W/nums" </dev/null
+  expect_rc 0
+  expect_stdout_is '1-x-a\n2-y-a\n1-x-b\n2-y-b\n'
+  tf run --exec -- echo :::+ a </dev/null
+  expect_rc 2
+  expect_stderr "':::+' links to the input source before it, and there is none"
+  tf run -I XX --tasks 1 -- "$CLI_WORKER" </dev/null
+  expect_rc 2
+  expect_stderr "-I needs --exec"
+}
+
+resume_refuses_other_inputs() {  # the joblog records each task's inputs: a resume with others names the first that differs
+  tf run --exec --joblog "$W/j.tsv" -- true ::: a b c </dev/null
+  expect_rc 0
+  sed -n 2p "$W/j.tsv" | grep -q $'\tcause\tinputs$' || fail "no inputs column: $(sed -n 2p "$W/j.tsv")"
+  cp "$W/j.tsv" "$W/before.tsv"
+  tf run --exec --resume --joblog "$W/j.tsv" -- true ::: a b c </dev/null
+  expect_rc 0
+  expect_stderr "nothing to resume"
+  tf run --exec --resume --joblog "$W/j.tsv" -- true ::: a x c </dev/null
+  expect_rc 2
+  # Rows are in completion order: the line is that of index 1's row.
+  local line
+  line=$(awk -F'\t' '$1 == 1 { print NR; exit }' "$W/j.tsv")
+  expect_stderr "--resume: joblog '$W/j.tsv' was written for other inputs: task Seq 2 (index 1, line $line) had other inputs"
+  cmp -s "$W/j.tsv" "$W/before.tsv" || fail "a refused resume changed the joblog"
+}
+
+no_retries_by_default() {  # --exec: a failed command runs once (GNU parallel's default); --retries N is asked for
+  tf run --exec --shell -- 'echo {} >>"'"$W"'/ran"; exit 1' ::: a </dev/null
   expect_rc 1
+  [ "$(cat "$W/ran")" = a ] || fail "ran: $(cat "$W/ran")"
+  expect_stderr "1 task: 0 succeeded, 1 failed, 0 retries"
+  expect_stderr "failed commands were not run again: --exec's default is --retries 0"
+  rm "$W/ran"
+  tf run --exec --retries 2 --shell -- 'echo {} >>"'"$W"'/ran"; exit 1' ::: a </dev/null
+  expect_rc 1
+  [ "$(wc -l <"$W/ran")" -eq 3 ] || fail "--retries 2 ran it $(wc -l <"$W/ran") times"
+  grep -q "not run again" "$W/stderr" && fail "the default's note with --retries given"
+  tf run --tasks 1 -- "$CLI_WORKER" --throw-all </dev/null  # a worker program keeps 2
+  expect_stderr "1 task: 0 succeeded, 1 failed, 2 retries"
+}
+
+failed_runtime_and_memory() {  # a failed command's joblog row has its runtime; under --mem-limit an allocation failure is `memory`
+  # The command runs at least 0.3 s (its own work, not synchronisation) and fails: its row says so.
+  tf run --exec --joblog "$W/j.tsv" --shell -- 'sleep 0.3; exit 4' ::: a </dev/null
+  expect_rc 1
+  awk -F'\t' 'NR == 3 && $5 >= 0.3 && $5 < 60 && $8 == 4 && $10 == "exit"' "$W/j.tsv" | grep -q . ||
+    fail "the failed command's row: $(cat "$W/j.tsv")"
+  [ -z "${TASKFARM_SANITIZE:-}" ] || { echo "SKIP: --mem-limit (RLIMIT_AS) cannot apply to a sanitizer runtime"; return 0; }
+  tf run --exec --mem-limit 400M --joblog "$W/m.tsv" -- "$PYTHON" -c 'bytearray({} * 2**20)' ::: 1 4096 </dev/null
+  expect_rc 1
+  awk -F'\t' '$1 == 1 && $8 == 1 && $10 == "memory"' "$W/m.tsv" | grep -q . || fail "no memory row: $(cat "$W/m.tsv")"
+  awk -F'\t' '$1 == 0 && $7 == "ok"' "$W/m.tsv" | grep -q . || fail "the small allocation failed: $(cat "$W/m.tsv")"
+  expect_stderr "command ran out of memory (exited with code 1): $PYTHON -c 'bytearray(4096 * 2**20)' (worker memory limit 400.0 MiB)"
+  # Without a limit the same message is just an exit (the runtime's words alone prove nothing).
+  tf run --exec --joblog "$W/n.tsv" --shell -- 'echo "MemoryError" >&2; exit 1' ::: a </dev/null
+  awk -F'\t' 'NR == 3 && $10 == "exit"' "$W/n.tsv" | grep -q . || fail "without --mem-limit: $(cat "$W/n.tsv")"
+}
+
+timeout_kills_the_command() {  # --timeout: TERM to the worker's process group, the command included
+  tf run --exec -j 2 --timeout 1s --retries 0 --joblog "$W/j.tsv" --shell -- \
+    'if [ {} = slow ]; then echo half of {}; echo err of {} >&2; echo $$ >"'"$W"'/pid"; exec sleep 100; fi; echo whole {}' \
+    ::: slow fast </dev/null
+  expect_rc 1
+  # What the killed command wrote is printed (as GNU parallel does), and said to be partial.
+  expect_stdout "half of slow"
+  expect_stdout "whole fast"
+  expect_stderr "err of slow"
+  expect_stderr "taskfarm: the output of index 0 is PARTIAL: its command did not end (it was killed by --timeout)"
+  [ "$(grep -c PARTIAL "$W/stderr")" -eq 1 ] || fail "only the killed task is partial"
   expect_stderr "index 0 (attempt 0, slot"
   expect_stderr "timed out"
   awk -F'\t' '$1 == 0 && $10 == "timeout"' "$W/j.tsv" | grep -q . || fail "no timeout row: $(cat "$W/j.tsv")"
@@ -141,7 +224,7 @@ timeout_kills_the_command() {  # --timeout: TERM to the worker's process group, 
 }
 
 worker_crash_retried() {  # the worker of task 3 is SIGKILLed (once) by its command: retried, output whole
-  tf run --exec -k -j 2 --chunk 1 --joblog "$W/j.tsv" --shell -- \
+  tf run --exec -k -j 2 --chunk 1 --retries 1 --joblog "$W/j.tsv" --shell -- \
     'if [ {} = 3 ] && mkdir "'"$W"'/once" 2>/dev/null; then kill -KILL $PPID; fi; echo task {}' \
     ::: 0 1 2 3 4 5 6 7 </dev/null
   expect_rc 0
@@ -231,6 +314,14 @@ not_a_worker_program_says_exec() {  # GNU parallel habits without --exec: told w
   TF_RC=$?
   expect_rc 3
   expect_stderr "echo exited with code 0 before starting the taskfarm protocol: it is not a worker program (use --exec to run a command per task)"
+  [ "$(grep -c '^{}$' "$W/stdout" "$W/stderr" | awk -F: '{ n += $2 } END { print n }')" -le 1 ] ||
+    fail "echo {} was started more than once: $(cat "$W/stdout")"
+  # Started once, not -j times: the first exit before the handshake ends the run.
+  tf run -j 4 --tasks 8 -- sh -c 'echo started >>"$0"' "$W/starts" </dev/null
+  expect_rc 3
+  expect_stderr "sh exited with code 0 before starting the taskfarm protocol: it is not a worker program"
+  [ "$(wc -l <"$W/starts")" -eq 1 ] || fail "the non-worker program was started $(wc -l <"$W/starts") times"
+  expect_no_segments "$TF_PID"
   tf run ::: a b c </dev/null
   expect_rc 2
   expect_stderr "':::' belongs after the command: taskfarm run --exec [options] -- COMMAND ::: VALUES..."

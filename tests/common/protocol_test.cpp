@@ -22,9 +22,9 @@ TEST(ProtocolTest, EveryMessageDecodesToItsOwnEncoding) {
                               Stop{},
                               Wake{},
                               Done{1, {{7, 5, 0, 16, 99, true}}},
-                              TaskError{1, 7, 3, true, "std::bad_alloc", "out of memory", 0, 0, ""},
-                              TaskError{1, 7, 4, false, "", "gzip -9 'a b'", 1, 0, "gzip: a b: No such file\n"},
-                              TaskError{1, 7, 5, false, "", "sh -c 'kill -SEGV $$'", 0, 11, ""}};
+                              TaskError{1, 7, 3, true, "std::bad_alloc", "out of memory", 0, 0, "", 0},
+                              TaskError{1, 7, 4, false, "", "gzip -9 'a b'", 1, 0, "gzip: a b: No such file\n", 2500000},
+                              TaskError{1, 7, 5, false, "", "sh -c 'kill -SEGV $$'", 0, 11, "", 7}};
   for (const Message& m : messages) {
     const std::string bytes = encoded(m);
     EXPECT_EQ(encoded(decode(bytes)), bytes) << message_name(m);
@@ -46,7 +46,7 @@ TEST(ProtocolTest, FlagByteOtherThanZeroOrOneIsAProtocolError) {
     EXPECT_NE(std::string(e.what()).find("neither 0 nor 1"), std::string::npos) << e.what();
   }
 
-  std::string error = encoded(TaskError{1, 7, 3, true, "t", "w", 0, 0, ""});
+  std::string error = encoded(TaskError{1, 7, 3, true, "t", "w", 0, 0, "", 0});
   const std::size_t oom_at = 8 + 3 * 8;  // header, job_id, chunk_id, index
   ASSERT_EQ(error[oom_at], 1);
   error[oom_at] = static_cast<char>(0x80);
@@ -57,16 +57,16 @@ TEST(ProtocolTest, FlagByteOtherThanZeroOrOneIsAProtocolError) {
 // signal of 1-64, never both. Anything else would reach a FailureRecord and a joblog row as a
 // status no process can have.
 TEST(ProtocolTest, TaskErrorStatusThatNoProcessCanHaveIsAProtocolError) {
-  const TaskError bad[] = {{1, 7, 3, false, "", "c", 256, 0, ""},
-                           {1, 7, 3, false, "", "c", -1, 0, ""},
-                           {1, 7, 3, false, "", "c", 0, 65, ""},
-                           {1, 7, 3, false, "", "c", 0, -9, ""},
-                           {1, 7, 3, false, "", "c", 2, 9, ""}};
+  const TaskError bad[] = {{1, 7, 3, false, "", "c", 256, 0, "", 0},
+                           {1, 7, 3, false, "", "c", -1, 0, "", 0},
+                           {1, 7, 3, false, "", "c", 0, 65, "", 0},
+                           {1, 7, 3, false, "", "c", 0, -9, "", 0},
+                           {1, 7, 3, false, "", "c", 2, 9, "", 0}};
   for (const TaskError& e : bad) {
     const std::string bytes = encoded(e);
     EXPECT_THROW(decode(bytes), ProtocolError) << "exit " << e.exit_code << ", signal " << e.signal;
   }
-  const auto ok = std::get<TaskError>(decode(encoded(TaskError{1, 7, 3, false, "", "c", 255, 0, "tail"})));
+  const auto ok = std::get<TaskError>(decode(encoded(TaskError{1, 7, 3, false, "", "c", 255, 0, "tail", 0})));
   EXPECT_EQ(ok.exit_code, 255);
   EXPECT_EQ(ok.stderr_tail, "tail");
 }

@@ -193,6 +193,39 @@ TEST(Dispatcher, WorkerExitingBeforeItsHandshakeIsNotAWorkerProgram) {
   EXPECT_NE(rep.farm_error.find("(2 workers in a row)"), std::string::npos) << rep.farm_error;
 }
 
+// `taskfarm run -- echo {}` (no --exec): echo must run once, not once per -j, and the run end.
+TEST(Dispatcher, ProgramModeFirstWorkerExitingBeforeHelloRunsAloneAndEndsTheRun) {
+  Dispatcher::Config c = Fake::config(fixed_chunks(4), 4, false);
+  c.probe_first = true;
+  Fake f(std::move(c));
+  f.begin(16);
+  f.step();
+  f.step();
+  EXPECT_EQ(f.starts, 1) << "no worker of this farm has greeted yet: the others wait for the first one's Hello";
+  f.gone(0, exited(0));
+  EXPECT_TRUE(f.d.halting_now()) << "the first exit before a Hello ends the run, not the fifth";
+  f.step();
+  EXPECT_EQ(f.starts, 1);
+  const RunReport rep = f.d.end_run();
+  EXPECT_NE(rep.farm_error.find("./fake exited with code 0 before starting the taskfarm protocol: it is not a worker program"),
+            std::string::npos)
+      << rep.farm_error;
+}
+
+TEST(Dispatcher, ProgramModeStartsTheOtherWorkersOnceTheFirstHasGreeted) {
+  Dispatcher::Config c = Fake::config(fixed_chunks(4), 4, false);
+  c.probe_first = true;
+  Fake f(std::move(c));
+  f.begin(16);
+  f.step();
+  ASSERT_EQ(f.starts, 1);
+  f.hello(0);
+  f.step();
+  EXPECT_EQ(f.starts, 4) << "after the first Hello every worker starts";
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 16u);
+}
+
 TEST(Dispatcher, ChaosKillIsNeverChargedToAnIndex) {
   FarmOptions o = fixed_chunks(4);
   o.chaos_rate = 1000;

@@ -94,6 +94,7 @@ class Fake {
 
   explicit Fake(FarmOptions o, std::size_t workers = 1, bool fork_mode = false)
       : d(config(std::move(o), workers, fork_mode)) {}
+  explicit Fake(Dispatcher::Config c) : d(std::move(c)) {}
 
   static Dispatcher::Config config(FarmOptions o, std::size_t workers, bool fork_mode) {
     Dispatcher::Config c;
@@ -178,13 +179,13 @@ class Fake {
   }
   void task_error(int slot, std::uint64_t index) {
     const proto::Chunk& c = w[static_cast<std::size_t>(slot)].queue.front();
-    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "std::runtime_error", "bad " + std::to_string(index), 0, 0, ""}, none, now);
+    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "std::runtime_error", "bad " + std::to_string(index), 0, 0, "", 0}, none, now);
     execute();
   }
   // The task's own process (a command per task) ended with `exit_code` or by `signal`.
   void process_failed(int slot, std::uint64_t index, int exit_code, int signal) {
     const proto::Chunk& c = w[static_cast<std::size_t>(slot)].queue.front();
-    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "", "gzip -9 'a b'", exit_code, signal, "gzip: no\n"},
+    d.on_message(slot, proto::TaskError{d.job_id(), c.id, index, false, "", "gzip -9 'a b'", exit_code, signal, "gzip: no\n", 1500000000},
                  none, now);
     execute();
   }

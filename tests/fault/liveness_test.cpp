@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 
 #include "taskfarm/farm.hpp"
@@ -146,21 +147,26 @@ TEST(StartDeadline, HandshakeWaitingWhileTheMasterWasBusyCounts) {
 }
 
 // A farm whose workers have greeted before: one stuck start is one failed worker, replaced;
-// the run goes on.
+// the run goes on. (A fresh program farm's first start is a probe: stuck, it ends the run.)
 TEST(StartDeadline, OneStuckStartAmongGoodOnesIsReplaced) {
   FarmOptions o;
   o.workers = 2;
   o.start_timeout = 300ms;
   o.forward_stderr = false;
-  // fault_worker --fault slow-start: the first worker started in a fresh directory blocks
-  // before run_worker (it finds no marker); every later one starts normally.
+  o.max_tasks_per_worker = 10;  // workers are recycled, so the second run starts new ones
+  // fault_worker --fault slow-start: the worker that creates DIR/slow-start blocks before
+  // run_worker; while it exists, every worker starts normally.
   const std::string dir = testing::TempDir() + "/slow-start-" + std::to_string(::getpid());
-  ASSERT_EQ(std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()), 0);
+  ASSERT_EQ(std::system(("rm -rf " + dir + " && mkdir -p " + dir + " && touch " + dir + "/slow-start").c_str()), 0);
   Farm farm = Farm::program(o, FAULT_WORKER, {"--fault", "slow-start", "--marker-dir", dir});
   auto out = SharedArray<std::int64_t>::create({40});
   JobSpec job;
   job.extent = {40};
   job.output_handle = out.handle();
+  const RunReport first = farm.run(job);
+  ASSERT_TRUE(first.farm_error.empty()) << first.farm_error;
+  ASSERT_EQ(::unlink((dir + "/slow-start").c_str()), 0);  // the next worker started blocks
+  std::memset(out.data(), 0, 40 * sizeof(std::int64_t));
   const RunReport r = farm.run(job);
   EXPECT_TRUE(r.farm_error.empty()) << r.farm_error;
   EXPECT_EQ(r.succeeded, 40u);

@@ -62,7 +62,7 @@ def kernel(t):
     t.output[t.index] = t.index * t.index
 taskfarm.run_worker(kernel)
 PY
-PYTHONPATH="$scratch/prefix/$python_dir" "$scratch/prefix/bin/taskfarm" run --start-timeout 60s --tasks 7 --workers 2 \
+PYTHONPATH="$scratch/prefix/$python_dir" "$scratch/prefix/bin/taskfarm" run --tasks 7 --workers 2 \
   --output "$scratch/squares.npy" --dtype int64 -- "$python" "$scratch/w.py" "$scratch/prefix/$python_dir"
 "$python" -c 'import numpy as np, sys; sys.exit(0 if np.load(sys.argv[1]).tolist() == [i * i for i in range(7)]
   else "wrong squares from the installed Python package")' "$scratch/squares.npy"

@@ -14,7 +14,8 @@ tests/helpers/cli_worker and fault_worker: well-behaved kernels, and faults at c
 FAULTS: --raise-at I[:KIND],... (KIND zero (default), custom, numpy, memory), --segfault-at I, --exit-at I CODE,
 --interrupt-at I, --kill-once-at I MARKER (SIGKILLs its own worker the first time: MARKER is
 made with O_EXCL), --print (every task prints two lines, one through fd 1 directly),
---return-at I, --stale-task-at I (uses the Task of an earlier call).
+--return-at I, --stale-task-at I (uses the Task of an earlier call), --slow-start S (sleeps S seconds
+after `import taskfarm`, as a heavy import would).
 """
 import argparse
 import ctypes
@@ -24,9 +25,12 @@ import sys
 import threading
 import time
 
-import numpy as np
+import taskfarm  # first: it greets the master, so the imports after it do not count against --start-timeout
 
-import taskfarm
+if "--slow-start" in sys.argv:  # the tests' stand-in for a heavy import (SciPy on a loaded machine)
+    time.sleep(float(sys.argv[sys.argv.index("--slow-start") + 1]))
+
+import numpy as np  # noqa: E402
 
 
 def row_value(i):
@@ -194,6 +198,7 @@ def main():
     p.add_argument("--return-at", type=int, default=-1)
     p.add_argument("--stale-task-at", type=int, default=-1)
     p.add_argument("--print", action="store_true")
+    p.add_argument("--slow-start", type=float)  # handled at import, above
     p.add_argument("--in-path")
     p.add_argument("--out-path")
     p.add_argument("--dir")

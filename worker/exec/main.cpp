@@ -4,7 +4,7 @@
 // stdout and stderr in the run's spool directory, waits for it, and reports a non-zero exit or
 // a signal as the task's failure. Everything else — crashes, retries, timeouts, joblog,
 // resume, ordered output — is the farm's, as for any worker program. Started by `taskfarm`:
-//   taskfarm-exec --spool DIR [--shell] -- WORD...
+//   taskfarm-exec --spool DIR [--shell] [--replace STR] -- [WORD...]
 // The task's inputs: with --input-lines or ::: / :::: sources (one axis of the index space per
 // source, all values in the run's lines segment, source after source), value k is line
 // (extent[0] + ... + extent[k-1] + coord k); without, value k is coordinate k itself (--tasks N:
@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -21,6 +22,7 @@
 
 #include "child_process.hpp"
 #include "command_template.hpp"
+#include "memory_failure.hpp"
 #include "spool.hpp"
 #include "taskfarm/worker.hpp"
 
@@ -34,6 +36,10 @@ constexpr std::size_t kStderrTail = 2048;  // of a failed command's stderr, for 
 struct Options {
   std::string spool;
   bool shell = false;
+  std::string replace = "{}";  // -I
+  // --sources SIZE:AXIS,...: :::+ linked sources (several on one axis); else source k is axis k.
+  std::vector<std::uint64_t> source_sizes;
+  std::vector<std::size_t> source_axes;
   std::vector<std::string> words;
 };
 
@@ -53,11 +59,13 @@ class ExecKernel {
     std::string path = program_.empty() ? find_program(argv.front(), why) : program_;
     remove_task_output(o_.spool, index);
     CommandStatus status{127, 0};
+    const auto started = std::chrono::steady_clock::now();
     if (path.empty()) {
       exec_error = why;
     } else {
       status = run_command(path, argv, StandardFds{null_.get(), out_.fd(), err_.fd()}, exec_error);
     }
+    const auto runtime = std::chrono::steady_clock::now() - started;
     if (!exec_error.empty()) {  // said on the task's stderr, as a shell would
       const std::string line = "taskfarm-exec: " + exec_error + "\n";
       [[maybe_unused]] const auto n = ::write(err_.fd(), line.data(), line.size());
@@ -66,7 +74,10 @@ class ExecKernel {
     std::string tail = failed ? err_.tail(kStderrTail) : std::string();
     out_.publish(index);
     err_.publish(index);
-    if (failed) throw TaskProcessFailed(quote_command(argv), status.exit_code, status.signal, std::move(tail));
+    if (failed) {
+      const bool memory = limited_ && reports_allocation_failure(tail);
+      throw TaskProcessFailed(quote_command(argv), status.exit_code, status.signal, std::move(tail), runtime, memory);
+    }
   }
 
  private:
@@ -74,27 +85,40 @@ class ExecKernel {
     job_ = job.job_id;
     has_lines_ = !job.lines_handle.empty();
     extent_ = job.extent;
-    template_.emplace(o_.words, o_.shell, extent_.size());
-    bases_.assign(extent_.size(), 0);
-    for (std::size_t k = 1; k < extent_.size(); ++k) bases_[k] = bases_[k - 1] + extent_[k - 1];
-    values_.assign(extent_.size(), {});
-    views_.assign(extent_.size(), {});
+    const bool linked = !o_.source_sizes.empty();
+    sizes_ = linked ? o_.source_sizes : extent_;
+    axes_.resize(sizes_.size());
+    for (std::size_t k = 0; k < axes_.size(); ++k) {
+      axes_[k] = linked ? o_.source_axes[k] : k;
+      if (axes_[k] >= extent_.size() || sizes_[k] < extent_[axes_[k]])
+        throw Error("--sources does not fit the job's index space " + std::to_string(extent_.size()) + " axes");
+    }
+    template_.emplace(o_.words, o_.shell, sizes_.size(), o_.replace);
+    bases_.assign(sizes_.size(), 0);
+    for (std::size_t k = 1; k < sizes_.size(); ++k) bases_[k] = bases_[k - 1] + sizes_[k - 1];
+    coords_.assign(extent_.size(), 0);
+    values_.assign(sizes_.size(), {});
+    views_.assign(sizes_.size(), {});
     program_.clear();
     if (const std::string* p = template_->literal_program()) {
       std::string why;
       program_ = find_program(*p, why);  // "" if not found: each task then fails with 127 and why
-    } else if (o_.shell) {
+    } else if (template_->through_shell()) {
       program_ = "/bin/sh";
     }
     if (template_->uses_slot() && slot_ == 0) slot_ = take_slot(o_.spool);
   }
 
-  // Source k's value for task `index`: a line of the lines segment, or the coordinate itself.
+  // Source k's value for task `index`: a line of the lines segment (its coordinate on the
+  // source's axis), or the coordinate itself.
   void inputs_of(TaskContext& t, std::uint64_t index) {
     std::uint64_t rest = index;
-    for (std::size_t k = extent_.size(); k-- > 0;) {
-      const std::uint64_t coord = rest % extent_[k];
-      rest /= extent_[k];
+    for (std::size_t a = extent_.size(); a-- > 0;) {
+      coords_[a] = rest % extent_[a];
+      rest /= extent_[a];
+    }
+    for (std::size_t k = 0; k < sizes_.size(); ++k) {
+      const std::uint64_t coord = coords_[axes_[k]];
       if (has_lines_) {
         views_[k] = t.line(bases_[k] + coord);
       } else {
@@ -105,17 +129,32 @@ class ExecKernel {
   }
 
   Options o_;
+  bool limited_ = address_space_limited();  // --mem-limit: a command's allocation failure is `memory`
   SpoolFile out_, err_;
   UniqueFd null_;
   std::optional<std::uint64_t> job_;
   std::optional<CommandTemplate> template_;
   bool has_lines_ = false;
-  std::vector<std::uint64_t> extent_, bases_;
+  std::vector<std::uint64_t> extent_, sizes_, bases_, coords_;  // sizes_, bases_: per source
+  std::vector<std::size_t> axes_;                               // the axis of each source
   std::vector<std::string> values_;
   std::vector<std::string_view> views_;
   std::string program_;
   unsigned slot_ = 0;
 };
+
+bool parse_sources(std::string_view spec, Options& o) {
+  while (!spec.empty()) {
+    const auto comma = spec.find(',');
+    const std::string item(spec.substr(0, comma));
+    unsigned long long size = 0, axis = 0;
+    if (std::sscanf(item.c_str(), "%llu:%llu", &size, &axis) != 2) return false;
+    o.source_sizes.push_back(size);
+    o.source_axes.push_back(static_cast<std::size_t>(axis));
+    spec.remove_prefix(comma == std::string_view::npos ? spec.size() : comma + 1);
+  }
+  return true;
+}
 
 std::optional<Options> parse(int argc, char** argv) {
   Options o;
@@ -125,9 +164,11 @@ std::optional<Options> parse(int argc, char** argv) {
     if (a == "--") break;
     if (a == "--shell") o.shell = true;
     else if (a == "--spool" && i + 1 < argc) o.spool = argv[++i];
+    else if (a == "--replace" && i + 1 < argc) o.replace = argv[++i];
+    else if (a == "--sources" && i + 1 < argc && parse_sources(argv[++i], o)) continue;
     else return std::nullopt;
   }
-  if (i >= argc - 1 || o.spool.empty()) return std::nullopt;
+  if (i >= argc || o.spool.empty()) return std::nullopt;  // no words: the inputs are the command
   o.words.assign(argv + i + 1, argv + argc);
   return o;
 }

@@ -1,6 +1,7 @@
 // Program mode: the worker program's entry. The master passes the channel as fd 3 and the
 // slot segment's name in TASKFARM_WORKER ("<fd>:<slot name>:<master pid>"); it has set the
 // process group, the parent-death signal and the memory limit before the exec (spawn.cpp).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,6 +180,22 @@ class KernelRunner final : public JobRunner {
 
 bool started_by_master() noexcept { return std::getenv("TASKFARM_WORKER") != nullptr; }
 
+namespace {
+bool g_greeted = false;  // greet() sent Hello: run_worker does not send it again
+}  // namespace
+
+void greet() {
+  const char* env = std::getenv("TASKFARM_WORKER");
+  int fd = -1;
+  if (g_greeted || env == nullptr || std::sscanf(env, "%d:", &fd) != 1 || fd < 0) return;
+  // A second descriptor of the channel: run_worker owns the first (closing this one does not
+  // close the channel, a SEQPACKET socket of which the master holds the other end).
+  UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!dup) throw_errno("greet: cannot duplicate the master's channel");
+  Channel(std::move(dup)).send(proto::Hello{static_cast<std::int32_t>(::getpid())}, std::chrono::seconds(10));
+  g_greeted = true;
+}
+
 int run_worker(Kernel kernel) { return run_worker(std::map<std::string, Kernel>{{"", std::move(kernel)}}); }
 
 int run_worker(std::map<std::string, Kernel> kernels) {
@@ -207,7 +224,7 @@ int run_worker(std::map<std::string, Kernel> kernels) {
   }
   ResourceCache cache;
   detail::RunnerFactory factory = [&kernels, &cache](const JobInfo&) { return std::make_unique<KernelRunner>(kernels, cache); };
-  return detail::serve(Channel(UniqueFd(fd)), std::move(slot), factory);
+  return detail::serve(Channel(UniqueFd(fd)), std::move(slot), factory, g_greeted);
 }
 
 }  // namespace taskfarm

@@ -58,15 +58,16 @@ class StdoutCapture {
 
 class Server {
  public:
-  Server(Channel channel, ShmSegment slot, const RunnerFactory& make_runner)
-      : ch_(std::move(channel)),
+  Server(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted)
+      : greeted_(greeted),
+        ch_(std::move(channel)),
         slot_seg_(std::move(slot)),
         s_(slot_state(slot_seg_)),
         arena_(s_, static_cast<char*>(slot_seg_.data()) + s_.arena_offset),
         make_runner_(make_runner) {}
 
   int run() {
-    ch_.send(proto::Hello{static_cast<std::int32_t>(::getpid())}, std::chrono::seconds(10));
+    if (!greeted_) ch_.send(proto::Hello{static_cast<std::int32_t>(::getpid())}, std::chrono::seconds(10));
     for (;;) {
       if (queue_.empty()) {
         flush();
@@ -255,7 +256,9 @@ class Server {
 
   // The task's own process failed (a command per task): its status, not an exception.
   void report_process_failure(const proto::Chunk& c, std::uint64_t i, const TaskProcessFailed& e) {
-    proto::TaskError m{info_.job_id, c.id, i, false, "", e.what(), e.exit_code(), e.signal(), e.stderr_tail()};
+    proto::TaskError m{info_.job_id, c.id,       i,
+                       e.out_of_memory(), "", e.what(), e.exit_code(), e.signal(), e.stderr_tail(),
+                       static_cast<std::uint64_t>(std::max<std::int64_t>(0, e.runtime().count()))};
     m.exit_code = std::clamp(m.exit_code, 0, 255);
     m.signal = m.exit_code != 0 ? 0 : std::clamp(m.signal, 0, 64);
     if (m.what.size() > proto::kMaxText) m.what.resize(proto::kMaxText);
@@ -269,7 +272,7 @@ class Server {
     if (what.size() > proto::kMaxText) what.resize(proto::kMaxText);
     if (type.size() > proto::kMaxText) type.resize(proto::kMaxText);
     value_.clear();
-    ch_.send(proto::TaskError{info_.job_id, c.id, i, oom, std::move(type), std::move(what), 0, 0, ""}, std::chrono::seconds(60));
+    ch_.send(proto::TaskError{info_.job_id, c.id, i, oom, std::move(type), std::move(what), 0, 0, "", 0}, std::chrono::seconds(60));
   }
 
 
@@ -337,6 +340,7 @@ class Server {
     done_.chunks.clear();
   }
 
+  bool greeted_ = false;  // Hello went out before serving (taskfarm::greet)
   Channel ch_;
   ShmSegment slot_seg_;
   SlotState& s_;
@@ -358,8 +362,8 @@ class Server {
 
 }  // namespace
 
-int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner) {
-  Server server(std::move(channel), std::move(slot), make_runner);
+int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted) {
+  Server server(std::move(channel), std::move(slot), make_runner, greeted);
   try {
     return server.run();
   } catch (const ChannelClosed&) {

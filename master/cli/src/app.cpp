@@ -13,6 +13,7 @@
 #include <new>
 
 #include "commands.hpp"
+#include "input_sources.hpp"
 #include "run_options.hpp"
 #include "run_plan.hpp"
 #include "summary.hpp"
@@ -105,9 +106,17 @@ std::uint64_t task_count(const std::vector<IndexRange>& ranges) {
 int unguarded_main(const std::vector<std::string>& args) {
   // Everything after the first "--" is the worker command, never parsed as options.
   const auto dashdash = std::find(args.begin() + std::min<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(args.size())), args.end(), std::string("--"));
-  const bool has_dashdash = dashdash != args.end();
+  bool has_dashdash = dashdash != args.end();
   std::vector<std::string> command(has_dashdash ? dashdash + 1 : args.end(), args.end());
   std::vector<std::string> ours(args.begin() + (args.empty() ? 0 : 1), dashdash);
+  // GNU parallel's `parallel ::: "echo a" "echo b"` (the inputs are the commands) is
+  // `taskfarm run --exec ::: "echo a" "echo b"`: no template, so no "--" is needed.
+  if (const auto src = std::find_if(ours.begin(), ours.end(), is_source_marker);
+      !has_dashdash && src != ours.end() && std::find(ours.begin(), src, "--exec") != src) {
+    command.assign(src, ours.end());
+    ours.erase(src, ours.end());
+    has_dashdash = true;
+  }
 
   CLI::App app{"taskfarm: run a worker program over an index space on a farm of processes that "
                "survives its workers.",
@@ -131,7 +140,7 @@ int unguarded_main(const std::vector<std::string>& args) {
   const bool wants_run = !ours.empty() && ours.front() == "run";
   // GNU parallel's `parallel ::: a b c` typed as `taskfarm run ::: a b c`: say where they go.
   for (const std::string& a : ours)
-    if (a == ":::" || a == "::::")
+    if (is_source_marker(a))
       return usage_error("'" + a + "' belongs after the command: taskfarm run --exec [options] -- COMMAND " + a +
                          (a == ":::" ? " VALUES..." : " FILE"));
   try {

@@ -35,6 +35,15 @@ ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, 
   if (!todo_.empty()) next_ = todo_.front().first;
 }
 
+void ExecOutput::on_failure(const FailureRecord& f) {
+  if (!f.index || !f.final) return;
+  // The worker died or was killed while its command ran (not a command that ended and failed,
+  // whose output was published): its unpublished files hold what the command wrote so far.
+  if (!f.task_process && f.pid > 0 && exec::adopt_partial_output(spool_, f.pid, *f.index))
+    partial_[*f.index] = f.cause == FailureCause::timeout ? "it was killed by --timeout" : "its worker ended: " + std::string(to_string(f.cause));
+  done(*f.index);
+}
+
 void ExecOutput::done(std::uint64_t index) {
   if (!keep_order_) {
     print(index);
@@ -67,6 +76,13 @@ void ExecOutput::print(std::uint64_t index) {
     if (s == exec::Stream::err) err_.write_file(fd.get());
     else if (events_ != nullptr) events_of(index, fd.get());
     else out_.write_file(fd.get());
+  }
+  if (const auto p = partial_.find(index); p != partial_.end()) {
+    out_.flush();  // the mark comes after what it marks, where both go to one terminal
+    err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: its command did not end (" +
+               p->second + "): printed up to where it was stopped\n");
+    err_.flush();
+    partial_.erase(p);
   }
 }
 

@@ -5,10 +5,14 @@
 // ones before it; a run that ends early prints what is done, in order. The output waits on disk
 // in the spool directory (spool_dir.hpp) and is copied from there, so the master's memory stays
 // bounded whatever a command prints. With --events, stdout comes as `output` events instead
-// (pieces of at most 1 MiB: several events for a larger output). Farm's thread.
+// (pieces of at most 1 MiB: several events for a larger output). A task whose command was
+// killed with its worker (a timeout, a crash) and failed for good prints what the command wrote
+// until then, as GNU parallel does, followed on stderr by a line saying it is partial.
+// Farm's thread.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -26,9 +30,7 @@ class ExecOutput : public FarmObserver {
              std::vector<IndexRange> todo);
 
   void on_result(const IndexResult& r) override { done(r.index); }
-  void on_failure(const FailureRecord& f) override {
-    if (f.index && f.final) done(*f.index);
-  }
+  void on_failure(const FailureRecord& f) override;
   /// The run has ended: prints what is held back (--keep-order, behind tasks never done).
   void finish();
 
@@ -47,6 +49,7 @@ class ExecOutput : public FarmObserver {
   std::size_t range_ = 0;      // --keep-order: the range of the next task to print
   std::uint64_t next_ = 0;     // ... and that task
   std::set<std::uint64_t> held_;  // done, waiting for the tasks before them
+  std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial
 };
 
 }  // namespace taskfarm::cli

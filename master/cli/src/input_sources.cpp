@@ -1,26 +1,58 @@
 #include "input_sources.hpp"
 
+#include <algorithm>
+
 #include "input_lines_file.hpp"
 #include "taskfarm/shm_segment.hpp"
 #include "usage_error.hpp"
 
 namespace taskfarm::cli {
 
+InputFingerprint fingerprint_inputs(const LineTable& lines, std::vector<std::uint64_t> extent, SourceLayout layout) {
+  if (layout.sizes.empty()) {
+    layout.sizes = extent;
+    for (std::size_t k = 0; k < extent.size(); ++k) layout.axes.push_back(k);
+  }
+  std::vector<std::uint64_t> bases(layout.sizes.size(), 0);
+  for (std::size_t k = 1; k < bases.size(); ++k) bases[k] = bases[k - 1] + layout.sizes[k - 1];
+  return [&lines, extent = std::move(extent), layout = std::move(layout), bases = std::move(bases)](std::uint64_t index) {
+    std::vector<std::uint64_t> coords(extent.size());
+    for (std::size_t a = extent.size(); a-- > 0;) {
+      coords[a] = index % extent[a];
+      index /= extent[a];
+    }
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+    auto mix = [&h](unsigned char c) { h = (h ^ c) * 1099511628211ull; };
+    for (std::size_t k = 0; k < layout.sizes.size(); ++k) {
+      const std::uint64_t line = bases[k] + coords[layout.axes[k]];
+      for (std::uint64_t b = lines.offsets[line]; b < lines.offsets[line + 1]; ++b) mix(static_cast<unsigned char>(lines.text[b]));
+      mix(0xff);  // between values: ("ab", "c") is not ("a", "bc")
+    }
+    return h;
+  };
+}
+
+bool is_source_marker(const std::string& w) { return w == ":::" || w == "::::" || w == ":::+" || w == "::::+"; }
+
 CommandWithSources split_sources(const std::vector<std::string>& command) {
   CommandWithSources c;
   std::size_t i = 0;
-  for (; i < command.size() && command[i] != ":::" && command[i] != "::::"; ++i) c.words.push_back(command[i]);
+  for (; i < command.size() && !is_source_marker(command[i]); ++i) c.words.push_back(command[i]);
   while (i < command.size()) {
-    const bool files = command[i] == "::::";
+    const bool files = command[i].starts_with("::::");
+    const bool linked = command[i].ends_with('+');
     const std::string marker = command[i++];
     std::vector<std::string> items;
-    for (; i < command.size() && command[i] != ":::" && command[i] != "::::"; ++i) items.push_back(command[i]);
+    for (; i < command.size() && !is_source_marker(command[i]); ++i) items.push_back(command[i]);
     if (items.empty())
       throw UsageError("'" + marker + "' without " + (files ? "a file after it (:::: FILE)" : "values after it (::: a b c)"));
+    if (linked && c.sources.empty())
+      throw UsageError("'" + marker + "' links to the input source before it, and there is none");
     if (files) {
-      for (auto& f : items) c.sources.push_back(InputSource{true, {std::move(f)}});
+      for (std::size_t k = 0; k < items.size(); ++k)
+        c.sources.push_back(InputSource{true, {std::move(items[k])}, linked && k == 0});
     } else {
-      c.sources.push_back(InputSource{false, std::move(items)});
+      c.sources.push_back(InputSource{false, std::move(items), linked});
     }
   }
   return c;
@@ -32,9 +64,12 @@ std::string describe_source(const InputSource& s) {
 }
 
 LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t limit, char separator,
-                       std::vector<std::uint64_t>& counts) {
+                       std::vector<std::uint64_t>& counts, SourceLayout* layout) {
   LineTable all;
   counts.clear();
+  SourceLayout own;
+  SourceLayout& l = layout != nullptr ? *layout : own;
+  l = SourceLayout{};
   auto check = [&all, limit](const InputSource& s) {
     if (LineTable::segment_bytes(all.size(), all.text.size()) > limit)
       throw UsageError(describe_source(s) + ": the inputs hold more than " + format_bytes(limit) +
@@ -55,7 +90,14 @@ LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t li
       }
     }
     check(s);
-    counts.push_back(all.size() - before);
+    const std::uint64_t n = all.size() - before;
+    l.sizes.push_back(n);
+    if (s.linked && !counts.empty()) {  // GNU parallel's :::+ : element-wise, as long as the shortest
+      counts.back() = std::min(counts.back(), n);
+    } else {
+      counts.push_back(n);
+    }
+    l.axes.push_back(counts.size() - 1);
   }
   return all;
 }

@@ -11,12 +11,23 @@
 #include <vector>
 
 #include "taskfarm/input_lines.hpp"
+#include "taskfarm/joblog_file.hpp"
 
 namespace taskfarm::cli {
 
 struct InputSource {
   bool file = false;                ///< `:::: FILE` (items = {FILE}); else `::: items...`
   std::vector<std::string> items;
+  bool linked = false;              ///< `:::+` / `::::+`: element-wise with the source before it
+};
+
+/// The sources as read: the extent of each axis (linked sources share one: the shortest's
+/// length, as GNU parallel), and each source's size and axis — what the built-in worker needs
+/// to find source k's value of a task.
+struct SourceLayout {
+  std::vector<std::uint64_t> sizes;  ///< values per source
+  std::vector<std::size_t> axes;     ///< the axis of each source
+  bool linked() const noexcept { return !axes.empty() && axes.back() + 1 != axes.size(); }
 };
 
 /// A command line after "--", split: the template's words, then its sources.
@@ -25,16 +36,24 @@ struct CommandWithSources {
   std::vector<InputSource> sources;
 };
 
-/// Splits at the first ":::" or "::::". Throws UsageError for a ":::" without values or a
-/// "::::" without a file.
+/// Splits at the first ":::" or "::::" (or ":::+", "::::+": linked to the source before). Throws
+/// UsageError for a ":::" without values, a "::::" without a file, or a link with nothing before.
 CommandWithSources split_sources(const std::vector<std::string>& command);
 
-/// Every value of `sources`, in order, as one line table; `counts` gets each source's size (the
-/// extent of its axis). Files are read with `separator` between values. Throws UsageError for
+/// Every value of `sources`, in order, as one line table; `counts` gets the extent of each axis
+/// (a source's size, or for linked ones the shortest's), `layout` (if given) each source's. Files are read with `separator` between values. Throws UsageError for
 /// an empty source, a file that cannot be read, or more than `limit` bytes as the shared
 /// segment counts them.
 LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t limit, char separator,
-                       std::vector<std::uint64_t>& counts);
+                       std::vector<std::uint64_t>& counts, SourceLayout* layout = nullptr);
+
+/// The fingerprint of a task's inputs for the joblog (FNV-1a over its sources' values): `lines`
+/// holds the sources source after source (read_sources, or --input-lines alone), `extent` the
+/// index space, `layout` the sources (empty: source k is axis k). `lines` must outlive it.
+InputFingerprint fingerprint_inputs(const LineTable& lines, std::vector<std::uint64_t> extent, SourceLayout layout);
+
+/// Whether `word` starts an input source.
+bool is_source_marker(const std::string& word);
 
 /// "::: a b ::: 1 2" for messages.
 std::string describe_source(const InputSource& s);

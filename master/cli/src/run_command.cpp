@@ -143,6 +143,13 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     }
     worker_args = {"--spool", spool->path()};
     if (plan.exec->shell) worker_args.push_back("--shell");
+    if (!plan.exec->replace.empty()) worker_args.insert(worker_args.end(), {"--replace", plan.exec->replace});
+    if (const auto& l = plan.exec->layout) {  // linked sources: each one's size and axis
+      std::string spec;
+      for (std::size_t k = 0; k < l->sizes.size(); ++k)
+        spec += (k > 0 ? "," : "") + std::to_string(l->sizes[k]) + ":" + std::to_string(l->axes[k]);
+      worker_args.insert(worker_args.end(), {"--sources", spec});
+    }
     worker_args.push_back("--");
     worker_args.insert(worker_args.end(), plan.exec->words.begin(), plan.exec->words.end());
   }
@@ -159,9 +166,12 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
       joblog.emplace(JoblogFile::append(plan.joblog), plan.todo.ranges, joblog_failed);
     } else if (!plan.joblog.empty()) {
       joblog_file = StagedFile::create(plan.joblog);
-      joblog.emplace(JoblogFile::create(joblog_file->duplicate_fd(), plan.joblog, plan.identity), plan.todo.ranges,
-                     joblog_failed);
+      joblog.emplace(JoblogFile::create(joblog_file->duplicate_fd(), plan.joblog, plan.identity,
+                                        plan.exec && plan.exec->joblog_inputs),
+                     plan.todo.ranges, joblog_failed);
     }
+    if (joblog && plan.exec && plan.exec->joblog_inputs)
+      joblog->record_inputs(fingerprint_inputs(*plan.lines, plan.extent, plan.exec->layout.value_or(SourceLayout{})));
     if (!plan.trace.empty()) {
       trace_file = StagedFile::create(plan.trace);
       trace.emplace(trace_file->duplicate_fd(), plan.trace,
@@ -277,6 +287,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   if (published && !joblog_error.empty() && joblog) ctx.joblog_recorded = joblog->recorded_ok();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
+  if (plan.exec && plan.retries_defaulted)  // said, since worker programs are retried by default
+    ctx.retry_note = "failed commands were not run again: --exec's default is --retries 0, as GNU parallel's (--retries N)";
   std::string untouched;
   if (plan.output) {
     ctx.output = plan.output->path;

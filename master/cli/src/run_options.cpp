@@ -11,7 +11,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
       ->type_name("N");
   app.add_option("--chunk", o.chunk, "Tasks per chunk, or 'auto' (default: adapts to task time)")
       ->type_name("N|auto");
-  app.add_option("--retries", o.retries, "Further attempts of a failed task (default 2)")->type_name("N");
+  app.add_option("--retries", o.retries, "Further attempts of a failed task (default 2; with --exec 0, as GNU parallel)")->type_name("N");
   app.add_option("--timeout", o.timeout, "Per-task time limit: 500ms, 30s, 2m, 1h")->type_name("DURATION");
   app.add_option("--start-timeout", o.start_timeout,
                  "A worker must start the taskfarm protocol (call run_worker) within this (default 5s)")
@@ -42,6 +42,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
   app.add_flag("--exec", o.exec,
                "Run a command per task: the words after '--' are a template ({} {.} {/} {//} {/.} {#} {%} {1} ...), "
                "followed by input sources (::: VALUES..., :::: FILE)");
+  app.add_option("-I", o.replace, "--exec: use STR instead of {} for the input (GNU parallel's -I)")->type_name("STR");
   app.add_flag("--shell", o.shell, "--exec: run the command through /bin/sh -c (inputs are quoted)");
   app.add_option("--tmpdir", o.tmpdir, "--exec: where the tasks' output waits to be printed (default $TMPDIR or /tmp)")
       ->type_name("DIR");

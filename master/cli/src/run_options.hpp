@@ -23,7 +23,7 @@ struct RunOptions {
   std::string dtype;
   std::string input;
   bool keep_order = false;
-  std::string retries = "2";
+  std::string retries;  ///< "" = the default: 2, or 0 with --exec (GNU parallel's)
   std::string timeout;
   std::string start_timeout = "5s";
   std::string stall_warning = "60s";
@@ -38,6 +38,7 @@ struct RunOptions {
   std::string chaos;
   bool exec = false;    ///< the words after "--" are a command template (a command per task)
   bool shell = false;   ///< --exec through /bin/sh -c
+  std::string replace;  ///< -I: --exec's replacement string for the input ("" = {})
   std::string tmpdir;   ///< --exec: where the tasks' output waits ("" = $TMPDIR or /tmp)
   bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
 };

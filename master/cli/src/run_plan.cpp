@@ -36,7 +36,11 @@ FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
   FarmOptions f;
   f.workers = parse_workers(o.workers, ctx.usable_cpus);
   f.chunk = parse_chunk(o.chunk);
-  const std::uint64_t retries = parse_count("--retries", o.retries, /*allow_zero=*/true);
+  // A command may have done something before it failed (appended to a file, sent a request):
+  // running it again is the user's call, as in GNU parallel. A kernel's attempt writes its
+  // result in place, so a worker program is retried by default.
+  const std::uint64_t retries =
+      o.retries.empty() ? (o.exec ? 0 : 2) : parse_count("--retries", o.retries, /*allow_zero=*/true);
   if (retries > 1000) throw UsageError("--retries: '" + o.retries + "' is more than 1000");
   f.retries = static_cast<int>(retries);
   const HaltPolicy halt = parse_halt(o.halt);
@@ -187,30 +191,32 @@ void check_input(const std::string& path) {
 CommandWithSources split_command(const RunOptions& o, const std::vector<std::string>& command) {
   if (!o.exec) {
     if (o.shell) throw UsageError("--shell needs --exec (it runs the command per task through /bin/sh)");
+    if (!o.replace.empty()) throw UsageError("-I needs --exec (it names the replacement string of a command template)");
     if (!o.tmpdir.empty()) throw UsageError("--tmpdir needs --exec (it holds the output of commands run per task)");
     if (command.empty()) throw UsageError("nothing after '--': name the worker program");
     for (const std::string& w : command)
-      if (w == ":::" || w == "::::")
+      if (is_source_marker(w))
         throw UsageError("'" + w + "' among the worker program's arguments: input sources (::: VALUES, :::: FILE) are for "
                          "commands run per task — add --exec: taskfarm run --exec -- COMMAND ::: VALUES");
     return CommandWithSources{command, {}};
   }
   CommandWithSources cmd = split_sources(command);
-  if (cmd.words.empty())
-    throw UsageError("nothing after '--' but input sources: name the command to run per task (taskfarm run --exec -- COMMAND ::: VALUES)");
+  if (cmd.words.empty() && cmd.sources.empty()) throw UsageError("nothing after '--': name the command to run per task");
+  // No words but sources: the inputs are the commands (GNU parallel's `parallel ::: "echo a"`).
   return cmd;
 }
 
 /// --exec: the built-in worker runs the template, which must make sense for the sources; a
 /// command named literally must exist. Nothing a command cannot use is accepted.
-void plan_exec(const RunOptions& o, const CommandWithSources& cmd, RunPlan& plan) {
+void plan_exec(const RunOptions& o, const CommandWithSources& cmd, const SourceLayout& layout, RunPlan& plan) {
+  const std::size_t sources = layout.linked() ? layout.sizes.size() : plan.extent.size();
   for (const auto& [option, given] : {std::pair<const char*, bool>{"--output", !o.output.empty()},
                                       {"--input", !o.input.empty()}, {"--dtype", !o.dtype.empty()}})
     if (given)
       throw UsageError(std::string(option) + " with --exec: a command run per task cannot reach the shared arrays; "
                        "write a worker program for them");
   try {
-    const exec::CommandTemplate t(cmd.words, o.shell, plan.extent.size());
+    const exec::CommandTemplate t(cmd.words, o.shell, sources, o.replace.empty() ? "{}" : o.replace);
     if (const std::string* program = t.literal_program()) (void)resolve_program(*program, "command");
   } catch (const UsageError&) {
     throw;
@@ -220,6 +226,8 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, RunPlan& plan
   ExecPlan exec;
   exec.words = cmd.words;
   exec.shell = o.shell;
+  exec.replace = o.replace;
+  if (layout.linked()) exec.layout = layout;
   exec.tmpdir = !o.tmpdir.empty() ? o.tmpdir : default_spool_parent();
   struct stat st {};
   if (::stat(exec.tmpdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -237,6 +245,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   RunPlan plan;
   CommandWithSources cmd = split_command(o, command);
   plan.farm = farm_options(o, ctx);
+  plan.retries_defaulted = o.retries.empty();
   check_distinct_files(o);
   check_file_kinds(o);
 
@@ -260,11 +269,12 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     return o.input_lines_max.empty() ? default_input_lines_limit() : parse_size("--input-lines-max", o.input_lines_max);
   };
   const char separator = o.null ? '\0' : '\n';
+  SourceLayout layout;  // --exec's sources: which axis each is on (:::+ links one to the one before)
   if (has_tasks) {
     plan.extent = {parse_count("--tasks", o.tasks)};
   } else if (has_sources) {  // --input-lines, if given, is the first source
     if (has_lines) cmd.sources.insert(cmd.sources.begin(), InputSource{true, {input_lines}});
-    plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent);
+    plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent, &layout);
   } else if (has_lines) {
     plan.lines = read_input_lines(input_lines, lines_limit(), separator, "--input-lines", stdin_lines);
     if (plan.lines->size() == 0)  // standard input, read because no input was given and it is not a terminal
@@ -278,7 +288,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
                      (o.exec ? ", or ::: VALUES after the command" : ""));
   }
-  if (o.exec) plan_exec(o, cmd, plan);
+  if (o.exec) plan_exec(o, cmd, layout, plan);
   else plan.program = resolve_program(cmd.words.front());
   if (!o.exec) plan.args.assign(cmd.words.begin() + 1, cmd.words.end());
   if (shape && (has_tasks || has_lines) && !has_output)
@@ -299,7 +309,10 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   if (o.resume) {
     if (o.joblog.empty()) throw UsageError("--resume needs the --joblog of the earlier run");
     try {
-      earlier = read_joblog(o.joblog);
+      // A command's inputs are its identity: a resume with other inputs is refused, naming the
+      // first task that differs (a joblog written before the inputs column is trusted as is).
+      earlier = read_joblog(o.joblog, o.exec && plan.lines ? fingerprint_inputs(*plan.lines, plan.extent, layout)
+                                                           : InputFingerprint{});
     } catch (const Error& e) {
       throw UsageError(std::string("--resume: ") + e.what());
     }
@@ -343,6 +356,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     plan.trace = o.trace;
   }
   plan.resume = o.resume;
+  if (plan.exec && plan.lines && !o.joblog.empty()) plan.exec->joblog_inputs = !earlier || earlier->has_inputs;
   if (earlier) {
     try {
       plan.todo = plan_resume(*earlier, plan.identity, o.joblog);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "file_claim.hpp"
+#include "input_sources.hpp"
 #include "run_options.hpp"
 #include "taskfarm/dtype.hpp"
 #include "taskfarm/farm.hpp"
@@ -32,6 +33,9 @@ struct OutputPlan {
 struct ExecPlan {
   std::vector<std::string> words;  ///< the command template
   bool shell = false;
+  std::string replace;             ///< -I: the string standing for the input ("" = {})
+  std::optional<SourceLayout> layout;  ///< :::+ linked sources (else source k is axis k)
+  bool joblog_inputs = false;      ///< the joblog's rows record their inputs' fingerprint
   std::string tmpdir;              ///< where the run's spool directory goes
 };
 
@@ -46,6 +50,7 @@ struct RunPlan {
   std::string program;                  ///< absolute path of the worker program (taskfarm-exec for --exec)
   std::optional<ExecPlan> exec;         ///< --exec: the command template
   std::vector<std::string> args;
+  bool retries_defaulted = false;       ///< no --retries given: 2, or 0 with --exec
   std::vector<std::uint64_t> extent;    ///< index space
   std::uint64_t tasks = 0;              ///< product of extent
   std::optional<LineTable> lines;       ///< --input-lines

@@ -72,6 +72,7 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
     s += p + "... and " + std::to_string(r.failures.size() - kFailuresShown) + " more failures" +
          (c.joblog.empty() ? std::string() : " (every attempt is in " + c.joblog + ")") + "\n";
   if (!failed.empty()) s += p + "failed indices: " + format_index_ranges(failed) + "\n";
+  if (!failed.empty() && !c.retry_note.empty()) s += p + c.retry_note + "\n";
 
   const std::uint64_t not_run = r.tasks - std::min(r.tasks, r.succeeded + failed.size());
   // After a joblog failure, what a --resume will run again is what the joblog does not record.

@@ -34,6 +34,7 @@ struct SummaryContext {
   std::string output;              ///< --output as given, or ""
   std::string joblog;              ///< --joblog as given, or ""
   std::string resume_hint;         ///< the command that resumes this run, or ""
+  std::string retry_note;          ///< why failed tasks were not run again (--retries 0), or ""
   /// The joblog stopped being written (stop_reason says why): the tasks of this run whose "ok"
   /// row it holds. Tasks that succeeded after that are in the output but not recorded: a
   /// --resume runs them again, so the summary counts them as missing.

@@ -45,6 +45,8 @@ class Joblog : public FarmObserver {
   /// Tasks whose "ok" row reached the file in this run (what a resume will not run again).
   std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
   const std::string& path() const noexcept { return file_.path(); }
+  /// Every row gets its task's inputs fingerprint (a file made with_inputs, joblog_file.hpp).
+  void record_inputs(InputFingerprint fingerprint) { inputs_ = std::move(fingerprint); }
 
   void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
@@ -63,6 +65,7 @@ class Joblog : public FarmObserver {
   std::string rows_;
   std::uint64_t rows_ok_ = 0;      // "ok" rows in rows_
   std::uint64_t recorded_ok_ = 0;  // "ok" rows written
+  InputFingerprint inputs_;
 };
 
 }  // namespace taskfarm

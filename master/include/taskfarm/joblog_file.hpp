@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,13 @@ std::optional<RunIdentity> parse_identity(std::string_view line);
 
 /// Column names, tab-separated, no '\n'.
 extern const char* const joblog_columns;
+/// The same and a last column, `inputs`: a joblog whose tasks have inputs (`taskfarm run --exec`
+/// with ::: / :::: / --input-lines) records a fingerprint of each task's inputs, so that a resume
+/// with other inputs is refused instead of skipping the wrong tasks.
+extern const char* const joblog_columns_with_inputs;
+
+/// A fingerprint of task `index`'s inputs (a 64-bit hash of its values).
+using InputFingerprint = std::function<std::uint64_t(std::uint64_t index)>;
 
 /// One attempt of one task.
 struct JoblogRow {
@@ -49,6 +57,7 @@ struct JoblogRow {
   int exit_code = 0;
   int signal = 0;
   std::string_view cause = "-";     ///< FailureCause name, "-" for ok
+  std::optional<std::uint64_t> inputs;  ///< the inputs column (joblog_columns_with_inputs), if any
 };
 
 /// Appends `row` as one TSV line with its '\n'.
@@ -61,7 +70,7 @@ class JoblogFile {
   /// Writes the identity line and the column names into `fd`, a new empty file (the CLI's
   /// StagedFile, published under `path` when the run starts). Throws SystemError naming `path`,
   /// or Error if a field of `id` holds a tab or a line break (no resume could read it back).
-  static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id);
+  static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id, bool with_inputs = false);
   /// Opens the existing joblog `path` to add rows (a resume); never blocks, refuses anything
   /// but a regular file. A torn last line (a master killed mid-write; never read as a row) is
   /// cut off first, so that the rows added after it stay whole.
@@ -87,6 +96,7 @@ struct EarlierRun {
   RunIdentity identity;
   std::uint64_t tasks = 0;  ///< the size of its index space (the product of identity.extent)
   RangeSet done;            ///< the tasks with an "ok" row
+  bool has_inputs = false;  ///< its rows record their inputs (joblog_columns_with_inputs)
 };
 
 /// Reads a joblog, one line at a time. A last line without '\n' (a master killed mid-write) is
@@ -95,7 +105,10 @@ struct EarlierRun {
 /// FIFO, not a regular file": refused without blocking or reading it), or not a taskfarm joblog ("'PATH' is not a taskfarm
 /// joblog (…)": an index space of 2^64 tasks or more, a line longer than any joblog writes, a
 /// row outside the index space or unlike the rows taskfarm writes).
-EarlierRun read_joblog(const std::string& path);
+/// With `inputs`, a joblog that records its tasks' inputs is also checked against them: the
+/// first row whose fingerprint differs throws Error naming its task ("… was written for other
+/// inputs: task Seq 4 (index 3, line 6) …").
+EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs = {});
 
 /// What a resumed run computes.
 struct ResumePlan {

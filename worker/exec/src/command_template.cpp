@@ -47,7 +47,9 @@ std::string quote_command(std::span<const std::string> argv) {
   return s;
 }
 
-CommandTemplate::Word CommandTemplate::parse_word(std::string_view w, std::size_t sources, bool& any) {
+CommandTemplate::Word CommandTemplate::parse_word(std::string_view w, bool& any) const {
+  const std::size_t sources = sources_;
+  const bool custom = replace_ != "{}";  // -I: {} and {N...} are text
   Word word;
   auto text = [&word](std::string_view t) {
     if (t.empty()) return;
@@ -56,6 +58,13 @@ CommandTemplate::Word CommandTemplate::parse_word(std::string_view w, std::size_
   };
   while (!w.empty()) {
     const auto open = w.find('{');
+    if (const auto r = custom ? w.find(replace_) : std::string_view::npos; r != std::string_view::npos && r <= open) {
+      text(w.substr(0, r));
+      w.remove_prefix(r + replace_.size());
+      word.push_back(Part{Kind::input, 0, {}});
+      any = true;
+      continue;
+    }
     const auto close = open == std::string_view::npos ? open : w.find('}', open);
     if (close == std::string_view::npos) {
       text(w);
@@ -68,6 +77,10 @@ CommandTemplate::Word CommandTemplate::parse_word(std::string_view w, std::size_
     std::size_t digits = 0;
     while (digits < inside.size() && std::isdigit(static_cast<unsigned char>(inside[digits])) != 0) ++digits;
     const std::string_view suffix = inside.substr(digits);
+    if (custom && (digits > 0 || inside.empty())) {
+      text("{" + std::string(inside) + "}");
+      continue;
+    }
     if (inside == "#") p.kind = Kind::seq;
     else if (inside == "%") p.kind = Kind::slot;
     else if (suffix.empty()) p.kind = Kind::input;
@@ -96,12 +109,13 @@ CommandTemplate::Word CommandTemplate::parse_word(std::string_view w, std::size_
   return word;
 }
 
-CommandTemplate::CommandTemplate(std::vector<std::string> words, bool shell, std::size_t sources)
-    : shell_(shell), sources_(sources) {
-  if (words.empty()) throw Error("an empty command template");
+CommandTemplate::CommandTemplate(std::vector<std::string> words, bool shell, std::size_t sources, std::string replace)
+    : shell_(shell), inputs_are_command_(words.empty()), sources_(sources), replace_(std::move(replace)) {
   if (sources == 0) throw Error("a command template needs at least one input source");
+  if (replace_.empty()) throw Error("-I: an empty replacement string");
+  if (inputs_are_command_) return;
   bool any = false;
-  for (const std::string& w : words) words_.push_back(parse_word(w, sources, any));
+  for (const std::string& w : words) words_.push_back(parse_word(w, any));
   for (const Word& w : words_)
     for (const Part& p : w) uses_slot_ = uses_slot_ || p.kind == Kind::slot;
   if (!any) {  // no replacement string: the inputs are appended, one argument each
@@ -110,7 +124,7 @@ CommandTemplate::CommandTemplate(std::vector<std::string> words, bool shell, std
 }
 
 const std::string* CommandTemplate::literal_program() const noexcept {
-  if (shell_ || words_.front().size() != 1 || words_.front().front().kind != Kind::text) return nullptr;
+  if (shell_ || inputs_are_command_ || words_.front().size() != 1 || words_.front().front().kind != Kind::text) return nullptr;
   return &words_.front().front().text;
 }
 
@@ -161,6 +175,14 @@ std::vector<std::string> CommandTemplate::expand(std::span<const std::string_vie
   if (inputs.size() != sources_)
     throw Error("a task with " + std::to_string(inputs.size()) + " inputs for a template of " + std::to_string(sources_) +
                 " input sources");
+  if (inputs_are_command_) {  // GNU parallel's `parallel ::: "echo a"`: the input is the script
+    std::string script;
+    for (const std::string_view v : inputs) {
+      if (!script.empty()) script += ' ';
+      script += v;
+    }
+    return {"/bin/sh", "-c", std::move(script)};
+  }
   std::vector<std::string> argv;
   argv.reserve(words_.size() + inputs.size());
   for (const Word& w : words_) append_word(w, inputs, seq, slot, argv);

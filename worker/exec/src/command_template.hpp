@@ -11,6 +11,11 @@
 // any replacement string gets the inputs appended, one argument each. No shell is involved
 // unless `shell`: then the words are joined by spaces into one `/bin/sh -c` script and every
 // value is put in single quotes, so a value is never read as shell syntax.
+//
+// GNU parallel's -I: another string than {} stands for the input; {} and the numbered forms
+// ({1}, {1.} ...) are then text, while {.} {/} {//} {/.} {#} {%} keep their meaning. An empty
+// template (`taskfarm run --exec ::: "echo a" "echo b"`) runs each task's inputs, joined by
+// spaces, as a shell command (`/bin/sh -c`, unquoted: the input is the command), as GNU parallel.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +30,9 @@ class CommandTemplate {
  public:
   /// Parses `words` (at least one) for `sources` input sources (at least one). Throws
   /// taskfarm::Error naming a replacement string that refers to a source that does not exist.
-  CommandTemplate(std::vector<std::string> words, bool shell, std::size_t sources);
+  /// `replace`: the string that stands for the input (-I; "{}" by default). No words: the
+  /// inputs are the command.
+  CommandTemplate(std::vector<std::string> words, bool shell, std::size_t sources, std::string replace = "{}");
 
   /// One task's argument vector: `inputs` holds each source's value (sources() of them),
   /// `seq` is {#}, `slot` is {%}. With `shell`: {"/bin/sh", "-c", script}.
@@ -34,6 +41,8 @@ class CommandTemplate {
 
   std::size_t sources() const noexcept { return sources_; }
   bool shell() const noexcept { return shell_; }
+  /// Whether the command runs as /bin/sh -c (--shell, or the inputs are the command).
+  bool through_shell() const noexcept { return shell_ || inputs_are_command_; }
   /// Whether the template uses {%} (the worker then takes a slot number).
   bool uses_slot() const noexcept { return uses_slot_; }
   /// The program word, if it holds no replacement string (it can be looked up before any task).
@@ -49,14 +58,16 @@ class CommandTemplate {
   using Word = std::vector<Part>;
 
   static std::string_view transform(std::string_view value, Kind kind);
-  static Word parse_word(std::string_view word, std::size_t sources, bool& any);
+  Word parse_word(std::string_view word, bool& any) const;
   void append_word(const Word& w, std::span<const std::string_view> inputs, std::uint64_t seq, unsigned slot,
                    std::vector<std::string>& argv) const;
 
   std::vector<Word> words_;
   bool shell_ = false;
   bool uses_slot_ = false;
+  bool inputs_are_command_ = false;
   std::size_t sources_ = 1;
+  std::string replace_ = "{}";
 };
 
 /// GNU parallel's {.}: `path` without the extension of its last component ("a/b.tar.gz" →

@@ -1,11 +1,13 @@
 #include "spool.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <string_view>
 
 #include "taskfarm/error.hpp"
 
@@ -56,6 +58,24 @@ void remove_task_output(const std::string& dir, std::uint64_t index) {
     const std::string path = task_output_path(dir, index, s);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove " + path);
   }
+}
+
+bool adopt_partial_output(const std::string& dir, pid_t worker, std::uint64_t index) {
+  const std::string prefix = "w" + std::to_string(worker) + "-";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return false;
+  bool any = false;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (!name.starts_with(prefix)) continue;
+    const Stream s = name.ends_with(".out") ? Stream::out : Stream::err;
+    const std::string from = dir + "/" + std::string(name);
+    struct stat st {};
+    if (::stat(from.c_str(), &st) != 0 || st.st_size == 0) continue;  // a file it had not written to yet
+    if (::rename(from.c_str(), task_output_path(dir, index, s).c_str()) == 0) any = true;
+  }
+  ::closedir(d);
+  return any;
 }
 
 unsigned take_slot(const std::string& dir) {

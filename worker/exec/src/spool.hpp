@@ -9,6 +9,8 @@
 // prints: the command writes straight into the file, the master copies it with sendfile.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 
@@ -44,6 +46,11 @@ class SpoolFile {
 /// Removes what an earlier attempt of task `index` left (a worker that died after its command
 /// ended), so that only this attempt's output can be printed.
 void remove_task_output(const std::string& dir, std::uint64_t index);
+
+/// Master side, after the worker `pid` died or was killed while its command ran task `index`
+/// (a timeout, a crash): what that command wrote so far — the worker's current files, never
+/// published — becomes task `index`'s output. Returns whether it wrote anything.
+bool adopt_partial_output(const std::string& dir, pid_t worker, std::uint64_t index);
 
 /// {%}: the lowest slot number k >= 1 whose lock file no live worker holds; held (flock, by an
 /// open descriptor) until this process exits, so a replacement worker takes the number again.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -134,18 +135,26 @@ class TaskContext {
 /// `taskfarm run --exec` does) when that process failed: the master records the attempt as cause
 /// `exit` with `exit_code`, or `signal` with `signal` — what the process did, not an exception —
 /// with `what()` (the command as run) for its message and the process's `stderr_tail`.
+/// `runtime` (how long the process ran) goes to the joblog; `out_of_memory` makes the cause
+/// `memory` (the process failed for want of memory under the worker's limit), status kept.
 class TaskProcessFailed : public Error {
  public:
   /// Exactly one of `exit_code` (1-255) and `signal` (1-64) is non-zero.
-  TaskProcessFailed(const std::string& command, int exit_code, int signal, std::string stderr_tail)
-      : Error(command), exit_code_(exit_code), signal_(signal), stderr_tail_(std::move(stderr_tail)) {}
+  TaskProcessFailed(const std::string& command, int exit_code, int signal, std::string stderr_tail,
+                    std::chrono::nanoseconds runtime = {}, bool out_of_memory = false)
+      : Error(command), exit_code_(exit_code), signal_(signal), stderr_tail_(std::move(stderr_tail)),
+        runtime_(runtime), out_of_memory_(out_of_memory) {}
   int exit_code() const noexcept { return exit_code_; }
   int signal() const noexcept { return signal_; }
   const std::string& stderr_tail() const noexcept { return stderr_tail_; }
+  std::chrono::nanoseconds runtime() const noexcept { return runtime_; }
+  bool out_of_memory() const noexcept { return out_of_memory_; }
 
  private:
   int exit_code_ = 0, signal_ = 0;
   std::string stderr_tail_;
+  std::chrono::nanoseconds runtime_{};
+  bool out_of_memory_ = false;
 };
 
 /// A kernel: does task `ctx.index()`.
@@ -159,5 +168,12 @@ int run_worker(std::map<std::string, Kernel> kernels);
 
 /// True when this process was started by a taskfarm master (TASKFARM_WORKER is set).
 bool started_by_master() noexcept;
+
+/// Says Hello to the master now, before slow start-up work (Python's imports, loading a
+/// model), so the master's start timeout (`--start-timeout`, 5 s) covers only the process's own
+/// start; the master hands out work meanwhile, which waits until run_worker serves it. Without
+/// it run_worker says Hello first thing. Does nothing when not started by a master, or twice.
+/// Throws taskfarm::Error if the master cannot be told (its channel is gone).
+void greet();
 
 }  // namespace taskfarm

@@ -16,7 +16,7 @@
 namespace taskfarm::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
-inline constexpr std::uint16_t kVersion = 5;  // 5: TaskError::exit_code/signal/stderr_tail (a task's own process)
+inline constexpr std::uint16_t kVersion = 6;  // 5: TaskError::exit_code/signal/stderr_tail (a task's own process); 6: its runtime_ns
 inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
 inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
 inline constexpr std::size_t kMaxText = 4096;          // strings in messages
@@ -80,6 +80,7 @@ struct TaskError {
   std::string type, what;
   std::int32_t exit_code = 0, signal = 0;
   std::string stderr_tail;
+  std::uint64_t runtime_ns = 0;  // how long the failed task ran, when the worker measured it (a process of its own)
 };
 
 using Message = std::variant<Hello, Job, Assign, Stop, Wake, Done, TaskError>;

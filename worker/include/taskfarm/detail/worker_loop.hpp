@@ -17,7 +17,8 @@ namespace taskfarm::detail {
 using RunnerFactory = std::function<std::unique_ptr<JobRunner>(const JobInfo&)>;
 
 /// Serves the master until told to stop. Returns the exit code for the worker process.
-int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner);
+/// `greeted`: Hello was sent already (taskfarm::greet), so it is not sent again.
+int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted = false);
 
 /// Exit codes of a worker process that the master interprets.
 inline constexpr int kExitStartedByHand = 2;
