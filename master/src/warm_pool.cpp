@@ -16,28 +16,30 @@ namespace taskfarm {
 namespace detail {
 
 void WarmAttachments::begin_job() {
-  std::erase_if(entries_, [](const Entry& e) { return !e.used; });
-  for (auto& e : entries_) e.used = false;
+  ++job_;
+  std::erase_if(entries_, [this](const Entry& e) {
+    return job_ - e.last_job > kForgetAfter || ::access(("/dev/shm/" + e.shm_name).c_str(), F_OK) != 0;
+  });
 }
 
 std::shared_ptr<void> WarmAttachments::find(const std::string& key) {
   for (auto& e : entries_)
     if (e.key == key) {
-      e.used = true;
+      e.last_job = job_;
       return e.value;
     }
   return nullptr;
 }
 
-void WarmAttachments::keep(const std::string& key, std::shared_ptr<void> value) {
-  entries_.push_back({key, std::move(value), true});
+void WarmAttachments::keep(const std::string& key, const std::string& shm_name, std::shared_ptr<void> value) {
+  entries_.push_back({key, shm_name, std::move(value), job_});
 }
 
 std::shared_ptr<ShmSegment> WarmAttachments::segment(const std::string& name) {
   const std::string key = "segment|" + name;
   if (auto v = find(key)) return std::static_pointer_cast<ShmSegment>(v);
   auto s = std::make_shared<ShmSegment>(ShmSegment::open(name, true));
-  keep(key, s);
+  keep(key, name, s);
   return s;
 }
 

@@ -91,12 +91,13 @@ template <class T, WarmKernel F, class... A>
 MapResult<T> WarmPool::try_map(const Extent& extent, F fn, const A&... args) {
   MapResult<T> r;
   const std::uint64_t n = extent.size();
-  r.values.resize(n);
   if constexpr (std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>) {
     auto [out, name] = result_buffer(n * sizeof(T));
     run(spec(extent, ResultMode::none, detail::encode_warm_call<T>(fn, name, args...)), nullptr);
-    if (n != 0) std::memcpy(static_cast<void*>(r.values.data()), out, n * sizeof(T));
+    const T* first = static_cast<const T*>(out);
+    r.values.assign(first, first + n);  // one pass: no zero-filling first
   } else {
+    r.values.resize(n);
     auto store = [&r](std::uint64_t i, T&& v) { r.values[i] = std::move(v); };
     detail::DecodingObserver<T, decltype(store)> obs(store);
     run(spec(extent, ResultMode::blobs, detail::encode_warm_call<T>(fn, {}, args...)), &obs);

@@ -42,14 +42,16 @@ struct IsSharedArray : std::false_type {};
 template <class E>
 struct IsSharedArray<SharedArray<E>> : std::true_type {};
 
-/// A warm worker's attachments by name: the arrays and result segments the previous call named
-/// stay mapped while the next call names them again (then its pages are mapped already, where a
-/// fresh mapping faults once per page, ~1 us here). shm names are random and never reused; a
-/// .npy array is attached again at every call (its path may name a new file by now). Lives in
-/// the worker process, one thread.
+/// A warm worker's attachments: the shm arrays and result segments calls named stay mapped, so
+/// a later call that names them again writes into pages mapped already (a fresh mapping faults
+/// once per page, ~1 us here). shm names are random and never reused, so a name still in
+/// /dev/shm is the same segment; one the master removed is unmapped at the next call, and so is
+/// one no call named for kForgetAfter calls. A .npy array is attached again at every call (its
+/// path may name a new file by now). Lives in the worker process, one thread.
 class WarmAttachments {
  public:
-  /// Forgets what the previous call named and the current one did not; call once per job.
+  static constexpr std::uint64_t kForgetAfter = 16;
+  /// Unmaps what was removed or not named for long; call once per job, before its lookups.
   void begin_job();
   template <class E>
   std::shared_ptr<SharedArray<E>> array(const std::string& handle) {
@@ -59,20 +61,21 @@ class WarmAttachments {
     if (cacheable)
       if (auto v = find(key)) return std::static_pointer_cast<SharedArray<E>>(v);
     auto a = std::make_shared<SharedArray<E>>(SharedArray<E>::attach(handle));
-    if (cacheable) keep(key, a);
+    if (cacheable) keep(key, a->name(), a);
     return a;
   }
   std::shared_ptr<ShmSegment> segment(const std::string& name);
 
  private:
   struct Entry {
-    std::string key;
+    std::string key, shm_name;
     std::shared_ptr<void> value;
-    bool used = false;
+    std::uint64_t last_job = 0;
   };
   std::shared_ptr<void> find(const std::string& key);
-  void keep(const std::string& key, std::shared_ptr<void> value);
+  void keep(const std::string& key, const std::string& shm_name, std::shared_ptr<void> value);
   std::vector<Entry> entries_;
+  std::uint64_t job_ = 0;
 };
 
 /// Worker side: builds the runner of the call `payload` encodes.
