@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "task_mark.hpp"
+#include "taskfarm/detail/protocol.hpp"
 
 namespace taskfarm {
 
@@ -121,6 +122,12 @@ void WarmPool::run(const JobSpec& job, FarmObserver* obs) {
     throw Error(what + " called in process " + std::to_string(::getpid()) + ", a fork of process " +
                 std::to_string(state_->owner) + " that made it and owns its workers: make a new WarmPool in this process");
   if (state_->busy) throw Error(what + " called while another of its calls runs (from a sink): use a second pool");
+  // The call travels as the Job message's kernel string, whose length the protocol bounds (a
+  // worker refuses a longer one, and would die at every start).
+  constexpr std::size_t kMaxCall = proto::kMaxText;
+  if (job.kernel.size() > kMaxCall)
+    throw Error(what + ": the call's arguments take " + std::to_string(job.kernel.size()) + " bytes serialised, more than the " +
+                std::to_string(kMaxCall) + " that travel with a call: pass large data in a SharedArray");
   if (!state_->farm) {
     // Each worker's own state lives in its copy of this object (forked): its attachments, and
     // whether it has run the initializer yet. The master never calls the factory.

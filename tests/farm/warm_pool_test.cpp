@@ -180,6 +180,21 @@ TEST(WarmPool, DestructionLeavesNoChildNorSegment) {
   EXPECT_EQ(segments_of_this_process(), segments_before);
 }
 
+TEST(WarmPool, ArgumentsTooLargeForACallAreRefusedBeforeAnyWorkerStarts) {
+  WarmPool pool(two_workers());
+  const std::vector<double> big(1000, 1.0);  // 8 kB serialised
+  try {
+    pool.for_each(4, [](std::uint64_t, const std::vector<double>&) {}, big);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pass large data in a SharedArray"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(children_of_this_process(), 0u);
+  const std::vector<double> fits(100, 1.5);
+  auto v = pool.map<double>(4, [](std::uint64_t i, const std::vector<double>& w) { return w[i] * 2; }, fits);
+  EXPECT_EQ(v, std::vector<double>(4, 3.0));
+}
+
 // The contract in the type system: what a warm worker cannot see at the call does not compile.
 TEST(WarmPool, KernelsThatCaptureDoNotCompile) {
   int x = 0;
