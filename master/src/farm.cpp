@@ -70,11 +70,9 @@ RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernel
   const std::optional<std::uint64_t> n = index_space_size(job.extent);
   if (!n) throw Error("Farm::run: the index space (the product of JobSpec::extent) reaches 2^64 tasks");
   check_ranges(job.ranges, job.extent.empty() ? 0 : *n, "Farm::run: JobSpec::ranges");  // no extent: no tasks
-  if (impl_->fork != nullptr) {
-    if (!factory) throw Error("Farm::run in fork mode needs a kernel factory");
-    impl_->fork->use(&factory);
-  }
+  if (impl_->fork != nullptr && !factory) throw Error("Farm::run in fork mode needs a kernel factory");
   if (impl_->forks) proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
+  if (impl_->fork != nullptr) impl_->fork->use(&factory);
   const std::string ro = AnySharedArray::read_only_handle(job.input_handle);
   if (ro == job.input_handle) return impl_->supervisor.run(job, observer);
   JobSpec read_only = job;  // every worker attaches the input read-only, whatever it was given

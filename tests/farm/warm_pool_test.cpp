@@ -11,6 +11,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <future>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
@@ -193,6 +195,25 @@ TEST(WarmPool, ArgumentsTooLargeForACallAreRefusedBeforeAnyWorkerStarts) {
   const std::vector<double> fits(100, 1.5);
   auto v = pool.map<double>(4, [](std::uint64_t i, const std::vector<double>& w) { return w[i] * 2; }, fits);
   EXPECT_EQ(v, std::vector<double>(4, 3.0));
+}
+
+// A warm pool forks at its first call and to replace a worker: like Pool, it refuses while other
+// threads exist (a fork while one holds a lock would deadlock the worker on it).
+TEST(WarmPool, RefusesToForkWhileOtherThreadsExist) {
+  WarmPool pool(two_workers());
+  std::promise<void> release;
+  std::thread other([f = release.get_future()]() mutable { f.wait(); });
+  std::string message;
+  try {
+    pool.map<double>(4, &value_at);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  release.set_value();
+  other.join();
+  EXPECT_NE(message.find("thread"), std::string::npos) << "no error, or not about threads: '" << message << "'";
+  EXPECT_EQ(children_of_this_process(), 0u);
+  EXPECT_EQ(pool.map<double>(4, &value_at)[3], value_at(3));
 }
 
 // The contract in the type system: what a warm worker cannot see at the call does not compile.
