@@ -17,6 +17,7 @@
 #include "taskfarm/farm.hpp"
 #include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
+#include "taskfarm/warm_pool.hpp"
 
 namespace taskfarm::bench {
 namespace {
@@ -38,6 +39,28 @@ double time_pool_map(Pool& pool, std::uint64_t n) {
       pool.map<std::uint64_t>(n, [](std::uint64_t i) { return trivial_value(i); });
   const double s = seconds(t0, Clock::now());
   if (v.size() != n || v[n - 1] != trivial_value(n - 1)) throw Error("map returned wrong values");
+  return s;
+}
+
+/// Seconds for one WarmPool::for_each of n trivial items into `out` (what ProgramFarm's workers
+/// do); checks the last value.
+double time_warm_for_each(WarmPool& pool, const SharedArray<std::int64_t>& out) {
+  const std::uint64_t n = out.size();
+  const auto t0 = Clock::now();
+  pool.for_each(n, [](std::uint64_t i, const SharedArray<std::int64_t>& o) {
+    o.data()[i] = static_cast<std::int64_t>(trivial_value(i));
+  }, out);
+  const double s = seconds(t0, Clock::now());
+  if (static_cast<std::uint64_t>(out.data()[n - 1]) != trivial_value(n - 1)) throw Error("WarmPool::for_each wrote wrong values");
+  return s;
+}
+
+/// Seconds for one WarmPool::map of n trivial items; checks the last value.
+double time_warm_map(WarmPool& pool, std::uint64_t n) {
+  const auto t0 = Clock::now();
+  std::vector<std::uint64_t> v = pool.map<std::uint64_t>(n, [](std::uint64_t i) { return trivial_value(i); });
+  const double s = seconds(t0, Clock::now());
+  if (v.size() != n || v[n - 1] != trivial_value(n - 1)) throw Error("WarmPool::map returned wrong values");
   return s;
 }
 
@@ -125,15 +148,21 @@ void warm_pool(const BenchArgs& args) {
   time_pool_map(fork_pool, n);  // warm: the pool's result buffer and slot segments exist now
   time_pool_map(threads_pool, n);
   ProgramFarm program(0, n);
+  WarmPool warm(pool_options(Backend::fork, 0));
+  time_warm_map(warm, n);  // its workers, result buffer and slot segments exist now
+  auto warm_out = SharedArray<std::int64_t>::create({n});
+  time_warm_for_each(warm, warm_out);
   const int reps = args.reps_or(21, 5);
 
-  Samples fork_ms, program_ms, threads_ms, serial_ms, worker_ns, serial_ns;
+  Samples fork_ms, program_ms, threads_ms, serial_ms, worker_ns, serial_ns, warm_ms, warm_map_ms;
   for (int r = 0; r < reps; ++r) {
     fork_ms.add(1e3 * time_pool_map(fork_pool, n));
     program.reset_worker_time();
     program_ms.add(1e3 * program.run_seconds());
     worker_ns.add(program.worker_ns_per_item());
     threads_ms.add(1e3 * time_pool_map(threads_pool, n));
+    warm_ms.add(1e3 * time_warm_for_each(warm, warm_out));
+    warm_map_ms.add(1e3 * time_warm_map(warm, n));
     const auto t0 = Clock::now();
     std::vector<std::uint64_t> v(n);  // what map returns: a fresh vector
     for (std::uint64_t i = 0; i < n; ++i) v[i] = trivial_value(i);
@@ -159,6 +188,19 @@ void warm_pool(const BenchArgs& args) {
   row.name = "warm_pool.threads";
   row.what = "200,000 trivial items, auto chunk, threads backend (for reference: no processes)";
   row.samples = threads_ms;
+  emit(row);
+  row.name = "warm_pool.warm_fork";
+  row.what = "200,000 trivial items, auto chunk, 2 warm forked workers: one WarmPool::for_each into a "
+             "SharedArray (what warm_pool.program's workers do)";
+  row.samples = warm_ms;
+  row.baseline = "warm_pool.program: one Farm::run of 2 warm program-mode workers, same repetitions";
+  row.baseline_samples = program_ms;
+  emit(row);
+  row.name = "warm_pool.warm_fork_map";
+  row.what = "the same items through WarmPool::map: results copied into a returned vector, as Pool::map";
+  row.samples = warm_map_ms;
+  row.baseline = "warm_pool.fork: Pool::map of the same items, same repetitions";
+  row.baseline_samples = fork_ms;
   emit(row);
   Row per_item("warm_pool.worker_ns_per_item",
                "inside a program-mode worker: ns per trivial item (its own chunk timings, "

@@ -16,11 +16,17 @@
 #include "taskfarm/farm.hpp"
 #include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
+#include "taskfarm/warm_pool.hpp"
 
 namespace taskfarm::bench {
 namespace {
 
 constexpr int kWorkers = 2;
+
+// WarmPool's kernel: a function of its arguments only (the arrays travel as handles).
+void warm_double_frame(std::uint64_t f, const SharedArray<double>& in, const SharedArray<double>& out) {
+  double_frame(in[f].data(), out[f].data(), in[f].size());
+}
 
 void frames(const BenchArgs& args) {
   const std::size_t count = args.pick<std::size_t>(100, 10), side = 512, per_frame = side * side;
@@ -45,6 +51,8 @@ void frames(const BenchArgs& args) {
   job.input_handle = in.handle();
   job.output_handle = out.handle();
   farm.run(job);  // warm workers
+  WarmPool warm(po);
+  warm.for_each(count, &warm_double_frame, in, out);  // warm workers, arrays mapped
 
   PrivateBuffer<double> touched(count * per_frame);
   std::memset(touched.data(), 1, bytes);  // touched from now on
@@ -59,7 +67,7 @@ void frames(const BenchArgs& args) {
     }
   };
   const double gb = static_cast<double>(bytes) / 1e9;
-  Samples fork_rate, program_rate, fresh_rate, touched_rate;
+  Samples fork_rate, program_rate, fresh_rate, touched_rate, warm_rate;
   for (int r = 0; r < reps; ++r) {
     poison();
     auto t0 = Clock::now();
@@ -74,6 +82,12 @@ void frames(const BenchArgs& args) {
     program_rate.add(gb / seconds(t0, Clock::now()));
     if (rep.succeeded != count) throw Error("program-mode run did not complete");
     check("program mode");
+
+    poison();
+    t0 = Clock::now();
+    warm.for_each(count, &warm_double_frame, in, out);
+    warm_rate.add(gb / seconds(t0, Clock::now()));
+    check("WarmPool");
 
     {
       PrivateBuffer<double> fresh(count * per_frame);
@@ -108,6 +122,15 @@ void frames(const BenchArgs& args) {
   row.name = "frames.program_vs_touched";
   row.what = "frames.program against memcpy into already-touched memory";
   row.samples = program_rate;
+  emit(row);
+  row.name = "frames.warm_fork_vs_touched";
+  row.what = "frames.warm_fork against memcpy into already-touched memory";
+  row.samples = warm_rate;
+  emit(row);
+  row.name = "frames.warm_fork";
+  row.what = "frame x 2 into a SharedArray, one task per frame, 2 warm forked workers (WarmPool)";
+  row.baseline = "frames.program: 2 warm program-mode workers, same repetitions";
+  row.baseline_samples = program_rate;
   emit(row);
 }
 

@@ -28,6 +28,10 @@ struct MandelbrotGrid {
   std::size_t size = 1600;
   int max_iter = 256;
   double x_min = -0.635, x_max = 0.165, y_min = 0.427, y_max = 1.227;
+  template <class Archive>
+  void serialize(Archive& ar) {  // cereal: a WarmPool call passes the grid by value
+    ar(size, max_iter, x_min, x_max, y_min, y_max);
+  }
 };
 
 /// Escape count of c = (re, im): |z| >= 4 is tested as |z|² >= 16 (no square root).

@@ -18,11 +18,17 @@
 #include "taskfarm/farm.hpp"
 #include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
+#include "taskfarm/warm_pool.hpp"
 
 namespace taskfarm::bench {
 namespace {
 
 constexpr int kWorkers = 2;
+
+// WarmPool's kernel: a function of its arguments only (the grid by value, the image by handle).
+void warm_row(std::uint64_t row, const SharedArray<std::int32_t>& image, const MandelbrotGrid& grid) {
+  mandelbrot_row(grid, row, image[row].data());
+}
 
 void check_same(const PrivateBuffer<std::int32_t>& serial, const SharedArray<std::int32_t>& image,
                 const char* who) {
@@ -40,6 +46,7 @@ void mandelbrot(const BenchArgs& args) {
   po.workers = kWorkers;
   po.chunk = 1;
   Pool fork_pool(po);
+  const PoolOptions po_fork = po;
   po.backend = Backend::threads;
   Pool threads_pool(po);
   FarmOptions fo;
@@ -56,8 +63,10 @@ void mandelbrot(const BenchArgs& args) {
     mandelbrot_row(grid, row, image[row].data());
   };
   farm.run(job);  // start the program-mode workers: later runs find them warm
+  WarmPool warm(po_fork);
+  warm.for_each(n, &warm_row, image, grid);  // likewise
 
-  Samples serial_ms, fork_x, threads_x, program_x, fork_ms, threads_ms, program_ms;
+  Samples serial_ms, fork_x, threads_x, program_x, fork_ms, threads_ms, program_ms, warm_x, warm_ms;
   for (int r = 0; r < reps; ++r) {
     auto t0 = Clock::now();
     for (std::size_t row = 0; row < n; ++row) mandelbrot_row(grid, row, serial.data() + row * n);
@@ -84,6 +93,13 @@ void mandelbrot(const BenchArgs& args) {
     if (rep.succeeded != n) throw Error("program-mode run did not complete");
     check_same(serial, image, "program-mode");
 
+    std::memset(image.data(), 0, n * n * sizeof(std::int32_t));
+    t0 = Clock::now();
+    warm.for_each(n, &warm_row, image, grid);
+    warm_ms.add(ms_since(t0));
+    check_same(serial, image, "WarmPool");
+    warm_x.add(s / warm_ms.values().back());
+
     fork_x.add(s / fork_ms.values().back());
     threads_x.add(s / threads_ms.values().back());
     program_x.add(s / program_ms.values().back());
@@ -92,7 +108,8 @@ void mandelbrot(const BenchArgs& args) {
   const std::vector<std::pair<std::string, double>> extra = {
       {"size", static_cast<double>(n)},    {"max_iter", grid.max_iter},
       {"serial_ms", serial_ms.median()},   {"fork_ms", fork_ms.median()},
-      {"threads_ms", threads_ms.median()}, {"program_ms", program_ms.median()}};
+      {"threads_ms", threads_ms.median()}, {"program_ms", program_ms.median()},
+      {"warm_fork_ms", warm_ms.median()}};
   Row row("mandelbrot.fork",
           "Mandelbrot, one task per row, 2 workers, Pool fork mode: speed-up over serial", "x",
           "higher", fork_x, base, threads_x);
@@ -108,6 +125,12 @@ void mandelbrot(const BenchArgs& args) {
   for (int r = 0; r < reps; ++r) threads.baseline_samples.add(1.0);
   threads.extra = extra;
   emit(threads);
+  row.name = "mandelbrot.warm_fork";
+  row.what = "Mandelbrot, one task per row, 2 warm forked workers (WarmPool): speed-up over serial";
+  row.samples = warm_x;
+  row.baseline = "mandelbrot.program's speed-up, same repetitions";
+  row.baseline_samples = program_x;
+  emit(row);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "taskfarm/error.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/pool.hpp"
+#include "taskfarm/warm_pool.hpp"
 
 extern char** environ;
 
@@ -67,6 +68,31 @@ double program_first_result_ms() {
   return 1e3 * seconds(t0, *obs.first);  // farm's destructor (stopping workers) is not timed
 }
 
+/// Milliseconds from a call to its first result on a warm program-mode farm (2 tasks).
+double program_reused_ms(Farm& farm) {
+  JobSpec job;
+  job.extent = {2};
+  job.results = ResultMode::blobs;
+  FirstResult obs;
+  const auto t0 = Clock::now();
+  farm.run(job, &obs);
+  if (!obs.first) throw Error("program mode delivered no result");
+  return 1e3 * seconds(t0, *obs.first);
+}
+
+/// Milliseconds from a call to its first result on a WarmPool that ran before (2 tasks).
+double warm_reused_ms(WarmPool& pool) {
+  std::optional<Clock::time_point> first;
+  const auto t0 = Clock::now();
+  pool.imap_unordered<std::uint64_t>(
+      2, [](std::uint64_t i) { return trivial_value(i); },
+      [&first](std::uint64_t, std::uint64_t&&) {
+        if (!first) first = Clock::now();
+      });
+  if (!first) throw Error("WarmPool::imap_unordered delivered no result");
+  return 1e3 * seconds(t0, *first);
+}
+
 double posix_spawn_ms() {
   char* argv[] = {const_cast<char*>(BENCH_CHILD), nullptr};
   const auto t0 = Clock::now();
@@ -86,7 +112,13 @@ void startup(const BenchArgs& args) {
   first_result_ms(reused, Clock::now());  // its slot segments exist from now on
   program_first_result_ms();              // page cache warm for bench_worker
   posix_spawn_ms();
-  Samples cold, warm, program, spawn;
+  FarmOptions fo;
+  fo.workers = kWorkers;
+  Farm program_farm = Farm::program(fo, BENCH_WORKER, {"set_result"});
+  program_reused_ms(program_farm);
+  WarmPool warm_pool(pool_options());
+  warm_reused_ms(warm_pool);
+  Samples cold, warm, program, spawn, program_reused, warm_reused;
   for (int r = 0; r < reps; ++r) {
     {
       const auto t0 = Clock::now();
@@ -96,6 +128,8 @@ void startup(const BenchArgs& args) {
     warm.add(first_result_ms(reused, Clock::now()));
     program.add(program_first_result_ms());
     spawn.add(posix_spawn_ms());
+    program_reused.add(program_reused_ms(program_farm));
+    warm_reused.add(warm_reused_ms(warm_pool));
   }
   const std::string base = "posix_spawn of a trivial C++ program until reaped";
   emit(Row("startup.fork", "new Pool, 2 workers: construction to first result of imap_unordered",
@@ -106,6 +140,10 @@ void startup(const BenchArgs& args) {
   emit(Row("startup.program",
            "new Farm::program, 2 bench_worker processes: construction to first result", "ms",
            "lower", program, base, spawn));
+  emit(Row("startup.program_reused", "Farm::program that ran before, 2 warm workers: call to first result",
+           "ms", "lower", program_reused, base, spawn));
+  emit(Row("startup.warm_fork_reused", "WarmPool that ran before, 2 warm forked workers: call to first result",
+           "ms", "lower", warm_reused, "startup.program_reused, same repetitions", program_reused));
 }
 
 }  // namespace

@@ -27,9 +27,10 @@ SpawnLimits limits(const FarmOptions& opt, std::size_t workers) {
 struct Farm::Impl {
   Supervisor supervisor;
   ForkLauncher* fork = nullptr;  // the supervisor's launcher in fork mode (it needs each run's factory)
+  bool forks = false;            // a run may fork this process (fork mode, warm fork mode)
 
-  Impl(FarmOptions opt, std::size_t workers, std::unique_ptr<Launcher> launcher, ForkLauncher* f)
-      : supervisor(std::move(opt), workers, std::move(launcher)), fork(f) {}
+  Impl(FarmOptions opt, std::size_t workers, std::unique_ptr<Launcher> launcher, ForkLauncher* f, bool may_fork = false)
+      : supervisor(std::move(opt), workers, std::move(launcher)), fork(f), forks(may_fork || f != nullptr) {}
 };
 
 Farm::Farm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -57,15 +58,21 @@ Farm Farm::fork(FarmOptions options) {
   return Farm(std::make_unique<Impl>(std::move(options), workers, std::move(launcher), f));
 }
 
+Farm Farm::fork_warm(FarmOptions options, WarmRunnerFactory make) {
+  sweep_dead_segments();
+  if (options.reap_descendants) descendants::become_subreaper();
+  const auto workers = static_cast<std::size_t>(resolve_workers(options.workers));
+  auto launcher = std::make_unique<WarmForkLauncher>(limits(options, workers), std::move(make));
+  return Farm(std::make_unique<Impl>(std::move(options), workers, std::move(launcher), nullptr, true));
+}
+
 RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernelFactory& factory) {
   const std::optional<std::uint64_t> n = index_space_size(job.extent);
   if (!n) throw Error("Farm::run: the index space (the product of JobSpec::extent) reaches 2^64 tasks");
   check_ranges(job.ranges, job.extent.empty() ? 0 : *n, "Farm::run: JobSpec::ranges");  // no extent: no tasks
-  if (impl_->fork != nullptr) {
-    if (!factory) throw Error("Farm::run in fork mode needs a kernel factory");
-    proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
-    impl_->fork->use(&factory);
-  }
+  if (impl_->fork != nullptr && !factory) throw Error("Farm::run in fork mode needs a kernel factory");
+  if (impl_->forks) proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
+  if (impl_->fork != nullptr) impl_->fork->use(&factory);
   const std::string ro = AnySharedArray::read_only_handle(job.input_handle);
   if (ro == job.input_handle) return impl_->supervisor.run(job, observer);
   JobSpec read_only = job;  // every worker attaches the input read-only, whatever it was given

@@ -13,6 +13,12 @@ WorkerProcess ForkLauncher::start(ShmSegment slot, const std::vector<int>& maste
   return spawn_forked(std::move(slot), limits_, master_fds, body);
 }
 
+WorkerProcess WarmForkLauncher::start(ShmSegment slot, const std::vector<int>& master_fds) {
+  const WarmRunnerFactory* make = &make_;
+  auto body = [make](Channel ch, ShmSegment seg) { return detail::serve(std::move(ch), std::move(seg), *make); };
+  return spawn_forked(std::move(slot), limits_, master_fds, body);
+}
+
 WorkerProcess ProgramLauncher::start(ShmSegment slot, const std::vector<int>&) {
   // Program workers are started with vfork + exec: close-on-exec keeps the master's descriptors.
   return spawn_program(std::move(slot), limits_, program_, args_);

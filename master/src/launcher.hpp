@@ -45,6 +45,21 @@ class ForkLauncher final : public Launcher {
   const ForkKernelFactory* factory_ = nullptr;
 };
 
+/// Warm fork mode (WarmPool): each worker is forked from this process once and serves every
+/// later run, building each job's JobRunner with `make` — which must therefore not depend on this
+/// process's memory as it is at the run (docs/design.md §16).
+class WarmForkLauncher final : public Launcher {
+ public:
+  WarmForkLauncher(SpawnLimits limits, WarmRunnerFactory make) : limits_(std::move(limits)), make_(std::move(make)) {}
+  WorkerProcess start(ShmSegment slot, const std::vector<int>& master_fds) override;
+  std::string name() const override { return "a forked worker"; }
+  bool per_run() const noexcept override { return false; }
+
+ private:
+  SpawnLimits limits_;
+  WarmRunnerFactory make_;
+};
+
 /// Program mode: each worker is `program args...` (vfork + exec), warm across runs.
 class ProgramLauncher final : public Launcher {
  public:

@@ -20,6 +20,7 @@
 namespace taskfarm {
 
 class JobRunner;  // worker side: runs the indices of a job (worker/include/taskfarm/worker.hpp)
+struct JobInfo;
 
 /// GNU parallel's --halt: what a final failure does to the rest of the run.
 enum class Halt : std::uint8_t {
@@ -190,6 +191,10 @@ struct RunReport {
 
 /// What a forked worker runs: builds the JobRunner for each job inside the child.
 using ForkKernelFactory = std::function<std::unique_ptr<JobRunner>()>;
+/// What a warm forked worker runs: builds, inside the worker, the JobRunner of each job from
+/// what the job says (it runs long after the fork: it must not read the master's memory as it
+/// is at the run).
+using WarmRunnerFactory = std::function<std::unique_ptr<JobRunner>(const JobInfo&)>;
 
 class Farm {
  public:
@@ -199,6 +204,9 @@ class Farm {
   /// Fork mode: workers are forked from this process at each run() (so they see its memory as
   /// it is at the call) and run `factory()`'s JobRunner. Forks from the calling thread.
   static Farm fork(FarmOptions options);
+  /// Warm fork mode (WarmPool): workers are forked from this process when a run first needs
+  /// them and kept across runs, like program mode's; each builds its jobs' runners with `make`.
+  static Farm fork_warm(FarmOptions options, WarmRunnerFactory make);
 
   Farm(Farm&&) noexcept;
   Farm& operator=(Farm&&) noexcept;
