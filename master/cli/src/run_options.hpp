@@ -40,6 +40,7 @@ struct RunOptions {
   bool shell = false;   ///< --exec through /bin/sh -c
   std::string tmpdir;   ///< --exec: where the tasks' output waits ("" = $TMPDIR or /tmp)
   bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
+  bool mpi = false;     ///< one rank per node under mpirun (mpi_run.hpp)
 };
 
 /// Declares every option of `run` on `app`, bound to `options`.
