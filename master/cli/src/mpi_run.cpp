@@ -127,9 +127,13 @@ class SocketFeed final : public RangeFeed {
 // The forked node master: waits for `go` (the output exists by then), runs the farm on what its
 // feed brings, reports. Its exit status is the relay's business only.
 int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain) {
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // its relay gone (the rank killed): stop, clean up
-  if (::getppid() == 1) return exit_farm;
+  // Its relay gone (the rank killed, the job aborted): SIGTERM, a clean stop — workers stopped,
+  // segments removed. Its own process group, so that Open MPI's kill of the rank's group does
+  // not SIGKILL it before it has cleaned up.
   StopSignals signals;
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() == 1) return exit_farm;
   std::array<std::uint64_t, r_fields> counts{};
   try {
     std::optional<Wire> go;
