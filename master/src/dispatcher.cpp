@@ -39,11 +39,18 @@ void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::ti
   std::uint64_t n = 1;
   for (auto d : job.extent) n *= d;
   if (job.extent.empty()) n = 0;
-  if (sc.ranges.empty()) sc.ranges.emplace_back(0, n);
+  if (sc.ranges.empty() && !job.feed) sc.ranges.emplace_back(0, n);
+  if (job.feed && job.ordered) throw Error("a run with a range feed cannot deliver in order");
+  feed_open_ = job.feed != nullptr;
+  asked_ = false;
+  low_water_ = job.feed ? job.feed->low_water() : 0;
+  extent_size_ = n;
+  sc.open = feed_open_;
   // Never more workers than tasks: the others would never get work (-j 100000 --tasks 3).
+  // A run with a feed does not know its tasks: all its workers may get work.
   std::uint64_t tasks = 0;
   for (auto [b, e] : sc.ranges) tasks += e > b ? e - b : 0;
-  run_workers_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(tasks, 1, cfg_.workers));
+  run_workers_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(job.feed ? cfg_.workers : tasks, 1, cfg_.workers));
   if (slots_.size() < run_workers_) slots_.resize(run_workers_);  // slots are made as runs need them
   report_.workers = run_workers_;
   sc.chunk = opt_.chunk;
@@ -51,7 +58,7 @@ void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::ti
   sc.retries = opt_.retries;
   sc.ordered = job.ordered;
   ranges_ = sc.ranges;
-  frontier_ = ranges_.front().first;
+  frontier_ = ranges_.empty() ? 0 : ranges_.front().first;
   sched_.emplace(std::move(sc));
   report_.tasks = sched_->total();
   // Seeded per run, so a fixed seed does not replay the same (maybe empty) schedule each run.
@@ -82,10 +89,13 @@ bool Dispatcher::any_live() const noexcept {
   return false;
 }
 
-bool Dispatcher::finished() const noexcept { return !any_held() && (sched_->drained() || sched_->stopped()); }
+bool Dispatcher::finished() const noexcept {
+  return !any_held() && (sched_->stopped() || (sched_->drained() && !feed_open_));
+}
 
 void Dispatcher::plan(Clock::time_point now) {
   if (!starting_) plan_from(0, now);
+  ask_if_low();
 }
 
 void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
@@ -162,7 +172,7 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
   // once nothing is left to hand out, each is told at once (with its last chunks, if any), so
   // it exits as soon as it has reported them, while the others finish (a crash after this
   // gets a fresh worker).
-  if ((s.retiring && s.held.empty()) || (cfg_.stop_when_drained && sched_->drained())) {
+  if ((s.retiring && s.held.empty()) || (cfg_.stop_when_drained && sched_->drained() && !feed_open_)) {
     s.stop_sent = true;
     queue(Command{Command::Kind::stop, static_cast<int>(i), false, {}, false, {}});
   }

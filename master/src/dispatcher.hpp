@@ -21,6 +21,7 @@
 
 #include "index_ranges.hpp"
 #include "scheduler.hpp"
+#include "taskfarm/range_feed.hpp"
 #include "taskfarm/detail/protocol.hpp"
 #include "taskfarm/detail/slot.hpp"
 #include "taskfarm/farm.hpp"
@@ -38,6 +39,7 @@ struct Command {
     assign,  ///< send `chunks` to the worker in `slot`, after a Job message if `send_job`
     stop,    ///< send Stop: the worker runs what it holds, reports it and exits
     kill,    ///< kill its process group: SIGKILL, or SIGTERM and SIGKILL after kill_grace
+    more,    ///< JobSpec::feed: ask it for more ranges (RangeFeed::want_more); no slot
   };
   Kind kind = Kind::start;
   int slot = -1;
@@ -135,6 +137,13 @@ class Dispatcher {
   /// The Supervisor reaped the worker in `slot` while stopping workers: nothing is charged.
   void on_released(int slot);
   void on_stop_requested();
+  // dispatcher_feed.cpp — a run with JobSpec::feed (docs/design.md §17).
+  /// The feed brought ranges (ascending, starting at or after the end of the run's last range,
+  /// inside the extent; else Error). They go out after what the run has.
+  void on_ranges_added(const std::vector<IndexRange>& ranges);
+  /// The feed will bring nothing more: the run ends once what it has is done.
+  void on_source_closed() noexcept { feed_open_ = false; asked_ = false; }
+  bool feed_open() const noexcept { return feed_open_; }
 
   // ---- commands --------------------------------------------------------------------------
   bool has_command() const noexcept { return head_ < commands_.size(); }
@@ -200,6 +209,8 @@ class Dispatcher {
   bool any_live() const noexcept;
   void schedule_chaos(Clock::time_point now);
   void fail_run(FailureRecord f, std::string farm_error);
+  // Queues `more` once the run's unassigned indices are at the feed's low water (dispatcher_feed.cpp).
+  void ask_if_low();
 
   // dispatcher_results.cpp: a Done's pieces, their records, (ordered) delivery.
   void on_done(std::size_t i, const proto::Done& d, PieceRecords& records, Clock::time_point now);
@@ -250,6 +261,11 @@ class Dispatcher {
   std::vector<std::uint64_t> failed_here_;  // of the piece being committed (reused: no allocation per piece)
   std::vector<IndexRange> ranges_;    // of this run, in order
   IndexRanges delivered_;             // indices that succeeded in this run (per committed piece)
+  // A run with a feed.
+  bool feed_open_ = false;            // more ranges may come
+  bool asked_ = false;                // a `more` is out and nothing came since
+  std::uint64_t low_water_ = 0;
+  std::uint64_t extent_size_ = 0;     // the job's index space: added ranges must lie inside
 };
 
 }  // namespace taskfarm

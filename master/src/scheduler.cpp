@@ -30,7 +30,7 @@ Scheduler::Scheduler(SchedulerConfig c)
   remaining_ = total_;
   // A fixed chunk larger than the run is the whole run: nothing downstream sees a size that
   // only overflow arithmetic could make sense of.
-  if (fixed_chunk_ != 0) fixed_chunk_ = std::min(fixed_chunk_, std::max<std::uint64_t>(total_, 1));
+  if (fixed_chunk_ != 0 && !c.open) fixed_chunk_ = std::min(fixed_chunk_, std::max<std::uint64_t>(total_, 1));
   if (!ranges_.empty()) cursor_ = ranges_[0].first;
 }
 
@@ -105,6 +105,22 @@ std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
   remaining_ -= end - cursor_;
   cursor_ = end;
   return t;
+}
+
+void Scheduler::add(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges) {
+  const bool was_drained = range_ >= ranges_.size();
+  const std::size_t first = ranges_.size();
+  for (auto [b, e] : ranges) {
+    if (e <= b) continue;
+    ranges_.emplace_back(b, e);
+    total_ += e - b;
+    remaining_ += e - b;
+  }
+  // next() left range_ past the end (or on an exhausted range it skips): start at the new ones.
+  if (was_drained && first < ranges_.size()) {
+    range_ = first;
+    cursor_ = ranges_[first].first;
+  }
 }
 
 void Scheduler::requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {

@@ -25,6 +25,7 @@ struct SchedulerConfig {
   std::size_t workers = 1;
   int retries = 2;
   bool ordered = false;     // bound fresh work to a window above the delivery frontier
+  bool open = false;        // more ranges may come (add): the run's size is not known
 };
 
 class Scheduler {
@@ -37,6 +38,8 @@ class Scheduler {
   std::size_t depth() const noexcept;
   /// Feeds the auto-chunking estimate: `indices` took `elapsed_ns` in a worker.
   void measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexcept;
+  /// Appends fresh ranges to run after the ones it has (a RangeFeed's; ascending, disjoint).
+  void add(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges);
   /// Puts [begin, end) back to be handed out again at `attempt` (before fresh work).
   void requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt);
   /// Whether an index that failed at `attempt` gets another one (attempt + 1 <= retries).

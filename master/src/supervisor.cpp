@@ -13,11 +13,13 @@
 #include <random>
 
 #include "taskfarm/detail/carry.hpp"
+#include "taskfarm/range_feed.hpp"
 
 namespace taskfarm {
 namespace {
 
 enum Source : std::uint64_t { kPidfd = 0, kChannel = 1, kStderr = 2, kControl = 3 };
+constexpr std::size_t kFeedTag = 1;  // kControl with slot 1: JobSpec::feed's fd (slot 0: the stop eventfd)
 std::uint64_t tag(std::size_t slot, Source s) { return (static_cast<std::uint64_t>(slot) << 2) | s; }
 
 std::chrono::milliseconds until(Clock::time_point t, Clock::time_point now) {
@@ -110,12 +112,17 @@ RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
   const std::uint64_t entropy = opt_.chaos_rate > 0 && opt_.chaos_seed == 0 ? std::random_device{}() : 0;
   d_.begin_run(job, observer, t0, entropy);
   if (slots_.size() < d_.slot_count()) slots_.resize(d_.slot_count());
+  // A feed's fd is one more source of the loop (design §17); tag slot 1 of kControl.
+  const int feed_fd = job.feed ? job.feed->fd() : -1;
+  if (feed_fd >= 0) watch(feed_fd, tag(kFeedTag, kControl));
   try {
     loop();
   } catch (...) {
+    unwatch(feed_fd);
     stop_all(true);
     throw;
   }
+  unwatch(feed_fd);
   const bool now = d_.halting_now() || stop_requested_;
   if (launcher_->per_run() || now) stop_all(now);
   RunReport report = d_.end_run();
@@ -128,7 +135,7 @@ RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
 }
 
 void Supervisor::loop() {
-  if (d_.total() == 0) return;
+  if (d_.finished()) return;  // nothing to run (a run with an open feed waits for its ranges)
   while (!d_.halting_now()) {
     if (stop_requested_) {
       d_.on_stop_requested();
@@ -152,6 +159,10 @@ void Supervisor::execute() {
       start_worker(i);
       continue;
     }
+    if (c.kind == Command::Kind::more) {
+      job_->feed->want_more();
+      continue;
+    }
     WorkerSlot& w = slots_[i];
     if (!w.proc || w.proc->reaped()) continue;  // gone meanwhile: on_gone has said so
     switch (c.kind) {
@@ -168,7 +179,8 @@ void Supervisor::execute() {
         w.proc->kill_group(c.term_first ? SIGTERM : SIGKILL);
         if (c.term_first) w.kill_deadline = Clock::now() + opt_.kill_grace;
         break;
-      case Command::Kind::start: break;
+      case Command::Kind::start:
+      case Command::Kind::more: break;
     }
   }
 }
@@ -247,6 +259,10 @@ void Supervisor::poll_once(int timeout_ms) {
     const std::size_t i = evs[k].data.u64 >> 2;
     switch (static_cast<Source>(evs[k].data.u64 & 3)) {
       case kControl: {
+        if (i == kFeedTag) {
+          read_feed();
+          break;
+        }
         std::uint64_t v;
         [[maybe_unused]] auto r = ::read(stop_fd_.get(), &v, sizeof v);
         break;
@@ -303,6 +319,12 @@ void Supervisor::check_deadlines(Clock::time_point now) {
   }
   d_.on_time(now);  // fault injection
   execute();
+}
+
+void Supervisor::read_feed() {
+  RangeFeed::Batch b = job_->feed->read();
+  if (!b.ranges.empty()) d_.on_ranges_added(b.ranges);
+  if (b.closed) d_.on_source_closed();
 }
 
 int Supervisor::wait_ms(Clock::time_point now) const {

@@ -61,6 +61,8 @@ class Supervisor {
   void on_exit(std::size_t i, ExitStatus st);
   void check_deadlines(Clock::time_point now);
   int wait_ms(Clock::time_point now) const;
+  // JobSpec::feed's fd is readable: its ranges, or its end, go to the Dispatcher.
+  void read_feed();
 
   // Liveness (supervisor_liveness.cpp): looks at every worker of the run, reports on_tick and stalls.
   void tick(Clock::time_point now);

@@ -121,6 +121,10 @@ class Fake {
   void execute() {
     while (d.has_command()) {
       Command c = d.take_command();
+      if (c.kind == Command::Kind::more) {
+        ++asked;
+        continue;
+      }
       Worker& x = w[static_cast<std::size_t>(c.slot)];
       switch (c.kind) {
         case Command::Kind::start:
@@ -147,6 +151,7 @@ class Fake {
           x.kill = c;
           kills.push_back(c);
           break;
+        case Command::Kind::more: break;
       }
     }
   }
@@ -230,6 +235,7 @@ class Fake {
           moved = false;
         }
       }
+      if (!moved && idle && idle()) continue;  // the test moved something (a feed answered)
       if (!moved) ADD_FAILURE() << "nothing moves: the Dispatcher waits for a worker that has nothing to do";
       if (!moved) break;
     }
@@ -243,8 +249,10 @@ class Fake {
   Clock::time_point now{};
   std::vector<Worker> w;
   std::deque<SpawnFailure> spawn_failures;  // what the next starts do
+  std::function<bool()> idle;  // run(): when no worker can move; true if it gave the Dispatcher an event
   std::vector<Command> kills;
   int starts = 0;
+  int asked = 0;  // `more` commands: the run asked its feed for ranges
   pid_t next_pid = 100;
 
  private:

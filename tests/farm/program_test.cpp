@@ -14,6 +14,7 @@
 #include "taskfarm/error.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/range_set.hpp"
+#include "taskfarm/range_feed.hpp"
 #include "taskfarm/serialize.hpp"
 #include "taskfarm/shared_array.hpp"
 
@@ -181,4 +182,54 @@ TEST(ProgramMode, BadJobRangesAreAClearError) {
   good.extent = {10};
   good.ranges = {{2, 4}, {7, 10}};
   EXPECT_EQ(farm.run(good).succeeded, 5u);
+}
+
+// A run fed its ranges while it runs (JobSpec::feed, what a node of an MPI run gets): the
+// Supervisor watches the feed's fd among its workers' and asks at low water. Each `want_more`
+// makes the next batch readable through a pipe; the last batch closes the feed. Every fed index
+// is written exactly as the serial loop would, and nothing outside the fed ranges is touched.
+TEST(ProgramMode, RangesFedWhileRunningAreAllRunAndTheRunEndsWhenTheFeedCloses) {
+  struct PipeFeed : RangeFeed {
+    int p[2] = {-1, -1};
+    std::vector<Batch> batches;
+    std::size_t next = 0;
+    int asked = 0;
+    PipeFeed() { EXPECT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0); }
+    ~PipeFeed() override {
+      ::close(p[0]);
+      ::close(p[1]);
+    }
+    int fd() const override { return p[0]; }
+    void want_more() override {
+      ++asked;
+      EXPECT_EQ(::write(p[1], "x", 1), 1);
+    }
+    Batch read() override {
+      char c;
+      EXPECT_EQ(::read(p[0], &c, 1), 1);
+      return next < batches.size() ? batches[next++] : Batch{{}, true};
+    }
+    std::uint64_t low_water() const override { return 0; }
+  };
+  FarmOptions o;
+  o.workers = 2;
+  o.chunk = 7;
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  auto out = SharedArray<std::int64_t>::create({3000});
+  std::fill(out.view().begin(), out.view().end(), -1);
+  PipeFeed feed;
+  feed.batches = {{{{100, 400}}, false}, {{{400, 401}, {1000, 2000}}, false}, {{{2500, 3000}}, true}};
+  JobSpec job;
+  job.extent = {3000};
+  job.ranges = {{0, 50}};
+  job.output_handle = out.handle();
+  job.feed = &feed;
+  const RunReport r = farm.run(job);
+  EXPECT_EQ(r.tasks, 50u + 300u + 1u + 1000u + 500u);
+  EXPECT_EQ(r.succeeded, r.tasks);
+  EXPECT_TRUE(r.unfinished.empty());
+  EXPECT_EQ(feed.asked, 3) << "asked once per batch; the third closed the feed";
+  auto fed = [](std::size_t i) { return i < 50 || (i >= 100 && i < 401) || (i >= 1000 && i < 2000) || i >= 2500; };
+  for (std::size_t i = 0; i < 3000; ++i)
+    ASSERT_EQ(out.view().element({i}), fed(i) ? static_cast<std::int64_t>(i * i) : -1) << "index " << i;
 }

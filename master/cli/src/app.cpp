@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "commands.hpp"
 #include "input_sources.hpp"
+#include "mpi_run.hpp"
 #include "run_options.hpp"
 #include "run_plan.hpp"
 #include "summary.hpp"
@@ -172,6 +174,15 @@ int unguarded_main(const std::vector<std::string>& args) {
   if (!has_dashdash)
     return usage_error("missing '--' before the worker program: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
 
+  // --mpi: every rank checks the same command line; only rank 0 takes rank 0's files.
+  std::string mpi_output;
+  const bool mpi_rank0 = !run_options.mpi || mpi_rank_from_environment() == 0;
+  if (run_options.mpi) {
+    if (!mpi_built()) return usage_error("--mpi: this taskfarm was built without MPI");
+    if (const std::string u = mpi_unsupported(run_options); !u.empty()) return usage_error(u + " is not supported with --mpi yet");
+    if (!mpi_rank0 && !run_options.output.empty()) mpi_output = std::filesystem::absolute(run_options.output).string();
+    if (!mpi_rank0) strip_rank0_options(run_options);
+  }
   RunPlan plan;
   std::string warning;
   try {
@@ -182,7 +193,12 @@ int unguarded_main(const std::vector<std::string>& args) {
   } catch (const UsageError& e) {
     return usage_error(e.what());
   }
-  if (!warning.empty()) std::cerr << "taskfarm: " << warning << "\n";
+  if (!warning.empty() && mpi_rank0) std::cerr << "taskfarm: " << warning << "\n";
+  if (run_options.mpi) {
+    if (plan.output && plan.claims.output.existed())
+      return usage_error("--output " + plan.output->path + " exists: with --mpi the output must be a new file");
+    return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output);
+  }
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
   return run_command(plan, resume_hint(args, run_pos, plan));
 }

@@ -66,6 +66,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
                "complete --output in place");
   app.add_option("--trace", o.trace, "Chrome trace (Perfetto, chrome://tracing): a track per worker")
       ->type_name("PATH.json");
+  app.add_flag("--mpi", o.mpi, "Under mpirun: one rank per node, each a farm of -j workers; rank 0 hands out ranges");
   app.add_flag("--events", o.events, "JSON lines on stdout: start, chunk, failure, stall, output, end");
 }
 

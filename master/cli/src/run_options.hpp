@@ -41,6 +41,7 @@ struct RunOptions {
   std::string replace;  ///< -I: --exec's replacement string for the input ("" = {})
   std::string tmpdir;   ///< --exec: where the tasks' output waits ("" = $TMPDIR or /tmp)
   bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
+  bool mpi = false;     ///< one rank per node under mpirun (mpi_run.hpp)
 };
 
 /// Declares every option of `run` on `app`, bound to `options`.

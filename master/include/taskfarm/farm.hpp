@@ -19,6 +19,7 @@
 
 namespace taskfarm {
 
+class RangeFeed;  // range_feed.hpp
 class JobRunner;  // worker side: runs the indices of a job (worker/include/taskfarm/worker.hpp)
 struct JobInfo;
 
@@ -87,6 +88,9 @@ struct JobSpec {
   ResultMode results = ResultMode::none;
   bool capture_stdout = false;        ///< each index's stdout comes back as text
   bool ordered = false;               ///< deliver results in index order (bounded reorder window)
+  /// Non-null: more ranges arrive while the run goes on (range_feed.hpp); `ranges` are its first
+  /// ones (may be empty). Not with `ordered`.
+  RangeFeed* feed = nullptr;
 };
 
 /// One index's result bytes, as delivered to the observer.
