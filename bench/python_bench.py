@@ -9,6 +9,12 @@ Debian's python3 and the package of BUILD_DIR on PYTHONPATH):
                      workers' start-up included) over the serial loop in this process, beside
                      multiprocessing.Pool(2).map of the same row function (its start included),
                      repetitions interleaved. Every result is checked equal to the serial one.
+  python.frames_pool the seeds' shared-array pattern as Python users write it: a warm
+                     multiprocessing.Pool(2) (created and warmed outside the timing) maps
+                     `out[f] = inp[f] * 2` over 100 frames of 512x512 f64 held in
+                     multiprocessing.shared_memory.SharedMemory, one task per frame (GB/s of
+                     output), beside NumPy's copy of the same bytes into touched memory in this
+                     process. bench/run sets frames.warm_fork beside it (frames.warm_fork_over_pool).
   python.startup     `taskfarm run` of 2 trivial tasks on 2 Python workers, whole process,
                      beside one bare `python3 -c "import numpy, taskfarm"`: what starting the
                      Python workers costs.
@@ -86,6 +92,61 @@ def mandelbrot_row(taskfarm, work, quick):
             "extra": {"serial_s": serial_s, "farm_s": farm_s, "pool_s": pool_s}, "note": ""}
 
 
+# The Pool's workers attach the two segments once (at their start) and keep the views.
+_frames = {}
+
+
+def _attach(in_name, out_name, shape):
+    from multiprocessing import shared_memory
+    _frames["segs"] = [shared_memory.SharedMemory(name=n) for n in (in_name, out_name)]
+    _frames["inp"], _frames["out"] = (np.ndarray(shape, np.float64, buffer=s.buf) for s in _frames["segs"])
+
+
+def _double_frame(f):
+    np.multiply(_frames["inp"][f], 2.0, out=_frames["out"][f])
+
+
+def frames_pool_row(work, quick):
+    from multiprocessing import shared_memory
+    count, side, reps = (10, 512, 2) if quick else (100, 512, 7)
+    shape = (count, side, side)
+    nbytes = count * side * side * 8
+    segs = [shared_memory.SharedMemory(create=True, size=nbytes) for _ in range(2)]
+    try:
+        inp, out = (np.ndarray(shape, np.float64, buffer=s.buf) for s in segs)
+        inp[...] = (np.arange(inp.size) % 1000).reshape(shape) * 0.5
+        out[...] = 0  # touched, as the C++ row's output array is by its warm-up call
+        touched = np.ones(shape)
+        gb = nbytes / 1e9
+        pool_rate, copy_rate = [], []
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(2, initializer=_attach, initargs=(segs[0].name, segs[1].name, shape)) as pool:
+            pool.map(_double_frame, range(count), chunksize=1)  # warm: workers started, pages mapped
+            for _ in range(reps):
+                out[:, side // 2, side // 2] = -1  # a frame the Pool skipped shows
+                t, _ = timed(lambda: pool.map(_double_frame, range(count), chunksize=1))
+                pool_rate.append(gb / t)
+                if not np.array_equal(out[:, side // 2, side // 2], inp[:, side // 2, side // 2] * 2):
+                    raise RuntimeError("the Pool skipped a frame")
+                t, _ = timed(lambda: np.copyto(touched, inp))
+                copy_rate.append(gb / t)
+        if not np.array_equal(out, inp * 2):
+            raise RuntimeError("the Pool's frames differ from the serial result")
+    finally:
+        for s in segs:
+            s.close()
+            s.unlink()
+    return {"name": "python.frames_pool",
+            "what": f"frame x 2 into SharedMemory, {count} frames of {side}x{side} f64, a task per frame, "
+                    "warm multiprocessing.Pool(2)",
+            "unit": "GB/s", "better": "higher", "statistic": "median",
+            "value": statistics.median(pool_rate), "best": max(pool_rate), "repetitions": reps,
+            "samples": pool_rate,
+            "baseline": "one process: NumPy copy of the same bytes into touched memory",
+            "baseline_value": statistics.median(copy_rate), "baseline_repetitions": reps,
+            "baseline_samples": copy_rate, "extra": {"frames": count, "bytes": nbytes}, "note": ""}
+
+
 def startup_row(taskfarm, work, quick):
     reps = 1 if quick else 7
     script = os.path.join(work, "trivial.py")
@@ -115,7 +176,8 @@ def main():
     build, quick = os.path.abspath(sys.argv[1]), "--quick" in sys.argv[2:]
     taskfarm = os.path.join(build, "bin", "taskfarm")
     with tempfile.TemporaryDirectory() as work:
-        for row in (mandelbrot_row(taskfarm, work, quick), startup_row(taskfarm, work, quick)):
+        for row in (mandelbrot_row(taskfarm, work, quick), frames_pool_row(work, quick),
+                    startup_row(taskfarm, work, quick)):
             print(json.dumps(row), flush=True)
 
 
