@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rule 2 through the binary: a file taskfarm did not create is never deleted, truncated or
-# written. A device node or FIFO is refused by its kind (never opened, never blocked on, never
-# removed); a bad input leaves existing outputs as they were; an existing output, joblog or
+# written. A device node or FIFO is refused by its kind where a file is expected (never opened,
+# never blocked on, never removed) — but a source of lines may be a FIFO or pipe; a bad input leaves existing outputs as they were; an existing output, joblog or
 # trace is replaced by a new file when the run starts, never written in place; a joblog that
 # cannot be written stops the run like an interruption and keeps what was done; two runs never
 # share a file; a worker's stray write into --input faults and never reaches the file.
@@ -54,8 +54,6 @@ fifos_refused() {
   expect_refused "--joblog: '$W/fifo' is a FIFO, not a regular file"
   tf_bounded run --tasks 4 --trace "$W/fifo" -- "$CLI_WORKER"
   expect_refused "--trace: '$W/fifo' is a FIFO, not a regular file"
-  tf_bounded run --input-lines "$W/fifo" -- "$CLI_WORKER"
-  expect_refused "--input-lines: '$W/fifo' is a FIFO, not a regular file"
   tf_bounded run --resume --tasks 4 --joblog "$W/fifo" -- "$CLI_WORKER"
   expect_refused "--joblog: '$W/fifo' is a FIFO, not a regular file"
   [ -p "$W/fifo" ] || fail "the FIFO was removed"

@@ -4,21 +4,24 @@
 // Runs in the master before anything is created; any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
+#include "line_source.hpp"
 #include "taskfarm/input_lines.hpp"
 
 namespace taskfarm::cli {
 
-/// The lines of `path` ("-" = standard input), without their '\n' (or `separator`: '\0' for
+/// The lines of `path` ("-" = standard input; a FIFO or pipe too, see LineSource), without their '\n' (or `separator`: '\0' for
 /// NUL-separated names, `find -print0`). A last line without one counts; a final separator
 /// does not start another line. Throws UsageError (naming `option`) if the file cannot be read,
 /// holds no line at all, or holds more than `limit` bytes of lines as the shared segment counts
 /// them (LineTable::segment_bytes) — or more than memory holds.
 /// With `allow_empty`, no line at all is an empty table, not an error.
 LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator = '\n',
-                           const std::string& option = "--input-lines", bool allow_empty = false);
+                           const std::string& option = "--input-lines", bool allow_empty = false,
+                           std::chrono::milliseconds writer_wait = LineSource::kWriterWait);
 
 /// The limit when --input-lines-max is not given: the free space of /dev/shm, at most a
 /// quarter of the physical memory (the lines are held twice while the segment is filled).

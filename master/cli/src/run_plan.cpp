@@ -161,11 +161,11 @@ void check_distinct_files(const RunOptions& o) {
 
 /// Every file named must be a regular file (or, for what this run creates, absent): a FIFO,
 /// device or directory is refused by its kind before anything opens it (open() of a FIFO
-/// would block; writing a device is not ours to do). Standard input (`-`) is whatever it is.
+/// would block; writing a device is not ours to do). --input-lines is a source of lines like
+/// `:::: FILE`, which may be a FIFO or pipe: LineSource judges it.
 void check_file_kinds(const RunOptions& o) {
   using Named = std::pair<const char*, const std::string*>;
-  const Named named[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace},
-                         {"--input", &o.input}, {"--input-lines", &o.input_lines}};
+  const Named named[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace}, {"--input", &o.input}};
   for (const auto& [opt, path] : named) {
     if (path->empty() || *path == "-") continue;
     try {
