@@ -1,5 +1,6 @@
 #include "taskfarm/input_lines.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "taskfarm/error.hpp"
@@ -7,20 +8,32 @@
 namespace taskfarm {
 namespace {
 constexpr std::uint64_t kMagic = 0x53454e494c465400;  // "\0TFLINES"
+constexpr std::size_t kPiece = 4 << 20;
 }
 
 // Layout: u64 magic, u64 count, u64 offsets[count + 1], text bytes.
-InputLines InputLines::create(const LineTable& lines) {
+InputLines InputLines::create(LineTable&& lines) {
   const std::uint64_t count = lines.size();
   const std::size_t header = (2 + count + 1) * sizeof(std::uint64_t);
   InputLines in;
-  in.seg_ = ShmSegment::create(LineTable::segment_bytes(count, lines.text.size()), "lines");
+  in.seg_ = ShmSegment::create(LineTable::segment_bytes(count, lines.text_bytes()), "lines");
   auto* words = static_cast<std::uint64_t*>(in.seg_.data());
   words[0] = kMagic;
   words[1] = count;
-  std::memcpy(words + 2, lines.offsets.data(), (count + 1) * sizeof(std::uint64_t));
+  words[2] = 0;
   char* out = static_cast<char*>(in.seg_.data()) + header;
-  if (!lines.text.empty()) std::memcpy(out, lines.text.data(), lines.text.size());
+  // Piece by piece, each given back once copied: the segment's pages fill as the table's go.
+  auto move = [](char* to, detail::MappedBuffer& from) {
+    for (std::size_t done = 0; done < from.size();) {
+      const std::size_t n = std::min(kPiece, from.size() - done);
+      std::memcpy(to + done, from.data() + done, n);
+      done += n;
+      from.release_front(done);
+    }
+    from = detail::MappedBuffer();
+  };
+  move(reinterpret_cast<char*>(words + 3), lines.ends_);
+  move(out, lines.text_);
   in.count_ = count;
   in.offsets_ = words + 2;
   in.text_ = out;

@@ -57,4 +57,48 @@ kinds_refused() {
   [ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "stderr is not one line"
 }
 
+# peak_kib STDIN_CMD ARGS...: runs `STDIN_CMD | taskfarm ARGS` (STDIN_CMD "" for none) with a
+# deadline and prints "RC PEAK" — the exit status and the largest resident set (KiB) of
+# taskfarm and everything it waited for (getrusage of the children, ru_maxrss).
+peak_kib() {
+  "$PYTHON" - "$TASKFARM" "$@" <<'PY'
+import resource, subprocess, sys
+taskfarm, producer, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+feed = subprocess.Popen(producer.split(), stdout=subprocess.PIPE) if producer else None
+try:
+    rc = subprocess.run([taskfarm, *args], stdin=feed.stdout if feed else subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=40).returncode
+finally:
+    if feed:
+        feed.stdout.close()
+        feed.kill()
+        feed.wait()
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+}
+
+memory_bounded() {
+  # The lines' memory is what they hold, counted as the segment counts them: an endless
+  # producer is refused with taskfarm's peak RSS within --input-lines-max of its peak on one
+  # line (it was 1.5x the limit: capacity doubling; and twice with --exec's copy per source),
+  # and a file of lines that is run peaks near its segment's size, not at three times it.
+  [ -z "${TASKFARM_SANITIZE:-}" ] || { echo "SKIP: a sanitizer runtime's own memory is no measure of ours"; exit 77; }
+  local base rc peak limit=$((32 * 1024))
+  printf 'x\n' >"$W/one.txt"
+  read -r rc base < <(peak_kib "" run --exec --halt now -- false :::: "$W/one.txt")
+  [ "$rc" -eq 1 ] || fail "one failing task: exit $rc"
+  read -r rc peak < <(peak_kib yes run --exec --input-lines-max 32M -- echo {})
+  [ "$rc" -eq 2 ] || fail "yes | taskfarm --input-lines-max 32M: exit $rc, expected 2"
+  echo "endless: peak $peak KiB, one line $base KiB, limit $limit KiB"
+  [ "$peak" -le $((base + limit + 1024)) ] || fail "endless input: peak RSS $peak KiB > $base + $limit KiB (+1 MiB)"
+  # 2 M lines of "x" (and `::: a`): a segment of 9 bytes a line (18 MB); the run stops at the first
+  # failed task (--halt now), so it costs the reading and one task.
+  "$PYTHON" -c "import sys; sys.stdout.write('x\n' * 2_000_000)" >"$W/two.txt"
+  local segment=$(( (8 * 2000004 + 2000001) / 1024 ))
+  read -r rc peak < <(peak_kib "" run --exec --halt now -j1 -- false :::: "$W/two.txt" ::: a)
+  [ "$rc" -eq 1 ] || fail "2M lines, first task failing: exit $rc"
+  echo "2M lines: peak $peak KiB, segment $segment KiB"
+  [ "$peak" -le $((base + segment + 5 * 1024)) ] || fail "2M lines: peak RSS $peak KiB > $base + $segment KiB (+5 MiB)"
+}
+
 "$@"

@@ -15,7 +15,7 @@ int clean_command();
 int info_command();
 
 /// `taskfarm run`: runs `plan`; `resume_hint` is the command line that would resume this run
-/// (shown when tasks are missing), or "".
-int run_command(const RunPlan& plan, const std::string& resume_hint);
+/// (shown when tasks are missing), or "". Takes `plan.lines` (they move into their segment).
+int run_command(RunPlan& plan, const std::string& resume_hint);
 
 }  // namespace taskfarm::cli

@@ -25,40 +25,48 @@ void read_all(LineSource& in, std::uint64_t limit, char separator, LineTable& li
     const std::size_t got = in.read(block.data(), block.size());
     if (got == 0) break;
     std::string_view chunk(block.data(), got);
-    while (!chunk.empty()) {
-      const auto nl = chunk.find(separator);
-      lines.text.append(chunk.substr(0, nl));
-      if (nl == std::string_view::npos) break;
-      lines.end_line();
-      chunk.remove_prefix(nl + 1);
-    }
-    const bool open_line = lines.text.size() > lines.offsets.back();
-    if (LineTable::segment_bytes(lines.size() + (open_line ? 1 : 0), lines.text.size()) > limit)
+    // Checked before the block is kept: the table never holds more than the limit allows.
+    const auto ends = static_cast<std::uint64_t>(std::count(chunk.begin(), chunk.end(), separator));
+    const bool open_after = chunk.back() != separator;
+    if (LineTable::segment_bytes(lines.size() + ends + (open_after ? 1 : 0), lines.text_bytes() + got - ends) > limit)
       throw UsageError(in.who() + " holds more than " + format_bytes(limit) + " of lines (stopped after " +
                        std::to_string(lines.size()) +
                        " lines; the limit is --input-lines-max, by default the free space of /dev/shm, "
                        "at most a quarter of memory)");
+    while (!chunk.empty()) {
+      const auto nl = chunk.find(separator);
+      lines.append_text(chunk.substr(0, nl));
+      if (nl == std::string_view::npos) break;
+      lines.end_line();
+      chunk.remove_prefix(nl + 1);
+    }
   }
-  if (lines.text.size() > lines.offsets.back()) lines.end_line();  // a last line without '\n'
+  if (lines.open_line()) lines.end_line();  // a last line without '\n'
 }
 
 }  // namespace
 
-LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator, const std::string& option,
-                           bool allow_empty, std::chrono::milliseconds writer_wait) {
+std::uint64_t append_input_lines(const std::string& path, std::uint64_t limit, char separator,
+                                 const std::string& option, LineTable& lines, std::chrono::milliseconds writer_wait) {
   LineSource in(path, option, writer_wait);
-  LineTable lines;
+  const std::uint64_t before = lines.size();
   try {
     read_all(in, limit, separator, lines);
   } catch (const std::bad_alloc&) {
-    const std::uint64_t count = lines.size();
-    const std::uint64_t bytes = lines.text.size();
-    std::string().swap(lines.text);  // give the memory back (without allocating) before saying so
-    std::vector<std::uint64_t>().swap(lines.offsets);
+    const std::uint64_t count = lines.size() - before;
+    const std::uint64_t bytes = lines.text_bytes();
+    lines = LineTable();  // give the memory back (without allocating) before saying so
     throw UsageError(in.who() + " does not fit in memory (stopped after " + std::to_string(count) + " lines, " +
-                     format_bytes(bytes) + "; --input-lines-max sets a lower limit)");
+                     format_bytes(bytes) + " of lines in all; --input-lines-max sets a lower limit)");
   }
-  if (lines.size() == 0 && !allow_empty) throw UsageError(in.who() + " holds no lines: no tasks to run");
+  return lines.size() - before;
+}
+
+LineTable read_input_lines(const std::string& path, std::uint64_t limit, char separator, const std::string& option,
+                           bool allow_empty, std::chrono::milliseconds writer_wait) {
+  LineTable lines;
+  if (append_input_lines(path, limit, separator, option, lines, writer_wait) == 0 && !allow_empty)
+    throw UsageError(LineSource::who(path, option) + " holds no lines: no tasks to run");
   return lines;
 }
 

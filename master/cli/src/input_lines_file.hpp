@@ -23,8 +23,15 @@ LineTable read_input_lines(const std::string& path, std::uint64_t limit, char se
                            const std::string& option = "--input-lines", bool allow_empty = false,
                            std::chrono::milliseconds writer_wait = LineSource::kWriterWait);
 
+/// Like read_input_lines, but appends to `lines` (whose lines count against `limit` too) and
+/// returns how many it added (0 is no error): each `:::: FILE` goes straight into the one table.
+std::uint64_t append_input_lines(const std::string& path, std::uint64_t limit, char separator,
+                                 const std::string& option, LineTable& lines,
+                                 std::chrono::milliseconds writer_wait = LineSource::kWriterWait);
+
 /// The limit when --input-lines-max is not given: the free space of /dev/shm, at most a
-/// quarter of the physical memory (the lines are held twice while the segment is filled).
+/// quarter of the physical memory (while the segment is filled, /dev/shm holds the lines and the
+/// master's table still part of them).
 std::uint64_t default_input_lines_limit();
 
 }  // namespace taskfarm::cli

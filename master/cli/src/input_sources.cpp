@@ -3,19 +3,20 @@
 #include <algorithm>
 
 #include "input_lines_file.hpp"
+#include "line_source.hpp"
 #include "taskfarm/shm_segment.hpp"
 #include "usage_error.hpp"
 
 namespace taskfarm::cli {
 
-InputFingerprint fingerprint_inputs(const LineTable& lines, std::vector<std::uint64_t> extent, SourceLayout layout) {
+InputFingerprint fingerprint_inputs(LineLookup lines, std::vector<std::uint64_t> extent, SourceLayout layout) {
   if (layout.sizes.empty()) {
     layout.sizes = extent;
     for (std::size_t k = 0; k < extent.size(); ++k) layout.axes.push_back(k);
   }
   std::vector<std::uint64_t> bases(layout.sizes.size(), 0);
   for (std::size_t k = 1; k < bases.size(); ++k) bases[k] = bases[k - 1] + layout.sizes[k - 1];
-  return [&lines, extent = std::move(extent), layout = std::move(layout), bases = std::move(bases)](std::uint64_t index) {
+  return [lines = std::move(lines), extent = std::move(extent), layout = std::move(layout), bases = std::move(bases)](std::uint64_t index) {
     std::vector<std::uint64_t> coords(extent.size());
     for (std::size_t a = extent.size(); a-- > 0;) {
       coords[a] = index % extent[a];
@@ -24,8 +25,7 @@ InputFingerprint fingerprint_inputs(const LineTable& lines, std::vector<std::uin
     std::uint64_t h = 1469598103934665603ull;  // FNV-1a 64
     auto mix = [&h](unsigned char c) { h = (h ^ c) * 1099511628211ull; };
     for (std::size_t k = 0; k < layout.sizes.size(); ++k) {
-      const std::uint64_t line = bases[k] + coords[layout.axes[k]];
-      for (std::uint64_t b = lines.offsets[line]; b < lines.offsets[line + 1]; ++b) mix(static_cast<unsigned char>(lines.text[b]));
+      for (const char c : lines(bases[k] + coords[layout.axes[k]])) mix(static_cast<unsigned char>(c));
       mix(0xff);  // between values: ("ab", "c") is not ("a", "bc")
     }
     return h;
@@ -64,32 +64,28 @@ std::string describe_source(const InputSource& s) {
 }
 
 LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t limit, char separator,
-                       std::vector<std::uint64_t>& counts, SourceLayout* layout) {
+                       std::vector<std::uint64_t>& counts, SourceLayout* layout, const std::string& first_option) {
   LineTable all;
   counts.clear();
   SourceLayout own;
   SourceLayout& l = layout != nullptr ? *layout : own;
   l = SourceLayout{};
-  auto check = [&all, limit](const InputSource& s) {
-    if (LineTable::segment_bytes(all.size(), all.text.size()) > limit)
-      throw UsageError(describe_source(s) + ": the inputs hold more than " + format_bytes(limit) +
-                       " (the limit is --input-lines-max, by default the free space of /dev/shm, at most a quarter of memory)");
-  };
   for (const InputSource& s : sources) {
     const std::uint64_t before = all.size();
     if (s.file) {
-      const LineTable lines = read_input_lines(s.items.front(), limit, separator, "::::");
-      for (std::uint64_t k = 0; k < lines.size(); ++k) {
-        all.text.append(lines.text, lines.offsets[k], lines.offsets[k + 1] - lines.offsets[k]);
-        all.end_line();
-      }
+      // Straight into the one table: a source's lines are never held twice.
+      const std::string& option = &s == &sources.front() ? first_option : std::string("::::");
+      if (append_input_lines(s.items.front(), limit, separator, option, all) == 0)
+        throw UsageError(LineSource::who(s.items.front(), option) + " holds no lines: no tasks to run");
     } else {
       for (const std::string& v : s.items) {
-        all.text += v;
+        all.append_text(v);
         all.end_line();
       }
+      if (LineTable::segment_bytes(all.size(), all.text_bytes()) > limit)
+        throw UsageError(describe_source(s) + ": the inputs hold more than " + format_bytes(limit) +
+                         " (the limit is --input-lines-max, by default the free space of /dev/shm, at most a quarter of memory)");
     }
-    check(s);
     const std::uint64_t n = all.size() - before;
     l.sizes.push_back(n);
     if (s.linked && !counts.empty()) {  // GNU parallel's :::+ : element-wise, as long as the shortest

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "taskfarm/input_lines.hpp"
@@ -41,16 +43,22 @@ struct CommandWithSources {
 CommandWithSources split_sources(const std::vector<std::string>& command);
 
 /// Every value of `sources`, in order, as one line table; `counts` gets the extent of each axis
-/// (a source's size, or for linked ones the shortest's), `layout` (if given) each source's. Files are read with `separator` between values. Throws UsageError for
-/// an empty source, a file that cannot be read, or more than `limit` bytes as the shared
-/// segment counts them.
+/// (a source's size, or for linked ones the shortest's), `layout` (if given) each source's.
+/// Files are read with `separator` between values, straight into the table (each source, even
+/// a cross product's, is held once). `first_option` names the first source in messages
+/// ("--input-lines" when it came from there). Throws UsageError for an empty source, a file
+/// that cannot be read, or more than `limit` bytes as the shared segment counts them.
 LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t limit, char separator,
-                       std::vector<std::uint64_t>& counts, SourceLayout* layout = nullptr);
+                       std::vector<std::uint64_t>& counts, SourceLayout* layout = nullptr,
+                       const std::string& first_option = "::::");
+
+/// Line i of the run's lines (a LineTable's before the segment exists, the segment's after).
+using LineLookup = std::function<std::string_view(std::uint64_t)>;
 
 /// The fingerprint of a task's inputs for the joblog (FNV-1a over its sources' values): `lines`
 /// holds the sources source after source (read_sources, or --input-lines alone), `extent` the
-/// index space, `layout` the sources (empty: source k is axis k). `lines` must outlive it.
-InputFingerprint fingerprint_inputs(const LineTable& lines, std::vector<std::uint64_t> extent, SourceLayout layout);
+/// index space, `layout` the sources (empty: source k is axis k). What `lines` reads must outlive it.
+InputFingerprint fingerprint_inputs(LineLookup lines, std::vector<std::uint64_t> extent, SourceLayout layout);
 
 /// Whether `word` starts an input source.
 bool is_source_marker(const std::string& word);

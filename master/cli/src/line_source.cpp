@@ -36,12 +36,15 @@ bool anonymous_pipe(int fd) {
 
 }  // namespace
 
+std::string LineSource::who(const std::string& path, const std::string& option) {
+  // ":::: 'x'" reads as the command line did; an option takes a colon ("--input-lines: 'x'").
+  return option + (option.starts_with(":") ? " " : ": ") + (path == "-" ? std::string("standard input") : "'" + path + "'");
+}
+
 LineSource::LineSource(const std::string& path, const std::string& option, std::chrono::milliseconds writer_wait)
     : writer_wait_(writer_wait) {
   const bool from_stdin = path == "-";
-  what_ = from_stdin ? std::string("standard input") : "'" + path + "'";
-  // ":::: 'x'" reads as the command line did; an option takes a colon ("--input-lines: 'x'").
-  who_ = option + (option.starts_with(":") ? " " : ": ") + what_;
+  who_ = who(path, option);
   if (from_stdin) return;  // whatever it is: the caller chose it
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && refused_kind(st.st_mode))

@@ -27,10 +27,9 @@ class LineSource {
   /// error, or when no writer opened a FIFO within the deadline.
   std::size_t read(char* buffer, std::size_t size);
 
-  /// "standard input" or "'PATH'".
-  const std::string& what() const noexcept { return what_; }
   /// The source as messages name it: "--input-lines: 'PATH'", ":::: 'PATH'".
   const std::string& who() const noexcept { return who_; }
+  static std::string who(const std::string& path, const std::string& option);
 
  private:
   void wait_for_data();
@@ -42,7 +41,7 @@ class LineSource {
   std::chrono::steady_clock::time_point opened_;
   std::chrono::milliseconds writer_wait_;
   bool told_waiting_ = false;
-  std::string what_, who_;
+  std::string who_;
 };
 
 }  // namespace taskfarm::cli

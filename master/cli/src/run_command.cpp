@@ -89,7 +89,7 @@ int fail(int status, const std::string& what) {
 
 }  // namespace
 
-int run_command(const RunPlan& plan, const std::string& resume_hint) {
+int run_command(RunPlan& plan, const std::string& resume_hint) {
   StopSignals signals;
   const std::uint64_t todo = count(plan.todo.ranges);
   if (todo == 0) {
@@ -153,6 +153,13 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     worker_args.push_back("--");
     worker_args.insert(worker_args.end(), plan.exec->words.begin(), plan.exec->words.end());
   }
+  // The lines move into their segment (the plan's table gives its pages back as they are copied).
+  std::optional<InputLines> lines;
+  try {
+    if (plan.lines) lines.emplace(InputLines::create(std::move(*plan.lines)));
+  } catch (const Error& e) {
+    return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
+  }
   std::optional<Farm> farm;
   std::string joblog_error;  // why the joblog stopped being written
   auto joblog_failed = [&farm, &joblog_error](const std::string& why) {
@@ -171,7 +178,8 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
                      plan.todo.ranges, joblog_failed);
     }
     if (joblog && plan.exec && plan.exec->joblog_inputs)
-      joblog->record_inputs(fingerprint_inputs(*plan.lines, plan.extent, plan.exec->layout.value_or(SourceLayout{})));
+      joblog->record_inputs(fingerprint_inputs([&lines](std::uint64_t i) { return lines->line(i); }, plan.extent,
+                                               plan.exec->layout.value_or(SourceLayout{})));
     if (!plan.trace.empty()) {
       trace_file = StagedFile::create(plan.trace);
       trace.emplace(trace_file->duplicate_fd(), plan.trace,
@@ -181,9 +189,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
     return fail(exit_usage, e.what());
   }
 
-  std::optional<InputLines> lines;
   try {
-    if (plan.lines) lines.emplace(InputLines::create(*plan.lines));
     farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
   } catch (const Error& e) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());

@@ -274,7 +274,8 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     plan.extent = {parse_count("--tasks", o.tasks)};
   } else if (has_sources) {  // --input-lines, if given, is the first source
     if (has_lines) cmd.sources.insert(cmd.sources.begin(), InputSource{true, {input_lines}});
-    plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent, &layout);
+    plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent, &layout,
+                              has_lines ? "--input-lines" : "::::");
   } else if (has_lines) {
     plan.lines = read_input_lines(input_lines, lines_limit(), separator, "--input-lines", stdin_lines);
     if (plan.lines->size() == 0)  // standard input, read because no input was given and it is not a terminal
@@ -311,7 +312,8 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     try {
       // A command's inputs are its identity: a resume with other inputs is refused, naming the
       // first task that differs (a joblog written before the inputs column is trusted as is).
-      earlier = read_joblog(o.joblog, o.exec && plan.lines ? fingerprint_inputs(*plan.lines, plan.extent, layout)
+      earlier = read_joblog(o.joblog, o.exec && plan.lines ? fingerprint_inputs([&t = *plan.lines](std::uint64_t i) { return t.line(i); },
+                                                                                plan.extent, layout)
                                                            : InputFingerprint{});
     } catch (const Error& e) {
       throw UsageError(std::string("--resume: ") + e.what());
