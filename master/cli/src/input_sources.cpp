@@ -70,6 +70,14 @@ LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t li
   SourceLayout own;
   SourceLayout& l = layout != nullptr ? *layout : own;
   l = SourceLayout{};
+  // Standard input can be read once: a second "-" would find it used up ("holds no lines").
+  const auto from_stdin = [](const InputSource& s) { return s.file && s.items.front() == "-"; };
+  if (std::count_if(sources.begin(), sources.end(), from_stdin) > 1) {
+    const bool first = from_stdin(sources.front());
+    throw UsageError(std::string(":::: -: standard input is already read by ") +
+                     (first && first_option != "::::" ? first_option : std::string("an earlier :::: -")) +
+                     "; it can be read only once");
+  }
   for (const InputSource& s : sources) {
     const std::uint64_t before = all.size();
     if (s.file) {
