@@ -195,8 +195,8 @@ int unguarded_main(const std::vector<std::string>& args) {
   }
   if (!warning.empty() && mpi_rank0) std::cerr << "taskfarm: " << warning << "\n";
   if (run_options.mpi) {
-    if (plan.output && plan.claims.output.existed())
-      return usage_error("--output " + plan.output->path + " exists: with --mpi the output must be a new file");
+    if (plan.output && plan.claims.output.existed() && !plan.resume)
+      return usage_error("--output " + plan.output->path + " exists: with --mpi the output must be a new file (or --resume)");
     return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output);
   }
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
