@@ -68,7 +68,7 @@ std::string mpi_unsupported(const RunOptions& o) {
 
 #ifndef TASKFARM_WITH_MPI
 bool mpi_built() { return false; }
-int run_mpi(const RunPlan&, const std::string&) { throw Error("--mpi: this taskfarm was built without MPI"); }
+int run_mpi(const RunPlan&, const std::string&, std::uint64_t) { throw Error("--mpi: this taskfarm was built without MPI"); }
 #else
 bool mpi_built() { return true; }
 
@@ -185,7 +185,7 @@ std::string node_name(int rank) {
 
 }  // namespace
 
-int run_mpi(const RunPlan& plan, const std::string& output_path) {
+int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t grain_option) {
   std::uint64_t todo = 0;
   for (auto [b, e] : plan.todo.ranges) todo += e - b;
   int sv[2];
@@ -193,7 +193,8 @@ int run_mpi(const RunPlan& plan, const std::string& output_path) {
   // The grain: a few slices per worker of every node... the node count is not known before
   // MPI_Init, so per local worker; rank 0 clamps nothing more (docs/design.md §17).
   const std::uint64_t workers = static_cast<std::uint64_t>(std::max(1, plan.farm.workers));
-  const std::uint64_t grain = std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers) + 1, 1u << 20));
+  const std::uint64_t grain = grain_option != 0 ? grain_option
+                              : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers) + 1, 1u << 20));
   std::cout.flush();
   const pid_t child = ::fork();
   if (child < 0) throw_errno("--mpi: fork");
@@ -243,6 +244,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path) {
   int reports = 0;
   bool own_reported = false;
   std::uint64_t requests = 0;
+  std::chrono::steady_clock::duration serving{};  // rank 0: inside requests (the hand-out's cost)
   std::string rows;
   HandOut handout(plan.todo.ranges, grain);
   auto add_report = [&](int from, const std::uint64_t* v) {
@@ -259,11 +261,13 @@ int run_mpi(const RunPlan& plan, const std::string& output_path) {
     if (!flag) return false;
     const int from = st.MPI_SOURCE;
     if (st.MPI_TAG == kTagMore) {
+      const auto t = std::chrono::steady_clock::now();
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagMore, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       ++requests;
       Wire g = handout.next();
       MPI_Send(&g, static_cast<int>(sizeof g), MPI_BYTE, from, kTagGrant, MPI_COMM_WORLD);
+      serving += std::chrono::steady_clock::now() - t;
     } else if (st.MPI_TAG == kTagGrant) {
       Wire g;
       MPI_Recv(&g, static_cast<int>(sizeof g), MPI_BYTE, 0, kTagGrant, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -298,8 +302,10 @@ int run_mpi(const RunPlan& plan, const std::string& output_path) {
       else m = mpi::recv_message(fd, 1);
       if (m && m->wire.kind == Wire::more) {
         if (rank == 0) {
+          const auto t = std::chrono::steady_clock::now();
           ++requests;
           mpi::send_wire(fd, handout.next());
+          serving += std::chrono::steady_clock::now() - t;
         } else {
           char c = 0;
           MPI_Send(&c, 1, MPI_CHAR, 0, kTagMore, MPI_COMM_WORLD);
@@ -379,8 +385,9 @@ int run_mpi(const RunPlan& plan, const std::string& output_path) {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cerr << "taskfarm: " << total[mpi::r_succeeded] << " of " << todo << " tasks succeeded on " << size << " rank"
               << (size == 1 ? "" : "s") << " (" << total[mpi::r_failed] << " failed, " << total[mpi::r_retries]
-              << " retries, " << total[mpi::r_deaths] << " worker deaths, " << requests << " ranges handed out) in "
-              << wall << " s\n";
+              << " retries, " << total[mpi::r_deaths] << " worker deaths, " << requests << " ranges handed out, "
+              << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
+              << " us of rank 0 each) in " << wall << " s\n";
     if (total[mpi::r_error] != 0) status = exit_farm;
     else if (joblog && !joblog->error().empty()) status = exit_joblog_failed;
     else if (total[mpi::r_failed] != 0)
