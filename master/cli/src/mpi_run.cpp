@@ -190,8 +190,8 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   for (auto [b, e] : plan.todo.ranges) todo += e - b;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("--mpi: socketpair");
-  // The grain: a few slices per worker of every node... the node count is not known before
-  // MPI_Init, so per local worker; rank 0 clamps nothing more (docs/design.md §17).
+  // The node's estimate of a slice (it asks for more at half of it): the node count is not known
+  // before MPI_Init, so per local worker; rank 0 divides by the node count (docs/design.md §17).
   const std::uint64_t workers = static_cast<std::uint64_t>(std::max(1, plan.farm.workers));
   const std::uint64_t grain = grain_option != 0 ? grain_option
                               : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers) + 1, 1u << 20));
@@ -246,7 +246,12 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   std::uint64_t requests = 0;
   std::chrono::steady_clock::duration serving{};  // rank 0: inside requests (the hand-out's cost)
   std::string rows;
-  HandOut handout(plan.todo.ranges, grain);
+  // Rank 0's slices: 16 per worker of the whole job, now that the node count is known (every
+  // node's -j taken as this one's); a node asks at half of its own estimate, made before MPI_Init.
+  const std::uint64_t hand_grain =
+      grain_option != 0 ? grain_option
+                        : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers * static_cast<std::uint64_t>(size)) + 1, 1u << 20));
+  HandOut handout(plan.todo.ranges, hand_grain);
   auto add_report = [&](int from, const std::uint64_t* v) {
     for (int k = 0; k < mpi::r_fields; ++k) total[static_cast<std::size_t>(k)] += v[k];
     reported[static_cast<std::size_t>(from)] = 1;
