@@ -5,8 +5,9 @@
 // first worker to start (the one that creates DIR/slow-start) blocks before run_worker.
 // For the --mpi tests (a wrapper picks the mode by rank), at any process's first task:
 // kill-once: the first such task of all (the one that creates DIR/killed) SIGKILLs its worker;
-// gate: waits (at most 20 s) until DIR/killed exists; kill-relay: waits (at most 20 s) until
-// DIR/j.tsv has --at lines, then SIGKILLs its master's parent (the rank's MPI process).
+// gate: waits (at most 20 s) until DIR/killed exists; kill-relay: creates DIR/killed, waits (at
+// most 20 s) until DIR/j.tsv has --at lines, then SIGKILLs its master's parent (the rank's MPI
+// process).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,6 +50,8 @@ void mpi_fault(const std::string& fault, const std::string& dir, std::uint64_t a
   } else if (fault == "gate") {
     wait_for([&] { return ::access((dir + "/killed").c_str(), F_OK) == 0; });
   } else if (fault == "kill-relay") {
+    const int fd = ::open((dir + "/killed").c_str(), O_CREAT | O_WRONLY, 0644);  // this rank holds work: open the gate
+    if (fd >= 0) ::close(fd);
     wait_for([&] { return static_cast<std::uint64_t>(lines_in(dir + "/j.tsv")) >= at; });
     // getppid() is the node master; field 4 of its /proc stat is its parent, the relay.
     FILE* f = std::fopen(("/proc/" + std::to_string(::getppid()) + "/stat").c_str(), "r");

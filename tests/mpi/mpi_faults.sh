@@ -2,9 +2,10 @@
 # taskfarm run --mpi when something dies, under mpirun -n 3 (tests/helpers/fault_worker.cpp; a
 # wrapper picks each rank's fault from OMPI_COMM_WORLD_RANK):
 #   worker-killed: a worker of rank 1 is SIGKILLed at its first task (the others wait for it):
-#     the run succeeds, one death, its "retried" row and every rank's rows in rank 0's joblog
-#     with their host column, the output byte-identical to the single-machine run.
-#   rank-lost: rank 2's MPI process is SIGKILLed once the joblog has 40 lines: the job ends
+#     the run succeeds, one death, its "retried" row and an "ok" row of every task in rank 0's
+#     joblog with their host column, the output byte-identical to the single-machine run.
+#   rank-lost: rank 2's MPI process is SIGKILLed once the joblog has 40 lines (the others wait
+#     at their first task until rank 2 holds one, so it cannot end before): the job ends
 #     non-zero, rank 0 names rank 2 and the joblog; --resume on 2 ranks completes the output
 #     byte-identical to the single-machine run.
 # Both: no process of the job left in this test's session, no segment left.
@@ -20,7 +21,7 @@ shm_before=$(ls /dev/shm)
 
 case $mode in
   worker-killed) faulty=1 fault="kill-once" others="gate" ;;
-  rank-lost) faulty=2 fault="kill-relay --at 40" others="none" ;;
+  rank-lost) faulty=2 fault="kill-relay --at 40" others="gate" ;;
   *) fail "unknown mode $mode" ;;
 esac
 cat >by_rank.sh <<WRAP
@@ -61,8 +62,9 @@ if [ "$mode" = worker-killed ]; then
   grep -q "$tasks of $tasks tasks succeeded on 3 ranks (0 failed, 1 retries, 1 worker deaths" run.err ||
     fail "no summary with one death and one retry"
   awk -F'\t' 'NR > 2 && $7 == "retried" && $9 == 9 && $11 ~ /:1$/' j.tsv | grep -q . || fail "no retried row of rank 1"
-  for r in 0 1 2; do awk -F'\t' -v r=":$r\$" 'NR > 2 && $7 == "ok" && $11 ~ r' j.tsv | grep -q . || fail "no row of rank $r"; done
-  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | wc -l)" -eq $tasks ] || fail "not $tasks ok rows"
+  # (which ranks got work depends on timing: each row names one of the three, whichever)
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" && $11 ~ /:[012]$/' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] ||
+    fail "not $tasks tasks with an ok row naming their rank"
 else
   mpi 3 ./by_rank.sh lost
   [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"
