@@ -81,6 +81,38 @@ class RowRelay final : public FarmObserver {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// The node's counts so far, up to rank 0's --progress: at most every 100 ms, and at ticks.
+class CountRelay final : public FarmObserver {
+ public:
+  explicit CountRelay(int fd) : fd_(fd) {}
+  void on_tasks_done(const TasksDone& t) override {
+    ok_ += t.succeeded();
+    send_if_due(false);
+  }
+  void on_failure(const FailureRecord& f) override {
+    if (!f.index || !f.final) return;
+    ++failed_;
+    send_if_due(false);
+  }
+  void on_tick(const FarmTick&) override { send_if_due(true); }
+
+ private:
+  void send_if_due(bool now) {
+    const auto t = std::chrono::steady_clock::now();
+    if (ok_ + failed_ == sent_ || (!now && t - last_ < std::chrono::milliseconds(100))) return;
+    Wire w;
+    w.kind = Wire::progress;
+    w.v[0] = ok_;
+    w.v[1] = failed_;
+    send_wire(fd_, w);
+    sent_ = ok_ + failed_;
+    last_ = t;
+  }
+  int fd_;
+  std::uint64_t ok_ = 0, failed_ = 0, sent_ = 0;
+  std::chrono::steady_clock::time_point last_{};
+};
+
 // Its relay gone or stopping: the parent-death signal comes once per reparenting (the relay's
 // main thread, then its last MPI thread), so it has its own handler that may run twice, unlike
 // StopSignals' one-shot SIGTERM (a second one kills at once: no cleanup).
@@ -123,13 +155,17 @@ int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::
     TaskOutput task_output(out);
     std::optional<RowRelay> rows;
     if (go->wire.v[0] != 0) rows.emplace(fd);
+    std::optional<CountRelay> progress;
+    if (go->wire.v[1] != 0) progress.emplace(fd);
     FanoutObserver fanout;
     fanout.add(rows ? &*rows : nullptr);
+    fanout.add(progress ? &*progress : nullptr);
     fanout.add(&task_output);
     signals.attach(*farm);
     RunReport r = farm->run(job, &fanout);
     signals.detach();
     if (rows) rows->flush();  // before the report: rank 0 writes every row before it ends
+    if (progress) progress->on_tick(FarmTick{});
     farm.reset();
     out.flush();
     counts = {r.tasks, r.succeeded, r.failed_indices().size(), r.retries, r.worker_deaths,

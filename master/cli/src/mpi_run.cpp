@@ -30,6 +30,7 @@
 #include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/joblog_file.hpp"
+#include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
 
 #ifdef TASKFARM_WITH_MPI
@@ -59,7 +60,6 @@ void strip_rank0_options(RunOptions& o) {
 std::string mpi_unsupported(const RunOptions& o) {
   if (!o.trace.empty()) return "--trace";
   if (o.events) return "--events";
-  if (o.progress) return "--progress";
   if (o.keep_order) return "--keep-order";
   if (o.exec) return "--exec";
   if (!o.input_lines.empty()) return "--input-lines";
@@ -76,7 +76,7 @@ namespace {
 
 using mpi::Message;
 using mpi::Wire;
-constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5;
+constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6;
 constexpr int kHostBytes = 64;
 
 // The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
@@ -222,7 +222,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   int status = exit_ok;
   AnySharedArray output;
   std::optional<RankJoblog> joblog;
-  std::array<int, 2> start{1, 0};  // rank 0 ready; rank 0 keeps a joblog (the nodes send rows)
+  std::array<int, 3> start{1, 0, 0};  // rank 0 ready; keeps a joblog (nodes send rows); shows progress (counts)
   if (rank == 0) {
     try {
       if (plan.output && !plan.output->reuse)
@@ -232,12 +232,13 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
       for (int r = 0; r < size; ++r) hosts.emplace_back(names.data() + static_cast<std::size_t>(r) * kHostBytes);
       if (!plan.joblog.empty()) joblog.emplace(plan, std::move(hosts));
       start[1] = joblog ? 1 : 0;
+      start[2] = plan.progress != ProgressMode::off ? 1 : 0;
     } catch (const Error& e) {
       std::cerr << "taskfarm: " << e.what() << "\n";
       start[0] = 0;
     }
   }
-  MPI_Bcast(start.data(), 2, MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
+  MPI_Bcast(start.data(), 3, MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
   const auto t0 = std::chrono::steady_clock::now();
   std::array<std::uint64_t, mpi::r_fields> total{};
   std::vector<char> reported(static_cast<std::size_t>(size), 0), stopping(static_cast<std::size_t>(size), 0);
@@ -252,6 +253,25 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
       grain_option != 0 ? grain_option
                         : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers * static_cast<std::uint64_t>(size)) + 1, 1u << 20));
   HandOut handout(plan.todo.ranges, hand_grain);
+  // Rank 0's --progress: each node's counts so far come up; the progress sees their growth.
+  Progress progress(rank == 0 ? plan.progress : ProgressMode::off, todo);
+  std::vector<std::array<std::uint64_t, 2>> counted(static_cast<std::size_t>(size));
+  auto add_counts = [&](int from, const std::uint64_t* v) {
+    auto& c = counted[static_cast<std::size_t>(from)];
+    if (v[0] > c[0]) {
+      TasksDone t;
+      t.end = v[0] - c[0];
+      progress.on_tasks_done(t);
+    }
+    for (std::uint64_t k = c[1]; k < v[1]; ++k) {
+      FailureRecord f;
+      f.index = 0;
+      f.final = true;
+      progress.on_failure(f);
+    }
+    c = {std::max(c[0], v[0]), std::max(c[1], v[1])};
+  };
+  auto last_tick = std::chrono::steady_clock::now();
   auto add_report = [&](int from, const std::uint64_t* v) {
     for (int k = 0; k < mpi::r_fields; ++k) total[static_cast<std::size_t>(k)] += v[k];
     reported[static_cast<std::size_t>(from)] = 1;
@@ -281,6 +301,10 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
       std::array<std::uint64_t, mpi::r_fields> v{};
       MPI_Recv(v.data(), mpi::r_fields, MPI_UINT64_T, from, kTagReport, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       add_report(from, v.data());
+    } else if (st.MPI_TAG == kTagProgress) {
+      std::array<std::uint64_t, 2> v{};
+      MPI_Recv(v.data(), 2, MPI_UINT64_T, from, kTagProgress, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      add_counts(from, v.data());
     } else if (st.MPI_TAG == kTagRows) {
       int n = 0;
       MPI_Get_count(&st, MPI_CHAR, &n);
@@ -299,6 +323,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     Wire go;
     go.kind = Wire::go;
     go.v[0] = static_cast<std::uint64_t>(start[1]);
+    go.v[1] = static_cast<std::uint64_t>(start[2]);
     mpi::send_wire(fd, go);
     while ((rank == 0 ? reports < size : !own_reported) && g_stop_signal == 0) {
       // Once its node has reported, it exits and its socket reads EOF: only MPI is left to watch.
@@ -319,12 +344,19 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
         if (rank == 0 && joblog) joblog->write(0, m->rows);
         else if (rank != 0)
           MPI_Send(m->rows.data(), static_cast<int>(m->rows.size()), MPI_CHAR, 0, kTagRows, MPI_COMM_WORLD);
+      } else if (m && m->wire.kind == Wire::progress) {
+        if (rank == 0) add_counts(0, m->wire.v.data());
+        else MPI_Send(m->wire.v.data(), 2, MPI_UINT64_T, 0, kTagProgress, MPI_COMM_WORLD);
       } else if (m && m->wire.kind == Wire::report) {
         own_reported = true;
         if (rank == 0) add_report(0, m->wire.v.data());
         else MPI_Send(m->wire.v.data(), mpi::r_fields, MPI_UINT64_T, 0, kTagReport, MPI_COMM_WORLD);
       }
       while (serve_mpi()) {
+      }
+      if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(200)) {
+        progress.on_tick(FarmTick{});  // it redraws on time (a line every 2 s, a bar 10 times a second)
+        last_tick = std::chrono::steady_clock::now();
       }
     }
   } catch (const std::exception& e) {
@@ -386,6 +418,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   ::close(fd);  // the node master, if still waiting, sees its relay gone
   int child_status = 0;
   wait_child(child, child_status, 30'000);
+  if (rank == 0) progress.finish();
   if (rank == 0 && status == exit_ok) {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cerr << "taskfarm: " << total[mpi::r_succeeded] << " of " << todo << " tasks succeeded on " << size << " rank"

@@ -12,10 +12,12 @@
 namespace taskfarm::cli::mpi {
 
 struct Wire {
-  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows };
+  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress };
   Kind kind = go;
   std::uint32_t count = 0;                ///< ranges: pairs in `v`; rows: bytes of text after the Wire
-  std::array<std::uint64_t, 2 * 32> v{};  ///< ranges: [b, e) pairs; go: v[0] = send rows; report: ReportField
+  /// ranges: [b, e) pairs; go: v[0] send rows, v[1] send progress; report: ReportField;
+  /// progress: v[0] tasks succeeded, v[1] finally failed, so far (cumulative)
+  std::array<std::uint64_t, 2 * 32> v{};
 };
 enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error, r_fields };
 
