@@ -25,11 +25,10 @@
 #include <optional>
 
 #include "mpi_node.hpp"
+#include "mpi_rank0.hpp"
 #include "mpi_wire.hpp"
 #include "summary.hpp"
-#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
-#include "taskfarm/joblog_file.hpp"
 #include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
 
@@ -74,7 +73,9 @@ bool mpi_built() { return true; }
 
 namespace {
 
+using mpi::HandOut;
 using mpi::Message;
+using mpi::RankJoblog;
 using mpi::Wire;
 constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6;
 constexpr int kHostBytes = 64;
@@ -83,86 +84,6 @@ constexpr int kHostBytes = 64;
 // its loop, which then stops its node master and says what was lost.
 volatile sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
-
-// Rank 0's hand-out: the run's ranges, sliced `grain` indices at a time, in order.
-class HandOut {
- public:
-  HandOut(std::vector<IndexRange> todo, std::uint64_t grain) : todo_(std::move(todo)), grain_(grain) {}
-  // The next slice as a Wire (closed when none is left).
-  Wire next() {
-    Wire w;
-    w.kind = Wire::ranges;
-    while (k_ < todo_.size() && at_ >= todo_[k_].second) {
-      if (++k_ < todo_.size()) at_ = todo_[k_].first;
-    }
-    if (k_ >= todo_.size()) {
-      w.kind = Wire::closed;
-      return w;
-    }
-    if (at_ < todo_[k_].first) at_ = todo_[k_].first;
-    const std::uint64_t e = std::min(todo_[k_].second, at_ + grain_);
-    w.count = 1;
-    w.v[0] = at_;
-    w.v[1] = e;
-    at_ = e;
-    return w;
-  }
-
- private:
-  std::vector<IndexRange> todo_;
-  std::uint64_t grain_;
-  std::size_t k_ = 0;
-  std::uint64_t at_ = 0;
-};
-
-// Rank 0's --joblog: every node's rows, each given its node ("HOST:RANK") in the host column —
-// unless it resumes a joblog without one (a single-machine run's), whose columns it keeps.
-class RankJoblog {
- public:
-  RankJoblog(const RunPlan& plan, std::vector<std::string> hosts) : hosts_(std::move(hosts)) {
-    if (plan.resume) {
-      file_.emplace(JoblogFile::append(plan.joblog));
-      host_ = plan.joblog_has_host;
-      return;
-    }
-    detail::StagedFile staged = detail::StagedFile::create(plan.joblog);
-    file_.emplace(JoblogFile::create(staged.duplicate_fd(), plan.joblog, plan.identity, false, /*with_host=*/true));
-    staged.publish(/*replace_existing=*/true);
-    host_ = true;
-  }
-  void write(int rank, std::string_view rows) {
-    if (!error_.empty()) return;  // after a failed write nothing more: the file keeps whole rows
-    std::string text;
-    text.reserve(rows.size() + rows.size() / 4);
-    for (std::size_t at = 0; at < rows.size();) {
-      const std::size_t nl = rows.find('\n', at);
-      if (nl == std::string_view::npos) break;  // the node sends whole lines only
-      const std::string_view line = rows.substr(at, nl - at);
-      text += line;
-      if (host_) text += '\t' + hosts_.at(static_cast<std::size_t>(rank));
-      text += '\n';
-      if (line.find("\tok\t") != std::string_view::npos) ++pending_ok_;
-      at = nl + 1;
-    }
-    try {
-      file_->write(text);
-      recorded_ok_ += pending_ok_;
-    } catch (const Error& e) {
-      error_ = e.what();
-      std::cerr << "taskfarm: " << error_ << " (no more rows are written; the run goes on)\n";
-    }
-    pending_ok_ = 0;
-  }
-  std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
-  const std::string& error() const noexcept { return error_; }
-
- private:
-  std::vector<std::string> hosts_;
-  std::optional<JoblogFile> file_;
-  bool host_ = false;
-  std::string error_;
-  std::uint64_t pending_ok_ = 0, recorded_ok_ = 0;
-};
 
 void wait_child(pid_t pid, int& status, int ms) {
   // It exits right after its report (or at once, its relay's socket closed): bounded anyway.
