@@ -24,6 +24,7 @@
 #include <iostream>
 #include <optional>
 
+#include "mpi_leak_check.hpp"
 #include "mpi_node.hpp"
 #include "mpi_rank0.hpp"
 #include "mpi_wire.hpp"
@@ -131,6 +132,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
 
+  mpi::check_leaks_now_not_at_exit();  // Open MPI keeps what it allocates from here on
   MPI_Init(nullptr, nullptr);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
