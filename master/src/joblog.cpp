@@ -27,8 +27,7 @@ Joblog Joblog::resume(const std::string& path, const RunIdentity& job, OnFailed 
 }
 
 Joblog::Joblog(JoblogFile file, std::vector<IndexRange> todo, OnFailed on_failed)
-    : file_(std::move(file)), todo_(std::move(todo)), on_failed_(std::move(on_failed)),
-      steady0_(std::chrono::steady_clock::now()), wall0_(std::chrono::system_clock::now()) {}
+    : file_(std::move(file)), todo_(std::move(todo)), on_failed_(std::move(on_failed)) {}
 
 void Joblog::write_rows() {
   if (!error_.empty()) return;  // after a failed write nothing more: the file keeps whole rows
@@ -41,16 +40,30 @@ void Joblog::write_rows() {
   }
 }
 
-double Joblog::wall_seconds(std::chrono::steady_clock::time_point t) const {
+void Joblog::on_tasks_done(const TasksDone& t) {
+  rows_.clear();
+  rows_ok_ = format_.append_done(rows_, t);
+  write_rows();
+}
+
+void Joblog::on_failure(const FailureRecord& f) {
+  rows_.clear();
+  rows_ok_ = 0;
+  if (format_.append_failure(rows_, f)) write_rows();
+}
+
+JoblogRows::JoblogRows() : steady0_(std::chrono::steady_clock::now()), wall0_(std::chrono::system_clock::now()) {}
+
+double JoblogRows::wall_seconds(std::chrono::steady_clock::time_point t) const {
   const auto wall = wall0_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady0_);
   return std::chrono::duration<double>(wall.time_since_epoch()).count();
 }
-void Joblog::on_tasks_done(const TasksDone& t) {
+
+std::uint64_t JoblogRows::append_done(std::string& out, const TasksDone& t) const {
   // Tasks of a piece are timed together; each row gets the piece's mean and its share of the span.
   const double per_task = std::chrono::duration<double>(t.stop - t.start).count() / static_cast<double>(t.end - t.begin);
   const double t0 = wall_seconds(t.start);
-  rows_.clear();
-  rows_ok_ = 0;
+  std::uint64_t ok = 0;
   auto f = t.failed.begin();
   for (std::uint64_t i = t.begin; i < t.end; ++i) {
     if (f != t.failed.end() && *f == i) {
@@ -64,15 +77,16 @@ void Joblog::on_tasks_done(const TasksDone& t) {
     row.start = t0 + per_task * static_cast<double>(i - t.begin);
     row.runtime = per_task;
     row.attempt = t.attempt;
-    if (inputs_) row.inputs = inputs_(i);
-    append_row(rows_, row);
-    ++rows_ok_;
+    if (inputs) row.inputs = inputs(i);
+    row.host = host;
+    append_row(out, row);
+    ++ok;
   }
-  write_rows();
+  return ok;
 }
 
-void Joblog::on_failure(const FailureRecord& f) {
-  if (!f.index) return;  // a worker that died between tasks: no task attempt to record
+bool JoblogRows::append_failure(std::string& out, const FailureRecord& f) const {
+  if (!f.index) return false;  // a worker that died between tasks: no task attempt to record
   const auto now = std::chrono::steady_clock::now();
   JoblogRow row;
   row.index = *f.index;
@@ -85,11 +99,10 @@ void Joblog::on_failure(const FailureRecord& f) {
   row.exit_code = f.exit_code;
   row.signal = f.signal;
   row.cause = to_string(f.cause);
-  if (inputs_) row.inputs = inputs_(row.index);
-  rows_.clear();
-  rows_ok_ = 0;
-  append_row(rows_, row);
-  write_rows();
+  if (inputs) row.inputs = inputs(row.index);
+  row.host = host;
+  append_row(out, row);
+  return true;
 }
 
 }  // namespace taskfarm

@@ -3,6 +3,11 @@
 //   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS] [--marker-dir DIR]
 // MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file, or slow-start: the
 // first worker to start (the one that creates DIR/slow-start) blocks before run_worker.
+// For the --mpi tests (a wrapper picks the mode by rank), at any process's first task:
+// kill-once: the first such task of all (the one that creates DIR/killed) SIGKILLs its worker;
+// gate: waits (at most 20 s) until DIR/killed exists; kill-relay: creates DIR/killed, waits (at
+// most 20 s) until DIR/j.tsv has --at lines, then SIGKILLs its master's parent (the rank's MPI
+// process).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,6 +22,47 @@
 #include <vector>
 
 #include "taskfarm/worker.hpp"
+
+namespace {
+
+long lines_in(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return 0;
+  long n = 0;
+  for (int c; (c = std::fgetc(f)) != EOF;) n += c == '\n';
+  std::fclose(f);
+  return n;
+}
+
+// Polls `ready` every 2 ms for at most 20 s (a bounded wait on a file another process writes).
+template <class Ready>
+void wait_for(Ready ready) {
+  for (int k = 0; k < 10000 && !ready(); ++k) {
+    timespec ts{0, 2'000'000};
+    ::nanosleep(&ts, nullptr);
+  }
+}
+
+void mpi_fault(const std::string& fault, const std::string& dir, std::uint64_t at) {
+  if (fault == "kill-once") {
+    const int fd = ::open((dir + "/killed").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd >= 0) ::raise(SIGKILL);
+  } else if (fault == "gate") {
+    wait_for([&] { return ::access((dir + "/killed").c_str(), F_OK) == 0; });
+  } else if (fault == "kill-relay") {
+    const int fd = ::open((dir + "/killed").c_str(), O_CREAT | O_WRONLY, 0644);  // this rank holds work: open the gate
+    if (fd >= 0) ::close(fd);
+    wait_for([&] { return static_cast<std::uint64_t>(lines_in(dir + "/j.tsv")) >= at; });
+    // getppid() is the node master; field 4 of its /proc stat is its parent, the relay.
+    FILE* f = std::fopen(("/proc/" + std::to_string(::getppid()) + "/stat").c_str(), "r");
+    int relay = 0;
+    if (f != nullptr && std::fscanf(f, "%*d (%*[^)]) %*c %d", &relay) == 1 && relay > 1) ::kill(relay, SIGKILL);
+    if (f != nullptr) std::fclose(f);
+    for (;;) ::pause();  // its node master stops it
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string fault = "none";
@@ -38,8 +84,13 @@ int main(int argc, char** argv) {
     if (fd >= 0)
       for (;;) ::pause();  // never gets to run_worker: the master's start deadline must end it
   }
+  bool first = true;
   return taskfarm::run_worker([&](taskfarm::TaskContext& t) {
     const std::uint64_t i = t.index();
+    if (first) {
+      first = false;
+      mpi_fault(fault, marker_dir, at);
+    }
     if (i == at) {
       if (fault == "segv") ::raise(SIGSEGV);
       if (fault == "abort") std::abort();

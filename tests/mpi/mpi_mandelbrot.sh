@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # taskfarm run --mpi under mpirun -n RANKS: the examples' Mandelbrot worker writes an output
-# byte-identical to the single-machine run (cmp), every rank's node master and worker is gone
+# byte-identical to the single-machine run (cmp), rank 0's --progress ends at all tasks, every rank's node master and worker is gone
 # when mpirun returns (no process left in this test's session), and no segment is left behind.
 #   mpi_mandelbrot.sh TASKFARM MANDELBROT RANKS WORKDIR
 set -euo pipefail
@@ -15,7 +15,7 @@ shm_before=$(ls /dev/shm)
 # Every process mpirun starts stays in this session: whatever is left in it afterwards leaked.
 set +e
 setsid --wait bash -c '
-  mpirun --oversubscribe --allow-run-as-root -n "$0" "$1" run --mpi -j 2 --tasks "$3" --output mpi.npy --dtype int32 \
+  mpirun --oversubscribe --allow-run-as-root -n "$0" "$1" run --mpi -j 2 --progress --tasks "$3" --output mpi.npy --dtype int32 \
     --shape "$3x$3" -- "$2" --worker --size "$3" --max-iter 64 >mpi.out 2>mpi.err
   rc=$?
   # (this shell and its own children, the ps, excepted; a leaked process is an orphan)
@@ -29,6 +29,8 @@ set -e
 cat mpi.err >&2
 [ $rc -eq 0 ] || { echo "mpirun -n $ranks: exit $rc" >&2; exit 1; }
 grep -q "$size of $size tasks succeeded on $ranks rank" mpi.err || { echo "no summary naming $ranks ranks" >&2; exit 1; }
+# --progress on rank 0 counts every node's tasks (its last line: all of them)
+grep -q "^taskfarm: $size/$size 100%" mpi.err || { echo "no progress line of $size/$size" >&2; exit 1; }
 cmp single.npy mpi.npy || { echo "the MPI output differs from the single-machine output" >&2; exit 1; }
 # Segments new since the start whose creator is dead were left behind (a live creator belongs to
 # a test running beside this one; so may a dead one's that is still there, but that is a leak too).

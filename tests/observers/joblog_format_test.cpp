@@ -95,6 +95,27 @@ TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
   EXPECT_EQ(read_joblog(f.path()).done.ranges(), (std::vector<IndexRange>{{1, 2}}));
 }
 
+TEST(Joblog, HostColumnOfAnMpiRunIsWrittenReadAndMustNotBeEmpty) {
+  // The joblog rank 0 of `taskfarm run --mpi` writes: a last column naming each attempt's node.
+  TempFile f;
+  const std::string head = format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns_with_host + "\n";
+  std::string rows;
+  JoblogRow r;
+  r.index = 2;
+  r.host = "node7:3";
+  append_row(rows, r);
+  EXPECT_EQ(rows.substr(rows.size() - 9), "\tnode7:3\n");
+  f.write(head + rows);
+  const EarlierRun run = read_joblog(f.path());
+  EXPECT_TRUE(run.has_host);
+  EXPECT_FALSE(run.has_inputs);
+  EXPECT_EQ(run.done.ranges(), (std::vector<IndexRange>{{2, 3}}));
+  f.write(head + "1\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\t\n");  // an empty host
+  EXPECT_THROW(read_joblog(f.path()), Error);
+  f.write(head + "1\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\n");  // no host column
+  EXPECT_THROW(read_joblog(f.path()), Error);
+}
+
 TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
   TempFile f;
   EXPECT_THROW(read_joblog(f.path()), Error);  // missing

@@ -4,6 +4,8 @@
 // called MPI_Init ever forks (docs/design.md §17). Main thread.
 #pragma once
 
+#include <cstdint>
+
 #include "run_options.hpp"
 #include "run_plan.hpp"
 
@@ -22,7 +24,8 @@ std::string mpi_unsupported(const RunOptions& options);
 
 /// Runs `plan` as this rank's part of an MPI run; `output_path` is rank 0's --output (absolute),
 /// which every node maps once rank 0 has created it. Returns the exit status of this rank.
-int run_mpi(const RunPlan& plan, const std::string& output_path);
+/// `grain`: indices per range (--mpi-grain), 0 for the default.
+int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t grain);
 
 /// Whether this binary was built with MPI (TASKFARM_WITH_MPI).
 bool mpi_built();

@@ -38,6 +38,15 @@
 namespace taskfarm::cli {
 namespace {
 
+/// This machine's name, for the host column of an --mpi run's joblog resumed on one machine.
+std::string this_host() {
+  char host[64] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "localhost";
+  for (char& c : host)
+    if (c == '\t' || c == '\n') c = '_';
+  return host;
+}
+
 /// Removes the output file this run created and published unless keep() is called (an output
 /// no task wrote to is no output) — only if the path still names that very file (device and
 /// inode), so that nothing put there by someone else since is ever removed.
@@ -171,6 +180,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   try {
     if (!plan.joblog.empty() && plan.resume) {
       joblog.emplace(JoblogFile::append(plan.joblog), plan.todo.ranges, joblog_failed);
+      if (plan.joblog_has_host) joblog->record_host(this_host());  // an --mpi run's joblog, finished here
     } else if (!plan.joblog.empty()) {
       joblog_file = StagedFile::create(plan.joblog);
       joblog.emplace(JoblogFile::create(joblog_file->duplicate_fd(), plan.joblog, plan.identity,

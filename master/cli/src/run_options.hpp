@@ -42,6 +42,7 @@ struct RunOptions {
   std::string tmpdir;   ///< --exec: where the tasks' output waits ("" = $TMPDIR or /tmp)
   bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
   bool mpi = false;     ///< one rank per node under mpirun (mpi_run.hpp)
+  std::uint64_t mpi_grain = 0;  ///< --mpi: indices per range rank 0 hands out (0: todo / (16 x -j) + 1)
 };
 
 /// Declares every option of `run` on `app`, bound to `options`.

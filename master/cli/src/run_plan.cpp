@@ -358,6 +358,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     plan.trace = o.trace;
   }
   plan.resume = o.resume;
+  plan.joblog_has_host = earlier && earlier->has_host;
   if (plan.exec && plan.lines && !o.joblog.empty()) plan.exec->joblog_inputs = !earlier || earlier->has_inputs;
   if (earlier) {
     try {

@@ -59,6 +59,7 @@ struct RunPlan {
   RunIdentity identity;                 ///< what the joblog's first line records
   std::string joblog;                   ///< path or ""
   bool resume = false;
+  bool joblog_has_host = false;         ///< --resume of an --mpi run's joblog: rows get the host column
   ResumePlan todo;                      ///< the ranges to run (all of [0, tasks) unless --resume)
   std::string trace;                    ///< path or ""
   bool events = false;

@@ -20,6 +20,25 @@
 
 namespace taskfarm {
 
+/// A run's joblog rows as text, without a file: what Joblog writes, and what a node of an MPI
+/// run sends rank 0 (docs/design.md §17). Times are placed on the wall clock as of construction.
+class JoblogRows {
+ public:
+  JoblogRows();
+  /// Appends the "ok" rows of a committed piece to `out`; returns how many.
+  std::uint64_t append_done(std::string& out, const TasksDone& t) const;
+  /// Appends the row of a failed attempt; a worker that died between tasks has none (false).
+  bool append_failure(std::string& out, const FailureRecord& f) const;
+
+  InputFingerprint inputs;  ///< if set, every row gets its task's inputs column
+  std::string host;         ///< if not "", every row gets this host column
+
+ private:
+  double wall_seconds(std::chrono::steady_clock::time_point t) const;
+  std::chrono::steady_clock::time_point steady0_;
+  std::chrono::system_clock::time_point wall0_;
+};
+
 class Joblog : public FarmObserver {
  public:
   /// Called once, with the reason, on the first write that fails.
@@ -46,13 +65,14 @@ class Joblog : public FarmObserver {
   std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
   const std::string& path() const noexcept { return file_.path(); }
   /// Every row gets its task's inputs fingerprint (a file made with_inputs, joblog_file.hpp).
-  void record_inputs(InputFingerprint fingerprint) { inputs_ = std::move(fingerprint); }
+  void record_inputs(InputFingerprint fingerprint) { format_.inputs = std::move(fingerprint); }
+  /// Every row gets this host column (a file made with_host: the joblog of an --mpi run, resumed).
+  void record_host(std::string host) { format_.host = std::move(host); }
 
   void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
 
  private:
-  double wall_seconds(std::chrono::steady_clock::time_point t) const;
   void write_rows();
 
   JoblogFile file_;
@@ -60,12 +80,10 @@ class Joblog : public FarmObserver {
   std::uint64_t earlier_done_ = 0;
   OnFailed on_failed_;
   std::string error_;
-  std::chrono::steady_clock::time_point steady0_;
-  std::chrono::system_clock::time_point wall0_;
+  JoblogRows format_;
   std::string rows_;
   std::uint64_t rows_ok_ = 0;      // "ok" rows in rows_
   std::uint64_t recorded_ok_ = 0;  // "ok" rows written
-  InputFingerprint inputs_;
 };
 
 }  // namespace taskfarm

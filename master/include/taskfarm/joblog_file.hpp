@@ -41,6 +41,9 @@ extern const char* const joblog_columns;
 /// with ::: / :::: / --input-lines) records a fingerprint of each task's inputs, so that a resume
 /// with other inputs is refused instead of skipping the wrong tasks.
 extern const char* const joblog_columns_with_inputs;
+/// The same and a last column, `host`: the node of each attempt ("HOSTNAME:RANK"), in the joblog
+/// rank 0 of a `taskfarm run --mpi` writes (docs/design.md §17).
+extern const char* const joblog_columns_with_host;
 
 /// A fingerprint of task `index`'s inputs (a 64-bit hash of its values).
 using InputFingerprint = std::function<std::uint64_t(std::uint64_t index)>;
@@ -58,6 +61,7 @@ struct JoblogRow {
   int signal = 0;
   std::string_view cause = "-";     ///< FailureCause name, "-" for ok
   std::optional<std::uint64_t> inputs;  ///< the inputs column (joblog_columns_with_inputs), if any
+  std::string_view host;                ///< the host column (joblog_columns_with_host), if not ""
 };
 
 /// Appends `row` as one TSV line with its '\n'.
@@ -70,7 +74,9 @@ class JoblogFile {
   /// Writes the identity line and the column names into `fd`, a new empty file (the CLI's
   /// StagedFile, published under `path` when the run starts). Throws SystemError naming `path`,
   /// or Error if a field of `id` holds a tab or a line break (no resume could read it back).
-  static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id, bool with_inputs = false);
+  /// `with_host`: the columns are joblog_columns_with_host (not with `with_inputs`).
+  static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id, bool with_inputs = false,
+                           bool with_host = false);
   /// Opens the existing joblog `path` to add rows (a resume); never blocks, refuses anything
   /// but a regular file. A torn last line (a master killed mid-write; never read as a row) is
   /// cut off first, so that the rows added after it stay whole.
@@ -97,6 +103,7 @@ struct EarlierRun {
   std::uint64_t tasks = 0;  ///< the size of its index space (the product of identity.extent)
   RangeSet done;            ///< the tasks with an "ok" row
   bool has_inputs = false;  ///< its rows record their inputs (joblog_columns_with_inputs)
+  bool has_host = false;    ///< its rows record their node (joblog_columns_with_host: an --mpi run)
 };
 
 /// Reads a joblog, one line at a time. A last line without '\n' (a master killed mid-write) is

@@ -1,0 +1,23 @@
+// The node master of one rank of `taskfarm run --mpi` (docs/design.md §17): forked by its relay
+// before MPI_Init, it never calls MPI. It runs the ordinary Farm on the ranges its relay brings
+// over the socketpair, sends its joblog rows up in batches when rank 0 keeps a joblog, and
+// reports its counts at the end. Main thread of the forked process.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <string>
+
+#include "run_plan.hpp"
+
+namespace taskfarm::cli::mpi {
+
+/// The signal that stops a node master cleanly: its relay's death (PR_SET_PDEATHSIG) or its relay.
+constexpr int kRelayStop = SIGUSR1;
+
+/// Runs the node's farm; `fd` is its end of the socketpair, `grain` the indices per grant (it
+/// asks for more at half of it). Returns the process's exit status (its relay reads the report).
+int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain);
+
+}  // namespace taskfarm::cli::mpi

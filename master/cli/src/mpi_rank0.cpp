@@ -1,0 +1,66 @@
+#include "mpi_rank0.hpp"
+
+#include <algorithm>
+#include <iostream>
+
+#include "taskfarm/detail/staged_file.hpp"
+#include "taskfarm/error.hpp"
+
+namespace taskfarm::cli::mpi {
+
+Wire HandOut::next() {
+  Wire w;
+  w.kind = Wire::ranges;
+  while (k_ < todo_.size() && at_ >= todo_[k_].second) {
+    if (++k_ < todo_.size()) at_ = todo_[k_].first;
+  }
+  if (k_ >= todo_.size()) {
+    w.kind = Wire::closed;
+    return w;
+  }
+  if (at_ < todo_[k_].first) at_ = todo_[k_].first;
+  const std::uint64_t e = std::min(todo_[k_].second, at_ + grain_);
+  w.count = 1;
+  w.v[0] = at_;
+  w.v[1] = e;
+  at_ = e;
+  return w;
+}
+
+RankJoblog::RankJoblog(const RunPlan& plan, std::vector<std::string> hosts) : hosts_(std::move(hosts)) {
+  if (plan.resume) {
+    file_.emplace(JoblogFile::append(plan.joblog));
+    host_ = plan.joblog_has_host;
+    return;
+  }
+  detail::StagedFile staged = detail::StagedFile::create(plan.joblog);
+  file_.emplace(JoblogFile::create(staged.duplicate_fd(), plan.joblog, plan.identity, false, /*with_host=*/true));
+  staged.publish(/*replace_existing=*/true);
+  host_ = true;
+}
+
+void RankJoblog::write(int rank, std::string_view rows) {
+  if (!error_.empty()) return;  // after a failed write nothing more: the file keeps whole rows
+  std::string text;
+  text.reserve(rows.size() + rows.size() / 4);
+  std::uint64_t ok = 0;
+  for (std::size_t at = 0; at < rows.size();) {
+    const std::size_t nl = rows.find('\n', at);
+    if (nl == std::string_view::npos) break;  // the node sends whole lines only
+    const std::string_view line = rows.substr(at, nl - at);
+    text += line;
+    if (host_) text += '\t' + hosts_.at(static_cast<std::size_t>(rank));
+    text += '\n';
+    if (line.find("\tok\t") != std::string_view::npos) ++ok;
+    at = nl + 1;
+  }
+  try {
+    file_->write(text);
+    recorded_ok_ += ok;
+  } catch (const Error& e) {
+    error_ = e.what();
+    std::cerr << "taskfarm: " << error_ << " (no more rows are written; the run goes on)\n";
+  }
+}
+
+}  // namespace taskfarm::cli::mpi

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# taskfarm run --mpi when something dies, under mpirun -n 3 (tests/helpers/fault_worker.cpp; a
+# wrapper picks each rank's fault from OMPI_COMM_WORLD_RANK):
+#   worker-killed: a worker of rank 1 is SIGKILLed at its first task (the others wait for it):
+#     the run succeeds, one death, its "retried" row and an "ok" row of every task in rank 0's
+#     joblog with their host column, the output byte-identical to the single-machine run.
+#   rank-lost: rank 2's MPI process is SIGKILLed once the joblog has 40 lines (the others wait
+#     at their first task until rank 2 holds one, so it cannot end before): the job ends
+#     non-zero, rank 0 names rank 2 and the joblog; --resume on 2 ranks completes the output
+#     byte-identical to the single-machine run.
+# Both: no process of the job left in this test's session, no segment left.
+#   mpi_faults.sh MODE TASKFARM FAULT_WORKER WORKDIR
+set -euo pipefail
+mode=$1 taskfarm=$2 worker=$3 dir=$4
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+fail() { echo "$*" >&2; exit 1; }
+tasks=200
+shm_before=$(ls /dev/shm)
+"$taskfarm" run -j 2 --tasks $tasks --output single.npy --dtype int64 -- "$worker" 2>single.err
+
+case $mode in
+  worker-killed) faulty=1 fault="kill-once" others="gate" ;;
+  rank-lost) faulty=2 fault="kill-relay --at 40" others="gate" ;;
+  *) fail "unknown mode $mode" ;;
+esac
+cat >by_rank.sh <<WRAP
+#!/bin/sh
+if [ "\$OMPI_COMM_WORLD_RANK" = $faulty ]; then exec "$worker" --fault $fault --marker-dir "$dir"; fi
+exec "$worker" --fault $others --marker-dir "$dir"
+WRAP
+chmod +x by_rank.sh
+
+# mpirun in a session of its own: whatever is left in it once mpirun returned and the killed
+# rank's orphaned node master had 10 s to clean up (a bounded poll) leaked.
+mpi() {  # mpi RANKS WORKER OUT [taskfarm options...]
+  local ranks=$1 prog=$2 out=$3
+  shift 3
+  set +e
+  setsid --wait bash -c '
+    ranks=$1 taskfarm=$2 prog=$3 out=$4
+    shift 4
+    mpirun --oversubscribe --allow-run-as-root -n "$ranks" "$taskfarm" run --mpi -j 2 --tasks '$tasks' \
+      --output mpi.npy --dtype int64 --joblog j.tsv "$@" -- "$prog" >"$out.out" 2>"$out.err"
+    rc=$?
+    sid=$(ps -o sid= -p $$)
+    for _ in $(seq 1000); do
+      left=$(ps -e -o sid=,pid=,ppid=,comm= | awk -v s="$sid" -v me=$$ "\$1 == s && \$2 != me && \$3 != me && \$4 != \"ps\" && \$4 != \"awk\"")
+      [ -z "$left" ] && break
+      sleep 0.01  # a bounded poll for the orphan to finish its cleanup, not a synchronisation
+    done
+    [ -z "$left" ] || { echo "left running after mpirun: $left" >&2; exit 90; }
+    exit $rc' bash "$ranks" "$taskfarm" "$prog" "$out" "$@"
+  rc=$?
+  set -e
+  cat "$out.err" >&2
+}
+
+if [ "$mode" = worker-killed ]; then
+  mpi 3 ./by_rank.sh run
+  [ $rc -eq 0 ] || fail "exit $rc"
+  grep -q "$tasks of $tasks tasks succeeded on 3 ranks (0 failed, 1 retries, 1 worker deaths" run.err ||
+    fail "no summary with one death and one retry"
+  awk -F'\t' 'NR > 2 && $7 == "retried" && $9 == 9 && $11 ~ /:1$/' j.tsv | grep -q . || fail "no retried row of rank 1"
+  # (which ranks got work depends on timing: each row names one of the three, whichever)
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" && $11 ~ /:[012]$/' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] ||
+    fail "not $tasks tasks with an ok row naming their rank"
+else
+  mpi 3 ./by_rank.sh lost
+  [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"
+  grep -q "taskfarm: rank 0: the MPI job is ending (.*); lost: rank 2$" lost.err || fail "no message naming rank 2"
+  grep -q "taskfarm: joblog j.tsv records [0-9]* of $tasks tasks done: rerun with --resume" lost.err ||
+    fail "no message naming the joblog"
+  done_before=$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | wc -l)
+  [ "$done_before" -ge 38 ] && [ "$done_before" -lt $tasks ] || fail "$done_before tasks recorded: not midway"
+  mpi 2 "$worker" resume --resume
+  [ $rc -eq 0 ] || fail "--resume on 2 ranks: exit $rc"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] || fail "not every task recorded ok"
+fi
+cmp single.npy mpi.npy || fail "the MPI output differs from the single-machine output"
+for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
+  pid=$(echo "$s" | sed -n 's/^taskfarm-\([0-9]*\)-.*/\1/p')
+  case $s in vader_segment.*) fail "Open MPI segment left behind: $s" ;; esac
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ -e "/dev/shm/$s" ]; then fail "segment left behind: $s"; fi
+done
+echo "mpi $mode: recovered, output identical to the single-machine run"
