@@ -65,10 +65,30 @@ void Joblog::on_tasks_done(const TasksDone& t) {
     row.runtime = per_task;
     row.attempt = t.attempt;
     if (inputs_) row.inputs = inputs_(i);
+    if (hold_ && printed_early_.erase(i) == 0) {  // its output is still held for order
+      append_row(held_[i], row);
+      continue;
+    }
     append_row(rows_, row);
     ++rows_ok_;
   }
-  write_rows();
+  if (!rows_.empty()) write_rows();
+}
+
+void Joblog::printed(std::span<const std::uint64_t> indices) {
+  rows_.clear();
+  rows_ok_ = 0;
+  for (std::uint64_t i : indices) {
+    const auto h = held_.find(i);
+    if (h == held_.end()) {  // delivered within the commit that reports it: the row comes next
+      printed_early_.insert(i);
+      continue;
+    }
+    rows_ += h->second;
+    ++rows_ok_;
+    held_.erase(h);
+  }
+  if (!rows_.empty()) write_rows();
 }
 
 void Joblog::on_failure(const FailureRecord& f) {

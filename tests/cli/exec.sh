@@ -339,4 +339,17 @@ not_a_worker_program_says_exec() {  # GNU parallel habits without --exec: told w
   expect_stderr "--shell needs --exec"
 }
 
+
+keep_order_resume_after_sigkill() {  # -k: a task held for order is logged once printed; --resume prints it (F9)
+  local cmd='if [ {} = 1 ] && [ ! -e "'"$W"'/open" ]; then exec cat "'"$W"'/gate" >/dev/null; fi; echo out{}'
+  local job=(--exec -k -j 2 --chunk 1 --joblog "$W/k.tsv" --events --shell -- "$cmd" ::: 1 2 3 4 5 6)
+  mkfifo "$W/gate"
+  kill_while_held "2 3 4 5" "${job[@]}"  # done, held behind task 0, which waits at the gate
+  [ -z "$(awk -F'\t' 'NR > 2 && $7 == "ok"' "$W/k.tsv")" ] || fail "joblog says done what was never printed: $(cat "$W/k.tsv")"
+  touch "$W/open"
+  tf run --resume "${job[@]}"
+  expect_rc 0
+  expect_outputs_once 'out1\nout2\nout3\nout4\nout5\nout6\n' "$W/events.killed" "$W/stdout"
+}
+
 "$@"

@@ -30,8 +30,9 @@ std::size_t whole_characters(const char* p, std::size_t n) {
 }  // namespace
 
 ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
-                       std::vector<IndexRange> todo)
-    : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)) {
+                       std::vector<IndexRange> todo, OnPrinted on_printed)
+    : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)),
+      on_printed_(std::move(on_printed)) {
   if (!todo_.empty()) next_ = todo_.front().first;
 }
 
@@ -41,18 +42,19 @@ void ExecOutput::on_failure(const FailureRecord& f) {
   // whose output was published): its unpublished files hold what the command wrote so far.
   if (!f.task_process && f.pid > 0 && exec::adopt_partial_output(spool_, f.pid, *f.index))
     partial_[*f.index] = f.cause == FailureCause::timeout ? "it was killed by --timeout" : "its worker ended: " + std::string(to_string(f.cause));
-  done(*f.index);
+  done(*f.index, false);
 }
 
-void ExecOutput::done(std::uint64_t index) {
+void ExecOutput::done(std::uint64_t index, bool succeeded) {
   if (!keep_order_) {
-    print(index);
+    print(index, succeeded);
     return;
   }
-  held_.insert(index);
-  while (range_ < todo_.size() && !held_.empty() && *held_.begin() == next_) {
+  held_.emplace(index, succeeded);
+  while (range_ < todo_.size() && !held_.empty() && held_.begin()->first == next_) {
+    const bool ok = held_.begin()->second;
     held_.erase(held_.begin());
-    print(next_);
+    print(next_, ok);
     advance();
   }
 }
@@ -63,11 +65,11 @@ void ExecOutput::advance() {
 }
 
 void ExecOutput::finish() {
-  for (std::uint64_t index : held_) print(index);
+  for (const auto& [index, ok] : held_) print(index, ok);
   held_.clear();
 }
 
-void ExecOutput::print(std::uint64_t index) {
+void ExecOutput::print(std::uint64_t index, bool succeeded) {
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -83,6 +85,10 @@ void ExecOutput::print(std::uint64_t index) {
                p->second + "): printed up to where it was stopped\n");
     err_.flush();
     partial_.erase(p);
+  }
+  if (succeeded && on_printed_ && !out_.closed()) {
+    out_.flush();  // (an --events sink has flushed its lines already)
+    on_printed_(std::span<const std::uint64_t>(&index, 1));
   }
 }
 

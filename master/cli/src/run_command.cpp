@@ -230,16 +230,31 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   std::optional<EventStream> events;
   std::optional<TaskOutput> task_output;
   std::optional<ExecOutput> exec_output;
+  std::optional<PrintedByEvents> printed_by_events;
+  // -k: a task's output waits for the tasks before it, after its piece committed; its joblog
+  // row waits with it, so that a master killed meanwhile leaves it for --resume (GNU parallel
+  // logs a job when it prints it). Without -k output is printed before its piece's rows.
+  OnPrinted on_printed;
+  if (joblog && plan.keep_order) {
+    joblog->hold_until_printed();
+    on_printed = [&joblog](std::span<const std::uint64_t> indices) { joblog->printed(indices); };
+  }
   if (plan.events) events.emplace(stdout_sink(out));
-  if (spool) exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, plan.todo.ranges);
-  else if (!plan.events) task_output.emplace(out);
+  if (spool) {
+    exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, plan.todo.ranges, on_printed);
+  } else if (!plan.events) {
+    task_output.emplace(out, on_printed);
+  } else if (on_printed) {
+    printed_by_events.emplace(out, on_printed);
+  }
 
   FanoutObserver fanout;
   fanout.add(&publisher);
+  fanout.add(task_output ? &*task_output : nullptr);  // a piece's output is written out before its rows
   fanout.add(joblog ? &*joblog : nullptr);
   fanout.add(trace ? &*trace : nullptr);
   fanout.add(events ? &*events : nullptr);
-  fanout.add(task_output ? &*task_output : nullptr);
+  fanout.add(printed_by_events ? &*printed_by_events : nullptr);
   fanout.add(exec_output ? &*exec_output : nullptr);
   fanout.add(&progress);
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
@@ -260,6 +275,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
   farm.reset();  // workers stopped and reaped, their segments removed, before we report
   lines.reset();
   if (exec_output) exec_output->finish();
+  if (task_output) task_output->finish();  // results held for order, handed over as the run ended
   spool.reset();
   out.flush();
   progress.finish();
