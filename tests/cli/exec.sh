@@ -352,4 +352,21 @@ keep_order_resume_after_sigkill() {  # -k: a task held for order is logged once 
   expect_outputs_once 'out1\nout2\nout3\nout4\nout5\nout6\n' "$W/events.killed" "$W/stdout"
 }
 
+full_tmpdir_stops_the_run() {  # a spool write that fails is never silent: the task fails, the run stops, exit 102 (F3)
+  # A 64 KiB tmpfs as --tmpdir, mounted in a user and mount namespace of the run's own.
+  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
+  mkdir "$W/small"
+  local cmd='if [ {} = 1 ]; then echo small; else echo begin {}; head -c 70000 /dev/zero | tr "\0" x; echo; echo done {}; fi'
+  unshare -rm sh -c 'mount -t tmpfs -o size=64k taskfarm-test "$1" || exit 77; shift; exec "$@"' sh "$W/small" \
+    "$TASKFARM" run --exec -k -j 1 --tmpdir "$W/small" --shell -- "$cmd" ::: 1 2 3 4 </dev/null >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  [ "$TF_RC" -ne 77 ] || { echo "cannot mount a tmpfs here: skipped"; exit 77; }
+  expect_rc 102
+  expect_stderr "taskfarm: stopped: --tmpdir $W/small is full (No space left on device): the stdout of index 1 could not be written whole"
+  expect_stderr "taskfarm: the output of index 1 is PARTIAL: --tmpdir $W/small is full"
+  # Task 1 whole, task 2 cut where the disk was full (and said so), nothing of the tasks after.
+  [ "$(head -2 "$W/stdout")" = "$(printf 'small\nbegin 2')" ] || fail "stdout starts $(head -c 100 "$W/stdout")"
+  ! grep -q "done\|begin [34]" "$W/stdout" || fail "stdout has output of tasks after the full disk"
+}
+
 "$@"

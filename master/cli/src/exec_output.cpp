@@ -30,18 +30,28 @@ std::size_t whole_characters(const char* p, std::size_t n) {
 }  // namespace
 
 ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
-                       std::vector<IndexRange> todo, OnPrinted on_printed)
+                       std::vector<IndexRange> todo, OnPrinted on_printed,
+                       std::function<void(const std::string&)> on_spool_failed)
     : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)),
-      on_printed_(std::move(on_printed)) {
+      on_printed_(std::move(on_printed)), on_spool_failed_(std::move(on_spool_failed)) {
   if (!todo_.empty()) next_ = todo_.front().first;
 }
 
 void ExecOutput::on_failure(const FailureRecord& f) {
+  if (f.index && f.exception_type == exec::kSpoolWriteFailedType) {
+    // What the spool holds of it is cut short: said, and the run stops (retried or not).
+    std::string why = f.message.substr(0, f.message.find("; command: "));
+    if (on_spool_failed_) on_spool_failed_(why);
+    if (f.final) partial_[*f.index] = std::move(why);
+  }
   if (!f.index || !f.final) return;
   // The worker died or was killed while its command ran (not a command that ended and failed,
   // whose output was published): its unpublished files hold what the command wrote so far.
-  if (!f.task_process && f.pid > 0 && exec::adopt_partial_output(spool_, f.pid, *f.index))
-    partial_[*f.index] = f.cause == FailureCause::timeout ? "it was killed by --timeout" : "its worker ended: " + std::string(to_string(f.cause));
+  // (Not after an exception: that worker went on, and its current files are its next task's.)
+  if (f.ended_worker() && f.pid > 0 && exec::adopt_partial_output(spool_, f.pid, *f.index))
+    partial_[*f.index] = std::string("its command did not end (") +
+                         (f.cause == FailureCause::timeout ? "it was killed by --timeout" : "its worker ended: " + std::string(to_string(f.cause))) +
+                         "): printed up to where it was stopped";
   done(*f.index, false);
 }
 
@@ -81,8 +91,7 @@ void ExecOutput::print(std::uint64_t index, bool succeeded) {
   }
   if (const auto p = partial_.find(index); p != partial_.end()) {
     out_.flush();  // the mark comes after what it marks, where both go to one terminal
-    err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: its command did not end (" +
-               p->second + "): printed up to where it was stopped\n");
+    err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: " + p->second + "\n");
     err_.flush();
     partial_.erase(p);
   }

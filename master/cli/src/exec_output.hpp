@@ -8,11 +8,14 @@
 // (pieces of at most 1 MiB: several events for a larger output). Says which succeeded tasks'
 // output is out (on_printed: the joblog's "ok" rows wait for it with --keep-order). A task whose command was
 // killed with its worker (a timeout, a crash) and failed for good prints what the command wrote
-// until then, as GNU parallel does, followed on stderr by a line saying it is partial.
+// until then, as GNU parallel does, followed on stderr by a line saying it is partial. So does a
+// task whose output could not be written into the spool (a full --tmpdir: the worker's
+// SpoolWriteFailed), and `on_spool_failed` hears why (the run stops: its output is incomplete).
 // Farm's thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -29,7 +32,8 @@ class ExecOutput : public FarmObserver {
   /// `todo`: the tasks of this run (sorted ranges), the order --keep-order prints them in.
   /// `events`: --events, which says each piece of stdout as an `output` event; nullptr prints it.
   ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
-             std::vector<IndexRange> todo, OnPrinted on_printed = {});
+             std::vector<IndexRange> todo, OnPrinted on_printed = {},
+             std::function<void(const std::string&)> on_spool_failed = {});
 
   void on_result(const IndexResult& r) override { done(r.index, true); }
   void on_failure(const FailureRecord& f) override;
@@ -51,6 +55,7 @@ class ExecOutput : public FarmObserver {
   std::size_t range_ = 0;      // --keep-order: the range of the next task to print
   std::uint64_t next_ = 0;     // ... and that task
   OnPrinted on_printed_;
+  std::function<void(const std::string&)> on_spool_failed_;
   std::map<std::uint64_t, bool> held_;  // done (succeeded?), waiting for the tasks before them
   std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial
 };

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <string_view>
 
 #include "taskfarm/error.hpp"
@@ -18,14 +20,22 @@ const char* extension(Stream s) { return s == Stream::out ? ".out" : ".err"; }
 
 }  // namespace
 
+std::string spool_write_failed_message(const std::string& dir, std::uint64_t index, Stream s, int err) {
+  const std::string where = "--tmpdir " + std::filesystem::path(dir).parent_path().string();
+  const bool full = err == ENOSPC || err == EDQUOT;
+  return (full ? where + " is full" : "cannot write into " + where) + " (" + std::strerror(err) + "): the " +
+         (s == Stream::out ? "stdout" : "stderr") + " of index " + std::to_string(index) + " could not be written whole";
+}
+
 std::string task_output_path(const std::string& dir, std::uint64_t index, Stream s) {
   return dir + "/" + std::to_string(index) + extension(s);
 }
 
-int SpoolFile::fd() {
+int SpoolFile::fd(std::uint64_t index) {
   if (fd_) return fd_.get();
   name_ = dir_ + "/w" + std::to_string(::getpid()) + "-" + std::to_string(made_++) + extension(stream_);
   fd_.reset(::open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd_ && (errno == ENOSPC || errno == EDQUOT)) throw SpoolWriteFailed(spool_write_failed_message(dir_, index, stream_, errno));
   if (!fd_) throw_errno("cannot create " + name_ + " for a command's output");
   return fd_.get();
 }

@@ -14,11 +14,26 @@
 #include <cstdint>
 #include <string>
 
+#include "taskfarm/error.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::exec {
 
 enum class Stream : std::uint8_t { out, err };
+
+/// A task's output could not be written into the spool (a full --tmpdir, a file size limit, an
+/// I/O error): thrown by the worker for that task, whose output is incomplete. The master knows
+/// the failure by this type's name (kSpoolWriteFailedType, its FailureRecord::exception_type)
+/// and stops the run: what it would print next is not the whole output.
+class SpoolWriteFailed : public Error {
+ public:
+  using Error::Error;
+};
+inline constexpr const char* kSpoolWriteFailedType = "taskfarm::exec::SpoolWriteFailed";
+
+/// The message of a SpoolWriteFailed for task `index` (before "; command: "): names the
+/// directory, says it is full when it is (`err`).
+std::string spool_write_failed_message(const std::string& dir, std::uint64_t index, Stream s, int err);
 
 /// "<dir>/<index>.out" or ".err": task `index`'s output once its command has ended.
 std::string task_output_path(const std::string& dir, std::uint64_t index, Stream s);
@@ -27,8 +42,9 @@ std::string task_output_path(const std::string& dir, std::uint64_t index, Stream
 class SpoolFile {
  public:
   SpoolFile(std::string dir, Stream stream) : dir_(std::move(dir)), stream_(stream) {}
-  /// The descriptor the next command writes (a new file when the last one was published).
-  int fd();
+  /// The descriptor the next command's output goes to (a new file when the last one was
+  /// published); `index`: the task, named if a full --tmpdir refuses the file (SpoolWriteFailed).
+  int fd(std::uint64_t index);
   /// The command has ended: if it wrote anything, its file becomes task `index`'s output
   /// (replacing an earlier attempt's) and the next command gets a new file. Returns the bytes.
   std::uint64_t publish(std::uint64_t index);
