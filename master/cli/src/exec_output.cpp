@@ -79,11 +79,20 @@ void ExecOutput::finish() {
   held_.clear();
 }
 
+void ExecOutput::on_tick(const FarmTick&) {
+  if (!live_) return;
+  if (!keep_order_) return live_->poll(std::nullopt);
+  if (range_ < todo_.size()) live_->poll(next_);
+}
+
 void ExecOutput::print(std::uint64_t index, bool succeeded) {
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // --line-buffer: what was printed of it as it ran is not printed again.
+    const std::uint64_t printed = live_ ? live_->resume_offset(index, s, fd.get()) : 0;
     if (!fd) continue;  // the task printed nothing there
+    if (printed > 0 && ::lseek(fd.get(), static_cast<off_t>(printed), SEEK_SET) < 0) continue;
     ::unlink(path.c_str());  // the space comes back once it is printed
     if (s == exec::Stream::err) err_.write_file(fd.get());
     else if (events_ != nullptr) events_of(index, fd.get());

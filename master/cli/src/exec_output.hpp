@@ -17,11 +17,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "stdout_writer.hpp"
 #include "taskfarm/farm.hpp"
+#include "live_output.hpp"
 #include "task_output.hpp"
 #include "taskfarm/range_set.hpp"
 
@@ -35,7 +37,12 @@ class ExecOutput : public FarmObserver {
              std::vector<IndexRange> todo, OnPrinted on_printed = {},
              std::function<void(const std::string&)> on_spool_failed = {});
 
+  /// --line-buffer: the running commands' complete lines are printed at each tick (all tasks',
+  /// or with --keep-order the oldest unprinted task's), the rest of a task's output when it is done.
+  void line_buffered() { live_.emplace(spool_, out_, err_); }
+
   void on_result(const IndexResult& r) override { done(r.index, true); }
+  void on_tick(const FarmTick&) override;
   void on_failure(const FailureRecord& f) override;
   /// The run has ended: prints what is held back (--keep-order, behind tasks never done).
   void finish();
@@ -57,6 +64,7 @@ class ExecOutput : public FarmObserver {
   OnPrinted on_printed_;
   std::function<void(const std::string&)> on_spool_failed_;
   std::map<std::uint64_t, bool> held_;  // done (succeeded?), waiting for the tasks before them
+  std::optional<LiveOutput> live_;  // --line-buffer
   std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial
 };
 

@@ -247,6 +247,7 @@ int run_command(const RunPlan& plan, const std::string& resume_hint) {
                           if (spool_error.empty()) spool_error = why;
                           if (farm) farm->request_stop();
                         });
+    if (plan.exec->line_buffer) exec_output->line_buffered();
   } else if (!plan.events) {
     task_output.emplace(out, on_printed);
   } else if (on_printed) {
