@@ -42,8 +42,50 @@ void Joblog::write_rows() {
 
 void Joblog::on_tasks_done(const TasksDone& t) {
   rows_.clear();
-  rows_ok_ = format_.append_done(rows_, t);
-  write_rows();
+  if (!hold_) {
+    rows_ok_ = format_.append_done(rows_, t);
+    write_rows();
+    return;
+  }
+  // One row (one line) per succeeded index, in index order: each waits until it is printed.
+  std::string piece;
+  format_.append_done(piece, t);
+  rows_ok_ = 0;
+  auto f = t.failed.begin();
+  std::size_t at = 0;
+  for (std::uint64_t i = t.begin; i < t.end && at < piece.size(); ++i) {
+    if (f != t.failed.end() && *f == i) {
+      ++f;
+      continue;
+    }
+    const std::size_t nl = piece.find('\n', at);
+    const std::size_t stop = nl == std::string::npos ? piece.size() : nl + 1;
+    std::string row = piece.substr(at, stop - at);
+    at = stop;
+    if (printed_early_.erase(i) == 0) {  // its output is still held for order
+      held_[i] += row;
+      continue;
+    }
+    rows_ += row;
+    ++rows_ok_;
+  }
+  if (!rows_.empty()) write_rows();
+}
+
+void Joblog::printed(std::span<const std::uint64_t> indices) {
+  rows_.clear();
+  rows_ok_ = 0;
+  for (std::uint64_t i : indices) {
+    const auto h = held_.find(i);
+    if (h == held_.end()) {  // delivered within the commit that reports it: the row comes next
+      printed_early_.insert(i);
+      continue;
+    }
+    rows_ += h->second;
+    ++rows_ok_;
+    held_.erase(h);
+  }
+  if (!rows_.empty()) write_rows();
 }
 
 void Joblog::on_failure(const FailureRecord& f) {

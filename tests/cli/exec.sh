@@ -339,4 +339,98 @@ not_a_worker_program_says_exec() {  # GNU parallel habits without --exec: told w
   expect_stderr "--shell needs --exec"
 }
 
+
+keep_order_resume_after_sigkill() {  # -k: a task held for order is logged once printed; --resume prints it (F9)
+  local cmd='if [ {} = 1 ] && [ ! -e "'"$W"'/open" ]; then exec cat "'"$W"'/gate" >/dev/null; fi; echo out{}'
+  local job=(--exec -k -j 2 --chunk 1 --joblog "$W/k.tsv" --events --shell -- "$cmd" ::: 1 2 3 4 5 6)
+  mkfifo "$W/gate"
+  kill_while_held "2 3 4 5" "${job[@]}"  # done, held behind task 0, which waits at the gate
+  [ -z "$(awk -F'\t' 'NR > 2 && $7 == "ok"' "$W/k.tsv")" ] || fail "joblog says done what was never printed: $(cat "$W/k.tsv")"
+  touch "$W/open"
+  tf run --resume "${job[@]}"
+  expect_rc 0
+  expect_outputs_once 'out1\nout2\nout3\nout4\nout5\nout6\n' "$W/events.killed" "$W/stdout"
+}
+
+full_tmpdir_stops_the_run() {  # a spool write that fails is never silent: the task fails, the run stops, exit 102 (F3)
+  # A 64 KiB tmpfs as --tmpdir, mounted in a user and mount namespace of the run's own.
+  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
+  mkdir "$W/small"
+  local cmd='if [ {} = 1 ]; then echo small; else echo begin {}; head -c 70000 /dev/zero | tr "\0" x; echo; echo done {}; fi'
+  unshare -rm sh -c 'mount -t tmpfs -o size=64k taskfarm-test "$1" || exit 77; shift; exec "$@"' sh "$W/small" \
+    "$TASKFARM" run --exec -k -j 1 --tmpdir "$W/small" --shell -- "$cmd" ::: 1 2 3 4 </dev/null >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  [ "$TF_RC" -ne 77 ] || { echo "cannot mount a tmpfs here: skipped"; exit 77; }
+  expect_rc 102
+  expect_stderr "taskfarm: stopped: --tmpdir $W/small is full (No space left on device): the stdout of index 1 could not be written whole"
+  expect_stderr "taskfarm: the output of index 1 is PARTIAL: --tmpdir $W/small is full"
+  # Task 1 whole, task 2 cut where the disk was full (and said so), nothing of the tasks after.
+  [ "$(head -2 "$W/stdout")" = "$(printf 'small\nbegin 2')" ] || fail "stdout starts $(head -c 100 "$W/stdout")"
+  ! grep -q "done\|begin [34]" "$W/stdout" || fail "stdout has output of tasks after the full disk"
+}
+
+# line_buffer_run ARGS...: taskfarm run --exec --line-buffer ARGS in the background, its stdout
+# on fd 3 (a FIFO) for read_line; the gates g1, g2 made (FIFOs the commands wait on).
+line_buffer_run() {
+  mkfifo "$W/ev" "$W/g1" "$W/g2"
+  "$TASKFARM" run --exec --line-buffer "$@" </dev/null >"$W/ev" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/ev"
+}
+# expect_line TEXT: the next line of the run's stdout is TEXT (deadline 20 s).
+expect_line() {
+  local line
+  read -r -t 20 -u 3 line || fail "no line '$1' from the run (output not passed on as it comes?)"
+  [ "$line" = "$1" ] || fail "line '$line', expected '$1'"
+}
+open_gate() { timeout 20 sh -c 'echo go >"$1"' sh "$W/$1" || fail "nobody waits at gate $1"; }
+expect_run_ends() {
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 0
+  local rest
+  rest=$(timeout 20 cat <&3) || fail "stdout does not end"
+  [ -z "$rest" ] || fail "more output: $rest"
+  exec 3<&-
+}
+
+line_buffer_passes_lines_as_they_come() {  # --line-buffer: whole lines, live, never a cut one (issue 13)
+  # Task 1 has written "first" and half a line and waits; task 2 prints after the test read "first".
+  line_buffer_run -j 2 --shell -- \
+    'if [ {} = 1 ]; then printf "first\npar"; read x <"'"$W"'/g1"; echo tial; else read x <"'"$W"'/g2"; echo second; fi' ::: 1 2
+  expect_line first
+  open_gate g2
+  expect_line second  # not "parsecond": a line is printed once it is whole
+  open_gate g1
+  expect_line partial
+  expect_run_ends
+  # Lines written in pieces by two tasks at once: each line whole, each task's in order.
+  tf run --exec --line-buffer -j 2 --shell -- \
+    'i=0; while [ $i -lt 300 ]; do printf "{}-$i-"; printf "end\n"; i=$((i + 1)); done' ::: a b </dev/null
+  expect_rc 0
+  [ "$(grep -c . "$W/stdout")" -eq 600 ] || fail "$(grep -c . "$W/stdout") lines"
+  for t in a b; do
+    [ "$(grep "^$t-" "$W/stdout" | tr '\n' ' ')" = "$(seq -f "$t-%g-end" 0 299 | tr '\n' ' ')" ] ||
+      fail "task $t's lines cut or out of order: $(grep -v '^[ab]-[0-9]*-end$' "$W/stdout" | head -3)"
+  done
+}
+
+line_buffer_keep_order_prints_the_oldest_live() {  # -k --line-buffer: the oldest task live, the later ones in turn
+  line_buffer_run -k -j 2 --shell -- \
+    'if [ {} = 1 ]; then echo a1; read x <"'"$W"'/g1"; echo a2; else echo b1; echo b2; fi' ::: 1 2
+  expect_line a1
+  open_gate g1
+  expect_line a2
+  expect_line b1
+  expect_line b2
+  expect_run_ends
+  tf run --line-buffer --tasks 2 -- "$CLI_WORKER" </dev/null
+  expect_rc 2
+  expect_stderr "--line-buffer needs --exec"
+  tf run --exec --line-buffer --events -- echo ::: a </dev/null
+  expect_rc 2
+  expect_stderr "--line-buffer with --events"
+}
+
 "$@"

@@ -77,6 +77,56 @@ for pid in map(int, sys.argv[1:]):
 PY
 }
 
+# Runs taskfarm with "$@" (an -k --events run whose task 0 waits until the master dies), waits until the events
+# say that the tasks $1 (a list) committed, held behind it, SIGKILLs the master and leaves its
+# events in $W/events.killed. Workers (and their commands) are gone when it returns. (Which
+# worker runs task 1 is the scheduler's choice: it may wait queued behind task 0.)
+kill_while_held() {
+  local want=" $1 " line b e k pids=()
+  shift
+  mkfifo "$W/ev"
+  "$TASKFARM" run "$@" </dev/null >"$W/ev" 2>"$W/stderr" &
+  local master=$!
+  BG+=("$master")
+  exec 3<"$W/ev"
+  : >"$W/events.killed"
+  while [ -n "${want// /}" ] && read -r -t 30 -u 3 line; do
+    printf '%s\n' "$line" >>"$W/events.killed"
+    case $line in
+      *'"event":"chunk"'*)
+        b=$(sed -E 's/.*"begin":([0-9]+).*/\1/' <<<"$line")
+        e=$(sed -E 's/.*"end":([0-9]+).*/\1/' <<<"$line")
+        for ((k = b; k < e; k++)); do want=${want/ $k / }; done ;;
+      *'"event":"worker"'*) pids+=("$(sed -E 's/.*"pid":([0-9]+).*/\1/' <<<"$line")") ;;
+    esac
+  done
+  [ -z "${want// /}" ] || fail "tasks$want not committed before the deadline"
+  kill -KILL "$master"
+  wait "$master" 2>/dev/null
+  [ $? -eq 137 ] || fail "the master was not killed"
+  timeout 20 cat <&3 >>"$W/events.killed"
+  exec 3<&-
+  rm -f "$W/ev"
+  wait_gone "${pids[@]}"
+}
+
+# The `output` events of files $2.. hold each line of $1 exactly once, and nothing else.
+expect_outputs_once() {
+  "$PYTHON" - "$@" <<'PY' || fail "outputs of the two runs: see above"
+import json, sys
+want, files = sys.argv[1], sys.argv[2:]
+got = {}
+for f in files:
+    for line in open(f):
+        e = json.loads(line)
+        if e["event"] == "output":
+            assert e["index"] not in got, f"index {e['index']} printed twice"
+            got[e["index"]] = e["text"]
+text = "".join(got[k] for k in sorted(got))
+assert text == want.replace("\\n", "\n"), f"printed {got}, expected {want}"
+PY
+}
+
 # py CODE ARGS...: runs Python (with NumPy) and fails the test if it does.
 py() {
   local code=$1

@@ -123,4 +123,21 @@ mismatches() {
   [ ! -e "$W/o.npy" ] || fail "a refused resume created the output"
 }
 
+keep_order_after_sigkill() {  # -k: a result held for order is logged once printed; --resume prints it (F9)
+  local job=(-k -j 2 --chunk 1 --tasks 6 --joblog "$W/k.tsv" --events)
+  kill_while_held "2 3 4 5" "${job[@]}" -- "$CLI_WORKER" --print --block-at 0
+  [ -z "$(awk -F'\t' 'NR > 2 && $7 == "ok"' "$W/k.tsv")" ] || fail "joblog says done what was never printed: $(cat "$W/k.tsv")"
+  tf run --resume "${job[@]}" -- "$CLI_WORKER" --print </dev/null
+  expect_rc 0
+  expect_outputs_once 'task 0\ntask 1\ntask 2\ntask 3\ntask 4\ntask 5\n' "$W/events.killed" "$W/stdout"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/k.tsv" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 " ] ||
+    fail "not every task ok exactly once: $(cat "$W/k.tsv")"
+  # Printed to stdout (not as events), every row still comes, once its output is out.
+  tf run -k -j 2 --chunk 1 --tasks 6 --joblog "$W/p.tsv" -- "$CLI_WORKER" --print </dev/null
+  expect_rc 0
+  [ "$(cat "$W/stdout")" = "$(printf 'task %d\n' 0 1 2 3 4 5)" ] || fail "stdout: $(cat "$W/stdout")"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/p.tsv" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 " ] ||
+    fail "printed tasks missing from the joblog: $(cat "$W/p.tsv")"
+}
+
 "$@"

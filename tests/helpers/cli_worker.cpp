@@ -3,10 +3,11 @@
 // element i), and/or prints a line; it misbehaves at chosen indices.
 //   cli_worker [--print] [--from-input] [--crash-at K,..] [--throw-at K,..] [--exit-at K,..]
 //              [--throw-all] [--crash-once-at K --marker-dir DIR] [--block-from K] [--spin-ms MS]
-//              [--gate FIFO]
+//              [--gate FIFO] [--block-at K,..]
 // value(k) = (k * 7919) % 65521, reduced % 251 for uint8; --from-input: 2 * input.flat[k]
 // (float64 input). --print: "task i" or, with --input-lines, "i: <line i>". --block-from K:
-// every index >= K blocks until the worker is killed (the master's death kills it). --spin-ms:
+// every index >= K blocks until the worker is killed (the master's death kills it); --block-at:
+// those indices do. --spin-ms:
 // each task burns MS of CPU first (a slow task; the worker runtime reports finished chunks
 // at least every millisecond, so each one reaches the master before the next starts).
 // --gate FIFO: the worker's first task first reads the FIFO to its end, so it cannot finish
@@ -69,7 +70,7 @@ std::uint64_t tasks_of(const taskfarm::TaskContext& t) {
 
 int main(int argc, char** argv) {
   bool print = false, from_input = false, throw_all = false;
-  std::set<std::uint64_t> crash_at, throw_at, exit_at;
+  std::set<std::uint64_t> crash_at, throw_at, exit_at, block_at;
   std::uint64_t crash_once_at = kNone, block_from = kNone;
   std::string marker_dir, gate;
   long spin_ms = 0;
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
     else if (a == "--crash-at") crash_at = list();
     else if (a == "--throw-at") throw_at = list();
     else if (a == "--exit-at") exit_at = list();
+    else if (a == "--block-at") block_at = list();
     else if (a == "--crash-once-at") crash_once_at = next();
     else if (a == "--block-from") block_from = next();
     else if (a == "--marker-dir" && i + 1 < argc) marker_dir = argv[++i];
@@ -91,7 +93,7 @@ int main(int argc, char** argv) {
   }
   return taskfarm::run_worker([&](taskfarm::TaskContext& t) {
     const std::uint64_t i = t.index();
-    if (i >= block_from)
+    if (i >= block_from || block_at.count(i) != 0)
       for (;;) ::pause();
     if (!gate.empty()) {  // open() waits for the writer, read() for its close
       const int fd = ::open(gate.c_str(), O_RDONLY | O_CLOEXEC);

@@ -187,5 +187,24 @@ TEST(JoblogFile, ResumeRefusesAFifoOrADeviceWithoutReadingIt) {
   }
 }
 
+TEST(Joblog, HeldOkRowIsWrittenOnlyOnceItsOutputIsPrinted) {
+  // -k: a piece of tasks 0..3 commits; task 1 was printed as it was delivered (before the
+  // commit was reported), task 2 failed, tasks 0 and 3 wait for their turn to print.
+  TempPath f;
+  Joblog log(new_joblog(f.path(), 10), {{0, 10}});
+  log.hold_until_printed();
+  const std::uint64_t early[] = {1};
+  log.printed(early);
+  const std::uint64_t failed[] = {2};
+  const auto t0 = std::chrono::steady_clock::now();
+  log.on_tasks_done(TasksDone{0, 1, 0, 4, 0, failed, t0, t0});
+  auto ok = [&] { return read_joblog(f.path()).done.ranges(); };
+  EXPECT_EQ(ok(), (std::vector<IndexRange>{{1, 2}})) << "a row for output not printed";
+  const std::uint64_t later[] = {0, 3};
+  log.printed(later);
+  EXPECT_EQ(ok(), (std::vector<IndexRange>{{0, 2}, {3, 4}}));
+  EXPECT_EQ(log.recorded_ok(), 3u);
+}
+
 }  // namespace
 }  // namespace taskfarm

@@ -2,7 +2,9 @@
 // (run_worker) whose kernel runs one command per task: it builds the task's argument vector
 // from the command template and the task's inputs, runs it (no shell unless --shell) with its
 // stdout and stderr in the run's spool directory, waits for it, and reports a non-zero exit or
-// a signal as the task's failure. Everything else — crashes, retries, timeouts, joblog,
+// a signal as the task's failure; their output comes through pipes it copies into the spool
+// (output_pump.hpp), so a write there that fails fails the task (SpoolWriteFailed), and the
+// master stops the run. Everything else — crashes, retries, timeouts, joblog,
 // resume, ordered output — is the farm's, as for any worker program. Started by `taskfarm`:
 //   taskfarm-exec --spool DIR [--shell] [--replace STR] -- [WORD...]
 // The task's inputs: with --input-lines or ::: / :::: sources (one axis of the index space per
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -23,6 +26,7 @@
 #include "child_process.hpp"
 #include "command_template.hpp"
 #include "memory_failure.hpp"
+#include "output_pump.hpp"
 #include "spool.hpp"
 #include "taskfarm/worker.hpp"
 
@@ -48,6 +52,9 @@ class ExecKernel {
   explicit ExecKernel(Options o) : o_(std::move(o)), out_(o_.spool, Stream::out), err_(o_.spool, Stream::err) {
     null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null_) throw_errno("cannot open /dev/null for the commands' standard input");
+    // A spool file past RLIMIT_FSIZE: the write fails (EFBIG) and the task says so, rather than
+    // this worker dying of the signal. (Commands start with every signal at its default.)
+    ::signal(SIGXFSZ, SIG_IGN);
   }
 
   void operator()(TaskContext& t) {
@@ -60,15 +67,26 @@ class ExecKernel {
     remove_task_output(o_.spool, index);
     CommandStatus status{127, 0};
     const auto started = std::chrono::steady_clock::now();
+    int write_error = 0;
+    Stream failed_stream = Stream::out;
     if (path.empty()) {
       exec_error = why;
     } else {
-      status = run_command(path, argv, StandardFds{null_.get(), out_.fd(), err_.fd()}, exec_error);
+      const int out = out_.fd(index), err = err_.fd(index);
+      OutputPump pump;
+      status = run_command(path, argv, StandardFds{null_.get(), pump.command_stdout(), pump.command_stderr()}, exec_error,
+                           [&](pid_t pid) { write_error = pump.copy(pid, out, err, failed_stream); });
     }
     const auto runtime = std::chrono::steady_clock::now() - started;
+    if (write_error != 0) {  // what the spool holds is not the whole output: never printed as such
+      out_.publish(index);
+      err_.publish(index);
+      throw SpoolWriteFailed(spool_write_failed_message(o_.spool, index, failed_stream, write_error) + "; command: " +
+                             quote_command(argv));
+    }
     if (!exec_error.empty()) {  // said on the task's stderr, as a shell would
       const std::string line = "taskfarm-exec: " + exec_error + "\n";
-      [[maybe_unused]] const auto n = ::write(err_.fd(), line.data(), line.size());
+      [[maybe_unused]] const auto n = ::write(err_.fd(index), line.data(), line.size());
     }
     const bool failed = status.exit_code != 0 || status.signal != 0;
     std::string tail = failed ? err_.tail(kStderrTail) : std::string();

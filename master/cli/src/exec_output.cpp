@@ -30,29 +30,41 @@ std::size_t whole_characters(const char* p, std::size_t n) {
 }  // namespace
 
 ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
-                       std::vector<IndexRange> todo)
-    : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)) {
+                       std::vector<IndexRange> todo, OnPrinted on_printed,
+                       std::function<void(const std::string&)> on_spool_failed)
+    : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)),
+      on_printed_(std::move(on_printed)), on_spool_failed_(std::move(on_spool_failed)) {
   if (!todo_.empty()) next_ = todo_.front().first;
 }
 
 void ExecOutput::on_failure(const FailureRecord& f) {
+  if (f.index && f.exception_type == exec::kSpoolWriteFailedType) {
+    // What the spool holds of it is cut short: said, and the run stops (retried or not).
+    std::string why = f.message.substr(0, f.message.find("; command: "));
+    if (on_spool_failed_) on_spool_failed_(why);
+    if (f.final) partial_[*f.index] = std::move(why);
+  }
   if (!f.index || !f.final) return;
   // The worker died or was killed while its command ran (not a command that ended and failed,
   // whose output was published): its unpublished files hold what the command wrote so far.
-  if (!f.task_process && f.pid > 0 && exec::adopt_partial_output(spool_, f.pid, *f.index))
-    partial_[*f.index] = f.cause == FailureCause::timeout ? "it was killed by --timeout" : "its worker ended: " + std::string(to_string(f.cause));
-  done(*f.index);
+  // (Not after an exception: that worker went on, and its current files are its next task's.)
+  if (f.ended_worker() && f.pid > 0 && exec::adopt_partial_output(spool_, f.pid, *f.index))
+    partial_[*f.index] = std::string("its command did not end (") +
+                         (f.cause == FailureCause::timeout ? "it was killed by --timeout" : "its worker ended: " + std::string(to_string(f.cause))) +
+                         "): printed up to where it was stopped";
+  done(*f.index, false);
 }
 
-void ExecOutput::done(std::uint64_t index) {
+void ExecOutput::done(std::uint64_t index, bool succeeded) {
   if (!keep_order_) {
-    print(index);
+    print(index, succeeded);
     return;
   }
-  held_.insert(index);
-  while (range_ < todo_.size() && !held_.empty() && *held_.begin() == next_) {
+  held_.emplace(index, succeeded);
+  while (range_ < todo_.size() && !held_.empty() && held_.begin()->first == next_) {
+    const bool ok = held_.begin()->second;
     held_.erase(held_.begin());
-    print(next_);
+    print(next_, ok);
     advance();
   }
 }
@@ -63,15 +75,24 @@ void ExecOutput::advance() {
 }
 
 void ExecOutput::finish() {
-  for (std::uint64_t index : held_) print(index);
+  for (const auto& [index, ok] : held_) print(index, ok);
   held_.clear();
 }
 
-void ExecOutput::print(std::uint64_t index) {
+void ExecOutput::on_tick(const FarmTick&) {
+  if (!live_) return;
+  if (!keep_order_) return live_->poll(std::nullopt);
+  if (range_ < todo_.size()) live_->poll(next_);
+}
+
+void ExecOutput::print(std::uint64_t index, bool succeeded) {
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // --line-buffer: what was printed of it as it ran is not printed again.
+    const std::uint64_t printed = live_ ? live_->resume_offset(index, s, fd.get()) : 0;
     if (!fd) continue;  // the task printed nothing there
+    if (printed > 0 && ::lseek(fd.get(), static_cast<off_t>(printed), SEEK_SET) < 0) continue;
     ::unlink(path.c_str());  // the space comes back once it is printed
     if (s == exec::Stream::err) err_.write_file(fd.get());
     else if (events_ != nullptr) events_of(index, fd.get());
@@ -79,10 +100,13 @@ void ExecOutput::print(std::uint64_t index) {
   }
   if (const auto p = partial_.find(index); p != partial_.end()) {
     out_.flush();  // the mark comes after what it marks, where both go to one terminal
-    err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: its command did not end (" +
-               p->second + "): printed up to where it was stopped\n");
+    err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: " + p->second + "\n");
     err_.flush();
     partial_.erase(p);
+  }
+  if (succeeded && on_printed_ && !out_.closed()) {
+    out_.flush();  // (an --events sink has flushed its lines already)
+    on_printed_(std::span<const std::uint64_t>(&index, 1));
   }
 }
 

@@ -5,19 +5,26 @@
 // ones before it; a run that ends early prints what is done, in order. The output waits on disk
 // in the spool directory (spool_dir.hpp) and is copied from there, so the master's memory stays
 // bounded whatever a command prints. With --events, stdout comes as `output` events instead
-// (pieces of at most 1 MiB: several events for a larger output). A task whose command was
+// (pieces of at most 1 MiB: several events for a larger output). Says which succeeded tasks'
+// output is out (on_printed: the joblog's "ok" rows wait for it with --keep-order). A task whose command was
 // killed with its worker (a timeout, a crash) and failed for good prints what the command wrote
-// until then, as GNU parallel does, followed on stderr by a line saying it is partial.
+// until then, as GNU parallel does, followed on stderr by a line saying it is partial. So does a
+// task whose output could not be written into the spool (a full --tmpdir: the worker's
+// SpoolWriteFailed), and `on_spool_failed` hears why (the run stops: its output is incomplete).
 // Farm's thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "stdout_writer.hpp"
 #include "taskfarm/farm.hpp"
+#include "live_output.hpp"
+#include "task_output.hpp"
 #include "taskfarm/range_set.hpp"
 
 namespace taskfarm::cli {
@@ -27,16 +34,22 @@ class ExecOutput : public FarmObserver {
   /// `todo`: the tasks of this run (sorted ranges), the order --keep-order prints them in.
   /// `events`: --events, which says each piece of stdout as an `output` event; nullptr prints it.
   ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
-             std::vector<IndexRange> todo);
+             std::vector<IndexRange> todo, OnPrinted on_printed = {},
+             std::function<void(const std::string&)> on_spool_failed = {});
 
-  void on_result(const IndexResult& r) override { done(r.index); }
+  /// --line-buffer: the running commands' complete lines are printed at each tick (all tasks',
+  /// or with --keep-order the oldest unprinted task's), the rest of a task's output when it is done.
+  void line_buffered() { live_.emplace(spool_, out_, err_); }
+
+  void on_result(const IndexResult& r) override { done(r.index, true); }
+  void on_tick(const FarmTick&) override;
   void on_failure(const FailureRecord& f) override;
   /// The run has ended: prints what is held back (--keep-order, behind tasks never done).
   void finish();
 
  private:
-  void done(std::uint64_t index);
-  void print(std::uint64_t index);
+  void done(std::uint64_t index, bool succeeded);
+  void print(std::uint64_t index, bool succeeded);
   void advance();
   void events_of(std::uint64_t index, int fd);
 
@@ -48,7 +61,10 @@ class ExecOutput : public FarmObserver {
   std::vector<IndexRange> todo_;
   std::size_t range_ = 0;      // --keep-order: the range of the next task to print
   std::uint64_t next_ = 0;     // ... and that task
-  std::set<std::uint64_t> held_;  // done, waiting for the tasks before them
+  OnPrinted on_printed_;
+  std::function<void(const std::string&)> on_spool_failed_;
+  std::map<std::uint64_t, bool> held_;  // done (succeeded?), waiting for the tasks before them
+  std::optional<LiveOutput> live_;  // --line-buffer
   std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial
 };
 

@@ -246,16 +246,37 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   std::optional<EventStream> events;
   std::optional<TaskOutput> task_output;
   std::optional<ExecOutput> exec_output;
+  std::optional<PrintedByEvents> printed_by_events;
+  std::string spool_error;  // --exec: a task's output could not be written into --tmpdir
+  // -k: a task's output waits for the tasks before it, after its piece committed; its joblog
+  // row waits with it, so that a master killed meanwhile leaves it for --resume (GNU parallel
+  // logs a job when it prints it). Without -k output is printed before its piece's rows.
+  OnPrinted on_printed;
+  if (joblog && plan.keep_order) {
+    joblog->hold_until_printed();
+    on_printed = [&joblog](std::span<const std::uint64_t> indices) { joblog->printed(indices); };
+  }
   if (plan.events) events.emplace(stdout_sink(out));
-  if (spool) exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, plan.todo.ranges);
-  else if (!plan.events) task_output.emplace(out);
+  if (spool) {
+    exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, plan.todo.ranges, on_printed,
+                        [&farm, &spool_error](const std::string& why) {
+                          if (spool_error.empty()) spool_error = why;
+                          if (farm) farm->request_stop();
+                        });
+    if (plan.exec->line_buffer) exec_output->line_buffered();
+  } else if (!plan.events) {
+    task_output.emplace(out, on_printed);
+  } else if (on_printed) {
+    printed_by_events.emplace(out, on_printed);
+  }
 
   FanoutObserver fanout;
   fanout.add(&publisher);
+  fanout.add(task_output ? &*task_output : nullptr);  // a piece's output is written out before its rows
   fanout.add(joblog ? &*joblog : nullptr);
   fanout.add(trace ? &*trace : nullptr);
   fanout.add(events ? &*events : nullptr);
-  fanout.add(task_output ? &*task_output : nullptr);
+  fanout.add(printed_by_events ? &*printed_by_events : nullptr);
   fanout.add(exec_output ? &*exec_output : nullptr);
   fanout.add(&progress);
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
@@ -276,6 +297,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   farm.reset();  // workers stopped and reaped, their segments removed, before we report
   lines.reset();
   if (exec_output) exec_output->finish();
+  if (task_output) task_output->finish();  // results held for order, handed over as the run ended
   spool.reset();
   out.flush();
   progress.finish();
@@ -294,12 +316,14 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   // stays too (a --resume goes on from it).
   const bool published = publisher.finish(report);
   // A file of the run that could not be written or put in place stops it like an interruption.
-  const int status = published && joblog_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
+  // So does a spool that could not take a task's output (a full --tmpdir): its output is incomplete.
+  const std::string& stop_error = joblog_error.empty() ? spool_error : joblog_error;
+  const int status = published && stop_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
   SummaryContext ctx;
   ctx.total = plan.tasks;
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
-  ctx.stop_reason = published ? joblog_error : publisher.error();
+  ctx.stop_reason = published ? stop_error : publisher.error();
   if (published && !joblog_error.empty() && joblog) ctx.joblog_recorded = joblog->recorded_ok();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;

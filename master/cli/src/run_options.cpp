@@ -44,6 +44,9 @@ void add_run_options(CLI::App& app, RunOptions& o) {
                "followed by input sources (::: VALUES..., :::: FILE)");
   app.add_option("-I", o.replace, "--exec: use STR instead of {} for the input (GNU parallel's -I)")->type_name("STR");
   app.add_flag("--shell", o.shell, "--exec: run the command through /bin/sh -c (inputs are quoted)");
+  app.add_flag("--line-buffer", o.line_buffer,
+               "--exec: print the commands' output line by line as it comes (lines of tasks may interleave; "
+               "with -k, the oldest task's live, the others' in turn)");
   app.add_option("--tmpdir", o.tmpdir, "--exec: where the tasks' output waits to be printed (default $TMPDIR or /tmp)")
       ->type_name("DIR");
 

@@ -40,6 +40,7 @@ struct RunOptions {
   bool shell = false;   ///< --exec through /bin/sh -c
   std::string replace;  ///< -I: --exec's replacement string for the input ("" = {})
   std::string tmpdir;   ///< --exec: where the tasks' output waits ("" = $TMPDIR or /tmp)
+  bool line_buffer = false;  ///< --exec: print whole lines as they come, not whole tasks
   bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
   bool mpi = false;     ///< one rank per node under mpirun (mpi_run.hpp)
   std::uint64_t mpi_grain = 0;  ///< --mpi: indices per range rank 0 hands out (0: todo / (16 x -j) + 1)

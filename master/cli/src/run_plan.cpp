@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -193,6 +194,7 @@ CommandWithSources split_command(const RunOptions& o, const std::vector<std::str
     if (o.shell) throw UsageError("--shell needs --exec (it runs the command per task through /bin/sh)");
     if (!o.replace.empty()) throw UsageError("-I needs --exec (it names the replacement string of a command template)");
     if (!o.tmpdir.empty()) throw UsageError("--tmpdir needs --exec (it holds the output of commands run per task)");
+    if (o.line_buffer) throw UsageError("--line-buffer needs --exec (a worker program's output is printed per task)");
     if (command.empty()) throw UsageError("nothing after '--': name the worker program");
     for (const std::string& w : command)
       if (is_source_marker(w))
@@ -223,7 +225,11 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, const SourceL
   } catch (const Error& e) {
     throw UsageError(std::string("--exec: ") + e.what());
   }
+  if (o.line_buffer && o.events)
+    throw UsageError("--line-buffer with --events: output events are per task; drop one of them");
   ExecPlan exec;
+  exec.line_buffer = o.line_buffer;
+  if (o.line_buffer) plan.farm.tick_interval = std::min(plan.farm.tick_interval, kLineBufferTick);
   exec.words = cmd.words;
   exec.shell = o.shell;
   exec.replace = o.replace;

@@ -5,6 +5,7 @@
 // input exits 2 leaving nothing behind. Main thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,7 +38,11 @@ struct ExecPlan {
   std::optional<SourceLayout> layout;  ///< :::+ linked sources (else source k is axis k)
   bool joblog_inputs = false;      ///< the joblog's rows record their inputs' fingerprint
   std::string tmpdir;              ///< where the run's spool directory goes
+  bool line_buffer = false;        ///< print whole lines as the commands write them (--line-buffer)
 };
+
+/// How often --line-buffer looks for new lines (the farm's tick).
+inline constexpr std::chrono::milliseconds kLineBufferTick{50};
 
 /// The locks a run holds on the files it names; existed() says whether a file was there.
 struct RunClaims {

@@ -32,8 +32,14 @@ bool ours(std::string_view name) {
   if (digits(name)) return true;  // <index>.out
   if (!name.starts_with("w")) return false;
   name.remove_prefix(1);
-  const auto dash = name.find('-');
-  return dash != std::string_view::npos && digits(name.substr(0, dash)) && digits(name.substr(dash + 1));
+  // w<pid>-<n>-<index>, or w<pid>-<n> (left by a run of an earlier version)
+  for (int part = 0; part < 3; ++part) {
+    const auto dash = name.find('-');
+    if (!digits(name.substr(0, dash))) return false;
+    if (dash == std::string_view::npos) return part > 0;
+    name.remove_prefix(dash + 1);
+  }
+  return false;
 }
 
 /// Removes what taskfarm put in `dir` and `dir` itself; false if something else is there.

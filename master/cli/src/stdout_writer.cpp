@@ -4,11 +4,11 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
-#include <vector>
-
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <vector>
 
 #include "taskfarm/progress.hpp"
 
@@ -50,7 +50,7 @@ void StdoutWriter::flush() {
   buf_.clear();
 }
 
-std::uint64_t StdoutWriter::write_file(int fd) {
+std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
   flush();
   if (closed_) return 0;
   if (progress_ != nullptr) progress_->clear();
@@ -61,7 +61,8 @@ std::uint64_t StdoutWriter::write_file(int fd) {
     if (on_closed_) on_closed_();
   };
   for (;;) {
-    const ssize_t n = ::sendfile(fd_, fd, nullptr, kFilePiece);
+    if (total == limit) return total;
+    const ssize_t n = ::sendfile(fd_, fd, nullptr, static_cast<std::size_t>(std::min<std::uint64_t>(kFilePiece, limit - total)));
     if (n > 0) {
       total += static_cast<std::uint64_t>(n);
       continue;
@@ -79,7 +80,8 @@ std::uint64_t StdoutWriter::write_file(int fd) {
   }
   std::vector<char> piece(kFlushBytes);
   for (;;) {
-    const ssize_t got = ::read(fd, piece.data(), piece.size());
+    if (total == limit) return total;
+    const ssize_t got = ::read(fd, piece.data(), static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), limit - total)));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) return total;
     for (std::size_t done = 0; done < static_cast<std::size_t>(got);) {

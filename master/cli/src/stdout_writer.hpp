@@ -28,10 +28,11 @@ class StdoutWriter {
   void write(std::string_view text);
   /// Writes out what is buffered.
   void flush();
-  /// Writes what is buffered, then the whole file `fd` from its start, in pieces (sendfile;
-  /// read/write through a 64 KiB buffer where sendfile cannot): memory stays bounded whatever
-  /// the file's size. Returns the bytes written; stops early if the reader went away.
-  std::uint64_t write_file(int fd);
+  /// Writes what is buffered, then the file `fd` from its position to its end, or `limit` bytes
+  /// of it, in pieces (sendfile; read/write through a 64 KiB buffer where sendfile cannot):
+  /// memory stays bounded whatever the file's size. Returns the bytes written; stops early if
+  /// the reader went away.
+  std::uint64_t write_file(int fd, std::uint64_t limit = ~std::uint64_t{0});
   bool closed() const noexcept { return closed_; }
 
  private:

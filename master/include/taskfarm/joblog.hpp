@@ -4,13 +4,18 @@
 // commit's rows reach the file in one write(2), so the joblog of a master killed with SIGKILL
 // lists exactly the tasks whose results are in place. A write that fails (disk full, file too
 // large) is reported once to `on_failed` (the `taskfarm` binary stops the run then, exit 102);
-// no row is written after it, so the file holds only whole rows of done work. Attach it to a
+// no row is written after it, so the file holds only whole rows of done work. With output held
+// back for order (hold_until_printed), an "ok" row waits until its task's output is printed, so
+// that a killed master's joblog never lists a task whose output no run printed. Attach it to a
 // Farm::run or a Pool call (CallOptions::observer); used on that call's thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,6 +74,15 @@ class Joblog : public FarmObserver {
   /// Every row gets this host column (a file made with_host: the joblog of an --mpi run, resumed).
   void record_host(std::string host) { format_.host = std::move(host); }
 
+  /// Output printed in task order (`taskfarm run -k`): a task's output is the result, and it
+  /// waits for the tasks before it after its piece committed. From now on an "ok" row is written
+  /// once both have happened — its piece committed and printed() named it — as GNU parallel logs
+  /// a job when it prints it; one never printed (the master killed meanwhile) is never "ok",
+  /// so a --resume runs it again. Rows held meanwhile are those of the output held for order.
+  void hold_until_printed() noexcept { hold_ = true; }
+  /// The output of these tasks (succeeded ones) has been written out (hold_until_printed).
+  void printed(std::span<const std::uint64_t> indices);
+
   void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
 
@@ -84,6 +98,9 @@ class Joblog : public FarmObserver {
   std::string rows_;
   std::uint64_t rows_ok_ = 0;      // "ok" rows in rows_
   std::uint64_t recorded_ok_ = 0;  // "ok" rows written
+  bool hold_ = false;
+  std::map<std::uint64_t, std::string> held_;  // hold_: committed, not yet printed
+  std::set<std::uint64_t> printed_early_;      // hold_: printed before their piece's commit was seen
 };
 
 }  // namespace taskfarm

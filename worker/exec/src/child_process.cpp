@@ -85,7 +85,7 @@ std::string find_program(const std::string& program, std::string& why) {
 }
 
 CommandStatus run_command(const std::string& path, const std::vector<std::string>& argv, StandardFds fds,
-                          std::string& exec_error) {
+                          std::string& exec_error, const std::function<void(pid_t)>& while_running) {
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -103,6 +103,13 @@ CommandStatus run_command(const std::string& path, const std::vector<std::string
   if (pid < 0) throw SystemError("cannot start a process for the command " + argv.front(), vfork_errno);
 
   siginfo_t info{};
+  try {
+    while_running(pid);
+  } catch (...) {
+    ::kill(pid, SIGKILL);
+    while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED) != 0 && errno == EINTR) {}
+    throw;
+  }
   while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED) != 0) {
     if (errno != EINTR) throw_errno("waiting for the command " + argv.front() + " (pid " + std::to_string(pid) + ")");
   }

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,10 @@ std::string find_program(const std::string& program, std::string& why);
 /// Runs `path` with `argv` (argv[0] included) and the worker's environment, waits for it and
 /// returns how it ended. A command that cannot be started (exec fails) ends like a shell says
 /// it: exit code 127 (not found) or 126 (not executable), with the reason in `exec_error`.
+/// `while_running` is called with its pid once it has started, before it is waited for (the
+/// worker copies its output meanwhile); if it throws, the command is killed and reaped first.
 /// Throws SystemError when the worker cannot start a process at all (vfork fails).
 CommandStatus run_command(const std::string& path, const std::vector<std::string>& argv, StandardFds fds,
-                          std::string& exec_error);
+                          std::string& exec_error, const std::function<void(pid_t)>& while_running);
 
 }  // namespace taskfarm::exec

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <string_view>
 
 #include "taskfarm/error.hpp"
@@ -18,16 +20,59 @@ const char* extension(Stream s) { return s == Stream::out ? ".out" : ".err"; }
 
 }  // namespace
 
+std::string spool_write_failed_message(const std::string& dir, std::uint64_t index, Stream s, int err) {
+  const std::string where = "--tmpdir " + std::filesystem::path(dir).parent_path().string();
+  const bool full = err == ENOSPC || err == EDQUOT;
+  return (full ? where + " is full" : "cannot write into " + where) + " (" + std::strerror(err) + "): the " +
+         (s == Stream::out ? "stdout" : "stderr") + " of index " + std::to_string(index) + " could not be written whole";
+}
+
 std::string task_output_path(const std::string& dir, std::uint64_t index, Stream s) {
   return dir + "/" + std::to_string(index) + extension(s);
 }
 
-int SpoolFile::fd() {
-  if (fd_) return fd_.get();
-  name_ = dir_ + "/w" + std::to_string(::getpid()) + "-" + std::to_string(made_++) + extension(stream_);
+int SpoolFile::fd(std::uint64_t index) {
+  const auto name = [&] {
+    return dir_ + "/w" + std::to_string(::getpid()) + "-" + std::to_string(made_) + "-" + std::to_string(index) + extension(stream_);
+  };
+  if (fd_ && index == index_) return fd_.get();
+  if (fd_) {  // an empty file left by the last command: named for this task now (--line-buffer reads the name)
+    const std::string to = name();
+    if (::rename(name_.c_str(), to.c_str()) != 0) throw_errno("cannot rename " + name_ + " to " + to);
+    name_ = to;
+    index_ = index;
+    return fd_.get();
+  }
+  ++made_;
+  name_ = name();
+  index_ = index;
   fd_.reset(::open(name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd_ && (errno == ENOSPC || errno == EDQUOT)) throw SpoolWriteFailed(spool_write_failed_message(dir_, index, stream_, errno));
   if (!fd_) throw_errno("cannot create " + name_ + " for a command's output");
   return fd_.get();
+}
+
+std::optional<LiveFile> parse_live_name(std::string_view name) {
+  LiveFile f;
+  if (name.ends_with(".out")) f.stream = Stream::out;
+  else if (name.ends_with(".err")) f.stream = Stream::err;
+  else return std::nullopt;
+  name.remove_suffix(4);
+  if (!name.starts_with("w")) return std::nullopt;
+  name.remove_prefix(1);
+  std::uint64_t part[3] = {0, 0, 0};
+  for (int k = 0; k < 3; ++k) {
+    const auto end = k < 2 ? name.find('-') : name.size();
+    if (end == 0 || end == std::string_view::npos) return std::nullopt;
+    for (char c : name.substr(0, end)) {
+      if (c < '0' || c > '9' || part[k] > (~0ull - 9) / 10) return std::nullopt;
+      part[k] = part[k] * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    name.remove_prefix(k < 2 ? end + 1 : end);
+  }
+  f.worker = static_cast<pid_t>(part[0]);
+  f.index = part[2];
+  return f;
 }
 
 std::uint64_t SpoolFile::publish(std::uint64_t index) {
