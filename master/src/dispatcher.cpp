@@ -16,11 +16,18 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(Config config) : cfg_(std::move(config)), opt_(cfg_.options) {}
+// An observer that throws ends the run as --halt now does: no worker is blamed for it (it was
+// the user's code), nothing more is handed out, and Supervisor::run rethrows it.
+Dispatcher::Dispatcher(Config config)
+    : cfg_(std::move(config)), opt_(cfg_.options), guard_([this] {
+        if (sched_) sched_->stop();
+        halting_now_ = true;
+      }) {}
 
 void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::time_point now, std::uint64_t chaos_entropy) {
   job_ = &job;
-  obs_ = observer;
+  guard_.attach(observer);
+  obs_ = observer != nullptr ? &guard_ : nullptr;
   report_ = RunReport{};
   final_failures_ = 0;
   deaths_without_progress_ = 0;
@@ -195,6 +202,8 @@ void Dispatcher::on_message(int slot, const proto::Message& m, PieceRecords& rec
       throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
     }
   } catch (const std::exception& e) {
+    // The message or its records were not valid (ProtocolError), or could not be taken in.
+    // What the observer throws never lands here (ObserverGuard): the worker is not at fault.
     kill(i, FailureCause::protocol, e.what());
   }
 }

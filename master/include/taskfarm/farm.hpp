@@ -142,6 +142,13 @@ struct FarmTick {
 };
 
 /// Everything a run reports, in the order it happens. Called on the Farm's thread.
+///
+/// An observer that throws: from on_result, that index's result was not handed over — it fails
+/// (cause `exception`, "its result could not be handed over in the master: …") and is retried
+/// like a kernel's throw (an imap sink's throw is this case). From any other callback, the run
+/// ends there, as with Halt::now: nothing more is handed out, the workers are stopped and reaped
+/// (none is blamed or counted as a death), the observer hears nothing more of the run, and
+/// Farm::run — so the Pool call — rethrows that very exception.
 class FarmObserver {
  public:
   virtual ~FarmObserver() = default;
