@@ -75,6 +75,14 @@ LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t li
       throw UsageError(describe_source(s) + ": the inputs hold more than " + format_bytes(limit) +
                        " (the limit is --input-lines-max, by default the free space of /dev/shm, at most a quarter of memory)");
   };
+  // Standard input is read to its end by the first source that names it: a second would find
+  // nothing ("holds no lines" misled). Said before anything is read.
+  bool stdin_used = false;
+  for (const InputSource& s : sources) {
+    if (!s.file || s.items.front() != "-") continue;
+    if (stdin_used) throw UsageError(describe_source(s) + ": standard input is already used by an earlier source");
+    stdin_used = true;
+  }
   for (const InputSource& s : sources) {
     const std::uint64_t before = all.size();
     if (s.file) {
