@@ -223,7 +223,9 @@ void Dispatcher::on_overdue(int slot, Overdue what) {
   if (what == Overdue::start) {
     if (slots_[i].hello) return;
     kill(i, FailureCause::start, cfg_.worker_name + " did not start the taskfarm protocol within " +
-                                     format_duration(opt_.start_timeout) + " — is it a worker program (does it call run_worker)?");
+                                     format_duration(opt_.start_timeout) +
+                                     " — is it a worker program (does it call run_worker)? If it is one that starts slowly "
+                                     "(work before run_worker), raise the start timeout (--start-timeout, start_timeout)");
   } else {
     kill(i, FailureCause::timeout,
          "ran longer than " + std::to_string(opt_.task_timeout.count()) + " ms; sent SIGTERM, then SIGKILL after " +
