@@ -22,6 +22,7 @@
 
 #include "child_process.hpp"
 #include "command_template.hpp"
+#include "group_keeper.hpp"
 #include "memory_failure.hpp"
 #include "spool.hpp"
 #include "taskfarm/worker.hpp"
@@ -184,6 +185,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    const GroupKeeper keeper;  // the commands' children die with this worker, however it dies
     ExecKernel kernel(std::move(*options));
     return run_worker([&kernel](TaskContext& t) { kernel(t); });
   } catch (const std::exception& e) {
