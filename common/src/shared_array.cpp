@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "taskfarm/detail/array_handle.hpp"
+#include "taskfarm/detail/npy_header_watch.hpp"
 #include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
@@ -30,11 +31,13 @@ struct AnySharedArray::Mapping {
   void* file_base = nullptr;
   std::size_t file_bytes = 0;
   detail::StagedFile created;
+  std::unique_ptr<detail::NpyHeaderWatch> header;  // a file mapped read-write: its header as it was
 
   Mapping() = default;
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
   ~Mapping() {
+    header.reset();  // no longer checked before it is unmapped
     if (file_base != nullptr) ::munmap(file_base, file_bytes);
   }
 };
@@ -189,6 +192,7 @@ AnySharedArray AnySharedArray::create_npy(const std::string& path, DType dtype, 
   }
   mapping->file_base = map_file(fd, total, true, abs);
   mapping->file_bytes = total;
+  mapping->header = std::make_unique<detail::NpyHeaderWatch>(static_cast<char*>(mapping->file_base), header, abs);
   if (publish == Publish::now) mapping->created.publish(/*replace_existing=*/true);
   void* data = static_cast<char*>(mapping->file_base) + header.size();
   return AnySharedArray(std::move(mapping), Backing::npy, dtype, std::move(shape), data, true, abs);
@@ -233,6 +237,9 @@ AnySharedArray AnySharedArray::open_npy(const std::string& path, bool writable) 
     throw Error(abs + ": data starts at byte " + std::to_string(h.data_offset) +
                 ", misaligned for " + std::string(dtype_name(h.dtype)));
   }
+  if (writable)
+    mapping->header = std::make_unique<detail::NpyHeaderWatch>(static_cast<char*>(mapping->file_base),
+                                                               std::string(base, h.data_offset), abs);
   void* data = static_cast<char*>(mapping->file_base) + h.data_offset;
   return AnySharedArray(std::move(mapping), Backing::npy, h.dtype, std::move(h.shape), data,
                         writable, abs);

@@ -16,11 +16,18 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(Config config) : cfg_(std::move(config)), opt_(cfg_.options) {}
+// An observer that throws ends the run as --halt now does: no worker is blamed for it (it was
+// the user's code), nothing more is handed out, and Supervisor::run rethrows it.
+Dispatcher::Dispatcher(Config config)
+    : cfg_(std::move(config)), opt_(cfg_.options), guard_([this] {
+        if (sched_) sched_->stop();
+        halting_now_ = true;
+      }) {}
 
 void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::time_point now, std::uint64_t chaos_entropy) {
   job_ = &job;
-  obs_ = observer;
+  guard_.attach(observer);
+  obs_ = observer != nullptr ? &guard_ : nullptr;
   report_ = RunReport{};
   final_failures_ = 0;
   deaths_without_progress_ = 0;
@@ -195,6 +202,8 @@ void Dispatcher::on_message(int slot, const proto::Message& m, PieceRecords& rec
       throw proto::ProtocolError(std::string("unexpected ") + std::string(proto::message_name(m)) + " from a worker");
     }
   } catch (const std::exception& e) {
+    // The message or its records were not valid (ProtocolError), or could not be taken in.
+    // What the observer throws never lands here (ObserverGuard): the worker is not at fault.
     kill(i, FailureCause::protocol, e.what());
   }
 }
@@ -214,7 +223,9 @@ void Dispatcher::on_overdue(int slot, Overdue what) {
   if (what == Overdue::start) {
     if (slots_[i].hello) return;
     kill(i, FailureCause::start, cfg_.worker_name + " did not start the taskfarm protocol within " +
-                                     format_duration(opt_.start_timeout) + " — is it a worker program (does it call run_worker)?");
+                                     format_duration(opt_.start_timeout) +
+                                     " — is it a worker program (does it call run_worker)? If it is one that starts slowly "
+                                     "(work before run_worker), raise the start timeout (--start-timeout, start_timeout)");
   } else {
     kill(i, FailureCause::timeout,
          "ran longer than " + std::to_string(opt_.task_timeout.count()) + " ms; sent SIGTERM, then SIGKILL after " +

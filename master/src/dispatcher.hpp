@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "index_ranges.hpp"
+#include "observer_guard.hpp"
 #include "scheduler.hpp"
 #include "taskfarm/range_feed.hpp"
 #include "taskfarm/detail/protocol.hpp"
@@ -117,6 +118,11 @@ class Dispatcher {
   std::uint64_t total() const noexcept { return report_.tasks; }
   std::size_t run_workers() const noexcept { return run_workers_; }
   std::size_t slot_count() const noexcept { return slots_.size(); }
+  /// The run's observer as the engine must call it (ObserverGuard), or nullptr: the Supervisor's
+  /// on_tick and on_stall go through it too.
+  FarmObserver* observer() noexcept { return obs_; }
+  /// What the run's observer threw (it ended the run), to rethrow once the workers are stopped.
+  std::exception_ptr take_observer_error() noexcept { return guard_.take_error(); }
 
   // ---- events ----------------------------------------------------------------------------
   /// One pass over the run's slots: start a worker where one is due (one start at a time: the
@@ -243,7 +249,8 @@ class Dispatcher {
 
   // Per run.
   const JobSpec* job_ = nullptr;
-  FarmObserver* obs_ = nullptr;
+  ObserverGuard guard_;            // the user's observer, called so that what it throws ends the run
+  FarmObserver* obs_ = nullptr;    // &guard_ while a run has an observer
   std::optional<Scheduler> sched_;
   std::size_t run_workers_ = 1;  // slots [0, run_workers_) work in this run
   RunReport report_;

@@ -8,6 +8,7 @@
 #include "launcher.hpp"
 #include "proc_info.hpp"
 #include "supervisor.hpp"
+#include "taskfarm/detail/npy_header_watch.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/range_set.hpp"
 #include "taskfarm/shared_array.hpp"
@@ -74,10 +75,22 @@ RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernel
   if (impl_->forks) proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
   if (impl_->fork != nullptr) impl_->fork->use(&factory);
   const std::string ro = AnySharedArray::read_only_handle(job.input_handle);
-  if (ro == job.input_handle) return impl_->supervisor.run(job, observer);
-  JobSpec read_only = job;  // every worker attaches the input read-only, whatever it was given
-  read_only.input_handle = ro;
-  return impl_->supervisor.run(read_only, observer);
+  RunReport report;
+  if (ro == job.input_handle) {
+    report = impl_->supervisor.run(job, observer);
+  } else {
+    JobSpec read_only = job;  // every worker attaches the input read-only, whatever it was given
+    read_only.input_handle = ro;
+    report = impl_->supervisor.run(read_only, observer);
+  }
+  // A stray write just before an output's first element lands in its header (same page, so
+  // nothing can protect it) and the file would not load: the master knows the header it wrote.
+  report.restored_headers = detail::restore_npy_headers();
+  return report;
+}
+
+std::string restored_header_message(const std::string& path) {
+  return "a worker wrote over the .npy header of " + path + " (restored); data near the start may be damaged too";
 }
 
 void Farm::request_stop() noexcept { impl_->supervisor.request_stop(); }

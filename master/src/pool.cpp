@@ -85,6 +85,7 @@ std::string summarise(const RunReport& r) {
   else if (unfinished != 0 && r.halted) s += ": the run halted (PoolOptions::halt)";
   else if (unfinished != 0 && r.interrupted) s += ": the run was interrupted";
   else if (unfinished != 0) s += ": the run ended early";
+  for (const std::string& path : r.restored_headers) s += "; " + restored_header_message(path);
   return s + describe_each(r.failures, true);
 }
 }  // namespace
@@ -295,7 +296,7 @@ void* Pool::fixed_buffer(std::size_t bytes) {
 }
 
 void Pool::throw_if_failed() const {
-  const bool incomplete = !report_.failures.empty() || !report_.unfinished.empty();
+  const bool incomplete = !report_.failures.empty() || !report_.unfinished.empty() || !report_.restored_headers.empty();
   if (!report_.farm_error.empty() || (options_.throw_on_failure && incomplete)) throw TaskFailed(report_);
 }
 

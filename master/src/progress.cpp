@@ -52,13 +52,18 @@ void Progress::on_tick(const FarmTick& t) {
 std::string Progress::line(std::chrono::steady_clock::time_point now) const {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0;
-  const double frac = total_ == 0 ? 1.0 : static_cast<double>(done_) / static_cast<double>(total_);
+  const double frac = total_ == 0 || done_ > total_ ? 1.0 : static_cast<double>(done_) / static_cast<double>(total_);
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : -1;
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "%llu/%llu %3.0f%%  %.1f tasks/s  elapsed %s  ETA %s  %llu failed",
-                static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), frac * 100, rate,
-                clock_text(elapsed).c_str(), done_ >= total_ ? "0:00" : clock_text(eta).c_str(),
-                static_cast<unsigned long long>(failed_));
+  char buf[200];
+  if (done_ > total_)  // the caller's total was wrong: "100/0 100%" would pass for a finished count
+    std::snprintf(buf, sizeof buf, "%llu done, more than the %llu tasks Progress was told  %.1f tasks/s  elapsed %s  %llu failed",
+                  static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), rate,
+                  clock_text(elapsed).c_str(), static_cast<unsigned long long>(failed_));
+  else
+    std::snprintf(buf, sizeof buf, "%llu/%llu %3.0f%%  %.1f tasks/s  elapsed %s  ETA %s  %llu failed",
+                  static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), frac * 100, rate,
+                  clock_text(elapsed).c_str(), done_ >= total_ ? "0:00" : clock_text(eta).c_str(),
+                  static_cast<unsigned long long>(failed_));
   std::string text = buf;
   if (slowest_) {  // "  slot 1 on 7 for 1:05, stopped": who holds the run up
     const auto& w = *slowest_;

@@ -108,9 +108,9 @@ RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
   run_start_ = t0;
   next_tick_ = t0 + opt_.tick_interval;
   job_ = &job;
-  obs_ = observer;
   const std::uint64_t entropy = opt_.chaos_rate > 0 && opt_.chaos_seed == 0 ? std::random_device{}() : 0;
   d_.begin_run(job, observer, t0, entropy);
+  obs_ = d_.observer();  // guarded: what on_tick or on_stall throws ends the run like any callback's
   if (slots_.size() < d_.slot_count()) slots_.resize(d_.slot_count());
   // A feed's fd is one more source of the loop (design §17); tag slot 1 of kControl.
   const int feed_fd = job.feed ? job.feed->fd() : -1;
@@ -120,6 +120,8 @@ RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
   } catch (...) {
     unwatch(feed_fd);
     stop_all(true);
+    d_.take_observer_error();  // this one wins; the next run starts clean
+    obs_ = nullptr;
     throw;
   }
   unwatch(feed_fd);
@@ -131,6 +133,9 @@ RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
   report.wall = Clock::now() - t0;
   obs_ = nullptr;
   job_ = nullptr;
+  // The user's observer threw: the run ended there (workers stopped and reaped, as for halt
+  // now), and the caller gets its exception unchanged.
+  if (std::exception_ptr e = d_.take_observer_error()) std::rethrow_exception(e);
   return report;
 }
 

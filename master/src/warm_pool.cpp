@@ -167,7 +167,7 @@ std::pair<void*, std::string> WarmPool::result_buffer(std::size_t bytes) {
 }
 
 void WarmPool::throw_if_failed() const {
-  const bool incomplete = !report_.failures.empty() || !report_.unfinished.empty();
+  const bool incomplete = !report_.failures.empty() || !report_.unfinished.empty() || !report_.restored_headers.empty();
   if (!report_.farm_error.empty() || (options_.throw_on_failure && incomplete)) throw TaskFailed(report_);
 }
 

@@ -37,6 +37,7 @@ not_a_worker_program() {  # `-- sleep 100` waited forever, --timeout or not; `--
   tf run -j 2 --tasks 3 --timeout 2s --events -- sleep 100
   expect_rc 3
   expect_stderr "sleep did not start the taskfarm protocol within 5 s — is it a worker program (does it call run_worker)?"
+  expect_stderr "If it is one that starts slowly (work before run_worker), raise the start timeout (--start-timeout, start_timeout)"
   [ $((SECONDS - t0)) -lt 15 ] || fail "took $((SECONDS - t0)) s"
   expect_gone $(worker_pids)
   expect_no_segments "$TF_PID"

@@ -299,6 +299,34 @@ master_sigkill_leaves_no_command() {  # a SIGKILLed master takes its workers alo
   expect_no_segments "$master"
 }
 
+master_sigkill_kills_the_commands_children() {  # ... and what those commands started (hostile F6)
+  # A shell's background job, a double fork: both stay in the worker's process group, which the
+  # worker's keeper kills when the worker dies. All of it runs in a session of its own, so what
+  # is left in that session after the master's SIGKILL leaked (tests/mpi/mpi_mandelbrot.sh).
+  setsid --wait bash -c '
+    "$0" run --exec -j 2 --tmpdir "$1" -- sh -c "sleep 30 & (sleep 31 &); echo >\"$1/started.\$1\"; sleep 32" sh {} \
+      ::: a b </dev/null >"$1/stdout" 2>"$1/stderr" &
+    master=$!
+    deadline=$((SECONDS + 20))
+    until [ -e "$1/started.a" ] && [ -e "$1/started.b" ]; do  # each command says it runs (bounded poll)
+      [ $SECONDS -lt $deadline ] || { echo "the commands did not start" >&2; exit 91; }
+      sleep 0.01
+    done
+    kill -KILL $master
+    wait $master 2>/dev/null
+    sid=$(ps -o sid= -p $$)
+    deadline=$((SECONDS + 10))
+    while :; do  # (this shell and its own children, the ps, excepted; a leaked process is an orphan)
+      ps -e -o sid=,pid=,ppid=,stat=,args= >"$1/ps.txt"
+      left=$(awk -v s="$sid" -v me=$$ "\$1 == s && \$2 != me && \$3 != me && \$4 !~ /^Z/" "$1/ps.txt")
+      [ -n "$left" ] || exit 0
+      [ $SECONDS -lt $deadline ] || { echo "left running 10 s after the master was SIGKILLed:" >&2; echo "$left" >&2; exit 90; }
+      sleep 0.05
+    done' "$TASKFARM" "$W"
+  local rc=$?
+  [ $rc -eq 0 ] || fail "exit $rc (see above)"
+}
+
 gzip_equals_serial() {  # 50 small files through gzip -c: byte for byte the serial loop's output
   mkdir "$W/files"
   for k in $(seq 50); do seq "$k" >"$W/files/f$k.txt"; done

@@ -253,3 +253,70 @@ TEST(Dispatcher, TasksDoneSaysWhichTasksFailedAndWhenThePieceRan) {
   ASSERT_EQ(f.rec.of(6).size(), 1u);
   EXPECT_EQ(f.rec.of(6)[0].runtime, 5ms);
 }
+
+// What the observer throws is the user's error (F7 of the hostile test): the worker whose Done
+// was being reported is not killed as a protocol offender, no death is counted, the run ends
+// as with halt now, the observer hears nothing more, and the exception is kept for the caller.
+TEST(Dispatcher, AnObserverThatThrowsEndsTheRunAndBlamesNoWorker) {
+  Fake f(fixed_chunks(1), 2);
+  f.begin(20);
+  int pieces = 0;
+  f.rec.on_done_hook = [&] {
+    if (++pieces == 3) throw std::runtime_error("sink is full");
+  };
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_TRUE(f.kills.empty()) << "no worker is killed for the observer's throw";
+  EXPECT_EQ(rep.worker_deaths, 0u);
+  EXPECT_TRUE(rep.failures.empty());
+  EXPECT_TRUE(f.d.halting_now()) << "the run ends there";
+  EXPECT_EQ(pieces, 3) << "the observer hears nothing more of the run";
+  EXPECT_EQ(f.rec.done.size(), 2u);
+  const std::exception_ptr e = f.d.take_observer_error();
+  ASSERT_TRUE(e);
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::runtime_error& x) {
+    EXPECT_STREQ(x.what(), "sink is full");
+  }
+  EXPECT_FALSE(f.d.take_observer_error()) << "taken once";
+
+  // The Supervisor stops and reaps the workers (halt now); the next run starts clean and the
+  // same observer hears all of it.
+  for (std::size_t slot = 0; slot < f.w.size(); ++slot) {
+    if (f.w[slot].live) f.d.on_released(static_cast<int>(slot));
+    f.w[slot] = Fake::Worker{};
+  }
+  f.rec.on_done_hook = nullptr;
+  f.begin(20);
+  const RunReport next = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(next.succeeded, 20u);
+  EXPECT_FALSE(f.d.take_observer_error());
+}
+
+// The same from the other callbacks the Dispatcher makes: a worker's start, a failure.
+TEST(Dispatcher, AnObserverThatThrowsOnAStartOrAFailureEndsTheRunToo) {
+  {
+    Fake f(fixed_chunks(1), 2);
+    f.begin(20);
+    f.rec.on_started_hook = [] { throw 42; };  // not even a std::exception
+    f.step();
+    EXPECT_TRUE(f.d.halting_now());
+    EXPECT_EQ(f.starts, 1) << "no second worker is started";
+    EXPECT_TRUE(f.rec.chunks.empty()) << "the observer hears nothing more";
+    EXPECT_TRUE(f.kills.empty());
+    const std::exception_ptr e = f.d.take_observer_error();
+    ASSERT_TRUE(e);
+    EXPECT_THROW(std::rethrow_exception(e), int);
+    f.d.end_run();
+  }
+  {
+    Fake f(fixed_chunks(1, 2), 1);
+    f.begin(5);
+    f.rec.on_failure_hook = [] { throw std::runtime_error("log is full"); };
+    const RunReport rep = f.run([](std::uint64_t i, std::uint32_t) { return i == 2 ? Fake::Outcome::fail : Fake::Outcome::ok; });
+    EXPECT_TRUE(f.kills.empty());
+    EXPECT_EQ(rep.worker_deaths, 0u);
+    EXPECT_TRUE(f.d.halting_now());
+    ASSERT_TRUE(f.d.take_observer_error());
+  }
+}

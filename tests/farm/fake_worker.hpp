@@ -28,9 +28,14 @@ struct Recorder : FarmObserver {
   std::vector<FailureRecord> failures;
   std::vector<std::uint64_t> results;
   std::function<void(const IndexResult&)> on_result_hook;
-  void on_worker_started(int, pid_t pid) override { started.push_back(pid); }
+  std::function<void()> on_started_hook, on_done_hook, on_failure_hook;  // called first (may throw)
+  void on_worker_started(int, pid_t pid) override {
+    if (on_started_hook) on_started_hook();
+    started.push_back(pid);
+  }
   void on_chunk_started(int slot, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t a) override { chunks.emplace_back(slot, b, e, a); }
   void on_tasks_done(const TasksDone& t) override {
+    if (on_done_hook) on_done_hook();
     done.emplace_back(t.begin, t.end);
     pieces.push_back(t);
     piece_failed.emplace_back(t.failed.begin(), t.failed.end());  // the span lives as long as the call
@@ -38,7 +43,10 @@ struct Recorder : FarmObserver {
   std::vector<TasksDone> pieces;
   std::vector<std::vector<std::uint64_t>> piece_failed;
   void on_chunk_returned(int, pid_t, std::uint64_t b, std::uint64_t e, std::uint32_t) override { returned.emplace_back(b, e); }
-  void on_failure(const FailureRecord& f) override { failures.push_back(f); }
+  void on_failure(const FailureRecord& f) override {
+    if (on_failure_hook) on_failure_hook();
+    failures.push_back(f);
+  }
   void on_result(const IndexResult& r) override {
     if (on_result_hook) on_result_hook(r);
     results.push_back(r.index);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <cmath>
+#include <cstring>
 #include <csignal>
 #include <stdexcept>
 #include <map>
@@ -551,4 +552,36 @@ TEST(Submit, CrashOfASubmittedCallIsRetriedThenReported) {
     EXPECT_EQ(e.failures()[0].signal, SIGSEGV);
     EXPECT_EQ(e.failures()[0].attempt, 1u);
   }
+}
+
+// The hostile test's F10 from C++: a task's stray write just before the first element of a
+// create_npy array lands in the file's header (the same page: it cannot be protected), and the
+// file would no longer load. The call puts back the header it wrote and throws TaskFailed
+// saying so; the file opens again and holds the serial loop's values.
+TEST(Pool, AHeaderWrittenOverIsRestoredAndTheCallSaysSo) {
+  const std::string path = testing::TempDir() + "header-" + std::to_string(::getpid()) + ".npy";
+  std::string what;
+  {
+    auto out = SharedArray<double>::create_npy(path, {8});
+    double* y = out.data();
+    PoolOptions o;
+    o.workers = 2;
+    Pool pool(o);
+    try {
+      pool.for_each(8, [y](std::uint64_t i) {
+        if (i == 3) std::memset(reinterpret_cast<char*>(y) - 64, 'A', 64);
+        y[i] = f(i);
+      });
+    } catch (const TaskFailed& e) {
+      what = e.what();
+    }
+    EXPECT_EQ(pool.last_report().succeeded, 8u);
+  }
+  EXPECT_NE(what.find("a worker wrote over the .npy header of " + std::filesystem::absolute(path).lexically_normal().string() +
+                      " (restored); data near the start may be damaged too"),
+            std::string::npos)
+      << what;
+  auto back = SharedArray<const double>::open_npy(path);
+  for (std::uint64_t i = 0; i < 8; ++i) EXPECT_EQ(back.data()[i], f(i)) << "index " << i;
+  std::filesystem::remove(path);
 }

@@ -109,5 +109,18 @@ TEST(Progress, LineCountsDoneAndFailedTasks) {
   EXPECT_NE(line.find("1 failed"), std::string::npos) << line;
 }
 
+// The hostile test's F8: a total the caller got wrong drew "100/0 100%", a count that looks
+// finished and right. It is said instead.
+TEST(Progress, ATotalTooSmallIsSaidNotDrawnAsAFraction) {
+  Progress progress(ProgressMode::bar, 0, -1);
+  TasksDone piece;
+  piece.begin = 0;
+  piece.end = 100;
+  progress.on_tasks_done(piece);
+  const std::string line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_NE(line.find("] 100 done, more than the 0 tasks Progress was told"), std::string::npos) << line;
+  EXPECT_EQ(line.find("100/0"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace taskfarm

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "taskfarm/event_stream.hpp"
 #include "taskfarm/fanout_observer.hpp"
 #include "taskfarm/joblog.hpp"
 #include "taskfarm/pool.hpp"
@@ -87,6 +88,47 @@ TEST(PoolCall, ObserverHearsEveryTaskOnceBesideTheCallsOwnResults) {
   const std::vector<double> values = pool.map<double>(100, f, observed_by(&of_map));
   for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(values[i], f(i));
   EXPECT_EQ(of_map.ok.size(), 100u);
+}
+
+/// The worker processes this process has now (a fork-mode call reaps its own before it returns).
+std::size_t children_of_this_process() {
+  std::ifstream c("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+  EXPECT_TRUE(c.is_open()) << "no /proc/self/task/<pid>/children: the check would prove nothing";
+  std::size_t n = 0;
+  for (std::string pid; c >> pid;) ++n;
+  return n;
+}
+
+// The hostile tester's F7: an observer's sink that throws inside on_tasks_done. It is the
+// caller's error: the call ends with that exception, no worker is killed for it (it used to be
+// killed as a protocol offender and the exception vanished), nothing is left behind, and the
+// Pool's next call works.
+TEST(PoolCall, AnObserverThatThrowsEndsTheCallWithItsExceptionAndBlamesNoWorker) {
+  PoolOptions o;
+  o.workers = 2;
+  o.chunk = 1;
+  Pool pool(o);
+  int lines = 0;
+  EventStream events([&](std::string_view) {
+    if (++lines == 10) throw std::runtime_error("sink is full");
+  });
+  FanoutObserver observers;
+  observers.add(&events);
+  std::string what;
+  try {
+    pool.for_each(100, [](std::uint64_t) {}, observed_by(&observers));
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  EXPECT_EQ(what, "sink is full") << "the observer's own exception reaches the caller unchanged";
+  EXPECT_EQ(lines, 10) << "the observer hears nothing more once it threw";
+  EXPECT_EQ(children_of_this_process(), 0u) << "the call's workers are reaped";
+
+  Tally tally;
+  pool.for_each(100, [](std::uint64_t) {}, observed_by(&tally));
+  EXPECT_EQ(tally.ok.size(), 100u);
+  EXPECT_EQ(pool.last_report().worker_deaths, 0u);
+  EXPECT_EQ(pool.last_report().succeeded, 100u);
 }
 
 TEST(PoolCall, OnlyRunsExactlyTheRangesGiven) {

@@ -254,6 +254,20 @@ def segfault_isolated_rest_kept():
     expect_nothing_left(run, joblog)
 
 
+def header_written_over_is_restored_and_said():
+    # The hostile test's F10: a kernel's stray write just before t.output lands in the .npy
+    # header (same page: nothing can protect it). The run used to say "8 succeeded", exit 0, and
+    # np.load failed. The master puts back the header it wrote and says so, exit 103.
+    n = 8
+    out = f"{W}/h.npy"
+    run = taskfarm("-j", 2, "--tasks", n, "--output", out, "--dtype", "f8", "--shape", f"{n}x4",
+                   worker_args=["rows", "--scribble-header-at", 3])
+    check(run.rc == 103, "exit status must say the output is damaged", run)
+    check(f"taskfarm: a worker wrote over the .npy header of {out} (restored); data near the start may be "
+          "damaged too" in run.err, "the restored header is not said", run)
+    expect_rows(out, n)  # loads again; the stray write hit only the header here
+
+
 def killed_worker_retried_output_complete():
     n = 40
     out, joblog = f"{W}/o.npy", f"{W}/j.tsv"

@@ -25,6 +25,7 @@
 
 #include "child_process.hpp"
 #include "command_template.hpp"
+#include "group_keeper.hpp"
 #include "memory_failure.hpp"
 #include "output_pump.hpp"
 #include "spool.hpp"
@@ -202,6 +203,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    const GroupKeeper keeper;  // the commands' children die with this worker, however it dies
     ExecKernel kernel(std::move(*options));
     return run_worker([&kernel](TaskContext& t) { kernel(t); });
   } catch (const std::exception& e) {

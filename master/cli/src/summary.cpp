@@ -23,6 +23,7 @@ std::string plural(std::uint64_t n, const char* one, const char* many) {
 int exit_status(const RunReport& r, int stop_signal) {
   if (r.interrupted) return 128 + (stop_signal != 0 ? stop_signal : SIGINT);
   if (!r.farm_error.empty()) return exit_farm;
+  if (!r.restored_headers.empty()) return exit_output_damaged;
   const std::size_t failed = r.failed_indices().size();
   if (failed == 0) return r.succeeded >= r.tasks ? exit_ok : exit_farm;
   return failed > 100 ? exit_many_failures : static_cast<int>(failed);
@@ -93,6 +94,7 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   else if (r.halted)
     s += p + "halted by --halt: " + std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not run\n";
   if (!r.farm_error.empty()) s += p + "the farm could not run: " + r.farm_error + "\n";
+  for (const std::string& path : r.restored_headers) s += p + restored_header_message(path) + "\n";
 
   const std::uint64_t missing = failed.size() + not_run + unrecorded;
   if (missing > 0 && !c.output.empty()) {

@@ -20,9 +20,13 @@ inline constexpr int exit_many_failures = 101;
 /// directory made read-only meanwhile): the run stopped like an interruption, keeping the
 /// output and the joblog's whole rows for --resume.
 inline constexpr int exit_joblog_failed = 102;
+/// A worker wrote over the header of the output .npy (RunReport::restored_headers): put back,
+/// but data near the start of the output may be damaged too — not a complete result.
+inline constexpr int exit_output_damaged = 103;
 
-/// 0 all succeeded; 1-100 failed-task count; 101 more; 3 the farm could not run; 128+signal if
-/// interrupted by `stop_signal` (130 SIGINT, 143 SIGTERM).
+/// 0 all succeeded; 1-100 failed-task count; 101 more; 3 the farm could not run; 103 the output's
+/// header was written over (before the failure count: the output is suspect as a whole);
+/// 128+signal if interrupted by `stop_signal` (130 SIGINT, 143 SIGTERM).
 int exit_status(const RunReport& report, int stop_signal);
 
 /// What the summary needs besides the report.

@@ -142,6 +142,13 @@ struct FarmTick {
 };
 
 /// Everything a run reports, in the order it happens. Called on the Farm's thread.
+///
+/// An observer that throws: from on_result, that index's result was not handed over — it fails
+/// (cause `exception`, "its result could not be handed over in the master: …") and is retried
+/// like a kernel's throw (an imap sink's throw is this case). From any other callback, the run
+/// ends there, as with Halt::now: nothing more is handed out, the workers are stopped and reaped
+/// (none is blamed or counted as a death), the observer hears nothing more of the run, and
+/// Farm::run — so the Pool call — rethrows that very exception.
 class FarmObserver {
  public:
   virtual ~FarmObserver() = default;
@@ -185,6 +192,11 @@ struct RunReport {
   /// ended (farm_error, halted, interrupted) before their results were delivered. Empty when
   /// the run finished.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> unfinished;
+  /// .npy files this process maps read-write (create_npy, open_npy) whose header a worker wrote
+  /// over during the run — a stray write just before the first element. Farm::run wrote the
+  /// header back, so the file loads again; data near its start may be damaged too, so the run
+  /// is not complete (Pool calls throw TaskFailed, `taskfarm run` exits 103).
+  std::vector<std::string> restored_headers;
   std::chrono::nanoseconds wall{0};
   std::size_t workers = 0;
   /// Indices that finally failed, sorted.
@@ -192,6 +204,10 @@ struct RunReport {
   /// How many indices `unfinished` holds (tasks = succeeded + finally failed + this).
   std::uint64_t unfinished_count() const noexcept;
 };
+
+/// "a worker wrote over the .npy header of PATH (restored); data near the start may be damaged
+/// too": how RunReport::restored_headers is said (TaskFailed, `taskfarm run`).
+std::string restored_header_message(const std::string& path);
 
 /// What a forked worker runs: builds the JobRunner for each job inside the child.
 using ForkKernelFactory = std::function<std::unique_ptr<JobRunner>()>;

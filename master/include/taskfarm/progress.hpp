@@ -21,7 +21,8 @@ enum class ProgressMode : std::uint8_t { off, bar, lines };
 
 class Progress : public FarmObserver {
  public:
-  /// `total` tasks in this run; `fd` is where it draws (stderr; written with write(2), best effort).
+  /// `total` tasks in this run (more done than that is said, "N done, more than the T tasks
+  /// Progress was told", never drawn as N/T); `fd` is where it draws (stderr; write(2), best effort).
   Progress(ProgressMode mode, std::uint64_t total, int fd = 2);
 
   void on_tasks_done(const TasksDone& t) override;
