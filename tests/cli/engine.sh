@@ -22,10 +22,15 @@ assert (o == $VALUE_EXPR).all()" "$W/o.npy"
   expect_no_segments "$TF_PID"
 }
 
-workers_capped_at_tasks() {  # -j far above the task count starts one worker per task
+workers_capped_at_tasks() {  # -j far above the task count starts at most one worker per task
   tf run -j 200 --tasks 3 --events -- "$CLI_WORKER"
   expect_rc 0
-  [ "$(grep -c '"event":"worker"' "$W/stdout")" -eq 3 ] || fail "$(grep -c '"event":"worker"' "$W/stdout") workers started for 3 tasks"
+  # At most 3: a worker is started only while work is left to hand out, so when the first ones
+  # finish all 3 tasks before the third start comes round, 2 (or 1) is right too.
+  local started
+  started=$(grep -c '"event":"worker"' "$W/stdout")
+  [ "$started" -ge 1 ] && [ "$started" -le 3 ] || fail "$started workers started for 3 tasks"
+  expect_stderr "3 tasks: 3 succeeded"
   expect_no_segments "$TF_PID"
 }
 
