@@ -5,13 +5,20 @@
 //  startup.fork_reused   the same call on a Pool that already ran: fork mode forks its workers
 //                        in every call, so this is the per-call start cost.
 //  startup.program       new Farm::program of bench_worker (exec, handshake) to the first result.
+//  startup.submit        Pool::submit(f).get() of a trivial call on a Pool that ran before: a
+//                        process per call (fork, handshake, result, exit, reap), one at a time.
+//  startup.submit_batch  the same per call, 20 submitted before the first get (2 run at once).
+//                        Their baseline: fork of a child that writes 8 bytes into a pipe, read,
+//                        waitpid — the floor of a process per call.
 // Baseline: posix_spawn of bench_child, a trivial C++ program that exits, until it is reaped.
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
 #include <optional>
+#include <vector>
 
 #include "kernels.hpp"
 #include "measure.hpp"
@@ -93,6 +100,47 @@ double warm_reused_ms(WarmPool& pool) {
   return 1e3 * seconds(t0, *first);
 }
 
+/// Milliseconds per call of `n` trivial Pool::submit calls: one at a time, or all submitted first.
+double submit_ms(Pool& pool, int n, bool batch) {
+  std::uint64_t sum = 0, want = 0;
+  const auto t0 = Clock::now();
+  if (batch) {
+    std::vector<Future<std::uint64_t>> calls;
+    for (int i = 0; i < n; ++i) calls.push_back(pool.submit([](std::uint64_t k) { return trivial_value(k); }, static_cast<std::uint64_t>(i)));
+    for (auto& c : calls) sum += c.get();
+  } else {
+    for (int i = 0; i < n; ++i) sum += pool.submit([](std::uint64_t k) { return trivial_value(k); }, static_cast<std::uint64_t>(i)).get();
+  }
+  const double ms = ms_since(t0) / n;
+  for (int i = 0; i < n; ++i) want += trivial_value(static_cast<std::uint64_t>(i));
+  if (sum != want) throw Error("Pool::submit results differ from the serial ones");
+  return ms;
+}
+
+/// Milliseconds of the floor of a process per call: fork, the child writes 8 bytes into a pipe
+/// and exits, the parent reads them and reaps it.
+double fork_pipe_ms() {
+  const auto t0 = Clock::now();
+  int p[2];
+  if (::pipe(p) != 0) throw_errno("pipe");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork");
+  if (pid == 0) {
+    const std::uint64_t v = trivial_value(1);
+    _exit(::write(p[1], &v, sizeof v) == sizeof v ? 0 : 1);
+  }
+  ::close(p[1]);
+  std::uint64_t v = 0;
+  const ssize_t got = ::read(p[0], &v, sizeof v);
+  ::close(p[0]);
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) throw_errno("waitpid");
+  const double ms = ms_since(t0);
+  if (got != sizeof v || v != trivial_value(1) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error("the forked child did not deliver its value");
+  return ms;
+}
+
 double posix_spawn_ms() {
   char* argv[] = {const_cast<char*>(BENCH_CHILD), nullptr};
   const auto t0 = Clock::now();
@@ -118,7 +166,8 @@ void startup(const BenchArgs& args) {
   program_reused_ms(program_farm);
   WarmPool warm_pool(pool_options());
   warm_reused_ms(warm_pool);
-  Samples cold, warm, program, spawn, program_reused, warm_reused;
+  submit_ms(reused, 2, false);
+  Samples cold, warm, program, spawn, program_reused, warm_reused, submit_one, submit_batch, fork_pipe;
   for (int r = 0; r < reps; ++r) {
     {
       const auto t0 = Clock::now();
@@ -130,6 +179,9 @@ void startup(const BenchArgs& args) {
     spawn.add(posix_spawn_ms());
     program_reused.add(program_reused_ms(program_farm));
     warm_reused.add(warm_reused_ms(warm_pool));
+    submit_one.add(submit_ms(reused, 5, false));
+    submit_batch.add(submit_ms(reused, 20, true));
+    fork_pipe.add(fork_pipe_ms());
   }
   const std::string base = "posix_spawn of a trivial C++ program until reaped";
   emit(Row("startup.fork", "new Pool, 2 workers: construction to first result of imap_unordered",
@@ -144,6 +196,11 @@ void startup(const BenchArgs& args) {
            "ms", "lower", program_reused, base, spawn));
   emit(Row("startup.warm_fork_reused", "WarmPool that ran before, 2 warm forked workers: call to first result",
            "ms", "lower", warm_reused, "startup.program_reused, same repetitions", program_reused));
+  const std::string floor = "fork of a child that writes 8 bytes into a pipe, read, waitpid";
+  emit(Row("startup.submit", "Pool::submit(f).get() of a trivial call, one at a time, on a Pool that ran before: ms per call",
+           "ms", "lower", submit_one, floor, fork_pipe));
+  emit(Row("startup.submit_batch", "20 trivial Pool::submit calls, then their get(): ms per call (2 run at once)",
+           "ms", "lower", submit_batch, floor, fork_pipe));
 }
 
 }  // namespace
