@@ -175,11 +175,12 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
     }
   }
   if (a.send_job || !a.chunks.empty()) queue(std::move(a));
-  // A worker stops once its queue is empty. Retiring ones are told when idle; in fork mode,
-  // once nothing is left to hand out, each is told at once (with its last chunks, if any), so
-  // it exits as soon as it has reported them, while the others finish (a crash after this
-  // gets a fresh worker).
-  if ((s.retiring && s.held.empty()) || (cfg_.stop_when_drained && sched_->drained() && !feed_open_)) {
+  // A worker stops once its queue is empty. A retiring one is told with its last chunks (it
+  // gets no more: one round trip less per recycled worker, and per submitted call, design §8);
+  // in fork mode, once nothing is left to hand out, each is told at once (with its last chunks,
+  // if any), so it exits as soon as it has reported them, while the others finish (a crash
+  // after this gets a fresh worker).
+  if ((s.retiring && !s.stop_sent) || (cfg_.stop_when_drained && sched_->drained() && !feed_open_)) {
     s.stop_sent = true;
     queue(Command{Command::Kind::stop, static_cast<int>(i), false, {}, false, {}});
   }

@@ -9,9 +9,10 @@
 
 #include <atomic>
 
-#include "async_runner.hpp"
+#include "call_engine.hpp"
 #include "spawn.hpp"
 #include "pool_threads.hpp"
+#include "thread_calls.hpp"
 #include "task_mark.hpp"
 #include "taskfarm/shm_segment.hpp"
 
@@ -109,7 +110,7 @@ std::vector<std::uint64_t> undelivered_indices(const RunReport& report) {
 }  // namespace detail
 
 struct Pool::State {
-  std::unique_ptr<detail::AsyncRunner> async;  // made at the first submit
+  std::unique_ptr<detail::Calls> calls;  // runs submitted calls; made at the first submit
   std::optional<Farm> farm;
   ShmSegment buffer;  // results of trivially copyable types land here, reused across calls
   std::size_t counted = 0;  // submitted calls finished as of the last wait_any
@@ -209,38 +210,32 @@ std::size_t Pool::worker_count() const {
 void Pool::close() {
   if (!state_) return;  // moved from: nothing to close
   check_usable("close");
-  state_->async.reset();  // kills and reaps submitted calls still running; their futures throw
+  state_->calls.reset();  // kills and reaps submitted calls still running; their futures throw
   if (state_->farm) state_->farm->close();
 }
 
-std::shared_ptr<detail::AsyncTask> Pool::submit_raw(std::function<void(std::string&)> run) {
+std::shared_ptr<detail::Call> Pool::submit_raw(std::function<void(std::string&)> run) {
   Busy busy(*this, "submit");
-  if (!state_->async) {
-    detail::AsyncOptions a;
-    a.workers = worker_count();
-    a.retries = options_.retries;
-    a.timeout = options_.task_timeout;
-    a.kill_grace = options_.kill_grace;
-    a.threads = options_.backend == Backend::threads;
-    a.fork_with_threads = options_.fork_with_threads;
-    a.forward_stderr = options_.forward_stderr;
-    // The same limits a map's workers get (spawn.cpp), for as many processes at once.
-    if (!a.threads) a.limits = spawn_limits(options_.memory_limit, options_.set_thread_env, a.workers);
-    state_->async = std::make_unique<detail::AsyncRunner>(std::move(a));
+  if (!state_->calls) {
+    if (options_.backend == Backend::threads)
+      state_->calls = std::make_unique<detail::ThreadCalls>(worker_count(), options_.retries);
+    else
+      state_->calls = std::make_unique<detail::CallEngine>(options_, worker_count(), state_.get());
   }
+  if (options_.backend == Backend::fork) return state_->calls->submit(std::move(run));
   const void* pool = state_.get();
-  return state_->async->submit([pool, run = std::move(run)](std::string& out) {
-    TaskOf mark(pool);
+  return state_->calls->submit([pool, run = std::move(run)](std::string& out) {
+    detail::TaskOf mark(pool);  // on its thread, for the call's duration
     run(out);
   });
 }
 
-bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::AsyncTask& task, std::chrono::milliseconds timeout,
+bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::Call& task, std::chrono::milliseconds timeout,
                      const char* call) {
-  using S = detail::AsyncTask::State;
-  if (task.state == S::done || task.state == S::failed) return true;
+  using S = detail::Call::State;
+  if (task.finished()) return true;
   const std::shared_ptr<State> state = weak.lock();
-  if (task.state == S::closed || !state || !state->async) throw Error(closed_message(call));
+  if (task.state == S::closed || !state || !state->calls) throw Error(closed_message(call));
   if (detail::task_of() == state.get())
     throw Error(std::string("taskfarm::") + call +
                 " called from inside a task of the same Pool: a submitted call cannot wait for another one");
@@ -254,32 +249,32 @@ bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::AsyncTask& 
     State& s;
     ~Release() { s.busy.store(false); }
   } release{*state};
-  return state->async->wait(task, timeout);
+  return state->calls->wait(task, timeout);
 }
 
-std::span<const char> Pool::task_result(const detail::AsyncTask& task) {
-  if (task.state == detail::AsyncTask::State::failed) throw TaskFailed({*task.failure});
+std::span<const char> Pool::task_result(const detail::Call& task) {
+  if (task.state == detail::Call::State::failed) throw TaskFailed({*task.failure});
   return {task.bytes.data(), task.bytes.size()};
 }
 
 std::size_t Pool::completed() {
   Busy busy(*this, "completed");
-  if (!state_->async) return 0;
-  state_->async->poll(std::chrono::milliseconds(0));
-  return state_->async->completed();
+  if (!state_->calls) return 0;
+  state_->calls->poll(std::chrono::milliseconds(0));
+  return state_->calls->completed();
 }
 
 std::size_t Pool::in_flight() {
   Busy busy(*this, "in_flight");
-  if (!state_->async) return 0;
-  state_->async->poll(std::chrono::milliseconds(0));
-  return state_->async->in_flight();
+  if (!state_->calls) return 0;
+  state_->calls->poll(std::chrono::milliseconds(0));
+  return state_->calls->in_flight();
 }
 
 std::size_t Pool::wait_any(std::chrono::milliseconds timeout) {
   Busy busy(*this, "wait_any");
-  if (!state_->async) return 0;
-  detail::AsyncRunner& a = *state_->async;
+  if (!state_->calls) return 0;
+  detail::Calls& a = *state_->calls;
   a.wait_completed(state_->counted + 1, timeout);
   const std::size_t finished = a.completed() - state_->counted;
   state_->counted = a.completed();

@@ -53,8 +53,10 @@ class Scheduler {
   void stop() noexcept { stopped_ = true; }
 
   bool stopped() const noexcept { return stopped_; }
-  /// Nothing left to hand out (in-flight chunks are the farm's business).
-  bool drained() const noexcept { return retry_.empty() && range_ >= ranges_.size(); }
+  /// Nothing left to hand out (in-flight chunks are the farm's business). Exact from the moment
+  /// the last index went out: a worker started on a stale "not drained" gets nothing, and in
+  /// fork mode then gets work submitted after its fork (Pool::submit, design §8).
+  bool drained() const noexcept { return retry_.empty() && remaining_ == 0; }
   std::uint64_t total() const noexcept { return total_; }
   /// Indices not handed out: fresh ones and those waiting for a retry.
   std::uint64_t unassigned() const noexcept { return remaining_ + retry_indices_; }

@@ -104,33 +104,60 @@ std::vector<int> Supervisor::master_fds(std::size_t except) const {
 }
 
 RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
+  begin(job, observer);
+  try {
+    while (step(-1)) {
+    }
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  return end();
+}
+
+void Supervisor::begin(const JobSpec& job, FarmObserver* observer) {
   const auto t0 = Clock::now();
   run_start_ = t0;
   next_tick_ = t0 + opt_.tick_interval;
-  job_ = &job;
   const std::uint64_t entropy = opt_.chaos_rate > 0 && opt_.chaos_seed == 0 ? std::random_device{}() : 0;
   d_.begin_run(job, observer, t0, entropy);
+  job_ = &job;
   obs_ = d_.observer();  // guarded: what on_tick or on_stall throws ends the run like any callback's
+  first_step_ = true;
   if (slots_.size() < d_.slot_count()) slots_.resize(d_.slot_count());
   // A feed's fd is one more source of the loop (design §17); tag slot 1 of kControl.
-  const int feed_fd = job.feed ? job.feed->fd() : -1;
-  if (feed_fd >= 0) watch(feed_fd, tag(kFeedTag, kControl));
-  try {
-    loop();
-  } catch (...) {
-    unwatch(feed_fd);
-    stop_all(true);
-    d_.take_observer_error();  // this one wins; the next run starts clean
-    obs_ = nullptr;
-    throw;
+  if (job.feed) watch(job.feed->fd(), tag(kFeedTag, kControl));
+}
+
+bool Supervisor::step(int max_wait_ms) {
+  if (first_step_) {
+    first_step_ = false;
+    if (d_.finished()) return false;  // nothing to run (a run with an open feed waits for its ranges)
   }
-  unwatch(feed_fd);
+  if (d_.halting_now()) return false;
+  if (stop_requested_) {
+    d_.on_stop_requested();
+    return false;
+  }
+  d_.plan(Clock::now());
+  execute();
+  if (d_.halting_now() || d_.finished()) return false;
+  const auto now = Clock::now();
+  check_deadlines(now);
+  if (opt_.tick_interval.count() > 0 && now >= next_tick_) tick(now);  // on time, events or not
+  const int wait = wait_ms(now);
+  poll_once(max_wait_ms < 0 ? wait : std::min(wait, max_wait_ms));
+  return true;
+}
+
+RunReport Supervisor::end() {
+  if (job_->feed) unwatch(job_->feed->fd());
   const bool now = d_.halting_now() || stop_requested_;
   if (launcher_->per_run() || now) stop_all(now);
   RunReport report = d_.end_run();
   report.strays_killed = kill_strays();
   report.interrupted = stop_requested_.exchange(false);
-  report.wall = Clock::now() - t0;
+  report.wall = Clock::now() - run_start_;
   obs_ = nullptr;
   job_ = nullptr;
   // The user's observer threw: the run ended there (workers stopped and reaped, as for halt
@@ -139,21 +166,16 @@ RunReport Supervisor::run(const JobSpec& job, FarmObserver* observer) {
   return report;
 }
 
-void Supervisor::loop() {
-  if (d_.finished()) return;  // nothing to run (a run with an open feed waits for its ranges)
-  while (!d_.halting_now()) {
-    if (stop_requested_) {
-      d_.on_stop_requested();
-      break;
-    }
-    d_.plan(Clock::now());
-    execute();
-    if (d_.halting_now() || d_.finished()) break;
-    const auto now = Clock::now();
-    check_deadlines(now);
-    if (opt_.tick_interval.count() > 0 && now >= next_tick_) tick(now);  // on time, events or not
-    poll_once(wait_ms(now));
+void Supervisor::abandon() noexcept {
+  if (job_ == nullptr) return;
+  if (job_->feed) unwatch(job_->feed->fd());
+  try {
+    stop_all(true);
+  } catch (...) {  // the worker processes' owners kill and reap them when they go
   }
+  d_.take_observer_error();  // the exception in flight wins; the next run starts clean
+  obs_ = nullptr;
+  job_ = nullptr;
 }
 
 void Supervisor::execute() {

@@ -26,7 +26,21 @@ class Supervisor {
   Supervisor& operator=(const Supervisor&) = delete;
 
   /// Runs one job to completion (or halt / stop request); `job` has its read-only input handle.
+  /// It is begin(), step() until it says the run is over, then end().
   RunReport run(const JobSpec& job, FarmObserver* observer);
+  /// A run stepped by its caller between calls of its own (Pool::submit, design §8): begin it,
+  /// step() it as often as wanted, end() it. `job` and `observer` must outlive the run.
+  void begin(const JobSpec& job, FarmObserver* observer);
+  /// One pass of the loop: plan, carry out commands, deadlines, ticks, then waits for events at
+  /// most `max_wait_ms` (and never past the next deadline). False once the run is over
+  /// (finished, halted, stopped): then end() it.
+  bool step(int max_wait_ms);
+  /// Ends the run: stops the workers it must (fork mode, halt, interruption), settles the report.
+  RunReport end();
+  /// Ends a run that cannot go on (a step threw): every worker is SIGKILLed and reaped; the
+  /// report is lost.
+  void abandon() noexcept;
+  bool running() const noexcept { return job_ != nullptr; }
   /// Async-signal-safe: a running run() stops dispatching, stops its workers and returns.
   void request_stop() noexcept;
   /// Stops every worker in order (Stop, TERM, KILL after a grace) and reaps it.
@@ -51,7 +65,6 @@ class Supervisor {
   };
   class Records;  // PieceRecords over a slot's arena, or a carried memfd
 
-  void loop();
   // Carries out every queued Dispatcher command (and those its events queue meanwhile).
   void execute();
   void start_worker(std::size_t i);
@@ -99,6 +112,7 @@ class Supervisor {
   const JobSpec* job_ = nullptr;
   FarmObserver* obs_ = nullptr;
   Clock::time_point run_start_{}, next_tick_{};
+  bool first_step_ = false;
 };
 
 }  // namespace taskfarm

@@ -24,6 +24,25 @@ TEST(Scheduler, FixedChunksCoverTheSpaceOnceInOrder) {
   EXPECT_TRUE(s.drained());
 }
 
+// drained() is what decides whether a worker is started: it must say so as soon as the last
+// index went out, not at the next next() (a worker started then got nothing, and a fork-mode
+// worker for submitted calls was then handed a call submitted after its fork).
+TEST(Scheduler, DrainedAsSoonAsTheLastIndexIsHandedOutAndOpenAgainWhenRangesAreAdded) {
+  SchedulerConfig c = config(0, 1);
+  c.ranges = {{0, 1}};
+  c.open = true;
+  Scheduler s(c);
+  EXPECT_FALSE(s.drained());
+  ASSERT_TRUE(s.next());
+  EXPECT_TRUE(s.drained()) << "the only index is out";
+  s.add({{1, 2}});
+  EXPECT_FALSE(s.drained());
+  EXPECT_EQ(s.next()->begin, 1u);
+  EXPECT_TRUE(s.drained());
+  s.requeue(1, 2, 1);
+  EXPECT_FALSE(s.drained()) << "a retry is work to hand out";
+}
+
 TEST(Scheduler, RequeuedWorkComesBeforeFreshWork) {
   Scheduler s(config(100, 10));
   auto a = s.next();

@@ -34,7 +34,7 @@
 namespace taskfarm {
 
 namespace detail {
-struct AsyncTask;
+struct Call;
 }
 
 enum class Backend : std::uint8_t { fork, threads };
@@ -262,13 +262,13 @@ class Pool {
   /// In a forked worker, before its first task: marks this process as one of the Pool's tasks.
   void enter_worker() const noexcept;
 
-  std::shared_ptr<detail::AsyncTask> submit_raw(std::function<void(std::string&)> run);
+  std::shared_ptr<detail::Call> submit_raw(std::function<void(std::string&)> run);
   /// Drives the pool of a Future (which may have moved since) until `task` finished or
   /// `timeout` passed; throws Error if that pool was closed before the task finished.
-  static bool task_wait(const std::weak_ptr<State>& pool, const detail::AsyncTask& task,
+  static bool task_wait(const std::weak_ptr<State>& pool, const detail::Call& task,
                         std::chrono::milliseconds timeout, const char* call);
   /// The value's bytes of a finished task; throws TaskFailed if it finally failed.
-  static std::span<const char> task_result(const detail::AsyncTask& task);
+  static std::span<const char> task_result(const detail::Call& task);
 
   template <class T, class F>
   void run_job(const Extent& extent, F& fn, T* out, FarmObserver* obs, bool ordered, const CallOptions& call);
@@ -305,10 +305,10 @@ class Future {
 
  private:
   friend class Pool;
-  Future(std::weak_ptr<Pool::State> pool, std::shared_ptr<detail::AsyncTask> task)
+  Future(std::weak_ptr<Pool::State> pool, std::shared_ptr<detail::Call> task)
       : pool_(std::move(pool)), task_(std::move(task)) {}
   std::weak_ptr<Pool::State> pool_;
-  std::shared_ptr<detail::AsyncTask> task_;
+  std::shared_ptr<detail::Call> task_;
 };
 
 // ---- implementation of the templates ------------------------------------------------------
