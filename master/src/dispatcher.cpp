@@ -179,8 +179,10 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
   // gets no more: one round trip less per recycled worker, and per submitted call, design §8);
   // in fork mode, once nothing is left to hand out, each is told at once (with its last chunks,
   // if any), so it exits as soon as it has reported them, while the others finish (a crash
-  // after this gets a fresh worker).
-  if ((s.retiring && !s.stop_sent) || (cfg_.stop_when_drained && sched_->drained() && !feed_open_)) {
+  // after this gets a fresh worker). Not while it holds a probe: the probe's rest may come back
+  // (ChunkDone::returned), and is best run by the worker that has it, not by a fresh fork.
+  const bool probing = std::any_of(s.held.begin(), s.held.end(), [](const Held& h) { return h.task.budget_ns != 0; });
+  if (!probing && ((s.retiring && !s.stop_sent) || (cfg_.stop_when_drained && sched_->drained() && !feed_open_))) {
     s.stop_sent = true;
     queue(Command{Command::Kind::stop, static_cast<int>(i), false, {}, false, {}});
   }

@@ -1,7 +1,7 @@
 // Starting processes: the one path by which the master starts a process of any kind — a farm
 // worker forked to run a function (fork mode), a worker program (vfork + exec, as posix_spawn
 // does, but bound to the master before the exec; docs/design.md §5 says why not Boost.Process
-// v2's launchers), or a child running any other body (Pool::submit's calls). Every one gets its
+// v2's launchers); Pool::submit's calls are forked farm workers too (§8). Every one gets its
 // own process group, is bound to the master's life (PR_SET_PDEATHSIG), gets the memory limit
 // (checked: a limit that cannot be applied is a SpawnError) and the thread-count environment,
 // has its stderr on a pipe and keeps none of the master's descriptors it is told to close.

@@ -208,8 +208,9 @@ class Pool {
   /// Runs fn(args...) asynchronously in a process of its own (a thread on the threads
   /// backend), at most workers() at a time; hundreds may be queued. fn and args are copied at
   /// the call, and run when a slot is free (like std::async: references must stay valid).
-  /// Each process is started like a map's workers: memory_limit, thread environment, stderr
-  /// captured (FailureRecord::stderr_tail) and forwarded, own process group. A call past
+  /// Each call is a one-index task of the same engine as map, its process a map worker forked
+  /// after the submit: memory_limit, thread environment, stderr captured
+  /// (FailureRecord::stderr_tail) and forwarded, own process group. A call past
   /// task_timeout gets SIGTERM, then SIGKILL after kill_grace (cause `timeout`); one past
   /// memory_limit fails with cause `memory`; a crash or throw is retried up to `retries`, like
   /// map's tasks. halt and max_tasks_per_worker concern map-like runs, not these independent calls.
