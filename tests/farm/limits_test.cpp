@@ -52,7 +52,9 @@ TEST(Limits, ChunkBeyondTheIndexSpaceRunsEachRangeOnce) {
   }
 }
 
-// Workers beyond the task count would never get work: a run starts at most one per task.
+// Workers beyond the task count would never get work: a run starts at most one per task. (It
+// may start fewer: a worker is started only while a task is left to hand out, and a fast first
+// worker may have taken them all.)
 TEST(Limits, ARunStartsNoMoreWorkersThanTasks) {
   FarmOptions o;
   o.workers = 200;
@@ -64,7 +66,8 @@ TEST(Limits, ARunStartsNoMoreWorkersThanTasks) {
   Counting seen;
   const RunReport r = farm.run(job, &seen);
   EXPECT_EQ(r.succeeded, 3u);
-  EXPECT_EQ(seen.workers_started, 3);
+  EXPECT_GE(seen.workers_started, 1);
+  EXPECT_LE(seen.workers_started, 3);
   EXPECT_EQ(r.workers, 3u);
   for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
 }
