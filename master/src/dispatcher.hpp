@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "index_ranges.hpp"
 #include "observer_guard.hpp"
 #include "scheduler.hpp"
+#include "taskfarm/range_set.hpp"
 #include "taskfarm/range_feed.hpp"
 #include "taskfarm/detail/protocol.hpp"
 #include "taskfarm/detail/slot.hpp"
@@ -267,7 +267,7 @@ class Dispatcher {
   std::set<std::uint64_t> skipped_;   // finally failed: the frontier passes over them
   std::vector<std::uint64_t> failed_here_;  // of the piece being committed (reused: no allocation per piece)
   std::vector<IndexRange> ranges_;    // of this run, in order
-  IndexRanges delivered_;             // indices that succeeded in this run (per committed piece)
+  RangeSet delivered_;                 // indices that succeeded in this run (per committed piece)
   // A run with a feed.
   bool feed_open_ = false;            // more ranges may come
   bool asked_ = false;                // a `more` is out and nothing came since

@@ -1,6 +1,7 @@
 #include "taskfarm/range_set.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "taskfarm/error.hpp"
 
@@ -8,18 +9,39 @@ namespace taskfarm {
 
 void RangeSet::insert(std::uint64_t begin, std::uint64_t end) {
   if (begin >= end) return;
-  // The first range that could touch [begin, end) is the last one starting at or before it.
-  auto it = ranges_.upper_bound(begin);
-  if (it != ranges_.begin() && std::prev(it)->second >= begin) --it;
+  auto it = ranges_.upper_bound(begin);  // the first range starting after `begin`
+  if (it != ranges_.begin() && std::prev(it)->second >= begin) {
+    // Touches the range before: extend it in place (the usual case, a chunk after its
+    // neighbour: no allocation), absorbing the ranges it now reaches.
+    auto prev = std::prev(it);
+    if (prev->second >= end) return;
+    count_ += end - prev->second;
+    prev->second = end;
+    for (; it != ranges_.end() && it->first <= prev->second; it = ranges_.erase(it)) {
+      const std::uint64_t reach = std::max(prev->second, it->second);
+      count_ -= std::min(it->second, prev->second) - it->first;  // the overlap was counted twice
+      prev->second = reach;
+    }
+    return;
+  }
   // Swallow every range that overlaps or touches [begin, end).
-  while (it != ranges_.end() && it->first <= end) {
-    begin = std::min(begin, it->first);
-    end = std::max(end, it->second);
+  for (; it != ranges_.end() && it->first <= end; it = ranges_.erase(it)) {
     count_ -= it->second - it->first;
-    it = ranges_.erase(it);
+    end = std::max(end, it->second);
   }
   ranges_.emplace_hint(it, begin, end);
   count_ += end - begin;
+}
+
+void RangeSet::erase(std::uint64_t index) {
+  auto it = ranges_.upper_bound(index);
+  if (it == ranges_.begin() || std::prev(it)->second <= index) return;  // not in the set
+  auto range = std::prev(it);
+  const std::uint64_t end = range->second;
+  if (range->first == index) ranges_.erase(range);
+  else range->second = index;
+  if (index + 1 < end) ranges_.emplace_hint(it, index + 1, end);
+  --count_;
 }
 
 bool RangeSet::contains(std::uint64_t index) const {
@@ -39,6 +61,33 @@ std::vector<IndexRange> RangeSet::complement(std::uint64_t n) const {
   }
   if (next < n) gaps.emplace_back(next, n);
   return gaps;
+}
+
+std::vector<IndexRange> RangeSet::missing(const std::vector<IndexRange>& within, const std::vector<std::uint64_t>& except) const {
+  std::vector<IndexRange> out;
+  auto add = [&out, &except](std::uint64_t b, std::uint64_t e) {  // [b, e) minus `except`
+    auto push = [&out](std::uint64_t lo, std::uint64_t hi) {
+      if (lo >= hi) return;
+      if (!out.empty() && out.back().second == lo) out.back().second = hi;
+      else out.emplace_back(lo, hi);
+    };
+    for (auto x = std::lower_bound(except.begin(), except.end(), b); b < e; ++x) {
+      if (x == except.end() || *x >= e) return push(b, e);
+      push(b, *x);
+      b = *x + 1;  // *x < e: no overflow
+    }
+  };
+  for (auto [b, e] : within) {
+    auto it = ranges_.upper_bound(b);
+    if (it != ranges_.begin() && std::prev(it)->second > b) b = std::prev(it)->second;  // b is delivered
+    for (; b < e; ++it) {
+      const std::uint64_t gap_end = it != ranges_.end() ? std::min(it->first, e) : e;
+      add(b, gap_end);
+      if (it == ranges_.end()) break;
+      b = std::max(b, it->second);
+    }
+  }
+  return out;
 }
 
 std::optional<std::uint64_t> index_space_size(const std::vector<std::uint64_t>& extent) {

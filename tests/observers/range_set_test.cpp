@@ -77,5 +77,50 @@ TEST(IndexSpace, SizeRefusesProductsOf2To64OrMore) {
   EXPECT_EQ(index_space_size({2, 2, 2, 2, 2, 2, 2, 144115188075855872ull}), std::nullopt);
 }
 
+// What the Dispatcher uses it for: the indices a run delivered, and those it did not.
+TEST(RangeSet, DeliveredMergesTouchingAndOverlappingRanges) {
+  RangeSet r;
+  r.insert(10, 20);
+  r.insert(30, 40);
+  r.insert(20, 25);  // touches the first
+  EXPECT_EQ(r.range_count(), 2u);
+  EXPECT_EQ(r.count(), 25u);
+  r.insert(22, 32);  // extends the first in place, reaching into the second
+  EXPECT_EQ(r.range_count(), 1u);
+  EXPECT_EQ(r.count(), 30u);
+  r.insert(5, 35);   // spans both
+  EXPECT_EQ(r.range_count(), 1u);
+  EXPECT_EQ(r.count(), 35u);
+  r.insert(50, 50);  // empty: nothing
+  EXPECT_EQ(r.range_count(), 1u);
+  EXPECT_EQ(r.missing({{0, 60}}, {}), (std::vector<IndexRange>{{0, 5}, {40, 60}}));
+}
+
+TEST(RangeSet, DeliveredMissingSkipsDeliveredAndFailedIndicesWithinTheRunsRanges) {
+  RangeSet r;
+  r.insert(0, 3);
+  r.insert(4, 8);
+  r.insert(12, 15);
+  // The run covered [0, 10) and [12, 20); 3 and 16 finally failed.
+  EXPECT_EQ(r.missing({{0, 10}, {12, 20}}, {3, 16}), (std::vector<IndexRange>{{8, 10}, {15, 16}, {17, 20}}));
+  EXPECT_EQ(r.missing({{0, 8}}, {3}), std::vector<IndexRange>{});
+  const std::uint64_t top = ~std::uint64_t{0};
+  EXPECT_EQ(r.missing({{top - 3, top}}, {top - 2}), (std::vector<IndexRange>{{top - 3, top - 2}, {top - 1, top}}));
+  RangeSet none;
+  EXPECT_EQ(none.missing({{0, 4}}, {0, 3}), (std::vector<IndexRange>{{1, 3}}));
+}
+
+TEST(RangeSet, DeliveredEraseSplitsTheRangeHoldingTheIndex) {
+  RangeSet r;
+  r.insert(0, 10);
+  r.erase(0);
+  r.erase(5);
+  r.erase(9);
+  r.erase(20);  // not in the set: nothing
+  EXPECT_EQ(r.range_count(), 2u);
+  EXPECT_EQ(r.count(), 7u);
+  EXPECT_EQ(r.missing({{0, 12}}, {}), (std::vector<IndexRange>{{0, 1}, {5, 6}, {9, 12}}));
+}
+
 }  // namespace
 }  // namespace taskfarm

@@ -1,7 +1,9 @@
 // RangeSet: a set of task indices held as sorted, disjoint, non-adjacent [begin, end) ranges,
 // so that its memory grows with the number of runs of indices, never with the index space.
 // A resume records in one the indices an earlier run finished (read_joblog) and runs the
-// complement. Plain value type; any thread, one at a time.
+// complement; the Dispatcher records in one what a run delivered, per committed piece, so that
+// a run that ends early names every index it did not deliver (missing()). Plain value type; any
+// thread, one at a time.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +21,16 @@ using IndexRange = std::pair<std::uint64_t, std::uint64_t>;
 class RangeSet {
  public:
   /// Adds [begin, end), merging it with the ranges it overlaps or touches. Empty ranges
-  /// (begin >= end) add nothing.
+  /// (begin >= end) add nothing. O(log ranges); no allocation when it extends the range before.
   void insert(std::uint64_t begin, std::uint64_t end);
   /// Adds one index (< 2^64 - 1: an index lies inside an index space of at most 2^64 - 1).
   void insert(std::uint64_t index) { insert(index, index + 1); }
+  /// Removes one index, splitting its range; nothing if it is not in the set.
+  void erase(std::uint64_t index);
+  void clear() noexcept {
+    ranges_.clear();
+    count_ = 0;
+  }
 
   bool contains(std::uint64_t index) const;
   /// Indices in the set.
@@ -33,6 +41,9 @@ class RangeSet {
   std::vector<IndexRange> ranges() const;
   /// [0, n) without the set, as ranges, ascending.
   std::vector<IndexRange> complement(std::uint64_t n) const;
+  /// The indices of `within` (sorted, disjoint ranges) that are neither in the set nor in
+  /// `except` (sorted indices), as sorted ranges.
+  std::vector<IndexRange> missing(const std::vector<IndexRange>& within, const std::vector<std::uint64_t>& except) const;
 
   bool operator==(const RangeSet&) const = default;
 
