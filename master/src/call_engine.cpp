@@ -90,7 +90,9 @@ CallEngine::CallEngine(FarmOptions options, std::size_t workers, const void* mar
       }),
       supervisor_(call_options(options), workers, [&] {
         // The same limits a map's workers get (spawn.cpp), for as many processes at once.
-        auto l = std::make_unique<ForkLauncher>(spawn_limits(options.memory_limit, options.set_thread_env, workers));
+        SpawnLimits limits = spawn_limits(options.memory_limit, options.set_thread_env, workers);
+        limits.fork_with_threads = options.fork_with_threads;
+        auto l = std::make_unique<ForkLauncher>(std::move(limits));
         l->use(&factory_);
         return l;
       }()) {

@@ -6,7 +6,6 @@
 
 #include "descendants.hpp"
 #include "launcher.hpp"
-#include "proc_info.hpp"
 #include "supervisor.hpp"
 #include "taskfarm/detail/npy_header_watch.hpp"
 #include "taskfarm/error.hpp"
@@ -20,7 +19,9 @@ namespace {
 // OMP/BLAS threads for its share of the CPUs (reads the affinity mask and cgroup files: once
 // per Farm, not per start).
 SpawnLimits limits(const FarmOptions& opt, std::size_t workers) {
-  return spawn_limits(opt.memory_limit, opt.set_thread_env, workers);
+  SpawnLimits l = spawn_limits(opt.memory_limit, opt.set_thread_env, workers);
+  l.fork_with_threads = opt.fork_with_threads;
+  return l;
 }
 
 }  // namespace
@@ -72,7 +73,6 @@ RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernel
   if (!n) throw Error("Farm::run: the index space (the product of JobSpec::extent) reaches 2^64 tasks");
   check_ranges(job.ranges, job.extent.empty() ? 0 : *n, "Farm::run: JobSpec::ranges");  // no extent: no tasks
   if (impl_->fork != nullptr && !factory) throw Error("Farm::run in fork mode needs a kernel factory");
-  if (impl_->forks) proc::require_single_thread(impl_->supervisor.options().fork_with_threads, "fork mode");
   if (impl_->fork != nullptr) impl_->fork->use(&factory);
   const std::string ro = AnySharedArray::read_only_handle(job.input_handle);
   RunReport report;

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "proc_info.hpp"
 #include "taskfarm/detail/exec_signals.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 #include "taskfarm/farm.hpp"
@@ -229,6 +230,7 @@ ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& clos
 
 WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
                            const std::function<int(Channel, ShmSegment)>& body) {
+  proc::require_single_thread(limits.fork_with_threads, "fork mode");
   // Not a structured binding: a lambda may not capture one before C++20's P1091 (clang 14).
   std::pair<Channel, Channel> ends = Channel::make_pair();
   Channel& master_end = ends.first;

@@ -34,6 +34,10 @@ class SpawnError : public Error {
 struct SpawnLimits {
   std::uint64_t memory_limit = 0;                 // RLIMIT_AS bytes, soft and hard; 0 = none
   std::vector<std::pair<std::string, std::string>> env;  // set in the child unless already set
+  // spawn_forked refuses to fork while the process has other threads, unless this is set
+  // (FarmOptions::fork_with_threads): checked at each fork, so a warm farm whose workers all
+  // live pays nothing per call.
+  bool fork_with_threads = false;
 };
 
 /// The limits for `workers` processes at once: `memory_limit`, and if `set_thread_env` the
@@ -48,7 +52,9 @@ SpawnLimits spawn_limits(std::uint64_t memory_limit, bool set_thread_env, std::s
 ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child,
                          const std::function<int()>& body, const std::string& what);
 
-/// Forks a farm worker that runs `body(channel, slot)` (spawn_child with a channel).
+/// Forks a farm worker that runs `body(channel, slot)` (spawn_child with a channel). Throws
+/// Error, forking nothing, if the process has other threads and `limits.fork_with_threads` is
+/// not set (a worker forked while another thread holds a lock would deadlock on it).
 WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std::vector<int>& close_in_child,
                            const std::function<int(Channel, ShmSegment)>& body);
 

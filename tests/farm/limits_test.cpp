@@ -13,6 +13,7 @@
 #include "taskfarm/farm.hpp"
 #include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
+#include "taskfarm/warm_pool.hpp"
 
 using namespace taskfarm;
 
@@ -137,6 +138,24 @@ TEST(ForkSafety, ForkModeRefusesWhileOtherThreadsExist) {
   expect_refusal([&] { pool.for_each(10, [](std::uint64_t) {}); }, "for_each");
   expect_refusal([&] { pool.submit([] { return 1; }); }, "submit");
   EXPECT_EQ(pool.in_flight(), 0u) << "a refused submit queues nothing";
+}
+
+// The check is made at each fork, not at each call: a WarmPool whose workers all live forks
+// nothing, so a call with another thread alive is safe and runs; its first call forks and is
+// refused. (Checking every call cost a /proc scan per warm call: issue 15's start-up row.)
+TEST(ForkSafety, WarmPoolRefusesOnlyTheCallsThatFork) {
+  PoolOptions o;
+  o.workers = 2;
+  WarmPool cold(o);
+  {
+    WaitingThread other;
+    expect_refusal([&] { cold.map<int>(4, [](std::uint64_t i) { return static_cast<int>(i); }); }, "WarmPool's first map");
+  }
+  WarmPool warm(o);
+  EXPECT_EQ(warm.map<int>(4, [](std::uint64_t i) { return static_cast<int>(i) * 3; }), (std::vector<int>{0, 3, 6, 9}));
+  WaitingThread other;
+  EXPECT_EQ(warm.map<int>(6, [](std::uint64_t i) { return static_cast<int>(i) * 3; }), (std::vector<int>{0, 3, 6, 9, 12, 15}));
+  EXPECT_EQ(warm.last_report().workers, 2u);
 }
 
 TEST(ForkSafety, ForkWithThreadsIsAnExplicitOptIn) {
