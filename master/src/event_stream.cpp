@@ -28,8 +28,12 @@ void EventStream::start(std::uint64_t tasks, std::uint64_t total, std::uint64_t 
 }
 
 void EventStream::end(const RunReport& r, int exit_status) {
+  end(r, static_cast<std::uint64_t>(r.failed_indices().size()), exit_status);
+}
+
+void EventStream::end(const RunReport& r, std::uint64_t failed, int exit_status) {
   line(R"({"event":"end")" + field("tasks", r.tasks) + field("succeeded", r.succeeded) +
-       field("failed", static_cast<std::uint64_t>(r.failed_indices().size())) + field("retries", r.retries) +
+       field("failed", failed) + field("retries", r.retries) +
        field("worker_deaths", r.worker_deaths) + field("chaos_kills", r.chaos_kills) +
        ",\"wall_s\":" + num(std::chrono::duration<double>(r.wall).count()) + field("interrupted", r.interrupted) +
        field("halted", r.halted) + field("farm_error", std::string_view(r.farm_error)) + field("exit", exit_status));

@@ -38,18 +38,33 @@ Trace Trace::create(const std::string& path, const std::string& title) {
 }
 
 Trace::Trace(UniqueFd file, const std::string& path, const std::string& title)
-    : file_(::fdopen(file.get(), "w")), path_(path), pid_(static_cast<int>(::getpid())),
-      t0_(std::chrono::steady_clock::now()) {
+    : Trace(std::move(file), path, title, static_cast<int>(::getpid())) {}
+
+Trace::Trace(UniqueFd file, const std::string& path, const std::string& title, int track)
+    : file_(::fdopen(file.get(), "w")), path_(path), pid_(track), t0_(std::chrono::steady_clock::now()) {
   if (!file_) throw_errno("cannot create trace " + path);
   file.release();  // the FILE owns it now
   pending_ = "[\n";
-  emit(R"({"name":"process_name","ph":"M","pid":)" + std::to_string(pid_) + R"(,"args":{"name":)" +
+  name_process(pid_, title);
+}
+
+Trace::Trace(Sink sink, int track)
+    : sink_(std::move(sink)), pid_(track), first_(false), t0_(std::chrono::steady_clock::now()) {}
+
+void Trace::name_process(int track, const std::string& title) {
+  emit(R"({"name":"process_name","ph":"M","pid":)" + std::to_string(track) + R"(,"args":{"name":)" +
        json_string(title) + "}}");
   flush();
 }
 
+void Trace::append(std::string_view records) {
+  if (records.empty()) return;
+  pending_ += records;
+  flush();
+}
+
 Trace::~Trace() {
-  if (!file_) return;
+  if (!file_) return;  // (a sink-mode Trace has no array to close)
   pending_ += "\n]\n";
   flush();
 }
@@ -67,6 +82,11 @@ void Trace::emit(const std::string& event) {
 void Trace::flush() noexcept {
   // One write(2) of whole records per batch, never a stdio buffer: a master killed at any
   // instant leaves a file that ends after a complete record (the joblog's discipline).
+  if (sink_) {
+    if (!pending_.empty()) sink_(pending_);
+    pending_.clear();
+    return;
+  }
   std::string_view bytes = file_ ? std::string_view(pending_) : std::string_view();
   std::uint64_t done = 0;
   while (!bytes.empty() && write_errno_ == 0) {

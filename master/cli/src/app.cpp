@@ -180,14 +180,15 @@ int unguarded_main(const std::vector<std::string>& args) {
   if (run_options.mpi_grain != 0 && !run_options.mpi) return usage_error("--mpi-grain needs --mpi");
   if (run_options.mpi) {
     if (!mpi_built()) return usage_error("--mpi: this taskfarm was built without MPI");
-    if (const std::string u = mpi_unsupported(run_options); !u.empty()) return usage_error(u + " is not supported with --mpi yet");
+    if (const std::string u = mpi_unsupported(run_options, command); !u.empty()) return usage_error(u);
     if (!mpi_rank0 && !run_options.output.empty()) mpi_output = std::filesystem::absolute(run_options.output).string();
     if (!mpi_rank0) strip_rank0_options(run_options);
   }
   RunPlan plan;
   std::string warning;
   try {
-    const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1, ::isatty(STDIN_FILENO) == 1};
+    // --mpi: standard input is never read for tasks (mpirun gives it to rank 0 only).
+    const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1, run_options.mpi || ::isatty(STDIN_FILENO) == 1};
     plan = make_run_plan(run_options, command, context);
     warning = check_worker_count(run_options.workers, plan.farm.workers, task_count(plan.todo.ranges),
                                  context.usable_cpus);

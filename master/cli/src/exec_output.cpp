@@ -29,6 +29,21 @@ std::size_t whole_characters(const char* p, std::size_t n) {
 
 }  // namespace
 
+std::vector<std::string> exec_worker_args(const ExecPlan& exec, const std::string& spool) {
+  std::vector<std::string> args = {"--spool", spool};
+  if (exec.shell) args.push_back("--shell");
+  if (!exec.replace.empty()) args.insert(args.end(), {"--replace", exec.replace});
+  if (const auto& l = exec.layout) {  // linked sources: each one's size and axis
+    std::string spec;
+    for (std::size_t k = 0; k < l->sizes.size(); ++k)
+      spec += (k > 0 ? "," : "") + std::to_string(l->sizes[k]) + ":" + std::to_string(l->axes[k]);
+    args.insert(args.end(), {"--sources", spec});
+  }
+  args.push_back("--");
+  args.insert(args.end(), exec.words.begin(), exec.words.end());
+  return args;
+}
+
 ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
                        std::vector<IndexRange> todo, OnPrinted on_printed,
                        std::function<void(const std::string&)> on_spool_failed)

@@ -24,10 +24,14 @@
 #include "stdout_writer.hpp"
 #include "taskfarm/farm.hpp"
 #include "live_output.hpp"
+#include "run_plan.hpp"
 #include "task_output.hpp"
 #include "taskfarm/range_set.hpp"
 
 namespace taskfarm::cli {
+
+/// The built-in worker's (taskfarm-exec) arguments for `exec`, its output spooled in `spool`.
+std::vector<std::string> exec_worker_args(const ExecPlan& exec, const std::string& spool);
 
 class ExecOutput : public FarmObserver {
  public:

@@ -10,16 +10,22 @@
 #include <iostream>
 #include <optional>
 
+#include "exec_output.hpp"
+#include "mpi_run.hpp"
 #include "mpi_wire.hpp"
+#include "spool_dir.hpp"
 #include "stdout_writer.hpp"
 #include "stop_signals.hpp"
 #include "summary.hpp"
 #include "task_output.hpp"
 #include "taskfarm/error.hpp"
+#include "taskfarm/event_stream.hpp"
 #include "taskfarm/fanout_observer.hpp"
+#include "taskfarm/input_lines.hpp"
 #include "taskfarm/joblog.hpp"
 #include "taskfarm/range_feed.hpp"
 #include "taskfarm/shared_array.hpp"
+#include "taskfarm/trace.hpp"
 
 namespace taskfarm::cli::mpi {
 namespace {
@@ -50,36 +56,96 @@ class SocketFeed final : public RangeFeed {
   std::uint64_t low_;
 };
 
-// The node's joblog rows, batched up to rank 0: a datagram and an MPI message per batch, not per
-// commit. A batch goes when it is 16 KiB, when the last went 50 ms ago, at a tick, and at the end:
-// rank 0's joblog lags the node's commits by that much (a resume then reruns those few tasks).
-class RowRelay final : public FarmObserver {
+// A text kind's batches up to rank 0: a datagram and an MPI message per batch, not per record.
+// A batch goes when it is 16 KiB, when the last went `lag` ago (0: at once), at a tick and at the
+// end. Its producers (JoblogRows, EventStream, Trace) add to it from their callbacks; this
+// observer, after them in the fanout, sends from the same callbacks — a producer's sink never
+// sends (Trace's flush may not throw).
+class TextRelay : public FarmObserver {
  public:
-  explicit RowRelay(int fd) : fd_(fd) {}
-  void on_tasks_done(const TasksDone& t) override {
-    format_.append_done(rows_, t);
-    flush_if_due();
-  }
-  void on_failure(const FailureRecord& f) override {
-    if (format_.append_failure(rows_, f)) flush_if_due();
-  }
+  TextRelay(int fd, Wire::Kind kind, std::chrono::milliseconds lag) : fd_(fd), kind_(kind), lag_(lag) {}
+  void add(std::string_view text) { text_ += text; }
+  void on_worker_started(int, pid_t) override { flush_if_due(); }
+  void on_tasks_done(const TasksDone&) override { flush_if_due(); }
+  void on_result(const IndexResult&) override { flush_if_due(); }
+  void on_failure(const FailureRecord&) override { flush_if_due(); }
+  void on_stall(const WorkerLiveness&) override { flush_if_due(); }
   void on_tick(const FarmTick&) override { flush(); }
   void flush() {
-    if (rows_.empty()) return;
-    send_rows(fd_, rows_);
-    rows_.clear();
+    if (text_.empty()) return;
+    send_text(fd_, kind_, text_);
+    text_.clear();
     last_ = std::chrono::steady_clock::now();
   }
 
- private:
+ protected:
   void flush_if_due() {
-    if (rows_.size() >= 16 * 1024 || std::chrono::steady_clock::now() - last_ >= std::chrono::milliseconds(50)) flush();
+    if (text_.size() >= 16 * 1024 || std::chrono::steady_clock::now() - last_ >= lag_) flush();
   }
+  std::string text_;
+
+ private:
   int fd_;
-  JoblogRows format_;  // rank 0 adds the host column
-  std::string rows_;
+  Wire::Kind kind_;
+  std::chrono::milliseconds lag_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
+
+// The node's joblog rows, every 50 ms at most: rank 0's joblog lags the node's commits by that
+// much (a resume then reruns those few tasks).
+class RowRelay final : public TextRelay {
+ public:
+  explicit RowRelay(int fd) : TextRelay(fd, Wire::rows, std::chrono::milliseconds(50)) {}
+  void on_tasks_done(const TasksDone& t) override {
+    format_.append_done(text_, t);
+    flush_if_due();
+  }
+  void on_failure(const FailureRecord& f) override {
+    if (format_.append_failure(text_, f)) flush_if_due();
+  }
+
+ private:
+  JoblogRows format_;  // rank 0 adds the host column
+};
+
+// Rank 0 publishes a joblog or trace that replaces a file of the user's at the first task that
+// ended on any node, as Publisher does on one machine: one word from each node, at its first.
+class EndedSignal final : public FarmObserver {
+ public:
+  explicit EndedSignal(int fd) : fd_(fd) {}
+  void on_tasks_done(const TasksDone&) override { say(); }
+  void on_failure(const FailureRecord& f) override {
+    if (f.index) say();  // a worker that died between tasks: no task ended
+  }
+
+ private:
+  void say() {
+    if (said_) return;
+    said_ = true;
+    Wire w;
+    w.kind = Wire::ended;
+    send_wire(fd_, w);
+  }
+  int fd_;
+  bool said_ = false;
+};
+
+// This machine's name as a JSON string (a name is letters, digits, '-' and '.').
+std::string json_host() {
+  char host[64] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "\"?\"";
+  std::string s = "\"";
+  for (const char* c = host; *c != '\0'; ++c) s += (*c == '"' || *c == '\\' || static_cast<unsigned char>(*c) < 0x20) ? '_' : *c;
+  return s + "\"";
+}
+
+// An --events line of this node: its rank and host added, since a slot or pid alone is ambiguous
+// across nodes (EventStream's lines end with "}\n").
+std::string with_node(std::string_view line, const std::string& node_fields) {
+  std::string s(line);
+  if (s.size() >= 2 && s.compare(s.size() - 2, 2, "}\n") == 0) s.insert(s.size() - 2, node_fields);
+  return s;
+}
 
 // The node's counts so far, up to rank 0's --progress: at most every 100 ms, and at ticks.
 class CountRelay final : public FarmObserver {
@@ -123,7 +189,7 @@ extern "C" void on_relay_gone(int) {
 
 }  // namespace
 
-int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain) {
+int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain) {
   // Its relay gone (the rank killed, the job aborted) or stopping: kRelayStop, a clean stop —
   // workers stopped, segments removed. Its own process group, so that Open MPI's kill of the
   // rank's group does not SIGKILL it before it has cleaned up.
@@ -136,40 +202,101 @@ int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, kRelayStop);
   if (::getppid() == 1) return exit_farm;
+  const int rank = mpi_rank_from_environment();
   std::array<std::uint64_t, r_fields> counts{};
   try {
     std::optional<Message> go;
     for (int waited = 0; !go && waited < 600; ++waited) go = recv_message(fd, 100);  // rank 0 creates the output
     if (!go) throw Error("--mpi: rank 0 did not start the run within 60 s");
+    if (go->wire.kind != Wire::go) return exit_usage;  // rank 0 could not start the run (and said why)
+    const auto asks = [&go](GoField f) { return go->wire.v[f] != 0; };
     AnySharedArray output;
     if (!output_path.empty()) output = AnySharedArray::open_npy(output_path, /*writable=*/true);
+    // --exec: the node's own spool (in --tmpdir, which each node reads on its own machine) and
+    // the input lines every rank read from the same arguments or file (plan.lines).
+    std::optional<SpoolDir> spool;
+    std::optional<InputLines> lines;
+    std::vector<std::string> worker_args = plan.args;
+    if (plan.exec) {
+      std::vector<std::string> ignored;
+      sweep_dead_spools(plan.exec->tmpdir, ignored);
+      spool.emplace(SpoolDir::create(plan.exec->tmpdir));
+      worker_args = exec_worker_args(*plan.exec, spool->path());
+    }
+    if (plan.lines) lines.emplace(InputLines::create(std::move(*plan.lines)));
     std::optional<Farm> farm;
-    farm.emplace(Farm::program(plan.farm, plan.program, plan.args));
+    farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
     SocketFeed feed(fd, grain / 2);
     JobSpec job;
     job.extent = plan.extent;
     if (output) job.output_handle = output.handle();
+    if (lines) job.lines_handle = lines->handle();
     job.capture_stdout = true;
     job.feed = &feed;
     StdoutWriter out([&signals] { signals.stop(SIGPIPE); });
-    TaskOutput task_output(out);
+    StdoutWriter err(nullptr, STDERR_FILENO);  // --exec: the commands' stderr, task by task
+    // --events: this node's lines, its rank and host added, go to rank 0 at once (a driving
+    // program waits for them); the tasks' output goes as "output" events, not to this stdout.
+    std::optional<TextRelay> event_relay, trace_relay;
+    std::optional<EventStream> events;
+    if (asks(g_events)) {
+      event_relay.emplace(fd, Wire::events, std::chrono::milliseconds(0));
+      const std::string fields = ",\"rank\":" + std::to_string(rank) + ",\"host\":" + json_host();
+      events.emplace([&event_relay, fields](std::string_view line) { event_relay->add(with_node(line, fields)); });
+    }
+    // --trace: this node's records under process id `rank`, timed from rank 0's "go" (each
+    // node's own clock: design §17), batched like the rows.
+    std::optional<Trace> trace;
+    if (asks(g_trace)) {
+      trace_relay.emplace(fd, Wire::trace, std::chrono::milliseconds(50));
+      trace.emplace([&trace_relay](std::string_view records) { trace_relay->add(records); }, rank);
+    }
+    std::optional<TaskOutput> task_output;
+    std::optional<ExecOutput> exec_output;
+    std::string spool_error;
+    if (spool) {
+      exec_output.emplace(spool->path(), out, err, false, events ? &*events : nullptr, std::vector<IndexRange>{},
+                          OnPrinted{}, [&farm, &spool_error](const std::string& why) {
+                            if (spool_error.empty()) spool_error = why;
+                            if (farm) farm->request_stop();
+                          });
+      if (plan.exec->line_buffer) exec_output->line_buffered();
+    } else if (!events) {
+      task_output.emplace(out);
+    }
+    std::optional<EndedSignal> ended;
+    if (asks(g_ended)) ended.emplace(fd);
     std::optional<RowRelay> rows;
-    if (go->wire.v[0] != 0) rows.emplace(fd);
+    if (asks(g_rows)) rows.emplace(fd);
     std::optional<CountRelay> progress;
-    if (go->wire.v[1] != 0) progress.emplace(fd);
+    if (asks(g_progress)) progress.emplace(fd);
     FanoutObserver fanout;
+    fanout.add(ended ? &*ended : nullptr);
+    fanout.add(task_output ? &*task_output : nullptr);  // a piece's output is written out before its rows
     fanout.add(rows ? &*rows : nullptr);
+    fanout.add(trace ? &*trace : nullptr);
+    fanout.add(trace_relay ? &*trace_relay : nullptr);
+    fanout.add(events ? &*events : nullptr);
+    fanout.add(exec_output ? &*exec_output : nullptr);
+    fanout.add(event_relay ? &*event_relay : nullptr);  // after everything that makes events
     fanout.add(progress ? &*progress : nullptr);
-    fanout.add(&task_output);
     signals.attach(*farm);
     RunReport r = farm->run(job, &fanout);
     signals.detach();
-    if (rows) rows->flush();  // before the report: rank 0 writes every row before it ends
-    if (progress) progress->on_tick(FarmTick{});
     farm.reset();
+    lines.reset();
+    if (exec_output) exec_output->finish();
+    if (task_output) task_output->finish();
+    spool.reset();
+    // Before the report: rank 0 writes every row, event and record before it ends.
+    for (TextRelay* relay : {static_cast<TextRelay*>(rows ? &*rows : nullptr), event_relay ? &*event_relay : nullptr,
+                             trace_relay ? &*trace_relay : nullptr})
+      if (relay != nullptr) relay->flush();
+    if (progress) progress->on_tick(FarmTick{});
     out.flush();
+    if (!spool_error.empty()) std::cerr << "taskfarm: " << spool_error << "\n";
     counts = {r.tasks, r.succeeded, r.failed_indices().size(), r.retries, r.worker_deaths,
-              r.farm_error.empty() && !r.interrupted ? 0u : 1u};
+              r.farm_error.empty() && !r.interrupted && spool_error.empty() ? 0u : 1u};
     if (!r.farm_error.empty()) std::cerr << "taskfarm: " << r.farm_error << "\n";
   } catch (const std::exception& e) {
     std::cerr << "taskfarm: node master: " << e.what() << "\n";

@@ -17,7 +17,7 @@ namespace taskfarm::cli::mpi {
 constexpr int kRelayStop = SIGUSR1;
 
 /// Runs the node's farm; `fd` is its end of the socketpair, `grain` the indices per grant (it
-/// asks for more at half of it). Returns the process's exit status (its relay reads the report).
-int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain);
+/// asks for more at half of it); its input lines move into their segment. Returns the process's exit status (its relay reads the report).
+int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain);
 
 }  // namespace taskfarm::cli::mpi

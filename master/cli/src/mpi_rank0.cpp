@@ -1,9 +1,9 @@
 #include "mpi_rank0.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
-#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::cli::mpi {
@@ -33,10 +33,24 @@ RankJoblog::RankJoblog(const RunPlan& plan, std::vector<std::string> hosts) : ho
     host_ = plan.joblog_has_host;
     return;
   }
-  detail::StagedFile staged = detail::StagedFile::create(plan.joblog);
-  file_.emplace(JoblogFile::create(staged.duplicate_fd(), plan.joblog, plan.identity, false, /*with_host=*/true));
-  staged.publish(/*replace_existing=*/true);
+  staged_ = detail::StagedFile::create(plan.joblog);
+  file_.emplace(JoblogFile::create(staged_.duplicate_fd(), plan.joblog, plan.identity, false, /*with_host=*/true));
+  if (!plan.claims.joblog.existed()) staged_.publish(/*replace_existing=*/false);  // other runs see its lock at once
   host_ = true;
+}
+
+void RankJoblog::publish() {
+  if (in_place() || !error_.empty()) return;
+  try {
+    staged_.publish(/*replace_existing=*/true);
+  } catch (const Error& e) {
+    failed(e.what());
+  }
+}
+
+void RankJoblog::failed(const std::string& why) {
+  error_ = why;
+  std::cerr << "taskfarm: " << error_ << " (no more rows are written; the run goes on)\n";
 }
 
 void RankJoblog::write(int rank, std::string_view rows) {
@@ -58,8 +72,39 @@ void RankJoblog::write(int rank, std::string_view rows) {
     file_->write(text);
     recorded_ok_ += ok;
   } catch (const Error& e) {
+    failed(e.what());
+  }
+}
+
+namespace {
+std::string process_title(const RunPlan& plan, const std::string& host) {
+  return "taskfarm " + std::filesystem::path(plan.program).filename().string() + " " + host;
+}
+}  // namespace
+
+RankTrace::RankTrace(const RunPlan& plan, const std::vector<std::string>& hosts)
+    : staged_(detail::StagedFile::create(plan.trace)),
+      trace_(staged_.duplicate_fd(), plan.trace, process_title(plan, hosts.at(0)), 0) {
+  for (std::size_t r = 1; r < hosts.size(); ++r) trace_.name_process(static_cast<int>(r), process_title(plan, hosts[r]));
+  if (!plan.claims.trace.existed()) staged_.publish(/*replace_existing=*/false);
+}
+
+bool RankTrace::publish() {
+  if (staged_.published() || !error_.empty()) return error_.empty();
+  try {
+    staged_.publish(/*replace_existing=*/true);
+  } catch (const Error& e) {
     error_ = e.what();
-    std::cerr << "taskfarm: " << error_ << " (no more rows are written; the run goes on)\n";
+    std::cerr << "taskfarm: " << error_ << "\n";
+  }
+  return error_.empty();
+}
+
+void RankTrace::finish() {
+  try {
+    trace_.finish();
+  } catch (const Error& e) {
+    std::cerr << "taskfarm: " << e.what() << "\n";  // as on one machine: said, the status kept
   }
 }
 

@@ -1,5 +1,7 @@
 // Rank 0's own parts of `taskfarm run --mpi` (docs/design.md §17): the hand-out of the run's
-// ranges, and the --joblog it writes from every node's rows. Rank 0's relay, main thread.
+// ranges, and the --joblog and --trace it writes from every node's rows and records. A new file
+// is put at its path at once; one that replaces a file of the user's only at the first task that
+// ended on any node (publish()), as Publisher does on one machine. Rank 0's relay, main thread.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +12,9 @@
 
 #include "mpi_wire.hpp"
 #include "run_plan.hpp"
+#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/joblog_file.hpp"
+#include "taskfarm/trace.hpp"
 
 namespace taskfarm::cli::mpi {
 
@@ -33,19 +37,45 @@ class HandOut {
 /// it keeps. A failed write is said once on stderr; no row is written after it.
 class RankJoblog {
  public:
-  /// Creates plan.joblog (replacing a file there by rename) or, with plan.resume, appends to it.
+  /// Creates plan.joblog under a temporary name, at its path at once if nothing was there (the
+  /// plan looked), or with plan.resume appends to it. Throws Error naming the file.
   RankJoblog(const RunPlan& plan, std::vector<std::string> hosts);
   /// Writes `rows` (whole lines, from node `rank`) with one write(2).
   void write(int rank, std::string_view rows);
+  /// A task ended: the joblog replaces the user's file now. A failure is error() (no more rows).
+  void publish();
+  /// Whether the file at the path is this run's (published, or appended to).
+  bool in_place() const noexcept { return !staged_ || staged_.published(); }
   std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
   const std::string& error() const noexcept { return error_; }
 
  private:
+  void failed(const std::string& why);
   std::vector<std::string> hosts_;
+  detail::StagedFile staged_;  // removes the temporary file if never published
   std::optional<JoblogFile> file_;
   bool host_ = false;
   std::string error_;
   std::uint64_t recorded_ok_ = 0;
+};
+
+/// Rank 0's --trace: one process per node (process id its rank, named "HOST:RANK"), each node's
+/// records as its node master's Trace made them (mpi_node.cpp).
+class RankTrace {
+ public:
+  /// Creates plan.trace under a temporary name (at its path at once if nothing was there).
+  RankTrace(const RunPlan& plan, const std::vector<std::string>& hosts);
+  void append(std::string_view records) { trace_.append(records); }
+  /// A task ended: the trace replaces the user's file now; false (and error()) if it cannot.
+  bool publish();
+  /// Closes the array; an error is said on stderr. A trace never published is removed.
+  void finish();
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  detail::StagedFile staged_;
+  Trace trace_;
+  std::string error_;
 };
 
 }  // namespace taskfarm::cli::mpi

@@ -7,8 +7,9 @@
 //    (Open MPI does not support fork() after MPI_Init in a process it manages). It runs the
 //    ordinary Farm with a RangeFeed over the socketpair, maps the --output .npy (a shared file)
 //    and reports its RunReport's counts when its feed is closed and its work done (mpi_node.cpp).
-// With --joblog, rank 0 writes every node's rows, adding the node (host column); a rank lost
-// ends the job, and rank 0 says so, naming the ranks that had not finished.
+// Rank 0 writes the run's one --joblog (every node's rows, each with its node), --trace (a
+// process per node) and --events stream (every node's lines, each with its rank and host); a
+// rank lost ends the job, and rank 0 says so, naming the ranks that did not answer.
 #include "mpi_run.hpp"
 
 #include <poll.h>
@@ -23,13 +24,16 @@
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <vector>
 
 #include "mpi_leak_check.hpp"
 #include "mpi_node.hpp"
 #include "mpi_rank0.hpp"
 #include "mpi_wire.hpp"
+#include "stdout_writer.hpp"
 #include "summary.hpp"
 #include "taskfarm/error.hpp"
+#include "taskfarm/event_stream.hpp"
 #include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
 
@@ -39,47 +43,22 @@
 
 namespace taskfarm::cli {
 
-int mpi_rank_from_environment() {
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
-    if (const char* v = std::getenv(name); v != nullptr && *v != '\0') return std::atoi(v);
-  return 0;
-}
-
-void strip_rank0_options(RunOptions& o) {
-  if (!o.tasks.empty()) o.shape.clear();  // with --tasks, --shape is the output's
-  o.output.clear();
-  o.resume = false;  // rank 0 reads the joblog and hands out only what it lacks
-  o.dtype.clear();
-  o.joblog.clear();
-  o.trace.clear();
-  o.events = false;
-  o.progress = false;
-  o.no_progress = true;
-}
-
-std::string mpi_unsupported(const RunOptions& o) {
-  if (!o.trace.empty()) return "--trace";
-  if (o.events) return "--events";
-  if (o.keep_order) return "--keep-order";
-  if (o.exec) return "--exec";
-  if (!o.input_lines.empty()) return "--input-lines";
-  return {};
-}
-
 #ifndef TASKFARM_WITH_MPI
 bool mpi_built() { return false; }
-int run_mpi(const RunPlan&, const std::string&, std::uint64_t) { throw Error("--mpi: this taskfarm was built without MPI"); }
+int run_mpi(RunPlan&, const std::string&, std::uint64_t) { throw Error("--mpi: this taskfarm was built without MPI"); }
 #else
 bool mpi_built() { return true; }
 
 namespace {
 
 using mpi::HandOut;
+using mpi::Hello;
 using mpi::Message;
 using mpi::RankJoblog;
+using mpi::RankTrace;
 using mpi::Wire;
-constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6;
-constexpr int kHostBytes = 64;
+constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6,
+              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9;
 
 // The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
 // its loop, which then stops its node master and says what was lost.
@@ -97,17 +76,11 @@ void wait_child(pid_t pid, int& status, int ms) {
   ::waitpid(pid, &status, 0);
 }
 
-std::string node_name(int rank) {
-  char host[kHostBytes] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "?");
-  for (char& c : host)
-    if (c == '\t' || c == '\n') c = '_';
-  return std::string(host) + ":" + std::to_string(rank);
-}
+constexpr int tag_of(Wire::Kind k) { return k == Wire::rows ? kTagRows : k == Wire::events ? kTagEvents : kTagTrace; }
 
 }  // namespace
 
-int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t grain_option) {
+int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_option) {
   std::uint64_t todo = 0;
   for (auto [b, e] : plan.todo.ranges) todo += e - b;
   int sv[2];
@@ -117,6 +90,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   const std::uint64_t workers = static_cast<std::uint64_t>(std::max(1, plan.farm.workers));
   const std::uint64_t grain = grain_option != 0 ? grain_option
                               : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers) + 1, 1u << 20));
+  const std::uint64_t lines_hash = mpi::hash_lines(plan);
   std::cout.flush();
   const pid_t child = ::fork();
   if (child < 0) throw_errno("--mpi: fork");
@@ -125,6 +99,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     ::_exit(mpi::node_main(plan, output_path, sv[1], grain));
   }
   ::close(sv[1]);
+  plan.lines.reset();  // the node master's now
   const int fd = sv[0];
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -137,31 +112,61 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  std::array<char, kHostBytes> me{};
-  const std::string my_name = node_name(rank);
-  my_name.copy(me.data(), me.size() - 1);
-  std::vector<char> names(rank == 0 ? static_cast<std::size_t>(size) * kHostBytes : 0);
-  MPI_Gather(me.data(), kHostBytes, MPI_CHAR, names.data(), kHostBytes, MPI_CHAR, 0, MPI_COMM_WORLD);
+  const Hello me = mpi::hello(rank, plan, lines_hash);
+  std::vector<Hello> hellos(rank == 0 ? static_cast<std::size_t>(size) : 0);
+  MPI_Gather(&me, static_cast<int>(sizeof me), MPI_BYTE, hellos.data(), static_cast<int>(sizeof me), MPI_BYTE, 0,
+             MPI_COMM_WORLD);
+  // A grant its node may no longer read: having failed, it sent its report and exited meanwhile.
+  // The socket's next read says so (the report, then its end); a failed send says nothing more.
+  auto grant_to_node = [fd](const Wire& g) {
+    try {
+      mpi::send_wire(fd, g);
+    } catch (const Error&) {
+    }
+  };
   int status = exit_ok;
   AnySharedArray output;
   std::optional<RankJoblog> joblog;
-  std::array<int, 3> start{1, 0, 0};  // rank 0 ready; keeps a joblog (nodes send rows); shows progress (counts)
+  std::optional<RankTrace> trace;
+  std::optional<StdoutWriter> event_out;
+  std::optional<EventStream> events;
+  // rank 0 ready, then what it asks of every node (mpi::GoField)
+  std::array<int, 1 + mpi::g_fields> start{1};
   if (rank == 0) {
     try {
+      for (int r = 1; r < size; ++r)
+        if (hellos[static_cast<std::size_t>(r)].tasks_hash != me.tasks_hash)
+          throw Error("rank " + std::to_string(r) + " (" + hellos[static_cast<std::size_t>(r)].host +
+                      ") read other tasks than rank 0: with --mpi every rank must read the same input files");
       if (plan.output && !plan.output->reuse)
         output = AnySharedArray::create_npy(plan.output->path, plan.output->dtype, plan.output->shape,
                                             AnySharedArray::Publish::now);
       std::vector<std::string> hosts;
-      for (int r = 0; r < size; ++r) hosts.emplace_back(names.data() + static_cast<std::size_t>(r) * kHostBytes);
-      if (!plan.joblog.empty()) joblog.emplace(plan, std::move(hosts));
-      start[1] = joblog ? 1 : 0;
-      start[2] = plan.progress != ProgressMode::off ? 1 : 0;
+      for (const Hello& h : hellos) hosts.emplace_back(h.host);
+      if (!plan.joblog.empty()) joblog.emplace(plan, hosts);
+      if (!plan.trace.empty()) trace.emplace(plan, hosts);
+      start[1 + mpi::g_rows] = joblog ? 1 : 0;
+      start[1 + mpi::g_progress] = plan.progress != ProgressMode::off || plan.events ? 1 : 0;
+      start[1 + mpi::g_events] = plan.events ? 1 : 0;
+      start[1 + mpi::g_trace] = trace ? 1 : 0;
+      start[1 + mpi::g_ended] = (joblog && !joblog->in_place()) || (trace && plan.claims.trace.existed()) ? 1 : 0;
     } catch (const Error& e) {
       std::cerr << "taskfarm: " << e.what() << "\n";
       start[0] = 0;
     }
   }
-  MPI_Bcast(start.data(), 3, MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
+  MPI_Bcast(start.data(), static_cast<int>(start.size()), MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
+  if (rank == 0 && start[0] && plan.events) {
+    // --events: the one stream on rank 0's standard output, its "start" before any node's line.
+    event_out.emplace(nullptr);
+    events.emplace([&event_out](std::string_view line) {
+      event_out->write(line);
+      event_out->flush();
+    });
+    std::uint64_t all_workers = 0;
+    for (const Hello& h : hellos) all_workers += h.workers;
+    events->start(todo, plan.tasks, plan.todo.done, static_cast<int>(all_workers), plan.program);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   std::array<std::uint64_t, mpi::r_fields> total{};
   std::vector<char> reported(static_cast<std::size_t>(size), 0), stopping(static_cast<std::size_t>(size), 0);
@@ -169,7 +174,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
   bool own_reported = false;
   std::uint64_t requests = 0;
   std::chrono::steady_clock::duration serving{};  // rank 0: inside requests (the hand-out's cost)
-  std::string rows;
+  std::string text;
   // Rank 0's slices: 16 per worker of the whole job, now that the node count is known (every
   // node's -j taken as this one's); a node asks at half of its own estimate, made before MPI_Init.
   const std::uint64_t hand_grain =
@@ -200,7 +205,21 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     reported[static_cast<std::size_t>(from)] = 1;
     ++reports;
   };
-  // One MPI message, if any is there: rank 0 serves requests and takes rows and reports; a
+  // Rank 0: a node's text (joblog rows, --events lines, --trace records) into its file or stream.
+  auto deliver = [&](int from, Wire::Kind kind, std::string_view t) {
+    if (kind == Wire::rows && joblog) joblog->write(from, t);
+    if (kind == Wire::events && event_out) {
+      event_out->write(t);
+      event_out->flush();
+    }
+    if (kind == Wire::trace && trace) trace->append(t);
+  };
+  // Rank 0: a task ended on some node; a joblog or trace replacing a user's file goes in place.
+  auto task_ended = [&] {
+    if (joblog) joblog->publish();
+    if (trace) trace->publish();
+  };
+  // One MPI message, if any is there: rank 0 serves requests and takes texts and reports; a
   // node relay passes grants down. Returns whether there was one.
   auto serve_mpi = [&] {
     int flag = 0;
@@ -219,7 +238,7 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     } else if (st.MPI_TAG == kTagGrant) {
       Wire g;
       MPI_Recv(&g, static_cast<int>(sizeof g), MPI_BYTE, 0, kTagGrant, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      if (!own_reported) mpi::send_wire(fd, g);
+      if (!own_reported) grant_to_node(g);
     } else if (st.MPI_TAG == kTagReport) {
       std::array<std::uint64_t, mpi::r_fields> v{};
       MPI_Recv(v.data(), mpi::r_fields, MPI_UINT64_T, from, kTagReport, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -228,12 +247,16 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
       std::array<std::uint64_t, 2> v{};
       MPI_Recv(v.data(), 2, MPI_UINT64_T, from, kTagProgress, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       add_counts(from, v.data());
-    } else if (st.MPI_TAG == kTagRows) {
+    } else if (st.MPI_TAG == kTagRows || st.MPI_TAG == kTagEvents || st.MPI_TAG == kTagTrace) {
       int n = 0;
       MPI_Get_count(&st, MPI_CHAR, &n);
-      rows.resize(static_cast<std::size_t>(n));
-      MPI_Recv(rows.data(), n, MPI_CHAR, from, kTagRows, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      if (joblog) joblog->write(from, rows);
+      text.resize(static_cast<std::size_t>(n));
+      MPI_Recv(text.data(), n, MPI_CHAR, from, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      deliver(from, st.MPI_TAG == kTagRows ? Wire::rows : st.MPI_TAG == kTagEvents ? Wire::events : Wire::trace, text);
+    } else if (st.MPI_TAG == kTagEnded) {
+      char c;
+      MPI_Recv(&c, 1, MPI_CHAR, from, kTagEnded, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      task_ended();
     } else {
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagStopping, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -241,40 +264,78 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     }
     return true;
   };
+  // What this rank's node master says: to rank 0's records, or up to rank 0.
+  auto from_node = [&](const Message& m) {
+    const Wire::Kind k = m.wire.kind;
+    if (k == Wire::more) {
+      if (rank == 0) {
+        const auto t = std::chrono::steady_clock::now();
+        ++requests;
+        grant_to_node(handout.next());
+        serving += std::chrono::steady_clock::now() - t;
+      } else {
+        char c = 0;
+        MPI_Send(&c, 1, MPI_CHAR, 0, kTagMore, MPI_COMM_WORLD);
+      }
+    } else if (mpi::is_text(k)) {
+      if (rank == 0) deliver(0, k, m.text);
+      else MPI_Send(m.text.data(), static_cast<int>(m.text.size()), MPI_CHAR, 0, tag_of(k), MPI_COMM_WORLD);
+    } else if (k == Wire::ended) {
+      char c = 0;
+      if (rank == 0) task_ended();
+      else MPI_Send(&c, 1, MPI_CHAR, 0, kTagEnded, MPI_COMM_WORLD);
+    } else if (k == Wire::progress) {
+      if (rank == 0) add_counts(0, m.wire.v.data());
+      else MPI_Send(m.wire.v.data(), 2, MPI_UINT64_T, 0, kTagProgress, MPI_COMM_WORLD);
+    } else if (k == Wire::report) {
+      own_reported = true;
+      if (rank == 0) add_report(0, m.wire.v.data());
+      else MPI_Send(m.wire.v.data(), mpi::r_fields, MPI_UINT64_T, 0, kTagReport, MPI_COMM_WORLD);
+    }
+  };
+  // The "end" event of the whole run: the nodes' counts summed.
+  auto end_events = [&](int exit_status, bool interrupted, const std::string& why) {
+    if (!events) return;
+    RunReport r;
+    r.tasks = todo;
+    r.succeeded = total[mpi::r_succeeded];
+    r.retries = total[mpi::r_retries];
+    r.worker_deaths = total[mpi::r_deaths];
+    std::uint64_t failed = total[mpi::r_failed];
+    if (interrupted) {  // not every node reported: what rank 0 counted so far
+      r.succeeded = failed = 0;
+      for (const auto& c : counted) {
+        r.succeeded += c[0];
+        failed += c[1];
+      }
+    }
+    r.interrupted = interrupted;
+    r.farm_error = why;
+    r.wall = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+    events->end(r, failed, exit_status);
+  };
+  if (!start[0]) {
+    // Rank 0 said why (bad input: exit 2 on every rank, as on one machine); every rank knows.
+    Wire no;
+    no.kind = Wire::closed;
+    grant_to_node(no);  // its node master ends quietly
+    ::close(fd);
+    int child_status = 0;
+    wait_child(child, child_status, 30'000);
+    joblog.reset();
+    trace.reset();
+    MPI_Finalize();
+    return rank == 0 ? exit_usage : exit_ok;  // a rank that fails first would make mpirun kill the others mid-exit
+  }
   try {
-    if (!start[0]) throw Error("rank 0 could not start the run");
     Wire go;
     go.kind = Wire::go;
-    go.v[0] = static_cast<std::uint64_t>(start[1]);
-    go.v[1] = static_cast<std::uint64_t>(start[2]);
+    for (int k = 0; k < mpi::g_fields; ++k) go.v[static_cast<std::size_t>(k)] = static_cast<std::uint64_t>(start[1 + static_cast<std::size_t>(k)]);
     mpi::send_wire(fd, go);
     while ((rank == 0 ? reports < size : !own_reported) && g_stop_signal == 0) {
       // Once its node has reported, it exits and its socket reads EOF: only MPI is left to watch.
-      std::optional<Message> m;
       if (own_reported) ::poll(nullptr, 0, 1);
-      else m = mpi::recv_message(fd, 1);
-      if (m && m->wire.kind == Wire::more) {
-        if (rank == 0) {
-          const auto t = std::chrono::steady_clock::now();
-          ++requests;
-          mpi::send_wire(fd, handout.next());
-          serving += std::chrono::steady_clock::now() - t;
-        } else {
-          char c = 0;
-          MPI_Send(&c, 1, MPI_CHAR, 0, kTagMore, MPI_COMM_WORLD);
-        }
-      } else if (m && m->wire.kind == Wire::rows) {
-        if (rank == 0 && joblog) joblog->write(0, m->rows);
-        else if (rank != 0)
-          MPI_Send(m->rows.data(), static_cast<int>(m->rows.size()), MPI_CHAR, 0, kTagRows, MPI_COMM_WORLD);
-      } else if (m && m->wire.kind == Wire::progress) {
-        if (rank == 0) add_counts(0, m->wire.v.data());
-        else MPI_Send(m->wire.v.data(), 2, MPI_UINT64_T, 0, kTagProgress, MPI_COMM_WORLD);
-      } else if (m && m->wire.kind == Wire::report) {
-        own_reported = true;
-        if (rank == 0) add_report(0, m->wire.v.data());
-        else MPI_Send(m->wire.v.data(), mpi::r_fields, MPI_UINT64_T, 0, kTagReport, MPI_COMM_WORLD);
-      }
+      else if (auto m = mpi::recv_message(fd, 1)) from_node(*m);
       while (serve_mpi()) {
       }
       if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(200)) {
@@ -288,6 +349,9 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     ::close(fd);
     int child_status = 0;
     wait_child(child, child_status, 30'000);
+    if (trace) trace->finish();
+    trace.reset();   // (an unpublished one's temporary file removed)
+    joblog.reset();
     MPI_Abort(MPI_COMM_WORLD, exit_farm);
     return exit_farm;
   }
@@ -295,24 +359,44 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
     // mpirun ends the job (it lost a rank, or was interrupted) and SIGKILLs what is left 1 s later
     // (odls_base_sigkill_timeout): stop the node master at once and keep reading its socket until
     // it is gone (a full socket would block its last sends, and so its cleanup), so that it
-    // removes its segments while this process still holds mpirun. A node tells rank 0 it is
-    // alive; rank 0 waits 300 ms for those words and names the ranks that neither finished nor
-    // spoke. Rank 0 writes the rows that still come in.
+    // removes its segments while this process still holds mpirun. Each node relay tells rank 0
+    // it is stopping; rank 0 listens until every rank has finished or said so — at once after a
+    // ^C — or, when one stays silent (Open MPI 4.1 gives no event for a lost rank: design §17),
+    // until 700 ms have passed, and names the silent ones. Rank 0 writes what its node still sends.
     ::kill(child, mpi::kRelayStop);
     if (rank != 0) {
       char c = 0;
       MPI_Send(&c, 1, MPI_CHAR, 0, kTagStopping, MPI_COMM_WORLD);
     }
     const auto t_stop = std::chrono::steady_clock::now();
-    bool child_gone = false;
+    bool child_gone = false, listening = rank == 0;
     int child_status = 0;
+    auto silent = [&] {
+      std::string lost;  // neither finished nor said it is stopping
+      for (int r = 1; r < size; ++r)
+        if (!reported[static_cast<std::size_t>(r)] && !stopping[static_cast<std::size_t>(r)])
+          lost += (lost.empty() ? "" : ", ") + std::to_string(r);
+      return lost;
+    };
+    auto say_ending = [&] {
+      const std::string lost = silent();
+      std::cerr << "taskfarm: rank 0: the MPI job is ending (" << ::strsignal(sig) << ")"
+                << (lost.empty() ? std::string() : "; lost: rank " + lost) << "\n";
+      if (joblog && joblog->in_place())
+        std::cerr << "taskfarm: joblog " << plan.joblog << " records " << plan.todo.done + joblog->recorded_ok()
+                  << " of " << plan.tasks << " tasks done: rerun with --resume (on any number of ranks) to finish\n";
+      end_events(128 + sig, true, "the MPI job is ending" + (lost.empty() ? std::string() : "; lost: rank " + lost));
+    };
     for (auto now = t_stop; now - t_stop < std::chrono::milliseconds(900); now = std::chrono::steady_clock::now()) {
-      const bool listening = rank == 0 && now - t_stop < std::chrono::milliseconds(300);
+      if (listening && (silent().empty() || now - t_stop >= std::chrono::milliseconds(700))) {
+        listening = false;
+        say_ending();
+      }
       if (child_gone && !listening) break;
       if (!child_gone) {
         try {
           auto m = mpi::recv_message(fd, 1);
-          if (m && m->wire.kind == Wire::rows && joblog) joblog->write(0, m->rows);
+          if (m && rank == 0 && (mpi::is_text(m->wire.kind) || m->wire.kind == Wire::ended)) from_node(*m);
         } catch (const Error&) {
           ::poll(nullptr, 0, 1);  // its end closed: it is exiting
         }
@@ -324,18 +408,12 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
         while (serve_mpi()) {
         }
     }
+    if (listening) say_ending();
     if (!child_gone) wait_child(child, child_status, 0);
-    if (rank == 0) {
-      std::string lost;  // neither finished nor said it is stopping
-      for (int r = 1; r < size; ++r)
-        if (!reported[static_cast<std::size_t>(r)] && !stopping[static_cast<std::size_t>(r)])
-          lost += (lost.empty() ? "" : ", ") + std::to_string(r);
-      std::cerr << "taskfarm: rank 0: the MPI job is ending (" << ::strsignal(sig) << ")"
-                << (lost.empty() ? std::string() : "; lost: rank " + lost) << "\n";
-      if (joblog)
-        std::cerr << "taskfarm: joblog " << plan.joblog << " records " << plan.todo.done + joblog->recorded_ok()
-                  << " of " << plan.tasks << " tasks done: rerun with --resume (on any number of ranks) to finish\n";
-    }
+    if (trace) trace->finish();
+    trace.reset();  // the destructors do not run at _Exit: an unpublished file's temporary removed now
+    joblog.reset();
+    event_out.reset();
     std::_Exit(128 + sig);  // no MPI_Finalize: the job is already being torn down
   }
   ::close(fd);  // the node master, if still waiting, sees its relay gone
@@ -349,11 +427,13 @@ int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t g
               << " retries, " << total[mpi::r_deaths] << " worker deaths, " << requests << " ranges handed out, "
               << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
               << " us of rank 0 each) in " << wall << " s\n";
+    if (trace) trace->finish();
     if (total[mpi::r_error] != 0) status = exit_farm;
-    else if (joblog && !joblog->error().empty()) status = exit_joblog_failed;
+    else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty())) status = exit_joblog_failed;
     else if (total[mpi::r_failed] != 0)
       status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
     else if (total[mpi::r_succeeded] != todo) status = exit_farm;
+    end_events(status, false, total[mpi::r_error] != 0 ? "a node master could not finish (its rank's stderr says why)" : "");
   }
   MPI_Finalize();
   return status;

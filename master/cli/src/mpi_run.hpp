@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "run_options.hpp"
 #include "run_plan.hpp"
@@ -19,13 +21,23 @@ int mpi_rank_from_environment();
 /// leave them out, so that they take no lock on rank 0's files.
 void strip_rank0_options(RunOptions& options);
 
-/// Options --mpi does not support yet: a one-line usage error naming it, or "".
-std::string mpi_unsupported(const RunOptions& options);
+/// Options --mpi does not support: a one-line usage error naming it, or "".
+/// `command`: the worker program or --exec template with its input sources.
+std::string mpi_unsupported(const RunOptions& options, const std::vector<std::string>& command);
 
 /// Runs `plan` as this rank's part of an MPI run; `output_path` is rank 0's --output (absolute),
 /// which every node maps once rank 0 has created it. Returns the exit status of this rank.
 /// `grain`: indices per range (--mpi-grain), 0 for the default.
-int run_mpi(const RunPlan& plan, const std::string& output_path, std::uint64_t grain);
+/// Its input lines move to the node master (plan.lines is empty after).
+int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain);
+
+namespace mpi {
+struct Hello;
+/// FNV-1a over the input lines (--exec's sources, --input-lines), each followed by a 0 byte.
+std::uint64_t hash_lines(const RunPlan& plan);
+/// This rank's Hello; `lines_hash` from hash_lines (the lines move to the node master first).
+Hello hello(int rank, const RunPlan& plan, std::uint64_t lines_hash);
+}  // namespace mpi
 
 /// Whether this binary was built with MPI (TASKFARM_WITH_MPI).
 bool mpi_built();

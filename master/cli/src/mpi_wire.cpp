@@ -4,51 +4,72 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::cli::mpi {
+namespace {
+
+// One datagram: its Wire, and its part of a text into `text` (appended).
+std::optional<Wire> recv_datagram(int fd, int ms, std::string& text) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, ms) <= 0) return std::nullopt;
+  thread_local std::vector<char> buf(sizeof(Wire) + kMaxTextBytes);
+  ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+  // The other side closed with a message of ours unread (a grant racing its report): Linux says
+  // so once, before the messages it had sent, which are still there to read.
+  if (n < 0 && errno == ECONNRESET) n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+  if (n == 0) throw Error("--mpi: the other side of this node's relay is gone");
+  if (n < 0) throw_errno("--mpi: relay socket");
+  if (n < static_cast<ssize_t>(sizeof(Wire))) throw Error("--mpi: relay socket: a message of the wrong size");
+  Wire w;
+  std::memcpy(&w, buf.data(), sizeof w);
+  const auto bytes = static_cast<std::size_t>(n) - sizeof w;
+  if (is_text(w.kind)) {
+    if (bytes != w.count) throw Error("--mpi: relay socket: a text message of the wrong size");
+    text.append(buf.data() + sizeof w, bytes);
+  }
+  return w;
+}
+
+}  // namespace
 
 void send_wire(int fd, const Wire& w) {
   if (::send(fd, &w, sizeof w, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w)) throw_errno("--mpi: relay socket");
 }
 
-void send_rows(int fd, std::string_view rows) {
-  while (!rows.empty()) {
-    std::size_t n = rows.size();
-    if (n > kMaxRowBytes) {
-      n = rows.rfind('\n', kMaxRowBytes - 1) + 1;  // rows are ~100 bytes: a line end is near
-      if (n == 0) throw Error("--mpi: a joblog row longer than " + std::to_string(kMaxRowBytes) + " bytes");
-    }
+void send_text(int fd, Wire::Kind kind, std::string_view text) {
+  do {
+    const std::size_t n = std::min(text.size(), kMaxTextBytes);
     Wire w;
-    w.kind = Wire::rows;
+    w.kind = kind;
     w.count = static_cast<std::uint32_t>(n);
-    iovec iov[2] = {{&w, sizeof w}, {const_cast<char*>(rows.data()), n}};
+    w.v[0] = n < text.size() ? 1 : 0;
+    iovec iov[2] = {{&w, sizeof w}, {const_cast<char*>(text.data()), n}};
     msghdr m{};
     m.msg_iov = iov;
     m.msg_iovlen = 2;
     if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + n)) throw_errno("--mpi: relay socket");
-    rows.remove_prefix(n);
-  }
+    text.remove_prefix(n);
+  } while (!text.empty());
 }
 
 std::optional<Message> recv_message(int fd, int ms) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, ms) <= 0) return std::nullopt;
-  thread_local std::vector<char> buf(sizeof(Wire) + kMaxRowBytes);
-  const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-  if (n == 0) throw Error("--mpi: the other side of this node's relay is gone");
-  if (n < 0) throw_errno("--mpi: relay socket");
-  if (n < static_cast<ssize_t>(sizeof(Wire))) throw Error("--mpi: relay socket: a message of the wrong size");
   Message m;
-  std::memcpy(&m.wire, buf.data(), sizeof m.wire);
-  const auto text = static_cast<std::size_t>(n) - sizeof m.wire;
-  if (m.wire.kind == Wire::rows) {
-    if (text != m.wire.count) throw Error("--mpi: relay socket: a rows message of the wrong size");
-    m.rows.assign(buf.data() + sizeof m.wire, text);
+  auto w = recv_datagram(fd, ms, m.text);
+  if (!w) return std::nullopt;
+  m.wire = *w;
+  while (is_text(w->kind) && w->v[0] != 0) {
+    w = recv_datagram(fd, 10'000, m.text);  // its sender writes the parts back to back
+    if (!w) throw Error("--mpi: relay socket: the rest of a message did not come within 10 s");
+    if (w->kind != m.wire.kind) throw Error("--mpi: relay socket: a message cut by another");
   }
+  if (is_text(m.wire.kind)) m.wire.count = static_cast<std::uint32_t>(std::min<std::size_t>(m.text.size(), UINT32_MAX));
   return m;
 }
 

@@ -1,6 +1,8 @@
 // The socketpair between a rank's relay and its node master in `taskfarm run --mpi`
 // (docs/design.md §17): SOCK_SEQPACKET, one message per datagram — a fixed Wire, followed for
-// `rows` by joblog rows as text. Used by both processes of a rank, each from its one thread.
+// the text kinds (joblog rows, --events lines, --trace records) by their text, split over
+// several datagrams when long (a task's output in an "output" event has no bound). Used by both
+// processes of a rank, each from its one thread.
 #pragma once
 
 #include <array>
@@ -12,27 +14,43 @@
 namespace taskfarm::cli::mpi {
 
 struct Wire {
-  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress };
+  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended };
   Kind kind = go;
-  std::uint32_t count = 0;                ///< ranges: pairs in `v`; rows: bytes of text after the Wire
-  /// ranges: [b, e) pairs; go: v[0] send rows, v[1] send progress; report: ReportField;
-  /// progress: v[0] tasks succeeded, v[1] finally failed, so far (cumulative)
+  std::uint32_t count = 0;                ///< ranges: pairs in `v`; text kinds: bytes of text after the Wire
+  /// ranges: [b, e) pairs; go: GoField; report: ReportField; progress: v[0] tasks succeeded,
+  /// v[1] finally failed, so far (cumulative); text kinds: v[0] 1 if more of this text follows
   std::array<std::uint64_t, 2 * 32> v{};
 };
 enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error, r_fields };
+/// What rank 0's "go" asks of every node master: its joblog rows, its counts (--progress), its
+/// --events lines, its --trace records, and one `ended` at its first task that ended.
+enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_fields };
 
-/// Most bytes of rows in one datagram (a batch larger than this goes as several, at row ends).
-constexpr std::size_t kMaxRowBytes = 32 * 1024;
+/// The text kinds: whole lines (rows, events) or whole records (trace), sent as one text.
+constexpr bool is_text(Wire::Kind k) { return k == Wire::rows || k == Wire::events || k == Wire::trace; }
+
+/// Most bytes of text in one datagram (a longer text goes as several, joined again by recv_message).
+constexpr std::size_t kMaxTextBytes = 32 * 1024;
 
 struct Message {
   Wire wire;
-  std::string rows;  ///< kind rows: whole lines of joblog text
+  std::string text;  ///< text kinds: the whole text
 };
 
 void send_wire(int fd, const Wire& w);
-/// Sends `rows` (whole lines) in datagrams of at most kMaxRowBytes, split at line ends.
-void send_rows(int fd, std::string_view rows);
-/// Waits at most `ms` for a datagram; nullopt on none; throws Error when the other side is gone.
+/// Sends `text` of text kind `kind` in datagrams of at most kMaxTextBytes.
+void send_text(int fd, Wire::Kind kind, std::string_view text);
+/// Waits at most `ms` for a message (a text's later parts, sent back to back, at most 10 s
+/// more); nullopt on none; throws Error when the other side is gone.
 std::optional<Message> recv_message(int fd, int ms);
+
+/// What each rank tells rank 0 over MPI at the start (MPI_Gather): its node's name
+/// ("HOST:RANK"), its -j, and a hash of what it read as the run's tasks (extent and input
+/// lines), which must be rank 0's.
+struct Hello {
+  char host[64] = {};
+  std::uint64_t workers = 0;
+  std::uint64_t tasks_hash = 0;
+};
 
 }  // namespace taskfarm::cli::mpi

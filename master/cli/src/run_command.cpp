@@ -150,17 +150,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     } catch (const Error& e) {
       return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
     }
-    worker_args = {"--spool", spool->path()};
-    if (plan.exec->shell) worker_args.push_back("--shell");
-    if (!plan.exec->replace.empty()) worker_args.insert(worker_args.end(), {"--replace", plan.exec->replace});
-    if (const auto& l = plan.exec->layout) {  // linked sources: each one's size and axis
-      std::string spec;
-      for (std::size_t k = 0; k < l->sizes.size(); ++k)
-        spec += (k > 0 ? "," : "") + std::to_string(l->sizes[k]) + ":" + std::to_string(l->axes[k]);
-      worker_args.insert(worker_args.end(), {"--sources", spec});
-    }
-    worker_args.push_back("--");
-    worker_args.insert(worker_args.end(), plan.exec->words.begin(), plan.exec->words.end());
+    worker_args = exec_worker_args(*plan.exec, spool->path());
   }
   // The lines move into their segment (the plan's table gives its pages back as they are copied).
   std::optional<InputLines> lines;

@@ -26,6 +26,9 @@ class EventStream : public FarmObserver {
              const std::string& program);
   /// {"event":"end",...}: the report and `exit_status` (what the program exits with).
   void end(const RunReport& report, int exit_status);
+  /// The same with `failed` indices that `report` does not list (an --mpi run's rank 0 sums its
+  /// nodes' counts).
+  void end(const RunReport& report, std::uint64_t failed, int exit_status);
 
   void on_worker_started(int slot, pid_t pid) override;
   void on_tasks_done(const TasksDone& t) override;

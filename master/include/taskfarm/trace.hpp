@@ -8,8 +8,10 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "taskfarm/farm.hpp"
 #include "taskfarm/unique_fd.hpp"
@@ -25,6 +27,14 @@ class Trace : public FarmObserver {
   /// Writes into `file`, a new empty file (the CLI's StagedFile, published under `path` once a
   /// task ended); throws SystemError naming `path`.
   Trace(UniqueFd file, const std::string& path, const std::string& title);
+  /// The same, its own records under process id `track` rather than this process's pid (an
+  /// --mpi run's rank 0: each node's records under its rank).
+  Trace(UniqueFd file, const std::string& path, const std::string& title, int track);
+  /// Records for a trace another process writes (an --mpi node's, which rank 0 writes): each
+  /// callback's records go to `sink`, whole, each preceded by ",\n" (what append() takes), under
+  /// process id `track`, timed from this construction. No file, no process name, no brackets.
+  using Sink = std::function<void(std::string_view records)>;
+  Trace(Sink sink, int track);
   ~Trace() override;  ///< closes the array if finish() was not called (errors unreported)
   Trace(Trace&&) noexcept = default;
   Trace& operator=(Trace&&) = delete;
@@ -32,6 +42,11 @@ class Trace : public FarmObserver {
   void on_worker_started(int slot, pid_t pid) override;
   void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
+
+  /// Names process `track` `title` (an --mpi run's other nodes).
+  void name_process(int track, const std::string& title);
+  /// Writes records a sink-mode Trace made (whole, each preceded by ",\n") with one write(2).
+  void append(std::string_view records);
 
   /// Closes the JSON array and the file; throws SystemError naming the file if writing failed.
   void finish();
@@ -46,6 +61,7 @@ class Trace : public FarmObserver {
     void operator()(std::FILE* f) const noexcept { std::fclose(f); }
   };
   std::unique_ptr<std::FILE, FileCloser> file_;
+  Sink sink_;             // sink mode: where the records go instead of file_
   std::string path_;
   int pid_;
   bool first_ = true;

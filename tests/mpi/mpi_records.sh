@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# taskfarm run --mpi: what rank 0 writes for the whole run, under mpirun -n 2. Rank 0's workers
+# wait at their first task until rank 1 holds one (a marker file), so both ranks run tasks.
+#   events-trace: --events and --trace: one stream on rank 0's stdout ("start" first, "end" last
+#     with every node's counts; every other line names its rank and host; each task in exactly
+#     one "chunk"; rank 1's killed worker a "failure" of rank 1), one trace (a process per rank,
+#     each task in exactly one "ok" slice, the crash a "crashed" slice of process 1); the joblog
+#     that was there (not ours) replaced, since tasks ended.
+#   exec: --exec with `:::: FILE ::: x y` across both ranks: every command's output once, whole.
+#   joblog-kept: workers that die at start (no task ends): the --joblog and --trace that were
+#     there are untouched, as on one machine, and no temporary file is left.
+#   input-differs: rank 1 reads another file under the same name: rank 0 refuses to start.
+# All: no process left in this test's session, no segment left.
+#   mpi_records.sh MODE TASKFARM FAULT_WORKER WORKDIR
+set -euo pipefail
+mode=$1 taskfarm=$2 worker=$3 dir=$4
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+py=/usr/bin/python3
+fail() { echo "$*" >&2; exit 1; }
+shm_before=$(ls /dev/shm)
+cat >by_rank.sh <<WRAP
+#!/bin/sh
+if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$worker" --fault kill-once --marker-dir "$dir"; fi
+exec "$worker" --fault gate --marker-dir "$dir"
+WRAP
+cat >gate.sh <<WRAP
+#!/bin/sh
+# rank 1's commands open the gate; rank 0's wait for it (a bounded poll, at most 20 s)
+if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then : >"$dir/killed"; fi
+n=0; while [ ! -e "$dir/killed" ] && [ \$n -lt 2000 ]; do sleep 0.01; n=\$((n + 1)); done
+echo "\$1 \$2"
+WRAP
+chmod +x by_rank.sh gate.sh
+
+# mpirun in a session of its own: whatever is left in it once mpirun returned (and orphans had
+# 10 s to be gone) leaked.
+mpi() {  # mpi OUT mpirun-arguments...
+  local out=$1
+  shift
+  set +e
+  setsid --wait bash -c '
+    out=$1
+    shift
+    mpirun --oversubscribe --allow-run-as-root -n 2 "$@" >"$out.out" 2>"$out.err"
+    rc=$?
+    sid=$(ps -o sid= -p $$)
+    # (mpirun that ends the job on a non-zero exit does not reap a rank that was exiting too:
+    # init does, soon; a bounded poll for that, as in mpi_faults.sh, not a synchronisation)
+    for _ in $(seq 1000); do
+      left=$(ps -e -o sid=,pid=,ppid=,comm= | awk -v s="$sid" -v me=$$ "\$1 == s && \$2 != me && \$3 != me && \$4 != \"ps\" && \$4 != \"awk\"")
+      [ -z "$left" ] && break
+      sleep 0.01
+    done
+    [ -z "$left" ] || { echo "left running after mpirun: $left" >&2; exit 90; }
+    exit $rc' bash "$out" "$@"
+  rc=$?
+  set -e
+  cat "$out.err" >&2
+}
+
+case $mode in
+events-trace)
+  printf 'not a taskfarm joblog\n' >j.tsv
+  mpi run "$taskfarm" run --mpi -j 2 --tasks 40 --events --trace t.json --joblog j.tsv -- ./by_rank.sh
+  [ $rc -eq 0 ] || fail "exit $rc"
+  $py - run.out t.json <<'PY' || fail "events or trace wrong"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert ev[0]["event"] == "start" and ev[0]["tasks"] == 40 and ev[0]["workers"] == 4, ev[0]
+end = ev[-1]
+assert end["event"] == "end" and (end["succeeded"], end["failed"], end["retries"], end["worker_deaths"], end["exit"]) == (40, 0, 1, 1, 0), end
+mid = ev[1:-1]
+assert all(e["rank"] in (0, 1) and e["host"] for e in mid), "a line without its rank and host"
+done = [i for e in mid if e["event"] == "chunk" for i in range(e["begin"], e["end"])]
+assert sorted(done) == list(range(40)), "not every task in exactly one chunk event"
+assert {e["rank"] for e in mid if e["event"] == "chunk"} == {0, 1}, "not both ranks ran chunks"
+assert any(e["event"] == "failure" and e["rank"] == 1 for e in mid), "no failure of rank 1"
+tr = json.load(open(sys.argv[2]))
+names = {r["pid"] for r in tr if r["name"] == "process_name"}
+assert names == {0, 1}, names
+ok = [r for r in tr if r.get("cat") == "chunk" and r["args"]["outcome"] == "ok"]
+assert sorted(i for r in ok for i in range(r["args"]["begin"], r["args"]["end"])) == list(range(40)), "trace: tasks"
+assert {r["pid"] for r in ok} == {0, 1}, "trace: not a process per rank"
+assert any(r.get("cat") == "chunk" and r["args"]["outcome"] == "crashed" and r["pid"] == 1 for r in tr), "trace: no crash on 1"
+PY
+  head -1 j.tsv | grep -q '^# taskfarm joblog' || fail "the joblog there was not replaced"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -u | wc -l)" -eq 40 ] || fail "not 40 ok rows"
+  ;;
+exec)
+  seq 1 15 >in.txt
+  mpi run "$taskfarm" run --mpi -j 2 --exec --joblog j.tsv -- ./gate.sh {1} {2} :::: in.txt ::: x y
+  [ $rc -eq 0 ] || fail "exit $rc"
+  diff <(sort run.out) <(for i in $(seq 1 15); do echo "$i x"; echo "$i y"; done | sort) || fail "the commands' output differs"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f11 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
+    fail "not both ranks in the joblog"
+  ;;
+joblog-kept)
+  printf 'mine\n' >j.tsv
+  printf 'my trace\n' >t.json
+  mpi run "$taskfarm" run --mpi -j 2 --tasks 10 --joblog j.tsv --trace t.json -- "$worker" --fault early-exit
+  [ $rc -ne 0 ] || fail "workers that never start, and exit 0"
+  grep -q "0 of 10 tasks succeeded on 2 ranks" run.err || fail "no summary of the run on 2 ranks"
+  [ "$(cat j.tsv)" = mine ] || fail "the joblog there was replaced though no task ended"
+  [ "$(cat t.json)" = "my trace" ] || fail "the trace there was replaced though no task ended"
+  ;;
+input-differs)
+  seq 1 10 >in.txt
+  mkdir other && seq 1 11 >other/in.txt
+  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then cd other; fi\nexec "$@"\n' >cd_by_rank.sh
+  chmod +x cd_by_rank.sh
+  mpi run ./cd_by_rank.sh "$taskfarm" run --mpi --exec -- echo {} :::: in.txt
+  [ $rc -eq 2 ] || fail "ranks with different inputs: exit $rc, not 2"
+  grep -q "rank 1 (.*:1) read other tasks than rank 0" run.err || fail "no message naming rank 1"
+  [ ! -s run.out ] || fail "commands ran"
+  ;;
+*) fail "unknown mode $mode" ;;
+esac
+[ -z "$(ls | grep '\.tmp$')" ] || fail "temporary file left: $(ls | grep '\.tmp$')"
+for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
+  pid=$(echo "$s" | sed -n 's/^taskfarm-\([0-9]*\)-.*/\1/p')
+  case $s in vader_segment.*) fail "Open MPI segment left behind: $s" ;; esac
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ -e "/dev/shm/$s" ]; then fail "segment left behind: $s"; fi
+done
+echo "mpi records $mode: ok"
