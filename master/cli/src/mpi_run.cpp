@@ -362,7 +362,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     // removes its segments while this process still holds mpirun. Each node relay tells rank 0
     // it is stopping; rank 0 listens until every rank has finished or said so — at once after a
     // ^C — or, when one stays silent (Open MPI 4.1 gives no event for a lost rank: design §17),
-    // until 700 ms have passed, and names the silent ones. Rank 0 writes what its node still sends.
+    // until 500 ms have passed (halfway to mpirun's SIGKILL: as long for the others to answer as
+    // for rank 0 to speak), and names the silent ones. Rank 0 writes what its node still sends.
     ::kill(child, mpi::kRelayStop);
     if (rank != 0) {
       char c = 0;
@@ -388,7 +389,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       end_events(128 + sig, true, "the MPI job is ending" + (lost.empty() ? std::string() : "; lost: rank " + lost));
     };
     for (auto now = t_stop; now - t_stop < std::chrono::milliseconds(900); now = std::chrono::steady_clock::now()) {
-      if (listening && (silent().empty() || now - t_stop >= std::chrono::milliseconds(700))) {
+      if (listening && (silent().empty() || now - t_stop >= std::chrono::milliseconds(500))) {
         listening = false;
         say_ending();
       }
