@@ -6,8 +6,8 @@
 #     joblog with their host column, the output byte-identical to the single-machine run.
 #   rank-lost: rank 2's MPI process is SIGKILLed once the joblog has 40 lines (the others wait
 #     at their first task until rank 2 holds one, so it cannot end before): the job ends
-#     non-zero, rank 0 names rank 2 and the joblog; --resume on 2 ranks completes the output
-#     byte-identical to the single-machine run.
+#     non-zero, rank 0 names rank 2 and the joblog (and --events' last line, "end"); --resume on
+#     2 ranks completes the output byte-identical to the single-machine run.
 # Both: no process of the job left in this test's session, no segment left.
 #   mpi_faults.sh MODE TASKFARM FAULT_WORKER WORKDIR
 set -euo pipefail
@@ -66,9 +66,11 @@ if [ "$mode" = worker-killed ]; then
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" && $11 ~ /:[012]$/' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] ||
     fail "not $tasks tasks with an ok row naming their rank"
 else
-  mpi 3 ./by_rank.sh lost
+  mpi 3 ./by_rank.sh lost --events
   [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"
   grep -q "taskfarm: rank 0: the MPI job is ending (.*); lost: rank 2$" lost.err || fail "no message naming rank 2"
+  tail -n 1 lost.out | grep -q '^{"event":"end",.*"interrupted":true,.*"farm_error":"the MPI job is ending; lost: rank 2","exit":143}$' ||
+    fail "--events does not end with the job's end naming rank 2"
   grep -q "taskfarm: joblog j.tsv records [0-9]* of $tasks tasks done: rerun with --resume" lost.err ||
     fail "no message naming the joblog"
   done_before=$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | wc -l)

@@ -35,8 +35,12 @@ RankJoblog::RankJoblog(const RunPlan& plan, std::vector<std::string> hosts) : ho
   }
   staged_ = detail::StagedFile::create(plan.joblog);
   file_.emplace(JoblogFile::create(staged_.duplicate_fd(), plan.joblog, plan.identity, false, /*with_host=*/true));
-  if (!plan.claims.joblog.existed()) staged_.publish(/*replace_existing=*/false);  // other runs see its lock at once
+  replaces_ = plan.claims.joblog.existed();
   host_ = true;
+}
+
+void RankJoblog::publish_if_new() {
+  if (staged_ && !replaces_) staged_.publish(/*replace_existing=*/false);
 }
 
 void RankJoblog::publish() {
@@ -83,10 +87,14 @@ std::string process_title(const RunPlan& plan, const std::string& host) {
 }  // namespace
 
 RankTrace::RankTrace(const RunPlan& plan, const std::vector<std::string>& hosts)
-    : staged_(detail::StagedFile::create(plan.trace)),
+    : replaces_(plan.claims.trace.existed()),
+      staged_(detail::StagedFile::create(plan.trace)),
       trace_(staged_.duplicate_fd(), plan.trace, process_title(plan, hosts.at(0)), 0) {
   for (std::size_t r = 1; r < hosts.size(); ++r) trace_.name_process(static_cast<int>(r), process_title(plan, hosts[r]));
-  if (!plan.claims.trace.existed()) staged_.publish(/*replace_existing=*/false);
+}
+
+void RankTrace::publish_if_new() {
+  if (!replaces_) staged_.publish(/*replace_existing=*/false);
 }
 
 bool RankTrace::publish() {
@@ -106,6 +114,41 @@ void RankTrace::finish() {
   } catch (const Error& e) {
     std::cerr << "taskfarm: " << e.what() << "\n";  // as on one machine: said, the status kept
   }
+}
+
+RankEvents::RankEvents()
+    : out_(nullptr), events_([this](std::string_view line) { write(line); }) {}
+
+void RankEvents::start(const RunPlan& plan, std::uint64_t todo, std::uint64_t workers) {
+  events_.start(todo, plan.tasks, plan.todo.done, static_cast<int>(workers), plan.program);
+}
+
+void RankEvents::write(std::string_view lines) {
+  out_.write(lines);
+  out_.flush();
+}
+
+void RankEvents::end(std::uint64_t todo, const std::vector<std::array<std::uint64_t, 2>>& counted,
+                     const std::array<std::uint64_t, r_fields>& total, int exit_status, const std::string& interrupted,
+                     std::chrono::steady_clock::duration wall) {
+  RunReport r;
+  r.tasks = todo;
+  r.succeeded = total[r_succeeded];
+  r.retries = total[r_retries];
+  r.worker_deaths = total[r_deaths];
+  std::uint64_t failed = total[r_failed];
+  if (!interrupted.empty()) {
+    r.succeeded = failed = 0;
+    for (const auto& c : counted) {
+      r.succeeded += c[0];
+      failed += c[1];
+    }
+    r.interrupted = true;
+  }
+  r.farm_error = interrupted.empty() && total[r_error] != 0 ? "a node master could not finish (its rank's stderr says why)"
+                                                            : interrupted;
+  r.wall = std::chrono::duration_cast<std::chrono::nanoseconds>(wall);
+  events_.end(r, failed, exit_status);
 }
 
 }  // namespace taskfarm::cli::mpi

@@ -4,6 +4,8 @@
 // ended on any node (publish()), as Publisher does on one machine. Rank 0's relay, main thread.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +14,8 @@
 
 #include "mpi_wire.hpp"
 #include "run_plan.hpp"
+#include "stdout_writer.hpp"
+#include "taskfarm/event_stream.hpp"
 #include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/joblog_file.hpp"
 #include "taskfarm/trace.hpp"
@@ -37,9 +41,12 @@ class HandOut {
 /// it keeps. A failed write is said once on stderr; no row is written after it.
 class RankJoblog {
  public:
-  /// Creates plan.joblog under a temporary name, at its path at once if nothing was there (the
-  /// plan looked), or with plan.resume appends to it. Throws Error naming the file.
+  /// Creates plan.joblog under a temporary name, or with plan.resume appends to it. Throws
+  /// Error naming the file.
   RankJoblog(const RunPlan& plan, std::vector<std::string> hosts);
+  /// Everything rank 0 makes is made: a joblog where nothing was (the plan looked) goes to its
+  /// path now, so that other runs see its lock. Throws Error if something appeared there since.
+  void publish_if_new();
   /// Writes `rows` (whole lines, from node `rank`) with one write(2).
   void write(int rank, std::string_view rows);
   /// A task ended: the joblog replaces the user's file now. A failure is error() (no more rows).
@@ -52,6 +59,7 @@ class RankJoblog {
  private:
   void failed(const std::string& why);
   std::vector<std::string> hosts_;
+  bool replaces_ = false;      // a file of the user's was at the path
   detail::StagedFile staged_;  // removes the temporary file if never published
   std::optional<JoblogFile> file_;
   bool host_ = false;
@@ -63,8 +71,10 @@ class RankJoblog {
 /// records as its node master's Trace made them (mpi_node.cpp).
 class RankTrace {
  public:
-  /// Creates plan.trace under a temporary name (at its path at once if nothing was there).
+  /// Creates plan.trace under a temporary name.
   RankTrace(const RunPlan& plan, const std::vector<std::string>& hosts);
+  /// As RankJoblog's.
+  void publish_if_new();
   void append(std::string_view records) { trace_.append(records); }
   /// A task ended: the trace replaces the user's file now; false (and error()) if it cannot.
   bool publish();
@@ -73,9 +83,31 @@ class RankTrace {
   const std::string& error() const noexcept { return error_; }
 
  private:
+  bool replaces_ = false;
   detail::StagedFile staged_;
   Trace trace_;
   std::string error_;
+};
+
+/// Rank 0's --events: the one stream on its standard output — "start", every node's lines as they
+/// come (their node masters added rank and host), and "end" with every node's counts summed.
+class RankEvents {
+ public:
+  RankEvents();
+  /// "start": `workers` is every rank's -j summed.
+  void start(const RunPlan& plan, std::uint64_t todo, std::uint64_t workers);
+  /// A node's lines, written out at once (a driving program waits for them).
+  void write(std::string_view lines);
+  /// "end": `total`, the nodes' reports summed (ReportField) — or, for a job ending before every
+  /// node reported (`interrupted` non-empty: the job is ending), what `counted` says each node
+  /// had succeeded and finally failed so far.
+  void end(std::uint64_t todo, const std::vector<std::array<std::uint64_t, 2>>& counted,
+           const std::array<std::uint64_t, r_fields>& total, int exit_status, const std::string& interrupted,
+           std::chrono::steady_clock::duration wall);
+
+ private:
+  StdoutWriter out_;
+  EventStream events_;
 };
 
 }  // namespace taskfarm::cli::mpi

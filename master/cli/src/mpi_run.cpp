@@ -30,10 +30,8 @@
 #include "mpi_node.hpp"
 #include "mpi_rank0.hpp"
 #include "mpi_wire.hpp"
-#include "stdout_writer.hpp"
 #include "summary.hpp"
 #include "taskfarm/error.hpp"
-#include "taskfarm/event_stream.hpp"
 #include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
 
@@ -128,8 +126,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   AnySharedArray output;
   std::optional<RankJoblog> joblog;
   std::optional<RankTrace> trace;
-  std::optional<StdoutWriter> event_out;
-  std::optional<EventStream> events;
+  std::optional<mpi::RankEvents> events;
   // rank 0 ready, then what it asks of every node (mpi::GoField)
   std::array<int, 1 + mpi::g_fields> start{1};
   if (rank == 0) {
@@ -138,13 +135,18 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
         if (hellos[static_cast<std::size_t>(r)].tasks_hash != me.tasks_hash)
           throw Error("rank " + std::to_string(r) + " (" + hellos[static_cast<std::size_t>(r)].host +
                       ") read other tasks than rank 0: with --mpi every rank must read the same input files");
+      // Made under temporary names, then put in place once all are made (as on one machine): a
+      // failure leaves nothing behind. The output, a new file, before any node maps it.
       if (plan.output && !plan.output->reuse)
         output = AnySharedArray::create_npy(plan.output->path, plan.output->dtype, plan.output->shape,
-                                            AnySharedArray::Publish::now);
+                                            AnySharedArray::Publish::later);
       std::vector<std::string> hosts;
       for (const Hello& h : hellos) hosts.emplace_back(h.host);
       if (!plan.joblog.empty()) joblog.emplace(plan, hosts);
       if (!plan.trace.empty()) trace.emplace(plan, hosts);
+      if (output && !output.published()) output.publish(AnySharedArray::OnExisting::refuse);
+      if (joblog) joblog->publish_if_new();
+      if (trace) trace->publish_if_new();
       start[1 + mpi::g_rows] = joblog ? 1 : 0;
       start[1 + mpi::g_progress] = plan.progress != ProgressMode::off || plan.events ? 1 : 0;
       start[1 + mpi::g_events] = plan.events ? 1 : 0;
@@ -156,16 +158,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     }
   }
   MPI_Bcast(start.data(), static_cast<int>(start.size()), MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
-  if (rank == 0 && start[0] && plan.events) {
-    // --events: the one stream on rank 0's standard output, its "start" before any node's line.
-    event_out.emplace(nullptr);
-    events.emplace([&event_out](std::string_view line) {
-      event_out->write(line);
-      event_out->flush();
-    });
+  if (rank == 0 && start[0] && plan.events) {  // its "start" before any node's line
     std::uint64_t all_workers = 0;
     for (const Hello& h : hellos) all_workers += h.workers;
-    events->start(todo, plan.tasks, plan.todo.done, static_cast<int>(all_workers), plan.program);
+    events.emplace().start(plan, todo, all_workers);
   }
   const auto t0 = std::chrono::steady_clock::now();
   std::array<std::uint64_t, mpi::r_fields> total{};
@@ -208,10 +204,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   // Rank 0: a node's text (joblog rows, --events lines, --trace records) into its file or stream.
   auto deliver = [&](int from, Wire::Kind kind, std::string_view t) {
     if (kind == Wire::rows && joblog) joblog->write(from, t);
-    if (kind == Wire::events && event_out) {
-      event_out->write(t);
-      event_out->flush();
-    }
+    if (kind == Wire::events && events) events->write(t);
     if (kind == Wire::trace && trace) trace->append(t);
   };
   // Rank 0: a task ended on some node; a joblog or trace replacing a user's file goes in place.
@@ -293,27 +286,6 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       else MPI_Send(m.wire.v.data(), mpi::r_fields, MPI_UINT64_T, 0, kTagReport, MPI_COMM_WORLD);
     }
   };
-  // The "end" event of the whole run: the nodes' counts summed.
-  auto end_events = [&](int exit_status, bool interrupted, const std::string& why) {
-    if (!events) return;
-    RunReport r;
-    r.tasks = todo;
-    r.succeeded = total[mpi::r_succeeded];
-    r.retries = total[mpi::r_retries];
-    r.worker_deaths = total[mpi::r_deaths];
-    std::uint64_t failed = total[mpi::r_failed];
-    if (interrupted) {  // not every node reported: what rank 0 counted so far
-      r.succeeded = failed = 0;
-      for (const auto& c : counted) {
-        r.succeeded += c[0];
-        failed += c[1];
-      }
-    }
-    r.interrupted = interrupted;
-    r.farm_error = why;
-    r.wall = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
-    events->end(r, failed, exit_status);
-  };
   if (!start[0]) {
     // Rank 0 said why (bad input: exit 2 on every rank, as on one machine); every rank knows.
     Wire no;
@@ -386,7 +358,9 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       if (joblog && joblog->in_place())
         std::cerr << "taskfarm: joblog " << plan.joblog << " records " << plan.todo.done + joblog->recorded_ok()
                   << " of " << plan.tasks << " tasks done: rerun with --resume (on any number of ranks) to finish\n";
-      end_events(128 + sig, true, "the MPI job is ending" + (lost.empty() ? std::string() : "; lost: rank " + lost));
+      if (events)
+        events->end(todo, counted, total, 128 + sig, "the MPI job is ending" + (lost.empty() ? std::string() : "; lost: rank " + lost),
+                    std::chrono::steady_clock::now() - t0);
     };
     for (auto now = t_stop; now - t_stop < std::chrono::milliseconds(900); now = std::chrono::steady_clock::now()) {
       if (listening && (silent().empty() || now - t_stop >= std::chrono::milliseconds(500))) {
@@ -414,7 +388,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     if (trace) trace->finish();
     trace.reset();  // the destructors do not run at _Exit: an unpublished file's temporary removed now
     joblog.reset();
-    event_out.reset();
+    events.reset();
     std::_Exit(128 + sig);  // no MPI_Finalize: the job is already being torn down
   }
   ::close(fd);  // the node master, if still waiting, sees its relay gone
@@ -434,7 +408,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     else if (total[mpi::r_failed] != 0)
       status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
     else if (total[mpi::r_succeeded] != todo) status = exit_farm;
-    end_events(status, false, total[mpi::r_error] != 0 ? "a node master could not finish (its rank's stderr says why)" : "");
+    if (events) events->end(todo, {}, total, status, "", std::chrono::steady_clock::now() - t0);
   }
   MPI_Finalize();
   return status;
