@@ -1,7 +1,8 @@
 // The node master of one rank of `taskfarm run --mpi` (docs/design.md §17): forked by its relay
 // before MPI_Init, it never calls MPI. It runs the ordinary Farm on the ranges its relay brings
-// over the socketpair, sends its joblog rows up in batches when rank 0 keeps a joblog, and
-// reports its counts at the end. Main thread of the forked process.
+// over the socketpair (worker programs, or --exec's commands with their own spool), sends up
+// what rank 0 asked for in its "go" — joblog rows, --events lines, --trace records, counts, the
+// first task's end — and reports its counts at the end. Main thread of the forked process.
 #pragma once
 
 #include <signal.h>
