@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <optional>
 
@@ -151,7 +153,10 @@ int node_main(const RunPlan& plan, const std::string& output_path, int fd, std::
     if (output) job.output_handle = output.handle();
     job.capture_stdout = true;
     job.feed = &feed;
-    StdoutWriter out([&signals] { signals.stop(SIGPIPE); });
+    StdoutWriter out([&signals](int error) {
+      if (error != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(error) << "\n";
+      signals.stop(SIGPIPE);
+    });
     TaskOutput task_output(out);
     std::optional<RowRelay> rows;
     if (go->wire.v[0] != 0) rows.emplace(fd);
