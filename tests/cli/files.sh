@@ -188,6 +188,31 @@ assert all(len(r.split('\t')) == 10 for r in rows[1:]), 'a line that is not a jo
 " "$W"
 }
 
+# What a run only reads — the worker program, the command, a `:::: FILE` source — named also by
+# --output, --joblog or --trace is refused like --input and --input-lines are (exit 2, one
+# line), never replaced by the .npy, joblog or trace while the run goes on.
+read_files_never_written() {
+  cp "$CLI_WORKER" "$W/w"
+  printf 'a\nb\n' >"$W/lines.txt"
+  cp "$W/lines.txt" "$W/lines.keep"
+  local what args
+  while IFS='|' read -r what args; do
+    eval "tf run $args" </dev/null
+    expect_rc 2
+    expect_stderr "$what name the same file"
+    [ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "not one line: $(cat "$W/stderr")"
+    cmp -s "$W/w" "$CLI_WORKER" && [ -x "$W/w" ] || fail "$what: the program was changed"
+    cmp -s "$W/lines.txt" "$W/lines.keep" || fail "$what: the source was changed"
+  done <<EOF
+--output and the worker program|--tasks 2 --output "$W/w" --dtype f8 -- "$W/w"
+--trace and the worker program|--tasks 2 --trace "$W/w" -- "$W/w"
+--joblog and the command|--exec --joblog "$W/w" -- "$W/w" {} ::: 1
+--joblog and ::::|--exec --joblog "$W/lines.txt" -- echo :::: "$W/lines.txt"
+--trace and ::::|--exec --trace "$W/./lines.txt" -- echo ::: x :::: "$W/lines.txt"
+EOF
+  [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+}
+
 # Standard output on a full disk (/dev/full: ENOSPC, as `> out.txt` on a full file system): the
 # run stops, exit 102 naming why (not "interrupted by SIGPIPE", which is a reader gone), and no
 # task whose output was lost is recorded done: --resume prints every one of them.
