@@ -41,6 +41,28 @@ info_and_clean() {
   expect_rc 0
 }
 
+# The --exec output directory of a dead master holding a file taskfarm did not put there is
+# named and left whole — none of its files removed; one holding only taskfarm's files is removed.
+clean_leaves_foreign_spool_alone() {
+  true &
+  local dead=$!
+  wait "$dead"
+  mkdir "$W/tmp"
+  local mixed="$W/tmp/taskfarm-$dead-AAAAAA" ours="$W/tmp/taskfarm-$dead-BBBBBB"
+  mkdir "$mixed" "$ours"
+  echo held >"$mixed/0.out"
+  echo mine >"$mixed/notes.txt"
+  echo held >"$ours/0.out"
+  echo held >"$ours/w$dead-1-7.err"
+  TMPDIR="$W/tmp" tf clean
+  expect_rc 1
+  expect_stderr "$mixed: holds files taskfarm did not make there, left as it is"
+  [ "$(cat "$mixed/0.out" 2>/dev/null)" = held ] && [ "$(cat "$mixed/notes.txt")" = mine ] ||
+    fail "clean changed a directory it says it left as it is: $(ls -A "$mixed")"
+  [ ! -e "$ours" ] || fail "clean left $ours: $(ls -A "$ours")"
+  expect_stdout "removed $ours"
+}
+
 clean_reports_unremovable() {
   # A segment of a dead master that `clean` may not remove (root's, in the sticky /dev/shm,
   # swept by an unprivileged user): named with the reason, exit 1; root's clean removes it.

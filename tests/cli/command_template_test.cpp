@@ -121,6 +121,27 @@ TEST(CommandTemplate, QuotedCommandReadsBackAsTheArgumentVector) {
   EXPECT_EQ(quote_command(Args{"gzip", "-9", "a b.txt", "it's", ""}), "gzip -9 'a b.txt' 'it'\\''s' ''");
 }
 
+// A failure names its command on one line of the summary: a file name with a newline or a
+// terminal escape sequence is written as bash's $'...' (which reads back as the same bytes), and
+// a command of megabytes (inputs up to 128 KiB each) is cut, saying how much was left out.
+TEST(CommandTemplate, QuotedCommandIsOneBoundedLine) {
+  EXPECT_EQ(quote_command(Args{"cp", "a\nb", "x\x1b[31m'\\", "\xc3\xbc \x7f"}),
+            "cp $'a\\nb' $'x\\x1b[31m\\'\\\\' $'\xc3\xbc \\x7f'");
+  const std::string big(120000, 'b');
+  const std::string q = quote_command(Args{"echo", big, big, big});
+  EXPECT_EQ(q.find('\n'), std::string::npos);
+  EXPECT_EQ(q.substr(0, 8), "echo bbb");
+  // 1024 of "echo " + 120000 bytes kept, the rest of that word and the two other words (each
+  // with its space) left out.
+  EXPECT_EQ(q.substr(kQuotedCommandMax), "... [" + std::to_string(120005 - 1024 + 2 * 120001) + " more bytes]");
+  // Cut between characters, never inside one: "abc '" + 600 x ü (2 bytes) + "'": byte 1024 is
+  // the second byte of a ü, so the line ends after 1023 bytes.
+  std::string umlauts;
+  for (int k = 0; k < 600; ++k) umlauts += "\xc3\xbc";
+  const std::string cut = quote_command(Args{"abc", umlauts});
+  EXPECT_TRUE(cut == "abc '" + umlauts.substr(0, 1018) + "... [183 more bytes]") << cut.substr(1000);
+}
+
 }  // namespace
 }  // namespace taskfarm::exec
 

@@ -188,6 +188,57 @@ assert all(len(r.split('\t')) == 10 for r in rows[1:]), 'a line that is not a jo
 " "$W"
 }
 
+# What a run only reads — the worker program, the command, a `:::: FILE` source — named also by
+# --output, --joblog or --trace is refused like --input and --input-lines are (exit 2, one
+# line), never replaced by the .npy, joblog or trace while the run goes on.
+read_files_never_written() {
+  cp "$CLI_WORKER" "$W/w"
+  printf 'a\nb\n' >"$W/lines.txt"
+  cp "$W/lines.txt" "$W/lines.keep"
+  local what args
+  while IFS='|' read -r what args; do
+    eval "tf run $args" </dev/null
+    expect_rc 2
+    expect_stderr "$what name the same file"
+    [ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "not one line: $(cat "$W/stderr")"
+    cmp -s "$W/w" "$CLI_WORKER" && [ -x "$W/w" ] || fail "$what: the program was changed"
+    cmp -s "$W/lines.txt" "$W/lines.keep" || fail "$what: the source was changed"
+  done <<EOF
+--output and the worker program|--tasks 2 --output "$W/w" --dtype f8 -- "$W/w"
+--trace and the worker program|--tasks 2 --trace "$W/w" -- "$W/w"
+--joblog and the command|--exec --joblog "$W/w" -- "$W/w" {} ::: 1
+--joblog and ::::|--exec --joblog "$W/lines.txt" -- echo :::: "$W/lines.txt"
+--trace and ::::|--exec --trace "$W/./lines.txt" -- echo ::: x :::: "$W/lines.txt"
+EOF
+  [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+}
+
+# Standard output on a full disk (/dev/full: ENOSPC, as `> out.txt` on a full file system): the
+# run stops, exit 102 naming why (not "interrupted by SIGPIPE", which is a reader gone), and no
+# task whose output was lost is recorded done: --resume prints every one of them.
+stdout_write_failure() {
+  [ -c /dev/full ] || { echo "SKIP: no /dev/full"; exit 77; }
+  local mode word
+  for mode in exec program; do
+    local args=(-j 1 --joblog "$W/j-$mode.tsv")
+    if [ "$mode" = exec ]; then
+      args+=(--exec -- echo task ::: 0 1 2 3 4)
+    else
+      args+=(--tasks 5 -- "$CLI_WORKER" --print)
+    fi
+    "$TASKFARM" run "${args[@]}" </dev/null >/dev/full 2>"$W/stderr"
+    TF_RC=$?
+    expect_rc 102
+    expect_stderr "stopped: cannot write to standard output: No space left on device"
+    grep -q "SIGPIPE" "$W/stderr" && fail "$mode: a full disk reported as SIGPIPE"
+    "$TASKFARM" run --resume "${args[@]}" </dev/null >"$W/stdout" 2>"$W/stderr"
+    TF_RC=$?
+    expect_rc 0
+    [ "$(sort "$W/stdout" | tr '\n' ,)" = "task 0,task 1,task 2,task 3,task 4," ] ||
+      fail "$mode: a task whose output was lost was recorded done: the resume printed '$(cat "$W/stdout")'"
+  done
+}
+
 # Files that cannot be put in place once tasks succeeded (their directory made read-only
 # meanwhile): the user's files stay as they were, the run stops like an interruption (exit 102)
 # and says so, never "no task succeeded". Run as an unprivileged user: root ignores the mode.

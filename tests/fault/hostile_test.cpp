@@ -144,6 +144,24 @@ TEST(Hostile, ExitZeroMidTaskInForkModeIsAFailureOfThatTask) {
     if (i != 7) { EXPECT_EQ(r.values[i], static_cast<long>(i * i)); }
 }
 
+// A kernel that forks and whose child returns from the kernel too (no _exit, no exec): the child
+// went on serving beside its parent, committing into its arena, so a healthy worker was killed
+// (and a Python run waited for ever: tests/python fork_in_kernel_ends_the_child). The worker
+// ends such a child where it returns; the run sees nothing but the results.
+TEST(Hostile, KernelWhoseForkedChildReturnsKillsNoWorker) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  const auto r = pool.try_map<long>(40, [](std::uint64_t i) {
+    if (i == 3) ::fork();
+    return static_cast<long>(i * i);
+  });
+  EXPECT_TRUE(r.failed.empty());
+  for (std::uint64_t i = 0; i < 40; ++i) EXPECT_EQ(r.values[i], static_cast<long>(i * i));
+  EXPECT_EQ(pool.last_report().worker_deaths, 0u);
+  EXPECT_TRUE(pool.last_report().failures.empty()) << pool.last_report().failures.front().describe();
+}
+
 namespace {
 
 /// This process's peak resident memory since the last reset_peak_memory(), in bytes.

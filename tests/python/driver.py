@@ -281,6 +281,18 @@ def killed_worker_retried_output_complete():
     expect_nothing_left(run, joblog)
 
 
+def fork_in_kernel_ends_the_child():
+    # os.fork() without _exit in the child: the child returns from the kernel too. It must not
+    # go on serving beside its parent (the run waited for ever): the worker ends it and says so.
+    n = 40
+    run = taskfarm("-j", 2, "--tasks", n, "--output", f"{W}/o.npy", "--dtype", "f8", "--shape", f"{n}x4",
+                   worker_args=["rows", "--fork-at", 3], timeout=30)
+    check(run.rc == 0, "exit status: every task succeeded", run)
+    check("forked and the child" in run.err and "must end with _exit() or exec()" in run.err,
+          "the child that returned from the kernel is not named", run)
+    expect_rows(f"{W}/o.npy", n)
+
+
 def sys_exit_and_keyboard_interrupt():
     n = 10
     run = taskfarm("-j", 1, "--tasks", n, "--retries", 0, "--output", f"{W}/o.npy", "--dtype", "f8",

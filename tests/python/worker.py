@@ -86,6 +86,8 @@ def rows_kernel(args):
                 os.kill(os.getpid(), signal.SIGKILL)
             except FileExistsError:
                 pass
+        if i == args.fork_at:  # both processes return from the kernel: the worker ends the child
+            os.fork()
         if i == args.scribble_header_at:  # a stray write just before the output (F10): its header
             ctypes.memset(t.output.ctypes.data - 64, 0x41, 64)
         if i == args.stale_task_at and stale:
@@ -200,6 +202,7 @@ def main():
     p.add_argument("--return-at", type=int, default=-1)
     p.add_argument("--stale-task-at", type=int, default=-1)
     p.add_argument("--scribble-header-at", type=int, default=-1)
+    p.add_argument("--fork-at", type=int, default=-1)
     p.add_argument("--print", action="store_true")
     p.add_argument("--slow-start", type=float)  # handled at import, above
     p.add_argument("--in-path")

@@ -1,9 +1,11 @@
 #include "taskfarm/detail/worker_loop.hpp"
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +24,31 @@ constexpr std::size_t kFlushEntries = 128;
 constexpr std::int64_t kFlushNs = 2'000'000;  // report at least every 2 ms when busy (each report wakes the master)
 constexpr auto kIdleWait = std::chrono::milliseconds(1000);
 constexpr std::size_t kMaxRecordPart = 0xffffffffu;  // a record's lengths are u32
+
+// Set in a child forked by a kernel (pthread_atfork), cleared where a worker starts serving: a
+// kernel's child that returns from the kernel instead of ending with _exit() or exec() would
+// otherwise go on serving beside its parent — reading its messages, committing into its arena —
+// which left a Python run waiting for ever (os.fork() in a kernel) and got a C++ worker killed.
+std::atomic<bool> g_forked_child{false};
+
+void on_fork_child() { g_forked_child.store(true, std::memory_order_relaxed); }
+
+// Called where a kernel returned (or threw), before anything is sent or written: in a forked
+// child of the kernel it says so on stderr and ends that child, touching nothing shared (no
+// destructor, no stdio flush); the worker itself goes on.
+void leave_if_forked_child(std::uint64_t index) {
+  if (!g_forked_child.load(std::memory_order_relaxed)) [[likely]]
+    return;
+  char line[256];
+  const int n = std::snprintf(line, sizeof line,
+                              "taskfarm worker: a task forked and the child (pid %d) returned from the kernel (at index "
+                              "%llu): it ends here; a forked child must end with _exit() or exec()\n",
+                              static_cast<int>(::getpid()), static_cast<unsigned long long>(index));
+  if (n > 0) {
+    [[maybe_unused]] const auto w = ::write(STDERR_FILENO, line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
+  }
+  ::_exit(0);
+}
 
 void append_u32(std::string& out, std::size_t v) {
   const auto x = static_cast<std::uint32_t>(v);
@@ -241,12 +268,17 @@ class Server {
   template <class Body>
   std::uint64_t guarded(const proto::Chunk& c, std::uint64_t lo, std::uint64_t hi, Body&& body) {
     try {
-      return body();
+      const std::uint64_t r = body();
+      leave_if_forked_child(current());
+      return r;
     } catch (const TaskProcessFailed& e) {
+      leave_if_forked_child(current());
       report_process_failure(c, std::clamp(current(), lo, hi - 1), e);
     } catch (const KernelError& e) {  // a kernel in another language names its own exception
+      leave_if_forked_child(current());
       report_error(c, std::clamp(current(), lo, hi - 1), e.out_of_memory(), e.type(), e.what());
     } catch (...) {
+      leave_if_forked_child(current());
       CaughtException x = caught_exception();
       report_error(c, std::clamp(current(), lo, hi - 1), x.out_of_memory, std::move(x.type), std::move(x.message));
     }
@@ -363,6 +395,11 @@ class Server {
 }  // namespace
 
 int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted) {
+  // Once per process image (a forked worker inherits the handler); this process serves, so it is
+  // not a kernel's stray child even if it was forked (a Pool made inside a task forks its workers).
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
+  (void)registered;
+  g_forked_child.store(false, std::memory_order_relaxed);
   Server server(std::move(channel), std::move(slot), make_runner, greeted);
   try {
     return server.run();

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <optional>
 
@@ -233,7 +235,10 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     if (lines) job.lines_handle = lines->handle();
     job.capture_stdout = true;
     job.feed = &feed;
-    StdoutWriter out([&signals] { signals.stop(SIGPIPE); });
+    StdoutWriter out([&signals](int error) {
+      if (error != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(error) << "\n";
+      signals.stop(SIGPIPE);
+    });
     StdoutWriter err(nullptr, STDERR_FILENO);  // --exec: the commands' stderr, task by task
     // --events: this node's lines, its rank and host added, go to rank 0 at once (a driving
     // program waits for them); the tasks' output goes as "output" events, not to this stdout.

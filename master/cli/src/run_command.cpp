@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -228,7 +230,18 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   job.capture_stdout = true;
   job.ordered = plan.keep_order;
 
-  StdoutWriter out([&signals] { signals.stop(SIGPIPE); });
+  // A reader that went away (`| head`) stops the run like SIGPIPE (exit 141); any other failure
+  // (a full disk under `> file`, EIO) loses output, which stops the run like a joblog that cannot
+  // be written: exit 102, and the tasks whose output was not printed are not recorded done.
+  std::string stdout_error;
+  StdoutWriter out([&signals, &farm, &stdout_error](int error) {
+    if (error == EPIPE) {
+      signals.stop(SIGPIPE);
+    } else {
+      stdout_error = std::string("cannot write to standard output: ") + std::strerror(error);
+      if (farm) farm->request_stop();
+    }
+  });
   StdoutWriter err(nullptr, STDERR_FILENO);  // --exec: the commands' stderr, task by task
   Progress progress(plan.progress, todo);
   if (::isatty(STDOUT_FILENO) == 1) out.set_progress(&progress);
@@ -238,11 +251,11 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   std::optional<ExecOutput> exec_output;
   std::optional<PrintedByEvents> printed_by_events;
   std::string spool_error;  // --exec: a task's output could not be written into --tmpdir
-  // -k: a task's output waits for the tasks before it, after its piece committed; its joblog
-  // row waits with it, so that a master killed meanwhile leaves it for --resume (GNU parallel
-  // logs a job when it prints it). Without -k output is printed before its piece's rows.
+  // A task's printed output is a result: its joblog row waits until that output is out, so that
+  // a master killed meanwhile (-k: the output waits for the tasks before it) or a standard output
+  // that failed leaves it for --resume (GNU parallel logs a job when it prints it).
   OnPrinted on_printed;
-  if (joblog && plan.keep_order) {
+  if (joblog) {
     joblog->hold_until_printed();
     on_printed = [&joblog](std::span<const std::uint64_t> indices) { joblog->printed(indices); };
   }
@@ -307,14 +320,14 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   const bool published = publisher.finish(report);
   // A file of the run that could not be written or put in place stops it like an interruption.
   // So does a spool that could not take a task's output (a full --tmpdir): its output is incomplete.
-  const std::string& stop_error = joblog_error.empty() ? spool_error : joblog_error;
+  const std::string& stop_error = !joblog_error.empty() ? joblog_error : !spool_error.empty() ? spool_error : stdout_error;
   const int status = published && stop_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
   SummaryContext ctx;
   ctx.total = plan.tasks;
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
   ctx.stop_reason = published ? stop_error : publisher.error();
-  if (published && !joblog_error.empty() && joblog) ctx.joblog_recorded = joblog->recorded_ok();
+  if (published && !stop_error.empty() && joblog) ctx.joblog_recorded = joblog->recorded_ok();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
   if (plan.exec && plan.retries_defaulted)  // said, since worker programs are retried by default

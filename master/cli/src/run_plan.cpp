@@ -136,6 +136,12 @@ void adopt_existing_output(OutputPlan& out, const RunOptions& o, bool shape_give
   out.reuse = true;
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
+  return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+}
+
 /// Two options naming the same file would destroy one another (--output over --input, a
 /// joblog over the output): refuse. Each written file is compared with every other file named.
 void check_distinct_files(const RunOptions& o) {
@@ -143,21 +149,26 @@ void check_distinct_files(const RunOptions& o) {
   const Named written[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace}};
   const Named named[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace},
                          {"--input", &o.input}, {"--input-lines", &o.input_lines}};
-  auto same = [](const std::string& a, const std::string& b) {
-    std::error_code ec;
-    if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
-    return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
-  };
   for (std::size_t w = 0; w < std::size(written); ++w) {
     const auto& [wopt, wpath] = written[w];
     if (wpath->empty()) continue;
     for (std::size_t n = w + 1; n < std::size(named); ++n) {
       const auto& [opt, path] = named[n];
       if (path->empty() || *path == "-") continue;
-      if (same(*wpath, *path))
+      if (same_file(*wpath, *path))
         throw UsageError(std::string(wopt) + " and " + opt + " name the same file '" + *wpath + "'");
     }
   }
+}
+
+/// A file the run only reads — a `:::: FILE` source, the worker program, the command — that
+/// --output, --joblog or --trace also names would be replaced by what the run writes (the
+/// program by a .npy while its workers run): refuse, as for --input and --input-lines.
+void check_not_written(const RunOptions& o, const std::string& what, const std::string& path) {
+  for (const auto& [opt, written] : {std::pair<const char*, const std::string*>{"--output", &o.output},
+                                     {"--joblog", &o.joblog}, {"--trace", &o.trace}})
+    if (!written->empty() && same_file(*written, path))
+      throw UsageError(std::string(opt) + " and " + what + " name the same file '" + *written + "'");
 }
 
 /// Every file named must be a regular file (or, for what this run creates, absent): a FIFO,
@@ -219,7 +230,8 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, const SourceL
                        "write a worker program for them");
   try {
     const exec::CommandTemplate t(cmd.words, o.shell, sources, o.replace.empty() ? "{}" : o.replace);
-    if (const std::string* program = t.literal_program()) (void)resolve_program(*program, "command");
+    if (const std::string* program = t.literal_program())
+      check_not_written(o, "the command", resolve_program(*program, "command"));
   } catch (const UsageError&) {
     throw;
   } catch (const Error& e) {
@@ -253,6 +265,8 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   plan.farm = farm_options(o, ctx);
   plan.retries_defaulted = o.retries.empty();
   check_distinct_files(o);
+  for (const InputSource& source : cmd.sources)
+    if (source.file && source.items.front() != "-") check_not_written(o, "::::", source.items.front());
   check_file_kinds(o);
 
   // The index space: --tasks, --input-lines, ::: / :::: sources, or (alone) --shape; with none of
@@ -297,6 +311,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   }
   if (o.exec) plan_exec(o, cmd, layout, plan);
   else plan.program = resolve_program(cmd.words.front());
+  if (!o.exec) check_not_written(o, "the worker program", plan.program);
   if (!o.exec) plan.args.assign(cmd.words.begin() + 1, cmd.words.end());
   if (shape && (has_tasks || has_lines) && !has_output)
     throw UsageError("--shape with --tasks or --input-lines is the shape of the output array: it needs --output");

@@ -56,6 +56,20 @@ bool remove_spool(const std::string& dir) {
   return ::rmdir(dir.c_str()) == 0 && clean;
 }
 
+/// Whether `dir` holds only what taskfarm puts there (a directory of a dead master is swept
+/// only then: one holding anything else is left whole, as the message says).
+bool only_ours(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return errno == ENOENT;
+  bool clean = true;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name != "." && name != ".." && !ours(name)) clean = false;
+  }
+  ::closedir(d);
+  return clean;
+}
+
 /// The pid of a spool directory's master, from taskfarm-<pid>-XXXXXX; 0 if it is not one.
 pid_t master_of(std::string_view name) {
   if (!name.starts_with(kPrefix)) return 0;
@@ -94,7 +108,7 @@ std::vector<std::string> sweep_dead_spools(const std::string& parent, std::vecto
   }
   ::closedir(d);
   for (const std::string& dir : dead) {
-    if (remove_spool(dir)) removed.push_back(dir);
+    if (only_ours(dir) && remove_spool(dir)) removed.push_back(dir);
     else problems.push_back(dir + ": holds files taskfarm did not make there, left as it is");
   }
   return removed;

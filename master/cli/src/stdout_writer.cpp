@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
-#include <iostream>
 #include <vector>
 
 #include "taskfarm/progress.hpp"
@@ -19,7 +17,12 @@ constexpr std::size_t kFlushBytes = 64 * 1024;
 constexpr std::size_t kFilePiece = 1 << 20;  // per sendfile call: a slow reader is not waited on for long
 }
 
-StdoutWriter::StdoutWriter(std::function<void()> on_closed, int fd) : on_closed_(std::move(on_closed)), fd_(fd) {}
+StdoutWriter::StdoutWriter(std::function<void(int)> on_failed, int fd) : on_failed_(std::move(on_failed)), fd_(fd) {}
+
+void StdoutWriter::failed(int error) {
+  closed_ = true;
+  if (on_failed_) on_failed_(error);
+}
 
 StdoutWriter::~StdoutWriter() { flush(); }
 
@@ -40,9 +43,7 @@ void StdoutWriter::flush() {
     const ssize_t n = ::write(fd_, rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      closed_ = true;
-      if (errno != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(errno) << "\n";
-      if (on_closed_) on_closed_();
+      failed(errno);
       break;
     }
     rest.remove_prefix(static_cast<std::size_t>(n));
@@ -55,11 +56,6 @@ std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
   if (closed_) return 0;
   if (progress_ != nullptr) progress_->clear();
   std::uint64_t total = 0;
-  auto gone = [this](int err) {
-    closed_ = true;
-    if (err != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(err) << "\n";
-    if (on_closed_) on_closed_();
-  };
   for (;;) {
     if (total == limit) return total;
     const ssize_t n = ::sendfile(fd_, fd, nullptr, static_cast<std::size_t>(std::min<std::uint64_t>(kFilePiece, limit - total)));
@@ -75,7 +71,7 @@ std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
       continue;
     }
     if (errno == EINVAL || errno == ENOSYS) break;  // this pair of files cannot: copy through a buffer
-    gone(errno);
+    failed(errno);
     return total;
   }
   std::vector<char> piece(kFlushBytes);
@@ -88,7 +84,7 @@ std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
       const ssize_t n = ::write(fd_, piece.data() + done, static_cast<std::size_t>(got) - done);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
-        gone(errno);
+        failed(errno);
         return total;
       }
       done += static_cast<std::size_t>(n);

@@ -17,7 +17,8 @@ namespace taskfarm::cli {
 
 class StdoutWriter {
  public:
-  explicit StdoutWriter(std::function<void()> on_closed, int fd = 1);
+  /// `on_failed(errno)`: the first write that failed (EPIPE: the reader went away).
+  explicit StdoutWriter(std::function<void(int)> on_failed, int fd = 1);
   ~StdoutWriter();  ///< flushes
   StdoutWriter(const StdoutWriter&) = delete;
   StdoutWriter& operator=(const StdoutWriter&) = delete;
@@ -36,7 +37,9 @@ class StdoutWriter {
   bool closed() const noexcept { return closed_; }
 
  private:
-  std::function<void()> on_closed_;
+  void failed(int error);
+
+  std::function<void(int)> on_failed_;
   int fd_;
   std::string buf_;
   bool closed_ = false;

@@ -76,7 +76,8 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   if (!failed.empty() && !c.retry_note.empty()) s += p + c.retry_note + "\n";
 
   const std::uint64_t not_run = r.tasks - std::min(r.tasks, r.succeeded + failed.size());
-  // After a joblog failure, what a --resume will run again is what the joblog does not record.
+  // After a joblog or standard output failure, what a --resume runs again is what the joblog does
+  // not record (rows after its last whole one; tasks whose output was not printed).
   const std::uint64_t unrecorded = c.joblog_recorded ? r.succeeded - std::min(r.succeeded, *c.joblog_recorded) : 0;
   if (r.interrupted && !c.stop_reason.empty()) {
     s += p + "stopped: " + c.stop_reason + ": " + std::to_string(not_run) + " of " + std::to_string(r.tasks) +
@@ -84,7 +85,7 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
     if (c.joblog_recorded)
       s += p + "the joblog records " + std::to_string(*c.joblog_recorded) + " of the " + std::to_string(r.succeeded) +
            " tasks that succeeded" +
-           (unrecorded > 0 ? "; the other " + std::to_string(unrecorded) + " (after its last whole row) run again on --resume"
+           (unrecorded > 0 ? "; the other " + std::to_string(unrecorded) + " run again on --resume"
                            : std::string()) +
            "\n";
   }

@@ -38,12 +38,47 @@ std::string shell_quote(std::string_view s) {
   return q + "'";
 }
 
+namespace {
+
+bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == '\x7f'; }
+
+// A word holding control characters as bash's $'...' writes it: a newline or an escape sequence
+// in a file name never breaks the one-line message or reaches the terminal as such.
+std::string ansi_c_quote(std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string q = "$'";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') q += "\\n";
+    else if (c == '\t') q += "\\t";
+    else if (c == '\r') q += "\\r";
+    else if (c == '\\' || c == '\'') (q += '\\') += c;
+    else if (is_control(c)) ((q += "\\x") += hex[u >> 4]) += hex[u & 15];
+    else q += c;
+  }
+  return q + "'";
+}
+
+}  // namespace
+
 std::string quote_command(std::span<const std::string> argv) {
   std::string s;
+  std::size_t cut = 0;  // bytes of words left out past the bound
   for (const std::string& a : argv) {
+    if (s.size() >= kQuotedCommandMax) {
+      cut += a.size() + 1;
+      continue;
+    }
     if (!s.empty()) s += ' ';
-    s += shell_quote(a);
+    s += std::any_of(a.begin(), a.end(), is_control) ? ansi_c_quote(a) : shell_quote(a);
   }
+  if (s.size() > kQuotedCommandMax) {  // cut before a UTF-8 continuation byte never splits a character
+    std::size_t at = kQuotedCommandMax;
+    while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xc0) == 0x80) --at;
+    cut += s.size() - at;
+    s.resize(at);
+  }
+  if (cut > 0) s += "... [" + std::to_string(cut) + " more bytes]";
   return s;
 }
 

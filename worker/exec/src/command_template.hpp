@@ -80,7 +80,11 @@ std::string_view dirname_of(std::string_view path);
 
 /// `s` as one shell word: itself if it needs no quoting, else in single quotes.
 std::string shell_quote(std::string_view s);
-/// An argument vector as a shell would read it back (for messages and --dry-run).
+/// Most bytes of a command quoted for a message: a failure is one line of the summary, whatever
+/// the size of its inputs (an argument may be 128 KiB, a command 2 MiB).
+inline constexpr std::size_t kQuotedCommandMax = 1024;
+/// An argument vector as a shell would read it back, for messages: one line (a word with control
+/// characters as $'a\nb'), cut after kQuotedCommandMax bytes ("... [N more bytes]").
 std::string quote_command(std::span<const std::string> argv);
 
 }  // namespace taskfarm::exec
