@@ -3,6 +3,8 @@
 // call. Real processes; the scheduler's side of it is in scheduler_test.cpp.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -109,6 +111,16 @@ class WaitingThread {
   std::thread thread_;
 };
 
+// A WarmPool kernel: counts itself in, then waits (10 s at most) until 2 tasks are in.
+int rendezvous(std::uint64_t, const SharedArray<std::int32_t>& met) {
+  std::atomic_ref<std::int32_t> n(met.data()[0]);
+  n.fetch_add(1);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (n.load() < 2)
+    if (std::chrono::steady_clock::now() > deadline) return 0;
+  return 1;
+}
+
 void expect_refusal(const std::function<void()>& call, const char* what) {
   try {
     call();
@@ -151,8 +163,12 @@ TEST(ForkSafety, WarmPoolRefusesOnlyTheCallsThatFork) {
     WaitingThread other;
     expect_refusal([&] { cold.map<int>(4, [](std::uint64_t i) { return static_cast<int>(i); }); }, "WarmPool's first map");
   }
+  o.chunk = 1;
   WarmPool warm(o);
-  EXPECT_EQ(warm.map<int>(4, [](std::uint64_t i) { return static_cast<int>(i) * 3; }), (std::vector<int>{0, 3, 6, 9}));
+  // Both workers must be started before the thread is: a worker is started only while work is
+  // left, so each of the 2 tasks waits (bounded) until the other has begun — on the other worker.
+  auto met = SharedArray<std::int32_t>::create({1});
+  EXPECT_EQ(warm.map<int>(2, &rendezvous, met), (std::vector<int>{1, 1}));
   WaitingThread other;
   EXPECT_EQ(warm.map<int>(6, [](std::uint64_t i) { return static_cast<int>(i) * 3; }), (std::vector<int>{0, 3, 6, 9, 12, 15}));
   EXPECT_EQ(warm.last_report().workers, 2u);
