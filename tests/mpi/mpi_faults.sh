@@ -9,10 +9,18 @@
 #     non-zero, rank 0 names rank 2 and the joblog (and --events' last line, "end"); --resume on
 #     2 ranks completes the output byte-identical to the single-machine run.
 # Both: no process of the job left in this test's session, no segment left.
-#   mpi_faults.sh MODE TASKFARM FAULT_WORKER WORKDIR
+# With "gather": --mpi-gather, and ranks 1 and 2 each in a directory of its own (ranks_apart.sh),
+# where the relative --output names no file: rank 0's output is whole only if they sent it.
+#   mpi_faults.sh MODE TASKFARM FAULT_WORKER WORKDIR [gather]
 set -euo pipefail
-mode=$1 taskfarm=$2 worker=$3 dir=$4
+mode=$1 taskfarm=$2 worker=$3 dir=$4 gather=${5:-}
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+tf=$taskfarm extra=
+if [ "$gather" = gather ]; then
+  printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 0 ] || cd "%s/rank$OMPI_COMM_WORLD_RANK"\nexec "%s" "$@"\n' "$dir" "$taskfarm" >ranks_apart.sh
+  chmod +x ranks_apart.sh && mkdir rank1 rank2
+  tf=$dir/ranks_apart.sh extra=--mpi-gather
+fi
 export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fail() { echo "$*" >&2; exit 1; }
 tasks=200
@@ -53,14 +61,14 @@ mpi() {  # mpi RANKS WORKER OUT [taskfarm options...]
       sleep 0.01  # a bounded poll for the orphan to finish its cleanup, not a synchronisation
     done
     [ -z "$left" ] || { echo "left running after mpirun: $left" >&2; exit 90; }
-    exit $rc' bash "$ranks" "$taskfarm" "$prog" "$out" "$@"
+    exit $rc' bash "$ranks" "$tf" "$prog" "$out" "$@"
   rc=$?
   set -e
   cat "$out.err" >&2
 }
 
 if [ "$mode" = worker-killed ]; then
-  mpi 3 ./by_rank.sh run
+  mpi 3 "$dir/by_rank.sh" run $extra
   [ $rc -eq 0 ] || fail "exit $rc"
   grep -q "$tasks of $tasks tasks succeeded on 3 ranks (0 failed, 1 retries, 1 worker deaths" run.err ||
     fail "no summary with one death and one retry"
@@ -69,7 +77,7 @@ if [ "$mode" = worker-killed ]; then
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" && $11 ~ /:[012]$/' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] ||
     fail "not $tasks tasks with an ok row naming their rank"
 else
-  mpi 3 ./by_rank.sh lost --events
+  mpi 3 "$dir/by_rank.sh" lost --events $extra
   [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"
   grep -q "taskfarm: rank 0: the MPI job is ending (.*); lost: rank 2$" lost.err || fail "no message naming rank 2"
   tail -n 1 lost.out | grep -q '^{"event":"end",.*"interrupted":true,.*"farm_error":"the MPI job is ending; lost: rank 2","exit":143}$' ||
@@ -78,14 +86,19 @@ else
     fail "no message naming the joblog"
   done_before=$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | wc -l)
   [ "$done_before" -ge 38 ] && [ "$done_before" -lt $tasks ] || fail "$done_before tasks recorded: not midway"
-  mpi 2 "$worker" resume --resume
+  mpi 2 "$worker" resume --resume $extra
   [ $rc -eq 0 ] || fail "--resume on 2 ranks: exit $rc"
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] || fail "not every task recorded ok"
 fi
 cmp single.npy mpi.npy || fail "the MPI output differs from the single-machine output"
+if [ "$gather" = gather ]; then
+  [ -z "$(find rank1 rank2 -mindepth 1)" ] || fail "left in a rank's directory: $(find rank1 rank2 -mindepth 1)"
+  last=run.err && [ "$mode" = worker-killed ] || last=resume.err
+  grep -q "; [1-9][0-9]* bytes gathered to rank 0$" $last || fail "no bytes gathered in $last's summary"
+fi
 for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
   pid=$(echo "$s" | sed -n 's/^taskfarm-\([0-9]*\)-.*/\1/p')
   if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ -e "/dev/shm/$s" ]; then fail "segment left behind: $s"; fi
 done
 [ -z "$(ls vader)" ] || fail "Open MPI segment left behind: $(ls vader | head -1)"
-echo "mpi $mode: recovered, output identical to the single-machine run"
+echo "mpi $mode${gather:+ ($gather)}: recovered, output identical to the single-machine run"

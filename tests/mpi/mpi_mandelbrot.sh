@@ -2,10 +2,19 @@
 # taskfarm run --mpi under mpirun -n RANKS: the examples' Mandelbrot worker writes an output
 # byte-identical to the single-machine run (cmp), rank 0's --progress ends at all tasks, every rank's node master and worker is gone
 # when mpirun returns (no process left in this test's session), and no segment is left behind.
-#   mpi_mandelbrot.sh TASKFARM MANDELBROT RANKS WORKDIR
+# With "gather": --mpi-gather, every rank but 0 in a directory of its own, where the relative
+# --output names no file (as without a shared file system); those directories stay empty.
+#   mpi_mandelbrot.sh TASKFARM MANDELBROT RANKS WORKDIR [gather]
 set -euo pipefail
-taskfarm=$1 mandelbrot=$2 ranks=$3 dir=$4
+taskfarm=$1 mandelbrot=$2 ranks=$3 dir=$4 gather=${5:-}
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+tf=$taskfarm extra=
+if [ "$gather" = gather ]; then
+  printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 0 ] || cd "%s/rank$OMPI_COMM_WORLD_RANK"\nexec "%s" "$@"\n' "$dir" "$taskfarm" >ranks_apart.sh
+  chmod +x ranks_apart.sh
+  for ((r = 1; r < ranks; ++r)); do mkdir "rank$r"; done
+  tf=$dir/ranks_apart.sh extra=--mpi-gather
+fi
 size=120
 # Under the ASan suite: Open MPI's own allocations outlive MPI_Finalize (lsan.supp says which).
 export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
@@ -18,7 +27,7 @@ mkdir vader && export OMPI_MCA_btl_vader_backing_directory=$PWD/vader
 # Every process mpirun starts stays in this session: whatever is left in it afterwards leaked.
 set +e
 setsid --wait bash -c '
-  mpirun --oversubscribe --allow-run-as-root -n "$0" "$1" run --mpi -j 2 --progress --tasks "$3" --output mpi.npy --dtype int32 \
+  mpirun --oversubscribe --allow-run-as-root -n "$0" "$1" run --mpi $4 -j 2 --progress --tasks "$3" --output mpi.npy --dtype int32 \
     --shape "$3x$3" -- "$2" --worker --size "$3" --max-iter 64 >mpi.out 2>mpi.err
   rc=$?
   # (this shell and its own children, the ps, excepted; a leaked process is an orphan)
@@ -26,7 +35,7 @@ setsid --wait bash -c '
   ps -e -o sid=,pid=,ppid=,comm= >ps.txt
   left=$(awk -v s="$sid" -v me=$$ "\$1 == s && \$2 != me && \$3 != me" ps.txt)
   [ -z "$left" ] || { echo "left running after mpirun: $left" >&2; exit 90; }
-  exit $rc' "$ranks" "$taskfarm" "$mandelbrot" "$size"
+  exit $rc' "$ranks" "$tf" "$mandelbrot" "$size" "$extra"
 rc=$?
 set -e
 cat mpi.err >&2
@@ -35,6 +44,11 @@ grep -q "$size of $size tasks succeeded on $ranks rank" mpi.err || { echo "no su
 # --progress on rank 0 counts every node's tasks (its last line: all of them)
 grep -q "^taskfarm: $size/$size 100%" mpi.err || { echo "no progress line of $size/$size" >&2; exit 1; }
 cmp single.npy mpi.npy || { echo "the MPI output differs from the single-machine output" >&2; exit 1; }
+if [ "$gather" = gather ]; then
+  left=$(find . -path './rank*' -mindepth 2)
+  [ -z "$left" ] || { echo "left in a rank's directory: $left" >&2; exit 1; }
+  grep -q "; [1-9][0-9]* bytes gathered to rank 0$" mpi.err || { echo "no bytes gathered in the summary" >&2; exit 1; }
+fi
 # Segments new since the start whose creator is dead were left behind (a live creator belongs to
 # a test running beside this one; so may a dead one's that is still there, but that is a leak too).
 for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
@@ -46,4 +60,4 @@ for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
   fi
 done
 [ -z "$(ls vader)" ] || { echo "Open MPI segment left behind: $(ls vader | head -1)" >&2; exit 1; }
-echo "mpirun -n $ranks: output identical to the single-machine run"
+echo "mpirun -n $ranks${gather:+ ($gather)}: output identical to the single-machine run"

@@ -178,6 +178,7 @@ int unguarded_main(const std::vector<std::string>& args) {
   std::string mpi_output;
   const bool mpi_rank0 = !run_options.mpi || mpi_rank_from_environment() == 0;
   if (run_options.mpi_grain != 0 && !run_options.mpi) return usage_error("--mpi-grain needs --mpi");
+  if (run_options.mpi_gather && !run_options.mpi) return usage_error("--mpi-gather needs --mpi");
   if (run_options.mpi) {
     if (!mpi_built()) return usage_error("--mpi: this taskfarm was built without MPI");
     if (const std::string u = mpi_unsupported(run_options, command); !u.empty()) return usage_error(u);
@@ -199,7 +200,8 @@ int unguarded_main(const std::vector<std::string>& args) {
   if (run_options.mpi) {
     if (plan.output && plan.claims.output.existed() && !plan.resume)
       return usage_error("--output " + plan.output->path + " exists: with --mpi the output must be a new file (or --resume)");
-    return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output, run_options.mpi_grain);
+    return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output, run_options.mpi_grain,
+                   run_options.mpi_gather);
   }
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
   return run_command(plan, resume_hint(args, run_pos, plan));

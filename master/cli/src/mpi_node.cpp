@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "exec_output.hpp"
+#include "mpi_gather.hpp"
 #include "mpi_run.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
@@ -213,7 +214,11 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     if (go->wire.kind != Wire::go) return exit_usage;  // rank 0 could not start the run (and said why)
     const auto asks = [&go](GoField f) { return go->wire.v[f] != 0; };
     AnySharedArray output;
-    if (!output_path.empty()) output = AnySharedArray::open_npy(output_path, /*writable=*/true);
+    // --mpi-gather: a node-local array, sent up piece by piece (rank 0's file may not be here).
+    if (asks(g_gather)) output = gather_array(go->wire);
+    else if (!output_path.empty()) output = AnySharedArray::open_npy(output_path, /*writable=*/true);
+    std::optional<DataRelay> data;
+    if (asks(g_gather)) data.emplace(fd, output, plan.tasks);
     // --exec: the node's own spool (in --tmpdir, which each node reads on its own machine) and
     // the input lines every rank read from the same arguments or file (plan.lines).
     std::optional<SpoolDir> spool;
@@ -276,6 +281,7 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     std::optional<CountRelay> progress;
     if (asks(g_progress)) progress.emplace(fd);
     FanoutObserver fanout;
+    fanout.add(data ? &*data : nullptr);  // a piece's bytes before its rows
     fanout.add(ended ? &*ended : nullptr);
     fanout.add(task_output ? &*task_output : nullptr);  // a piece's output is written out before its rows
     fanout.add(rows ? &*rows : nullptr);

@@ -26,6 +26,7 @@
 #include <optional>
 #include <vector>
 
+#include "mpi_gather.hpp"
 #include "mpi_leak_check.hpp"
 #include "mpi_node.hpp"
 #include "mpi_rank0.hpp"
@@ -43,7 +44,7 @@ namespace taskfarm::cli {
 
 #ifndef TASKFARM_WITH_MPI
 bool mpi_built() { return false; }
-int run_mpi(RunPlan&, const std::string&, std::uint64_t) { throw Error("--mpi: this taskfarm was built without MPI"); }
+int run_mpi(RunPlan&, const std::string&, std::uint64_t, bool) { throw Error("--mpi: this taskfarm was built without MPI"); }
 #else
 bool mpi_built() { return true; }
 
@@ -56,7 +57,7 @@ using mpi::RankJoblog;
 using mpi::RankTrace;
 using mpi::Wire;
 constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6,
-              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9;
+              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10;
 
 // The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
 // its loop, which then stops its node master and says what was lost.
@@ -78,7 +79,7 @@ constexpr int tag_of(Wire::Kind k) { return k == Wire::rows ? kTagRows : k == Wi
 
 }  // namespace
 
-int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_option) {
+int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_option, bool gather) {
   std::uint64_t todo = 0;
   for (auto [b, e] : plan.todo.ranges) todo += e - b;
   int sv[2];
@@ -127,6 +128,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   std::optional<RankJoblog> joblog;
   std::optional<RankTrace> trace;
   std::optional<mpi::RankEvents> events;
+  std::optional<mpi::GatherSink> gathered;  // rank 0 with --mpi-gather
+  mpi::GatherShape gather_shape{};
   // rank 0 ready, then what it asks of every node (mpi::GoField)
   std::array<int, 1 + mpi::g_fields> start{1};
   if (rank == 0) {
@@ -151,6 +154,11 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       start[1 + mpi::g_progress] = plan.progress != ProgressMode::off || plan.events ? 1 : 0;
       start[1 + mpi::g_events] = plan.events ? 1 : 0;
       start[1 + mpi::g_trace] = trace ? 1 : 0;
+      if (gather && plan.output) {
+        gathered.emplace(plan.output->path);
+        gather_shape = mpi::gather_shape(gathered->output());
+      }
+      start[1 + mpi::g_gather] = gathered ? 1 : 0;
       start[1 + mpi::g_ended] = (joblog && !joblog->in_place()) || (trace && plan.claims.trace.existed()) ? 1 : 0;
     } catch (const Error& e) {
       std::cerr << "taskfarm: " << e.what() << "\n";
@@ -158,6 +166,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     }
   }
   MPI_Bcast(start.data(), static_cast<int>(start.size()), MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
+  if (gather) MPI_Bcast(gather_shape.data(), static_cast<int>(gather_shape.size()), MPI_UINT64_T, 0, MPI_COMM_WORLD);
   if (rank == 0 && start[0] && plan.events) {  // its "start" before any node's line
     std::uint64_t all_workers = 0;
     for (const Hello& h : hellos) all_workers += h.workers;
@@ -246,6 +255,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       text.resize(static_cast<std::size_t>(n));
       MPI_Recv(text.data(), n, MPI_CHAR, from, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       deliver(from, st.MPI_TAG == kTagRows ? Wire::rows : st.MPI_TAG == kTagEvents ? Wire::events : Wire::trace, text);
+    } else if (st.MPI_TAG == kTagData) {
+      int n = 0;
+      MPI_Get_count(&st, MPI_BYTE, &n);
+      text.resize(static_cast<std::size_t>(n));
+      MPI_Recv(text.data(), n, MPI_BYTE, from, kTagData, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      if (gathered) gathered->write(from, text.data(), text.size());
     } else if (st.MPI_TAG == kTagEnded) {
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagEnded, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -258,6 +273,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     return true;
   };
   // What this rank's node master says: to rank 0's records, or up to rank 0.
+  std::string data_message;  // --mpi-gather: an offset and the bytes after it
   auto from_node = [&](const Message& m) {
     const Wire::Kind k = m.wire.kind;
     if (k == Wire::more) {
@@ -273,6 +289,14 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     } else if (mpi::is_text(k)) {
       if (rank == 0) deliver(0, k, m.text);
       else MPI_Send(m.text.data(), static_cast<int>(m.text.size()), MPI_CHAR, 0, tag_of(k), MPI_COMM_WORLD);
+    } else if (k == Wire::data) {
+      if (rank != 0) {  // (rank 0's own node writes the output itself)
+        std::string& buf = data_message;
+        buf.resize(sizeof m.wire.v[0]);
+        std::memcpy(buf.data(), &m.wire.v[0], sizeof m.wire.v[0]);
+        buf += m.text;
+        MPI_Send(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, 0, kTagData, MPI_COMM_WORLD);
+      }
     } else if (k == Wire::ended) {
       char c = 0;
       if (rank == 0) task_ended();
@@ -303,6 +327,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     Wire go;
     go.kind = Wire::go;
     for (int k = 0; k < mpi::g_fields; ++k) go.v[static_cast<std::size_t>(k)] = static_cast<std::uint64_t>(start[1 + static_cast<std::size_t>(k)]);
+    if (rank == 0) go.v[mpi::g_gather] = 0;  // rank 0's node writes into the output
+    if (go.v[mpi::g_gather] != 0) mpi::put_gather_shape(go, gather_shape);
     mpi::send_wire(fd, go);
     while ((rank == 0 ? reports < size : !own_reported) && g_stop_signal == 0) {
       // Once its node has reported, it exits and its socket reads EOF: only MPI is left to watch.
@@ -401,7 +427,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
               << (size == 1 ? "" : "s") << " (" << total[mpi::r_failed] << " failed, " << total[mpi::r_retries]
               << " retries, " << total[mpi::r_deaths] << " worker deaths, " << requests << " ranges handed out, "
               << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
-              << " us of rank 0 each) in " << wall << " s\n";
+              << " us of rank 0 each) in " << wall << " s"
+              << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
     if (trace) trace->finish();
     if (total[mpi::r_error] != 0) status = exit_farm;
     else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty())) status = exit_joblog_failed;

@@ -27,9 +27,10 @@ std::string mpi_unsupported(const RunOptions& options, const std::vector<std::st
 
 /// Runs `plan` as this rank's part of an MPI run; `output_path` is rank 0's --output (absolute),
 /// which every node maps once rank 0 has created it. Returns the exit status of this rank.
-/// `grain`: indices per range (--mpi-grain), 0 for the default.
+/// `grain`: indices per range (--mpi-grain), 0 for the default. `gather` (--mpi-gather): only
+/// rank 0 opens the output; the others send it their rows (mpi_gather.hpp).
 /// Its input lines move to the node master (plan.lines is empty after).
-int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain);
+int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain, bool gather);
 
 namespace mpi {
 struct Hello;

@@ -30,7 +30,7 @@ std::optional<Wire> recv_datagram(int fd, int ms, std::string& text) {
   Wire w;
   std::memcpy(&w, buf.data(), sizeof w);
   const auto bytes = static_cast<std::size_t>(n) - sizeof w;
-  if (is_text(w.kind)) {
+  if (is_text(w.kind) || w.kind == Wire::data) {
     if (bytes != w.count) throw Error("--mpi: relay socket: a text message of the wrong size");
     text.append(buf.data() + sizeof w, bytes);
   }
@@ -57,6 +57,24 @@ void send_text(int fd, Wire::Kind kind, std::string_view text) {
     if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + n)) throw_errno("--mpi: relay socket");
     text.remove_prefix(n);
   } while (!text.empty());
+}
+
+void send_data(int fd, std::uint64_t offset, const char* bytes, std::size_t n) {
+  while (n > 0) {
+    const std::size_t k = std::min(n, kMaxTextBytes);
+    Wire w;
+    w.kind = Wire::data;
+    w.count = static_cast<std::uint32_t>(k);
+    w.v[0] = offset;
+    iovec iov[2] = {{&w, sizeof w}, {const_cast<char*>(bytes), k}};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + k)) throw_errno("--mpi: relay socket");
+    offset += k;
+    bytes += k;
+    n -= k;
+  }
 }
 
 std::optional<Message> recv_message(int fd, int ms) {

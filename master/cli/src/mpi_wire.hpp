@@ -14,17 +14,23 @@
 namespace taskfarm::cli::mpi {
 
 struct Wire {
-  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended };
+  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data };
   Kind kind = go;
   std::uint32_t count = 0;                ///< ranges: pairs in `v`; text kinds: bytes of text after the Wire
   /// ranges: [b, e) pairs; go: GoField; report: ReportField; progress: v[0] tasks succeeded,
-  /// v[1] finally failed, so far (cumulative); text kinds: v[0] 1 if more of this text follows
+  /// v[1] finally failed, so far (cumulative); text kinds: v[0] 1 if more of this text follows;
+  /// data: v[0] the byte offset in the output's data of the `count` bytes after the Wire
   std::array<std::uint64_t, 2 * 32> v{};
 };
 enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error, r_fields };
 /// What rank 0's "go" asks of every node master: its joblog rows, its counts (--progress), its
-/// --events lines, its --trace records, and one `ended` at its first task that ended.
-enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_fields };
+/// --events lines, its --trace records, one `ended` at its first task that ended, and (--mpi-gather,
+/// not rank 0's node) its output's bytes as `data` — its output, a node-local array of the dtype
+/// and shape in go.v[kGoDtype...].
+enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_fields };
+/// --mpi-gather: in "go", the output's DType at v[kGoDtype], its ndim at v[kGoNdim], its extents
+/// from v[kGoDims] (at most kGoMaxDims).
+constexpr std::size_t kGoDtype = 16, kGoNdim = 17, kGoDims = 18, kGoMaxDims = 32;
 
 /// The text kinds: whole lines (rows, events) or whole records (trace), sent as one text.
 constexpr bool is_text(Wire::Kind k) { return k == Wire::rows || k == Wire::events || k == Wire::trace; }
@@ -40,6 +46,9 @@ struct Message {
 void send_wire(int fd, const Wire& w);
 /// Sends `text` of text kind `kind` in datagrams of at most kMaxTextBytes.
 void send_text(int fd, Wire::Kind kind, std::string_view text);
+/// Sends the output bytes `bytes`, at `offset` of its data, as `data` datagrams of at most
+/// kMaxTextBytes each (each one whole: rank 0 writes each where it says).
+void send_data(int fd, std::uint64_t offset, const char* bytes, std::size_t n);
 /// Waits at most `ms` for a message (a text's later parts, sent back to back, at most 10 s
 /// more); nullopt on none; throws Error when the other side is gone.
 std::optional<Message> recv_message(int fd, int ms);
