@@ -35,6 +35,20 @@ void DataRelay::send(std::uint64_t begin, std::uint64_t end) {
   send_data(fd_, begin * per_index_, data_ + begin * per_index_, (end - begin) * per_index_);
 }
 
+bool DataBatch::fits(const Message& m) const noexcept {
+  return message_.empty() || (m.wire.v[0] == next_ && message_.size() + m.text.size() <= 8 + kMaxBytes);
+}
+
+void DataBatch::add(const Message& m) {
+  if (message_.empty()) {
+    message_.reserve(8 + kMaxBytes);
+    message_.resize(sizeof m.wire.v[0]);
+    std::memcpy(message_.data(), &m.wire.v[0], sizeof m.wire.v[0]);
+  }
+  message_ += m.text;
+  next_ = m.wire.v[0] + m.text.size();
+}
+
 void GatherSink::write(int from, const char* message, std::size_t n) {
   std::uint64_t offset = 0;
   if (n < sizeof offset) throw Error("--mpi-gather: a short message from rank " + std::to_string(from));

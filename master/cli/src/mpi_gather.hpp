@@ -44,6 +44,26 @@ class DataRelay final : public FarmObserver {
   std::uint64_t per_index_;
 };
 
+/// A node relay's next MPI message of output bytes: the `data` datagrams that follow one another
+/// in the output, up to kMaxBytes — sent when the socket has no more at once, or before any other
+/// message (which keeps a piece's bytes before its rows). One MPI message per 32 KiB datagram cost
+/// up to a millisecond each at rank 0 (its loop waits 1 ms on its own socket between probes).
+class DataBatch {
+ public:
+  static constexpr std::size_t kMaxBytes = std::size_t{1} << 20;
+  /// Whether `m`'s bytes continue this batch within kMaxBytes (true when empty).
+  bool fits(const Message& m) const noexcept;
+  void add(const Message& m);
+  bool empty() const noexcept { return message_.empty(); }
+  /// An 8-byte offset, then the bytes (GatherSink::write's message).
+  const std::string& message() const noexcept { return message_; }
+  void clear() noexcept { message_.clear(); }
+
+ private:
+  std::string message_;
+  std::uint64_t next_ = 0;  // the offset just after the batch's bytes
+};
+
 /// Rank 0's end: the output file mapped once more, written where each message says.
 class GatherSink {
  public:

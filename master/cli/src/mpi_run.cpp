@@ -273,9 +273,15 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     return true;
   };
   // What this rank's node master says: to rank 0's records, or up to rank 0.
-  std::string data_message;  // --mpi-gather: an offset and the bytes after it
+  mpi::DataBatch data;  // --mpi-gather, ranks but 0: output bytes on their way to rank 0
+  auto send_data = [&] {
+    if (data.empty()) return;
+    MPI_Send(data.message().data(), static_cast<int>(data.message().size()), MPI_BYTE, 0, kTagData, MPI_COMM_WORLD);
+    data.clear();
+  };
   auto from_node = [&](const Message& m) {
     const Wire::Kind k = m.wire.kind;
+    if (k != Wire::data || !data.fits(m)) send_data();  // in order: a piece's bytes before its rows
     if (k == Wire::more) {
       if (rank == 0) {
         const auto t = std::chrono::steady_clock::now();
@@ -290,13 +296,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       if (rank == 0) deliver(0, k, m.text);
       else MPI_Send(m.text.data(), static_cast<int>(m.text.size()), MPI_CHAR, 0, tag_of(k), MPI_COMM_WORLD);
     } else if (k == Wire::data) {
-      if (rank != 0) {  // (rank 0's own node writes the output itself)
-        std::string& buf = data_message;
-        buf.resize(sizeof m.wire.v[0]);
-        std::memcpy(buf.data(), &m.wire.v[0], sizeof m.wire.v[0]);
-        buf += m.text;
-        MPI_Send(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, 0, kTagData, MPI_COMM_WORLD);
-      }
+      if (rank != 0) data.add(m);  // (rank 0's own node writes the output itself)
     } else if (k == Wire::ended) {
       char c = 0;
       if (rank == 0) task_ended();
@@ -333,7 +333,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     while ((rank == 0 ? reports < size : !own_reported) && g_stop_signal == 0) {
       // Once its node has reported, it exits and its socket reads EOF: only MPI is left to watch.
       if (own_reported) ::poll(nullptr, 0, 1);
-      else if (auto m = mpi::recv_message(fd, 1)) from_node(*m);
+      else if (auto m = mpi::recv_message(fd, data.empty() ? 1 : 0)) from_node(*m);
+      else send_data();  // nothing more at once
       while (serve_mpi()) {
       }
       if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(200)) {
