@@ -216,7 +216,14 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     AnySharedArray output;
     // --mpi-gather: a node-local array, sent up piece by piece (rank 0's file may not be here).
     if (asks(g_gather)) output = gather_array(go->wire);
-    else if (!output_path.empty()) output = AnySharedArray::open_npy(output_path, /*writable=*/true);
+    else if (!output_path.empty()) {
+      try {
+        output = AnySharedArray::open_npy(output_path, /*writable=*/true);
+      } catch (const Error& e) {  // rank 0 made it: this node does not see rank 0's file system
+        throw Error(std::string(e.what()) + " (rank " + std::to_string(rank) +
+                    "; where the nodes share no file system, use --mpi-gather)");
+      }
+    }
     std::optional<DataRelay> data;
     if (asks(g_gather)) data.emplace(fd, output, plan.tasks);
     // --exec: the node's own spool (in --tmpdir, which each node reads on its own machine) and
