@@ -138,10 +138,10 @@ ShmSegment ShmSegment::create(std::size_t bytes, std::string_view tag) {
   return seg;
 }
 
-ShmSegment ShmSegment::create_sparse(std::size_t bytes, std::size_t reserved, std::string_view tag) {
+ShmSegment ShmSegment::create_sparse(std::size_t bytes, std::size_t reserved, std::string_view tag, bool check_free) {
   ShmSegment seg;
   seg.name_ = unique_segment_name(tag);
-  const std::size_t free_bytes = shm_free_bytes();
+  const std::size_t free_bytes = check_free ? shm_free_bytes() : bytes;
   if (bytes > free_bytes) {
     throw Error("cannot create shared segment " + seg.name_ + " of " + format_bytes(bytes) +
                 ": /dev/shm has only " + format_bytes(free_bytes) + " free");
@@ -151,7 +151,7 @@ ShmSegment ShmSegment::create_sparse(std::size_t bytes, std::size_t reserved, st
   if (!fd) throw_errno("cannot create shared segment " + seg.name_);
   seg.owner_pid_ = ::getpid();  // from here on the destructor removes the name
   if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) throw_errno("cannot size shared segment " + seg.name_);
-  if (const int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(std::min(reserved, bytes))))
+  if (const int err = reserved == 0 ? 0 : ::posix_fallocate(fd.get(), 0, static_cast<off_t>(std::min(reserved, bytes))))
     throw SystemError("cannot reserve shared segment " + seg.name_ + " (/dev/shm has " + format_bytes(shm_free_bytes()) + " free)", err);
   seg.data_ = map_fd(fd.get(), bytes, true, seg.name_);
   seg.size_ = bytes;

@@ -27,6 +27,12 @@ std::string clock_text(double seconds) {
 Progress::Progress(ProgressMode mode, std::uint64_t total, int fd)
     : mode_(mode), total_(total), fd_(fd), start_(std::chrono::steady_clock::now()) {}
 
+void Progress::set_total(std::uint64_t total, bool all) {
+  total_ = total;
+  open_ = !all;
+  update(false);
+}
+
 void Progress::on_tasks_done(const TasksDone& t) {
   done_ += t.succeeded();
   update(false);
@@ -55,7 +61,11 @@ std::string Progress::line(std::chrono::steady_clock::time_point now) const {
   const double frac = total_ == 0 || done_ > total_ ? 1.0 : static_cast<double>(done_) / static_cast<double>(total_);
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : -1;
   char buf[200];
-  if (done_ > total_)  // the caller's total was wrong: "100/0 100%" would pass for a finished count
+  if (open_ && done_ <= total_)  // more may come: no percentage, no ETA
+    std::snprintf(buf, sizeof buf, "%llu/%llu+ so far  %.1f tasks/s  elapsed %s  %llu failed",
+                  static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), rate,
+                  clock_text(elapsed).c_str(), static_cast<unsigned long long>(failed_));
+  else if (done_ > total_)  // the caller's total was wrong: "100/0 100%" would pass for a finished count
     std::snprintf(buf, sizeof buf, "%llu done, more than the %llu tasks Progress was told  %.1f tasks/s  elapsed %s  %llu failed",
                   static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_), rate,
                   clock_text(elapsed).c_str(), static_cast<unsigned long long>(failed_));

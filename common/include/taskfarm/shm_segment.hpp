@@ -23,8 +23,11 @@ class ShmSegment {
   /// Like create(), but reserves only the first `reserved` bytes; the rest stays sparse
   /// (checked against the free space now, but a /dev/shm filled later by others can still
   /// SIGBUS a writer there). For large buffers that are rarely filled, where reserving costs
-  /// more than the work (posix_fallocate: ~0.2 ms per MiB here).
-  static ShmSegment create_sparse(std::size_t bytes, std::size_t reserved, std::string_view tag = {});
+  /// more than the work (posix_fallocate: ~0.2 ms per MiB here). Without `check_free` the size
+  /// is not checked against the free space: for a writer that reserves each page before it
+  /// writes it (InputLines::create_growing), so that only what is written must fit.
+  static ShmSegment create_sparse(std::size_t bytes, std::size_t reserved, std::string_view tag = {},
+                                  bool check_free = true);
   /// Maps an existing segment by name. Throws Error naming the segment if it does not exist
   /// or cannot be opened.
   static ShmSegment open(const std::string& name, bool writable = true);

@@ -191,7 +191,7 @@ int unguarded_main(const std::vector<std::string>& args) {
     // --mpi: standard input is never read for tasks (mpirun gives it to rank 0 only).
     const PlanContext context{usable_cpus(), ::isatty(STDERR_FILENO) == 1, run_options.mpi || ::isatty(STDIN_FILENO) == 1};
     plan = make_run_plan(run_options, command, context);
-    warning = check_worker_count(run_options.workers, plan.farm.workers, task_count(plan.todo.ranges),
+    warning = check_worker_count(run_options.workers, plan.farm.workers, plan.stream ? plan.tasks : task_count(plan.todo.ranges),
                                  context.usable_cpus);
   } catch (const UsageError& e) {
     return usage_error(e.what());

@@ -100,4 +100,11 @@ std::size_t LineSource::read(char* buffer, std::size_t size) {
   }
 }
 
+std::ptrdiff_t LineSource::read_ready(char* buffer, std::size_t size) {
+  const ssize_t n = ::read(fd_, buffer, size);
+  if (n >= 0) return n;
+  if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+  throw UsageError(who_ + ": error reading: " + std::strerror(errno));
+}
+
 }  // namespace taskfarm::cli

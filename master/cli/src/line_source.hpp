@@ -27,6 +27,12 @@ class LineSource {
   /// error, or when no writer opened a FIFO within the deadline.
   std::size_t read(char* buffer, std::size_t size);
 
+  /// One read(2) of what is there now, for a source a poll found readable (LineFeed): the bytes
+  /// read, 0 at the end of the input, -1 when nothing is there yet. Call read() first: once
+  /// it returned bytes, a FIFO has had its writer, so 0 is the end. Throws UsageError on an error.
+  std::ptrdiff_t read_ready(char* buffer, std::size_t size);
+  int fd() const noexcept { return fd_; }
+
   /// The source as messages name it: "--input-lines: 'PATH'", ":::: 'PATH'".
   const std::string& who() const noexcept { return who_; }
   static std::string who(const std::string& path, const std::string& option);

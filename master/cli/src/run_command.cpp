@@ -20,6 +20,7 @@
 
 #include "commands.hpp"
 #include "exec_output.hpp"
+#include "line_feed.hpp"
 #include "publisher.hpp"
 #include "spool_dir.hpp"
 #include "stdout_writer.hpp"
@@ -102,8 +103,8 @@ int fail(int status, const std::string& what) {
 
 int run_command(RunPlan& plan, const std::string& resume_hint) {
   StopSignals signals;
-  const std::uint64_t todo = count(plan.todo.ranges);
-  if (todo == 0) {
+  const std::uint64_t todo = count(plan.todo.ranges);  // a stream's: its lines read so far (below)
+  if (todo == 0 && !plan.stream) {
     std::cerr << "taskfarm: nothing to resume: all " << plan.tasks << " tasks were done by the earlier run\n";
     if (plan.events) {  // a driving program still sees a start and an end
       StdoutWriter out(nullptr);
@@ -158,6 +159,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   std::optional<InputLines> lines;
   try {
     if (plan.lines) lines.emplace(InputLines::create(std::move(*plan.lines)));
+    if (plan.stream) lines.emplace(InputLines::create_growing(plan.stream->max_lines, plan.stream->max_text));
   } catch (const Error& e) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
   }
@@ -244,6 +246,17 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   });
   StdoutWriter err(nullptr, STDERR_FILENO);  // --exec: the commands' stderr, task by task
   Progress progress(plan.progress, todo);
+  // A stream's lines are fed to the run as they come (LineFeed); its first ones are in the plan.
+  std::optional<LineFeed> feed;
+  if (plan.stream) {
+    StreamPlan& sp = *plan.stream;
+    feed.emplace(std::move(sp.source), std::move(sp.first), sp.separator, sp.limit, format_bytes(sp.limit), *lines,
+                 [&progress](std::uint64_t n, bool all) { progress.set_total(n, all); });
+    job.ranges = feed->first_ranges();
+    if (job.ranges.empty() && feed->ended())  // the limit before the first line: refused, as a whole read is
+      return fail(exit_usage, feed->stopped());
+    if (!feed->ended()) job.feed = &*feed;  // (ended already: its first ranges are all)
+  }
   if (::isatty(STDOUT_FILENO) == 1) out.set_progress(&progress);
   if (plan.progress == ProgressMode::bar) err.set_progress(&progress);
   std::optional<EventStream> events;
@@ -285,7 +298,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
   fanout.add(&notices);
 
-  if (events)
+  if (events)  // (never with a stream: it reads whole, plan.cpp)
     events->start(todo, plan.tasks, plan.todo.done,
                   static_cast<int>(std::min<std::uint64_t>(farm->worker_count(), todo)), plan.program);
   signals.attach(*farm);
@@ -293,7 +306,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   try {
     report = farm->run(job, &fanout);
   } catch (const std::exception& e) {
-    report.tasks = todo;
+    report.tasks = feed ? feed->lines() : todo;
     report.farm_error = e.what();
   }
   signals.detach();
@@ -321,9 +334,13 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   // A file of the run that could not be written or put in place stops it like an interruption.
   // So does a spool that could not take a task's output (a full --tmpdir): its output is incomplete.
   const std::string& stop_error = !joblog_error.empty() ? joblog_error : !spool_error.empty() ? spool_error : stdout_error;
-  const int status = published && stop_error.empty() ? exit_status(report, signals.received()) : exit_joblog_failed;
+  // A stream read up to its limit: the lines read ran, the rest did not — not a complete run.
+  const std::string feed_stopped = feed ? feed->stopped() : std::string();
+  const int status = published && stop_error.empty() && (feed_stopped.empty() || signals.received() != 0)
+                         ? exit_status(report, signals.received())
+                         : exit_joblog_failed;
   SummaryContext ctx;
-  ctx.total = plan.tasks;
+  ctx.total = feed ? feed->lines() : plan.tasks;
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
   ctx.stop_reason = published ? stop_error : publisher.error();
@@ -349,6 +366,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     }
   }
   std::cerr << format_summary(report, ctx) << untouched;
+  if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
   if (!trace_error.empty()) std::cerr << "taskfarm: " << trace_error << "\n";
   if (events) {
     events->end(report, status);

@@ -25,6 +25,10 @@ class Progress : public FarmObserver {
   /// Progress was told", never drawn as N/T); `fd` is where it draws (stderr; write(2), best effort).
   Progress(ProgressMode mode, std::uint64_t total, int fd = 2);
 
+  /// The run's tasks are now `total`, and more may come unless `all` (a run fed while it runs,
+  /// such as a streamed input): until then no percentage or ETA is drawn, "N/T+ so far".
+  void set_total(std::uint64_t total, bool all);
+
   void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
   void on_tick(const FarmTick& t) override;
@@ -43,6 +47,7 @@ class Progress : public FarmObserver {
 
   ProgressMode mode_;
   std::uint64_t total_;
+  bool open_ = false;  ///< more tasks may come (set_total)
   int fd_;
   std::uint64_t done_ = 0, failed_ = 0;
   std::chrono::steady_clock::time_point start_, last_draw_{};
