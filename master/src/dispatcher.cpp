@@ -47,7 +47,6 @@ void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::ti
   for (auto d : job.extent) n *= d;
   if (job.extent.empty()) n = 0;
   if (sc.ranges.empty() && !job.feed) sc.ranges.emplace_back(0, n);
-  if (job.feed && job.ordered) throw Error("a run with a range feed cannot deliver in order");
   feed_open_ = job.feed != nullptr;
   asked_ = false;
   low_water_ = job.feed ? job.feed->low_water() : 0;

@@ -11,6 +11,7 @@ namespace taskfarm {
 void Dispatcher::on_ranges_added(const std::vector<IndexRange>& ranges) {
   // The run's ranges stay sorted and disjoint: end_run names the unfinished ones from them.
   std::uint64_t last = ranges_.empty() ? 0 : ranges_.back().second;
+  const std::uint64_t known_end = last;
   std::vector<IndexRange> fresh;
   fresh.reserve(ranges.size());
   for (auto [b, e] : ranges) {
@@ -23,7 +24,12 @@ void Dispatcher::on_ranges_added(const std::vector<IndexRange>& ranges) {
   }
   asked_ = false;  // an answer came: ask again at the next low water
   if (fresh.empty()) return;
-  if (ranges_.empty()) frontier_ = fresh.front().first;
+  // An ordered run whose frontier reached the end of what it was fed goes on from the new ranges
+  // (a gap before them holds nothing that will ever be delivered).
+  if (ranges_.empty() || frontier_ >= known_end) {
+    frontier_ = fresh.front().first;
+    sched_->set_frontier(frontier_);
+  }
   ranges_.insert(ranges_.end(), fresh.begin(), fresh.end());
   sched_->add(fresh);
   report_.tasks = sched_->total();

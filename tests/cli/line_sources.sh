@@ -87,9 +87,9 @@ memory_bounded() {
   printf 'x\n' >"$W/one.txt"
   read -r rc base < <(peak_kib "" run --exec --halt now -- false :::: "$W/one.txt")
   [ "$rc" -eq 1 ] || fail "one failing task: exit $rc"
-  # (-k reads the input whole before the run, stream.sh: the whole read is what is measured)
-  read -r rc peak < <(peak_kib yes run --exec -k --input-lines-max 32M -- echo {})
-  [ "$rc" -eq 2 ] || fail "yes | taskfarm -k --input-lines-max 32M: exit $rc, expected 2"
+  # (--events reads the input whole before the run, stream.sh: the whole read is what is measured)
+  read -r rc peak < <(peak_kib yes run --exec --events --input-lines-max 32M -- echo {})
+  [ "$rc" -eq 2 ] || fail "yes | taskfarm --events --input-lines-max 32M: exit $rc, expected 2"
   echo "endless: peak $peak KiB, one line $base KiB, limit $limit KiB"
   [ "$peak" -le $((base + limit + 1024)) ] || fail "endless input: peak RSS $peak KiB > $base + $limit KiB (+1 MiB)"
   # 2 M lines of "x" (and `::: a`): a segment of 9 bytes a line (18 MB); the run stops at the first

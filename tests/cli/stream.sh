@@ -49,9 +49,10 @@ end_input() {
 
 first_task_before_second_line() {  # the first output arrives before the second line is written
   local how
-  for how in stdin input-lines sources; do
+  for how in stdin input-lines sources keep-order; do
     case $how in
       stdin) stream_run stdin --exec -- echo got ;;
+      keep-order) stream_run stdin --exec -k -j 2 -- echo got ;;
       input-lines) stream_run fifo --exec --input-lines "$W/in" -- echo got ;;
       sources) stream_run fifo --exec -- echo got :::: "$W/in" ;;
     esac
@@ -79,6 +80,9 @@ results_equal_whole_read() {  # a stream runs what the same lines read whole fro
   expect_rc 0
   expect_stderr "64 tasks: 64 succeeded"
   sort "$W/stdout" | cmp -s - "$W/serial" || fail "streamed run differs from the serial loop: $(sort "$W/stdout" | diff - "$W/serial" | head -5)"
+  tf run --exec -k -j 2 -- echo {#}:{} < <(cat "$W/lines.txt")  # -k: in input order
+  expect_rc 0
+  awk '{ print NR ":" $0 }' "$W/lines.txt" | cmp -s - "$W/stdout" || fail "streamed -k run differs from the serial loop"
   # NUL-separated, through :::: <(cmd).
   tf run --exec -0 -k -- echo :::: <(printf 'x y\0z\0') </dev/null
   expect_rc 0
@@ -150,7 +154,7 @@ endless_producer_and_head() {  # `yes | taskfarm run --exec -- echo {} | head` e
 whole_read_options() {  # what needs the number of tasks first reads a stream whole, as before
   tf run --exec -k --joblog "$W/j.tsv" -- echo < <(printf 'a\nb\n')
   expect_rc 0
-  [ "$(cat "$W/stdout")" = "$(printf 'a\nb')" ] || fail "-k: $(cat "$W/stdout")"
+  [ "$(cat "$W/stdout")" = "$(printf 'a\nb')" ] || fail "--joblog: $(cat "$W/stdout")"
   head -n 1 "$W/j.tsv" | grep -q $'\textent=2\t' || fail "joblog header: $(head -n 1 "$W/j.tsv")"
   tf run --exec --events -- echo < <(printf 'a\nb\n')
   expect_rc 0

@@ -274,7 +274,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   }
   if (plan.events) events.emplace(stdout_sink(out));
   if (spool) {
-    exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, plan.todo.ranges, on_printed,
+    // -k prints in index order: a stream's indices are 0, 1, ... up to its bound, as they come.
+    const std::vector<IndexRange> order = plan.stream ? std::vector<IndexRange>{{0, plan.tasks}} : plan.todo.ranges;
+    exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, order, on_printed,
                         [&farm, &spool_error](const std::string& why) {
                           if (spool_error.empty()) spool_error = why;
                           if (farm) farm->request_stop();

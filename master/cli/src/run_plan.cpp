@@ -266,12 +266,11 @@ bool is_stream(const std::string& path) {
 }
 
 /// --exec streams its one source of lines when it is a stream and nothing needs the number of
-/// tasks before the run (docs/cli.md): -k (the Dispatcher orders a known index space), --joblog
-/// and --resume (the joblog's first line records it), --events (its start event), and
-/// --mem-limit (each worker maps the growing segment's whole room, which counts against it).
-/// Those read the input whole first, as before.
+/// tasks before the run (docs/cli.md): --joblog and --resume (the joblog's first line records
+/// it), --events (its start event), and --mem-limit (each worker maps the growing segment's
+/// whole room, which counts against it) read the input whole first, as before.
 bool may_stream(const RunOptions& o) {
-  return o.exec && !o.keep_order && o.joblog.empty() && !o.resume && !o.events && o.mem_limit.empty();
+  return o.exec && o.joblog.empty() && !o.resume && !o.events && o.mem_limit.empty();
 }
 
 /// The first bytes of the stream (waiting for them as a whole read would) and the room of its

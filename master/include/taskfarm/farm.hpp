@@ -89,7 +89,7 @@ struct JobSpec {
   bool capture_stdout = false;        ///< each index's stdout comes back as text
   bool ordered = false;               ///< deliver results in index order (bounded reorder window)
   /// Non-null: more ranges arrive while the run goes on (range_feed.hpp); `ranges` are its first
-  /// ones (may be empty). Not with `ordered`.
+  /// ones (may be empty). With `ordered`, results go out in index order as the ranges come.
   RangeFeed* feed = nullptr;
 };
 
