@@ -122,5 +122,23 @@ TEST(Progress, ATotalTooSmallIsSaidNotDrawnAsAFraction) {
   EXPECT_EQ(line.find("100/0"), std::string::npos) << line;
 }
 
+// A streamed input (taskfarm run --exec from a pipe): the total grows while the run goes on, and
+// until it is all no percentage or ETA pretends to know the end.
+TEST(Progress, AnOpenTotalIsSaidSoFarUntilItIsAll) {
+  Progress progress(ProgressMode::lines, 0, -1);
+  progress.set_total(8, /*all=*/false);
+  TasksDone piece;
+  piece.begin = 0;
+  piece.end = 4;
+  progress.on_tasks_done(piece);
+  std::string line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_TRUE(line.starts_with("taskfarm: 4/8+ so far")) << line;
+  EXPECT_EQ(line.find('%'), std::string::npos) << line;
+  EXPECT_EQ(line.find("ETA"), std::string::npos) << line;
+  progress.set_total(10, /*all=*/true);
+  line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_TRUE(line.starts_with("taskfarm: 4/10  40%")) << line;
+}
+
 }  // namespace
 }  // namespace taskfarm
