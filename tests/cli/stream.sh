@@ -151,6 +151,36 @@ endless_producer_and_head() {  # `yes | taskfarm run --exec -- echo {} | head` e
     fail "a lines segment of a dead master is left"
 }
 
+cross_product_streams_its_first_source() {  # the first source streams, the others are read whole
+  stream_run stdin --exec -k -- echo :::: - ::: x y
+  printf 'a\n' >&4
+  expect_line "a x"
+  expect_line "a y"
+  printf 'b\n' >&4
+  expect_line "b x"
+  expect_line "b y"
+  end_input
+  expect_rc 0
+  expect_stderr "4 tasks: 4 succeeded"
+  expect_no_segments "$TF_PID"
+  # The same as read whole from a file, in order, with {1} {2} and --input-lines as the first source.
+  printf '1\n2\n3\n' >"$W/n.txt"
+  tf run --exec -k -- echo {2}-{1} :::: "$W/n.txt" ::: p q </dev/null
+  expect_rc 0
+  [ "$(cat "$W/stdout")" = "$(printf 'p-1\nq-1\np-2\nq-2\np-3\nq-3')" ] || fail "whole: $(cat "$W/stdout")"
+  mv "$W/stdout" "$W/whole"
+  tf run --exec -k --input-lines - -- echo {2}-{1} ::: p q < <(cat "$W/n.txt")
+  expect_rc 0
+  cmp -s "$W/whole" "$W/stdout" || fail "streamed cross product: $(cat "$W/stdout")"
+  # Standard input once; a source linked to the stream (:::+) makes the input read whole.
+  tf run --exec -- echo :::: - :::: - < <(printf 'a\n')
+  expect_rc 2
+  expect_stderr ":::: -: standard input is already read by an earlier :::: -"
+  tf run --exec -k -- echo :::: - :::+ p q < <(printf 'a\nb\nc\n')
+  expect_rc 0
+  [ "$(cat "$W/stdout")" = "$(printf 'a p\nb q')" ] || fail "linked: $(cat "$W/stdout")"
+}
+
 whole_read_options() {  # what needs the number of tasks first reads a stream whole, as before
   tf run --exec -k --joblog "$W/j.tsv" -- echo < <(printf 'a\nb\n')
   expect_rc 0

@@ -42,9 +42,12 @@ struct Options {
   std::string spool;
   bool shell = false;
   std::string replace = "{}";  // -I
-  // --sources SIZE:AXIS,...: :::+ linked sources (several on one axis); else source k is axis k.
+  // --sources SIZE:AXIS[:LINE],...: :::+ linked sources (several on one axis), or a streamed first
+  // source whose lines follow the others' in the segment (LINE: where each source's values
+  // begin); else source k is axis k, its values after those of the sources before it.
   std::vector<std::uint64_t> source_sizes;
   std::vector<std::size_t> source_axes;
+  std::vector<std::uint64_t> source_bases;
   std::vector<std::string> words;
 };
 
@@ -115,6 +118,7 @@ class ExecKernel {
     template_.emplace(o_.words, o_.shell, sizes_.size(), o_.replace);
     bases_.assign(sizes_.size(), 0);
     for (std::size_t k = 1; k < sizes_.size(); ++k) bases_[k] = bases_[k - 1] + sizes_[k - 1];
+    if (!o_.source_bases.empty()) bases_ = o_.source_bases;
     coords_.assign(extent_.size(), 0);
     values_.assign(sizes_.size(), {});
     views_.assign(sizes_.size(), {});
@@ -166,13 +170,15 @@ bool parse_sources(std::string_view spec, Options& o) {
   while (!spec.empty()) {
     const auto comma = spec.find(',');
     const std::string item(spec.substr(0, comma));
-    unsigned long long size = 0, axis = 0;
-    if (std::sscanf(item.c_str(), "%llu:%llu", &size, &axis) != 2) return false;
+    unsigned long long size = 0, axis = 0, base = 0;
+    const int got = std::sscanf(item.c_str(), "%llu:%llu:%llu", &size, &axis, &base);
+    if (got < 2) return false;
     o.source_sizes.push_back(size);
     o.source_axes.push_back(static_cast<std::size_t>(axis));
+    if (got == 3) o.source_bases.push_back(base);
     spec.remove_prefix(comma == std::string_view::npos ? spec.size() : comma + 1);
   }
-  return true;
+  return o.source_bases.empty() || o.source_bases.size() == o.source_sizes.size();  // a LINE for each, or none
 }
 
 std::optional<Options> parse(int argc, char** argv) {

@@ -63,13 +63,7 @@ std::string describe_source(const InputSource& s) {
   return "::: " + s.items.front() + (s.items.size() > 1 ? " ..." : "");
 }
 
-LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t limit, char separator,
-                       std::vector<std::uint64_t>& counts, SourceLayout* layout, const std::string& first_option) {
-  LineTable all;
-  counts.clear();
-  SourceLayout own;
-  SourceLayout& l = layout != nullptr ? *layout : own;
-  l = SourceLayout{};
+void check_stdin_read_once(const std::vector<InputSource>& sources, const std::string& first_option) {
   // Standard input can be read once: a second "-" would find it used up ("holds no lines").
   const auto from_stdin = [](const InputSource& s) { return s.file && s.items.front() == "-"; };
   if (std::count_if(sources.begin(), sources.end(), from_stdin) > 1) {
@@ -78,6 +72,16 @@ LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t li
                      (first && first_option != "::::" ? first_option : std::string("an earlier :::: -")) +
                      "; it can be read only once");
   }
+}
+
+LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t limit, char separator,
+                       std::vector<std::uint64_t>& counts, SourceLayout* layout, const std::string& first_option) {
+  LineTable all;
+  counts.clear();
+  SourceLayout own;
+  SourceLayout& l = layout != nullptr ? *layout : own;
+  l = SourceLayout{};
+  check_stdin_read_once(sources, first_option);
   for (const InputSource& s : sources) {
     const std::uint64_t before = all.size();
     if (s.file) {

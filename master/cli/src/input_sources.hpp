@@ -52,6 +52,9 @@ LineTable read_sources(const std::vector<InputSource>& sources, std::uint64_t li
                        std::vector<std::uint64_t>& counts, SourceLayout* layout = nullptr,
                        const std::string& first_option = "::::");
 
+/// Throws UsageError when standard input ("-") is more than one of `sources` (it can be read once).
+void check_stdin_read_once(const std::vector<InputSource>& sources, const std::string& first_option);
+
 /// Line i of the run's lines (a LineTable's before the segment exists, the segment's after).
 using LineLookup = std::function<std::string_view(std::uint64_t)>;
 

@@ -13,9 +13,10 @@ constexpr std::size_t kBlock = 64 * 1024;
 }
 
 LineFeed::LineFeed(LineSource source, std::string first, char separator, std::uint64_t limit, std::string limit_text,
-                   InputLines& lines, OnLines on_lines)
+                   InputLines& lines, std::uint64_t per_line, std::uint64_t bound, OnLines on_lines)
     : source_(std::move(source)), first_(std::move(first)), separator_(separator), limit_(limit),
-      limit_text_(std::move(limit_text)), lines_(lines), on_lines_(std::move(on_lines)), block_(kBlock) {
+      limit_text_(std::move(limit_text)), lines_(lines), base_(lines.ended()), per_line_(per_line), bound_(bound),
+      on_lines_(std::move(on_lines)), published_(lines.size()), block_(kBlock) {
   // The Supervisor watches one fd: an epoll of our own, so that the source can leave it while
   // the run has lines enough, and for good at its end (a pipe at its end stays readable).
   epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
@@ -67,6 +68,7 @@ void LineFeed::take(std::string_view chunk) {
   while (!chunk.empty() && !ended_) {
     const auto nl = chunk.find(separator_);
     const std::string_view piece = chunk.substr(0, nl);
+    if (lines_.ended() - base_ >= bound_) return stop("has more lines than the index space holds", false);
     if (LineTable::segment_bytes(lines_.ended() + 1, lines_.text_written() + piece.size()) > limit_)
       return stop("holds more than " + limit_text_ + " of lines", true);
     if (!lines_.append_text(piece)) return stop("does not fit in /dev/shm", false);
@@ -79,7 +81,7 @@ void LineFeed::take(std::string_view chunk) {
 void LineFeed::stop(const std::string& why, bool limit) {
   arm(false);
   ended_ = true;
-  stopped_ = source_.who() + " " + why + ": stopped reading it after " + std::to_string(lines_.ended()) +
+  stopped_ = source_.who() + " " + why + ": stopped reading it after " + std::to_string(lines_.ended() - base_) +
              " lines; the rest was not run" +
              (limit ? " (the limit is --input-lines-max, by default the free space of /dev/shm, at most a quarter of memory)" : "");
 }
@@ -87,15 +89,15 @@ void LineFeed::stop(const std::string& why, bool limit) {
 RangeFeed::Batch LineFeed::publish(bool closed) {
   Batch b;
   b.closed = closed;
-  const std::uint64_t from = lines_.size(), to = lines_.ended();
+  const std::uint64_t from = std::max(lines_.size(), base_), to = lines_.ended();
+  if (to > lines_.size()) lines_.publish();  // before the range goes out: a worker given a task finds its line
+  published_ = to;
   if (to > from) {
-    lines_.publish();  // before the range goes out: a worker given index i finds line i
-    published_ = to;
-    b.ranges.emplace_back(from, to);
+    b.ranges.emplace_back((from - base_) * per_line_, (to - base_) * per_line_);
     since_asked_ += to - from;
     if (since_asked_ >= kBatch) arm(false);  // enough ahead: the producer waits until the run asks
   }
-  if (on_lines_ && (to > from || closed)) on_lines_(to, closed);
+  if (on_lines_ && (to > from || closed)) on_lines_(tasks(), closed);
   return b;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -154,12 +155,22 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
     }
     worker_args = exec_worker_args(*plan.exec, spool->path());
+    if (plan.stream && !plan.stream->rest_counts.empty()) {  // a stream and other sources: where each one's lines are
+      const auto dashdash = std::find(worker_args.begin(), worker_args.end(), std::string("--"));
+      worker_args.insert(dashdash, {"--sources", plan.stream->worker_sources()});
+    }
   }
   // The lines move into their segment (the plan's table gives its pages back as they are copied).
   std::optional<InputLines> lines;
   try {
     if (plan.lines) lines.emplace(InputLines::create(std::move(*plan.lines)));
-    if (plan.stream) lines.emplace(InputLines::create_growing(plan.stream->max_lines, plan.stream->max_text));
+    if (plan.stream) {  // the other sources' values first, whole; the stream's lines follow as they come
+      lines.emplace(InputLines::create_growing(plan.stream->max_lines, plan.stream->max_text));
+      const LineTable& rest = plan.stream->rest;
+      for (std::uint64_t i = 0; i < rest.size(); ++i)
+        if (!lines->append_text(rest.line(i)) || !lines->end_line()) throw Error("/dev/shm has no room for the inputs");
+      plan.stream->rest = LineTable();
+    }
   } catch (const Error& e) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());
   }
@@ -251,7 +262,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   if (plan.stream) {
     StreamPlan& sp = *plan.stream;
     feed.emplace(std::move(sp.source), std::move(sp.first), sp.separator, sp.limit, format_bytes(sp.limit), *lines,
-                 [&progress](std::uint64_t n, bool all) { progress.set_total(n, all); });
+                 sp.per_line, sp.bound, [&progress](std::uint64_t n, bool all) { progress.set_total(n, all); });
     job.ranges = feed->first_ranges();
     if (job.ranges.empty() && feed->ended())  // the limit before the first line: refused, as a whole read is
       return fail(exit_usage, feed->stopped());
@@ -308,7 +319,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   try {
     report = farm->run(job, &fanout);
   } catch (const std::exception& e) {
-    report.tasks = feed ? feed->lines() : todo;
+    report.tasks = feed ? feed->tasks() : todo;
     report.farm_error = e.what();
   }
   signals.detach();
@@ -342,7 +353,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
                          ? exit_status(report, signals.received())
                          : exit_joblog_failed;
   SummaryContext ctx;
-  ctx.total = feed ? feed->lines() : plan.tasks;
+  ctx.total = feed ? feed->tasks() : plan.tasks;
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
   ctx.stop_reason = published ? stop_error : publisher.error();

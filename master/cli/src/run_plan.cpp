@@ -257,50 +257,6 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, const SourceL
   plan.program = exec_worker_program();
 }
 
-/// Whether `path` ("-": standard input) is read as a stream — a pipe, FIFO, socket or terminal,
-/// whose end may be far — rather than whole: a regular file is read whole at once anyway.
-bool is_stream(const std::string& path) {
-  struct stat st {};
-  if (path == "-") return ::fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || ::isatty(STDIN_FILENO) == 1);
-  return ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
-}
-
-/// --exec streams its one source of lines when it is a stream and nothing needs the number of
-/// tasks before the run (docs/cli.md): --joblog and --resume (the joblog's first line records
-/// it), --events (its start event), and --mem-limit (each worker maps the growing segment's
-/// whole room, which counts against it) read the input whole first, as before.
-bool may_stream(const RunOptions& o) {
-  return o.exec && o.joblog.empty() && !o.resume && !o.events && o.mem_limit.empty();
-}
-
-/// The first bytes of the stream (waiting for them as a whole read would) and the room of its
-/// segment. No byte at all is refused as a whole read refuses it.
-StreamPlan plan_stream(const std::string& path, const std::string& option, char separator, std::uint64_t limit,
-                       bool stdin_lines, bool exec) {
-  StreamPlan s{LineSource(path, option), {}, separator, limit, 0, 0};
-  s.first.resize(64 * 1024);
-  s.first.resize(s.source.read(s.first.data(), s.first.size()));
-  if (s.first.empty()) {
-    if (stdin_lines)
-      throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
-                       (exec ? ", or ::: VALUES after the command" : "") +
-                       " (standard input, read for tasks since it is not a terminal, holds none)");
-    throw UsageError(s.source.who() + " holds no lines: no tasks to run");
-  }
-  // The room: what the limit allows, and no more than /dev/shm has (each region is sparse, and a
-  // write that /dev/shm cannot take stops the reading, see InputLines::create_growing).
-  std::uint64_t room = limit;
-  try {
-    room = std::min<std::uint64_t>(room, shm_free_bytes());
-  } catch (const Error&) {
-    // No /dev/shm to ask: creating the segment will say so.
-  }
-  const std::uint64_t fixed = LineTable::segment_bytes(0, 0);
-  s.max_lines = std::max<std::uint64_t>(1, room > fixed ? (room - fixed) / sizeof(std::uint64_t) : 0);
-  s.max_text = std::max<std::uint64_t>(1, room);
-  return s;
-}
-
 }  // namespace
 
 RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& command, const PlanContext& ctx) {
@@ -334,24 +290,17 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   };
   const char separator = o.null ? '\0' : '\n';
   SourceLayout layout;  // --exec's sources: which axis each is on (:::+ links one to the one before)
-  // --exec with one source of lines that is a stream: its tasks start as its lines come.
-  std::string stream_path, stream_option;
-  if (may_stream(o) && has_lines && !has_sources) {
-    stream_path = input_lines;
-    stream_option = "--input-lines";
-  } else if (may_stream(o) && !has_lines && cmd.sources.size() == 1 && cmd.sources.front().file) {
-    stream_path = cmd.sources.front().items.front();
-    stream_option = "::::";
-  }
-  if (!stream_path.empty() && is_stream(stream_path)) {
-    plan.stream.emplace(plan_stream(stream_path, stream_option, separator, lines_limit(), stdin_lines, o.exec));
-    plan.extent = {plan.stream->max_lines};
+  // --exec whose first source of lines is a stream: its tasks start as its lines come.
+  std::vector<InputSource> line_sources = cmd.sources;  // --input-lines, if given, is the first source
+  if (has_lines) line_sources.insert(line_sources.begin(), InputSource{true, {input_lines}});
+  const std::string first_option = has_lines ? "--input-lines" : "::::";
+  if (may_stream(o, line_sources)) {
+    plan.stream.emplace(plan_stream(line_sources, first_option, separator, lines_limit(), stdin_lines));
+    plan.extent = plan.stream->extent();
   } else if (has_tasks) {
     plan.extent = {parse_count("--tasks", o.tasks)};
-  } else if (has_sources) {  // --input-lines, if given, is the first source
-    if (has_lines) cmd.sources.insert(cmd.sources.begin(), InputSource{true, {input_lines}});
-    plan.lines = read_sources(cmd.sources, lines_limit(), separator, plan.extent, &layout,
-                              has_lines ? "--input-lines" : "::::");
+  } else if (has_sources) {
+    plan.lines = read_sources(line_sources, lines_limit(), separator, plan.extent, &layout, first_option);
   } else if (has_lines) {
     plan.lines = read_input_lines(input_lines, lines_limit(), separator, "--input-lines", stdin_lines);
     if (plan.lines->size() == 0)  // standard input, read because no input was given and it is not a terminal

@@ -13,7 +13,7 @@
 
 #include "file_claim.hpp"
 #include "input_sources.hpp"
-#include "line_source.hpp"
+#include "stream_plan.hpp"
 #include "run_options.hpp"
 #include "taskfarm/dtype.hpp"
 #include "taskfarm/farm.hpp"
@@ -42,16 +42,6 @@ struct ExecPlan {
   bool line_buffer = false;        ///< print whole lines as the commands write them (--line-buffer)
 };
 
-/// --exec whose one source of lines is a stream (standard input, a pipe, a FIFO): its tasks start
-/// as its lines come (LineFeed, docs/design.md §10) instead of after the whole input was read.
-struct StreamPlan {
-  LineSource source;
-  std::string first;               ///< what the plan read of it (at least a byte: no input is refused)
-  char separator = '\n';
-  std::uint64_t limit = 0;         ///< --input-lines-max, as LineTable::segment_bytes counts
-  std::uint64_t max_lines = 0, max_text = 0;  ///< the growing segment's room (InputLines::create_growing)
-};
-
 /// How often --line-buffer looks for new lines (the farm's tick).
 inline constexpr std::chrono::milliseconds kLineBufferTick{50};
 
@@ -70,7 +60,7 @@ struct RunPlan {
   std::vector<std::uint64_t> extent;    ///< index space
   std::uint64_t tasks = 0;              ///< product of extent
   std::optional<LineTable> lines;       ///< --input-lines
-  std::optional<StreamPlan> stream;     ///< --exec, lines from a stream: `extent` is its bound, `todo` empty
+  std::optional<StreamPlan> stream;     ///< --exec, lines from a stream: `extent` has its bound, `todo` is empty
   std::optional<OutputPlan> output;
   std::string input;                    ///< --input path, or ""
   RunIdentity identity;                 ///< what the joblog's first line records
