@@ -311,7 +311,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
   fanout.add(&notices);
 
-  if (events)  // (never with a stream: it reads whole, plan.cpp)
+  if (events)  // (never with a stream: --events reads it whole, stream_plan.cpp)
     events->start(todo, plan.tasks, plan.todo.done,
                   static_cast<int>(std::min<std::uint64_t>(farm->worker_count(), todo)), plan.program);
   signals.attach(*farm);
