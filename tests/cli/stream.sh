@@ -181,6 +181,14 @@ cross_product_streams_its_first_source() {  # the first source streams, the othe
   [ "$(cat "$W/stdout")" = "$(printf 'a p\nb q')" ] || fail "linked: $(cat "$W/stdout")"
 }
 
+address_space_limit_shrinks_the_room() {  # every process maps the segment: under `ulimit -v` it must fit
+  [ -z "${TASKFARM_SANITIZE:-}" ] || { echo "SKIP: needs ulimit -v, which a sanitizer runtime cannot run under"; exit 77; }
+  (ulimit -v 1000000 && exec "$TASKFARM" run --exec -k -- echo < <(printf 'a\nb\n')) >"$W/stdout" 2>"$W/stderr"
+  TF_RC=$?
+  expect_rc 0
+  [ "$(cat "$W/stdout")" = "$(printf 'a\nb')" ] || fail "output: $(cat "$W/stdout")"
+}
+
 whole_read_options() {  # what needs the number of tasks first reads a stream whole, as before
   tf run --exec -k --joblog "$W/j.tsv" -- echo < <(printf 'a\nb\n')
   expect_rc 0

@@ -10,6 +10,9 @@
 namespace taskfarm::cli {
 namespace {
 constexpr std::size_t kBlock = 64 * 1024;
+constexpr const char* kNoRoom =
+    "does not fit in the room for its lines (at most the free space of /dev/shm, and an eighth of the "
+    "address-space limit under `ulimit -v`)";
 }
 
 LineFeed::LineFeed(LineSource source, std::string first, char separator, std::uint64_t limit, std::string limit_text,
@@ -50,7 +53,7 @@ RangeFeed::Batch LineFeed::read() {
   if (n == 0) {
     // A last line without its separator counts, as when the input is read whole.
     if (lines_.open_line() && !lines_.end_line()) {
-      stop("does not fit in /dev/shm", false);
+      stop(kNoRoom, false);
     } else {
       arm(false);
       ended_ = true;
@@ -71,9 +74,9 @@ void LineFeed::take(std::string_view chunk) {
     if (lines_.ended() - base_ >= bound_) return stop("has more lines than the index space holds", false);
     if (LineTable::segment_bytes(lines_.ended() + 1, lines_.text_written() + piece.size()) > limit_)
       return stop("holds more than " + limit_text_ + " of lines", true);
-    if (!lines_.append_text(piece)) return stop("does not fit in /dev/shm", false);
+    if (!lines_.append_text(piece)) return stop(kNoRoom, false);
     if (nl == std::string_view::npos) break;
-    if (!lines_.end_line()) return stop("does not fit in /dev/shm", false);
+    if (!lines_.end_line()) return stop(kNoRoom, false);
     chunk.remove_prefix(nl + 1);
   }
 }

@@ -1,5 +1,6 @@
 #include "stream_plan.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +78,10 @@ StreamPlan plan_stream(const std::vector<InputSource>& sources, const std::strin
   } catch (const Error&) {
     // No /dev/shm to ask: creating the segment will say so.
   }
+  // Every process of the run maps the whole segment (twice the room: offsets and text), so an
+  // address-space limit (`ulimit -v`, inherited by the workers) bounds it too: a quarter of it.
+  rlimit as{};
+  if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) room = std::min<std::uint64_t>(room, as.rlim_cur / 8);
   const std::uint64_t fixed = LineTable::segment_bytes(0, 0);
   s.max_lines = std::max<std::uint64_t>(1, room > fixed ? (room - fixed) / sizeof(std::uint64_t) : 0);
   s.max_text = std::max<std::uint64_t>(1, room);
