@@ -45,7 +45,8 @@ bool may_stream(const RunOptions& o, const std::vector<InputSource>& sources) {
   // --joblog and --resume: the joblog's first line records the index space, which a resume
   // checks; --events: its start event has the total; --mem-limit: each worker maps the growing
   // segment's whole room, which counts against it. Those read the input whole first, as before.
-  if (!o.exec || !o.joblog.empty() || o.resume || o.events || !o.mem_limit.empty()) return false;
+  // --mpi: every rank reads the same regular file (mpi_options.cpp).
+  if (!o.exec || o.mpi || !o.joblog.empty() || o.resume || o.events || !o.mem_limit.empty()) return false;
   if (sources.empty() || !sources.front().file) return false;
   if (std::any_of(sources.begin(), sources.end(), [](const InputSource& s) { return s.linked; })) return false;
   return is_stream(sources.front().items.front());
