@@ -24,10 +24,7 @@ fi
 export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fail() { echo "$*" >&2; exit 1; }
 tasks=200
-shm_before=$(ls /dev/shm)
-# Open MPI's shared-memory files go in this test's own folder, so that a leftover is this job's
-# (another mpirun on the machine, a neighbour's test, writes its own into /dev/shm).
-mkdir vader && export OMPI_MCA_btl_vader_backing_directory=$PWD/vader
+source "$(dirname "$(readlink -f "$0")")/leftovers.sh"
 "$taskfarm" run -j 2 --tasks $tasks --output single.npy --dtype int64 -- "$worker" 2>single.err
 
 case $mode in
@@ -96,9 +93,5 @@ if [ "$gather" = gather ]; then
   last=run.err && [ "$mode" = worker-killed ] || last=resume.err
   grep -q "; [1-9][0-9]* bytes gathered to rank 0$" $last || fail "no bytes gathered in $last's summary"
 fi
-for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
-  pid=$(echo "$s" | sed -n 's/^taskfarm-\([0-9]*\)-.*/\1/p')
-  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ -e "/dev/shm/$s" ]; then fail "segment left behind: $s"; fi
-done
-[ -z "$(ls vader)" ] || fail "Open MPI segment left behind: $(ls vader | head -1)"
+expect_nothing_left
 echo "mpi $mode${gather:+ ($gather)}: recovered, output identical to the single-machine run"

@@ -18,10 +18,7 @@ fi
 size=120
 # Under the ASan suite: Open MPI's own allocations outlive MPI_Finalize (lsan.supp says which).
 export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-shm_before=$(ls /dev/shm)
-# Open MPI's shared-memory files go in this test's own folder, so that a leftover is this job's
-# (another mpirun on the machine, a neighbour's test, writes its own into /dev/shm).
-mkdir vader && export OMPI_MCA_btl_vader_backing_directory=$PWD/vader
+source "$(dirname "$(readlink -f "$0")")/leftovers.sh"
 "$taskfarm" run -j 2 --tasks $size --output single.npy --dtype int32 --shape ${size}x$size -- \
   "$mandelbrot" --worker --size $size --max-iter 64 2>single.err
 # Every process mpirun starts stays in this session: whatever is left in it afterwards leaked.
@@ -49,15 +46,5 @@ if [ "$gather" = gather ]; then
   [ -z "$left" ] || { echo "left in a rank's directory: $left" >&2; exit 1; }
   grep -q "; [1-9][0-9]* bytes gathered to rank 0$" mpi.err || { echo "no bytes gathered in the summary" >&2; exit 1; }
 fi
-# Segments new since the start whose creator is dead were left behind (a live creator belongs to
-# a test running beside this one; so may a dead one's that is still there, but that is a leak too).
-for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
-  pid=$(echo "$s" | sed -n 's/^taskfarm-\([0-9]*\)-.*/\1/p')
-  # (a test beside this one may remove its segment just as its process ends: look again after)
-  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ -e "/dev/shm/$s" ]; then
-    echo "segment left behind: $s" >&2
-    exit 1
-  fi
-done
-[ -z "$(ls vader)" ] || { echo "Open MPI segment left behind: $(ls vader | head -1)" >&2; exit 1; }
+expect_nothing_left
 echo "mpirun -n $ranks${gather:+ ($gather)}: output identical to the single-machine run"

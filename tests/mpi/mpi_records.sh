@@ -18,10 +18,7 @@ rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
 export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 py=/usr/bin/python3
 fail() { echo "$*" >&2; exit 1; }
-shm_before=$(ls /dev/shm)
-# Open MPI's shared-memory files go in this test's own folder, so that a leftover is this job's
-# (another mpirun on the machine, a neighbour's test, writes its own into /dev/shm).
-mkdir vader && export OMPI_MCA_btl_vader_backing_directory=$PWD/vader
+source "$(dirname "$(readlink -f "$0")")/leftovers.sh"
 cat >by_rank.sh <<WRAP
 #!/bin/sh
 if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$worker" --fault kill-once --marker-dir "$dir"; fi
@@ -120,9 +117,5 @@ input-differs)
 *) fail "unknown mode $mode" ;;
 esac
 [ -z "$(ls | grep '\.tmp$')" ] || fail "temporary file left: $(ls | grep '\.tmp$')"
-for s in $(comm -13 <(echo "$shm_before" | sort) <(ls /dev/shm | sort)); do
-  pid=$(echo "$s" | sed -n 's/^taskfarm-\([0-9]*\)-.*/\1/p')
-  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && [ -e "/dev/shm/$s" ]; then fail "segment left behind: $s"; fi
-done
-[ -z "$(ls vader)" ] || fail "Open MPI segment left behind: $(ls vader | head -1)"
+expect_nothing_left
 echo "mpi records $mode: ok"
