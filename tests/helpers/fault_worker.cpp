@@ -1,13 +1,13 @@
 // A worker program for tests: writes out[i] = i * i (int64 output array) or, without an output
 // array, sets result i * i; misbehaves at index --at in the way --fault says.
-//   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS] [--marker-dir DIR]
+//   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS] [--marker-dir DIR] [--tally FILE]
 // MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file, or slow-start: the
 // first worker to start (the one that creates DIR/slow-start) blocks before run_worker.
 // For the --mpi tests (a wrapper picks the mode by rank), at any process's first task:
 // kill-once: the first such task of all (the one that creates DIR/killed) SIGKILLs its worker;
 // gate: waits (at most 20 s) until DIR/killed exists; kill-relay: creates DIR/killed, waits (at
-// most 20 s) until DIR/j.tsv has --at lines, then SIGKILLs its master's parent (the rank's MPI
-// process).
+// most 20 s) until DIR/j.tsv (or DIR/FILE with --tally FILE) has --at lines, then SIGKILLs its
+// master's parent (the rank's MPI process). --tally FILE: each task adds a line to DIR/FILE.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -43,7 +43,7 @@ void wait_for(Ready ready) {
   }
 }
 
-void mpi_fault(const std::string& fault, const std::string& dir, std::uint64_t at) {
+void mpi_fault(const std::string& fault, const std::string& dir, std::uint64_t at, const std::string& tally) {
   if (fault == "kill-once") {
     const int fd = ::open((dir + "/killed").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
     if (fd >= 0) ::raise(SIGKILL);
@@ -52,7 +52,8 @@ void mpi_fault(const std::string& fault, const std::string& dir, std::uint64_t a
   } else if (fault == "kill-relay") {
     const int fd = ::open((dir + "/killed").c_str(), O_CREAT | O_WRONLY, 0644);  // this rank holds work: open the gate
     if (fd >= 0) ::close(fd);
-    wait_for([&] { return static_cast<std::uint64_t>(lines_in(dir + "/j.tsv")) >= at; });
+    const std::string counted = dir + "/" + (tally.empty() ? std::string("j.tsv") : tally);
+    wait_for([&] { return static_cast<std::uint64_t>(lines_in(counted)) >= at; });
     // getppid() is the node master; field 4 of its /proc stat is its parent, the relay.
     FILE* f = std::fopen(("/proc/" + std::to_string(::getppid()) + "/stat").c_str(), "r");
     int relay = 0;
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   bool print = false;
   long spin_ms = 0;
   std::string marker_dir = ".";
+  std::string tally;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--fault" && i + 1 < argc) fault = argv[++i];
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
     else if (a == "--print") print = true;
     else if (a == "--spin-ms" && i + 1 < argc) spin_ms = std::strtol(argv[++i], nullptr, 10);
     else if (a == "--marker-dir" && i + 1 < argc) marker_dir = argv[++i];
+    else if (a == "--tally" && i + 1 < argc) tally = argv[++i];
   }
   if (fault == "early-exit" && taskfarm::started_by_master()) return 5;  // dies before its handshake
   if (fault == "slow-start") {
@@ -89,7 +92,7 @@ int main(int argc, char** argv) {
     const std::uint64_t i = t.index();
     if (first) {
       first = false;
-      mpi_fault(fault, marker_dir, at);
+      mpi_fault(fault, marker_dir, at, tally);
     }
     if (i == at) {
       if (fault == "segv") ::raise(SIGSEGV);
@@ -116,6 +119,11 @@ int main(int argc, char** argv) {
     }
     const auto v = static_cast<std::int64_t>(i * i);
     if (print) std::printf("task %llu\n", static_cast<unsigned long long>(i));
+    if (!tally.empty() && fault != "kill-relay") {
+      const int fd = ::open((marker_dir + "/" + tally).c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0 && ::write(fd, "x\n", 2) == 2) ::close(fd);
+      else if (fd >= 0) ::close(fd);
+    }
     if (t.job().output_handle.empty()) t.set_result(v);
     else t.output_as<std::int64_t>().element({i}) = v;
   });

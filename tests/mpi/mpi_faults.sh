@@ -8,6 +8,10 @@
 #     at their first task until rank 2 holds one, so it cannot end before): the job ends
 #     non-zero, rank 0 names rank 2 and the joblog (and --events' last line, "end"); --resume on
 #     2 ranks completes the output byte-identical to the single-machine run.
+#   rank-lost-ordered: the same with -k and each task printing a line, not --events (rank 2 is
+#     killed once the others did 40 tasks: with -k a row waits for its output): what rank 0
+#     printed is in task order and holds every task its joblog records ok; the --resume (-k)
+#     prints the rest in order, so every task's line is out.
 # Both: no process of the job left in this test's session, no segment left.
 # With "gather": --mpi-gather, and ranks 1 and 2 each in a directory of its own (ranks_apart.sh),
 # where the relative --output names no file: rank 0's output is whole only if they sent it.
@@ -30,6 +34,7 @@ source "$(dirname "$(readlink -f "$0")")/leftovers.sh"
 case $mode in
   worker-killed) faulty=1 fault="kill-once" others="gate" ;;
   rank-lost) faulty=2 fault="kill-relay --at 40" others="gate" ;;
+  rank-lost-ordered) faulty=2 fault="kill-relay --at 40 --tally done.log --print" others="gate --tally done.log --print" ;;
   *) fail "unknown mode $mode" ;;
 esac
 cat >by_rank.sh <<WRAP
@@ -73,6 +78,22 @@ if [ "$mode" = worker-killed ]; then
   # (which ranks got work depends on timing: each row names one of the three, whichever)
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" && $11 ~ /:[012]$/' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] ||
     fail "not $tasks tasks with an ok row naming their rank"
+elif [ "$mode" = rank-lost-ordered ]; then
+  mpi 3 "$dir/by_rank.sh" lost -k $extra
+  [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"
+  grep -q "taskfarm: rank 0: the MPI job is ending (.*); lost: rank 2$" lost.err || fail "no message naming rank 2"
+  sed 's/^task //' lost.out >printed
+  sort -n -c printed || fail "-k: rank 0 printed out of task order"
+  awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -n >recorded
+  [ "$(wc -l <recorded)" -lt $tasks ] || fail "every task recorded: the rank was not lost midway"
+  [ -z "$(comm -23 recorded printed)" ] || fail "recorded ok, never printed: $(comm -23 recorded printed | head -3)"
+  printf '#!/bin/sh\nexec "%s" --print\n' "$worker" >printing.sh && chmod +x printing.sh
+  mpi 2 "$dir/printing.sh" resume --resume -k $extra
+  [ $rc -eq 0 ] || fail "--resume on 2 ranks: exit $rc"
+  sed 's/^task //' resume.out >printed-again
+  sort -n -c printed-again || fail "-k: the resume printed out of task order"
+  [ "$(sort -n -u printed printed-again | tr '\n' ' ')" = "$(seq 0 $((tasks - 1)) | tr '\n' ' ')" ] ||
+    fail "not every task's line printed"
 else
   mpi 3 "$dir/by_rank.sh" lost --events $extra
   [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"

@@ -7,6 +7,9 @@
 #     each task in exactly one "ok" slice, the crash a "crashed" slice of process 1); the joblog
 #     that was there (not ours) replaced, since tasks ended.
 #   exec: --exec with `:::: FILE ::: x y` across both ranks: every command's output once, whole.
+#   keep-order: -k, commands as in exec (task 7 prints 200 KB: several texts on their way), then a
+#     worker program whose rank-1 worker is killed once: rank 0 prints every task's output once,
+#     in task order, and the joblog records every task ok.
 #   joblog-kept: workers that die at start (no task ends): the --joblog and --trace that were
 #     there are untouched, as on one machine, and no temporary file is left.
 #   input-differs: rank 1 reads another file under the same name: rank 0 refuses to start.
@@ -94,6 +97,29 @@ exec)
   diff <(sort run.out) <(for i in $(seq 1 15); do echo "$i x"; echo "$i y"; done | sort) || fail "the commands' output differs"
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f11 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
     fail "not both ranks in the joblog"
+  ;;
+keep-order)
+  seq 1 15 >in.txt
+  cat >big.sh <<'WRAP'
+#!/bin/sh
+[ "$1" = 7 ] && head -c 200000 /dev/zero | tr '\0' a && echo
+exec ./gate.sh "$@"
+WRAP
+  chmod +x big.sh
+  mpi run "$taskfarm" run --mpi -j 2 --exec -k --joblog j.tsv -- ./big.sh {1} {2} :::: in.txt ::: x y
+  [ $rc -eq 0 ] || fail "exit $rc"
+  cmp run.out <(for i in $(seq 1 15); do
+    if [ $i = 7 ]; then for v in x y; do head -c 200000 /dev/zero | tr '\0' a; echo; echo "$i $v"; done
+    else echo "$i x"; echo "$i y"; fi; done) || fail "-k: the commands' output is not whole and in task order"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -u | wc -l)" -eq 30 ] || fail "not 30 ok rows"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f11 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
+    fail "not both ranks in the joblog"
+  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "%s" --print --fault kill-once --marker-dir "%s"; fi\nexec "%s" --print --fault gate --marker-dir "%s"\n' \
+    "$worker" "$dir" "$worker" "$dir" >printing.sh && chmod +x printing.sh && rm -f killed
+  mpi program "$taskfarm" run --mpi -j 2 -k --tasks 300 -- ./printing.sh
+  [ $rc -eq 0 ] || fail "exit $rc"
+  cmp program.out <(seq 0 299 | sed 's/^/task /') || fail "-k: a worker program's output is not once each, in task order"
+  grep -q "300 of 300 tasks succeeded on 2 ranks (0 failed, 1 retries, 1 worker deaths" program.err || fail "no death of rank 1"
   ;;
 joblog-kept)
   printf 'mine\n' >j.tsv

@@ -14,6 +14,7 @@
 
 #include "exec_output.hpp"
 #include "mpi_gather.hpp"
+#include "mpi_order.hpp"
 #include "mpi_run.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
@@ -109,6 +110,37 @@ class RowRelay final : public TextRelay {
 
  private:
   JoblogRows format_;  // rank 0 adds the host column
+};
+
+// --keep-order: the node's tasks' stdout up to rank 0, which prints it in task order
+// (mpi_order.hpp), batched as rows are but every 20 ms. A worker program's captured stdout comes
+// with its result; a command's comes from ExecOutput (which gets pieces() as its --events sink)
+// just before the result that says the task is done.
+class OutputRelay final : public TextRelay {
+ public:
+  OutputRelay(int fd, bool exec) : TextRelay(fd, Wire::output, std::chrono::milliseconds(20)), exec_(exec), pieces_(*this) {}
+  FarmObserver* pieces() { return &pieces_; }
+  void on_result(const IndexResult& r) override {
+    append_output_record(text_, r.index, o_done | o_succeeded,
+                         exec_ ? std::string_view() : std::string_view(r.text.data(), r.text.size()));
+    flush_if_due();
+  }
+  void on_failure(const FailureRecord& f) override {
+    if (f.index && f.final) append_output_record(text_, *f.index, o_done, {});
+    flush_if_due();
+  }
+
+ private:
+  struct Pieces final : FarmObserver {
+    explicit Pieces(OutputRelay& to) : relay(to) {}
+    void on_result(const IndexResult& r) override {
+      append_output_record(relay.text_, r.index, 0, std::string_view(r.text.data(), r.text.size()));
+      relay.flush_if_due();
+    }
+    OutputRelay& relay;
+  };
+  bool exec_;
+  Pieces pieces_;
 };
 
 // Rank 0 publishes a joblog or trace that replaces a file of the user's at the first task that
@@ -270,15 +302,18 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     }
     std::optional<TaskOutput> task_output;
     std::optional<ExecOutput> exec_output;
+    std::optional<OutputRelay> ordered;  // --keep-order: rank 0 prints
+    if (asks(g_order)) ordered.emplace(fd, spool.has_value());
     std::string spool_error;
     if (spool) {
-      exec_output.emplace(spool->path(), out, err, false, events ? &*events : nullptr, std::vector<IndexRange>{},
+      exec_output.emplace(spool->path(), out, err, false,
+                          ordered ? ordered->pieces() : events ? &*events : nullptr, std::vector<IndexRange>{},
                           OnPrinted{}, [&farm, &spool_error](const std::string& why) {
                             if (spool_error.empty()) spool_error = why;
                             if (farm) farm->request_stop();
                           });
       if (plan.exec->line_buffer) exec_output->line_buffered();
-    } else if (!events) {
+    } else if (!events && !ordered) {
       task_output.emplace(out);
     }
     std::optional<EndedSignal> ended;
@@ -296,6 +331,7 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     fanout.add(trace_relay ? &*trace_relay : nullptr);
     fanout.add(events ? &*events : nullptr);
     fanout.add(exec_output ? &*exec_output : nullptr);
+    fanout.add(ordered ? &*ordered : nullptr);  // after ExecOutput: a task's pieces before its end
     fanout.add(event_relay ? &*event_relay : nullptr);  // after everything that makes events
     fanout.add(progress ? &*progress : nullptr);
     signals.attach(*farm);
@@ -307,7 +343,8 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     if (task_output) task_output->finish();
     spool.reset();
     // Before the report: rank 0 writes every row, event and record before it ends.
-    for (TextRelay* relay : {static_cast<TextRelay*>(rows ? &*rows : nullptr), event_relay ? &*event_relay : nullptr,
+    for (TextRelay* relay : {static_cast<TextRelay*>(ordered ? &*ordered : nullptr),
+                             static_cast<TextRelay*>(rows ? &*rows : nullptr), event_relay ? &*event_relay : nullptr,
                              trace_relay ? &*trace_relay : nullptr})
       if (relay != nullptr) relay->flush();
     if (progress) progress->on_tick(FarmTick{});

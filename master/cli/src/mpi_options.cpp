@@ -33,9 +33,10 @@ void strip_rank0_options(RunOptions& o) {
 }
 
 std::string mpi_unsupported(const RunOptions& o, const std::vector<std::string>& command) {
-  // -k: rank 0 would have to hold every node's output until the tasks before it were printed
-  // (design §17).
-  if (o.keep_order) return "--keep-order is not supported with --mpi";
+  // -k: rank 0 prints every node's output in order (mpi_order.hpp); --events would need their
+  // lines in order too, and --line-buffer prints running tasks' lines on their own node.
+  if (o.keep_order && o.events) return "--keep-order with --events is not supported with --mpi";
+  if (o.keep_order && o.line_buffer) return "--keep-order with --line-buffer is not supported with --mpi";
   // Every rank reads the input itself (only ranges travel): standard input reaches rank 0 only,
   // and a FIFO or device would be read once per rank. A regular file, on a shared file system
   // (rank 0 checks that every rank read the same tasks).

@@ -29,8 +29,11 @@
 #include "mpi_gather.hpp"
 #include "mpi_leak_check.hpp"
 #include "mpi_node.hpp"
+#include "mpi_order.hpp"
 #include "mpi_rank0.hpp"
 #include "mpi_wire.hpp"
+#include "spool_dir.hpp"
+#include "stdout_writer.hpp"
 #include "summary.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/progress.hpp"
@@ -57,7 +60,7 @@ using mpi::RankJoblog;
 using mpi::RankTrace;
 using mpi::Wire;
 constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6,
-              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10;
+              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10, kTagOutput = 11;
 
 // The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
 // its loop, which then stops its node master and says what was lost.
@@ -75,7 +78,12 @@ void wait_child(pid_t pid, int& status, int ms) {
   ::waitpid(pid, &status, 0);
 }
 
-constexpr int tag_of(Wire::Kind k) { return k == Wire::rows ? kTagRows : k == Wire::events ? kTagEvents : kTagTrace; }
+constexpr int tag_of(Wire::Kind k) {
+  return k == Wire::rows ? kTagRows : k == Wire::events ? kTagEvents : k == Wire::output ? kTagOutput : kTagTrace;
+}
+constexpr Wire::Kind kind_of(int tag) {
+  return tag == kTagRows ? Wire::rows : tag == kTagEvents ? Wire::events : tag == kTagOutput ? Wire::output : Wire::trace;
+}
 
 }  // namespace
 
@@ -129,6 +137,11 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   std::optional<RankTrace> trace;
   std::optional<mpi::RankEvents> events;
   std::optional<mpi::GatherSink> gathered;  // rank 0 with --mpi-gather
+  // rank 0 with --keep-order: prints every node's output in task order
+  StdoutWriter ordered_out([](int error) {
+    if (error != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(error) << "\n";
+  });
+  std::optional<mpi::OrderedPrinter> printer;
   mpi::GatherShape gather_shape{};
   // rank 0 ready, then what it asks of every node (mpi::GoField)
   std::array<int, 1 + mpi::g_fields> start{1};
@@ -159,6 +172,13 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
         gather_shape = mpi::gather_shape(gathered->output());
       }
       start[1 + mpi::g_gather] = gathered ? 1 : 0;
+      if (plan.keep_order) {
+        printer.emplace(plan.todo.ranges, plan.exec ? plan.exec->tmpdir : default_spool_parent(), ordered_out,
+                        [&joblog](int from, std::string_view rows) {
+                          if (joblog) joblog->write(from, rows);
+                        });
+        start[1 + mpi::g_order] = 1;
+      }
       start[1 + mpi::g_ended] = (joblog && !joblog->in_place()) || (trace && plan.claims.trace.existed()) ? 1 : 0;
     } catch (const Error& e) {
       std::cerr << "taskfarm: " << e.what() << "\n";
@@ -212,7 +232,11 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   };
   // Rank 0: a node's text (joblog rows, --events lines, --trace records) into its file or stream.
   auto deliver = [&](int from, Wire::Kind kind, std::string_view t) {
-    if (kind == Wire::rows && joblog) joblog->write(from, t);
+    if (kind == Wire::rows && joblog) {
+      if (printer) printer->rows(from, t);  // a row waits for its task's output
+      else joblog->write(from, t);
+    }
+    if (kind == Wire::output && printer) printer->take(t);
     if (kind == Wire::events && events) events->write(t);
     if (kind == Wire::trace && trace) trace->append(t);
   };
@@ -249,12 +273,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       std::array<std::uint64_t, 2> v{};
       MPI_Recv(v.data(), 2, MPI_UINT64_T, from, kTagProgress, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       add_counts(from, v.data());
-    } else if (st.MPI_TAG == kTagRows || st.MPI_TAG == kTagEvents || st.MPI_TAG == kTagTrace) {
+    } else if (st.MPI_TAG == kTagRows || st.MPI_TAG == kTagEvents || st.MPI_TAG == kTagTrace || st.MPI_TAG == kTagOutput) {
       int n = 0;
       MPI_Get_count(&st, MPI_CHAR, &n);
       text.resize(static_cast<std::size_t>(n));
       MPI_Recv(text.data(), n, MPI_CHAR, from, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      deliver(from, st.MPI_TAG == kTagRows ? Wire::rows : st.MPI_TAG == kTagEvents ? Wire::events : Wire::trace, text);
+      deliver(from, kind_of(st.MPI_TAG), text);
     } else if (st.MPI_TAG == kTagData) {
       int n = 0;
       MPI_Get_count(&st, MPI_BYTE, &n);
@@ -318,6 +342,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     ::close(fd);
     int child_status = 0;
     wait_child(child, child_status, 30'000);
+    printer.reset();
     joblog.reset();
     trace.reset();
     MPI_Finalize();
@@ -348,6 +373,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     ::close(fd);
     int child_status = 0;
     wait_child(child, child_status, 30'000);
+    if (printer) printer->finish();  // what is done is printed, and its rows written
+    printer.reset();
     if (trace) trace->finish();
     trace.reset();   // (an unpublished one's temporary file removed)
     joblog.reset();
@@ -379,6 +406,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       return lost;
     };
     auto say_ending = [&] {
+      if (printer) printer->finish();  // what is done is printed, and its rows written
       const std::string lost = silent();
       std::cerr << "taskfarm: rank 0: the MPI job is ending (" << ::strsignal(sig) << ")"
                 << (lost.empty() ? std::string() : "; lost: rank " + lost) << "\n";
@@ -413,7 +441,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     if (listening) say_ending();
     if (!child_gone) wait_child(child, child_status, 0);
     if (trace) trace->finish();
-    trace.reset();  // the destructors do not run at _Exit: an unpublished file's temporary removed now
+    printer.reset();  // the destructors do not run at _Exit: the spool and unpublished temporaries removed now
+    trace.reset();
     joblog.reset();
     events.reset();
     std::_Exit(128 + sig);  // no MPI_Finalize: the job is already being torn down
@@ -421,6 +450,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   ::close(fd);  // the node master, if still waiting, sees its relay gone
   int child_status = 0;
   wait_child(child, child_status, 30'000);
+  if (printer) printer->finish();
+  printer.reset();
   if (rank == 0) progress.finish();
   if (rank == 0 && status == exit_ok) {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

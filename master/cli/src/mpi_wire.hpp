@@ -14,7 +14,7 @@
 namespace taskfarm::cli::mpi {
 
 struct Wire {
-  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data };
+  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data, output };
   Kind kind = go;
   std::uint32_t count = 0;                ///< ranges: pairs in `v`; text kinds: bytes of text after the Wire
   /// ranges: [b, e) pairs; go: GoField; report: ReportField; progress: v[0] tasks succeeded,
@@ -26,14 +26,16 @@ enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error,
 /// What rank 0's "go" asks of every node master: its joblog rows, its counts (--progress), its
 /// --events lines, its --trace records, one `ended` at its first task that ended, and (--mpi-gather,
 /// not rank 0's node) its output's bytes as `data` — its output, a node-local array of the dtype
-/// and shape in go.v[kGoDtype...].
-enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_fields };
+/// and shape in go.v[kGoDtype...] — and (--keep-order) its tasks' stdout as `output` (mpi_order.hpp).
+enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_order, g_fields };
 /// --mpi-gather: in "go", the output's DType at v[kGoDtype], its ndim at v[kGoNdim], its extents
 /// from v[kGoDims] (at most kGoMaxDims).
 constexpr std::size_t kGoDtype = 16, kGoNdim = 17, kGoDims = 18, kGoMaxDims = 32;
 
-/// The text kinds: whole lines (rows, events) or whole records (trace), sent as one text.
-constexpr bool is_text(Wire::Kind k) { return k == Wire::rows || k == Wire::events || k == Wire::trace; }
+/// The text kinds: whole lines (rows, events) or whole records (trace, output), sent as one text.
+constexpr bool is_text(Wire::Kind k) {
+  return k == Wire::rows || k == Wire::events || k == Wire::trace || k == Wire::output;
+}
 
 /// Most bytes of text in one datagram (a longer text goes as several, joined again by recv_message).
 constexpr std::size_t kMaxTextBytes = 32 * 1024;

@@ -1,0 +1,172 @@
+#include "mpi_order.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "spool.hpp"
+#include "taskfarm/error.hpp"
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm::cli::mpi {
+namespace {
+
+struct RecordHead {
+  std::uint64_t index;
+  std::uint32_t flags;
+  std::uint32_t bytes;
+};
+
+void write_all(int fd, const char* p, std::size_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) throw Error("--keep-order: cannot write " + path + ": " + std::strerror(errno));
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+}  // namespace
+
+void append_output_record(std::string& text, std::uint64_t index, std::uint32_t flags, std::string_view bytes) {
+  const RecordHead h{index, flags, static_cast<std::uint32_t>(bytes.size())};
+  text.append(reinterpret_cast<const char*>(&h), sizeof h);
+  text.append(bytes);
+}
+
+OrderedPrinter::OrderedPrinter(std::vector<IndexRange> todo, const std::string& spool_parent, StdoutWriter& out,
+                               WriteRows rows)
+    : todo_(std::move(todo)), spool_(SpoolDir::create(spool_parent)), out_(out), write_rows_(std::move(rows)) {
+  if (!todo_.empty()) next_ = todo_.front().first;
+}
+
+bool OrderedPrinter::printed(std::uint64_t index) const {
+  if (range_ >= todo_.size()) return true;
+  if (index < todo_[range_].first) return true;  // ranges are sorted: an earlier range's
+  return index < next_ && index >= todo_[range_].first;
+}
+
+std::string OrderedPrinter::path_of(std::uint64_t index) const {
+  return exec::task_output_path(spool_.path(), index, exec::Stream::out);
+}
+
+void OrderedPrinter::append_spool(std::uint64_t index, std::string_view bytes) {
+  spooled_.try_emplace(index, false);
+  if (bytes.empty()) return;
+  const std::string path = path_of(index);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd) throw Error("--keep-order: cannot write " + path + ": " + std::strerror(errno));
+  write_all(fd.get(), bytes.data(), bytes.size(), path);
+}
+
+void OrderedPrinter::take(std::string_view text) {
+  while (!text.empty()) {
+    RecordHead h{};
+    if (text.size() < sizeof h) throw Error("--keep-order: a node sent a cut record");
+    std::memcpy(&h, text.data(), sizeof h);
+    text.remove_prefix(sizeof h);
+    if (text.size() < h.bytes) throw Error("--keep-order: a node sent a cut record");
+    const std::string_view bytes = text.substr(0, h.bytes);
+    text.remove_prefix(h.bytes);
+    if (finished_ || printed(h.index)) continue;  // (a task of no range, or already out: nothing to do)
+    // The task printed next comes straight through (what came of it before its turn is out already).
+    if (h.index == next_ && spooled_.find(h.index) == spooled_.end()) {
+      out_.write(bytes);
+      head_written_ = head_written_ || !bytes.empty();
+    } else {
+      append_spool(h.index, bytes);
+    }
+    if ((h.flags & o_done) != 0) done(h.index);
+  }
+  out_.flush();
+}
+
+void OrderedPrinter::done(std::uint64_t index) {
+  if (index != next_) {
+    spooled_[index] = true;
+    return;
+  }
+  spooled_.erase(index);  // (its bytes were written straight through)
+  release_rows(index);
+  advance();
+  // The tasks after it: those done are printed whole; the first one not done is printed as far
+  // as it came, and from then on comes straight through.
+  while (range_ < todo_.size()) {
+    const auto s = spooled_.find(next_);
+    if (s == spooled_.end()) break;
+    const bool whole = s->second;
+    print_spooled(next_);
+    head_written_ = true;
+    spooled_.erase(s);
+    if (!whole) break;
+    release_rows(next_);
+    advance();
+  }
+}
+
+void OrderedPrinter::print_spooled(std::uint64_t index) {
+  const std::string path = path_of(index);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return;  // it printed nothing
+  ::unlink(path.c_str());
+  out_.write_file(fd.get());
+}
+
+void OrderedPrinter::release_rows(std::uint64_t index) {
+  const auto h = held_rows_.find(index);
+  if (h == held_rows_.end()) return;
+  out_.flush();  // the output before the row that says it is out
+  for (const auto& [rank, rows] : h->second) write_rows_(rank, rows);
+  held_rows_.erase(h);
+}
+
+void OrderedPrinter::advance() {
+  head_written_ = false;
+  if (++next_ < todo_[range_].second) return;
+  if (++range_ < todo_.size()) next_ = todo_[range_].first;
+}
+
+void OrderedPrinter::rows(int rank, std::string_view rows) {
+  // One row per line, its task's index first ("INDEX\t..."): a row of a task not yet printed waits.
+  std::string now;
+  while (!rows.empty()) {
+    const std::size_t nl = rows.find('\n');
+    const std::string_view line = rows.substr(0, nl == std::string_view::npos ? rows.size() : nl + 1);
+    rows.remove_prefix(line.size());
+    std::uint64_t index = 0;
+    std::size_t k = 0;
+    for (; k < line.size() && line[k] >= '0' && line[k] <= '9'; ++k) index = index * 10 + static_cast<std::uint64_t>(line[k] - '0');
+    if (k == 0 || printed(index)) {
+      now += line;
+      continue;
+    }
+    auto& held = held_rows_[index];
+    if (held.empty() || held.back().first != rank) held.emplace_back(rank, std::string());
+    held.back().second += line;
+  }
+  if (!now.empty()) write_rows_(rank, now);
+}
+
+void OrderedPrinter::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (head_written_) {  // its node was lost while it ran: what came of it is out
+    out_.flush();
+    std::cerr << "taskfarm: the output of index " << next_ << " is PARTIAL: its node ended while it ran\n";
+  }
+  for (const auto& [index, whole] : spooled_) {
+    if (!whole) continue;  // never done (its node lost): not printed, its rows dropped
+    print_spooled(index);
+    release_rows(index);
+  }
+  spooled_.clear();
+  held_rows_.clear();
+  out_.flush();
+}
+
+}  // namespace taskfarm::cli::mpi

@@ -1,0 +1,69 @@
+// `taskfarm run --mpi --keep-order` (docs/design.md §17, "Output in task order"): every node's
+// tasks' stdout goes up to rank 0 as `output` texts, and rank 0 prints it in task order, as one
+// machine does. A text is a run of records, each a task's piece of stdout and/or the word that
+// the task is done (succeeded, or failed for good). Rank 0 writes the task it waits for straight
+// through, and keeps a task that comes early in a file of its spool directory until its turn:
+// its memory stays bounded whatever the tasks print. A joblog row waits until its task's output
+// is out, as on one machine, so that a --resume never skips a task whose output was lost.
+// Node masters make records (mpi_node.cpp); rank 0's relay reads them, main thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "spool_dir.hpp"
+#include "stdout_writer.hpp"
+#include "taskfarm/range_set.hpp"
+
+namespace taskfarm::cli::mpi {
+
+/// A record's flags: the task is done (nothing of it follows), and whether it succeeded.
+enum OutputFlag : std::uint32_t { o_done = 1, o_succeeded = 2 };
+
+/// Appends one record (`bytes` of task `index`'s stdout, `flags`) to `text`.
+void append_output_record(std::string& text, std::uint64_t index, std::uint32_t flags, std::string_view bytes);
+
+/// Rank 0's printer of every node's output, in the order of `todo` (sorted ranges).
+class OrderedPrinter {
+ public:
+  /// Writes a joblog row of node `rank` (whole lines) into the joblog.
+  using WriteRows = std::function<void(int rank, std::string_view rows)>;
+  /// `spool_parent`: where its spool directory goes (--tmpdir). Throws Error if it cannot be made.
+  OrderedPrinter(std::vector<IndexRange> todo, const std::string& spool_parent, StdoutWriter& out, WriteRows rows);
+
+  /// An `output` text from node `rank`. Throws Error on a malformed one.
+  void take(std::string_view text);
+  /// Joblog rows of node `rank`: written now where their task's output is out, else when it is.
+  void rows(int rank, std::string_view rows);
+  /// The run ends (also cut short): the tasks done but held behind one never done are printed,
+  /// in order, and their rows written; rows of tasks never done are dropped (a --resume reruns
+  /// them). Removes the spool directory.
+  void finish();
+
+ private:
+  bool printed(std::uint64_t index) const;
+  void done(std::uint64_t index);
+  void print_spooled(std::uint64_t index);
+  void release_rows(std::uint64_t index);
+  void advance();
+  void append_spool(std::uint64_t index, std::string_view bytes);
+  std::string path_of(std::uint64_t index) const;
+
+  std::vector<IndexRange> todo_;
+  std::size_t range_ = 0;   // the range of the task printed next
+  std::uint64_t next_ = 0;  // ... and that task, which is written straight through
+  SpoolDir spool_;  // removed with what it holds when the printer goes
+  StdoutWriter& out_;
+  WriteRows write_rows_;
+  std::map<std::uint64_t, bool> spooled_;                          // index → done
+  std::map<std::uint64_t, std::vector<std::pair<int, std::string>>> held_rows_;  // index → (rank, rows)
+  bool head_written_ = false;  // something of next_ is out (straight through)
+  bool finished_ = false;
+};
+
+}  // namespace taskfarm::cli::mpi

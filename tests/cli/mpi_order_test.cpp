@@ -1,0 +1,109 @@
+// Rank 0's printer of `taskfarm run --mpi --keep-order` (master/cli/src/mpi_order.cpp): records
+// from several nodes, in any order and cut anywhere between records, come out in task order,
+// each task whole; a joblog row waits for its task's output; a run cut short prints what is done
+// and drops the rows of tasks never done. tests/mpi/ runs it end to end under mpirun.
+#include "mpi_order.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "taskfarm/error.hpp"
+#include "taskfarm/unique_fd.hpp"
+
+namespace taskfarm::cli::mpi {
+namespace {
+
+std::string contents(int fd) {
+  std::string s;
+  char buf[4096];
+  ssize_t n = 0;
+  for (off_t at = 0; (n = ::pread(fd, buf, sizeof buf, at)) > 0; at += n) s.append(buf, static_cast<std::size_t>(n));
+  return s;
+}
+
+std::string record(std::uint64_t index, std::uint32_t flags, const std::string& bytes) {
+  std::string t;
+  append_output_record(t, index, flags, bytes);
+  return t;
+}
+
+struct MpiOrderedPrinter : ::testing::Test {
+  UniqueFd fd{::memfd_create("stdout", MFD_CLOEXEC)};
+  StdoutWriter out{nullptr, fd.get()};
+  std::string parent = ::testing::TempDir();
+  std::vector<std::string> rows;  // "RANK:ROWS"
+  OrderedPrinter::WriteRows write_rows = [this](int rank, std::string_view r) {
+    rows.push_back(std::to_string(rank) + ":" + std::string(r));
+  };
+  std::string printed() {
+    out.flush();
+    return contents(fd.get());
+  }
+  std::size_t spool_dirs() const {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(parent))
+      n += e.path().filename().string().rfind("taskfarm-" + std::to_string(::getpid()) + "-", 0) == 0;
+    return n;
+  }
+};
+
+TEST_F(MpiOrderedPrinter, TasksComeOutInOrderWholeWhateverOrderTheyArriveIn) {
+  OrderedPrinter p({{0, 3}, {5, 7}}, parent, out, write_rows);
+  EXPECT_EQ(spool_dirs(), 1u);
+  // Task 5 done first, task 1 in two pieces around task 0's end, task 6 never printing.
+  p.take(record(5, o_done | o_succeeded, "five\n") + record(1, 0, "one-a "));
+  p.take(record(6, o_done | o_succeeded, ""));
+  EXPECT_EQ(printed(), "");
+  p.take(record(0, 0, "zero-a ") + record(0, o_done | o_succeeded, "zero-b\n"));
+  EXPECT_EQ(printed(), "zero-a zero-b\none-a ");  // task 1 is next: what came of it is out
+  p.take(record(2, o_done, "two (failed)\n"));
+  p.take(record(1, o_done | o_succeeded, "one-b\n"));
+  EXPECT_EQ(printed(), "zero-a zero-b\none-a one-b\ntwo (failed)\nfive\n");
+  p.finish();
+  EXPECT_EQ(printed(), "zero-a zero-b\none-a one-b\ntwo (failed)\nfive\n");
+}
+
+TEST_F(MpiOrderedPrinter, ARowWaitsUntilItsTaskIsPrinted) {
+  OrderedPrinter p({{0, 4}}, parent, out, write_rows);
+  p.rows(1, "2\tok from rank 1\n1\tretried\n");
+  p.rows(0, "0\tok\n");
+  EXPECT_TRUE(rows.empty());
+  p.take(record(2, o_done | o_succeeded, "2\n") + record(1, o_done | o_succeeded, "1\n"));
+  EXPECT_TRUE(rows.empty()) << "task 0 is not out yet";
+  p.take(record(0, o_done | o_succeeded, "0\n"));
+  EXPECT_EQ(printed(), "0\n1\n2\n");
+  EXPECT_EQ(rows, (std::vector<std::string>{"0:0\tok\n", "1:1\tretried\n", "1:2\tok from rank 1\n"}));
+  p.rows(1, "1\tok, late\n");  // a row of a task already out is written at once
+  EXPECT_EQ(rows.back(), "1:1\tok, late\n");
+}
+
+TEST_F(MpiOrderedPrinter, ARunCutShortPrintsWhatIsDoneAndDropsTheRowsOfTasksNeverDone) {
+  auto p = std::make_unique<OrderedPrinter>(std::vector<IndexRange>{{0, 5}}, parent, out, write_rows);
+  p->take(record(0, 0, "zero, cut\n") + record(2, o_done | o_succeeded, "two\n") + record(3, 0, "three, cut\n") +
+          record(4, o_done | o_succeeded, "four\n"));
+  p->rows(0, "2\tok\n3\tretried\n4\tok\n");
+  p->finish();  // task 0's node was lost while it ran; task 1 never came; task 3's node lost too
+  EXPECT_EQ(printed(), "zero, cut\ntwo\nfour\n");
+  EXPECT_EQ(rows, (std::vector<std::string>{"0:2\tok\n", "0:4\tok\n"}));
+  p.reset();
+  EXPECT_EQ(spool_dirs(), 0u) << "the spool directory is removed with the printer";
+}
+
+TEST_F(MpiOrderedPrinter, ACutRecordIsAnError) {
+  OrderedPrinter p({{0, 2}}, parent, out, write_rows);
+  const std::string r = record(0, o_done, "zero\n");
+  EXPECT_THROW(p.take(r.substr(0, r.size() - 1)), Error);
+  EXPECT_THROW(p.take(r.substr(0, 5)), Error);
+}
+
+}  // namespace
+}  // namespace taskfarm::cli::mpi
