@@ -2,8 +2,10 @@
 # taskfarm run --mpi under mpirun -n RANKS: the examples' Mandelbrot worker writes an output
 # byte-identical to the single-machine run (cmp), rank 0's --progress ends at all tasks, every rank's node master and worker is gone
 # when mpirun returns (no process left in this test's session), and no segment is left behind.
-# With "gather": --mpi-gather, every rank but 0 in a directory of its own, where the relative
-# --output names no file (as without a shared file system); those directories stay empty.
+# With "gather": every rank but 0 in a directory of its own, where the relative --output names
+# no file (as without a shared file system), and no --mpi-gather: rank 0 finds that they do not
+# see its output and they gather without being told; those directories stay empty. Without: no
+# rank gathers. Either way rank 0's probe file is gone afterwards.
 #   mpi_mandelbrot.sh TASKFARM MANDELBROT RANKS WORKDIR [gather]
 set -euo pipefail
 taskfarm=$1 mandelbrot=$2 ranks=$3 dir=$4 gather=${5:-}
@@ -13,7 +15,7 @@ if [ "$gather" = gather ]; then
   printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 0 ] || cd "%s/rank$OMPI_COMM_WORLD_RANK"\nexec "%s" "$@"\n' "$dir" "$taskfarm" >ranks_apart.sh
   chmod +x ranks_apart.sh
   for ((r = 1; r < ranks; ++r)); do mkdir "rank$r"; done
-  tf=$dir/ranks_apart.sh extra=--mpi-gather
+  tf=$dir/ranks_apart.sh
 fi
 size=120
 # Under the ASan suite: Open MPI's own allocations outlive MPI_Finalize (lsan.supp says which).
@@ -45,6 +47,10 @@ if [ "$gather" = gather ]; then
   left=$(find . -path './rank*' -mindepth 2)
   [ -z "$left" ] || { echo "left in a rank's directory: $left" >&2; exit 1; }
   grep -q "; [1-9][0-9]* bytes gathered to rank 0$" mpi.err || { echo "no bytes gathered in the summary" >&2; exit 1; }
+elif grep -q "bytes gathered" mpi.err; then
+  echo "ranks that share rank 0's file system gathered" >&2
+  exit 1
 fi
+[ -z "$(find . -name '.taskfarm-probe-*')" ] || { echo "probe file left: $(find . -name '.taskfarm-probe-*')" >&2; exit 1; }
 expect_nothing_left
 echo "mpirun -n $ranks${gather:+ ($gather)}: output identical to the single-machine run"

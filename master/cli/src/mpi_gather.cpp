@@ -1,10 +1,38 @@
 #include "mpi_gather.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <random>
 
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::cli::mpi {
+
+std::string probe_path(const std::string& output, std::uint64_t token) {
+  const std::size_t slash = output.rfind('/');
+  char name[64];
+  std::snprintf(name, sizeof name, ".taskfarm-probe-%016llx", static_cast<unsigned long long>(token));
+  return (slash == std::string::npos ? std::string() : output.substr(0, slash + 1)) + name;
+}
+
+Probe::Probe(const std::string& output) {
+  std::random_device random;
+  token_ = (std::uint64_t{random()} << 32) ^ random();
+  path_ = probe_path(output, token_);
+  const int fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error("--mpi: cannot make " + path_ + " (which says whether the other nodes see the output): " + std::strerror(errno));
+  ::close(fd);
+}
+
+Probe::~Probe() { ::unlink(path_.c_str()); }
+
+bool sees_probe(const std::string& output, std::uint64_t token) {
+  return ::access(probe_path(output, token).c_str(), F_OK) == 0;
+}
 
 GatherShape gather_shape(const AnySharedArray& output) {
   if (output.ndim() > kGoMaxDims)

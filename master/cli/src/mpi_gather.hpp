@@ -17,6 +17,28 @@
 
 namespace taskfarm::cli::mpi {
 
+/// Whether a node sees rank 0's file system where the output is (then it maps the output; else it
+/// gathers, unless --mpi-gather makes every node gather): rank 0 makes a file of a random name
+/// beside the output, every other rank looks for it, and rank 0 removes it (design §17).
+class Probe {
+ public:
+  /// Makes the file beside `output` (an empty hidden file, mode 0600). Throws Error naming it.
+  explicit Probe(const std::string& output);
+  ~Probe();  ///< removes it
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+  std::uint64_t token() const noexcept { return token_; }
+
+ private:
+  std::string path_;
+  std::uint64_t token_ = 0;
+};
+/// The probe's path beside `output` for `token`.
+std::string probe_path(const std::string& output, std::uint64_t token);
+/// Whether this rank sees rank 0's probe `token` beside `output` (its own path: relative to its
+/// own working directory, as its node master maps the output).
+bool sees_probe(const std::string& output, std::uint64_t token);
+
 /// The output's dtype, ndim and extents as "go" carries them (kGoDtype...), from rank 0 to all.
 using GatherShape = std::array<std::uint64_t, 2 + kGoMaxDims>;
 /// Throws Error if the output has more than kGoMaxDims dimensions.

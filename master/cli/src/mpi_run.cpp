@@ -136,7 +136,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   std::optional<RankJoblog> joblog;
   std::optional<RankTrace> trace;
   std::optional<mpi::RankEvents> events;
-  std::optional<mpi::GatherSink> gathered;  // rank 0 with --mpi-gather
+  std::optional<mpi::GatherSink> gathered;  // rank 0, where a node gathers (or --mpi-gather)
+  std::optional<mpi::Probe> probe;           // rank 0: do the other nodes see the output?
   // rank 0 with --keep-order: prints every node's output in task order
   StdoutWriter ordered_out([](int error) {
     if (error != EPIPE) std::cerr << "taskfarm: cannot write to standard output: " << std::strerror(error) << "\n";
@@ -167,11 +168,16 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       start[1 + mpi::g_progress] = plan.progress != ProgressMode::off || plan.events ? 1 : 0;
       start[1 + mpi::g_events] = plan.events ? 1 : 0;
       start[1 + mpi::g_trace] = trace ? 1 : 0;
-      if (gather && plan.output) {
+      if (plan.output) {  // (the sink kept only if some node gathers)
         gathered.emplace(plan.output->path);
-        gather_shape = mpi::gather_shape(gathered->output());
+        try {
+          gather_shape = mpi::gather_shape(gathered->output());
+        } catch (const Error&) {
+          if (gather) throw;  // (without --mpi-gather, only a node that does not see the file needs it)
+        }
+        if (!gather) probe.emplace(plan.output->path);
       }
-      start[1 + mpi::g_gather] = gathered ? 1 : 0;
+      start[1 + mpi::g_gather] = gather ? 1 : 0;  // every node gathers
       if (plan.keep_order) {
         printer.emplace(plan.todo.ranges, plan.exec ? plan.exec->tmpdir : default_spool_parent(), ordered_out,
                         [&joblog](int from, std::string_view rows) {
@@ -186,7 +192,21 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     }
   }
   MPI_Bcast(start.data(), static_cast<int>(start.size()), MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
-  if (gather) MPI_Bcast(gather_shape.data(), static_cast<int>(gather_shape.size()), MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  // Each other node gathers if it does not see rank 0's probe beside the output (its file system
+  // is not rank 0's), or with --mpi-gather; rank 0 keeps its sink if any node gathers.
+  bool gathers = false;
+  if (start[0] && !output_path.empty()) {
+    std::uint64_t token = probe ? probe->token() : 0;
+    MPI_Bcast(gather_shape.data(), static_cast<int>(gather_shape.size()), MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&token, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    const int mine = rank != 0 && (start[1 + mpi::g_gather] != 0 ||
+                                   (gather_shape[1] != 0 && !mpi::sees_probe(output_path, token)));
+    int any = 0;
+    MPI_Reduce(&mine, &any, 1, MPI_INT, MPI_MAX, 0, MPI_COMM_WORLD);
+    gathers = mine != 0;
+    probe.reset();
+    if (rank == 0 && any == 0) gathered.reset();
+  }
   if (rank == 0 && start[0] && plan.events) {  // its "start" before any node's line
     std::uint64_t all_workers = 0;
     for (const Hello& h : hellos) all_workers += h.workers;
@@ -352,8 +372,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     Wire go;
     go.kind = Wire::go;
     for (int k = 0; k < mpi::g_fields; ++k) go.v[static_cast<std::size_t>(k)] = static_cast<std::uint64_t>(start[1 + static_cast<std::size_t>(k)]);
-    if (rank == 0) go.v[mpi::g_gather] = 0;  // rank 0's node writes into the output
-    if (go.v[mpi::g_gather] != 0) mpi::put_gather_shape(go, gather_shape);
+    go.v[mpi::g_gather] = gathers ? 1 : 0;  // (rank 0's node writes into the output)
+    if (gathers) mpi::put_gather_shape(go, gather_shape);
     mpi::send_wire(fd, go);
     while ((rank == 0 ? reports < size : !own_reported) && g_stop_signal == 0) {
       // Once its node has reported, it exits and its socket reads EOF: only MPI is left to watch.
