@@ -116,7 +116,7 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
     // wasted — 63 of them in a one-second tail of a 2-worker run. A slot backing off after a
     // start that failed for want of resources waits its turn.
     if (sched_->stopped() || sched_->drained() || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
-    if (cfg_.probe_first && !greeted_ && any_live()) continue;  // the first start's Hello comes first
+    if (probe_holds(now)) continue;  // the first start's Hello comes first (or its grace passes)
     // One start at a time: the new worker gets its first chunks before the next one is started,
     // so it works while the others start (on_started / on_spawn_failed go on from here).
     starting_ = true;
@@ -128,6 +128,7 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
 void Dispatcher::on_started(int slot, pid_t pid, Clock::time_point now) {
   const auto i = static_cast<std::size_t>(slot);
   Slot& s = slots_[i];
+  if (cfg_.probe_first && !greeted_ && !any_live()) probe_started_ = now;  // the probe, alone
   s = Slot{};  // a new worker: nothing held, nothing said, no backoff
   s.live = true;
   s.pid = pid;
@@ -283,8 +284,13 @@ std::size_t Dispatcher::live_workers() const noexcept {
   return n;
 }
 
+bool Dispatcher::probe_holds(Clock::time_point now) const noexcept {
+  return cfg_.probe_first && !greeted_ && any_live() && now < probe_started_ + cfg_.probe_grace;
+}
+
 Clock::time_point Dispatcher::next_wakeup(Clock::time_point now) const noexcept {
   Clock::time_point t = Clock::time_point::max();
+  if (probe_holds(now)) t = probe_started_ + cfg_.probe_grace;
   if (opt_.chaos_rate > 0) t = std::min(t, next_chaos_);
   for (std::size_t i = 0; i < run_workers_; ++i)
     if (!slots_[i].live && slots_[i].retry_at > now) t = std::min(t, slots_[i].retry_at);

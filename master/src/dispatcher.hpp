@@ -97,10 +97,13 @@ class Dispatcher {
     std::size_t workers = 1;       // FarmOptions::workers, resolved
     std::string worker_name;       // what a worker that never said Hello is called in messages
     bool stop_when_drained = false;  // fork mode: Stop each worker once nothing is left to hand out
-    /// Program mode: until a worker of this farm has said Hello, one worker runs alone, and one
-    /// that exits before its Hello ends the run — a program that is not a worker program (an
-    /// `echo {}`) runs once, not -j times.
+    /// Program mode: until a worker of this farm has said Hello, one worker runs alone for
+    /// `probe_grace`, and one that exits before its Hello ends the run — a program that is not a
+    /// worker program (an `echo {}`) runs once, not -j times. After the grace the others start
+    /// without waiting for the Hello: a Python worker that imports NumPy before taskfarm says
+    /// Hello only after ~0.15 s, which the others would otherwise wait out one after the other.
     bool probe_first = false;
+    Clock::duration probe_grace = std::chrono::milliseconds(50);
     /// The last stderr lines of the worker in a slot, for the record of a kernel's exception.
     std::function<std::string(int slot)> stderr_tail;
   };
@@ -213,6 +216,8 @@ class Dispatcher {
   std::size_t live_workers() const noexcept;
   bool any_held() const noexcept;
   bool any_live() const noexcept;
+  /// Config::probe_first: whether the other workers still wait for the first one's Hello.
+  bool probe_holds(Clock::time_point now) const noexcept;
   void schedule_chaos(Clock::time_point now);
   void fail_run(FailureRecord f, std::string farm_error);
   // Queues `more` once the run's unassigned indices are at the feed's low water (dispatcher_feed.cpp).
@@ -242,6 +247,7 @@ class Dispatcher {
   const FarmOptions& opt_;
   std::vector<Slot> slots_;
   bool greeted_ = false;  // some worker of this farm has completed its handshake
+  Clock::time_point probe_started_{};  // probe_first: when the first worker, alone, was started
   std::uint64_t job_id_ = 0;
   std::mt19937_64 rng_;
   std::vector<Command> commands_;

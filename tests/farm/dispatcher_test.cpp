@@ -226,6 +226,28 @@ TEST(Dispatcher, ProgramModeStartsTheOtherWorkersOnceTheFirstHasGreeted) {
   EXPECT_EQ(rep.succeeded, 16u);
 }
 
+// A Python worker that imports NumPy before taskfarm says Hello only after ~0.15 s: the others
+// start once the probe's grace has passed, not one after the other behind that import.
+TEST(Dispatcher, ProgramModeStartsTheOtherWorkersOnceTheProbesGraceHasPassed) {
+  Dispatcher::Config c = Fake::config(fixed_chunks(4), 4, false);
+  c.probe_first = true;
+  c.probe_grace = 50ms;
+  Fake f(std::move(c));
+  f.begin(16);
+  f.step();
+  ASSERT_EQ(f.starts, 1);
+  EXPECT_EQ(f.d.next_wakeup(f.now), f.now + 50ms) << "the grace's end is a deadline of the loop";
+  f.now += 49ms;
+  f.step();
+  EXPECT_EQ(f.starts, 1) << "within the grace the first runs alone";
+  f.now += 1ms;
+  f.step();
+  EXPECT_EQ(f.starts, 4) << "after the grace every worker starts, Hello or not";
+  EXPECT_EQ(f.d.next_wakeup(f.now), Clock::time_point::max());
+  f.gone(0, exited(0));
+  EXPECT_TRUE(f.d.halting_now()) << "the probe exiting before any Hello still ends the run";
+}
+
 TEST(Dispatcher, ChaosKillIsNeverChargedToAnIndex) {
   FarmOptions o = fixed_chunks(4);
   o.chaos_rate = 1000;
