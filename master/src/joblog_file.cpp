@@ -58,10 +58,10 @@ bool parse_number(std::string_view text, T& out) {
 /// What makes `f` (a line split at tabs) other than a row taskfarm writes for a run of `tasks`
 /// tasks: "" if nothing. Every column is checked as append_row writes it: a row read as "not
 /// ok" that is not a row at all would make a resume re-run or skip tasks on a guess.
-enum class LastColumn { none, inputs, host };
+enum class LastColumn { none, inputs, host, inputs_host };
 
 std::string row_problem(const std::vector<std::string_view>& f, std::uint64_t tasks, LastColumn last) {
-  const std::size_t columns = last == LastColumn::none ? 10 : 11;
+  const std::size_t columns = last == LastColumn::none ? 10 : last == LastColumn::inputs_host ? 12 : 11;
   if (f.size() != columns) return std::to_string(f.size()) + " columns, not " + std::to_string(columns);
   std::uint64_t index = 0;
   if (!parse_u64(f[0], index)) return "index '" + std::string(f[0]) + "' is not a number";
@@ -78,9 +78,10 @@ std::string row_problem(const std::vector<std::string_view>& f, std::uint64_t ta
   if (f[6] != "ok" && f[6] != "retried" && f[6] != "failed")
     return "outcome '" + std::string(f[6]) + "' is none of ok, retried, failed";
   std::uint64_t h = 0;
-  if (last == LastColumn::inputs && (f[10].size() != 16 || !parse_hex(f[10], h)))
+  if ((last == LastColumn::inputs || last == LastColumn::inputs_host) && (f[10].size() != 16 || !parse_hex(f[10], h)))
     return "inputs '" + std::string(f[10]) + "' is not 16 hex digits";
   if (last == LastColumn::host && f[10].empty()) return "host is empty";
+  if (last == LastColumn::inputs_host && f[11].empty()) return "host is empty";
   return "";
 }
 
@@ -131,6 +132,8 @@ const char* const joblog_columns_with_inputs =
     "index\tslot\tpid\tstart\truntime\tattempt\toutcome\texit_code\tsignal\tcause\tinputs";
 const char* const joblog_columns_with_host =
     "index\tslot\tpid\tstart\truntime\tattempt\toutcome\texit_code\tsignal\tcause\thost";
+const char* const joblog_columns_with_inputs_host =
+    "index\tslot\tpid\tstart\truntime\tattempt\toutcome\texit_code\tsignal\tcause\tinputs\thost";
 
 std::string format_identity(const RunIdentity& id) {
   std::string s(kMagic);
@@ -175,7 +178,8 @@ void append_row(std::string& out, const JoblogRow& r) {
     const int h = std::snprintf(hex, sizeof hex, "\t%016llx\n", static_cast<unsigned long long>(*r.inputs));
     out.pop_back();
     out.append(hex, static_cast<std::size_t>(h));
-  } else if (!r.host.empty()) {
+  }
+  if (!r.host.empty()) {  // (after the inputs, if any)
     out.pop_back();
     out += '\t';
     out += r.host;
@@ -192,7 +196,11 @@ JoblogFile JoblogFile::create(UniqueFd fd, std::string path, const RunIdentity& 
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0) throw_errno("cannot open joblog " + path);
   JoblogFile f(std::move(fd), std::move(path), 0);
   f.write(format_identity(id) + "\n" +
-          (with_inputs ? joblog_columns_with_inputs : with_host ? joblog_columns_with_host : joblog_columns) + "\n");
+          (with_inputs && with_host ? joblog_columns_with_inputs_host
+           : with_inputs            ? joblog_columns_with_inputs
+           : with_host              ? joblog_columns_with_host
+                                    : joblog_columns) +
+          "\n");
   return f;
 }
 
@@ -259,17 +267,19 @@ EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs) 
   const auto tasks = index_space_size(id->extent);
   if (!tasks)
     throw Error(not_ours + " (its index space " + join_extent(id->extent) + " has 2^64 tasks or more)");
-  if (!next_line(line) || (line != joblog_columns && line != joblog_columns_with_inputs && line != joblog_columns_with_host))
+  if (!next_line(line) || (line != joblog_columns && line != joblog_columns_with_inputs && line != joblog_columns_with_host &&
+                           line != joblog_columns_with_inputs_host))
     throw Error(not_ours);
-  const LastColumn last = line == joblog_columns_with_inputs ? LastColumn::inputs
-                          : line == joblog_columns_with_host ? LastColumn::host
-                                                             : LastColumn::none;
+  const LastColumn last = line == joblog_columns_with_inputs        ? LastColumn::inputs
+                          : line == joblog_columns_with_host        ? LastColumn::host
+                          : line == joblog_columns_with_inputs_host ? LastColumn::inputs_host
+                                                                    : LastColumn::none;
 
   EarlierRun run;
   run.identity = std::move(*id);
   run.tasks = *tasks;
-  run.has_inputs = last == LastColumn::inputs;
-  run.has_host = last == LastColumn::host;
+  run.has_inputs = last == LastColumn::inputs || last == LastColumn::inputs_host;
+  run.has_host = last == LastColumn::host || last == LastColumn::inputs_host;
   while (next_line(line)) {
     const auto f = split_tabs(line);
     if (const std::string problem = row_problem(f, run.tasks, last); !problem.empty())
@@ -277,7 +287,7 @@ EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs) 
     std::uint64_t index = 0;
     parse_u64(f[0], index);
     std::uint64_t was = 0;
-    if (last == LastColumn::inputs && inputs && parse_hex(f[10], was) && was != inputs(index))
+    if (run.has_inputs && inputs && parse_hex(f[10], was) && was != inputs(index))
       throw Error("joblog '" + path + "' was written for other inputs: task Seq " + std::to_string(index + 1) + " (index " +
                   std::to_string(index) + ", line " + std::to_string(line_no) +
                   ") had other inputs than this run's; resume with the same inputs in the same order, or give a new --joblog");

@@ -6,7 +6,8 @@
 #     one "chunk"; rank 1's killed worker a "failure" of rank 1), one trace (a process per rank,
 #     each task in exactly one "ok" slice, the crash a "crashed" slice of process 1); the joblog
 #     that was there (not ours) replaced, since tasks ended.
-#   exec: --exec with `:::: FILE ::: x y` across both ranks: every command's output once, whole.
+#   exec: --exec with `:::: FILE ::: x y` across both ranks: every command's output once, whole;
+#     the joblog records each task's inputs and node, and a --resume with a changed FILE is refused.
 #   keep-order: -k, commands as in exec (task 7 prints 200 KB: several texts on their way), then a
 #     worker program whose rank-1 worker is killed once: rank 0 prints every task's output once,
 #     in task order, and the joblog records every task ok.
@@ -95,8 +96,14 @@ exec)
   mpi run "$taskfarm" run --mpi -j 2 --exec --joblog j.tsv -- ./gate.sh {1} {2} :::: in.txt ::: x y
   [ $rc -eq 0 ] || fail "exit $rc"
   diff <(sort run.out) <(for i in $(seq 1 15); do echo "$i x"; echo "$i y"; done | sort) || fail "the commands' output differs"
-  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f11 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f12 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
     fail "not both ranks in the joblog"
+  # Each row records its task's inputs, then its node: a resume with other inputs is refused.
+  [ "$(sed -n 2p j.tsv | cut -f11,12)" = "$(printf 'inputs\thost')" ] || fail "no inputs and host columns"
+  sed -i 's/^7$/seven/' in.txt
+  mpi resume "$taskfarm" run --mpi -j 2 --exec --joblog j.tsv --resume -- ./gate.sh {1} {2} :::: in.txt ::: x y
+  [ $rc -eq 2 ] || fail "a resume with other inputs: exit $rc, not 2"
+  grep -q "was written for other inputs: task Seq 1[34] " resume.err || fail "no message naming the first changed task"
   ;;
 keep-order)
   seq 1 15 >in.txt
@@ -112,7 +119,7 @@ WRAP
     if [ $i = 7 ]; then for v in x y; do head -c 200000 /dev/zero | tr '\0' a; echo; echo "$i $v"; done
     else echo "$i x"; echo "$i y"; fi; done) || fail "-k: the commands' output is not whole and in task order"
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -u | wc -l)" -eq 30 ] || fail "not 30 ok rows"
-  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f11 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f12 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
     fail "not both ranks in the joblog"
   printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "%s" --print --fault kill-once --marker-dir "%s"; fi\nexec "%s" --print --fault gate --marker-dir "%s"\n' \
     "$worker" "$dir" "$worker" "$dir" >printing.sh && chmod +x printing.sh && rm -f killed

@@ -116,6 +116,29 @@ TEST(Joblog, HostColumnOfAnMpiRunIsWrittenReadAndMustNotBeEmpty) {
   EXPECT_THROW(read_joblog(f.path()), Error);
 }
 
+TEST(Joblog, InputsAndHostColumnsOfAnMpiExecRunAreWrittenAndRead) {
+  // `taskfarm run --mpi --exec` with inputs: each row's inputs fingerprint, then its node.
+  TempFile f;
+  const std::string head = format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns_with_inputs_host + "\n";
+  std::string rows;
+  JoblogRow r;
+  r.index = 1;
+  r.inputs = 0xabcdef;
+  r.host = "node7:3";
+  append_row(rows, r);
+  EXPECT_EQ(rows.substr(rows.size() - 26), "\t0000000000abcdef\tnode7:3\n");
+  f.write(head + rows);
+  const EarlierRun run = read_joblog(f.path(), [](std::uint64_t) { return std::uint64_t{0xabcdef}; });
+  EXPECT_TRUE(run.has_host);
+  EXPECT_TRUE(run.has_inputs);
+  EXPECT_EQ(run.done.ranges(), (std::vector<IndexRange>{{1, 2}}));
+  EXPECT_THROW(read_joblog(f.path(), [](std::uint64_t) { return std::uint64_t{1}; }), Error) << "other inputs";
+  f.write(head + "1\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\t0000000000abcdef\t\n");  // an empty host
+  EXPECT_THROW(read_joblog(f.path()), Error);
+  f.write(head + "1\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\tnode7:3\n");  // no inputs column
+  EXPECT_THROW(read_joblog(f.path()), Error);
+}
+
 TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
   TempFile f;
   EXPECT_THROW(read_joblog(f.path()), Error);  // missing

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "exec_output.hpp"
+#include "input_sources.hpp"
 #include "mpi_gather.hpp"
 #include "mpi_order.hpp"
 #include "mpi_run.hpp"
@@ -100,6 +101,8 @@ class TextRelay : public FarmObserver {
 class RowRelay final : public TextRelay {
  public:
   explicit RowRelay(int fd) : TextRelay(fd, Wire::rows, std::chrono::milliseconds(50)) {}
+  /// Every row gets its task's inputs fingerprint (rank 0's joblog has the inputs column).
+  void record_inputs(InputFingerprint inputs) { format_.inputs = std::move(inputs); }
   void on_tasks_done(const TasksDone& t) override {
     format_.append_done(text_, t);
     flush_if_due();
@@ -320,6 +323,9 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     if (asks(g_ended)) ended.emplace(fd);
     std::optional<RowRelay> rows;
     if (asks(g_rows)) rows.emplace(fd);
+    if (rows && asks(g_inputs) && lines && plan.exec)
+      rows->record_inputs(fingerprint_inputs([&lines](std::uint64_t i) { return lines->line(i); }, plan.extent,
+                                             plan.exec->layout.value_or(SourceLayout{})));
     std::optional<CountRelay> progress;
     if (asks(g_progress)) progress.emplace(fd);
     FanoutObserver fanout;

@@ -34,7 +34,8 @@ RankJoblog::RankJoblog(const RunPlan& plan, std::vector<std::string> hosts) : ho
     return;
   }
   staged_ = detail::StagedFile::create(plan.joblog);
-  file_.emplace(JoblogFile::create(staged_.duplicate_fd(), plan.joblog, plan.identity, false, /*with_host=*/true));
+  file_.emplace(JoblogFile::create(staged_.duplicate_fd(), plan.joblog, plan.identity, plan.exec && plan.exec->joblog_inputs,
+                                   /*with_host=*/true));
   replaces_ = plan.claims.joblog.existed();
   host_ = true;
 }

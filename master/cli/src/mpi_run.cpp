@@ -168,6 +168,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       start[1 + mpi::g_progress] = plan.progress != ProgressMode::off || plan.events ? 1 : 0;
       start[1 + mpi::g_events] = plan.events ? 1 : 0;
       start[1 + mpi::g_trace] = trace ? 1 : 0;
+      start[1 + mpi::g_inputs] = joblog && plan.exec && plan.exec->joblog_inputs ? 1 : 0;
       if (plan.output) {  // (the sink kept only if some node gathers)
         gathered.emplace(plan.output->path);
         try {

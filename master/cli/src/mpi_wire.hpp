@@ -26,8 +26,9 @@ enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error,
 /// What rank 0's "go" asks of every node master: its joblog rows, its counts (--progress), its
 /// --events lines, its --trace records, one `ended` at its first task that ended, and (--mpi-gather,
 /// not rank 0's node) its output's bytes as `data` — its output, a node-local array of the dtype
-/// and shape in go.v[kGoDtype...] — and (--keep-order) its tasks' stdout as `output` (mpi_order.hpp).
-enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_order, g_fields };
+/// and shape in go.v[kGoDtype...] — (--keep-order) its tasks' stdout as `output` (mpi_order.hpp),
+/// and (--exec with inputs) its rows with their tasks' inputs fingerprint.
+enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_order, g_inputs, g_fields };
 /// --mpi-gather: in "go", the output's DType at v[kGoDtype], its ndim at v[kGoNdim], its extents
 /// from v[kGoDims] (at most kGoMaxDims).
 constexpr std::size_t kGoDtype = 16, kGoNdim = 17, kGoDims = 18, kGoMaxDims = 32;

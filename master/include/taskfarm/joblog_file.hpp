@@ -44,6 +44,8 @@ extern const char* const joblog_columns_with_inputs;
 /// The same and a last column, `host`: the node of each attempt ("HOSTNAME:RANK"), in the joblog
 /// rank 0 of a `taskfarm run --mpi` writes (docs/design.md §17).
 extern const char* const joblog_columns_with_host;
+/// Both: `inputs`, then `host` — the joblog of a `taskfarm run --mpi --exec` with inputs.
+extern const char* const joblog_columns_with_inputs_host;
 
 /// A fingerprint of task `index`'s inputs (a 64-bit hash of its values).
 using InputFingerprint = std::function<std::uint64_t(std::uint64_t index)>;
@@ -61,7 +63,7 @@ struct JoblogRow {
   int signal = 0;
   std::string_view cause = "-";     ///< FailureCause name, "-" for ok
   std::optional<std::uint64_t> inputs;  ///< the inputs column (joblog_columns_with_inputs), if any
-  std::string_view host;                ///< the host column (joblog_columns_with_host), if not ""
+  std::string_view host;                ///< the host column (joblog_columns_with_host), if not "": after the inputs
 };
 
 /// Appends `row` as one TSV line with its '\n'.
@@ -74,7 +76,8 @@ class JoblogFile {
   /// Writes the identity line and the column names into `fd`, a new empty file (the CLI's
   /// StagedFile, published under `path` when the run starts). Throws SystemError naming `path`,
   /// or Error if a field of `id` holds a tab or a line break (no resume could read it back).
-  /// `with_host`: the columns are joblog_columns_with_host (not with `with_inputs`).
+  /// `with_host`: the columns are joblog_columns_with_host (with `with_inputs` too:
+  /// joblog_columns_with_inputs_host).
   static JoblogFile create(UniqueFd fd, std::string path, const RunIdentity& id, bool with_inputs = false,
                            bool with_host = false);
   /// Opens the existing joblog `path` to add rows (a resume); never blocks, refuses anything
