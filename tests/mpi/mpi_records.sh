@@ -8,7 +8,8 @@
 #     that was there (not ours) replaced, since tasks ended.
 #   exec: --exec with `:::: FILE ::: x y` across both ranks: every command's output once, whole;
 #     the joblog records each task's inputs and node, and a --resume with a changed FILE is refused.
-#   keep-order: -k, commands as in exec (task 7 prints 200 KB: several texts on their way), then a
+#   keep-order: -k, commands as in exec but reading standard input (mpirun gives it to rank 0,
+#     which copies it to rank 1; task 7 prints 200 KB: several texts on their way), then a
 #     worker program whose rank-1 worker is killed once: rank 0 prints every task's output once,
 #     in task order, and the joblog records every task ok.
 #   joblog-kept: workers that die at start (no task ends): the --joblog and --trace that were
@@ -113,7 +114,7 @@ keep-order)
 exec ./gate.sh "$@"
 WRAP
   chmod +x big.sh
-  mpi run "$taskfarm" run --mpi -j 2 --exec -k --joblog j.tsv -- ./big.sh {1} {2} :::: in.txt ::: x y
+  mpi run "$taskfarm" run --mpi -j 2 --exec -k --joblog j.tsv -- ./big.sh {1} {2} :::: - ::: x y <in.txt
   [ $rc -eq 0 ] || fail "exit $rc"
   cmp run.out <(for i in $(seq 1 15); do
     if [ $i = 7 ]; then for v in x y; do head -c 200000 /dev/zero | tr '\0' a; echo; echo "$i $v"; done

@@ -15,7 +15,9 @@
 
 #include "commands.hpp"
 #include "input_sources.hpp"
+#include "input_lines_file.hpp"
 #include "mpi_run.hpp"
+#include "mpi_stdin.hpp"
 #include "run_options.hpp"
 #include "run_plan.hpp"
 #include "summary.hpp"
@@ -177,10 +179,22 @@ int unguarded_main(const std::vector<std::string>& args) {
   // --mpi: every rank checks the same command line; only rank 0 takes rank 0's files.
   std::string mpi_output;
   const bool mpi_rank0 = !run_options.mpi || mpi_rank_from_environment() == 0;
+  std::optional<mpi::StdinCopy> mpi_stdin;  // --mpi reading standard input: rank 0's copy for all
   if (run_options.mpi_grain != 0 && !run_options.mpi) return usage_error("--mpi-grain needs --mpi");
   if (run_options.mpi_gather && !run_options.mpi) return usage_error("--mpi-gather needs --mpi");
   if (run_options.mpi) {
     if (!mpi_built()) return usage_error("--mpi: this taskfarm was built without MPI");
+    try {
+      const std::uint64_t limit = run_options.input_lines_max.empty()
+                                      ? default_input_lines_limit()
+                                      : parse_size("--input-lines-max", run_options.input_lines_max);
+      mpi_stdin = mpi::StdinCopy::take(run_options, command, mpi_rank0, limit);
+    } catch (const UsageError& e) {
+      return usage_error(e.what());
+    } catch (const Error& e) {
+      std::cerr << "taskfarm: " << e.what() << "\n";
+      return exit_farm;
+    }
     if (const std::string u = mpi_unsupported(run_options, command); !u.empty()) return usage_error(u);
     if (!mpi_rank0 && !run_options.output.empty()) mpi_output = std::filesystem::absolute(run_options.output).string();
     if (!mpi_rank0) strip_rank0_options(run_options);
@@ -194,14 +208,20 @@ int unguarded_main(const std::vector<std::string>& args) {
     warning = check_worker_count(run_options.workers, plan.farm.workers, plan.stream ? plan.tasks : task_count(plan.todo.ranges),
                                  context.usable_cpus);
   } catch (const UsageError& e) {
-    return usage_error(e.what());
+    return usage_error(mpi_stdin ? mpi_stdin->named(e.what()) : std::string(e.what()));
   }
   if (!warning.empty() && mpi_rank0) std::cerr << "taskfarm: " << warning << "\n";
   if (run_options.mpi) {
     if (plan.output && plan.claims.output.existed() && !plan.resume)
       return usage_error("--output " + plan.output->path + " exists: with --mpi the output must be a new file (or --resume)");
+    // The other ranks planned standard input's tasks from a placeholder: their node masters plan
+    // again once rank 0's bytes are in their copy.
+    MpiStdin in{mpi_stdin ? &*mpi_stdin : nullptr, [run_options, command, context = PlanContext{
+                                                        usable_cpus(), false, true}] {
+                  return make_run_plan(run_options, command, context);
+                }};
     return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output, run_options.mpi_grain,
-                   run_options.mpi_gather);
+                   run_options.mpi_gather, in);
   }
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());
   return run_command(plan, resume_hint(args, run_pos, plan));

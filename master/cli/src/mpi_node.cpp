@@ -227,7 +227,18 @@ extern "C" void on_relay_gone(int) {
 
 }  // namespace
 
-int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64_t grain) {
+std::uint64_t node_grain(const RunPlan& plan, std::uint64_t grain_option) {
+  // The node's estimate of a slice: the node count is not known before MPI_Init, so per local
+  // worker; rank 0 divides by the node count (docs/design.md §17).
+  if (grain_option != 0) return grain_option;
+  std::uint64_t todo = 0;
+  for (auto [b, e] : plan.todo.ranges) todo += e - b;
+  const auto workers = static_cast<std::uint64_t>(std::max(1, plan.farm.workers));
+  return std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers) + 1, 1u << 20));
+}
+
+int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::string& output_path, int fd,
+              std::uint64_t grain_option) {
   // Its relay gone (the rank killed, the job aborted) or stopping: kRelayStop, a clean stop —
   // workers stopped, segments removed. Its own process group, so that Open MPI's kill of the
   // rank's group does not SIGKILL it before it has cleaned up.
@@ -248,6 +259,12 @@ int node_main(RunPlan& plan, const std::string& output_path, int fd, std::uint64
     if (!go) throw Error("--mpi: rank 0 did not start the run within 60 s");
     if (go->wire.kind != Wire::go) return exit_usage;  // rank 0 could not start the run (and said why)
     const auto asks = [&go](GoField f) { return go->wire.v[f] != 0; };
+    if (asks(g_stdin)) {  // planned from a placeholder: rank 0's standard input is in the copy now
+      plan = replan();
+      if (hello(rank, plan, hash_lines(plan)).tasks_hash != go->wire.v[kGoTasksHash])
+        throw Error("rank " + std::to_string(rank) + " read other tasks from rank 0's standard input than rank 0");
+    }
+    const std::uint64_t grain = node_grain(plan, grain_option);
     AnySharedArray output;
     // --mpi-gather: a node-local array, sent up piece by piece (rank 0's file may not be here).
     if (asks(g_gather)) output = gather_array(go->wire);

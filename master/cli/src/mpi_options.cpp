@@ -37,9 +37,10 @@ std::string mpi_unsupported(const RunOptions& o, const std::vector<std::string>&
   // lines in order too, and --line-buffer prints running tasks' lines on their own node.
   if (o.keep_order && o.events) return "--keep-order with --events is not supported with --mpi";
   if (o.keep_order && o.line_buffer) return "--keep-order with --line-buffer is not supported with --mpi";
-  // Every rank reads the input itself (only ranges travel): standard input reaches rank 0 only,
-  // and a FIFO or device would be read once per rank. A regular file, on a shared file system
-  // (rank 0 checks that every rank read the same tasks).
+  // Every rank reads the input itself (only ranges travel): a FIFO or device would be read once
+  // per rank. A regular file, on a shared file system (rank 0 checks that every rank read the
+  // same tasks); standard input, which reaches rank 0 only, is copied to all (mpi_stdin.hpp) —
+  // a '-' left here is a second one.
   std::vector<std::string> files;
   if (!o.input_lines.empty()) files.push_back(o.input_lines);
   if (o.exec)
@@ -47,7 +48,7 @@ std::string mpi_unsupported(const RunOptions& o, const std::vector<std::string>&
       if (src.file) files.insert(files.end(), src.items.begin(), src.items.end());
   for (const std::string& f : files) {
     struct stat st {};
-    if (f == "-") return "input from standard input ('-') is not supported with --mpi: mpirun gives it to rank 0 only";
+    if (f == "-") return "standard input ('-') is given twice: it can be read only once";
     if (::stat(f.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
       return "'" + f + "' is not a regular file: with --mpi every rank reads the input itself";
   }

@@ -30,6 +30,7 @@
 #include "mpi_leak_check.hpp"
 #include "mpi_node.hpp"
 #include "mpi_order.hpp"
+#include "mpi_stdin.hpp"
 #include "mpi_rank0.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
@@ -47,7 +48,9 @@ namespace taskfarm::cli {
 
 #ifndef TASKFARM_WITH_MPI
 bool mpi_built() { return false; }
-int run_mpi(RunPlan&, const std::string&, std::uint64_t, bool) { throw Error("--mpi: this taskfarm was built without MPI"); }
+int run_mpi(RunPlan&, const std::string&, std::uint64_t, bool, const MpiStdin&) {
+  throw Error("--mpi: this taskfarm was built without MPI");
+}
 #else
 bool mpi_built() { return true; }
 
@@ -87,23 +90,19 @@ constexpr Wire::Kind kind_of(int tag) {
 
 }  // namespace
 
-int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_option, bool gather) {
+int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_option, bool gather, const MpiStdin& in) {
   std::uint64_t todo = 0;
   for (auto [b, e] : plan.todo.ranges) todo += e - b;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("--mpi: socketpair");
-  // The node's estimate of a slice (it asks for more at half of it): the node count is not known
-  // before MPI_Init, so per local worker; rank 0 divides by the node count (docs/design.md §17).
   const std::uint64_t workers = static_cast<std::uint64_t>(std::max(1, plan.farm.workers));
-  const std::uint64_t grain = grain_option != 0 ? grain_option
-                              : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers) + 1, 1u << 20));
   const std::uint64_t lines_hash = mpi::hash_lines(plan);
   std::cout.flush();
   const pid_t child = ::fork();
   if (child < 0) throw_errno("--mpi: fork");
   if (child == 0) {
     ::close(sv[0]);
-    ::_exit(mpi::node_main(plan, output_path, sv[1], grain));
+    ::_exit(mpi::node_main(plan, in.replan, output_path, sv[1], grain_option));
   }
   ::close(sv[1]);
   plan.lines.reset();  // the node master's now
@@ -148,7 +147,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   std::array<int, 1 + mpi::g_fields> start{1};
   if (rank == 0) {
     try {
-      for (int r = 1; r < size; ++r)
+      for (int r = 1; r < size && in.copy == nullptr; ++r)  // (from standard input: checked by each node)
         if (hellos[static_cast<std::size_t>(r)].tasks_hash != me.tasks_hash)
           throw Error("rank " + std::to_string(r) + " (" + hellos[static_cast<std::size_t>(r)].host +
                       ") read other tasks than rank 0: with --mpi every rank must read the same input files");
@@ -193,6 +192,21 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     }
   }
   MPI_Bcast(start.data(), static_cast<int>(start.size()), MPI_INT, 0, MPI_COMM_WORLD);  // every node maps the output only once it exists
+  // Standard input's copy from rank 0 to every other rank, with what rank 0 read as the run's tasks.
+  std::uint64_t rank0_tasks = me.tasks_hash;
+  if (start[0] && in.copy != nullptr) {
+    std::array<std::uint64_t, 2> head{0, me.tasks_hash};
+    std::string_view mine;
+    if (rank == 0) head[0] = (mine = in.copy->bytes()).size();
+    MPI_Bcast(head.data(), 2, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    rank0_tasks = head[1];
+    char* at = rank == 0 ? const_cast<char*>(mine.data()) : in.copy->resize(head[0]);
+    for (std::uint64_t done = 0; done < head[0];) {
+      const std::uint64_t n = std::min<std::uint64_t>(head[0] - done, 1u << 30);
+      MPI_Bcast(at + done, static_cast<int>(n), MPI_BYTE, 0, MPI_COMM_WORLD);
+      done += n;
+    }
+  }
   // Each other node gathers if it does not see rank 0's probe beside the output (its file system
   // is not rank 0's), or with --mpi-gather; rank 0 keeps its sink if any node gathers.
   bool gathers = false;
@@ -374,6 +388,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     go.kind = Wire::go;
     for (int k = 0; k < mpi::g_fields; ++k) go.v[static_cast<std::size_t>(k)] = static_cast<std::uint64_t>(start[1 + static_cast<std::size_t>(k)]);
     go.v[mpi::g_gather] = gathers ? 1 : 0;  // (rank 0's node writes into the output)
+    if (in.copy != nullptr && rank != 0) {    // its node plans again from rank 0's standard input
+      go.v[mpi::g_stdin] = 1;
+      go.v[mpi::kGoTasksHash] = rank0_tasks;
+    }
     if (gathers) mpi::put_gather_shape(go, gather_shape);
     mpi::send_wire(fd, go);
     while ((rank == 0 ? reports < size : !own_reported) && g_stop_signal == 0) {

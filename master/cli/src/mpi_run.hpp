@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,16 @@
 #include "run_plan.hpp"
 
 namespace taskfarm::cli {
+
+namespace mpi {
+class StdinCopy;
+}  // namespace mpi
+/// --mpi with standard input as a source: the copy every rank reads (nullptr without one), and
+/// how a node master plans again from it.
+struct MpiStdin {
+  mpi::StdinCopy* copy = nullptr;
+  std::function<RunPlan()> replan;
+};
 
 /// This process's MPI rank as mpirun announces it in the environment (OMPI_COMM_WORLD_RANK,
 /// PMIX_RANK), known before MPI_Init; 0 without one (a single rank).
@@ -30,7 +41,8 @@ std::string mpi_unsupported(const RunOptions& options, const std::vector<std::st
 /// `grain`: indices per range (--mpi-grain), 0 for the default. `gather` (--mpi-gather): only
 /// rank 0 opens the output; the others send it their rows (mpi_gather.hpp).
 /// Its input lines move to the node master (plan.lines is empty after).
-int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain, bool gather);
+/// `in`: standard input as a source (mpi_stdin.hpp): rank 0's copy, which every other rank gets.
+int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain, bool gather, const MpiStdin& in);
 
 namespace mpi {
 struct Hello;

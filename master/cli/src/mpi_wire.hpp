@@ -28,7 +28,10 @@ enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error,
 /// not rank 0's node) its output's bytes as `data` — its output, a node-local array of the dtype
 /// and shape in go.v[kGoDtype...] — (--keep-order) its tasks' stdout as `output` (mpi_order.hpp),
 /// and (--exec with inputs) its rows with their tasks' inputs fingerprint.
-enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_order, g_inputs, g_fields };
+enum GoField { g_rows, g_progress, g_events, g_trace, g_ended, g_gather, g_order, g_inputs, g_stdin, g_fields };
+/// With g_stdin (ranks but 0: plan again from standard input's copy), rank 0's Hello::tasks_hash
+/// at v[kGoTasksHash], which the node's new plan must match.
+constexpr std::size_t kGoTasksHash = 15;
 /// --mpi-gather: in "go", the output's DType at v[kGoDtype], its ndim at v[kGoNdim], its extents
 /// from v[kGoDims] (at most kGoMaxDims).
 constexpr std::size_t kGoDtype = 16, kGoNdim = 17, kGoDims = 18, kGoMaxDims = 32;
