@@ -34,6 +34,7 @@ void Joblog::write_rows() {
   try {
     file_.write(rows_);
     recorded_ok_ += rows_ok_;
+    holds_rows_ = true;
   } catch (const Error& e) {
     error_ = e.what();
     if (on_failed_) on_failed_(error_);

@@ -161,6 +161,42 @@ nothing_to_show_replaces_nothing() {
   [ "$W/j.tsv" -ef "$W/j.tsv.keep" ] && fail "the joblog of failed tasks was not published"
   [ "$(grep -c $'\tfailed\t' "$W/j.tsv")" -eq 8 ] || fail "the joblog does not list the 8 failures: $(cat "$W/j.tsv")"
   [ -z "$(find "$W" -name '*.tmp')" ] || fail "temporary files left: $(find "$W" -name '*.tmp')"
+
+  # A task ended, but not one row of the joblog (nor record of the trace) could be written (a
+  # full disk; here the master's RLIMIT_FSIZE capped at their headers while its first task
+  # waits on a FIFO): the user's files stay, and no --resume is offered from them.
+  keep_files
+  mkfifo "$W/gate" "$W/errpipe"
+  cat "$W/errpipe" >"$W/stderr" &  # (a pipe: the summary itself is past the cap)
+  local err=$!
+  "$TASKFARM" run -j 1 --tasks 8 --joblog "$W/j.tsv" --trace "$W/t.json" -- "$CLI_WORKER" --gate "$W/gate" \
+    </dev/null >/dev/null 2>"$W/errpipe" &
+  run=$!
+  BG+=("$run")
+  "$PYTHON" - "$run" "$W" <<'PY' || fail "could not cap the joblog"
+import glob, os, resource, sys, time
+pid, w = int(sys.argv[1]), sys.argv[2]
+deadline = time.monotonic() + 20
+while True:  # bounded poll: the worker started (and waits at the gate)
+    t = glob.glob(w + '/t.json.taskfarm-*.tmp')
+    if t and b'"worker started"' in open(t[0], 'rb').read():
+        break
+    if time.monotonic() > deadline:
+        sys.exit('the run never started a worker')
+    time.sleep(0.01)
+cap = min(os.path.getsize(f) for f in glob.glob(w + '/*.taskfarm-*.tmp'))
+resource.prlimit(pid, resource.RLIMIT_FSIZE, (cap, cap))
+PY
+  : >"$W/gate"  # the first task ends now; its row cannot be written
+  wait "$run"
+  TF_RC=$?
+  wait "$err"
+  expect_rc 102
+  expect_kept j.tsv t.json
+  expect_stderr "stopped: cannot write joblog $W/j.tsv: File too large"
+  expect_stderr "$W/j.tsv was not replaced: no joblog row of this run was written (the file there is as it was)"
+  expect_stderr "$W/t.json was not replaced: no task record of this run was written"
+  ! grep -q -- '--resume' "$W/stderr" || fail "a --resume is offered from the user's file"
 }
 
 # Started with stdout or stderr closed, the run's own files would get fd 1 or 2 and the tasks'
@@ -268,8 +304,9 @@ unpublishable_after_success() {
   TF_RC=$?
   chmod 0755 "$d"
   expect_rc 102
-  expect_stderr "stopped: cannot rename"
+  expect_stderr "stopped: cannot publish .npy file $d/o.npy: cannot rename"
   expect_stderr "the results could not be put in place: $d/o.npy was not replaced (the file there is as it was)"
+  expect_stderr "$d/j.tsv was not replaced (the file there is as it was)"
   grep -q "no task succeeded" "$W/stderr" && fail "said no task succeeded: $(cat "$W/stderr")"
   [ "$(cat "$d/o.npy")" = mine ] && [ "$(cat "$d/j.tsv")" = minej ] || fail "the user's files changed"
 }

@@ -146,8 +146,8 @@ class OutputRelay final : public TextRelay {
   Pieces pieces_;
 };
 
-// Rank 0 publishes a joblog or trace that replaces a file of the user's at the first task that
-// ended on any node, as Publisher does on one machine: one word from each node, at its first.
+// Rank 0 publishes a trace that replaces a file of the user's once a task ended on any node and
+// records were written, as Publisher does on one machine: one word from each node, at its first.
 class EndedSignal final : public FarmObserver {
  public:
   explicit EndedSignal(int fd) : fd_(fd) {}

@@ -77,8 +77,9 @@ void RankJoblog::write(int rank, std::string_view rows) {
     file_->write(text);
     recorded_ok_ += ok;
   } catch (const Error& e) {
-    failed(e.what());
+    return failed(e.what());
   }
+  publish();  // it holds a row now: it may replace the user's file
 }
 
 namespace {
@@ -98,15 +99,25 @@ void RankTrace::publish_if_new() {
   if (!replaces_) staged_.publish(/*replace_existing=*/false);
 }
 
-bool RankTrace::publish() {
-  if (staged_.published() || !error_.empty()) return error_.empty();
+void RankTrace::append(std::string_view records) {
+  trace_.append(records);
+  appended_ = appended_ || (!records.empty() && !trace_.write_failed());
+  publish();
+}
+
+void RankTrace::task_ended() {
+  ended_ = true;
+  publish();
+}
+
+void RankTrace::publish() {
+  if (staged_.published() || !error_.empty() || !ended_ || !appended_ || trace_.write_failed()) return;
   try {
     staged_.publish(/*replace_existing=*/true);
   } catch (const Error& e) {
     error_ = e.what();
     std::cerr << "taskfarm: " << error_ << "\n";
   }
-  return error_.empty();
 }
 
 void RankTrace::finish() {

@@ -1,7 +1,8 @@
 // Rank 0's own parts of `taskfarm run --mpi` (docs/design.md §17): the hand-out of the run's
 // ranges, and the --joblog and --trace it writes from every node's rows and records. A new file
-// is put at its path at once; one that replaces a file of the user's only at the first task that
-// ended on any node (publish()), as Publisher does on one machine. Rank 0's relay, main thread.
+// is put at its path at once; one that replaces a file of the user's only once it holds what it
+// is for, as Publisher does on one machine: the joblog its first row written, the trace a node's
+// records written after a task ended on any node. Rank 0's relay, main thread.
 #pragma once
 
 #include <array>
@@ -47,16 +48,16 @@ class RankJoblog {
   /// Everything rank 0 makes is made: a joblog where nothing was (the plan looked) goes to its
   /// path now, so that other runs see its lock. Throws Error if something appeared there since.
   void publish_if_new();
-  /// Writes `rows` (whole lines, from node `rank`) with one write(2).
+  /// Writes `rows` (whole lines, from node `rank`) with one write(2); the first that succeeds
+  /// puts a joblog that replaces the user's file in place. A failure is error() (no more rows).
   void write(int rank, std::string_view rows);
-  /// A task ended: the joblog replaces the user's file now. A failure is error() (no more rows).
-  void publish();
   /// Whether the file at the path is this run's (published, or appended to).
   bool in_place() const noexcept { return !staged_ || staged_.published(); }
   std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
   const std::string& error() const noexcept { return error_; }
 
  private:
+  void publish();
   void failed(const std::string& why);
   std::vector<std::string> hosts_;
   bool replaces_ = false;      // a file of the user's was at the path
@@ -75,17 +76,21 @@ class RankTrace {
   RankTrace(const RunPlan& plan, const std::vector<std::string>& hosts);
   /// As RankJoblog's.
   void publish_if_new();
-  void append(std::string_view records) { trace_.append(records); }
-  /// A task ended: the trace replaces the user's file now; false (and error()) if it cannot.
-  bool publish();
+  /// Writes a node's records; the trace replaces the user's file once a task ended and
+  /// records were written whole (a failure is error(), said on stderr).
+  void append(std::string_view records);
+  /// A task ended on some node.
+  void task_ended();
   /// Closes the array; an error is said on stderr. A trace never published is removed.
   void finish();
   const std::string& error() const noexcept { return error_; }
 
  private:
+  void publish();
   bool replaces_ = false;
   detail::StagedFile staged_;
   Trace trace_;
+  bool ended_ = false, appended_ = false;  // a task ended; a node's records were written
   std::string error_;
 };
 

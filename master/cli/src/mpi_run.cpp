@@ -185,7 +185,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
                         });
         start[1 + mpi::g_order] = 1;
       }
-      start[1 + mpi::g_ended] = (joblog && !joblog->in_place()) || (trace && plan.claims.trace.existed()) ? 1 : 0;
+      start[1 + mpi::g_ended] = trace && plan.claims.trace.existed() ? 1 : 0;  // (a joblog goes in place at its first row)
     } catch (const Error& e) {
       std::cerr << "taskfarm: " << e.what() << "\n";
       start[0] = 0;
@@ -275,10 +275,9 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     if (kind == Wire::events && events) events->write(t);
     if (kind == Wire::trace && trace) trace->append(t);
   };
-  // Rank 0: a task ended on some node; a joblog or trace replacing a user's file goes in place.
+  // Rank 0: a task ended on some node; a trace replacing a user's file may go in place.
   auto task_ended = [&] {
-    if (joblog) joblog->publish();
-    if (trace) trace->publish();
+    if (trace) trace->task_ended();
   };
   // One MPI message, if any is there: rank 0 serves requests and takes texts and reports; a
   // node relay passes grants down. Returns whether there was one.
@@ -501,6 +500,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
               << " us of rank 0 each) in " << wall << " s"
               << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
     if (trace) trace->finish();
+    if (joblog && !joblog->in_place())  // as on one machine (run_command.cpp)
+      std::cerr << "taskfarm: " << plan.joblog << " was not replaced: no joblog row of this run was written (the file there is as it was)\n";
     if (total[mpi::r_error] != 0) status = exit_farm;
     else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty())) status = exit_joblog_failed;
     else if (total[mpi::r_failed] != 0)

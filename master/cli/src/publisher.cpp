@@ -6,29 +6,37 @@ namespace taskfarm::cli {
 
 Publisher::Publisher(Unpublished output, Unpublished joblog, Unpublished trace,
                      std::function<void(const std::string&)> failed)
-    : output_(output), joblog_(joblog), trace_(trace), failed_(std::move(failed)) {}
+    : output_(std::move(output)), joblog_(std::move(joblog)), trace_(std::move(trace)), failed_(std::move(failed)) {}
 
 void Publisher::on_tasks_done(const TasksDone& t) {
-  publish_records();
+  ended_ = true;
   if (t.succeeded() > 0) publish_output();
 }
 
 void Publisher::on_failure(const FailureRecord& f) {
-  if (!f.index) return;  // a worker that died between tasks: no task ended
-  publish_records();
+  if (f.index) ended_ = true;  // (a worker that died between tasks: no task ended)
 }
 
 bool Publisher::finish(const RunReport& report) {
-  if (report.succeeded > 0) {
-    publish_records();
-    publish_output();
-  }
+  if (report.succeeded > 0) publish_output();
+  publish_records();
   return error_.empty();
 }
 
 void Publisher::publish_records() {
-  if (records_done_ || !error_.empty()) return;
-  records_done_ = publish(joblog_) && publish(trace_);
+  if (records_done_ || !ended_ || !error_.empty()) return;
+  // Each file on its own: a trace that holds its records replaces the user's even while the
+  // joblog cannot take a row, and the other way round.
+  bool done = true;
+  for (Unpublished* u : {&joblog_, &trace_}) {
+    if (u->file == nullptr || u->file->published()) continue;
+    if (!u->holds_rows || !u->holds_rows()) {
+      done = false;
+    } else if (!publish(*u)) {
+      return;
+    }
+  }
+  records_done_ = done;
 }
 
 void Publisher::publish_output() {

@@ -1,8 +1,10 @@
 // Publisher: puts a run's new files at their paths once the run has something to show — the
-// joblog and the trace at the first task that ended (ok or failed), the output at the first task
-// that succeeded. Until then they live under temporary names and whatever the user had at those
-// paths is untouched: a run whose workers never start, or that is stopped before any task ends,
-// changes no file of the user's. Farm's thread (an observer), then the main thread (finish()).
+// joblog once a row of it was written whole, the trace once a task ended and its record was
+// written, the output at the first task that succeeded. Until then they live under temporary
+// names and whatever the user had at those paths is untouched: a run whose workers never start,
+// that is stopped before any task ends, or whose joblog cannot take a single row (a full disk)
+// changes no file of the user's. Farm's thread (two observers: the Publisher before the
+// records' writers, records() after them), then the main thread (finish()).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,9 @@ struct Unpublished {
   AnySharedArray* array = nullptr;     ///< the output (create_npy, Publish::later), or
   detail::StagedFile* file = nullptr;  ///< the joblog or trace
   bool replace_existing = false;
+  /// The joblog or trace: whether the file holds what was written of a task yet (called after a
+  /// task ended: the trace's record of it written, or not). Published only once it says true.
+  std::function<bool()> holds_rows;
 };
 
 class Publisher final : public FarmObserver {
@@ -33,19 +38,38 @@ class Publisher final : public FarmObserver {
   void on_tasks_done(const TasksDone& t) override;
   void on_failure(const FailureRecord& f) override;
 
+  /// The observer that publishes the joblog and the trace once they hold rows: add it after
+  /// them (and after whatever prints output, which lets held "ok" rows be written).
+  FarmObserver* records() noexcept { return &records_; }
+
   /// After the run: publishes what its report says it earned (a commit whose indices all
-  /// failed publishes no output; report.succeeded > 0 does). Returns false if publishing failed.
+  /// failed publishes no output; report.succeeded > 0 does) and the records that hold rows.
+  /// Returns false if publishing failed.
   bool finish(const RunReport& report);
   bool output_published() const noexcept { return output_done_; }
   const std::string& error() const noexcept { return error_; }
 
  private:
+  class Records final : public FarmObserver {
+   public:
+    explicit Records(Publisher& p) : p_(p) {}
+    void on_tasks_done(const TasksDone&) override { p_.publish_records(); }
+    void on_failure(const FailureRecord&) override { p_.publish_records(); }
+    void on_result(const IndexResult&) override { p_.publish_records(); }  // held rows written as printed
+    void on_tick(const FarmTick&) override { p_.publish_records(); }
+
+   private:
+    Publisher& p_;
+  };
+
   void publish_records();
   void publish_output();
   bool publish(Unpublished& u);
 
   Unpublished output_, joblog_, trace_;
   std::function<void(const std::string&)> failed_;
+  Records records_{*this};
+  bool ended_ = false;  // a task ended (ok or failed)
   bool records_done_ = false, output_done_ = false;
   std::string error_;
 };

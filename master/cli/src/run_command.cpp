@@ -5,7 +5,8 @@
 //
 // A file taskfarm did not create is never deleted, truncated or written: the files a run
 // writes are made under temporary names (StagedFile, create_npy's Publish::later) and renamed
-// over their paths only once a task has ended (the output: once one succeeded; Publisher);
+// over their paths only once they hold something to show (the joblog: a row written; the
+// output: a task that succeeded; Publisher);
 // before that, any failure or interruption removes only those temporary files. A --resume completes its output and joblog in
 // place, as documented. The plan already holds the locks (FileClaim) that keep other runs out.
 #include <sys/stat.h>
@@ -212,8 +213,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
 
   // Where nothing was at a path, the new file goes there now: other runs see its lock at once.
   // A file of the user's there (locked by the plan) is replaced only once the run has something
-  // to show (Publisher): the joblog and trace at the first task that ended, the output at the
-  // first that succeeded. A file that appeared at a path since the plan looked is left alone.
+  // to show (Publisher): the joblog once a row of it is written, the trace once a task's record
+  // is, the output at the first task that succeeded. A file that appeared at a path since the
+  // plan looked is left alone.
   CreatedFile created;
   try {
     if (output && !output.published() && !plan.claims.output.existed()) {
@@ -226,9 +228,11 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     return fail(exit_usage, e.what());
   }
   std::string publish_error;
-  Publisher publisher(Unpublished{output ? &output : nullptr, nullptr, true},
-                      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true},
-                      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true},
+  Publisher publisher(Unpublished{output ? &output : nullptr, nullptr, true, {}},
+                      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true,
+                                  [&joblog] { return joblog->holds_rows(); }},
+                      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true,
+                                  [&trace] { return !trace->write_failed(); }},
                       [&farm, &publish_error](const std::string& why) {
                         publish_error = why;
                         if (farm) farm->request_stop();
@@ -307,6 +311,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   fanout.add(events ? &*events : nullptr);
   fanout.add(printed_by_events ? &*printed_by_events : nullptr);
   fanout.add(exec_output ? &*exec_output : nullptr);
+  fanout.add(publisher.records());  // after the joblog, the trace and the printers: what they wrote
   fanout.add(&progress);
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
   fanout.add(&notices);
@@ -376,6 +381,21 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       ctx.resume_hint.clear();
     } else {
       created.keep();
+    }
+  }
+  // A joblog or trace that replaces a file of the user's but never held a row (no task ended,
+  // or its first write failed) was not put in place: a --resume would read the user's file.
+  const StagedFile* staged_joblog = joblog_file ? &*joblog_file : nullptr;
+  const StagedFile* staged_trace = trace_file ? &*trace_file : nullptr;
+  for (const StagedFile* f : {staged_joblog, staged_trace}) {
+    if (f == nullptr || f->published()) continue;
+    const bool unwritten = f == staged_joblog ? !joblog->holds_rows() : trace->write_failed();
+    untouched += "taskfarm: " + f->path() + " was not replaced" +
+                 (!unwritten ? "" : f == staged_joblog ? ": no joblog row of this run was written" : ": no task record of this run was written") +
+                 " (the file there is as it was)\n";
+    if (f == staged_joblog) {
+      ctx.resume_hint.clear();
+      ctx.joblog_recorded.reset();
     }
   }
   std::cerr << format_summary(report, ctx) << untouched;

@@ -68,6 +68,9 @@ class Joblog : public FarmObserver {
   const std::string& error() const noexcept { return error_; }
   /// Tasks whose "ok" row reached the file in this run (what a resume will not run again).
   std::uint64_t recorded_ok() const noexcept { return recorded_ok_; }
+  /// Whether a row of this run (any outcome) reached the file: the `taskfarm` binary replaces a
+  /// file of the user's with a new joblog only then, never with one that records nothing.
+  bool holds_rows() const noexcept { return holds_rows_; }
   const std::string& path() const noexcept { return file_.path(); }
   /// Every row gets its task's inputs fingerprint (a file made with_inputs, joblog_file.hpp).
   void record_inputs(InputFingerprint fingerprint) { format_.inputs = std::move(fingerprint); }
@@ -98,6 +101,7 @@ class Joblog : public FarmObserver {
   std::string rows_;
   std::uint64_t rows_ok_ = 0;      // "ok" rows in rows_
   std::uint64_t recorded_ok_ = 0;  // "ok" rows written
+  bool holds_rows_ = false;        // a write of rows succeeded
   bool hold_ = false;
   std::map<std::uint64_t, std::string> held_;  // hold_: committed, not yet printed
   std::set<std::uint64_t> printed_early_;      // hold_: printed before their piece's commit was seen

@@ -48,6 +48,10 @@ class Trace : public FarmObserver {
   /// Writes records a sink-mode Trace made (whole, each preceded by ",\n") with one write(2).
   void append(std::string_view records);
 
+  /// Whether a write failed (the file keeps the whole records before it; nothing more is
+  /// written): a trace that replaces a file of the user's does so only while this is false.
+  bool write_failed() const noexcept { return write_errno_ != 0; }
+
   /// Closes the JSON array and the file; throws SystemError naming the file if writing failed.
   void finish();
 
