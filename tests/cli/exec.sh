@@ -397,6 +397,40 @@ full_tmpdir_stops_the_run() {  # a spool write that fails is never silent: the t
   ! grep -q "done\|begin [34]" "$W/stdout" || fail "stdout has output of tasks after the full disk"
 }
 
+spool_file_removed_is_lost_output() {  # output gone from the spool meanwhile is lost, not "printed nothing" (F17)
+  # Tasks 2 and 3 are done, their output held for order behind task 0 (waiting at the gate);
+  # then 2.out is removed and 3.out emptied, as a tmp cleaner or a user's rm would.
+  local cmd='if [ {} = 0 ]; then cat "'"$W"'/gate" >/dev/null; fi; echo out{}'
+  local job=(--exec -k -j 2 --chunk 1 --tmpdir "$W/tmp" --joblog "$W/j.tsv" --shell -- "$cmd" ::: 0 1 2 3)
+  mkdir "$W/tmp"
+  mkfifo "$W/gate"
+  "$TASKFARM" run "${job[@]}" </dev/null >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  local deadline=$((SECONDS + 20))
+  until [ -s "$(echo "$W"/tmp/taskfarm-*/2.out)" ] && [ -s "$(echo "$W"/tmp/taskfarm-*/3.out)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "tasks 2 and 3 never left their output in the spool"
+    sleep 0.01
+  done
+  local spool
+  spool=$(echo "$W"/tmp/taskfarm-*)
+  rm "$spool/2.out"
+  : >"$spool/3.out"
+  timeout 20 sh -c ': >"$1"' sh "$W/gate" || fail "task 0 does not wait at the gate"
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 102
+  expect_stdout_is 'out0\nout1\n'
+  expect_stderr "taskfarm: the output of index 2 is PARTIAL: its stdout file $spool/2.out was removed while the run held it (5 bytes written)"
+  expect_stderr "taskfarm: the output of index 3 is PARTIAL: its stdout file $spool/3.out was cut to 0 bytes while the run held it (5 bytes written)"
+  expect_stderr "taskfarm: stopped: the output of index 2 was lost: its stdout file $spool/2.out was removed"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/j.tsv" | sort | tr '\n' ' ')" = "0 1 " ] ||
+    fail "joblog says done what was lost: $(cat "$W/j.tsv")"
+  tf run --resume "${job[@]}"  # the lost ones run again
+  expect_rc 0
+  expect_stdout_is 'out2\nout3\n'
+}
+
 # line_buffer_run ARGS...: taskfarm run --exec --line-buffer ARGS in the background, its stdout
 # on fd 3 (a FIFO) for read_line; the gates g1, g2 made (FIFOs the commands wait on).
 line_buffer_run() {

@@ -4,7 +4,8 @@
 // stdout and stderr in the run's spool directory, waits for it, and reports a non-zero exit or
 // a signal as the task's failure; their output comes through pipes it copies into the spool
 // (output_pump.hpp), so a write there that fails fails the task (SpoolWriteFailed), and the
-// master stops the run. Everything else — crashes, retries, timeouts, joblog,
+// master stops the run. A task that succeeded reports the bytes it left in the spool
+// (PublishedSizes, its result value): output that vanishes from there is not taken for none. Everything else — crashes, retries, timeouts, joblog,
 // resume, ordered output — is the farm's, as for any worker program. Started by `taskfarm`:
 //   taskfarm-exec --spool DIR [--shell] [--replace STR] -- [WORD...]
 // The task's inputs: with --input-lines or ::: / :::: sources (one axis of the index space per
@@ -94,8 +95,8 @@ class ExecKernel {
     }
     const bool failed = status.exit_code != 0 || status.signal != 0;
     std::string tail = failed ? err_.tail(kStderrTail) : std::string();
-    out_.publish(index);
-    err_.publish(index);
+    const PublishedSizes sizes{out_.publish(index), err_.publish(index)};
+    t.set_result(sizes);  // the master checks what it prints against them
     if (failed) {
       const bool memory = limited_ && reports_allocation_failure(tail);
       throw TaskProcessFailed(quote_command(argv), status.exit_code, status.signal, std::move(tail), runtime, memory);

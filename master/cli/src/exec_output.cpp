@@ -1,6 +1,7 @@
 #include "exec_output.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,16 +71,17 @@ void ExecOutput::on_failure(const FailureRecord& f) {
   done(*f.index, false);
 }
 
-void ExecOutput::done(std::uint64_t index, bool succeeded) {
+void ExecOutput::done(std::uint64_t index, bool succeeded, std::optional<exec::PublishedSizes> sizes) {
+  const Done d{succeeded, sizes};
   if (!keep_order_) {
-    print(index, succeeded);
+    print(index, d);
     return;
   }
-  held_.emplace(index, succeeded);
+  held_.emplace(index, d);
   while (range_ < todo_.size() && !held_.empty() && held_.begin()->first == next_) {
-    const bool ok = held_.begin()->second;
+    const Done first = held_.begin()->second;
     held_.erase(held_.begin());
-    print(next_, ok);
+    print(next_, first);
     advance();
   }
 }
@@ -90,7 +92,7 @@ void ExecOutput::advance() {
 }
 
 void ExecOutput::finish() {
-  for (const auto& [index, ok] : held_) print(index, ok);
+  for (const auto& [index, d] : held_) print(index, d);
   held_.clear();
 }
 
@@ -100,18 +102,38 @@ void ExecOutput::on_tick(const FarmTick&) {
   if (range_ < todo_.size()) live_->poll(next_);
 }
 
-void ExecOutput::print(std::uint64_t index, bool succeeded) {
+// Why task `index`'s file `path` (open as `fd`, or -1) does not hold the `expected` bytes its
+// worker left there, or "" if it does.
+std::string ExecOutput::lost_output(std::uint64_t index, exec::Stream s, const std::string& path, int fd,
+                                    std::uint64_t expected) const {
+  struct stat st {};
+  const std::uint64_t found = fd >= 0 && ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  if (found >= expected) return {};
+  return "the output of index " + std::to_string(index) + " was lost: its " +
+         (s == exec::Stream::out ? "stdout" : "stderr") + " file " + path +
+         (fd < 0 ? " was removed" : " was cut to " + std::to_string(found) + " bytes") +
+         " while the run held it (" + std::to_string(expected) + " bytes written)";
+}
+
+void ExecOutput::print(std::uint64_t index, const Done& d) {
+  std::string lost;
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     // --line-buffer: what was printed of it as it ran is not printed again.
     const std::uint64_t printed = live_ ? live_->resume_offset(index, s, fd.get()) : 0;
-    if (!fd) continue;  // the task printed nothing there
+    // No file is a task that printed nothing there — unless its worker said it left bytes.
+    if (d.sizes && lost.empty()) lost = lost_output(index, s, path, fd ? fd.get() : -1, (*d.sizes)[static_cast<std::size_t>(s)]);
+    if (!fd) continue;
     if (printed > 0 && ::lseek(fd.get(), static_cast<off_t>(printed), SEEK_SET) < 0) continue;
     ::unlink(path.c_str());  // the space comes back once it is printed
     if (s == exec::Stream::err) err_.write_file(fd.get());
     else if (events_ != nullptr) events_of(index, fd.get());
     else out_.write_file(fd.get());
+  }
+  if (!lost.empty()) {  // printed what is left, marked PARTIAL; the run stops (exit 102), no "ok" row
+    partial_[index] = lost.substr(lost.find(": ") + 2);
+    if (on_spool_failed_) on_spool_failed_(lost);
   }
   if (const auto p = partial_.find(index); p != partial_.end()) {
     out_.flush();  // the mark comes after what it marks, where both go to one terminal
@@ -119,7 +141,7 @@ void ExecOutput::print(std::uint64_t index, bool succeeded) {
     err_.flush();
     partial_.erase(p);
   }
-  if (succeeded && on_printed_ && !out_.closed()) {
+  if (d.succeeded && lost.empty() && on_printed_ && !out_.closed()) {
     out_.flush();  // (an --events sink has flushed its lines already)
     on_printed_(std::span<const std::uint64_t>(&index, 1));
   }

@@ -11,7 +11,9 @@
 // until then, as GNU parallel does, followed on stderr by a line saying it is partial. So does a
 // task whose output could not be written into the spool (a full --tmpdir: the worker's
 // SpoolWriteFailed), and `on_spool_failed` hears why (the run stops: its output is incomplete).
-// Farm's thread.
+// So does a task that succeeded whose files in the spool are missing or shorter than its worker
+// said (exec::PublishedSizes: removed meanwhile by a tmp cleaner or a user's rm): its output is
+// lost, and on_printed never names it (no "ok" row). Farm's thread.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,7 @@
 #include "taskfarm/farm.hpp"
 #include "live_output.hpp"
 #include "run_plan.hpp"
+#include "spool.hpp"
 #include "task_output.hpp"
 #include "taskfarm/range_set.hpp"
 
@@ -45,15 +48,21 @@ class ExecOutput : public FarmObserver {
   /// or with --keep-order the oldest unprinted task's), the rest of a task's output when it is done.
   void line_buffered() { live_.emplace(spool_, out_, err_); }
 
-  void on_result(const IndexResult& r) override { done(r.index, true); }
+  void on_result(const IndexResult& r) override { done(r.index, true, exec::published_sizes(r.value)); }
   void on_tick(const FarmTick&) override;
   void on_failure(const FailureRecord& f) override;
   /// The run has ended: prints what is held back (--keep-order, behind tasks never done).
   void finish();
 
  private:
-  void done(std::uint64_t index, bool succeeded);
-  void print(std::uint64_t index, bool succeeded);
+  /// A task ended: succeeded, its worker's sizes (if it said them), or failed for good.
+  struct Done {
+    bool succeeded = false;
+    std::optional<exec::PublishedSizes> sizes;
+  };
+  void done(std::uint64_t index, bool succeeded, std::optional<exec::PublishedSizes> sizes = std::nullopt);
+  void print(std::uint64_t index, const Done& d);
+  std::string lost_output(std::uint64_t index, exec::Stream s, const std::string& path, int fd, std::uint64_t expected) const;
   void advance();
   void events_of(std::uint64_t index, int fd);
 
@@ -67,7 +76,7 @@ class ExecOutput : public FarmObserver {
   std::uint64_t next_ = 0;     // ... and that task
   OnPrinted on_printed_;
   std::function<void(const std::string&)> on_spool_failed_;
-  std::map<std::uint64_t, bool> held_;  // done (succeeded?), waiting for the tasks before them
+  std::map<std::uint64_t, Done> held_;  // done, waiting for the tasks before them
   std::optional<LiveOutput> live_;  // --line-buffer
   std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial
 };

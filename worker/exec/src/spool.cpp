@@ -1,5 +1,7 @@
 #include "spool.hpp"
 
+#include "taskfarm/serialize.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -73,6 +75,15 @@ std::optional<LiveFile> parse_live_name(std::string_view name) {
   f.worker = static_cast<pid_t>(part[0]);
   f.index = part[2];
   return f;
+}
+
+std::optional<PublishedSizes> published_sizes(std::span<const char> value) {
+  if (value.size() != sizeof(PublishedSizes)) return std::nullopt;  // (cereal's binary: the two words)
+  try {
+    return detail::deserialize<PublishedSizes>(value);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 std::uint64_t SpoolFile::publish(std::uint64_t index) {

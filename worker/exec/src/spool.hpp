@@ -11,8 +11,10 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -36,6 +38,14 @@ inline constexpr const char* kSpoolWriteFailedType = "taskfarm::exec::SpoolWrite
 /// The message of a SpoolWriteFailed for task `index` (before "; command: "): names the
 /// directory, says it is full when it is (`err`).
 std::string spool_write_failed_message(const std::string& dir, std::uint64_t index, Stream s, int err);
+
+/// The bytes of each stream (indexed by Stream) that a task's command left in the spool: the
+/// worker sends them as the result value of a task that succeeded (TaskContext::set_result), and
+/// the master checks the files it prints against them — a file removed or cut short since (a tmp
+/// cleaner, a user's rm) is lost output, never taken for a task that printed nothing.
+using PublishedSizes = std::array<std::uint64_t, 2>;
+/// The sizes in a task's result value; nullopt if it holds none (an empty or foreign value).
+std::optional<PublishedSizes> published_sizes(std::span<const char> value);
 
 /// "<dir>/<index>.out" or ".err": task `index`'s output once its command has ended.
 std::string task_output_path(const std::string& dir, std::uint64_t index, Stream s);
