@@ -13,6 +13,13 @@ namespace {
 constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 
+/// Why a worker under a memory limit died before its handshake, most likely: RLIMIT_AS counts
+/// the program's libraries and the farm's segments, and a small limit leaves no room to load them.
+std::string memory_limit_hint(std::uint64_t limit) {
+  return "each worker may use at most " + format_bytes(limit) +
+         " of memory (--mem-limit, memory_limit): too little to load the program is the likely cause";
+}
+
 }  // namespace
 
 void Dispatcher::task_failed(std::size_t i, FailureRecord f, const ChunkTask& t) {
@@ -96,8 +103,10 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     if (!s.hello) {
       f.cause = FailureCause::start;
       f.message = cfg_.worker_name + " exited with code " + std::to_string(st.code) +
-                  " before starting the taskfarm protocol: it is not a worker program (use --exec to run a command "
-                  "per task), or it failed before its run_worker call";
+                  " before starting the taskfarm protocol: " +
+                  (opt_.memory_limit != 0 ? memory_limit_hint(opt_.memory_limit)
+                                          : "it is not a worker program (use --exec to run a command per task), or it "
+                                            "failed before its run_worker call");
     }
   }
   if (!expected) {
@@ -140,6 +149,8 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
                 (report_.succeeded == 0 ? std::string("before any task succeeded")
                                         : "after " + std::to_string(report_.succeeded) + " of " + std::to_string(report_.tasks) + " tasks succeeded") +
                 "; last: " + f.describe();
+      if (f.cause != FailureCause::start && !s.hello && opt_.memory_limit != 0)  // (a start failure says it)
+        error += "; it died before its handshake: " + memory_limit_hint(opt_.memory_limit);
       if (!f.stderr_tail.empty()) error += "\nits stderr ends with:\n" + f.stderr_tail;
       fail_run(f, std::move(error));
     }

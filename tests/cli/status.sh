@@ -60,6 +60,11 @@ farm_error() {  # a worker program that is no taskfarm worker: the farm cannot r
   expect_stderr "the farm could not run"
   [ ! -e "$W/o.npy" ] || fail "an output no task wrote to was left behind"
   expect_no_segments "$TF_PID"
+  # Workers that die before their handshake under a memory limit: the limit is named (F18).
+  tf run -j 2 --tasks 10 --mem-limit 1 -- "$CLI_WORKER"
+  expect_rc 3
+  expect_stderr "each worker may use at most 1 B of memory (--mem-limit, memory_limit): too little to load the program is the likely cause"
+  expect_no_segments "$TF_PID"
 }
 
 # signal SIG STATUS: interrupt a run whose workers block from index 10 on.
