@@ -20,7 +20,7 @@ Joblog Joblog::create(const std::string& path, const RunIdentity& job, OnFailed 
 }
 
 Joblog Joblog::resume(const std::string& path, const RunIdentity& job, OnFailed on_failed) {
-  const ResumePlan plan = plan_resume(read_joblog(path), job, path);
+  const ResumePlan plan = plan_resume(read_joblog(path, {}, job.extent), job, path);
   Joblog log(JoblogFile::append(path), plan.ranges, std::move(on_failed));
   log.earlier_done_ = plan.done;
   return log;

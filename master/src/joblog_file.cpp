@@ -231,7 +231,15 @@ void JoblogFile::write(std::string_view rows) {
   size_ += rows.size();
 }
 
-EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs) {
+namespace {
+/// The same job has the same index space (read_joblog, plan_resume: one message).
+void check_extent(const std::vector<std::uint64_t>& was, const std::vector<std::uint64_t>& now, const std::string& path) {
+  if (was != now)
+    throw Error("the earlier run in joblog '" + path + "' had index space " + join_extent(was) + ", this run " + join_extent(now));
+}
+}  // namespace
+
+EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs, const std::vector<std::uint64_t>& extent) {
   // A FIFO or device is refused by its kind, not opened blocking or read for ever (Joblog::resume
   // reads before it appends); the stream then reads the very file that was checked.
   UniqueFd fd;
@@ -267,6 +275,7 @@ EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs) 
   const auto tasks = index_space_size(id->extent);
   if (!tasks)
     throw Error(not_ours + " (its index space " + join_extent(id->extent) + " has 2^64 tasks or more)");
+  if (!extent.empty()) check_extent(id->extent, extent, path);  // before rows that only fit this run's
   if (!next_line(line) || (line != joblog_columns && line != joblog_columns_with_inputs && line != joblog_columns_with_host &&
                            line != joblog_columns_with_inputs_host))
     throw Error(not_ours);
@@ -300,8 +309,7 @@ ResumePlan plan_resume(const EarlierRun& earlier, const RunIdentity& now, const 
   const RunIdentity& was = earlier.identity;
   const std::string where = "the earlier run in joblog '" + joblog_path + "' ";
   auto or_none = [](const std::string& s) { return s.empty() ? "no output" : "'" + s + "'"; };
-  if (was.extent != now.extent)
-    throw Error(where + "had index space " + join_extent(was.extent) + ", this run " + join_extent(now.extent));
+  check_extent(was.extent, now.extent, joblog_path);
   if (was.output != now.output)
     throw Error(where + "wrote " + or_none(was.output) + ", this run " + or_none(now.output));
   if (was.dtype != now.dtype || was.shape != now.shape)

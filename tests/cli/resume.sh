@@ -112,6 +112,9 @@ mismatches() {
   refused "holds int32 60x8, not int32 60x9" -j 2 --tasks "$N" --output "$W/o.npy" --dtype int32 --shape "${N}x9" --joblog "$W/j.tsv"
   refused "holds int32 60x8, not float32 60x8" -j 2 --tasks "$N" --output "$W/o.npy" --dtype float32 --shape "${N}x8" --joblog "$W/j.tsv"
   refused "had index space 60, this run 61" -j 2 --tasks 61 --output "$W/o.npy" --dtype int32 --shape "${N}x8" --joblog "$W/j.tsv"
+  # Its header edited to another index space: that is said, not a row outside it (F18).
+  sed '1s/extent=60/extent=30/' "$W/j.tsv" >"$W/j30.tsv"
+  refused "had index space 30, this run 60" -j 2 --tasks "$N" --output "$W/o.npy" --dtype int32 --shape "${N}x8" --joblog "$W/j30.tsv"
   cp "$W/o.npy" "$W/other.npy"
   refused "wrote '$W/o.npy', this run '$W/other.npy'" -j 2 --tasks "$N" --output "$W/other.npy" --dtype int32 --shape "${N}x8" --joblog "$W/j.tsv"
   refused "needs the --joblog" "${JOB[@]:0:12}"

@@ -340,7 +340,8 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
       // first task that differs (a joblog written before the inputs column is trusted as is).
       earlier = read_joblog(o.joblog, o.exec && plan.lines ? fingerprint_inputs([&t = *plan.lines](std::uint64_t i) { return t.line(i); },
                                                                                 plan.extent, layout)
-                                                           : InputFingerprint{});
+                                                           : InputFingerprint{},
+                            plan.extent);  // (another index space: refused before its rows are read)
     } catch (const Error& e) {
       throw UsageError(std::string("--resume: ") + e.what());
     }

@@ -118,7 +118,11 @@ struct EarlierRun {
 /// With `inputs`, a joblog that records its tasks' inputs is also checked against them: the
 /// first row whose fingerprint differs throws Error naming its task ("… was written for other
 /// inputs: task Seq 4 (index 3, line 6) …").
-EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs = {});
+/// With `extent` (the resuming run's index space, if not empty), a joblog of another index space
+/// is refused at its identity line, as plan_resume() does, before any row is read ("the earlier
+/// run in joblog 'PATH' had index space 5, this run 10"), rather than at a row outside its own.
+EarlierRun read_joblog(const std::string& path, const InputFingerprint& inputs = {},
+                       const std::vector<std::uint64_t>& extent = {});
 
 /// What a resumed run computes.
 struct ResumePlan {
