@@ -32,7 +32,7 @@ void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::ti
   final_failures_ = 0;
   deaths_without_progress_ = 0;
   spawn_failures_in_a_row_ = 0;
-  for (auto& s : slots_) s.retry_at = {}, s.spawn_failures = 0;
+  for (auto& s : slots_) s.retry_at = {}, s.spawn_failures = 0, s.died = false;
   halting_now_ = false;
   starting_ = false;
   pending_.clear();
@@ -129,6 +129,7 @@ void Dispatcher::on_started(int slot, pid_t pid, Clock::time_point now) {
   const auto i = static_cast<std::size_t>(slot);
   Slot& s = slots_[i];
   if (cfg_.probe_first && !greeted_ && !any_live()) probe_started_ = now;  // the probe, alone
+  if (s.died) ++report_.workers_replaced;
   s = Slot{};  // a new worker: nothing held, nothing said, no backoff
   s.live = true;
   s.pid = pid;
@@ -272,9 +273,11 @@ void Dispatcher::on_released(int slot) {
   Slot& s = slots_[static_cast<std::size_t>(slot)];
   const Clock::time_point retry_at = s.retry_at;
   const int failures = s.spawn_failures;
+  const bool died = s.died;
   s = Slot{};
   s.retry_at = retry_at;
   s.spawn_failures = failures;
+  s.died = died;
 }
 
 std::size_t Dispatcher::live_workers() const noexcept {

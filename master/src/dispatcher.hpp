@@ -206,6 +206,7 @@ class Dispatcher {
     Clock::time_point last_end{};  // when its last committed piece ended (or its start)
     Clock::time_point retry_at{};  // a start failed for want of resources: not again before this
     int spawn_failures = 0;        // in a row, for the backoff
+    bool died = false;             // its last worker died unexpectedly: the next start replaces it
   };
 
   const Slot& at(int slot) const noexcept { return slots_[static_cast<std::size_t>(slot)]; }

@@ -111,6 +111,7 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
   }
   if (!expected) {
     ++report_.worker_deaths;
+    s.died = true;
     if (s.chaos_killed) ++report_.chaos_kills;
   }
   // Everything it held goes back; only the index it was running is charged an attempt.

@@ -118,16 +118,21 @@ TEST(Summary, AfterAJoblogFailureCountsWhatTheJoblogRecords) {
   EXPECT_TRUE(contains(s, "out.npy is INCOMPLETE: 3673 of 5000 tasks missing")) << s;
 }
 
-TEST(Summary, WorkersOfAFarmThatGaveUpAreNotSaidReplaced) {
+TEST(Summary, WorkersAreSaidReplacedOnlyAsManyAsWere) {
   RunReport r = report(10, 0);
   r.succeeded = 0;
   r.worker_deaths = 5;
+  r.workers_replaced = 4;  // the farm gave up after the fifth
   r.farm_error = "workers keep dying";
-  const std::string s = format_summary(r, SummaryContext{});
-  EXPECT_TRUE(contains(s, "5 workers died\n")) << s;
+  std::string s = format_summary(r, SummaryContext{});
+  EXPECT_TRUE(contains(s, "5 workers died (4 replaced)\n")) << s;
+  r.worker_deaths = 2;  // --timeout kills of the last tasks: nothing left to replace them for
+  r.workers_replaced = 0;
+  s = format_summary(r, SummaryContext{});
+  EXPECT_TRUE(contains(s, "2 workers died\n")) << s;
   EXPECT_FALSE(contains(s, "replaced")) << s;
-  r.farm_error.clear();
-  EXPECT_TRUE(contains(format_summary(r, SummaryContext{}), "5 workers died and were replaced")) << s;
+  r.workers_replaced = 2;
+  EXPECT_TRUE(contains(format_summary(r, SummaryContext{}), "2 workers died and were replaced")) << s;
 }
 
 }  // namespace

@@ -59,9 +59,12 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   s += p + plural(r.tasks, "task", "tasks") + ": " + std::to_string(r.succeeded) + " succeeded, " +
        std::to_string(failed.size()) + " failed, " + plural(r.retries, "retry", "retries") + ", " +
        plural(r.workers, "worker", "workers") + ", " + seconds(r.wall) + ", " + rate + "\n";
-  if (r.worker_deaths > 0)  // replaced unless the farm gave up on them
+  if (r.worker_deaths > 0)  // replaced while work was left, not once it was all out or the farm gave up
     s += p + plural(r.worker_deaths, "worker", "workers") + " died" +
-         (r.farm_error.empty() ? std::string(r.worker_deaths == 1 ? " and was replaced" : " and were replaced") : std::string()) +
+         (r.workers_replaced == 0                  ? std::string()
+          : r.workers_replaced < r.worker_deaths ? " (" + std::to_string(r.workers_replaced) + " replaced)"
+          : r.worker_deaths == 1                  ? std::string(" and was replaced")
+                                                  : std::string(" and were replaced")) +
          (r.chaos_kills > 0 ? " (" + std::to_string(r.chaos_kills) + " killed by --chaos)" : std::string()) + "\n";
   if (c.earlier_done > 0)
     s += p + "resumed: " + std::to_string(c.earlier_done) + " of " + std::to_string(c.total) +

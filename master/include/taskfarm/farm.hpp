@@ -180,7 +180,8 @@ struct RunReport {
   std::uint64_t tasks = 0;        ///< indices in the run
   std::uint64_t succeeded = 0;
   std::uint64_t retries = 0;      ///< attempts beyond the first, over all indices
-  std::uint64_t worker_deaths = 0;  ///< workers that died unexpectedly (and were replaced)
+  std::uint64_t worker_deaths = 0;  ///< workers that died unexpectedly
+  std::uint64_t workers_replaced = 0;  ///< workers started in place of ones that died (none once the work is out)
   std::uint64_t chaos_kills = 0;  ///< of those, killed by fault injection (never charged to an index)
   std::uint64_t failed_spawns = 0;  ///< worker starts that failed for want of resources (retried)
   std::uint64_t strays_killed = 0;  ///< descendants that escaped their worker, killed at the end (reap_descendants)
