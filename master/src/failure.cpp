@@ -31,6 +31,11 @@ std::string signal_name(int sig) {
 std::string FailureRecord::describe() const {
   std::string s = index ? "index " + std::to_string(*index) : "worker";
   s += " (attempt " + std::to_string(attempt) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + "): ";
+  return s + describe_cause();
+}
+
+std::string FailureRecord::describe_cause() const {
+  std::string s;
   switch (cause) {
     case FailureCause::signal: s += (task_process ? "command killed by " : "killed by ") + signal_name(signal); break;
     case FailureCause::exit: s += (task_process ? "command exited with code " : "worker exited with code ") + std::to_string(exit_code); break;

@@ -92,7 +92,19 @@ std::string summarise(const RunReport& r) {
 }  // namespace
 
 TaskFailed::TaskFailed(std::vector<FailureRecord> failures)
-    : Error(std::to_string(failures.size()) + " task(s) failed" + describe_each(failures)), failures_(std::move(failures)) {}
+    : Error(failures.empty()       ? std::string("no task failed")
+            : failures.size() == 1 ? "1 task failed: " + failures[0].describe()
+                                   : std::to_string(failures.size()) + " tasks failed, the first: " + failures[0].describe() +
+                                         describe_each(failures)),
+      failures_(std::move(failures)) {}
+
+TaskFailed TaskFailed::of_call(const FailureRecord& f) {
+  // Its index is the call's number, its slot none (a call is not a slot's task): named as a call.
+  std::string what = "submitted call " + (f.index ? std::to_string(*f.index) : std::string("?")) + " failed (attempt " +
+                     std::to_string(f.attempt) + (f.pid > 0 ? ", pid " + std::to_string(f.pid) : std::string()) +
+                     "): " + f.describe_cause();
+  return TaskFailed(what, {f});
+}
 
 TaskFailed::TaskFailed(const RunReport& report)
     : Error("taskfarm: " + summarise(report)), failures_(report.failures), succeeded_(report.succeeded), unfinished_(report.unfinished_count()) {}
@@ -253,7 +265,7 @@ bool Pool::task_wait(const std::weak_ptr<State>& weak, const detail::Call& task,
 }
 
 std::span<const char> Pool::task_result(const detail::Call& task) {
-  if (task.state == detail::Call::State::failed) throw TaskFailed({*task.failure});
+  if (task.state == detail::Call::State::failed) throw TaskFailed::of_call(*task.failure);
   return {task.bytes.data(), task.bytes.size()};
 }
 

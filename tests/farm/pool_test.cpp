@@ -530,6 +530,11 @@ TEST_P(Submit, ExceptionComesBackFromGetWithItsType) {
     ASSERT_EQ(e.failures().size(), 1u);
     EXPECT_EQ(e.failures()[0].exception_type, "std::domain_error");
     EXPECT_EQ(e.failures()[0].message, "bad 5");
+    // Named as the call it is (the pool's first submit), not as an index of a slot (F18).
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("submitted call 0 failed (attempt 0", 0), 0u) << what;
+    EXPECT_NE(what.find("): threw std::domain_error: bad 5"), std::string::npos) << what;
+    EXPECT_EQ(what.find("slot"), std::string::npos) << what;
   }
 }
 
@@ -551,6 +556,9 @@ TEST(Submit, CrashOfASubmittedCallIsRetriedThenReported) {
     EXPECT_EQ(e.failures()[0].cause, FailureCause::signal);
     EXPECT_EQ(e.failures()[0].signal, SIGSEGV);
     EXPECT_EQ(e.failures()[0].attempt, 1u);
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("submitted call 1 failed (attempt 1, pid ", 0), 0u) << what;
+    EXPECT_NE(what.find("): killed by SIGSEGV"), std::string::npos) << what;
   }
 }
 

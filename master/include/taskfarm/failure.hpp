@@ -55,6 +55,8 @@ struct FailureRecord {
 
   /// One line: "index 7 (attempt 0, slot 0, pid 123): killed by SIGSEGV" (attempt 0 = the first).
   std::string describe() const;
+  /// What happened, without whose it was: "killed by SIGSEGV", "threw std::domain_error: bad 5".
+  std::string describe_cause() const;
 };
 
 namespace detail {

@@ -54,10 +54,14 @@ struct PoolOptions : FarmOptions {
 /// finally failed or was never finished (the run ended early: halt policy), if
 /// PoolOptions::throw_on_failure, and always when the farm itself stopped the run
 /// (RunReport::farm_error); what() says how many tasks succeeded and lists every failure.
-/// Future::get throws it for a call that finally failed.
+/// Future::get throws it for a call that finally failed (of_call).
 class TaskFailed : public Error {
  public:
+  /// what(): how many failed, the first named ("1 task failed: index 5 (attempt 0, ...): ...").
   explicit TaskFailed(std::vector<FailureRecord> failures);
+  /// A submitted call's failure, its record's index the call's number (Pool::submit counts its
+  /// calls from 0): "submitted call 5 failed (attempt 0, pid 4122): threw std::domain_error: bad 5".
+  static TaskFailed of_call(const FailureRecord& failure);
   /// From the report of a run that did not deliver every index.
   explicit TaskFailed(const RunReport& report);
   const std::vector<FailureRecord>& failures() const noexcept { return failures_; }
@@ -66,6 +70,7 @@ class TaskFailed : public Error {
   std::uint64_t unfinished() const noexcept { return unfinished_; }
 
  private:
+  TaskFailed(const std::string& what, std::vector<FailureRecord> failures) : Error(what), failures_(std::move(failures)) {}
   std::vector<FailureRecord> failures_;
   std::uint64_t succeeded_ = 0, unfinished_ = 0;
 };
