@@ -6,12 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "proc_info.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/pool.hpp"
 #include "taskfarm/shared_array.hpp"
@@ -172,6 +174,24 @@ TEST(ForkSafety, WarmPoolRefusesOnlyTheCallsThatFork) {
   WaitingThread other;
   EXPECT_EQ(warm.map<int>(6, [](std::uint64_t i) { return static_cast<int>(i) * 3; }), (std::vector<int>{0, 3, 6, 9, 12, 15}));
   EXPECT_EQ(warm.last_report().workers, 2u);
+}
+
+// The check before each fork counts threads from /proc/self/task's link count (one stat) once
+// it agreed with a scan of the directory: the count must be the directory's, with one thread and
+// with two.
+TEST(ForkSafety, ThreadCountIsTheEntriesOfProcSelfTask) {
+  auto entries = [] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+    return n;
+  };
+  const std::size_t alone = entries();
+  EXPECT_EQ(proc::thread_count(), alone);
+  {
+    WaitingThread other;
+    EXPECT_EQ(proc::thread_count(), alone + 1);
+    EXPECT_EQ(proc::thread_count(), entries());
+  }
 }
 
 TEST(ForkSafety, ForkWithThreadsIsAnExplicitOptIn) {
