@@ -8,6 +8,7 @@
 // gate: waits (at most 20 s) until DIR/killed exists; kill-relay: creates DIR/killed, waits (at
 // most 20 s) until DIR/j.tsv (or DIR/FILE with --tally FILE) has --at lines, then SIGKILLs its
 // master's parent (the rank's MPI process). --tally FILE: each task adds a line to DIR/FILE.
+// hold: waits like gate, then holds its task (at most 20 s) until its master stops it.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,6 +50,9 @@ void mpi_fault(const std::string& fault, const std::string& dir, std::uint64_t a
     if (fd >= 0) ::raise(SIGKILL);
   } else if (fault == "gate") {
     wait_for([&] { return ::access((dir + "/killed").c_str(), F_OK) == 0; });
+  } else if (fault == "hold") {
+    wait_for([&] { return ::access((dir + "/killed").c_str(), F_OK) == 0; });
+    wait_for([] { return false; });  // busy when the job ends: its node master stops it
   } else if (fault == "kill-relay") {
     const int fd = ::open((dir + "/killed").c_str(), O_CREAT | O_WRONLY, 0644);  // this rank holds work: open the gate
     if (fd >= 0) ::close(fd);

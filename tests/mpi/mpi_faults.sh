@@ -5,9 +5,11 @@
 #     the run succeeds, one death, its "retried" row and an "ok" row of every task in rank 0's
 #     joblog with their host column, the output byte-identical to the single-machine run.
 #   rank-lost: rank 2's MPI process is SIGKILLed once the joblog has 40 lines (the others wait
-#     at their first task until rank 2 holds one, so it cannot end before): the job ends
-#     non-zero, rank 0 names rank 2 and the joblog (and --events' last line, "end"); --resume on
-#     2 ranks completes the output byte-identical to the single-machine run.
+#     at their first task until rank 2 holds one, so it cannot end before; rank 1 then holds its
+#     task, so it is still running when the job ends — mpirun SIGKILLs every rank left as soon as
+#     one exits, so rank 1 must not exit before rank 0 has spoken): the job ends non-zero, rank 0
+#     names rank 2 and the joblog (and --events' last line, "end"); --resume on 2 ranks completes
+#     the output byte-identical to the single-machine run.
 #   rank-lost-ordered: the same with -k and each task printing a line, not --events (rank 2 is
 #     killed once the others did 40 tasks: with -k a row waits for its output): what rank 0
 #     printed is in task order and holds every task its joblog records ok; the --resume (-k)
@@ -32,14 +34,15 @@ source "$(dirname "$(readlink -f "$0")")/leftovers.sh"
 "$taskfarm" run -j 2 --tasks $tasks --output single.npy --dtype int64 -- "$worker" 2>single.err
 
 case $mode in
-  worker-killed) faulty=1 fault="kill-once" others="gate" ;;
-  rank-lost) faulty=2 fault="kill-relay --at 40" others="gate" ;;
-  rank-lost-ordered) faulty=2 fault="kill-relay --at 40 --tally done.log --print" others="gate --tally done.log --print" ;;
+  worker-killed) faulty=1 fault="kill-once" others="gate" busy=none ;;
+  rank-lost) faulty=2 fault="kill-relay --at 40" others="gate" busy=1 ;;
+  rank-lost-ordered) faulty=2 fault="kill-relay --at 40 --tally done.log --print" others="gate --tally done.log --print" busy=none ;;
   *) fail "unknown mode $mode" ;;
 esac
 cat >by_rank.sh <<WRAP
 #!/bin/sh
 if [ "\$OMPI_COMM_WORLD_RANK" = $faulty ]; then exec "$worker" --fault $fault --marker-dir "$dir"; fi
+if [ "\$OMPI_COMM_WORLD_RANK" = $busy ]; then exec "$worker" --fault hold --marker-dir "$dir"; fi
 exec "$worker" --fault $others --marker-dir "$dir"
 WRAP
 chmod +x by_rank.sh

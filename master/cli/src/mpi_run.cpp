@@ -483,6 +483,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     trace.reset();
     joblog.reset();
     events.reset();
+    // mpirun SIGKILLs every rank left as soon as one of them exits while the job ends (measured:
+    // rank 0 killed ~15 ms after rank 1's exit, mid-wait, its message never written). So a rank
+    // other than 0, its node master gone, stays until rank 0 has spoken and exited (mpirun then
+    // kills it) — at most until 900 ms after the stop, before mpirun's own SIGKILL at 1 s.
+    if (rank != 0)
+      while (std::chrono::steady_clock::now() - t_stop < std::chrono::milliseconds(900)) ::poll(nullptr, 0, 10);
     std::_Exit(128 + sig);  // no MPI_Finalize: the job is already being torn down
   }
   ::close(fd);  // the node master, if still waiting, sees its relay gone
