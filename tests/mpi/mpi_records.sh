@@ -13,7 +13,8 @@
 #     worker program whose rank-1 worker is killed once: rank 0 prints every task's output once,
 #     in task order, and the joblog records every task ok.
 #   joblog-kept: workers that die at start (no task ends): the --joblog and --trace that were
-#     there are untouched, as on one machine, and no temporary file is left.
+#     there are untouched, as on one machine, no temporary file is left, and the new --output
+#     rank 0 made is removed (no task wrote to it; a next run must not find it in the way).
 #   input-differs: rank 1 reads another file under the same name: rank 0 refuses to start.
 # All: no process left in this test's session, no segment left.
 #   mpi_records.sh MODE TASKFARM FAULT_WORKER WORKDIR
@@ -132,9 +133,12 @@ WRAP
 joblog-kept)
   printf 'mine\n' >j.tsv
   printf 'my trace\n' >t.json
-  mpi run "$taskfarm" run --mpi -j 2 --tasks 10 --joblog j.tsv --trace t.json -- "$worker" --fault early-exit
+  mpi run "$taskfarm" run --mpi -j 2 --tasks 10 --joblog j.tsv --trace t.json --output out.npy --dtype int64 -- \
+    "$worker" --fault early-exit
   [ $rc -ne 0 ] || fail "workers that never start, and exit 0"
   grep -q "0 of 10 tasks succeeded on 2 ranks" run.err || fail "no summary of the run on 2 ranks"
+  [ ! -e out.npy ] || fail "the new output no task wrote to was left"
+  grep -q "^taskfarm: removed .*/out.npy: no task succeeded$" run.err || fail "no word of the output removed"
   [ "$(cat j.tsv)" = mine ] || fail "the joblog there was replaced though no task ended"
   [ "$(cat t.json)" = "my trace" ] || fail "the trace there was replaced though no task ended"
   ;;

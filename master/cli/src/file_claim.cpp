@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -34,6 +35,20 @@ FileClaim FileClaim::take(const std::string& option, const std::string& path, Us
       return claim;
   }
   throw UsageError(option + ": '" + path + "' keeps being replaced by another process");
+}
+
+CreatedFile::~CreatedFile() {
+  if (path_.empty()) return;
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
+}
+
+void CreatedFile::arm(std::string path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  path_ = std::move(path);
 }
 
 }  // namespace taskfarm::cli

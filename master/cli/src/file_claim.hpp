@@ -2,8 +2,11 @@
 // will write (--output, --joblog, --trace), shared on what it reads (--input) — so that two
 // runs never write the same file, nor one write what another reads: the second is refused with
 // exit status 2 before it creates anything. Taken by make_run_plan, held until the run ends.
-// A file a run creates is locked by its own StagedFile (see detail/staged_file.hpp). Main thread.
+// A file a run creates is locked by its own StagedFile (see detail/staged_file.hpp); CreatedFile
+// removes an output the run created when no task wrote to it. Main thread.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
@@ -28,6 +31,26 @@ class FileClaim {
 
  private:
   UniqueFd fd_;
+};
+
+/// Removes the output file this run created and published unless keep() is called (an output
+/// no task wrote to is no output) — only if the path still names that very file (device and
+/// inode), so that nothing put there by someone else since is ever removed.
+class CreatedFile {
+ public:
+  CreatedFile() = default;
+  CreatedFile(const CreatedFile&) = delete;
+  CreatedFile& operator=(const CreatedFile&) = delete;
+  ~CreatedFile();
+  /// `path` names the file this run has just published.
+  void arm(std::string path);
+  void keep() noexcept { path_.clear(); }
+  bool armed() const noexcept { return !path_.empty(); }
+
+ private:
+  std::string path_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
 };
 
 }  // namespace taskfarm::cli

@@ -132,6 +132,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   };
   int status = exit_ok;
   AnySharedArray output;
+  CreatedFile created;  // rank 0: the new --output, removed if no task succeeded (as on one machine)
   std::optional<RankJoblog> joblog;
   std::optional<RankTrace> trace;
   std::optional<mpi::RankEvents> events;
@@ -160,7 +161,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       for (const Hello& h : hellos) hosts.emplace_back(h.host);
       if (!plan.joblog.empty()) joblog.emplace(plan, hosts);
       if (!plan.trace.empty()) trace.emplace(plan, hosts);
-      if (output && !output.published()) output.publish(AnySharedArray::OnExisting::refuse);
+      if (output && !output.published()) {
+        output.publish(AnySharedArray::OnExisting::refuse);
+        created.arm(plan.output->path);
+      }
       if (joblog) joblog->publish_if_new();
       if (trace) trace->publish_if_new();
       start[1 + mpi::g_rows] = joblog ? 1 : 0;
@@ -513,6 +517,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     else if (total[mpi::r_failed] != 0)
       status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
     else if (total[mpi::r_succeeded] != todo) status = exit_farm;
+    if (created.armed() && total[mpi::r_succeeded] == 0)
+      std::cerr << "taskfarm: removed " << plan.output->path << ": no task succeeded\n";
+    else
+      created.keep();
     if (events) events->end(todo, {}, total, status, "", std::chrono::steady_clock::now() - t0);
   }
   MPI_Finalize();

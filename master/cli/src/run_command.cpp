@@ -52,36 +52,6 @@ std::string this_host() {
   return host;
 }
 
-/// Removes the output file this run created and published unless keep() is called (an output
-/// no task wrote to is no output) — only if the path still names that very file (device and
-/// inode), so that nothing put there by someone else since is ever removed.
-class CreatedFile {
- public:
-  CreatedFile() = default;
-  CreatedFile(const CreatedFile&) = delete;
-  CreatedFile& operator=(const CreatedFile&) = delete;
-  ~CreatedFile() {
-    if (path_.empty()) return;
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
-  }
-  /// `path` names the file this run has just published.
-  void arm(std::string path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return;
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
-    path_ = std::move(path);
-  }
-  void keep() noexcept { path_.clear(); }
-  bool armed() const noexcept { return !path_.empty(); }
-
- private:
-  std::string path_;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
-};
-
 /// --events lines go to standard output whole, each flushed at once: a driving program waits for it.
 EventStream::Sink stdout_sink(StdoutWriter& out) {
   return [&out](std::string_view line) {
