@@ -312,7 +312,8 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     plan.extent.assign(shape->begin(), shape->end());
   } else {
     throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
-                     (o.exec ? ", or ::: VALUES after the command" : ""));
+                     (o.exec ? ", or ::: VALUES after the command" : "") +
+                     (o.mpi ? " (with --mpi, lines piped in are not read: mpirun gives standard input to rank 0 only)" : ""));
   }
   if (o.exec) plan_exec(o, cmd, layout, plan);
   else plan.program = resolve_program(cmd.words.front());
