@@ -16,6 +16,9 @@
 #     there are untouched, as on one machine, no temporary file is left, and the new --output
 #     rank 0 made is removed (no task wrote to it; a next run must not find it in the way).
 #   input-differs: rank 1 reads another file under the same name: rank 0 refuses to start.
+#   spool-full: --exec, rank 1's --tmpdir a 64 KiB tmpfs (its own user and mount namespace) that
+#     its first task's output fills: that node stops, as one machine would, and rank 0 exits
+#     102 (not 3, "could not run") counting the tasks not run; the joblog has no row of them.
 # All: no process left in this test's session, no segment left.
 #   mpi_records.sh MODE TASKFARM FAULT_WORKER WORKDIR
 set -euo pipefail
@@ -151,6 +154,25 @@ input-differs)
   [ $rc -eq 2 ] || fail "ranks with different inputs: exit $rc, not 2"
   grep -q "rank 1 (.*:1) read other tasks than rank 0" run.err || fail "no message naming rank 1"
   [ ! -s run.out ] || fail "commands ran"
+  ;;
+spool-full)
+  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
+  mkdir small
+  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then\n  exec unshare -rm sh -c %s sh "%s" "$@"\nfi\nexec "$@"\n' \
+    "'mount -t tmpfs -o size=64k taskfarm-test \"\$1\" || exit 77; shift; exec \"\$@\"'" "$dir/small" >small_rank1.sh
+  chmod +x small_rank1.sh
+  # (rank 1 in another user namespace: no CMA between the ranks, and Open MPI would warn so)
+  export OMPI_MCA_btl_vader_single_copy_mechanism=none
+  mpi run ./small_rank1.sh "$taskfarm" run --mpi -j 1 --exec --tmpdir "$dir/small" --joblog j.tsv -- \
+    sh -c 'head -c 70000 /dev/zero | tr "\0" x; echo; echo done {}' ::: $(seq 1 10)
+  [ $rc -ne 77 ] || { echo "cannot mount a tmpfs here: skipped"; exit 77; }
+  [ $rc -eq 102 ] || fail "a node whose --tmpdir filled: exit $rc, not 102"
+  grep -q "^taskfarm: the output of index [0-9]* is PARTIAL: --tmpdir $dir/small is full" run.err || fail "no PARTIAL of rank 1"
+  ok=$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | wc -l)
+  failed=$(awk -F'\t' 'NR > 2 && $7 == "failed"' j.tsv | wc -l)
+  [ "$failed" -eq 1 ] && [ "$ok" -lt 9 ] || fail "joblog: $ok ok and $failed failed rows"
+  grep -q "^taskfarm: $((10 - ok - failed)) of 10 tasks were not run (a node stopped: its rank said why above); --resume runs them$" run.err ||
+    fail "no count of the tasks not run"
   ;;
 *) fail "unknown mode $mode" ;;
 esac

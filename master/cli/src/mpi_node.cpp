@@ -374,7 +374,8 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     out.flush();
     if (!spool_error.empty()) std::cerr << "taskfarm: " << spool_error << "\n";
     counts = {r.tasks, r.succeeded, r.failed_indices().size(), r.retries, r.worker_deaths,
-              r.farm_error.empty() && !r.interrupted && spool_error.empty() ? 0u : 1u};
+              // (a full spool stops the farm by request_stop: interrupted, but for that reason)
+              r.farm_error.empty() && (!r.interrupted || !spool_error.empty()) ? 0u : 1u, spool_error.empty() ? 0u : 1u};
     if (!r.farm_error.empty()) std::cerr << "taskfarm: " << r.farm_error << "\n";
   } catch (const std::exception& e) {
     std::cerr << "taskfarm: node master: " << e.what() << "\n";
@@ -388,7 +389,7 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
   } catch (const std::exception&) {
     return exit_farm;
   }
-  return counts[r_error] != 0 ? exit_farm : exit_ok;
+  return counts[r_error] != 0 ? exit_farm : counts[r_stopped] != 0 ? exit_joblog_failed : exit_ok;
 }
 
 }  // namespace taskfarm::cli::mpi

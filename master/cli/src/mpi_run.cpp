@@ -509,11 +509,16 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
               << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
               << " us of rank 0 each) in " << wall << " s"
               << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
+    // A node that stopped early (its farm failed, or its --tmpdir filled) leaves its tasks unrun.
+    if (const std::uint64_t ran = total[mpi::r_succeeded] + total[mpi::r_failed]; ran < todo)
+      std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run (a node stopped: its rank said why above)"
+                << (joblog ? "; --resume runs them" : "") << "\n";
     if (trace) trace->finish();
     if (joblog && !joblog->in_place())  // as on one machine (run_command.cpp)
       std::cerr << "taskfarm: " << plan.joblog << " was not replaced: no joblog row of this run was written (the file there is as it was)\n";
     if (total[mpi::r_error] != 0) status = exit_farm;
-    else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty())) status = exit_joblog_failed;
+    else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty()) || total[mpi::r_stopped] != 0)
+      status = exit_joblog_failed;
     else if (total[mpi::r_failed] != 0)
       status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
     else if (total[mpi::r_succeeded] != todo) status = exit_farm;
