@@ -19,6 +19,8 @@
 #   spool-full: --exec, rank 1's --tmpdir a 64 KiB tmpfs (its own user and mount namespace) that
 #     its first task's output fills: that node stops, as one machine would, and rank 0 exits
 #     102 (not 3, "could not run") counting the tasks not run; the joblog has no row of them.
+#   joblog-full: rank 0's --joblog on an 8 KiB tmpfs (its own namespaces): the first failed write
+#     stops the hand-out, as one machine stops its run — exit 102, tasks not run, counted.
 # All: no process left in this test's session, no segment left.
 #   mpi_records.sh MODE TASKFARM FAULT_WORKER WORKDIR
 set -euo pipefail
@@ -171,8 +173,24 @@ spool-full)
   ok=$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | wc -l)
   failed=$(awk -F'\t' 'NR > 2 && $7 == "failed"' j.tsv | wc -l)
   [ "$failed" -eq 1 ] && [ "$ok" -lt 9 ] || fail "joblog: $ok ok and $failed failed rows"
-  grep -q "^taskfarm: $((10 - ok - failed)) of 10 tasks were not run (a node stopped: its rank said why above); --resume runs them$" run.err ||
+  grep -q "^taskfarm: $((10 - ok - failed)) of 10 tasks were not run (stopped early: the reason is above); --resume runs them$" run.err ||
     fail "no count of the tasks not run"
+  ;;
+joblog-full)
+  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
+  mkdir small
+  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 0 ]; then\n  exec unshare -rm sh -c %s sh "%s" "$@"\nfi\nexec "$@"\n' \
+    "'mount -t tmpfs -o size=8k taskfarm-test \"\$1\" || exit 77; shift; exec \"\$@\"'" "$dir/small" >small_rank0.sh
+  chmod +x small_rank0.sh
+  export OMPI_MCA_btl_vader_single_copy_mechanism=none
+  mpi run ./small_rank0.sh "$taskfarm" run --mpi -j 1 --tasks 600 --output out.npy --dtype int64 --joblog "$dir/small/j.tsv" -- \
+    "$worker" --spin-ms 1
+  [ $rc -ne 77 ] || { echo "cannot mount a tmpfs here: skipped"; exit 77; }
+  [ $rc -eq 102 ] || fail "a joblog that cannot be written: exit $rc, not 102"
+  grep -q "^taskfarm: cannot write joblog .*: No space left on device (no more rows are written, no more work is handed out)$" run.err ||
+    fail "no word of the joblog"
+  grep -q "^taskfarm: [1-9][0-9]* of 600 tasks were not run (stopped early: the reason is above); --resume runs them$" run.err ||
+    fail "the run went on after its joblog failed"
   ;;
 *) fail "unknown mode $mode" ;;
 esac

@@ -55,7 +55,7 @@ void RankJoblog::publish() {
 
 void RankJoblog::failed(const std::string& why) {
   error_ = why;
-  std::cerr << "taskfarm: " << error_ << " (no more rows are written; the run goes on)\n";
+  std::cerr << "taskfarm: " << error_ << " (no more rows are written, no more work is handed out)\n";
 }
 
 void RankJoblog::write(int rank, std::string_view rows) {

@@ -39,7 +39,8 @@ class HandOut {
 
 /// Rank 0's --joblog: every node's rows, each given its node ("HOST:RANK", hosts[rank]) in the
 /// host column — unless it resumes a joblog without one (a single-machine run's), whose columns
-/// it keeps. A failed write is said once on stderr; no row is written after it.
+/// it keeps. A failed write is said once on stderr; no row is written after it (and rank 0
+/// hands out no more work: the run stops, as on one machine).
 class RankJoblog {
  public:
   /// Creates plan.joblog under a temporary name, or with plan.resume appends to it. Throws

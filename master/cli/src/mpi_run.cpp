@@ -245,6 +245,14 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       grain_option != 0 ? grain_option
                         : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers * static_cast<std::uint64_t>(size)) + 1, 1u << 20));
   HandOut handout(plan.todo.ranges, hand_grain);
+  // A joblog that cannot be written stops the run, as on one machine: no range goes out after
+  // it (the ranges out finish; --resume runs the rest).
+  auto next_grant = [&] {
+    if (!joblog || joblog->error().empty()) return handout.next();
+    Wire closed;
+    closed.kind = Wire::closed;
+    return closed;
+  };
   // Rank 0's --progress: each node's counts so far come up; the progress sees their growth.
   Progress progress(rank == 0 ? plan.progress : ProgressMode::off, todo);
   std::vector<std::array<std::uint64_t, 2>> counted(static_cast<std::size_t>(size));
@@ -296,7 +304,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagMore, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       ++requests;
-      Wire g = handout.next();
+      Wire g = next_grant();
       MPI_Send(&g, static_cast<int>(sizeof g), MPI_BYTE, from, kTagGrant, MPI_COMM_WORLD);
       serving += std::chrono::steady_clock::now() - t;
     } else if (st.MPI_TAG == kTagGrant) {
@@ -348,7 +356,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       if (rank == 0) {
         const auto t = std::chrono::steady_clock::now();
         ++requests;
-        grant_to_node(handout.next());
+        grant_to_node(next_grant());
         serving += std::chrono::steady_clock::now() - t;
       } else {
         char c = 0;
@@ -511,7 +519,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
               << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
     // A node that stopped early (its farm failed, or its --tmpdir filled) leaves its tasks unrun.
     if (const std::uint64_t ran = total[mpi::r_succeeded] + total[mpi::r_failed]; ran < todo)
-      std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run (a node stopped: its rank said why above)"
+      std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run (stopped early: the reason is above)"
                 << (joblog ? "; --resume runs them" : "") << "\n";
     if (trace) trace->finish();
     if (joblog && !joblog->in_place())  // as on one machine (run_command.cpp)
