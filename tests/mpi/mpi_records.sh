@@ -19,6 +19,8 @@
 #   spool-full: --exec, rank 1's --tmpdir a 64 KiB tmpfs (its own user and mount namespace) that
 #     its first task's output fills: that node stops, as one machine would, and rank 0 exits
 #     102 (not 3, "could not run") counting the tasks not run; the joblog has no row of them.
+#   input: --input under --mpi (WORKER is cli_worker --from-input): every node's workers read
+#     it, the output equals the single-machine run's.
 #   joblog-full: rank 0's --joblog on an 8 KiB tmpfs (its own namespaces): the first failed write
 #     stops the hand-out, as one machine stops its run — exit 102, tasks not run, counted.
 # All: no process left in this test's session, no segment left.
@@ -175,6 +177,13 @@ spool-full)
   [ "$failed" -eq 1 ] && [ "$ok" -lt 9 ] || fail "joblog: $ok ok and $failed failed rows"
   grep -q "^taskfarm: $((10 - ok - failed)) of 10 tasks were not run (stopped early: the reason is above); --resume runs them$" run.err ||
     fail "no count of the tasks not run"
+  ;;
+input)
+  "$taskfarm" run --tasks 40 --output in.npy --dtype f8 -- "$worker" 2>in.err
+  "$taskfarm" run --tasks 40 --input in.npy --output single.npy --dtype f8 -- "$worker" --from-input 2>single.err
+  mpi run "$taskfarm" run --mpi -j 2 --tasks 40 --input in.npy --output mpi.npy --dtype f8 -- "$worker" --from-input
+  [ $rc -eq 0 ] || fail "--input under --mpi: exit $rc"
+  cmp single.npy mpi.npy || fail "the MPI output differs from the single-machine output"
   ;;
 joblog-full)
   unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }

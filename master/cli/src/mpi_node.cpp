@@ -276,6 +276,16 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
                     "; where the nodes share no file system, use --mpi-gather)");
       }
     }
+    // --input: every node maps it read-only from its own file system, as it reads its input
+    // lines (the plan on every rank checked it whole); --mpi-gather does not carry it.
+    AnySharedArray input;
+    if (!plan.input.empty()) {
+      try {
+        input = AnySharedArray::open_npy(plan.input, /*writable=*/false);
+      } catch (const Error& e) {
+        throw Error(std::string("--input: ") + e.what() + " (rank " + std::to_string(rank) + ")");
+      }
+    }
     std::optional<DataRelay> data;
     if (asks(g_gather)) data.emplace(fd, output, plan.tasks);
     // --exec: the node's own spool (in --tmpdir, which each node reads on its own machine) and
@@ -296,6 +306,7 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     JobSpec job;
     job.extent = plan.extent;
     if (output) job.output_handle = output.handle();
+    if (input) job.input_handle = input.handle();
     if (lines) job.lines_handle = lines->handle();
     job.capture_stdout = true;
     job.feed = &feed;
