@@ -3,7 +3,7 @@
 // element i), and/or prints a line; it misbehaves at chosen indices.
 //   cli_worker [--print] [--from-input] [--crash-at K,..] [--throw-at K,..] [--exit-at K,..]
 //              [--throw-all] [--crash-once-at K --marker-dir DIR] [--block-from K] [--spin-ms MS]
-//              [--gate FIFO] [--block-at K,..]
+//              [--gate FIFO] [--block-at K,..] [--scribble-header-at K]
 // value(k) = (k * 7919) % 65521, reduced % 251 for uint8; --from-input: 2 * input.flat[k]
 // (float64 input). --print: "task i" or, with --input-lines, "i: <line i>". --block-from K:
 // every index >= K blocks until the worker is killed (the master's death kills it); --block-at:
@@ -12,6 +12,8 @@
 // at least every millisecond, so each one reaches the master before the next starts).
 // --gate FIFO: the worker's first task first reads the FIFO to its end, so it cannot finish
 // before the test has written into it and closed it (an event, not a timing).
+// --scribble-header-at K: task K writes 64 bytes just before the output's data first — over the
+// .npy header that shares its page (a stray write the master must find and undo: F10).
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -71,7 +73,7 @@ std::uint64_t tasks_of(const taskfarm::TaskContext& t) {
 int main(int argc, char** argv) {
   bool print = false, from_input = false, throw_all = false;
   std::set<std::uint64_t> crash_at, throw_at, exit_at, block_at;
-  std::uint64_t crash_once_at = kNone, block_from = kNone;
+  std::uint64_t crash_once_at = kNone, block_from = kNone, scribble_at = kNone;
   std::string marker_dir, gate;
   long spin_ms = 0;
   for (int i = 1; i < argc; ++i) {
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
     else if (a == "--block-at") block_at = list();
     else if (a == "--crash-once-at") crash_once_at = next();
     else if (a == "--block-from") block_from = next();
+    else if (a == "--scribble-header-at") scribble_at = next();
     else if (a == "--marker-dir" && i + 1 < argc) marker_dir = argv[++i];
     else if (a == "--spin-ms") spin_ms = static_cast<long>(next());
     else if (a == "--gate" && i + 1 < argc) gate = argv[++i];
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
     }
     if (t.job().output_handle.empty()) return;
     taskfarm::AnySharedArray& out = t.output();
+    if (i == scribble_at) std::memset(static_cast<char*>(out.data()) - 64, 'A', 64);
     const std::uint64_t n = tasks_of(t);
     const std::uint64_t per_task = out.size() == n ? 1 : out.size() / n;  // a row per task
     const double* in = from_input ? t.input_as<double>().data() : nullptr;

@@ -20,7 +20,10 @@
 #     its first task's output fills: that node stops, as one machine would, and rank 0 exits
 #     102 (not 3, "could not run") counting the tasks not run; the joblog has no row of them.
 #   input: --input under --mpi (WORKER is cli_worker --from-input): every node's workers read
-#     it, the output equals the single-machine run's.
+#     it, the output equals the single-machine run's. Then, on one rank with one worker (so that
+#     no worker attaches the output after the header was written over: it could not parse it),
+#     task 3 writes over the output's .npy header: its node master writes it back, and rank 0
+#     says so and exits 103.
 #   joblog-full: rank 0's --joblog on an 8 KiB tmpfs (its own namespaces): the first failed write
 #     stops the hand-out, as one machine stops its run — exit 102, tasks not run, counted.
 # All: no process left in this test's session, no segment left.
@@ -48,14 +51,14 @@ chmod +x by_rank.sh gate.sh
 
 # mpirun in a session of its own: whatever is left in it once mpirun returned (and orphans had
 # 10 s to be gone) leaked.
-mpi() {  # mpi OUT mpirun-arguments...
+mpi() {  # mpi OUT mpirun-arguments... (on $RANKS ranks, 2 unless set)
   local out=$1
   shift
   set +e
   setsid --wait bash -c '
     out=$1
     shift
-    mpirun --oversubscribe --allow-run-as-root -n 2 "$@" >"$out.out" 2>"$out.err"
+    mpirun --oversubscribe --allow-run-as-root -n '"${RANKS:-2}"' "$@" >"$out.out" 2>"$out.err"
     rc=$?
     sid=$(ps -o sid= -p $$)
     # (mpirun that ends the job on a non-zero exit does not reap a rank that was exiting too:
@@ -184,6 +187,12 @@ input)
   mpi run "$taskfarm" run --mpi -j 2 --tasks 40 --input in.npy --output mpi.npy --dtype f8 -- "$worker" --from-input
   [ $rc -eq 0 ] || fail "--input under --mpi: exit $rc"
   cmp single.npy mpi.npy || fail "the MPI output differs from the single-machine output"
+  RANKS=1 mpi header "$taskfarm" run --mpi -j 1 --tasks 40 --input in.npy --output header.npy --dtype f8 -- "$worker" \
+    --from-input --scribble-header-at 3
+  [ $rc -eq 103 ] || fail "a header written over under --mpi: exit $rc, not 103"
+  grep -q "^taskfarm: a worker wrote over the .npy header of $dir/header.npy (restored); data near the start may be damaged too$" header.err ||
+    fail "the restored header is not said"
+  cmp single.npy header.npy || fail "the output whose header was restored differs from the single-machine output"
   ;;
 joblog-full)
   unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }

@@ -521,12 +521,15 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     if (const std::uint64_t ran = total[mpi::r_succeeded] + total[mpi::r_failed]; ran < todo)
       std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run (stopped early: the reason is above)"
                 << (joblog ? "; --resume runs them" : "") << "\n";
+    // A node's master found the output's header written over and wrote it back (F10's check).
+    if (total[mpi::r_restored] != 0) std::cerr << "taskfarm: " << restored_header_message(plan.output->path) << "\n";
     if (trace) trace->finish();
     if (joblog && !joblog->in_place())  // as on one machine (run_command.cpp)
       std::cerr << "taskfarm: " << plan.joblog << " was not replaced: no joblog row of this run was written (the file there is as it was)\n";
     if (total[mpi::r_error] != 0) status = exit_farm;
     else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty()) || total[mpi::r_stopped] != 0)
       status = exit_joblog_failed;
+    else if (total[mpi::r_restored] != 0) status = exit_output_damaged;
     else if (total[mpi::r_failed] != 0)
       status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
     else if (total[mpi::r_succeeded] != todo) status = exit_farm;
