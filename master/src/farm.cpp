@@ -85,7 +85,9 @@ RunReport Farm::run(const JobSpec& job, FarmObserver* observer, const ForkKernel
   }
   // A stray write just before an output's first element lands in its header (same page, so
   // nothing can protect it) and the file would not load: the master knows the header it wrote.
-  report.restored_headers = detail::restore_npy_headers();
+  for (std::string& path : detail::restore_npy_headers())  // (some may have been put back already: Supervisor)
+    if (std::find(report.restored_headers.begin(), report.restored_headers.end(), path) == report.restored_headers.end())
+      report.restored_headers.push_back(std::move(path));
   return report;
 }
 

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "taskfarm/detail/carry.hpp"
+#include "taskfarm/detail/npy_header_watch.hpp"
 #include "taskfarm/range_feed.hpp"
 
 namespace taskfarm {
@@ -119,6 +120,7 @@ void Supervisor::begin(const JobSpec& job, FarmObserver* observer) {
   const auto t0 = Clock::now();
   run_start_ = t0;
   next_tick_ = t0 + opt_.tick_interval;
+  restored_.clear();  // (an abandoned run's)
   const std::uint64_t entropy = opt_.chaos_rate > 0 && opt_.chaos_seed == 0 ? std::random_device{}() : 0;
   d_.begin_run(job, observer, t0, entropy);
   job_ = &job;
@@ -156,6 +158,8 @@ RunReport Supervisor::end() {
   if (launcher_->per_run() || now) stop_all(now);
   RunReport report = d_.end_run();
   report.strays_killed = kill_strays();
+  report.restored_headers = std::move(restored_);
+  restored_.clear();
   report.interrupted = stop_requested_.exchange(false);
   report.wall = Clock::now() - run_start_;
   obs_ = nullptr;
@@ -215,6 +219,10 @@ void Supervisor::execute() {
 void Supervisor::start_worker(std::size_t i) {
   WorkerSlot& w = slots_[i];
   const auto now = Clock::now();
+  // A worker attaches the run's .npy outputs by parsing their headers: one a stray write went
+  // over (F10) is put back first, or every replacement worker would die at its start.
+  for (std::string& path : detail::restore_npy_headers())
+    if (std::find(restored_.begin(), restored_.end(), path) == restored_.end()) restored_.push_back(std::move(path));
   try {
     if (!w.seg) w.seg = create_slot(opt_.arena_bytes);
     reset_slot(slot_state(w.seg));

@@ -113,6 +113,8 @@ class Supervisor {
   FarmObserver* obs_ = nullptr;
   Clock::time_point run_start_{}, next_tick_{};
   bool first_step_ = false;
+  // .npy headers written over and put back before a worker started (RunReport::restored_headers).
+  std::vector<std::string> restored_;
 };
 
 }  // namespace taskfarm

@@ -421,4 +421,21 @@ assert (a[k] == np.arange(40.0)[k]).all()
   expect_gone $(joblog_pids "$W/j.tsv")
 }
 
+header_written_over_then_a_crash() {  # a stray write over the .npy header (F10), then a worker crash:
+  # the replacement workers parse the header when they attach the output; the master puts it back
+  # before starting one, so they work (before: each died, "bad .npy header", and after 5 the run
+  # stopped, exit 3, its output removed as "no task succeeded").
+  tf run -j 1 --retries 1 --tasks 40 --output "$W/out.npy" --dtype float64 -- "$CLI_WORKER" \
+    --scribble-header-at 3 --crash-at 10
+  expect_rc 103
+  expect_stderr "taskfarm: 40 tasks: 39 succeeded, 1 failed, 1 retry, 1 worker"
+  expect_stderr "taskfarm: a worker wrote over the .npy header of $W/out.npy (restored); data near the start may be damaged too"
+  py "
+import numpy as np, sys
+a = np.load(sys.argv[1] + '/out.npy'); k = np.arange(40) != 10
+assert (a[k] == (np.arange(40) * 7919 % 65521)[k]).all()
+" "$W"
+  expect_no_segments "$TF_PID"
+}
+
 "$@"
