@@ -81,6 +81,13 @@ hostile_names() {  # spaces, quotes, $, backslashes, newlines, a leading dash: p
   tf run --exec -k -0 --input-lines "$W/names0" -- printf '<%s>\n' </dev/null
   expect_rc 0
   cmp -s "$W/expected" "$W/stdout" || fail "names changed through -0: $(od -c "$W/stdout" | head)"
+  # A NUL byte inside a line cannot be an argument: that task is not run (it ran on "a" before).
+  printf 'a\0b\nc\n' >"$W/nul.txt"
+  tf run --exec -k -- printf '<%s>\n' :::: "$W/nul.txt" </dev/null
+  expect_rc 1
+  expect_stdout_is '<c>\n'
+  expect_stderr "taskfarm-exec: an input holds a NUL byte, which no command argument can carry: not run (-0 reads NUL-separated input)"
+  expect_stderr "failure: index 0 (attempt 0, slot "
 }
 
 grouped_output() {  # two tasks writing lines at once: each task's stdout and stderr come out whole

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -68,9 +69,15 @@ class ExecKernel {
     inputs_of(t, index);
     const std::vector<std::string> argv = template_->expand(views_, index + 1, slot_);
     std::string why, exec_error;
-    std::string path = program_.empty() ? find_program(argv.front(), why) : program_;
+    // An argument is a C string: a NUL byte inside an input line would cut it there, and the
+    // command would run on other input than its line. Not run, said (126, as a shell's "cannot
+    // execute").
+    const bool has_nul =
+        std::any_of(argv.begin(), argv.end(), [](const std::string& a) { return a.find('\0') != std::string::npos; });
+    std::string path = has_nul ? std::string() : program_.empty() ? find_program(argv.front(), why) : program_;
+    if (has_nul) why = "an input holds a NUL byte, which no command argument can carry: not run (-0 reads NUL-separated input)";
     remove_task_output(o_.spool, index);
-    CommandStatus status{127, 0};
+    CommandStatus status{has_nul ? 126 : 127, 0};
     const auto started = std::chrono::steady_clock::now();
     int write_error = 0;
     Stream failed_stream = Stream::out;
