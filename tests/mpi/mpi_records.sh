@@ -24,6 +24,9 @@
 #     no worker attaches the output after the header was written over: it could not parse it),
 #     task 3 writes over the output's .npy header: its node master writes it back, and rank 0
 #     says so and exits 103.
+#   halt: --halt now,fail=1 and index 20 segfaults: the node where it failed halts, and rank 0
+#     hands out no more ranges (the other node finishes what it holds): exit 1, the tasks not run
+#     counted and said to be --halt's.
 #   joblog-full: rank 0's --joblog on an 8 KiB tmpfs (its own namespaces): the first failed write
 #     stops the hand-out, as one machine stops its run — exit 102, tasks not run, counted.
 # All: no process left in this test's session, no segment left.
@@ -193,6 +196,13 @@ input)
   grep -q "^taskfarm: a worker wrote over the .npy header of $dir/header.npy (restored); data near the start may be damaged too$" header.err ||
     fail "the restored header is not said"
   cmp single.npy header.npy || fail "the output whose header was restored differs from the single-machine output"
+  ;;
+halt)
+  mpi run "$taskfarm" run --mpi -j 1 --halt now,fail=1 --retries 0 --tasks 600 --output out.npy --dtype int64 -- \
+    "$worker" --fault segv --at 20 --spin-ms 1
+  [ $rc -eq 1 ] || fail "--halt now,fail=1 with one failure: exit $rc, not 1"
+  grep -q "^taskfarm: [1-9][0-9]* of 600 tasks were not run (halted by --halt on a node: no range went out after it)$" run.err ||
+    fail "the other node went on after the halt"
   ;;
 joblog-full)
   unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }

@@ -387,7 +387,7 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     counts = {r.tasks, r.succeeded, r.failed_indices().size(), r.retries, r.worker_deaths,
               // (a full spool stops the farm by request_stop: interrupted, but for that reason)
               r.farm_error.empty() && (!r.interrupted || !spool_error.empty()) ? 0u : 1u, spool_error.empty() ? 0u : 1u,
-              r.restored_headers.empty() ? 0u : 1u};
+              r.restored_headers.empty() ? 0u : 1u, r.halted ? 1u : 0u};
     if (!r.farm_error.empty()) std::cerr << "taskfarm: " << r.farm_error << "\n";
   } catch (const std::exception& e) {
     std::cerr << "taskfarm: node master: " << e.what() << "\n";

@@ -245,10 +245,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       grain_option != 0 ? grain_option
                         : std::max<std::uint64_t>(1, std::min<std::uint64_t>(todo / (16 * workers * static_cast<std::uint64_t>(size)) + 1, 1u << 20));
   HandOut handout(plan.todo.ranges, hand_grain);
-  // A joblog that cannot be written stops the run, as on one machine: no range goes out after
-  // it (the ranges out finish; --resume runs the rest).
+  // A joblog that cannot be written stops the run, as on one machine, and so does --halt on any
+  // node: no range goes out after it (the ranges out finish; --resume runs the rest).
   auto next_grant = [&] {
-    if (!joblog || joblog->error().empty()) return handout.next();
+    if ((!joblog || joblog->error().empty()) && total[mpi::r_halted] == 0) return handout.next();
     Wire closed;
     closed.kind = Wire::closed;
     return closed;
@@ -519,7 +519,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
               << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
     // A node that stopped early (its farm failed, or its --tmpdir filled) leaves its tasks unrun.
     if (const std::uint64_t ran = total[mpi::r_succeeded] + total[mpi::r_failed]; ran < todo)
-      std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run (stopped early: the reason is above)"
+      std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run ("
+                << (total[mpi::r_halted] != 0 ? "halted by --halt on a node: no range went out after it"
+                                              : "stopped early: the reason is above")
+                << ")"
                 << (joblog ? "; --resume runs them" : "") << "\n";
     // A node's master found the output's header written over and wrote it back (F10's check).
     if (total[mpi::r_restored] != 0) std::cerr << "taskfarm: " << restored_header_message(plan.output->path) << "\n";

@@ -25,8 +25,8 @@ struct Wire {
 /// A node's report: its RunReport's counts; r_error 1 if its farm could not finish (a farm
 /// error, interrupted, an exception), r_stopped 1 if it stopped because a file of the run could
 /// not be written (its --tmpdir full: exit 102, as on one machine), r_restored 1 if it wrote back
-/// the --output .npy header a worker had written over (exit 103).
-enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error, r_stopped, r_restored, r_fields };
+/// the --output .npy header a worker had written over (exit 103), r_halted 1 if --halt stopped it.
+enum ReportField { r_tasks, r_succeeded, r_failed, r_retries, r_deaths, r_error, r_stopped, r_restored, r_halted, r_fields };
 /// What rank 0's "go" asks of every node master: its joblog rows, its counts (--progress), its
 /// --events lines, its --trace records, one `ended` at its first task that ended, and (--mpi-gather,
 /// not rank 0's node) its output's bytes as `data` — its output, a node-local array of the dtype
