@@ -313,7 +313,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   } else {
     throw UsageError(std::string("no tasks: give --tasks N, --shape AxB or --input-lines FILE") +
                      (o.exec ? ", or ::: VALUES after the command" : "") +
-                     (o.mpi ? " (with --mpi, lines piped in are not read: mpirun gives standard input to rank 0 only)" : ""));
+                     (o.mpi ? " (with --mpi, lines piped in are read only when named: :::: - or --input-lines -)" : ""));
   }
   if (o.exec) plan_exec(o, cmd, layout, plan);
   else plan.program = resolve_program(cmd.words.front());
