@@ -252,7 +252,9 @@ resume_after_interrupt() {  # task 5 interrupts the master (SIGINT); --resume ru
   expect_rc 130
   local done_before
   done_before=$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/j.tsv" | sort -n | tr '\n' ' ')
-  [ "$done_before" = "0 1 2 3 4 " ] || [ "$done_before" = "0 1 2 3 4 5 " ] || fail "done before the interruption: $done_before"
+  # (5 may be done or not; so may 6: the worker may hold it already, and on a loaded machine it
+  # can run before the master acts on the signal — the joblog says which, exactly)
+  case "$done_before" in "0 1 2 3 4 " | "0 1 2 3 4 5 " | "0 1 2 3 4 5 6 ") ;; *) fail "done before the interruption: $done_before" ;; esac
   tf run --resume "${job[@]}" "$cmd" ::: 0 1 2 3 4 5 6 7 8 9 </dev/null
   expect_rc 0
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/j.tsv" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 8 9 " ] ||
