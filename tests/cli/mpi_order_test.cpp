@@ -5,7 +5,9 @@
 #include "mpi_order.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -96,6 +98,31 @@ TEST_F(MpiOrderedPrinter, ARunCutShortPrintsWhatIsDoneAndDropsTheRowsOfTasksNeve
   EXPECT_EQ(rows, (std::vector<std::string>{"0:2\tok\n", "0:4\tok\n"}));
   p.reset();
   EXPECT_EQ(spool_dirs(), 0u) << "the spool directory is removed with the printer";
+}
+
+// A full --tmpdir (here: a file size limit) when a task that came early is spooled: its output
+// is lost — never printed, its rows never written, nothing after it printed — and said.
+TEST_F(MpiOrderedPrinter, ATaskThatCannotBeSpooledIsLostAndStopsThePrintingThere) {
+  OrderedPrinter p({{0, 4}}, parent, out, write_rows);
+  struct sigaction ignore {}, was {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &was), 0);
+  rlimit limit{}, before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+  limit = before;
+  limit.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  p.take(record(1, o_done | o_succeeded, "one\n") + record(2, o_done | o_succeeded, std::string(100, 'x')) +
+         record(3, o_done | o_succeeded, "three\n"));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &before), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &was, nullptr), 0);
+  EXPECT_NE(p.error().find("2.out"), std::string::npos) << p.error();
+  p.rows(0, "1\tok\n2\tok\n3\tok\n");
+  p.take(record(0, o_done | o_succeeded, "zero\n"));
+  EXPECT_EQ(printed(), "zero\none\n") << "printing stops at the lost task";
+  p.finish();
+  EXPECT_EQ(printed(), "zero\none\n") << "nothing after a lost task is printed, even at the end";
+  EXPECT_EQ(rows, (std::vector<std::string>{"0:1\tok\n"})) << "only printed tasks' rows";
 }
 
 TEST_F(MpiOrderedPrinter, ACutRecordIsAnError) {

@@ -57,11 +57,22 @@ std::string OrderedPrinter::path_of(std::uint64_t index) const {
 
 void OrderedPrinter::append_spool(std::uint64_t index, std::string_view bytes) {
   spooled_.try_emplace(index, false);
-  if (bytes.empty()) return;
+  if (bytes.empty() || lost_.count(index) != 0) return;
   const std::string path = path_of(index);
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (!fd) throw Error("--keep-order: cannot write " + path + ": " + std::strerror(errno));
-  write_all(fd.get(), bytes.data(), bytes.size(), path);
+  try {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd) throw Error("--keep-order: cannot write " + path + ": " + std::strerror(errno));
+    write_all(fd.get(), bytes.data(), bytes.size(), path);
+  } catch (const Error& e) {
+    // Its output is not whole: never printed, its rows never written; the run stops (102).
+    lost_.insert(index);
+    if (error_.empty()) {
+      error_ = e.what();
+      out_.flush();
+      std::cerr << "taskfarm: " << error_ << " (the output of index " << index
+                << " is lost: no more ranges go out; --resume runs it and the tasks not yet printed)\n";
+    }
+  }
 }
 
 void OrderedPrinter::take(std::string_view text) {
@@ -74,6 +85,7 @@ void OrderedPrinter::take(std::string_view text) {
     const std::string_view bytes = text.substr(0, h.bytes);
     text.remove_prefix(h.bytes);
     if (finished_ || printed(h.index)) continue;  // (a task of no range, or already out: nothing to do)
+    if (lost_.count(h.index) != 0) continue;       // (its output is lost: nothing of it is printed)
     // The task printed next comes straight through (what came of it before its turn is out already).
     if (h.index == next_ && spooled_.find(h.index) == spooled_.end()) {
       out_.write(bytes);
@@ -95,10 +107,10 @@ void OrderedPrinter::done(std::uint64_t index) {
   release_rows(index);
   advance();
   // The tasks after it: those done are printed whole; the first one not done is printed as far
-  // as it came, and from then on comes straight through.
+  // as it came, and from then on comes straight through. A lost one stops the printing there.
   while (range_ < todo_.size()) {
     const auto s = spooled_.find(next_);
-    if (s == spooled_.end()) break;
+    if (s == spooled_.end() || lost_.count(next_) != 0) break;
     const bool whole = s->second;
     print_spooled(next_);
     head_written_ = true;
@@ -160,7 +172,10 @@ void OrderedPrinter::finish() {
     std::cerr << "taskfarm: the output of index " << next_ << " is PARTIAL: its node ended while it ran\n";
   }
   for (const auto& [index, whole] : spooled_) {
-    if (!whole) continue;  // never done (its node lost): not printed, its rows dropped
+    // Never done (its node lost), or lost output: not printed, its rows dropped. Lost output
+    // stops the printing there (what comes after it waits for the --resume, in order).
+    if (!lost_.empty() && index >= *lost_.begin()) break;
+    if (!whole) continue;
     print_spooled(index);
     release_rows(index);
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,8 +37,13 @@ class OrderedPrinter {
   /// `spool_parent`: where its spool directory goes (--tmpdir). Throws Error if it cannot be made.
   OrderedPrinter(std::vector<IndexRange> todo, const std::string& spool_parent, StdoutWriter& out, WriteRows rows);
 
-  /// An `output` text from node `rank`. Throws Error on a malformed one.
+  /// An `output` text from node `rank`. Throws Error on a malformed one. A task that cannot be
+  /// spooled (a full --tmpdir) is lost output: said once on stderr (error()); it and every task
+  /// after it stay unprinted and their rows unwritten (a --resume runs them), and the caller
+  /// hands out no more work.
   void take(std::string_view text);
+  /// Why output was lost (a spool write failed), or "".
+  const std::string& error() const noexcept { return error_; }
   /// Joblog rows of node `rank`: written now where their task's output is out, else when it is.
   void rows(int rank, std::string_view rows);
   /// The run ends (also cut short): the tasks done but held behind one never done are printed,
@@ -63,6 +69,8 @@ class OrderedPrinter {
   std::map<std::uint64_t, bool> spooled_;                          // index → done
   std::map<std::uint64_t, std::vector<std::pair<int, std::string>>> held_rows_;  // index → (rank, rows)
   bool head_written_ = false;  // something of next_ is out (straight through)
+  std::string error_;          // a spool write failed: its task's output is lost
+  std::set<std::uint64_t> lost_;  // tasks whose output could not be spooled whole
   bool finished_ = false;
 };
 

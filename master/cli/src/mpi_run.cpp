@@ -248,7 +248,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   // A joblog that cannot be written stops the run, as on one machine, and so does --halt on any
   // node: no range goes out after it (the ranges out finish; --resume runs the rest).
   auto next_grant = [&] {
-    if ((!joblog || joblog->error().empty()) && total[mpi::r_halted] == 0) return handout.next();
+    if ((!joblog || joblog->error().empty()) && total[mpi::r_halted] == 0 && (!printer || printer->error().empty()))
+      return handout.next();
     Wire closed;
     closed.kind = Wire::closed;
     return closed;
@@ -507,6 +508,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   int child_status = 0;
   wait_child(child, child_status, 30'000);
   if (printer) printer->finish();
+  const bool lost_output = printer && !printer->error().empty();  // -k: rank 0's spool failed
   printer.reset();
   if (rank == 0) progress.finish();
   if (rank == 0 && status == exit_ok) {
@@ -530,7 +532,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     if (joblog && !joblog->in_place())  // as on one machine (run_command.cpp)
       std::cerr << "taskfarm: " << plan.joblog << " was not replaced: no joblog row of this run was written (the file there is as it was)\n";
     if (total[mpi::r_error] != 0) status = exit_farm;
-    else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty()) || total[mpi::r_stopped] != 0)
+    else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty()) || total[mpi::r_stopped] != 0 ||
+             lost_output)
       status = exit_joblog_failed;
     else if (total[mpi::r_restored] != 0) status = exit_output_damaged;
     else if (total[mpi::r_failed] != 0)
