@@ -87,8 +87,12 @@ std::string resume_hint(const std::vector<std::string>& args, std::size_t run_po
   return s;
 }
 
+// --mpi, ranks but 0: "rank N (HOST): ", so that an error only one node meets (a path missing
+// there) says which — every rank checks the same command line and may print its own.
+std::string g_rank_prefix;
+
 int usage_error(const std::string& what) {
-  std::cerr << "taskfarm: " << what << " (see taskfarm --help)\n";
+  std::cerr << "taskfarm: " << g_rank_prefix << what << " (see taskfarm --help)\n";
   return exit_usage;
 }
 
@@ -180,6 +184,11 @@ int unguarded_main(const std::vector<std::string>& args) {
   std::string mpi_output;
   const bool mpi_rank0 = !run_options.mpi || mpi_rank_from_environment() == 0;
   std::optional<mpi::StdinCopy> mpi_stdin;  // --mpi reading standard input: rank 0's copy for all
+  if (run_options.mpi && !mpi_rank0) {
+    char host[64] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '?';
+    g_rank_prefix = "rank " + std::to_string(mpi_rank_from_environment()) + " (" + host + "): ";
+  }
   if (run_options.mpi_grain != 0 && !run_options.mpi) return usage_error("--mpi-grain needs --mpi");
   if (run_options.mpi_gather && !run_options.mpi) return usage_error("--mpi-gather needs --mpi");
   if (run_options.mpi) {

@@ -49,8 +49,12 @@ std::string mpi_unsupported(const RunOptions& o, const std::vector<std::string>&
   for (const std::string& f : files) {
     struct stat st {};
     if (f == "-") return "standard input ('-') is given twice: it can be read only once";
-    if (::stat(f.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    const bool exists = ::stat(f.c_str(), &st) == 0;
+    if (exists && !S_ISREG(st.st_mode))
       return "'" + f + "' is not a regular file: with --mpi every rank reads the input itself";
+    if (!exists && (f.starts_with("/dev/fd/") || f.starts_with("/proc/self/fd/")))
+      return "'" + f + "' is a pipe of the shell that started mpirun (<(...)), which no rank can read: pipe the lines "
+             "into mpirun and read them with :::: - (or --input-lines -)";
   }
   return {};
 }
