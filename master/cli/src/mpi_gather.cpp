@@ -21,7 +21,7 @@ std::string probe_path(const std::string& output, std::uint64_t token) {
 
 Probe::Probe(const std::string& output) {
   std::random_device random;
-  token_ = (std::uint64_t{random()} << 32) ^ random();
+  token_ = (std::uint64_t{random()} << 32) ^ random() ^ 1;  // never 0: 0 says "no probe"
   path_ = probe_path(output, token_);
   const int fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) throw Error("--mpi: cannot make " + path_ + " (which says whether the other nodes see the output): " + std::strerror(errno));

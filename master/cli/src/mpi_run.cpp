@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -179,7 +180,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
         } catch (const Error&) {
           if (gather) throw;  // (without --mpi-gather, only a node that does not see the file needs it)
         }
-        if (!gather) probe.emplace(plan.output->path);
+        // (A directory rank 0 may not write in — a --resume into a writable output there — has
+        // no probe: every node then maps the output, and one that cannot says --mpi-gather.)
+        if (!gather) try {
+            probe.emplace(plan.output->path);
+          } catch (const Error&) {
+          }
       }
       start[1 + mpi::g_gather] = gather ? 1 : 0;  // every node gathers
       if (plan.keep_order) {
@@ -219,7 +225,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     MPI_Bcast(gather_shape.data(), static_cast<int>(gather_shape.size()), MPI_UINT64_T, 0, MPI_COMM_WORLD);
     MPI_Bcast(&token, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     const int mine = rank != 0 && (start[1 + mpi::g_gather] != 0 ||
-                                   (gather_shape[1] != 0 && !mpi::sees_probe(output_path, token)));
+                                   (token != 0 && gather_shape[1] != 0 && !mpi::sees_probe(output_path, token)));
     int any = 0;
     MPI_Reduce(&mine, &any, 1, MPI_INT, MPI_MAX, 0, MPI_COMM_WORLD);
     gathers = mine != 0;
