@@ -19,18 +19,13 @@
 #include <vector>
 
 #include "taskfarm/error.hpp"
+#include "file_text.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::cli::mpi {
 namespace {
 
-std::string contents(int fd) {
-  std::string s;
-  char buf[4096];
-  ssize_t n = 0;
-  for (off_t at = 0; (n = ::pread(fd, buf, sizeof buf, at)) > 0; at += n) s.append(buf, static_cast<std::size_t>(n));
-  return s;
-}
+std::string contents(int fd) { return test::file_text(fd); }
 
 std::string record(std::uint64_t index, std::uint32_t flags, const std::string& bytes) {
   std::string t;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "file_text.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::exec {
@@ -24,13 +25,7 @@ namespace {
 
 UniqueFd memfile(const char* name) { return UniqueFd(::memfd_create(name, MFD_CLOEXEC)); }
 
-std::string contents(int fd) {
-  std::string s;
-  char buf[4096];
-  ssize_t n = 0;
-  for (off_t at = 0; (n = ::pread(fd, buf, sizeof buf, at)) > 0; at += n) s.append(buf, static_cast<std::size_t>(n));
-  return s;
-}
+std::string contents(int fd) { return test::file_text(fd); }
 
 struct Ran {
   CommandStatus status;
