@@ -78,6 +78,19 @@ mpi() {  # mpi OUT mpirun-arguments... (on $RANKS ranks, 2 unless set)
   cat "$out.err" >&2
 }
 
+# small_tmpfs_for_rank RANK SIZE WRAPPER: WRAPPER runs its command as is, but on rank RANK in a
+# user+mount namespace of its own with a SIZE tmpfs at $dir/small (a full disk for that rank
+# alone); exits 77 (skipped) where user namespaces are not allowed.
+small_tmpfs_for_rank() {
+  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
+  mkdir small
+  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = %s ]; then\n  exec unshare -rm sh -c %s sh "%s" "$@"\nfi\nexec "$@"\n' \
+    "$1" "'mount -t tmpfs -o size=$2 taskfarm-test \"\$1\" || exit 77; shift; exec \"\$@\"'" "$dir/small" >"$3"
+  chmod +x "$3"
+  # (that rank in another user namespace: no CMA between the ranks, and Open MPI would warn so)
+  export OMPI_MCA_btl_vader_single_copy_mechanism=none
+}
+
 case $mode in
 events-trace)
   printf 'not a taskfarm joblog\n' >j.tsv
@@ -166,13 +179,7 @@ input-differs)
   [ ! -s run.out ] || fail "commands ran"
   ;;
 spool-full)
-  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
-  mkdir small
-  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then\n  exec unshare -rm sh -c %s sh "%s" "$@"\nfi\nexec "$@"\n' \
-    "'mount -t tmpfs -o size=64k taskfarm-test \"\$1\" || exit 77; shift; exec \"\$@\"'" "$dir/small" >small_rank1.sh
-  chmod +x small_rank1.sh
-  # (rank 1 in another user namespace: no CMA between the ranks, and Open MPI would warn so)
-  export OMPI_MCA_btl_vader_single_copy_mechanism=none
+  small_tmpfs_for_rank 1 64k small_rank1.sh
   mpi run ./small_rank1.sh "$taskfarm" run --mpi -j 1 --exec --tmpdir "$dir/small" --joblog j.tsv -- \
     sh -c 'head -c 70000 /dev/zero | tr "\0" x; echo; echo done {}' ::: $(seq 1 10)
   [ $rc -ne 77 ] || { echo "cannot mount a tmpfs here: skipped"; exit 77; }
@@ -205,12 +212,7 @@ halt)
     fail "the other node went on after the halt"
   ;;
 joblog-full)
-  unshare -rm true 2>/dev/null || { echo "no user namespaces here: skipped"; exit 77; }
-  mkdir small
-  printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 0 ]; then\n  exec unshare -rm sh -c %s sh "%s" "$@"\nfi\nexec "$@"\n' \
-    "'mount -t tmpfs -o size=8k taskfarm-test \"\$1\" || exit 77; shift; exec \"\$@\"'" "$dir/small" >small_rank0.sh
-  chmod +x small_rank0.sh
-  export OMPI_MCA_btl_vader_single_copy_mechanism=none
+  small_tmpfs_for_rank 0 8k small_rank0.sh
   mpi run ./small_rank0.sh "$taskfarm" run --mpi -j 1 --tasks 600 --output out.npy --dtype int64 --joblog "$dir/small/j.tsv" -- \
     "$worker" --spin-ms 1
   [ $rc -ne 77 ] || { echo "cannot mount a tmpfs here: skipped"; exit 77; }
