@@ -26,7 +26,7 @@
 #     says so and exits 103.
 #   halt: --halt now,fail=1 and index 20 segfaults: the node where it failed halts, and rank 0
 #     hands out no more ranges (the other node finishes what it holds): exit 1, the tasks not run
-#     counted and said to be --halt's.
+#     counted and said to be --halt's, and the output said to be INCOMPLETE, as on one machine.
 #   joblog-full: rank 0's --joblog on an 8 KiB tmpfs (its own namespaces): the first failed write
 #     stops the hand-out, as one machine stops its run — exit 102, tasks not run, counted.
 # All: no process left in this test's session, no segment left.
@@ -210,6 +210,8 @@ halt)
   [ $rc -eq 1 ] || fail "--halt now,fail=1 with one failure: exit $rc, not 1"
   grep -q "^taskfarm: [1-9][0-9]* of 600 tasks were not run (halted by --halt on a node: no range went out after it)$" run.err ||
     fail "the other node went on after the halt"
+  grep -q "^taskfarm: .*/out.npy is INCOMPLETE: [1-9][0-9]* of 600 tasks missing; add --joblog" run.err ||
+    fail "an output with holes is not said to be one"
   ;;
 joblog-full)
   small_tmpfs_for_rank 0 8k small_rank0.sh

@@ -532,6 +532,15 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
                                               : "stopped early: the reason is above")
                 << ")"
                 << (joblog ? "; --resume runs them" : "") << "\n";
+    // As on one machine (summary.cpp): an output with holes is said to be one. Which tasks
+    // failed, and why, is in the joblog's rows (rank 0 gets no failure records: F30's list).
+    if (const std::uint64_t missing = todo - std::min(todo, total[mpi::r_succeeded]); missing > 0 && plan.output)
+      std::cerr << "taskfarm: " << plan.output->path << " is INCOMPLETE: " << missing << " of " << plan.tasks
+                << " tasks missing"
+                << (joblog ? "; to compute only those: the same command with --resume (on any number of ranks; the "
+                             "joblog's failed rows name the tasks)"
+                           : "; add --joblog to a run to be able to --resume it")
+                << "\n";
     // A node's master found the output's header written over and wrote it back (F10's check).
     if (total[mpi::r_restored] != 0) std::cerr << "taskfarm: " << restored_header_message(plan.output->path) << "\n";
     if (trace) trace->finish();
