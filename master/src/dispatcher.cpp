@@ -154,8 +154,11 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
   Command a{Command::Kind::assign, static_cast<int>(i), s.job_sent != job_id_, {}, false, {}};
   s.job_sent = job_id_;
   const std::size_t depth = sched_->depth();
-  // Hysteresis: fewer, larger messages.
-  if (s.held.empty() || s.held.size() * 2 <= depth) {
+  // Hysteresis: fewer, larger messages. A worker that holds work and has not reported since it
+  // was last given some gets no more: it may be stuck in a long task, and held chunks are not
+  // taken back, so what the planning pass queued behind that task would wait while the others
+  // idle (the first measurement raises the depth from 2 to hundreds). Its own Done tops it up.
+  if (s.held.empty() || (!s.fed && s.held.size() * 2 <= depth)) {
     // Never hold more than a fair share of the unfinished work: held chunks are not taken back,
     // so a worker given more than that would finish last while the others idle.
     std::uint64_t unfinished = sched_->unassigned();
@@ -175,6 +178,7 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
       if (opt_.max_tasks_per_worker != 0 && s.assigned >= opt_.max_tasks_per_worker) s.retiring = true;
     }
   }
+  if (!a.chunks.empty()) s.fed = true;
   if (a.send_job || !a.chunks.empty()) queue(std::move(a));
   // A worker stops once its queue is empty. A retiring one is told with its last chunks (it
   // gets no more: one round trip less per recycled worker, and per submitted call, design §8);

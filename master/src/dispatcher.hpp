@@ -195,6 +195,7 @@ class Dispatcher {
     pid_t pid = 0;
     std::deque<Held> held;
     std::uint64_t held_indices = 0;  // Σ (end - committed) over `held`
+    bool fed = false;             // handed chunks since its last Done: no more until it reports
     bool hello = false;
     bool retiring = false;        // max_tasks_per_worker reached: Stop once idle
     bool stop_sent = false;

@@ -36,6 +36,7 @@ FailureRecord delivery_failure(std::uint64_t index, const std::exception& e) {
 void Dispatcher::on_done(std::size_t i, const proto::Done& d, PieceRecords& records, Clock::time_point now) {
   if (!slots_[i].hello || d.job_id != job_id_)
     throw proto::ProtocolError("Done for job " + std::to_string(d.job_id) + ", expected " + std::to_string(job_id_));
+  slots_[i].fed = false;  // it reports: top_up may give it more
   for (const auto& c : d.chunks) commit(i, c, records, now);
 }
 

@@ -100,7 +100,7 @@ kill_while_held() {
       *'"event":"worker"'*) pids+=("$(sed -E 's/.*"pid":([0-9]+).*/\1/' <<<"$line")") ;;
     esac
   done
-  [ -z "${want// /}" ] || fail "tasks$want not committed before the deadline"
+  [ -z "${want// /}" ] || fail "tasks$want not committed before the deadline; events: $(head -c 2000 "$W/events.killed")"
   kill -KILL "$master"
   wait "$master" 2>/dev/null
   [ $? -eq 137 ] || fail "the master was not killed"
