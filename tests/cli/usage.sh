@@ -9,7 +9,8 @@ shift
 
 printf 'a\nb\n' >"$W/lines.txt"
 : >"$W/empty.txt"
-"$PYTHON" -c "import numpy, sys; numpy.save(sys.argv[1], numpy.zeros(2))" "$W/in.npy" || fail "numpy"
+# numpy.save(in.npy, numpy.zeros(2)), byte for byte, without starting Python (72 cases, twice in CI).
+{ printf '\x93NUMPY\x01\x00\x76\x00%-117s\n' "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }"; head -c 16 /dev/zero; } >"$W/in.npy"
 printf '#!/bin/sh\n' >"$W/not-executable"
 chmod 0644 "$W/not-executable"
 
