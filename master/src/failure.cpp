@@ -28,10 +28,11 @@ std::string signal_name(int sig) {
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-std::string FailureRecord::describe() const {
+std::string FailureRecord::describe() const { return describe_whose() + ": " + describe_cause(); }
+
+std::string FailureRecord::describe_whose() const {
   std::string s = index ? "index " + std::to_string(*index) : "worker";
-  s += " (attempt " + std::to_string(attempt) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + "): ";
-  return s + describe_cause();
+  return s + " (attempt " + std::to_string(attempt) + ", slot " + std::to_string(slot) + ", pid " + std::to_string(pid) + ")";
 }
 
 std::string FailureRecord::describe_cause() const {

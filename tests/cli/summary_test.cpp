@@ -53,6 +53,13 @@ TEST(Summary, IndexRangesAreCompressedAndCapped) {
   EXPECT_EQ(format_index_ranges({1, 3, 5, 7}, 2), "1, 3, ... (2 more)");
 }
 
+TEST(Summary, RangeListCountsWhatItDoesNotList) {
+  EXPECT_EQ(format_range_list({{3, 4}, {7, 10}}, 0), "3, 7-9");
+  EXPECT_EQ(format_range_list({{3, 4}, {7, 10}}, 5), "3, 7-9, ... (5 more)");
+  EXPECT_EQ(format_range_list({{3, 4}, {7, 10}}, 5, 1), "3, ... (8 more)");
+  EXPECT_EQ(format_range_list({}, 4), "... (4 more)");
+}
+
 TEST(Summary, SaysWhatFailedAndThatTheOutputIsIncomplete) {
   SummaryContext c;
   c.total = 40;

@@ -336,7 +336,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
   if (plan.exec && plan.retries_defaulted)  // said, since worker programs are retried by default
-    ctx.retry_note = "failed commands were not run again: --exec's default is --retries 0, as GNU parallel's (--retries N)";
+    ctx.retry_note = kExecRetryNote;
   std::string untouched;
   if (plan.output) {
     ctx.output = plan.output->path;

@@ -6,8 +6,6 @@
 namespace taskfarm::cli {
 namespace {
 
-constexpr std::size_t kFailuresShown = 20;
-
 std::string seconds(std::chrono::nanoseconds ns) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f s", static_cast<double>(ns.count()) / 1e9);
@@ -16,6 +14,16 @@ std::string seconds(std::chrono::nanoseconds ns) {
 
 std::string plural(std::uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// Sorted indices as ranges.
+std::vector<IndexRange> ranges_of(const std::vector<std::uint64_t>& sorted) {
+  std::vector<IndexRange> ranges;
+  for (std::uint64_t i : sorted) {
+    if (!ranges.empty() && ranges.back().second == i) ++ranges.back().second;
+    else ranges.emplace_back(i, i + 1);
+  }
+  return ranges;
 }
 
 }  // namespace
@@ -30,21 +38,34 @@ int exit_status(const RunReport& r, int stop_signal) {
 }
 
 std::string format_index_ranges(const std::vector<std::uint64_t>& v, std::size_t max_ranges) {
+  return format_range_list(ranges_of(v), 0, max_ranges);
+}
+
+std::string format_range_list(const std::vector<IndexRange>& ranges, std::uint64_t unlisted, std::size_t max_ranges) {
   std::string s;
-  std::size_t ranges = 0;
-  for (std::size_t i = 0; i < v.size();) {
-    std::size_t j = i;
-    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
-    if (ranges == max_ranges) {
-      s += ", ... (" + std::to_string(v.size() - i) + " more)";
+  for (std::size_t k = 0; k < ranges.size(); ++k) {
+    if (k == max_ranges) {
+      for (std::size_t j = k; j < ranges.size(); ++j) unlisted += ranges[j].second - ranges[j].first;
       break;
     }
     if (!s.empty()) s += ", ";
-    s += std::to_string(v[i]);
-    if (j > i) s += "-" + std::to_string(v[j]);
-    ++ranges;
-    i = j + 1;
+    s += std::to_string(ranges[k].first);
+    if (ranges[k].second - ranges[k].first > 1) s += "-" + std::to_string(ranges[k].second - 1);
   }
+  if (unlisted > 0) s += (s.empty() ? "... (" : ", ... (") + std::to_string(unlisted) + " more)";
+  return s;
+}
+
+std::string format_failures(const FailureLines& f, const SummaryContext& c) {
+  const std::string p = "taskfarm: ";
+  std::string s;
+  for (std::size_t i = 0; i < f.described.size() && i < kFailuresShown; ++i) s += p + "failure: " + f.described[i] + "\n";
+  if (f.records > kFailuresShown)
+    s += p + "... and " + std::to_string(f.records - kFailuresShown) + " more failures" +
+         (c.joblog.empty() ? std::string() : " (every attempt is in " + c.joblog + ")") + "\n";
+  if (f.failed.empty() && f.failed_unlisted == 0) return s;
+  s += p + "failed indices: " + format_range_list(f.failed, f.failed_unlisted) + "\n";
+  if (!c.retry_note.empty()) s += p + c.retry_note + "\n";
   return s;
 }
 
@@ -70,13 +91,11 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
     s += p + "resumed: " + std::to_string(c.earlier_done) + " of " + std::to_string(c.total) +
          " tasks were done by the earlier run\n";
 
-  for (std::size_t i = 0; i < r.failures.size() && i < kFailuresShown; ++i)
-    s += p + "failure: " + r.failures[i].describe() + "\n";
-  if (r.failures.size() > kFailuresShown)
-    s += p + "... and " + std::to_string(r.failures.size() - kFailuresShown) + " more failures" +
-         (c.joblog.empty() ? std::string() : " (every attempt is in " + c.joblog + ")") + "\n";
-  if (!failed.empty()) s += p + "failed indices: " + format_index_ranges(failed) + "\n";
-  if (!failed.empty() && !c.retry_note.empty()) s += p + c.retry_note + "\n";
+  FailureLines lines;
+  for (std::size_t i = 0; i < r.failures.size() && i < kFailuresShown; ++i) lines.described.push_back(r.failures[i].describe());
+  lines.records = r.failures.size();
+  lines.failed = ranges_of(failed);
+  s += format_failures(lines, c);
 
   const std::uint64_t not_run = r.tasks - std::min(r.tasks, r.succeeded + failed.size());
   // After a joblog or standard output failure, what a --resume runs again is what the joblog does

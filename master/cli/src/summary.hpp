@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "taskfarm/farm.hpp"
+#include "taskfarm/range_set.hpp"
 
 namespace taskfarm::cli {
 
@@ -51,5 +52,27 @@ std::string format_summary(const RunReport& report, const SummaryContext& contex
 
 /// "3, 7-9, 12" from sorted indices; after `max_ranges` ranges, ", ... (N more)".
 std::string format_index_ranges(const std::vector<std::uint64_t>& sorted, std::size_t max_ranges = 50);
+/// The same from sorted, disjoint, non-adjacent ranges, followed by `unlisted` indices known to
+/// be past them but not listed (a list cut short): those count in "(N more)".
+std::string format_range_list(const std::vector<IndexRange>& ranges, std::uint64_t unlisted, std::size_t max_ranges = 50);
+
+/// SummaryContext::retry_note for --exec when --retries was not given.
+inline constexpr const char* kExecRetryNote =
+    "failed commands were not run again: --exec's default is --retries 0, as GNU parallel's (--retries N)";
+
+/// The summary names this many failures and counts the rest.
+inline constexpr std::size_t kFailuresShown = 20;
+
+/// The failures part of a summary, wherever its failures ran (one machine, or every node of an
+/// --mpi run at rank 0: mpi_failures.hpp).
+struct FailureLines {
+  std::vector<std::string> described;  ///< the failures named (at most kFailuresShown): "index 7 (...): killed by SIGSEGV"
+  std::uint64_t records = 0;           ///< failures in all: those past `described` are counted
+  std::vector<IndexRange> failed;      ///< the failed indices, as sorted ranges
+  std::uint64_t failed_unlisted = 0;   ///< failed indices past `failed`, not listed
+};
+/// "failure: …" per described failure, "... and N more failures", "failed indices: …" and the
+/// context's retry note, each a line starting "taskfarm: ".
+std::string format_failures(const FailureLines& f, const SummaryContext& context);
 
 }  // namespace taskfarm::cli

@@ -57,6 +57,8 @@ struct FailureRecord {
   std::string describe() const;
   /// What happened, without whose it was: "killed by SIGSEGV", "threw std::domain_error: bad 5".
   std::string describe_cause() const;
+  /// Whose it was: "index 7 (attempt 0, slot 0, pid 123)" (describe() = this + ": " + the cause).
+  std::string describe_whose() const;
 };
 
 namespace detail {
