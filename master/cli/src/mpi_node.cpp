@@ -14,6 +14,7 @@
 
 #include "exec_output.hpp"
 #include "input_sources.hpp"
+#include "mpi_failures.hpp"
 #include "mpi_gather.hpp"
 #include "mpi_order.hpp"
 #include "mpi_run.hpp"
@@ -382,6 +383,8 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
                              trace_relay ? &*trace_relay : nullptr})
       if (relay != nullptr) relay->flush();
     if (progress) progress->on_tick(FarmTick{});
+    // Which tasks failed and how, for rank 0's summary (bounded: mpi_failures.hpp).
+    if (const std::string failed = encode_failures(r); !failed.empty()) send_text(fd, Wire::failures, failed);
     out.flush();
     if (!spool_error.empty()) std::cerr << "taskfarm: " << spool_error << "\n";
     counts = {r.tasks, r.succeeded, r.failed_indices().size(), r.retries, r.worker_deaths,

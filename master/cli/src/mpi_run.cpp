@@ -26,6 +26,7 @@
 #include <optional>
 #include <vector>
 
+#include "mpi_failures.hpp"
 #include "mpi_gather.hpp"
 #include "mpi_leak_check.hpp"
 #include "mpi_node.hpp"
@@ -63,7 +64,7 @@ using mpi::RankJoblog;
 using mpi::RankTrace;
 using mpi::Wire;
 constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6,
-              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10, kTagOutput = 11;
+              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10, kTagOutput = 11, kTagFailures = 12;
 
 // The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
 // its loop, which then stops its node master and says what was lost.
@@ -82,10 +83,18 @@ void wait_child(pid_t pid, int& status, int ms) {
 }
 
 constexpr int tag_of(Wire::Kind k) {
-  return k == Wire::rows ? kTagRows : k == Wire::events ? kTagEvents : k == Wire::output ? kTagOutput : kTagTrace;
+  return k == Wire::rows     ? kTagRows
+         : k == Wire::events ? kTagEvents
+         : k == Wire::output ? kTagOutput
+         : k == Wire::failures ? kTagFailures
+                               : kTagTrace;
 }
 constexpr Wire::Kind kind_of(int tag) {
-  return tag == kTagRows ? Wire::rows : tag == kTagEvents ? Wire::events : tag == kTagOutput ? Wire::output : Wire::trace;
+  return tag == kTagRows     ? Wire::rows
+         : tag == kTagEvents ? Wire::events
+         : tag == kTagOutput ? Wire::output
+         : tag == kTagFailures ? Wire::failures
+                               : Wire::trace;
 }
 
 }  // namespace
@@ -136,6 +145,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   std::optional<RankJoblog> joblog;
   std::optional<RankTrace> trace;
   std::optional<mpi::RankEvents> events;
+  std::optional<mpi::FailureNames> failures;  // rank 0: every node's failed tasks, for the summary
   std::optional<mpi::GatherSink> gathered;  // rank 0, where a node gathers (or --mpi-gather)
   std::optional<mpi::Probe> probe;           // rank 0: do the other nodes see the output?
   // rank 0 with --keep-order: prints every node's output in task order
@@ -159,6 +169,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
                                             AnySharedArray::Publish::later);
       std::vector<std::string> hosts;
       for (const Hello& h : hellos) hosts.emplace_back(h.host);
+      failures.emplace(hosts);
       if (!plan.joblog.empty()) joblog.emplace(plan, hosts);
       if (!plan.trace.empty()) trace.emplace(plan, hosts);
       if (output && !output.published()) {
@@ -292,6 +303,11 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     if (kind == Wire::output && printer) printer->take(t);
     if (kind == Wire::events && events) events->write(t);
     if (kind == Wire::trace && trace) trace->append(t);
+    if (kind == Wire::failures && failures) try {
+        failures->add(from, t);
+      } catch (const Error& e) {
+        std::cerr << "taskfarm: rank " << from << ": " << e.what() << "\n";
+      }
   };
   // Rank 0: a task ended on some node; a trace replacing a user's file may go in place.
   auto task_ended = [&] {
@@ -325,7 +341,8 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       std::array<std::uint64_t, 2> v{};
       MPI_Recv(v.data(), 2, MPI_UINT64_T, from, kTagProgress, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       add_counts(from, v.data());
-    } else if (st.MPI_TAG == kTagRows || st.MPI_TAG == kTagEvents || st.MPI_TAG == kTagTrace || st.MPI_TAG == kTagOutput) {
+    } else if (st.MPI_TAG == kTagRows || st.MPI_TAG == kTagEvents || st.MPI_TAG == kTagTrace || st.MPI_TAG == kTagOutput ||
+               st.MPI_TAG == kTagFailures) {
       int n = 0;
       MPI_Get_count(&st, MPI_CHAR, &n);
       text.resize(static_cast<std::size_t>(n));
@@ -524,6 +541,11 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
               << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
               << " us of rank 0 each) in " << wall << " s"
               << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
+    // The failed tasks named, in one machine's words, each with the node where it ran.
+    SummaryContext named;
+    named.joblog = plan.joblog;
+    if (plan.exec && plan.retries_defaulted) named.retry_note = kExecRetryNote;
+    if (failures) std::cerr << format_failures(failures->lines(), named);
     // A node that stopped early (its farm failed, or its --tmpdir filled) leaves its tasks unrun.
     if (const std::uint64_t ran = total[mpi::r_succeeded] + total[mpi::r_failed]; ran < todo)
       std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run ("
@@ -531,8 +553,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
                                               : "stopped early: the reason is above")
                 << ")"
                 << (joblog ? "; --resume runs them" : "") << "\n";
-    // As on one machine (summary.cpp): an output with holes is said to be one. Which tasks
-    // failed, and why, is in the joblog's rows (rank 0 gets no failure records: F30's list).
+    // As on one machine (summary.cpp): an output with holes is said to be one.
     if (const std::uint64_t missing = todo - std::min(todo, total[mpi::r_succeeded]); missing > 0 && plan.output)
       std::cerr << "taskfarm: " << plan.output->path << " is INCOMPLETE: " << missing << " of " << plan.tasks
                 << " tasks missing"

@@ -1,6 +1,7 @@
 // The socketpair between a rank's relay and its node master in `taskfarm run --mpi`
 // (docs/design.md §17): SOCK_SEQPACKET, one message per datagram — a fixed Wire, followed for
-// the text kinds (joblog rows, --events lines, --trace records) by their text, split over
+// the text kinds (joblog rows, --events lines, --trace records, -k output, the node's failures
+// at its end) by their text, split over
 // several datagrams when long (a task's output in an "output" event has no bound). Used by both
 // processes of a rank, each from its one thread.
 #pragma once
@@ -14,7 +15,7 @@
 namespace taskfarm::cli::mpi {
 
 struct Wire {
-  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data, output };
+  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data, output, failures };
   Kind kind = go;
   std::uint32_t count = 0;                ///< ranges: pairs in `v`; text kinds: bytes of text after the Wire
   /// ranges: [b, e) pairs; go: GoField; report: ReportField; progress: v[0] tasks succeeded,
@@ -40,9 +41,10 @@ constexpr std::size_t kGoTasksHash = 15;
 /// from v[kGoDims] (at most kGoMaxDims).
 constexpr std::size_t kGoDtype = 16, kGoNdim = 17, kGoDims = 18, kGoMaxDims = 32;
 
-/// The text kinds: whole lines (rows, events) or whole records (trace, output), sent as one text.
+/// The text kinds: whole lines (rows, events) or whole records (trace, output, failures: one
+/// text per node, before its report, mpi_failures.hpp), sent as one text.
 constexpr bool is_text(Wire::Kind k) {
-  return k == Wire::rows || k == Wire::events || k == Wire::trace || k == Wire::output;
+  return k == Wire::rows || k == Wire::events || k == Wire::trace || k == Wire::output || k == Wire::failures;
 }
 
 /// Most bytes of text in one datagram (a longer text goes as several, joined again by recv_message).
