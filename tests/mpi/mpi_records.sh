@@ -8,6 +8,8 @@
 #     that was there (not ours) replaced, since tasks ended.
 #   exec: --exec with `:::: FILE ::: x y` across both ranks: every command's output once, whole;
 #     the joblog records each task's inputs and node, and a --resume with a changed FILE is refused.
+#     One command exits 3 and one is killed by SIGSEGV: exit 2, and rank 0 names both failed
+#     tasks in the words one machine uses for the same run, each with the rank and host it ran on.
 #   keep-order: -k, commands as in exec but reading standard input (mpirun gives it to rank 0,
 #     which copies it to rank 1; task 7 prints 200 KB: several texts on their way), then a
 #     worker program whose rank-1 worker is killed once: rank 0 prints every task's output once,
@@ -107,7 +109,9 @@ assert all(e["rank"] in (0, 1) and e["host"] for e in mid), "a line without its 
 done = [i for e in mid if e["event"] == "chunk" for i in range(e["begin"], e["end"])]
 assert sorted(done) == list(range(40)), "not every task in exactly one chunk event"
 assert {e["rank"] for e in mid if e["event"] == "chunk"} == {0, 1}, "not both ranks ran chunks"
-assert any(e["event"] == "failure" and e["rank"] == 1 for e in mid), "no failure of rank 1"
+fails = [e for e in mid if e["event"] == "failure" and e["rank"] == 1]
+assert fails, "no failure of rank 1"
+assert all(e["pid"] > 0 and e["cause"] == "signal" and "index" in e and e["description"] for e in fails), fails
 tr = json.load(open(sys.argv[2]))
 names = {r["pid"] for r in tr if r["name"] == "process_name"}
 assert names == {0, 1}, names
@@ -121,9 +125,31 @@ PY
   ;;
 exec)
   seq 1 15 >in.txt
-  mpi run "$taskfarm" run --mpi -j 2 --exec --joblog j.tsv -- ./gate.sh {1} {2} :::: in.txt ::: x y
-  [ $rc -eq 0 ] || fail "exit $rc"
-  diff <(sort run.out) <(for i in $(seq 1 15); do echo "$i x"; echo "$i y"; done | sort) || fail "the commands' output differs"
+  cat >fail.sh <<'WRAP'
+#!/bin/sh
+# task "4 y" (index 7) exits 3, "9 x" (index 16) is killed by a signal; the others are gate.sh's
+[ "$1 $2" = "4 y" ] && exit 3
+[ "$1 $2" = "9 x" ] && { ulimit -c 0; kill -SEGV $$; }
+exec ./gate.sh "$@"
+WRAP
+  chmod +x fail.sh
+  mpi run "$taskfarm" run --mpi -j 2 --exec --joblog j.tsv -- ./fail.sh {1} {2} :::: in.txt ::: x y
+  [ $rc -eq 2 ] || fail "two failed tasks: exit $rc, not 2"
+  diff <(sort run.out) <(for i in $(seq 1 15); do echo "$i x"; echo "$i y"; done | grep -v -e '^4 y$' -e '^9 x$' | sort) ||
+    fail "the commands' output differs"
+  grep -q "^taskfarm: failure: index 7 (attempt 0, slot [0-9]*, pid [0-9]*) on rank [01] ([^)]*): command exited with code 3: ./fail.sh 4 y$" run.err ||
+    fail "rank 0 does not name the task that exited 3"
+  grep -q "^taskfarm: failure: index 16 (attempt 0, slot [0-9]*, pid [0-9]*) on rank [01] ([^)]*): command killed by SIGSEGV: ./fail.sh 9 x$" run.err ||
+    fail "rank 0 does not name the task killed by a signal"
+  # The same words as one machine's for the same run (slots and pids aside; `killed` is there now:
+  # gate.sh does not wait).
+  set +e
+  "$taskfarm" run -j 2 --exec -- ./fail.sh {1} {2} :::: in.txt ::: x y >one.out 2>one.err
+  [ $? -eq 2 ] || fail "one machine: not exit 2"
+  set -e
+  named() { grep -E '^taskfarm: (failure|failed)' "$1" | sed -E 's/ on rank [01] \([^)]*\)//; s/slot [0-9]+, pid [0-9]+/slot S, pid P/' | sort; }
+  [ "$(named run.err | wc -l)" -eq 4 ] || fail "not two failures, the failed indices and the retry note at rank 0"
+  diff <(named one.err) <(named run.err) || fail "rank 0 does not name the failed tasks as one machine does"
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f12 | sed 's/.*://' | sort -u | tr -d '\n')" = 01 ] ||
     fail "not both ranks in the joblog"
   # Each row records its task's inputs, then its node: a resume with other inputs is refused.
