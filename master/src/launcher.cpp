@@ -5,6 +5,7 @@
 namespace taskfarm {
 
 WorkerProcess ForkLauncher::start(ShmSegment slot, const std::vector<int>& master_fds) {
+  detail::prepare_serve();  // inherited by every worker forked from now on
   const ForkKernelFactory* f = factory_;
   auto body = [f](Channel ch, ShmSegment seg) {
     detail::RunnerFactory make = [f](const JobInfo&) { return (*f)(); };
@@ -14,6 +15,7 @@ WorkerProcess ForkLauncher::start(ShmSegment slot, const std::vector<int>& maste
 }
 
 WorkerProcess WarmForkLauncher::start(ShmSegment slot, const std::vector<int>& master_fds) {
+  detail::prepare_serve();  // inherited by every worker forked from now on
   const WarmRunnerFactory* make = &make_;
   auto body = [make](Channel ch, ShmSegment seg) { return detail::serve(std::move(ch), std::move(seg), *make); };
   return spawn_forked(std::move(slot), limits_, master_fds, body);

@@ -394,11 +394,16 @@ class Server {
 
 }  // namespace
 
-int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted) {
-  // Once per process image (a forked worker inherits the handler); this process serves, so it is
-  // not a kernel's stray child even if it was forked (a Pool made inside a task forks its workers).
+void prepare_serve() {
+  // Once per process image (a forked worker inherits the handler).
   static const bool registered = ::pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
   (void)registered;
+}
+
+int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted) {
+  prepare_serve();
+  // This process serves, so it is not a kernel's stray child even if it was forked (a Pool made
+  // inside a task forks its workers; a master's own forks run the handler too).
   g_forked_child.store(false, std::memory_order_relaxed);
   Server server(std::move(channel), std::move(slot), make_runner, greeted);
   try {

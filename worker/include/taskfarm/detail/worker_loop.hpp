@@ -20,6 +20,11 @@ using RunnerFactory = std::function<std::unique_ptr<JobRunner>(const JobInfo&)>;
 /// `greeted`: Hello was sent already (taskfarm::greet), so it is not sent again.
 int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bool greeted = false);
 
+/// What serve() needs once per process image, done now: a master calls it before it forks
+/// workers, so that each forked worker inherits it instead of doing it itself (in a child every
+/// page first written or run costs a page fault: this one took ~5 of them per worker).
+void prepare_serve();
+
 /// Exit codes of a worker process that the master interprets.
 inline constexpr int kExitStartedByHand = 2;
 inline constexpr int kExitSetupFailed = 4;  // could not attach the slot, arrays, ...
