@@ -148,6 +148,60 @@ __attribute__((noinline)) pid_t vfork_exec(const ExecPlan& p) noexcept {
   return pid;
 }
 
+// A forked child's first call of a libc function this process never called goes through lazy
+// binding — the dynamic linker's symbol lookup, a dozen page faults in the child (~0.2 ms per
+// worker on a VM whose faults are slow) — in every child, since the binding it writes dies with
+// it. Called once here, with arguments that make them fail and change nothing, the functions
+// only a child calls are bound in the master, and its children inherit the binding. (Nothing to
+// do where the program was linked with -z now.)
+void bind_child_calls() noexcept {
+  static const bool bound = [] {
+    ::setpgid(0, -1);  // EINVAL
+    int sig = 0;
+    ::prctl(PR_GET_PDEATHSIG, &sig);
+    [[maybe_unused]] const pid_t parent = ::getppid();
+    ::dup2(-1, -1);  // EBADF
+    const rlimit none{};
+    ::setrlimit(RLIMIT_NLIMITS, &none);  // EINVAL
+    return true;
+  }();
+  (void)bound;
+}
+
+// Whether NAME of a "NAME=value" entry is in this process's environment (no allocation).
+bool in_environ(const std::string& entry) {
+  const std::size_t len = entry.find('=') + 1;
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, entry.c_str(), len) == 0) return true;
+  return false;
+}
+
+// The environment a forked child gets — this process's, plus the entries of `limits.env` whose
+// names it lacks — or nullptr: nothing to add, the child keeps environ. Built before the fork,
+// the child only points `environ` at it: setenv in the child allocates (unsafe in a child forked
+// beside other threads, fork_with_threads) and wrote a dozen fresh pages of each worker. The
+// array is this thread's, kept from fork to fork and written only where it changed, so that
+// the master writes no page it shares with the worker it forked last.
+char** child_environment(const SpawnLimits& limits) {
+  thread_local std::vector<char*> envp;
+  std::size_t n = 0;
+  for (char** e = environ; *e != nullptr; ++e) ++n;
+  std::size_t size = n + 1;
+  for (const std::string& entry : limits.env)
+    if (!in_environ(entry)) ++size;
+  if (size == n + 1) return nullptr;
+  if (envp.size() != size) envp.resize(size);
+  auto put = [](char*& slot, char* v) {
+    if (slot != v) slot = v;
+  };
+  std::size_t k = 0;
+  for (; k < n; ++k) put(envp[k], environ[k]);
+  for (const std::string& entry : limits.env)
+    if (!in_environ(entry)) put(envp[k++], const_cast<char*>(entry.c_str()));  // the child never writes it
+  put(envp[k], nullptr);
+  return envp.data();
+}
+
 }  // namespace
 
 bool for_want_of_resources(int err) noexcept {
@@ -179,12 +233,12 @@ SpawnLimits spawn_limits(std::uint64_t memory_limit, bool set_thread_env, std::s
   if (set_thread_env) {
     const std::string per = std::to_string(std::max(1, usable_cpus() / static_cast<int>(std::max<std::size_t>(1, workers))));
     for (const char* k : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"})
-      l.env.emplace_back(k, per);
+      l.env.push_back(std::string(k) + "=" + per);
   }
   return l;
 }
 
-ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child,
+ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child, int also_close,
                          const std::function<int()>& body, const std::string& what) {
   Pipe err = make_stderr_pipe();
   // Only a memory limit can fail in the child's setup: then the master waits for its report, so
@@ -196,6 +250,8 @@ ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& clos
     report_read.reset(fds[0]);
     report_write.reset(fds[1]);
   }
+  char** const child_env = child_environment(limits);
+  bind_child_calls();
   const pid_t master = ::getpid();
   std::fflush(nullptr);  // else the child would write the parent's buffered output again
   const pid_t pid = ::fork();
@@ -206,10 +262,11 @@ ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& clos
     report_write.reset();  // EOF: the setup is done
     report_read.reset();
     for (int fd : close_in_child) ::close(fd);
+    if (also_close >= 0) ::close(also_close);
     err.read.reset();
     ::dup2(err.write.get(), STDERR_FILENO);
     ::close(err.write.release());
-    for (const auto& [k, v] : limits.env) ::setenv(k.c_str(), v.c_str(), 0);
+    if (child_env != nullptr) environ = child_env;
     int code = detail::kExitSetupFailed;
     try {
       code = body();
@@ -235,10 +292,16 @@ WorkerProcess spawn_forked(ShmSegment slot, const SpawnLimits& limits, const std
   std::pair<Channel, Channel> ends = Channel::make_pair();
   Channel& master_end = ends.first;
   Channel& worker_end = ends.second;
-  std::vector<int> close = close_in_child;
-  close.push_back(master_end.fd());
-  // In the child: its own copies of the worker's end and the slot, moved into the body.
-  ChildProcess child = spawn_child(limits, close, [&] { return body(std::move(worker_end), std::move(slot)); }, "a forked worker");
+  // In the child: its own copies of the worker's end and the slot, moved into the body. Behind
+  // one reference, which std::function keeps in place: a heap copy would be freed after the
+  // fork, a write to a page the master still shares with the child (a page fault, and a copy).
+  struct Start {
+    Channel& channel;
+    ShmSegment& slot;
+    const std::function<int(Channel, ShmSegment)>& body;
+  } start{worker_end, slot, body};
+  ChildProcess child = spawn_child(limits, close_in_child, master_end.fd(),
+                                   [&start] { return start.body(std::move(start.channel), std::move(start.slot)); }, "a forked worker");
   worker_end.release().reset();
   return WorkerProcess(std::move(child), std::move(master_end), std::move(slot));
 }
@@ -254,8 +317,8 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e)
     if (std::strncmp(*e, "TASKFARM_WORKER=", 16) != 0) env.emplace_back(*e);
-  for (const auto& [k, v] : limits.env)
-    if (std::getenv(k.c_str()) == nullptr) env.push_back(k + "=" + v);
+  for (const std::string& e : limits.env)
+    if (!in_environ(e)) env.push_back(e);
   // The worker runtime binds itself to this pid again (PR_SET_PDEATHSIG + getppid check): a
   // set-user-ID program loses the binding at exec. The memory limit is set before the exec.
   env.push_back("TASKFARM_WORKER=" + std::to_string(kChannelFd) + ":" + slot.name() + ":" + std::to_string(master));

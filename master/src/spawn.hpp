@@ -33,7 +33,7 @@ class SpawnError : public Error {
 /// What every started process gets.
 struct SpawnLimits {
   std::uint64_t memory_limit = 0;                 // RLIMIT_AS bytes, soft and hard; 0 = none
-  std::vector<std::pair<std::string, std::string>> env;  // set in the child unless already set
+  std::vector<std::string> env;                   // "NAME=value": set in the child unless NAME is set
   // spawn_forked refuses to fork while the process has other threads, unless this is set
   // (FarmOptions::fork_with_threads): checked at each fork, so a warm farm whose workers all
   // live pays nothing per call.
@@ -47,9 +47,10 @@ SpawnLimits spawn_limits(std::uint64_t memory_limit, bool set_thread_env, std::s
 
 /// Forks a child that runs `body()` and _exits with its result (an escaping exception: its
 /// what() on stderr, exit 4). `close_in_child` are the master's descriptors the child must not
-/// keep (other children's pidfds and pipes). `what` names the child in errors ("a forked worker").
+/// keep (other children's pidfds and pipes), and `also_close` one more unless -1 (the master's
+/// end of a channel made for the child). `what` names the child in errors ("a forked worker").
 /// With a memory limit, returns only once the child has applied it: SpawnError if it could not.
-ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child,
+ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& close_in_child, int also_close,
                          const std::function<int()>& body, const std::string& what);
 
 /// Forks a farm worker that runs `body(channel, slot)` (spawn_child with a channel). Throws

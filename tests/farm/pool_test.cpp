@@ -198,6 +198,37 @@ TEST(Pool, WorkersGetThreadLimitsForBlas) {
   for (const auto& v : got) EXPECT_EQ(v, want);
 }
 
+// The workers' environment is built in the master before each fork (spawn.cpp) and kept from
+// fork to fork: what the master's environment says at each run is what the workers see.
+TEST(Pool, WorkersSeeTheEnvironmentOfEachRun) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  auto env_of = [&pool](const char* name) {
+    return pool.map<std::string>(2, [name](std::uint64_t) { const char* v = std::getenv(name); return std::string(v ? v : "unset"); });
+  };
+  ::unsetenv("OMP_NUM_THREADS");
+  ::unsetenv("TASKFARM_TEST_ENV");
+  const std::string want = std::to_string(std::max(1, usable_cpus() / 2));
+  EXPECT_EQ(env_of("OMP_NUM_THREADS"), std::vector<std::string>(2, want));
+  ASSERT_EQ(::setenv("OMP_NUM_THREADS", "7", 1), 0);
+  EXPECT_EQ(env_of("OMP_NUM_THREADS"), std::vector<std::string>(2, "7")) << "a variable already set is kept";
+  ASSERT_EQ(::setenv("TASKFARM_TEST_ENV", "late", 1), 0);
+  EXPECT_EQ(env_of("TASKFARM_TEST_ENV"), std::vector<std::string>(2, "late")) << "a variable set between runs";
+  ::unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(env_of("OMP_NUM_THREADS"), std::vector<std::string>(2, want)) << "unset again: the thread limit";
+  EXPECT_EQ(env_of("TASKFARM_TEST_ENV"), std::vector<std::string>(2, "late"));
+  // A kernel may change its own environment (glibc copies the array it was given).
+  auto set = pool.map<std::string>(2, [](std::uint64_t i) {
+    ::setenv("TASKFARM_TEST_ENV", std::to_string(i).c_str(), 1);
+    ::unsetenv("OMP_NUM_THREADS");
+    return std::string(std::getenv("TASKFARM_TEST_ENV")) + (std::getenv("OMP_NUM_THREADS") ? "+omp" : "");
+  });
+  EXPECT_EQ(set, (std::vector<std::string>{"0", "1"}));
+  EXPECT_STREQ(std::getenv("TASKFARM_TEST_ENV"), "late") << "the master's environment is its own";
+  ::unsetenv("TASKFARM_TEST_ENV");
+}
+
 std::size_t children_of_this_process() {
   std::ifstream c("/proc/self/task/" + std::to_string(::getpid()) + "/children");
   EXPECT_TRUE(c.is_open()) << "no /proc/self/task/<pid>/children: the check would prove nothing";
