@@ -5,15 +5,20 @@
 #include "mpi_order.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -118,6 +123,65 @@ TEST_F(MpiOrderedPrinter, ATaskThatCannotBeSpooledIsLostAndStopsThePrintingThere
   p.finish();
   EXPECT_EQ(printed(), "zero\none\n") << "nothing after a lost task is printed, even at the end";
   EXPECT_EQ(rows, (std::vector<std::string>{"0:1\tok\n"})) << "only printed tasks' rows";
+}
+
+// F31: when the MPI job must end (mpirun SIGKILLs rank 0 ~1 s after its SIGTERM), a standard
+// output that takes nothing (here a pipe nobody reads) does not hold rank 0: the printer gives up
+// within the writer's patience, names the task it stopped in as PARTIAL, prints nothing after it
+// and writes no row of a task not wholly out (a --resume runs them).
+TEST_F(MpiOrderedPrinter, AStdoutNobodyReadsIsGivenUpOnOnceTheJobMustEnd) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd reader(pipe_fds[0]), writer(pipe_fds[1]);
+  StdoutWriter to_pipe(nullptr, writer.get());
+  static volatile std::sig_atomic_t stop = 0;  // (what the relay's signal handler sets)
+  stop = 0;
+  to_pipe.give_up_after_stop(&stop, std::chrono::milliseconds(100));
+  OrderedPrinter p({{0, 4}}, parent, to_pipe, write_rows);
+  p.take(record(0, o_done | o_succeeded, "zero\n"));
+  p.rows(0, "0\tok\n1\tok\n2\tok\n");
+  const int capacity = ::fcntl(writer.get(), F_GETPIPE_SZ);
+  ASSERT_GT(capacity, 0);
+  // Task 1 prints more than the pipe holds; the stop comes while the printer waits on it.
+  auto printing = std::async(std::launch::async, [&] {
+    p.take(record(1, o_done | o_succeeded, std::string(4 * static_cast<std::size_t>(capacity), '1')) +
+           record(2, o_done | o_succeeded, "two\n"));
+  });
+  struct Unblock {  // on any way out: the stop, and the pipe read until the printer returns
+    std::future<void>& printing;
+    int reader;
+    ~Unblock() {
+      stop = SIGTERM;
+      ::fcntl(reader, F_SETFL, O_NONBLOCK);
+      std::vector<char> sink(1 << 16);
+      for (int i = 0; i < 10000 && printing.wait_for(std::chrono::milliseconds(1)) != std::future_status::ready; ++i)
+        (void)!::read(reader, sink.data(), sink.size());
+    }
+  } unblock{printing, reader.get()};
+  bool full = false;
+  for (int i = 0; i < 5000 && !full; ++i) {  // bounded: until the pipe takes no more
+    pollfd w{writer.get(), POLLOUT, 0};
+    full = ::poll(&w, 1, 0) == 0;
+    if (!full) ::poll(nullptr, 0, 1);
+  }
+  ASSERT_TRUE(full) << "the printer never filled the pipe";
+  const auto t_stop = std::chrono::steady_clock::now();
+  stop = SIGTERM;
+  ASSERT_EQ(printing.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the printer still waited on its standard output 5 s after the stop";
+  EXPECT_LT(std::chrono::steady_clock::now() - t_stop, std::chrono::milliseconds(900)) << "not before mpirun's SIGKILL";
+  ::testing::internal::CaptureStderr();
+  p.finish();
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("the output of index 1 is PARTIAL"), std::string::npos) << said;
+  EXPECT_EQ(rows, (std::vector<std::string>{"0:0\tok\n"})) << "no row of a task not wholly out";
+  ASSERT_EQ(::fcntl(reader.get(), F_SETFL, O_NONBLOCK), 0);
+  std::string piped(8 * static_cast<std::size_t>(capacity), '\0');
+  const ssize_t got = ::read(reader.get(), piped.data(), piped.size());
+  ASSERT_GT(got, 0);
+  piped.resize(static_cast<std::size_t>(got));
+  EXPECT_EQ(piped, "zero\n" + std::string(piped.size() - 5, '1')) << "task 0, then what the pipe took of task 1, nothing else";
+  EXPECT_LT(piped.size(), 5u + 4 * static_cast<std::size_t>(capacity));
 }
 
 TEST_F(MpiOrderedPrinter, ACutRecordIsAnError) {

@@ -1,6 +1,6 @@
 // A worker program for tests: writes out[i] = i * i (int64 output array) or, without an output
 // array, sets result i * i; misbehaves at index --at in the way --fault says.
-//   fault_worker [--fault MODE] [--at K] [--print] [--spin-ms MS] [--marker-dir DIR] [--tally FILE]
+//   fault_worker [--fault MODE] [--at K] [--print [--pad BYTES]] [--spin-ms MS] [--marker-dir DIR] [--tally FILE]
 // MODE: none segv abort exit3 throw hang oom garbage early-exit stop-file, or slow-start: the
 // first worker to start (the one that creates DIR/slow-start) blocks before run_worker.
 // For the --mpi tests (a wrapper picks the mode by rank), at any process's first task:
@@ -9,6 +9,7 @@
 // most 20 s) until DIR/j.tsv (or DIR/FILE with --tally FILE) has --at lines, then SIGKILLs its
 // master's parent (the rank's MPI process). --tally FILE: each task adds a line to DIR/FILE.
 // hold: waits like gate, then holds its task (at most 20 s) until its master stops it.
+// --pad BYTES: --print's line carries that many dots more (output too big for a pipe).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   std::string fault = "none";
   std::uint64_t at = ~0ull;
   bool print = false;
+  std::size_t pad = 0;
   long spin_ms = 0;
   std::string marker_dir = ".";
   std::string tally;
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
     if (a == "--fault" && i + 1 < argc) fault = argv[++i];
     else if (a == "--at" && i + 1 < argc) at = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--print") print = true;
+    else if (a == "--pad" && i + 1 < argc) pad = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--spin-ms" && i + 1 < argc) spin_ms = std::strtol(argv[++i], nullptr, 10);
     else if (a == "--marker-dir" && i + 1 < argc) marker_dir = argv[++i];
     else if (a == "--tally" && i + 1 < argc) tally = argv[++i];
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
       while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1'000'000 < spin_ms);
     }
     const auto v = static_cast<std::int64_t>(i * i);
-    if (print) std::printf("task %llu\n", static_cast<unsigned long long>(i));
+    if (print) std::printf("task %llu%s\n", static_cast<unsigned long long>(i), std::string(pad, '.').c_str());
     if (!tally.empty() && fault != "kill-relay") {
       const int fd = ::open((marker_dir + "/" + tally).c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
       if (fd >= 0 && ::write(fd, "x\n", 2) == 2) ::close(fd);

@@ -13,7 +13,10 @@
 #   rank-lost-ordered: the same with -k and each task printing a line, not --events (rank 2 is
 #     killed once the others did 40 tasks: with -k a row waits for its output): what rank 0
 #     printed is in task order and holds every task its joblog records ok; the --resume (-k)
-#     prints the rest in order, so every task's line is out.
+#     prints the rest in order, so every task's line is out. Lines of 3 KB: mpirun stops reading
+#     rank 0's output once the job ends, and rank 0 printing the tasks held behind rank 2's must
+#     give up in time to say why the job ends, name a line it cut as PARTIAL (and write no row
+#     of it), and remove its spool from its TMPDIR before mpirun's SIGKILL (F31).
 # Both: no process of the job left in this test's session, no segment left.
 # With "gather": --mpi-gather, and ranks 1 and 2 each in a directory of its own (ranks_apart.sh),
 # where the relative --output names no file: rank 0's output is whole only if they sent it.
@@ -36,7 +39,7 @@ source "$(dirname "$(readlink -f "$0")")/leftovers.sh"
 case $mode in
   worker-killed) faulty=1 fault="kill-once" others="gate" busy=none ;;
   rank-lost) faulty=2 fault="kill-relay --at 40" others="gate" busy=1 ;;
-  rank-lost-ordered) faulty=2 fault="kill-relay --at 40 --tally done.log --print" others="gate --tally done.log --print" busy=none ;;
+  rank-lost-ordered) faulty=2 fault="kill-relay --at 40 --tally done.log --print --pad 3000" others="gate --tally done.log --print --pad 3000" busy=none ;;
   *) fail "unknown mode $mode" ;;
 esac
 cat >by_rank.sh <<WRAP
@@ -82,18 +85,28 @@ if [ "$mode" = worker-killed ]; then
   [ "$(awk -F'\t' 'NR > 2 && $7 == "ok" && $11 ~ /:[012]$/' j.tsv | cut -f1 | sort -u | wc -l)" -eq $tasks ] ||
     fail "not $tasks tasks with an ok row naming their rank"
 elif [ "$mode" = rank-lost-ordered ]; then
-  mpi 3 "$dir/by_rank.sh" lost -k $extra
+  mkdir tmp
+  TMPDIR=$dir/tmp mpi 3 "$dir/by_rank.sh" lost -k $extra
   [ $rc -ne 0 ] || fail "the job lost a rank and exited 0"
   grep -q "taskfarm: rank 0: the MPI job is ending (.*); lost: rank 2$" lost.err || fail "no message naming rank 2"
-  sed 's/^task //' lost.out >printed
+  [ -z "$(ls tmp)" ] || fail "rank 0's spool left in its TMPDIR: $(ls tmp)"
+  lines() {  # lines whole|cut FILE: the index of each line printed whole (task N, 3000 dots) or not
+    awk -v want="$1" '{ n = $2; sub(/[.]*$/, "", n); w = $0 ~ /^task [0-9]+[.]*$/ && length($0) == 5 + length(n) + 3000
+                        if ((want == "whole") == w) print n }' "$2"
+  }
+  lines whole lost.out >printed
   sort -n -c printed || fail "-k: rank 0 printed out of task order"
+  cut=$(lines cut lost.out)  # at most the last line, cut short
+  [ "$(echo "$cut" | wc -w)" -le 1 ] || fail "more than one line cut short: $cut"
+  [ -z "$cut" ] || grep -q "the output of index $cut is PARTIAL" lost.err || fail "line of index $cut cut short, unsaid"
   awk -F'\t' 'NR > 2 && $7 == "ok"' j.tsv | cut -f1 | sort -n >recorded
   [ "$(wc -l <recorded)" -lt $tasks ] || fail "every task recorded: the rank was not lost midway"
-  [ -z "$(comm -23 recorded printed)" ] || fail "recorded ok, never printed: $(comm -23 recorded printed | head -3)"
-  printf '#!/bin/sh\nexec "%s" --print\n' "$worker" >printing.sh && chmod +x printing.sh
+  [ -z "$(comm -23 recorded printed)" ] || fail "recorded ok, never printed whole: $(comm -23 recorded printed | head -3)"
+  printf '#!/bin/sh\nexec "%s" --print --pad 3000\n' "$worker" >printing.sh && chmod +x printing.sh
   mpi 2 "$dir/printing.sh" resume --resume -k $extra
   [ $rc -eq 0 ] || fail "--resume on 2 ranks: exit $rc"
-  sed 's/^task //' resume.out >printed-again
+  [ -z "$(lines cut resume.out)" ] || fail "the resume printed a line cut short"
+  lines whole resume.out >printed-again
   sort -n -c printed-again || fail "-k: the resume printed out of task order"
   [ "$(sort -n -u printed printed-again | tr '\n' ' ')" = "$(seq 0 $((tasks - 1)) | tr '\n' ' ')" ] ||
     fail "not every task's line printed"

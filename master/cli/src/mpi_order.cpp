@@ -88,6 +88,7 @@ void OrderedPrinter::take(std::string_view text) {
     if (lost_.count(h.index) != 0) continue;       // (its output is lost: nothing of it is printed)
     // The task printed next comes straight through (what came of it before its turn is out already).
     if (h.index == next_ && spooled_.find(h.index) == spooled_.end()) {
+      if (!head_written_ && !bytes.empty()) begins(h.index);
       out_.write(bytes);
       head_written_ = head_written_ || !bytes.empty();
     } else {
@@ -126,14 +127,23 @@ void OrderedPrinter::print_spooled(std::uint64_t index) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return;  // it printed nothing
   ::unlink(path.c_str());
+  begins(index);
   out_.write_file(fd.get());
+}
+
+void OrderedPrinter::begins(std::uint64_t index) {
+  if (out_.closed()) return;  // (nothing more goes out)
+  const std::uint64_t at = out_.bytes_taken();
+  while (begun_.size() > 1 && std::next(begun_.begin())->first <= out_.bytes_out()) begun_.erase(begun_.begin());
+  begun_[at] = index;  // (one that printed nothing gives way to the next, at the same offset)
 }
 
 void OrderedPrinter::release_rows(std::uint64_t index) {
   const auto h = held_rows_.find(index);
   if (h == held_rows_.end()) return;
   out_.flush();  // the output before the row that says it is out
-  for (const auto& [rank, rows] : h->second) write_rows_(rank, rows);
+  if (!out_.closed())
+    for (const auto& [rank, rows] : h->second) write_rows_(rank, rows);
   held_rows_.erase(h);
 }
 
@@ -161,14 +171,32 @@ void OrderedPrinter::rows(int rank, std::string_view rows) {
     if (held.empty() || held.back().first != rank) held.emplace_back(rank, std::string());
     held.back().second += line;
   }
-  if (!now.empty()) write_rows_(rank, now);
+  if (now.empty()) return;
+  out_.flush();  // (its task's output may still be in the buffer)
+  if (!out_.closed()) write_rows_(rank, now);
+}
+
+void OrderedPrinter::say_cut() {
+  // The writer stopped at byte `at`, with bytes still to write: the task whose bytes began
+  // before it and go past it (the last begun, or one ending after `at`) is PARTIAL; no task after
+  // it is printed (its row unwritten: a --resume runs it).
+  const std::uint64_t at = out_.bytes_out();
+  const auto after = begun_.lower_bound(at);
+  std::cerr << "taskfarm: rank 0: standard output took no more in the time left once the job had to end";
+  if (after != begun_.begin() && (after == begun_.end() || after->first > at))
+    std::cerr << ": the output of index " << std::prev(after)->second << " is PARTIAL and the tasks after it";
+  else if (after != begun_.end())
+    std::cerr << ": the tasks from index " << after->second << " on";
+  else
+    std::cerr << ": the tasks after those printed";
+  std::cerr << " are not printed (--resume runs them)\n";
 }
 
 void OrderedPrinter::finish() {
   if (finished_) return;
   finished_ = true;
-  if (head_written_) {  // its node was lost while it ran: what came of it is out
-    out_.flush();
+  out_.flush();
+  if (head_written_ && !out_.closed()) {  // its node was lost while it ran: what came of it is out
     std::cerr << "taskfarm: the output of index " << next_ << " is PARTIAL: its node ended while it ran\n";
   }
   for (const auto& [index, whole] : spooled_) {
@@ -182,6 +210,7 @@ void OrderedPrinter::finish() {
   spooled_.clear();
   held_rows_.clear();
   out_.flush();
+  if (out_.gave_up()) say_cut();
 }
 
 }  // namespace taskfarm::cli::mpi

@@ -48,7 +48,9 @@ class OrderedPrinter {
   void rows(int rank, std::string_view rows);
   /// The run ends (also cut short): the tasks done but held behind one never done are printed,
   /// in order, and their rows written; rows of tasks never done are dropped (a --resume reruns
-  /// them). Removes the spool directory.
+  /// them). Removes the spool directory. If standard output gave up after a stop signal
+  /// (StdoutWriter::give_up_after_stop), says at which task: no row of a task not wholly out
+  /// is written.
   void finish();
 
  private:
@@ -58,6 +60,8 @@ class OrderedPrinter {
   void release_rows(std::uint64_t index);
   void advance();
   void append_spool(std::uint64_t index, std::string_view bytes);
+  void begins(std::uint64_t index);
+  void say_cut();
   std::string path_of(std::uint64_t index) const;
 
   std::vector<IndexRange> todo_;
@@ -72,6 +76,9 @@ class OrderedPrinter {
   std::string error_;          // a spool write failed: its task's output is lost
   std::set<std::uint64_t> lost_;  // tasks whose output could not be spooled whole
   bool finished_ = false;
+  // Where in standard output each task's bytes begin (offset → index), from the first not yet
+  // wholly out: if the writer gives up, the task it stopped in is named.
+  std::map<std::uint64_t, std::uint64_t> begun_;
 };
 
 }  // namespace taskfarm::cli::mpi
