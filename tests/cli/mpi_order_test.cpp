@@ -65,6 +65,11 @@ TEST_F(MpiOrderedPrinter, TasksComeOutInOrderWholeWhateverOrderTheyArriveIn) {
   p.take(record(5, o_done | o_succeeded, "five\n") + record(1, 0, "one-a "));
   p.take(record(6, o_done | o_succeeded, ""));
   EXPECT_EQ(printed(), "");
+  for (const auto& d : std::filesystem::directory_iterator(parent)) {
+    if (d.path().filename().string().rfind("taskfarm-" + std::to_string(::getpid()) + "-", 0) == 0) {
+      EXPECT_TRUE(std::filesystem::is_empty(d.path())) << "early tasks within the memory budget make no file";
+    }
+  }
   p.take(record(0, 0, "zero-a ") + record(0, o_done | o_succeeded, "zero-b\n"));
   EXPECT_EQ(printed(), "zero-a zero-b\none-a ");  // task 1 is next: what came of it is out
   p.take(record(2, o_done, "two (failed)\n"));
@@ -103,7 +108,7 @@ TEST_F(MpiOrderedPrinter, ARunCutShortPrintsWhatIsDoneAndDropsTheRowsOfTasksNeve
 // A full --tmpdir (here: a file size limit) when a task that came early is spooled: its output
 // is lost — never printed, its rows never written, nothing after it printed — and said.
 TEST_F(MpiOrderedPrinter, ATaskThatCannotBeSpooledIsLostAndStopsThePrintingThere) {
-  OrderedPrinter p({{0, 4}}, parent, out, write_rows);
+  OrderedPrinter p({{0, 4}}, parent, out, write_rows, /*memory_budget=*/0);  // every early task on disk
   struct sigaction ignore {}, was {};
   ignore.sa_handler = SIG_IGN;
   ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &was), 0);
@@ -182,6 +187,26 @@ TEST_F(MpiOrderedPrinter, AStdoutNobodyReadsIsGivenUpOnOnceTheJobMustEnd) {
   piped.resize(static_cast<std::size_t>(got));
   EXPECT_EQ(piped, "zero\n" + std::string(piped.size() - 5, '1')) << "task 0, then what the pipe took of task 1, nothing else";
   EXPECT_LT(piped.size(), 5u + 4 * static_cast<std::size_t>(capacity));
+}
+
+// Early output in memory up to the budget, on disk beyond (a task that passes it goes there
+// whole): either way each task comes out whole and in order, and the spool is left empty.
+TEST_F(MpiOrderedPrinter, EarlyTasksPastTheMemoryBudgetWaitOnDiskAndComeOutTheSame) {
+  OrderedPrinter p({{0, 5}}, parent, out, write_rows, /*memory_budget=*/8);
+  p.take(record(1, 0, "one-a ") + record(2, o_done | o_succeeded, "two\n") + record(1, o_done | o_succeeded, "one-b\n") +
+         record(3, o_done | o_succeeded, std::string(20, 'x') + "\n") + record(4, o_done | o_succeeded, "4\n"));
+  std::size_t files = 0;
+  for (const auto& d : std::filesystem::directory_iterator(parent))
+    if (d.path().filename().string().rfind("taskfarm-" + std::to_string(::getpid()) + "-", 0) == 0)
+      for ([[maybe_unused]] const auto& f : std::filesystem::directory_iterator(d.path())) ++files;
+  EXPECT_GE(files, 2u) << "tasks past the 8-byte budget wait in files";
+  p.take(record(0, o_done | o_succeeded, "zero\n"));
+  EXPECT_EQ(printed(), "zero\none-a one-b\ntwo\n" + std::string(20, 'x') + "\n4\n");
+  for (const auto& d : std::filesystem::directory_iterator(parent)) {
+    if (d.path().filename().string().rfind("taskfarm-" + std::to_string(::getpid()) + "-", 0) == 0) {
+      EXPECT_TRUE(std::filesystem::is_empty(d.path())) << "a printed task's file is removed";
+    }
+  }
 }
 
 TEST_F(MpiOrderedPrinter, ACutRecordIsAnError) {

@@ -2,8 +2,9 @@
 // tasks' stdout goes up to rank 0 as `output` texts, and rank 0 prints it in task order, as one
 // machine does. A text is a run of records, each a task's piece of stdout and/or the word that
 // the task is done (succeeded, or failed for good). Rank 0 writes the task it waits for straight
-// through, and keeps a task that comes early in a file of its spool directory until its turn:
-// its memory stays bounded whatever the tasks print. A joblog row waits until its task's output
+// through, and keeps a task that comes early until its turn — in memory up to a budget (64 MiB
+// by default), beyond it in a file of its spool directory: its memory stays bounded whatever the
+// tasks print, and tiny tasks cost no file each. A joblog row waits until its task's output
 // is out, as on one machine, so that a --resume never skips a task whose output was lost.
 // Node masters make records (mpi_node.cpp); rank 0's relay reads them, main thread.
 #pragma once
@@ -35,7 +36,9 @@ class OrderedPrinter {
   /// Writes a joblog row of node `rank` (whole lines) into the joblog.
   using WriteRows = std::function<void(int rank, std::string_view rows)>;
   /// `spool_parent`: where its spool directory goes (--tmpdir). Throws Error if it cannot be made.
-  OrderedPrinter(std::vector<IndexRange> todo, const std::string& spool_parent, StdoutWriter& out, WriteRows rows);
+  /// Early tasks' output is held in memory up to `memory_budget` bytes in all, on disk beyond.
+  OrderedPrinter(std::vector<IndexRange> todo, const std::string& spool_parent, StdoutWriter& out, WriteRows rows,
+                 std::size_t memory_budget = std::size_t{64} << 20);
 
   /// An `output` text from node `rank`. Throws Error on a malformed one. A task that cannot be
   /// spooled (a full --tmpdir) is lost output: said once on stderr (error()); it and every task
@@ -71,6 +74,10 @@ class OrderedPrinter {
   StdoutWriter& out_;
   WriteRows write_rows_;
   std::map<std::uint64_t, bool> spooled_;                          // index → done
+  std::size_t budget_;                                             // most bytes of held_text_
+  std::map<std::uint64_t, std::string> held_text_;                 // early output in memory
+  std::size_t held_bytes_ = 0;
+  std::set<std::uint64_t> on_disk_;                                // early output in the spool
   std::map<std::uint64_t, std::vector<std::pair<int, std::string>>> held_rows_;  // index → (rank, rows)
   bool head_written_ = false;  // something of next_ is out (straight through)
   std::string error_;          // a spool write failed: its task's output is lost
