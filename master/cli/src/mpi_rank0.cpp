@@ -128,8 +128,10 @@ void RankTrace::finish() {
   }
 }
 
-RankEvents::RankEvents()
-    : out_(nullptr), events_([this](std::string_view line) { write(line); }) {}
+RankEvents::RankEvents(const volatile std::sig_atomic_t* stop)
+    : out_(nullptr), events_([this](std::string_view line) { write(line); }) {
+  out_.give_up_after_stop(stop, std::chrono::milliseconds(100));
+}
 
 void RankEvents::start(const RunPlan& plan, std::uint64_t todo, std::uint64_t workers) {
   events_.start(todo, plan.tasks, plan.todo.done, static_cast<int>(workers), plan.program);
@@ -161,6 +163,9 @@ void RankEvents::end(std::uint64_t todo, const std::vector<std::array<std::uint6
                                                             : interrupted;
   r.wall = std::chrono::duration_cast<std::chrono::nanoseconds>(wall);
   events_.end(r, failed, exit_status);
+  if (out_.gave_up())
+    std::cerr << "taskfarm: rank 0: standard output took no more in the time left once the job had to end: the "
+                 "--events stream is cut short (no \"end\" event)\n";
 }
 
 }  // namespace taskfarm::cli::mpi

@@ -99,7 +99,9 @@ class RankTrace {
 /// come (their node masters added rank and host), and "end" with every node's counts summed.
 class RankEvents {
  public:
-  RankEvents();
+  /// `stop`: the relay's stop flag; once set, standard output is waited for at most 100 ms in
+  /// all (mpirun stops reading it and SIGKILLs rank 0 ~1 s after its SIGTERM: StdoutWriter).
+  explicit RankEvents(const volatile std::sig_atomic_t* stop);
   /// "start": `workers` is every rank's -j summed.
   void start(const RunPlan& plan, std::uint64_t todo, std::uint64_t workers);
   /// A node's lines, written out at once (a driving program waits for them).

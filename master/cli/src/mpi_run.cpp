@@ -248,7 +248,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   if (rank == 0 && start[0] && plan.events) {  // its "start" before any node's line
     std::uint64_t all_workers = 0;
     for (const Hello& h : hellos) all_workers += h.workers;
-    events.emplace().start(plan, todo, all_workers);
+    events.emplace(&g_stop_signal).start(plan, todo, all_workers);
   }
   const auto t0 = std::chrono::steady_clock::now();
   std::array<std::uint64_t, mpi::r_fields> total{};
