@@ -117,7 +117,7 @@ limit_stops_reading() {  # at --input-lines-max the lines read run, reading stop
   # Not even the first line fits: refused as before, nothing run.
   tf run --exec --input-lines-max 40 -- echo < <(printf 'a long first line\n')
   expect_rc 2
-  expect_stderr "standard input holds more than 40 B of lines: stopped reading it after 0 lines"
+  expect_stderr "standard input holds more than 40 B of lines: its first line alone is past that; nothing was run"
   [ ! -s "$W/stdout" ] || fail "ran something: $(cat "$W/stdout")"
 }
 

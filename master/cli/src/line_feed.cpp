@@ -84,8 +84,11 @@ void LineFeed::take(std::string_view chunk) {
 void LineFeed::stop(const std::string& why, bool limit) {
   arm(false);
   ended_ = true;
-  stopped_ = source_.who() + " " + why + ": stopped reading it after " + std::to_string(lines_.ended() - base_) +
-             " lines; the rest was not run" +
+  // (Not even a first line: the run is refused, exit 2, and says so in other words than exit 102's.)
+  const std::uint64_t read = lines_.ended() - base_;
+  stopped_ = source_.who() + " " + why +
+             (read == 0 ? std::string(": its first line alone is past that; nothing was run")
+                        : ": stopped reading it after " + std::to_string(read) + " lines; the rest was not run") +
              (limit ? " (the limit is --input-lines-max, by default the free space of /dev/shm, at most a quarter of memory)" : "");
 }
 

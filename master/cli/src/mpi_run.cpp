@@ -111,9 +111,11 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   if (child < 0) throw_errno("--mpi: fork");
   if (child == 0) {
     ::close(sv[0]);
+    mpi::name_peer("this rank's relay (its MPI process)");
     ::_exit(mpi::node_main(plan, in.replan, output_path, sv[1], grain_option));
   }
   ::close(sv[1]);
+  mpi::name_peer("this rank's node master (pid " + std::to_string(child) + ")");
   plan.lines.reset();  // the node master's now
   const int fd = sv[0];
   struct sigaction sa {};

@@ -15,6 +15,14 @@
 namespace taskfarm::cli::mpi {
 namespace {
 
+std::string g_peer = "the other process of this rank";
+
+// A socket call failed: the other end gone (it died, or was killed) is said as such, naming it.
+[[noreturn]] void socket_failed() {
+  if (errno == EPIPE || errno == ECONNRESET) throw Error("--mpi: " + g_peer + " is gone");
+  throw_errno("--mpi: the socket to " + g_peer);
+}
+
 // One datagram: its Wire, and its part of a text into `text` (appended).
 std::optional<Wire> recv_datagram(int fd, int ms, std::string& text) {
   pollfd p{fd, POLLIN, 0};
@@ -24,14 +32,14 @@ std::optional<Wire> recv_datagram(int fd, int ms, std::string& text) {
   // The other side closed with a message of ours unread (a grant racing its report): Linux says
   // so once, before the messages it had sent, which are still there to read.
   if (n < 0 && errno == ECONNRESET) n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
-  if (n == 0) throw Error("--mpi: the other side of this node's relay is gone");
-  if (n < 0) throw_errno("--mpi: relay socket");
-  if (n < static_cast<ssize_t>(sizeof(Wire))) throw Error("--mpi: relay socket: a message of the wrong size");
+  if (n == 0) throw Error("--mpi: " + g_peer + " is gone");
+  if (n < 0) socket_failed();
+  if (n < static_cast<ssize_t>(sizeof(Wire))) throw Error("--mpi: a message of the wrong size from " + g_peer);
   Wire w;
   std::memcpy(&w, buf.data(), sizeof w);
   const auto bytes = static_cast<std::size_t>(n) - sizeof w;
   if (is_text(w.kind) || w.kind == Wire::data) {
-    if (bytes != w.count) throw Error("--mpi: relay socket: a text message of the wrong size");
+    if (bytes != w.count) throw Error("--mpi: a text message of the wrong size from " + g_peer);
     text.append(buf.data() + sizeof w, bytes);
   }
   return w;
@@ -39,8 +47,10 @@ std::optional<Wire> recv_datagram(int fd, int ms, std::string& text) {
 
 }  // namespace
 
+void name_peer(std::string peer) { g_peer = std::move(peer); }
+
 void send_wire(int fd, const Wire& w) {
-  if (::send(fd, &w, sizeof w, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w)) throw_errno("--mpi: relay socket");
+  if (::send(fd, &w, sizeof w, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w)) socket_failed();
 }
 
 void send_text(int fd, Wire::Kind kind, std::string_view text) {
@@ -54,7 +64,7 @@ void send_text(int fd, Wire::Kind kind, std::string_view text) {
     msghdr m{};
     m.msg_iov = iov;
     m.msg_iovlen = 2;
-    if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + n)) throw_errno("--mpi: relay socket");
+    if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + n)) socket_failed();
     text.remove_prefix(n);
   } while (!text.empty());
 }
@@ -70,7 +80,7 @@ void send_data(int fd, std::uint64_t offset, const char* bytes, std::size_t n) {
     msghdr m{};
     m.msg_iov = iov;
     m.msg_iovlen = 2;
-    if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + k)) throw_errno("--mpi: relay socket");
+    if (::sendmsg(fd, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w + k)) socket_failed();
     offset += k;
     bytes += k;
     n -= k;
@@ -84,8 +94,8 @@ std::optional<Message> recv_message(int fd, int ms) {
   m.wire = *w;
   while (is_text(w->kind) && w->v[0] != 0) {
     w = recv_datagram(fd, 10'000, m.text);  // its sender writes the parts back to back
-    if (!w) throw Error("--mpi: relay socket: the rest of a message did not come within 10 s");
-    if (w->kind != m.wire.kind) throw Error("--mpi: relay socket: a message cut by another");
+    if (!w) throw Error("--mpi: the rest of a message from " + g_peer + " did not come within 10 s");
+    if (w->kind != m.wire.kind) throw Error("--mpi: a message from " + g_peer + " cut by another");
   }
   if (is_text(m.wire.kind)) m.wire.count = static_cast<std::uint32_t>(std::min<std::size_t>(m.text.size(), UINT32_MAX));
   return m;

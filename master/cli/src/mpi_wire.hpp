@@ -55,6 +55,10 @@ struct Message {
   std::string text;  ///< text kinds: the whole text
 };
 
+/// Who is at the other end of this process's socket, for its errors ("…'s node master is gone"):
+/// set once by each process of the rank right after the fork (a process has one such socket).
+void name_peer(std::string peer);
+
 void send_wire(int fd, const Wire& w);
 /// Sends `text` of text kind `kind` in datagrams of at most kMaxTextBytes.
 void send_text(int fd, Wire::Kind kind, std::string_view text);
@@ -62,7 +66,7 @@ void send_text(int fd, Wire::Kind kind, std::string_view text);
 /// kMaxTextBytes each (each one whole: rank 0 writes each where it says).
 void send_data(int fd, std::uint64_t offset, const char* bytes, std::size_t n);
 /// Waits at most `ms` for a message (a text's later parts, sent back to back, at most 10 s
-/// more); nullopt on none; throws Error when the other side is gone.
+/// more); nullopt on none; throws Error when the other side is gone (naming it: name_peer).
 std::optional<Message> recv_message(int fd, int ms);
 
 /// What each rank tells rank 0 over MPI at the start (MPI_Gather): its node's name
