@@ -535,7 +535,9 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   int child_status = 0;
   wait_child(child, child_status, 30'000);
   if (printer) printer->finish();
-  const bool lost_output = printer && !printer->error().empty();  // -k: rank 0's spool failed
+  // -k: rank 0's spool failed, or a stop signal came as it printed the last tasks (it gave up on
+  // its stdout: the rows of what it did not print are unwritten, a --resume prints them)
+  const bool lost_output = printer && (!printer->error().empty() || ordered_out.gave_up());
   printer.reset();
   if (rank == 0) progress.finish();
   if (rank == 0 && status == exit_ok) {
