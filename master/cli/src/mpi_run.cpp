@@ -82,6 +82,34 @@ void wait_child(pid_t pid, int& status, int ms) {
   ::waitpid(pid, &status, 0);
 }
 
+// Rank 0: receives the message MPI_Iprobe found (`n` items of `type`) into `buf`. A large one
+// comes only as its sender goes on sending (Open MPI's rendezvous), and a sender that dies midway
+// — the rank lost — can leave MPI_Recv waiting for ever: rank 0 would never see the stop signal
+// and die silent at mpirun's SIGKILL (seen under load in mpi.rank-lost_gathered: rank 1 reached
+// its stop path at once, rank 0 never did; the blocking receive is the likely place). So it waits with
+// MPI_Test, and once a stop signal came (the job is ending) waits 100 ms at most, in all calls
+// together, then gives the message up: false then, and the storage the request may still write
+// into is kept, never freed, until the process exits. (A live rank's message is whole long before.)
+bool receive_unless_stopped(std::vector<char>& buf, int n, MPI_Datatype type, int from, int tag) {
+  static std::optional<std::chrono::steady_clock::time_point> give_up_at;
+  buf.resize(static_cast<std::size_t>(n));
+  MPI_Request request;
+  MPI_Irecv(buf.data(), n, type, from, tag, MPI_COMM_WORLD, &request);
+  for (int done = 0;;) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done != 0) return true;
+    if (g_stop_signal == 0) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (!give_up_at) give_up_at = now + std::chrono::milliseconds(100);
+    if (now >= *give_up_at) {
+      static std::vector<std::vector<char>> abandoned;  // (a vector moved keeps its storage)
+      abandoned.push_back(std::move(buf));
+      buf.clear();
+      return false;
+    }
+  }
+}
+
 constexpr int tag_of(Wire::Kind k) {
   return k == Wire::rows     ? kTagRows
          : k == Wire::events ? kTagEvents
@@ -259,7 +287,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   bool own_reported = false;
   std::uint64_t requests = 0;
   std::chrono::steady_clock::duration serving{};  // rank 0: inside requests (the hand-out's cost)
-  std::string text;
+  std::vector<char> inbox;  // rank 0: a text or data message from another rank
   // Rank 0's slices: 16 per worker of the whole job, now that the node count is known (every
   // node's -j taken as this one's); a node asks at half of its own estimate, made before MPI_Init.
   const std::uint64_t hand_grain =
@@ -350,15 +378,13 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
                st.MPI_TAG == kTagFailures) {
       int n = 0;
       MPI_Get_count(&st, MPI_CHAR, &n);
-      text.resize(static_cast<std::size_t>(n));
-      MPI_Recv(text.data(), n, MPI_CHAR, from, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      deliver(from, kind_of(st.MPI_TAG), text);
+      if (receive_unless_stopped(inbox, n, MPI_CHAR, from, st.MPI_TAG))
+        deliver(from, kind_of(st.MPI_TAG), std::string_view(inbox.data(), inbox.size()));
     } else if (st.MPI_TAG == kTagData) {
       int n = 0;
       MPI_Get_count(&st, MPI_BYTE, &n);
-      text.resize(static_cast<std::size_t>(n));
-      MPI_Recv(text.data(), n, MPI_BYTE, from, kTagData, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      if (gathered) gathered->write(from, text.data(), text.size());
+      if (receive_unless_stopped(inbox, n, MPI_BYTE, from, kTagData) && gathered)
+        gathered->write(from, inbox.data(), inbox.size());
     } else if (st.MPI_TAG == kTagEnded) {
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagEnded, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
