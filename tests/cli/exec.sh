@@ -356,11 +356,14 @@ not_a_worker_program_says_exec() {  # GNU parallel habits without --exec: told w
   expect_stderr "echo exited with code 0 before starting the taskfarm protocol: it is not a worker program (use --exec to run a command per task)"
   [ "$(grep -c '^{}$' "$W/stdout" "$W/stderr" | awk -F: '{ n += $2 } END { print n }')" -le 1 ] ||
     fail "echo {} was started more than once: $(cat "$W/stdout")"
-  # Started once, not -j times: the first exit before the handshake ends the run.
+  # The first exit before the handshake ends the run: never started again after it. Started
+  # once when it exits within the probe's 50 ms grace (design §13), but a loaded machine can
+  # take longer to run `sh`, and then the other -j - 1 start too (the Dispatcher tests hold
+  # the grace itself, without timing): at most -j starts here, none after the first exit.
   tf run -j 4 --tasks 8 -- sh -c 'echo started >>"$0"' "$W/starts" </dev/null
   expect_rc 3
   expect_stderr "sh exited with code 0 before starting the taskfarm protocol: it is not a worker program"
-  [ "$(wc -l <"$W/starts")" -eq 1 ] || fail "the non-worker program was started $(wc -l <"$W/starts") times"
+  [ "$(wc -l <"$W/starts")" -le 4 ] || fail "the non-worker program was started $(wc -l <"$W/starts") times"
   expect_no_segments "$TF_PID"
   tf run ::: a b c </dev/null
   expect_rc 2
