@@ -53,10 +53,10 @@ chmod +x by_rank.sh
 # mpirun in a session of its own: whatever is left in it once mpirun returned and the killed
 # rank's orphaned node master had 10 s to clean up (a bounded poll) leaked.
 # mpirun SIGKILLs what is left of a job 1 s after its SIGTERM by default; rank 0 speaks ~0.6 s
-# after it (design §17), which a loaded CI machine running ASan builds does not always grant
-# (session 9, a loaded make test: rank 0 killed before naming rank 2). The test gives it 4 s, so that scheduling is not
-# what it measures; a rank 0 that blocks (on a stdout nobody reads, F31, or a receive) still
-# never speaks, and the give-up itself is tested without timing (cli.MpiOrderedPrinter).
+# after it (design §17), which a loaded machine does not always grant (session 9, a loaded
+# make test: rank 0 killed before naming rank 2). The test gives it 4 s, so that scheduling is
+# not what it measures; a rank 0 that blocks (on a stdout nobody reads, F31, or a receive)
+# still never speaks, and the give-up itself is tested without timing (cli.MpiOrderedPrinter).
 mpi() {  # mpi RANKS WORKER OUT [taskfarm options...]
   local ranks=$1 prog=$2 out=$3
   shift 3
