@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -90,22 +91,48 @@ void wait_child(pid_t pid, int& status, int ms) {
 // MPI_Test, and once a stop signal came (the job is ending) waits 100 ms at most, in all calls
 // together, then gives the message up: false then, and the storage the request may still write
 // into is kept, never freed, until the process exits. (A live rank's message is whole long before.)
-bool receive_unless_stopped(std::vector<char>& buf, int n, MPI_Datatype type, int from, int tag) {
+// Whether a stop signal came 100 ms ago or more: rank 0's budget, in all calls together, for
+// messages still on their way once the job is ending.
+bool stop_budget_spent() {
+  if (g_stop_signal == 0) return false;
   static std::optional<std::chrono::steady_clock::time_point> give_up_at;
+  const auto now = std::chrono::steady_clock::now();
+  if (!give_up_at) give_up_at = now + std::chrono::milliseconds(100);
+  return now >= *give_up_at;
+}
+
+bool receive_unless_stopped(std::vector<char>& buf, int n, MPI_Datatype type, int from, int tag) {
   buf.resize(static_cast<std::size_t>(n));
   MPI_Request request;
   MPI_Irecv(buf.data(), n, type, from, tag, MPI_COMM_WORLD, &request);
   for (int done = 0;;) {
     MPI_Test(&request, &done, MPI_STATUS_IGNORE);
     if (done != 0) return true;
-    if (g_stop_signal == 0) continue;
-    const auto now = std::chrono::steady_clock::now();
-    if (!give_up_at) give_up_at = now + std::chrono::milliseconds(100);
-    if (now >= *give_up_at) {
+    if (stop_budget_spent()) {
       static std::vector<std::vector<char>> abandoned;  // (a vector moved keeps its storage)
       abandoned.push_back(std::move(buf));
       buf.clear();
       return false;
+    }
+  }
+}
+
+// Rank 0: sends grant `g` to rank `to`. A node that asked for more just before its rank was lost
+// never takes it: the shared-memory queue to that rank fills, and MPI_Send waited for ever —
+// rank 0 never reached its stop path and died silent at mpirun's SIGKILL (outside pass F35). So
+// it waits with MPI_Test, and once a stop came gives the grant up within the same budget as
+// receive_unless_stopped (the copy the request may still read is kept until the process exits).
+void send_grant_unless_stopped(const Wire& g, int to) {
+  auto copy = std::make_unique<Wire>(g);
+  MPI_Request request;
+  MPI_Isend(copy.get(), static_cast<int>(sizeof(Wire)), MPI_BYTE, to, kTagGrant, MPI_COMM_WORLD, &request);
+  for (int done = 0;;) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done != 0) return;
+    if (stop_budget_spent()) {
+      static std::vector<std::unique_ptr<Wire>> abandoned;
+      abandoned.push_back(std::move(copy));
+      return;
     }
   }
 }
@@ -359,8 +386,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagMore, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       ++requests;
-      Wire g = next_grant();
-      MPI_Send(&g, static_cast<int>(sizeof g), MPI_BYTE, from, kTagGrant, MPI_COMM_WORLD);
+      send_grant_unless_stopped(next_grant(), from);
       serving += std::chrono::steady_clock::now() - t;
     } else if (st.MPI_TAG == kTagGrant) {
       Wire g;
