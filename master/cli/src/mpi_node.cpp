@@ -361,13 +361,16 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     fanout.add(data ? &*data : nullptr);  // a piece's bytes before its rows
     fanout.add(ended ? &*ended : nullptr);
     fanout.add(task_output ? &*task_output : nullptr);  // a piece's output is written out before its rows
-    fanout.add(rows ? &*rows : nullptr);
     fanout.add(trace ? &*trace : nullptr);
     fanout.add(trace_relay ? &*trace_relay : nullptr);
     fanout.add(events ? &*events : nullptr);
     fanout.add(exec_output ? &*exec_output : nullptr);
     fanout.add(ordered ? &*ordered : nullptr);  // after ExecOutput: a task's pieces before its end
     fanout.add(event_relay ? &*event_relay : nullptr);  // after everything that makes events
+    // A task's row goes after its output events (sent at once, above) — rank 0 then never has a
+    // row of a task whose events it has not written (outside pass F36) — and after its output
+    // pieces under -k.
+    fanout.add(rows ? &*rows : nullptr);
     fanout.add(progress ? &*progress : nullptr);
     signals.attach(*farm);
     RunReport r = farm->run(job, &fanout);

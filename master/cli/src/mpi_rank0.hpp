@@ -106,6 +106,8 @@ class RankEvents {
   void start(const RunPlan& plan, std::uint64_t todo, std::uint64_t workers);
   /// A node's lines, written out at once (a driving program waits for them).
   void write(std::string_view lines);
+  /// Standard output took no more after a stop: what was written since may not be out.
+  bool gave_up() const noexcept { return out_.gave_up(); }
   /// "end": `total`, the nodes' reports summed (ReportField) — or, for a job ending before every
   /// node reported (`interrupted` non-empty: the job is ending), what `counted` says each node
   /// had succeeded and finally failed so far.

@@ -358,7 +358,9 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   auto deliver = [&](int from, Wire::Kind kind, std::string_view t) {
     if (kind == Wire::rows && joblog) {
       if (printer) printer->rows(from, t);  // a row waits for its task's output
-      else joblog->write(from, t);
+      // A node sends a task's --events lines before its row: once rank 0's events stream gave
+      // up on its stdout, a row may be of a task whose output events did not get out (F36).
+      else if (!events || !events->gave_up()) joblog->write(from, t);
     }
     if (kind == Wire::output && printer) printer->take(t);
     if (kind == Wire::events && events) events->write(t);
