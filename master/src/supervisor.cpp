@@ -373,7 +373,7 @@ int Supervisor::wait_ms(Clock::time_point now) const {
       wait = std::min(wait, until(w.spawned_at + opt_.start_timeout, now));
   }
   if (const auto t = d_.next_wakeup(now); t != Clock::time_point::max()) wait = std::min(wait, until(t, now));
-  if (obs_ != nullptr && opt_.tick_interval.count() > 0) wait = std::min(wait, until(next_tick_, now));
+  if (ticking()) wait = std::min(wait, until(next_tick_, now));
   return static_cast<int>(std::max<std::int64_t>(0, wait.count()));
 }
 

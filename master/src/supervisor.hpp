@@ -79,6 +79,11 @@ class Supervisor {
 
   // Liveness (supervisor_liveness.cpp): looks at every worker of the run, reports on_tick and stalls.
   void tick(Clock::time_point now);
+  // Whether ticks are wanted: someone hears them, or a stall is to be said on stderr.
+  bool ticking() const {
+    return opt_.tick_interval.count() > 0 &&
+           (obs_ != nullptr || (opt_.stall_to_stderr && opt_.stall_warning.count() > 0));
+  }
   WorkerLiveness observe(std::size_t i, std::int64_t now_ns);
 
   // Stopping (supervisor_stop.cpp).

@@ -1,13 +1,45 @@
 // Liveness: every tick_interval, whatever else happens, the Supervisor looks at each worker of
 // the run through its slot segment — the chunk and task it is running, how many tasks it has
 // done — and reports how long each has shown no progress (on_tick); once per stall, a worker
-// that has held work without progress for stall_warning (on_stall). It only reads what workers
-// write anyway, so their hot path pays nothing (docs/design.md §11). Part of Supervisor.
+// that has held work without progress for stall_warning (a line on stderr, on_stall). It only
+// reads what workers write anyway, so their hot path pays nothing (docs/design.md §11). Part of
+// Supervisor.
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "descendants.hpp"
 #include "proc_info.hpp"
 #include "supervisor.hpp"
 
 namespace taskfarm {
+
+std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const {
+  const double secs = std::chrono::duration<double>(since_progress).count();
+  char for_[32];  // "60 s", or "0.4 s" for a short stall_warning
+  std::snprintf(for_, sizeof for_, secs < 10 ? "%.1f s " : "%.0f s ", secs);
+  std::string s = "slot " + std::to_string(slot) + " (pid " + std::to_string(pid) + ") has shown no progress for " + for_ +
+                  (index ? "on task " + std::to_string(*index) : std::string("with work it has not started"));
+  if (stopped()) s += "; it is stopped (SIGSTOP?): kill -CONT " + std::to_string(pid) + " resumes it";
+  else if (state == 'D') s += "; it is in uninterruptible sleep (disk or network I/O)";
+  if (!timeout_hint.empty()) s += "; " + std::string(timeout_hint);
+  return s;
+}
+
+namespace {
+
+// One line on stderr, written whole or not at all past a failed write: a notice is best effort.
+void say_on_stderr(const std::string& line) {
+  const std::string text = "taskfarm: " + line + "\n";
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
+    if (n <= 0) return;
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
 
 WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
   WorkerSlot& s = slots_[i];
@@ -47,7 +79,7 @@ WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
 void Supervisor::tick(Clock::time_point now) {
   next_tick_ = now + opt_.tick_interval;
   if (opt_.reap_descendants) descendants::reap_exited(worker_pids());  // adopted ones that ended
-  if (obs_ == nullptr) return;
+  if (!ticking()) return;
   const std::int64_t now_ns = monotonic_ns();
   FarmTick t;
   t.elapsed = now - run_start_;
@@ -57,11 +89,14 @@ void Supervisor::tick(Clock::time_point now) {
     WorkerLiveness w = observe(i, now_ns);
     if (opt_.stall_warning.count() > 0 && w.busy && !s.stall_reported && w.since_progress >= opt_.stall_warning) {
       s.stall_reported = true;
-      obs_->on_stall(w);
+      if (opt_.stall_to_stderr)
+        say_on_stderr(w.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
+                                                                     : "task_timeout would kill and retry a task that runs too long"));
+      if (obs_ != nullptr) obs_->on_stall(w);
     }
     t.workers.push_back(w);
   }
-  obs_->on_tick(t);
+  if (obs_ != nullptr) obs_->on_tick(t);
 }
 
 }  // namespace taskfarm

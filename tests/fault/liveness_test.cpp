@@ -355,11 +355,47 @@ TEST(Liveness, StoppedWorkerIsReportedAsStopped) {
   LivenessWatch watch;
   watch.farm = &farm;
   watch.continue_stopped = true;
+  testing::internal::CaptureStderr();
   const RunReport r = farm.run(job, &watch);
+  const std::string said = testing::internal::GetCapturedStderr();
   EXPECT_EQ(r.succeeded, 100u);
+  EXPECT_NE(said.find("taskfarm: slot 0 (pid " + std::to_string(watch.first_pid) + ") has shown no progress for 0."),
+            std::string::npos) << said;
+  EXPECT_NE(said.find("; it is stopped (SIGSTOP?): kill -CONT " + std::to_string(watch.first_pid) + " resumes it; "
+                      "task_timeout would kill and retry a task that runs too long\n"),
+            std::string::npos) << said;
   ASSERT_EQ(watch.stalls.size(), 1u);
   EXPECT_TRUE(watch.stalls[0].stopped()) << "state " << watch.stalls[0].state;
   EXPECT_EQ(watch.stalls[0].pid, watch.first_pid);
   EXPECT_EQ(watch.state_seen, 'T');
   for (std::size_t i = 0; i < 100; ++i) EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
+}
+
+// A call with no observer at all (a plain Pool::for_each, Farm::run(job)) that waits on a stuck
+// worker says so on stderr: before, ticks ran only for an observer, so such a call hung without
+// a word until task_timeout, or for ever without one.
+TEST(Liveness, StallIsSaidOnStderrWithoutAnObserver) {
+  FarmOptions o;
+  o.workers = 2;
+  o.chunk = 1;
+  o.retries = 0;
+  o.tick_interval = 100ms;
+  o.stall_warning = 300ms;
+  o.task_timeout = 2s;  // ends the run: the hung task fails, the rest complete
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, FAULT_WORKER, {"--fault", "hang", "--at", "7"});
+  JobSpec job;
+  job.extent = {20};
+  testing::internal::CaptureStderr();
+  const RunReport r = farm.run(job);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.succeeded, 19u);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].cause, FailureCause::timeout);
+  const std::string line = "(pid " + std::to_string(r.failures[0].pid) + ") has shown no progress for ";
+  const auto at = said.find(line);
+  ASSERT_NE(at, std::string::npos) << said;
+  EXPECT_EQ(at, said.rfind(line)) << "once per stall: " << said;
+  EXPECT_NE(said.find(" s on task 7\n", at), std::string::npos) << said;
+  EXPECT_EQ(said.find("task_timeout would"), std::string::npos) << "a timeout is set: " << said;
 }

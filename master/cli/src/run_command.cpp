@@ -176,6 +176,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   }
 
   try {
+    plan.farm.stall_to_stderr = false;  // WorkerNotices says it, the progress bar cleared first
     farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
   } catch (const Error& e) {
     return fail(exit_farm, std::string("cannot start the farm: ") + e.what());

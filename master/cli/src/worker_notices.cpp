@@ -23,16 +23,10 @@ void WorkerNotices::on_failure(const FailureRecord& f) {
   if (f.cause == FailureCause::start && !f.index && f.error != 0 && !f.final) say(f.message);
 }
 
-// "slot 1 (pid 4122) has shown no progress for 60 s on task 7; it is stopped (SIGSTOP): ..."
+// The library's stall line (FarmOptions::stall_to_stderr is off in the binary: the bar is
+// cleared first here).
 void WorkerNotices::on_stall(const WorkerLiveness& w) {
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(w.since_progress).count();
-  std::string s = "slot " + std::to_string(w.slot) + " (pid " + std::to_string(w.pid) + ") has shown no progress for " +
-                  std::to_string(secs) + " s " +
-                  (w.index ? "on task " + std::to_string(*w.index) : std::string("with work it has not started"));
-  if (w.stopped()) s += "; it is stopped (SIGSTOP?): kill -CONT " + std::to_string(w.pid) + " resumes it";
-  else if (w.state == 'D') s += "; it is in uninterruptible sleep (disk or network I/O)";
-  if (!has_timeout_) s += "; --timeout would kill and retry a task that runs too long";
-  say(s);
+  say(w.describe_stall(has_timeout_ ? std::string_view{} : "--timeout would kill and retry a task that runs too long"));
 }
 
 }  // namespace taskfarm::cli

@@ -52,9 +52,14 @@ struct FarmOptions {
   /// whatever else happens. 0 = never.
   std::chrono::milliseconds tick_interval{1000};
   /// A worker that shows no progress for this long while it holds work (the same task, or work
-  /// it does not start) is reported once per stall through FarmObserver::on_stall. It is not
-  /// killed: that is task_timeout's job. 0 = never.
+  /// it does not start) is reported once per stall: a line on stderr (stall_to_stderr) and
+  /// FarmObserver::on_stall. It is not killed: that is task_timeout's job. 0 = never.
   std::chrono::milliseconds stall_warning{60000};
+  /// Write the stall report on stderr ("taskfarm: slot 1 (pid 4122) has shown no progress for
+  /// 60 s on task 7; it is stopped ..."), with or without an observer: a call that waits on a
+  /// stuck or stopped worker is never silent. Off where an observer says it instead (the
+  /// taskfarm binary clears its progress bar first).
+  bool stall_to_stderr = true;
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
   /// Fork mode refuses to fork (throws Error) while this process has other threads: a worker
@@ -133,6 +138,10 @@ struct WorkerLiveness {
   /// last tick ('?' otherwise): 'R', 'S', 'D', 'T' (stopped), 't' (traced), 'Z'.
   char state = '?';
   bool stopped() const noexcept { return state == 'T' || state == 't'; }
+  /// The stall report: "slot 1 (pid 4122) has shown no progress for 60 s on task 7; it is
+  /// stopped (SIGSTOP?): kill -CONT 4122 resumes it; <timeout_hint>". `timeout_hint` names the
+  /// option that would kill a stuck task (empty when one is set: nothing to add).
+  std::string describe_stall(std::string_view timeout_hint) const;
 };
 
 /// The periodic liveness view of a run.
