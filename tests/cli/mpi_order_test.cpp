@@ -1,8 +1,10 @@
 // Rank 0's printer of `taskfarm run --mpi --keep-order` (master/cli/src/mpi_order.cpp): records
 // from several nodes, in any order and cut anywhere between records, come out in task order,
 // each task whole; a joblog row waits for its task's output; a run cut short prints what is done
-// and drops the rows of tasks never done. tests/mpi/ runs it end to end under mpirun.
+// and drops the rows of tasks never done; a node's relays send a task's row before its end.
+// tests/mpi/ runs it end to end under mpirun.
 #include "mpi_order.hpp"
+#include "mpi_relay.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,14 +14,19 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -91,6 +98,48 @@ TEST_F(MpiOrderedPrinter, ARowWaitsUntilItsTaskIsPrinted) {
   EXPECT_EQ(rows, (std::vector<std::string>{"0:0\tok\n", "1:1\tretried\n", "1:2\tok from rank 1\n"}));
   p.rows(1, "1\tok, late\n");  // a row of a task already out is written at once
   EXPECT_EQ(rows.back(), "1:1\tok, late\n");
+}
+
+// A joblog row as a node makes it (index, slot, pid, start, runtime, attempt, outcome, ...).
+std::string row(std::uint64_t index, const std::string& outcome) {
+  return std::to_string(index) + "\t0\t100\t1.5\t0.1\t" + (outcome == "retried" ? "1" : "2") + "\t" + outcome + "\t1\t0\n";
+}
+
+// Outside pass F37: with a joblog, a task's output is printed whole only once its final row is
+// at rank 0 — a row that died with its rank after the output was printed made the --resume
+// print the task again. The end of a task (its done record) waits for its row; a retried row
+// is not its final one.
+TEST_F(MpiOrderedPrinter, WithAJoblogATaskEndsOnlyOnceItsFinalRowIsHere) {
+  OrderedPrinter p({{0, 3}}, parent, out, write_rows);
+  p.expect_rows();
+  p.take(record(1, o_done | o_succeeded, "one\n"));
+  p.take(record(0, 0, "zero\n") + record(0, o_done | o_succeeded, ""));
+  EXPECT_EQ(printed(), "zero\n") << "the piece of the task waited for goes straight through, but task 0 is not done";
+  p.rows(0, row(0, "retried"));
+  EXPECT_EQ(printed(), "zero\n") << "a retried row is not task 0's last";
+  EXPECT_TRUE(rows.empty());
+  p.rows(0, row(0, "ok"));
+  EXPECT_EQ(printed(), "zero\n") << "task 0 done; task 1's end still waits for its row";
+  EXPECT_EQ(rows, (std::vector<std::string>{"0:" + row(0, "retried") + row(0, "ok")}));
+  p.rows(1, row(1, "failed") + row(2, "ok"));
+  EXPECT_EQ(printed(), "zero\none\n");
+  EXPECT_EQ(rows.back(), "1:" + row(1, "failed"));
+  p.take(record(2, o_done | o_succeeded, "two\n"));  // its row came first (as a node sends it)
+  EXPECT_EQ(printed(), "zero\none\ntwo\n");
+  EXPECT_EQ(rows.back(), "1:" + row(2, "ok"));
+}
+
+TEST_F(MpiOrderedPrinter, WithAJoblogATaskWhoseRowNeverCameIsNotPrinted) {
+  OrderedPrinter p({{0, 4}}, parent, out, write_rows);
+  p.expect_rows();
+  // Tasks 0 and 2 ended on a rank lost before their rows were sent; task 1's row came.
+  p.take(record(0, o_done | o_succeeded, "zero\n") + record(2, o_done | o_succeeded, "two\n"));
+  p.rows(1, row(1, "ok"));
+  p.take(record(1, o_done | o_succeeded, "one\n"));
+  EXPECT_EQ(printed(), "") << "task 0 is not done without its row";
+  p.finish();
+  EXPECT_EQ(printed(), "one\n") << "only the task whose row came is printed: a --resume runs 0 and 2";
+  EXPECT_EQ(rows, (std::vector<std::string>{"1:" + row(1, "ok")}));
 }
 
 TEST_F(MpiOrderedPrinter, ARunCutShortPrintsWhatIsDoneAndDropsTheRowsOfTasksNeverDone) {
@@ -214,6 +263,73 @@ TEST_F(MpiOrderedPrinter, ACutRecordIsAnError) {
   const std::string r = record(0, o_done, "zero\n");
   EXPECT_THROW(p.take(r.substr(0, r.size() - 1)), Error);
   EXPECT_THROW(p.take(r.substr(0, 5)), Error);
+}
+
+// F37, the node's side: under -k with a joblog, the record that says a task is done reaches
+// rank 0 after the task's final row — the relay passes the node's messages on in order, so rank 0
+// never waits on a row a lost rank took with it. Here a worker program's result big enough to be
+// sent at once (16 KiB) once went out before its row existed.
+TEST(MpiNodeRelays, ATasksEndGoesUpAfterItsRow) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd node(sv[0]), relay(sv[1]);
+  RowRelay rows(node.get());
+  OutputRelay output(node.get(), /*exec=*/false);
+  output.send_after(rows);
+  const std::string big(20 * 1024, 'x');
+  auto observe = [&](auto&& call) {  // as the node's fanout: rows first, then the output
+    call(static_cast<FarmObserver&>(rows));
+    call(static_cast<FarmObserver&>(output));
+  };
+  const auto now = std::chrono::steady_clock::now();
+  observe([&](FarmObserver& o) { o.on_result(IndexResult{0, {}, std::span<const char>(big.data(), big.size())}); });
+  observe([&](FarmObserver& o) { o.on_result(IndexResult{1, {}, std::span<const char>(big.data(), 5)}); });
+  TasksDone t{0, 100, 0, 2, 0, {}, now, now};
+  observe([&](FarmObserver& o) { o.on_tasks_done(t); });
+  FailureRecord retried, failed;
+  retried.index = failed.index = 2;
+  failed.final = true;
+  observe([&](FarmObserver& o) { o.on_failure(retried); });
+  observe([&](FarmObserver& o) { o.on_failure(failed); });
+  output.flush();  // the node's end: the output relay first (mpi_node.cpp)
+  rows.flush();
+  std::set<std::uint64_t> with_row, ended;
+  std::string out_text;
+  while (auto m = recv_message(relay.get(), 0)) {
+    if (m->wire.kind == Wire::rows) {
+      std::istringstream lines(m->text);
+      for (std::string line; std::getline(lines, line);) {
+        std::istringstream columns(line);
+        std::string column, outcome;
+        for (int k = 0; k <= 6 && std::getline(columns, column, '\t'); ++k) outcome = column;
+        if (outcome != "retried") with_row.insert(std::stoull(line));  // (a retried row is not the task's last)
+      }
+      continue;
+    }
+    ASSERT_EQ(m->wire.kind, Wire::output);
+    out_text += m->text;
+    for (std::string_view text = m->text; !text.empty();) {
+      std::uint64_t index = 0;
+      std::uint32_t flags = 0, bytes = 0;
+      ASSERT_GE(text.size(), 16u);
+      std::memcpy(&index, text.data(), 8);
+      std::memcpy(&flags, text.data() + 8, 4);
+      std::memcpy(&bytes, text.data() + 12, 4);
+      text.remove_prefix(16 + bytes);
+      if ((flags & o_done) == 0) continue;
+      EXPECT_EQ(with_row.count(index), 1u) << "task " << index << "'s end went up before its final row";
+      ended.insert(index);
+    }
+  }
+  EXPECT_EQ(ended, (std::set<std::uint64_t>{0, 1, 2}));
+  // Rank 0's printer makes of it what a node sent: both outputs, whole, in order.
+  UniqueFd fd{::memfd_create("stdout", MFD_CLOEXEC)};
+  StdoutWriter out{nullptr, fd.get()};
+  OrderedPrinter p({{0, 3}}, ::testing::TempDir(), out, [](int, std::string_view) {});
+  p.take(out_text);
+  p.finish();
+  out.flush();
+  EXPECT_EQ(contents(fd.get()), big + big.substr(0, 5));
 }
 
 }  // namespace

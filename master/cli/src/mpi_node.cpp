@@ -16,7 +16,7 @@
 #include "input_sources.hpp"
 #include "mpi_failures.hpp"
 #include "mpi_gather.hpp"
-#include "mpi_order.hpp"
+#include "mpi_relay.hpp"
 #include "mpi_run.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
@@ -60,91 +60,6 @@ class SocketFeed final : public RangeFeed {
  private:
   int fd_;
   std::uint64_t low_;
-};
-
-// A text kind's batches up to rank 0: a datagram and an MPI message per batch, not per record.
-// A batch goes when it is 16 KiB, when the last went `lag` ago (0: at once), at a tick and at the
-// end. Its producers (JoblogRows, EventStream, Trace) add to it from their callbacks; this
-// observer, after them in the fanout, sends from the same callbacks — a producer's sink never
-// sends (Trace's flush may not throw).
-class TextRelay : public FarmObserver {
- public:
-  TextRelay(int fd, Wire::Kind kind, std::chrono::milliseconds lag) : fd_(fd), kind_(kind), lag_(lag) {}
-  void add(std::string_view text) { text_ += text; }
-  void on_worker_started(int, pid_t) override { flush_if_due(); }
-  void on_tasks_done(const TasksDone&) override { flush_if_due(); }
-  void on_result(const IndexResult&) override { flush_if_due(); }
-  void on_failure(const FailureRecord&) override { flush_if_due(); }
-  void on_stall(const WorkerLiveness&) override { flush_if_due(); }
-  void on_tick(const FarmTick&) override { flush(); }
-  void flush() {
-    if (text_.empty()) return;
-    send_text(fd_, kind_, text_);
-    text_.clear();
-    last_ = std::chrono::steady_clock::now();
-  }
-
- protected:
-  void flush_if_due() {
-    if (text_.size() >= 16 * 1024 || std::chrono::steady_clock::now() - last_ >= lag_) flush();
-  }
-  std::string text_;
-
- private:
-  int fd_;
-  Wire::Kind kind_;
-  std::chrono::milliseconds lag_;
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
-
-// The node's joblog rows, every 50 ms at most: rank 0's joblog lags the node's commits by that
-// much (a resume then reruns those few tasks).
-class RowRelay final : public TextRelay {
- public:
-  explicit RowRelay(int fd) : TextRelay(fd, Wire::rows, std::chrono::milliseconds(50)) {}
-  /// Every row gets its task's inputs fingerprint (rank 0's joblog has the inputs column).
-  void record_inputs(InputFingerprint inputs) { format_.inputs = std::move(inputs); }
-  void on_tasks_done(const TasksDone& t) override {
-    format_.append_done(text_, t);
-    flush_if_due();
-  }
-  void on_failure(const FailureRecord& f) override {
-    if (format_.append_failure(text_, f)) flush_if_due();
-  }
-
- private:
-  JoblogRows format_;  // rank 0 adds the host column
-};
-
-// --keep-order: the node's tasks' stdout up to rank 0, which prints it in task order
-// (mpi_order.hpp), batched as rows are but every 20 ms. A worker program's captured stdout comes
-// with its result; a command's comes from ExecOutput (which gets pieces() as its --events sink)
-// just before the result that says the task is done.
-class OutputRelay final : public TextRelay {
- public:
-  OutputRelay(int fd, bool exec) : TextRelay(fd, Wire::output, std::chrono::milliseconds(20)), exec_(exec), pieces_(*this) {}
-  FarmObserver* pieces() { return &pieces_; }
-  void on_result(const IndexResult& r) override {
-    append_output_record(text_, r.index, o_done | o_succeeded,
-                         exec_ ? std::string_view() : std::string_view(r.text.data(), r.text.size()));
-    flush_if_due();
-  }
-  void on_failure(const FailureRecord& f) override {
-    if (f.index && f.final) append_output_record(text_, *f.index, o_done, {});
-    flush_if_due();
-  }
-
- private:
-  struct Pieces final : FarmObserver {
-    explicit Pieces(OutputRelay& to) : relay(to) {}
-    void on_result(const IndexResult& r) override {
-      append_output_record(relay.text_, r.index, 0, std::string_view(r.text.data(), r.text.size()));
-      relay.flush_if_due();
-    }
-    OutputRelay& relay;
-  };
-  bool exec_;
-  Pieces pieces_;
 };
 
 // Rank 0 publishes a trace that replaces a file of the user's once a task ended on any node and
@@ -365,12 +280,14 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     fanout.add(trace_relay ? &*trace_relay : nullptr);
     fanout.add(events ? &*events : nullptr);
     fanout.add(exec_output ? &*exec_output : nullptr);
-    fanout.add(ordered ? &*ordered : nullptr);  // after ExecOutput: a task's pieces before its end
     fanout.add(event_relay ? &*event_relay : nullptr);  // after everything that makes events
-    // A task's row goes after its output events (sent at once, above) — rank 0 then never has a
-    // row of a task whose events it has not written (outside pass F36) — and after its output
-    // pieces under -k.
+    // A task's row goes after its output events (sent at once, above): rank 0 then never has a
+    // row of a task whose events it has not written (outside pass F36).
     fanout.add(rows ? &*rows : nullptr);
+    // -k: after ExecOutput (a task's pieces before its end) and after the rows: a task's end goes
+    // to rank 0 after its row, so rank 0 never prints a task whole without its row (F37).
+    if (ordered && rows) ordered->send_after(*rows);
+    fanout.add(ordered ? &*ordered : nullptr);
     fanout.add(progress ? &*progress : nullptr);
     signals.attach(*farm);
     RunReport r = farm->run(job, &fanout);

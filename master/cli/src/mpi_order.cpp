@@ -31,6 +31,17 @@ void write_all(int fd, const char* p, std::size_t n, const std::string& path) {
   }
 }
 
+// Whether a joblog row is its task's last: its outcome (the 7th column, docs/cli.md) is not
+// "retried" — ok or failed.
+bool is_final_row(std::string_view line) {
+  for (int column = 0; column < 6; ++column) {
+    const std::size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) return true;
+    line.remove_prefix(tab + 1);
+  }
+  return line.substr(0, line.find_first_of("\t\n")) != "retried";
+}
+
 }  // namespace
 
 void append_output_record(std::string& text, std::uint64_t index, std::uint32_t flags, std::string_view bytes) {
@@ -104,19 +115,31 @@ void OrderedPrinter::take(std::string_view text) {
     if (text.size() < h.bytes) throw Error("--keep-order: a node sent a cut record");
     const std::string_view bytes = text.substr(0, h.bytes);
     text.remove_prefix(h.bytes);
-    if (finished_ || printed(h.index)) continue;  // (a task of no range, or already out: nothing to do)
-    if (lost_.count(h.index) != 0) continue;       // (its output is lost: nothing of it is printed)
-    // The task printed next comes straight through (what came of it before its turn is out already).
-    if (h.index == next_ && spooled_.find(h.index) == spooled_.end()) {
-      if (!head_written_ && !bytes.empty()) begins(h.index);
-      out_.write(bytes);
-      head_written_ = head_written_ || !bytes.empty();
-    } else {
-      append_spool(h.index, bytes);
-    }
-    if ((h.flags & o_done) != 0) done(h.index);
+    take_record(h.index, h.flags, bytes);
   }
   out_.flush();
+}
+
+void OrderedPrinter::take_record(std::uint64_t index, std::uint32_t flags, std::string_view bytes) {
+  if (finished_ || printed(index)) return;  // (a task of no range, or already out: nothing to do)
+  if (lost_.count(index) != 0) return;       // (its output is lost: nothing of it is printed)
+  if ((flags & o_done) != 0 && expect_rows_ && final_rows_.count(index) == 0) {
+    // Its row has not come: the task is not done for rank 0 until it does (rows() takes the
+    // record up again), so that its output is never printed whole without its row (F37).
+    auto& waiting = waiting_[index];
+    waiting.first = flags;
+    waiting.second.append(bytes);
+    return;
+  }
+  // The task printed next comes straight through (what came of it before its turn is out already).
+  if (index == next_ && spooled_.find(index) == spooled_.end()) {
+    if (!head_written_ && !bytes.empty()) begins(index);
+    out_.write(bytes);
+    head_written_ = head_written_ || !bytes.empty();
+  } else {
+    append_spool(index, bytes);
+  }
+  if ((flags & o_done) != 0) done(index);
 }
 
 void OrderedPrinter::done(std::uint64_t index) {
@@ -173,6 +196,7 @@ void OrderedPrinter::release_rows(std::uint64_t index) {
   if (!out_.closed())
     for (const auto& [rank, rows] : h->second) write_rows_(rank, rows);
   held_rows_.erase(h);
+  final_rows_.erase(index);
 }
 
 void OrderedPrinter::advance() {
@@ -184,6 +208,7 @@ void OrderedPrinter::advance() {
 void OrderedPrinter::rows(int rank, std::string_view rows) {
   // One row per line, its task's index first ("INDEX\t..."): a row of a task not yet printed waits.
   std::string now;
+  std::vector<std::uint64_t> ready;  // tasks whose done record waited for this row
   while (!rows.empty()) {
     const std::size_t nl = rows.find('\n');
     const std::string_view line = rows.substr(0, nl == std::string_view::npos ? rows.size() : nl + 1);
@@ -198,10 +223,18 @@ void OrderedPrinter::rows(int rank, std::string_view rows) {
     auto& held = held_rows_[index];
     if (held.empty() || held.back().first != rank) held.emplace_back(rank, std::string());
     held.back().second += line;
+    if (expect_rows_ && is_final_row(line) && final_rows_.insert(index).second && waiting_.count(index) != 0)
+      ready.push_back(index);
   }
-  if (now.empty()) return;
-  out_.flush();  // (its task's output may still be in the buffer)
-  if (!out_.closed()) write_rows_(rank, now);
+  if (!now.empty()) {
+    out_.flush();  // (its task's output may still be in the buffer)
+    if (!out_.closed()) write_rows_(rank, now);
+  }
+  for (const std::uint64_t index : ready) {
+    auto waiting = waiting_.extract(index);
+    take_record(index, waiting.mapped().first, waiting.mapped().second);
+  }
+  if (!ready.empty()) out_.flush();
 }
 
 void OrderedPrinter::say_cut() {
@@ -239,6 +272,8 @@ void OrderedPrinter::finish() {
   held_text_.clear();
   held_bytes_ = 0;
   held_rows_.clear();
+  final_rows_.clear();
+  waiting_.clear();  // done, but their rows never came: not printed (a --resume runs them)
   out_.flush();
   if (out_.gave_up()) say_cut();
 }

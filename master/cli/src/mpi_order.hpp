@@ -45,6 +45,12 @@ class OrderedPrinter {
   /// after it stay unprinted and their rows unwritten (a --resume runs them), and the caller
   /// hands out no more work.
   void take(std::string_view text);
+  /// With --joblog: every task done comes with its final row (ok or failed; a node sends it before
+  /// the record that says the task is done: mpi_relay.hpp), and a task is printed whole only once
+  /// its final row is here — its done record waits for it, and is dropped at finish() if the row
+  /// never came (its rank lost: a --resume runs it). So rank 0 never prints a task's output
+  /// whole whose row died with its rank (outside pass F37). Call before take().
+  void expect_rows() noexcept { expect_rows_ = true; }
   /// Why output was lost (a spool write failed), or "".
   const std::string& error() const noexcept { return error_; }
   /// Joblog rows of node `rank`: written now where their task's output is out, else when it is.
@@ -58,6 +64,7 @@ class OrderedPrinter {
 
  private:
   bool printed(std::uint64_t index) const;
+  void take_record(std::uint64_t index, std::uint32_t flags, std::string_view bytes);
   void done(std::uint64_t index);
   void print_spooled(std::uint64_t index);
   void release_rows(std::uint64_t index);
@@ -83,6 +90,9 @@ class OrderedPrinter {
   std::string error_;          // a spool write failed: its task's output is lost
   std::set<std::uint64_t> lost_;  // tasks whose output could not be spooled whole
   bool finished_ = false;
+  bool expect_rows_ = false;
+  std::set<std::uint64_t> final_rows_;  // tasks not yet printed whose final row is held
+  std::map<std::uint64_t, std::pair<std::uint32_t, std::string>> waiting_;  // done records waiting for their row
   // Where in standard output each task's bytes begin (offset → index), from the first not yet
   // wholly out: if the writer gives up, the task it stopped in is named.
   std::map<std::uint64_t, std::uint64_t> begun_;

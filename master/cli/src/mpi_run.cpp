@@ -257,6 +257,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
                         [&joblog](int from, std::string_view rows) {
                           if (joblog) joblog->write(from, rows);
                         });
+        if (joblog) printer->expect_rows();  // a task printed whole only with its row here (F37)
         // mpirun SIGKILLs rank 0 ~1 s after its SIGTERM: a stdout that takes nothing (mpirun's
         // pty, a slow reader) must not keep rank 0 from saying why the job ends (F31).
         ordered_out.give_up_after_stop(&g_stop_signal, std::chrono::milliseconds(100));
