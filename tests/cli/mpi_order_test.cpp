@@ -140,6 +140,7 @@ TEST_F(MpiOrderedPrinter, WithAJoblogATaskWhoseRowNeverCameIsNotPrinted) {
   p.finish();
   EXPECT_EQ(printed(), "one\n") << "only the task whose row came is printed: a --resume runs 0 and 2";
   EXPECT_EQ(rows, (std::vector<std::string>{"1:" + row(1, "ok")}));
+  EXPECT_EQ(p.unprinted_ok(), 2u);
 }
 
 TEST_F(MpiOrderedPrinter, ARunCutShortPrintsWhatIsDoneAndDropsTheRowsOfTasksNeverDone) {
@@ -177,6 +178,7 @@ TEST_F(MpiOrderedPrinter, ATaskThatCannotBeSpooledIsLostAndStopsThePrintingThere
   p.finish();
   EXPECT_EQ(printed(), "zero\none\n") << "nothing after a lost task is printed, even at the end";
   EXPECT_EQ(rows, (std::vector<std::string>{"0:1\tok\n"})) << "only printed tasks' rows";
+  EXPECT_EQ(p.unprinted_ok(), 2u) << "tasks 2 (lost) and 3 (behind it) succeeded unprinted: not counted done (F34)";
 }
 
 // F31: when the MPI job must end (mpirun SIGKILLs rank 0 ~1 s after its SIGTERM), a standard

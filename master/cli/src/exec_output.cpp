@@ -47,7 +47,7 @@ std::vector<std::string> exec_worker_args(const ExecPlan& exec, const std::strin
 
 ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
                        std::vector<IndexRange> todo, OnPrinted on_printed,
-                       std::function<void(const std::string&)> on_spool_failed)
+                       std::function<void(const std::string&, bool)> on_spool_failed)
     : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)),
       on_printed_(std::move(on_printed)), on_spool_failed_(std::move(on_spool_failed)) {
   if (!todo_.empty()) next_ = todo_.front().first;
@@ -57,7 +57,7 @@ void ExecOutput::on_failure(const FailureRecord& f) {
   if (f.index && f.exception_type == exec::kSpoolWriteFailedType) {
     // What the spool holds of it is cut short: said, and the run stops (retried or not).
     std::string why = f.message.substr(0, f.message.find("; command: "));
-    if (on_spool_failed_) on_spool_failed_(why);
+    if (on_spool_failed_) on_spool_failed_(why, f.final);
     if (f.final) partial_[*f.index] = std::move(why);
   }
   if (!f.index || !f.final) return;
@@ -133,7 +133,7 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
   }
   if (!lost.empty()) {  // printed what is left, marked PARTIAL; the run stops (exit 102), no "ok" row
     partial_[index] = lost.substr(lost.find(": ") + 2);
-    if (on_spool_failed_) on_spool_failed_(lost);
+    if (on_spool_failed_) on_spool_failed_(lost, true);
   }
   if (const auto p = partial_.find(index); p != partial_.end()) {
     out_.flush();  // the mark comes after what it marks, where both go to one terminal

@@ -10,7 +10,8 @@
 // killed with its worker (a timeout, a crash) and failed for good prints what the command wrote
 // until then, as GNU parallel does, followed on stderr by a line saying it is partial. So does a
 // task whose output could not be written into the spool (a full --tmpdir: the worker's
-// SpoolWriteFailed), and `on_spool_failed` hears why (the run stops: its output is incomplete).
+// SpoolWriteFailed), and `on_spool_failed` hears why (the run stops: its output is incomplete),
+// and whether a PARTIAL line says it (not for an attempt that is retried).
 // So does a task that succeeded whose files in the spool are missing or shorter than its worker
 // said (exec::PublishedSizes: removed meanwhile by a tmp cleaner or a user's rm): its output is
 // lost, and on_printed never names it (no "ok" row). Farm's thread.
@@ -42,7 +43,7 @@ class ExecOutput : public FarmObserver {
   /// `events`: --events, which says each piece of stdout as an `output` event; nullptr prints it.
   ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
              std::vector<IndexRange> todo, OnPrinted on_printed = {},
-             std::function<void(const std::string&)> on_spool_failed = {});
+             std::function<void(const std::string& why, bool partial_line_says_it)> on_spool_failed = {});
 
   /// --line-buffer: the running commands' complete lines are printed at each tick (all tasks',
   /// or with --keep-order the oldest unprinted task's), the rest of a task's output when it is done.
@@ -75,7 +76,7 @@ class ExecOutput : public FarmObserver {
   std::size_t range_ = 0;      // --keep-order: the range of the next task to print
   std::uint64_t next_ = 0;     // ... and that task
   OnPrinted on_printed_;
-  std::function<void(const std::string&)> on_spool_failed_;
+  std::function<void(const std::string&, bool)> on_spool_failed_;
   std::map<std::uint64_t, Done> held_;  // done, waiting for the tasks before them
   std::optional<LiveOutput> live_;  // --line-buffer
   std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial

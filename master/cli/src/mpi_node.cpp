@@ -252,11 +252,15 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     std::optional<OutputRelay> ordered;  // --keep-order: rank 0 prints
     if (asks(g_order)) ordered.emplace(fd, spool.has_value());
     std::string spool_error;
+    bool spool_error_said = false;  // a PARTIAL line says it: not said again (outside pass F34)
     if (spool) {
       exec_output.emplace(spool->path(), out, err, false,
                           ordered ? ordered->pieces() : events ? &*events : nullptr, std::vector<IndexRange>{},
-                          OnPrinted{}, [&farm, &spool_error](const std::string& why) {
-                            if (spool_error.empty()) spool_error = why;
+                          OnPrinted{}, [&farm, &spool_error, &spool_error_said](const std::string& why, bool said) {
+                            if (spool_error.empty()) {
+                              spool_error = why;
+                              spool_error_said = said;
+                            }
                             if (farm) farm->request_stop();
                           });
       if (plan.exec->line_buffer) exec_output->line_buffered();
@@ -306,7 +310,7 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     // Which tasks failed and how, for rank 0's summary (bounded: mpi_failures.hpp).
     if (const std::string failed = encode_failures(r); !failed.empty()) send_text(fd, Wire::failures, failed);
     out.flush();
-    if (!spool_error.empty()) std::cerr << "taskfarm: " << spool_error << "\n";
+    if (!spool_error.empty() && !spool_error_said) std::cerr << "taskfarm: " << spool_error << "\n";
     counts = {r.tasks, r.succeeded, r.failed_indices().size(), r.retries, r.worker_deaths,
               // (a full spool stops the farm by request_stop: interrupted, but for that reason)
               r.farm_error.empty() && (!r.interrupted || !spool_error.empty()) ? 0u : 1u, spool_error.empty() ? 0u : 1u,

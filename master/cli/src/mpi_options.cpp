@@ -11,6 +11,7 @@
 #include "input_sources.hpp"
 #include "mpi_run.hpp"
 #include "mpi_wire.hpp"
+#include "taskfarm/error.hpp"
 
 namespace taskfarm::cli {
 
@@ -40,15 +41,23 @@ std::string mpi_unsupported(const RunOptions& o, const std::vector<std::string>&
   // Every rank reads the input itself (only ranges travel): a FIFO or device would be read once
   // per rank. A regular file, on a shared file system (rank 0 checks that every rank read the
   // same tasks); standard input, which reaches rank 0 only, is copied to all (mpi_stdin.hpp) —
-  // a '-' left here is a second one.
+  // a '-' left here is a second one, refused in one machine's words.
+  std::vector<InputSource> sources;
+  if (!o.input_lines.empty()) sources.push_back(InputSource{true, {o.input_lines}});
+  if (o.exec) {
+    const std::vector<InputSource> given = split_sources(command).sources;
+    sources.insert(sources.end(), given.begin(), given.end());
+  }
+  try {
+    check_stdin_read_once(sources, o.input_lines.empty() ? "::::" : "--input-lines");
+  } catch (const Error& e) {
+    return e.what();
+  }
   std::vector<std::string> files;
-  if (!o.input_lines.empty()) files.push_back(o.input_lines);
-  if (o.exec)
-    for (const InputSource& src : split_sources(command).sources)
-      if (src.file) files.insert(files.end(), src.items.begin(), src.items.end());
+  for (const InputSource& src : sources)
+    if (src.file) files.insert(files.end(), src.items.begin(), src.items.end());
   for (const std::string& f : files) {
     struct stat st {};
-    if (f == "-") return "standard input ('-') is given twice: it can be read only once";
     const bool exists = ::stat(f.c_str(), &st) == 0;
     if (exists && !S_ISREG(st.st_mode))
       return "'" + f + "' is not a regular file: with --mpi every rank reads the input itself";

@@ -68,7 +68,7 @@ std::string OrderedPrinter::path_of(std::uint64_t index) const {
 }
 
 void OrderedPrinter::append_spool(std::uint64_t index, std::string_view bytes) {
-  spooled_.try_emplace(index, false);
+  spooled_.try_emplace(index, 0u);
   if (bytes.empty() || lost_.count(index) != 0) return;
   // In memory while the early tasks' output fits the budget (a file per task costs an open, a
   // sendfile and an unlink: 20-25x slower for tiny tasks); a task that would pass it goes to
@@ -122,7 +122,10 @@ void OrderedPrinter::take(std::string_view text) {
 
 void OrderedPrinter::take_record(std::uint64_t index, std::uint32_t flags, std::string_view bytes) {
   if (finished_ || printed(index)) return;  // (a task of no range, or already out: nothing to do)
-  if (lost_.count(index) != 0) return;       // (its output is lost: nothing of it is printed)
+  if (lost_.count(index) != 0) {  // its output is lost: nothing of it is printed (counted at finish())
+    if ((flags & o_done) != 0) spooled_[index] = flags;
+    return;
+  }
   if ((flags & o_done) != 0 && expect_rows_ && final_rows_.count(index) == 0) {
     // Its row has not come: the task is not done for rank 0 until it does (rows() takes the
     // record up again), so that its output is never printed whole without its row (F37).
@@ -139,12 +142,12 @@ void OrderedPrinter::take_record(std::uint64_t index, std::uint32_t flags, std::
   } else {
     append_spool(index, bytes);
   }
-  if ((flags & o_done) != 0) done(index);
+  if ((flags & o_done) != 0) done(index, flags);
 }
 
-void OrderedPrinter::done(std::uint64_t index) {
+void OrderedPrinter::done(std::uint64_t index, std::uint32_t flags) {
   if (index != next_) {
-    spooled_[index] = true;
+    spooled_[index] = flags;
     return;
   }
   spooled_.erase(index);  // (its bytes were written straight through)
@@ -155,7 +158,7 @@ void OrderedPrinter::done(std::uint64_t index) {
   while (range_ < todo_.size()) {
     const auto s = spooled_.find(next_);
     if (s == spooled_.end() || lost_.count(next_) != 0) break;
-    const bool whole = s->second;
+    const bool whole = (s->second & o_done) != 0;
     print_spooled(next_);
     head_written_ = true;
     spooled_.erase(s);
@@ -260,11 +263,14 @@ void OrderedPrinter::finish() {
   if (head_written_ && !out_.closed()) {  // its node was lost while it ran: what came of it is out
     std::cerr << "taskfarm: the output of index " << next_ << " is PARTIAL: its node ended while it ran\n";
   }
-  for (const auto& [index, whole] : spooled_) {
+  for (const auto& [index, flags] : spooled_) {
     // Never done (its node lost), or lost output: not printed, its rows dropped. Lost output
     // stops the printing there (what comes after it waits for the --resume, in order).
-    if (!lost_.empty() && index >= *lost_.begin()) break;
-    if (!whole) continue;
+    if (!lost_.empty() && index >= *lost_.begin()) {
+      if ((flags & o_succeeded) != 0) ++unprinted_ok_;
+      continue;
+    }
+    if ((flags & o_done) == 0) continue;
     print_spooled(index);
     release_rows(index);
   }
@@ -273,6 +279,7 @@ void OrderedPrinter::finish() {
   held_bytes_ = 0;
   held_rows_.clear();
   final_rows_.clear();
+  for (const auto& [index, w] : waiting_) unprinted_ok_ += (w.first & o_succeeded) != 0 ? 1 : 0;
   waiting_.clear();  // done, but their rows never came: not printed (a --resume runs them)
   out_.flush();
   if (out_.gave_up()) say_cut();

@@ -53,6 +53,9 @@ class OrderedPrinter {
   void expect_rows() noexcept { expect_rows_ = true; }
   /// Why output was lost (a spool write failed), or "".
   const std::string& error() const noexcept { return error_; }
+  /// After finish(): how many tasks that succeeded it did not print — their output lost, or held
+  /// behind lost output — and whose rows it did not write (a --resume runs them).
+  std::uint64_t unprinted_ok() const noexcept { return unprinted_ok_; }
   /// Joblog rows of node `rank`: written now where their task's output is out, else when it is.
   void rows(int rank, std::string_view rows);
   /// The run ends (also cut short): the tasks done but held behind one never done are printed,
@@ -65,7 +68,7 @@ class OrderedPrinter {
  private:
   bool printed(std::uint64_t index) const;
   void take_record(std::uint64_t index, std::uint32_t flags, std::string_view bytes);
-  void done(std::uint64_t index);
+  void done(std::uint64_t index, std::uint32_t flags);
   void print_spooled(std::uint64_t index);
   void release_rows(std::uint64_t index);
   void advance();
@@ -80,7 +83,7 @@ class OrderedPrinter {
   SpoolDir spool_;  // removed with what it holds when the printer goes
   StdoutWriter& out_;
   WriteRows write_rows_;
-  std::map<std::uint64_t, bool> spooled_;                          // index → done
+  std::map<std::uint64_t, std::uint32_t> spooled_;                 // index → its flags (o_done once done)
   std::size_t budget_;                                             // most bytes of held_text_
   std::map<std::uint64_t, std::string> held_text_;                 // early output in memory
   std::size_t held_bytes_ = 0;
@@ -90,6 +93,7 @@ class OrderedPrinter {
   std::string error_;          // a spool write failed: its task's output is lost
   std::set<std::uint64_t> lost_;  // tasks whose output could not be spooled whole
   bool finished_ = false;
+  std::uint64_t unprinted_ok_ = 0;
   bool expect_rows_ = false;
   std::set<std::uint64_t> final_rows_;  // tasks not yet printed whose final row is held
   std::map<std::uint64_t, std::pair<std::uint32_t, std::string>> waiting_;  // done records waiting for their row

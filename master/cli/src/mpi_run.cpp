@@ -511,6 +511,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     MPI_Abort(MPI_COMM_WORLD, exit_farm);
     return exit_farm;
   }
+  // Rank 0, a run cut short: how far the joblog got, for the --resume.
+  auto say_joblog_count = [&] {
+    if (joblog && joblog->in_place())
+      std::cerr << "taskfarm: joblog " << plan.joblog << " records " << plan.todo.done + joblog->recorded_ok() << " of "
+                << plan.tasks << " tasks done: rerun with --resume (on any number of ranks) to finish\n";
+  };
   if (const int sig = g_stop_signal; sig != 0) {
     // mpirun ends the job (it lost a rank, or was interrupted) and SIGKILLs what is left 1 s later
     // (odls_base_sigkill_timeout): stop the node master at once and keep reading its socket until
@@ -540,9 +546,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       const std::string lost = silent();
       std::cerr << "taskfarm: rank 0: the MPI job is ending (" << ::strsignal(sig) << ")"
                 << (lost.empty() ? std::string() : "; lost: rank " + lost) << "\n";
-      if (joblog && joblog->in_place())
-        std::cerr << "taskfarm: joblog " << plan.joblog << " records " << plan.todo.done + joblog->recorded_ok()
-                  << " of " << plan.tasks << " tasks done: rerun with --resume (on any number of ranks) to finish\n";
+      say_joblog_count();
       if (events)
         events->end(todo, counted, total, 128 + sig, "the MPI job is ending" + (lost.empty() ? std::string() : "; lost: rank " + lost),
                     std::chrono::steady_clock::now() - t0);
@@ -590,16 +594,23 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   // -k: rank 0's spool failed, or a stop signal came as it printed the last tasks (it gave up on
   // its stdout: the rows of what it did not print are unwritten, a --resume prints them)
   const bool lost_output = printer && (!printer->error().empty() || ordered_out.gave_up());
+  // Tasks that succeeded on their node but whose output rank 0 lost (its --tmpdir full): not
+  // printed, not recorded — not counted as succeeded either (F34).
+  const std::uint64_t unprinted = printer ? std::min(printer->unprinted_ok(), total[mpi::r_succeeded]) : 0;
   printer.reset();
   if (rank == 0) progress.finish();
   if (rank == 0 && status == exit_ok) {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cerr << "taskfarm: " << total[mpi::r_succeeded] << " of " << todo << " tasks succeeded on " << size << " rank"
+    std::cerr << "taskfarm: " << total[mpi::r_succeeded] - unprinted << " of " << todo << " tasks succeeded on " << size << " rank"
               << (size == 1 ? "" : "s") << " (" << total[mpi::r_failed] << " failed, " << total[mpi::r_retries]
               << " retries, " << total[mpi::r_deaths] << " worker deaths, " << requests << " ranges handed out, "
               << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
               << " us of rank 0 each) in " << wall << " s"
               << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
+    if (unprinted != 0)
+      std::cerr << "taskfarm: " << unprinted << " more task" << (unprinted == 1 ? "" : "s")
+                << " succeeded but rank 0 lost their output (see above): not printed, not recorded"
+                << (joblog ? "; --resume runs them" : "") << "\n";
     // The failed tasks named, in one machine's words, each with the node where it ran.
     SummaryContext named;
     named.joblog = plan.joblog;
@@ -633,6 +644,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     else if (total[mpi::r_failed] != 0)
       status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
     else if (total[mpi::r_succeeded] != todo) status = exit_farm;
+    if (status == exit_joblog_failed) say_joblog_count();  // stopped early: how far the joblog got
     if (created.armed() && total[mpi::r_succeeded] == 0)
       std::cerr << "taskfarm: removed " << plan.output->path << ": no task succeeded\n";
     else

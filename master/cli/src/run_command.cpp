@@ -263,7 +263,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     // -k prints in index order: a stream's indices are 0, 1, ... up to its bound, as they come.
     const std::vector<IndexRange> order = plan.stream ? std::vector<IndexRange>{{0, plan.tasks}} : plan.todo.ranges;
     exec_output.emplace(spool->path(), out, err, plan.keep_order, events ? &*events : nullptr, order, on_printed,
-                        [&farm, &spool_error](const std::string& why) {
+                        [&farm, &spool_error](const std::string& why, bool) {
                           if (spool_error.empty()) spool_error = why;
                           if (farm) farm->request_stop();
                         });
