@@ -29,6 +29,8 @@ enum OutputFlag : std::uint32_t { o_done = 1, o_succeeded = 2 };
 
 /// Appends one record (`bytes` of task `index`'s stdout, `flags`) to `text`.
 void append_output_record(std::string& text, std::uint64_t index, std::uint32_t flags, std::string_view bytes);
+/// Adds `flags` to the record that begins at byte `at` of `text` (a record append_output_record made).
+void add_record_flags(std::string& text, std::size_t at, std::uint32_t flags);
 
 /// Rank 0's printer of every node's output, in the order of `todo` (sorted ranges).
 class OrderedPrinter {
@@ -71,6 +73,7 @@ class OrderedPrinter {
   void done(std::uint64_t index, std::uint32_t flags);
   void print_spooled(std::uint64_t index);
   void release_rows(std::uint64_t index);
+  void write_released();
   void advance();
   void append_spool(std::uint64_t index, std::string_view bytes);
   void begins(std::uint64_t index);
@@ -94,6 +97,14 @@ class OrderedPrinter {
   std::set<std::uint64_t> lost_;  // tasks whose output could not be spooled whole
   bool finished_ = false;
   std::uint64_t unprinted_ok_ = 0;
+  // Rows of printed tasks, each with where its task's output ends in standard output, until
+  // write_released() sees that output out.
+  struct Released {
+    std::uint64_t end;
+    int rank;
+    std::string rows;
+  };
+  std::vector<Released> released_;
   bool expect_rows_ = false;
   std::set<std::uint64_t> final_rows_;  // tasks not yet printed whose final row is held
   std::map<std::uint64_t, std::pair<std::uint32_t, std::string>> waiting_;  // done records waiting for their row

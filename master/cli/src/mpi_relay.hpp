@@ -6,8 +6,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "mpi_wire.hpp"
 #include "taskfarm/farm.hpp"
@@ -84,6 +87,7 @@ class OutputRelay final : public TextRelay {
   };
   bool exec_;
   Pieces pieces_;
+  std::vector<std::pair<std::uint64_t, std::size_t>> open_;  // this commit's records so far: (task, offset in text_)
 };
 
 }  // namespace taskfarm::cli::mpi
