@@ -50,9 +50,18 @@ void frames(const BenchArgs& args) {
   job.extent = {count};
   job.input_handle = in.handle();
   job.output_handle = out.handle();
-  farm.run(job);  // warm workers
   WarmPool warm(po);
-  warm.for_each(count, &warm_double_frame, in, out);  // warm workers, arrays mapped
+  // Warm workers in their steady state: a worker that meets a frame it never touched faults
+  // on each of its pages (~1,000 faults per frame, 15-25 us each on the bench's VM), and with
+  // chunk 1 which frames a worker gets changes from call to call: after one call each worker
+  // had touched about half of them, and the first-touch faults of the timed calls — thousands
+  // per call, falling call by call — landed on either side of frames.warm_fork at random.
+  // After 8 calls a worker has missed a frame with probability ~2^-8 (docs/performance.md,
+  // "Session 10 — WarmPool").
+  for (int k = 0; k < 8; ++k) {
+    farm.run(job);
+    warm.for_each(count, &warm_double_frame, in, out);
+  }
 
   PrivateBuffer<double> touched(count * per_frame);
   std::memset(touched.data(), 1, bytes);  // touched from now on
