@@ -51,13 +51,12 @@ void frames(const BenchArgs& args) {
   job.input_handle = in.handle();
   job.output_handle = out.handle();
   WarmPool warm(po);
-  // Warm workers in their steady state: a worker that meets a frame it never touched faults
-  // on each of its pages (~1,000 faults per frame, 15-25 us each on the bench's VM), and with
-  // chunk 1 which frames a worker gets changes from call to call: after one call each worker
-  // had touched about half of them, and the first-touch faults of the timed calls — thousands
-  // per call, falling call by call — landed on either side of frames.warm_fork at random.
-  // After 8 calls a worker has missed a frame with probability ~2^-8 (docs/performance.md,
-  // "Session 10 — WarmPool").
+  // Warm workers in their steady state: a worker faults on every page of a frame it never
+  // touched (~16 us per fault on the bench's VM), and with chunk 1 which frames a worker gets
+  // changes from call to call. After a single warm-up call the timed calls took ~6,500
+  // first-touch faults each in the workers, falling call by call, which landed on either side
+  // of frames.warm_fork at random; after 8 they take 0.2 (docs/performance.md, "Session 10 —
+  // WarmPool").
   for (int k = 0; k < 8; ++k) {
     farm.run(job);
     warm.for_each(count, &warm_double_frame, in, out);
