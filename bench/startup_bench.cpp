@@ -184,7 +184,7 @@ void startup(const BenchArgs& args) {
     spawn.add(posix_spawn_ms());
     // Also after the forks above, in turns (ABBA): reported as the rows' context only. Every
     // fork write-protects the master's pages, and the first write to each after it is a fault
-    // (15-25 us each on the bench's VM): which engine pays depends on whether its Supervisor
+    // (14-28 us each on the bench's VM): which engine pays depends on whether its Supervisor
     // shares a page with heap chunks the fork-mode calls above write after their forks — the
     // heap layout, not the call's path (docs/performance.md, "Session 10 — WarmPool").
     if (r % 2 == 0) {
