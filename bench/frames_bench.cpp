@@ -50,9 +50,17 @@ void frames(const BenchArgs& args) {
   job.extent = {count};
   job.input_handle = in.handle();
   job.output_handle = out.handle();
-  farm.run(job);  // warm workers
   WarmPool warm(po);
-  warm.for_each(count, &warm_double_frame, in, out);  // warm workers, arrays mapped
+  // Warm workers in their steady state: a worker faults on every page of a frame it never
+  // touched (~16 us per fault on the bench's VM), and with chunk 1 which frames a worker gets
+  // changes from call to call. After a single warm-up call the timed calls took ~6,500
+  // first-touch faults each in the workers, falling call by call, which landed on either side
+  // of frames.warm_fork at random; after 8 they take 0.2 (docs/performance.md, "Session 10 —
+  // WarmPool").
+  for (int k = 0; k < 8; ++k) {
+    farm.run(job);
+    warm.for_each(count, &warm_double_frame, in, out);
+  }
 
   PrivateBuffer<double> touched(count * per_frame);
   std::memset(touched.data(), 1, bytes);  // touched from now on

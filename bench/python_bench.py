@@ -145,7 +145,8 @@ def frames_pool_row(work, quick):
         pool_rate, copy_rate = [], []
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(2, initializer=_attach, initargs=(segs[0].name, segs[1].name, shape)) as pool:
-            pool.map(_double_frame, range(count), chunksize=1)  # warm: workers started, pages mapped
+            for _ in range(8):  # warm: workers started and in steady state, as bench_frames' workers
+                pool.map(_double_frame, range(count), chunksize=1)
             for _ in range(reps):
                 out[:, side // 2, side // 2] = -1  # a frame the Pool skipped shows
                 t, _ = timed(lambda: pool.map(_double_frame, range(count), chunksize=1))

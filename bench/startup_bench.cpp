@@ -5,6 +5,10 @@
 //  startup.fork_reused   the same call on a Pool that already ran: fork mode forks its workers
 //                        in every call, so this is the per-call start cost.
 //  startup.program       new Farm::program of bench_worker (exec, handshake) to the first result.
+//  startup.program_reused, startup.warm_fork_reused
+//                        a call of 2 tasks on a warm Farm::program / WarmPool that ran before,
+//                        to its first result, in turns, with no fork between the calls (the
+//                        same calls made between the forks above are in the rows' extra).
 //  startup.submit        Pool::submit(f).get() of a trivial call on a Pool that ran before: a
 //                        process per call (fork, handshake, result, exit, reap), one at a time.
 //  startup.submit_batch  the same per call, 20 submitted before the first get (2 run at once).
@@ -168,6 +172,7 @@ void startup(const BenchArgs& args) {
   warm_reused_ms(warm_pool);
   submit_ms(reused, 2, false);
   Samples cold, warm, program, spawn, program_reused, warm_reused, submit_one, submit_batch, fork_pipe;
+  Samples program_after_forks, warm_after_forks;
   for (int r = 0; r < reps; ++r) {
     {
       const auto t0 = Clock::now();
@@ -177,9 +182,27 @@ void startup(const BenchArgs& args) {
     warm.add(first_result_ms(reused, Clock::now()));
     program.add(program_first_result_ms());
     spawn.add(posix_spawn_ms());
-    // In turns (ABBA): the first call after the forks above takes the master's copy-on-write
-    // faults on the pages both engines write (every fork write-protects them again), and a
-    // fixed order put them on program mode's side of startup.warm_fork_reused every time.
+    // Also after the forks above, in turns (ABBA): reported as the rows' context only. Every
+    // fork write-protects the master's pages, and the first write to each after it is a fault
+    // (14-28 us each on the bench's VM): which engine pays depends on whether its Supervisor
+    // shares a page with heap chunks the fork-mode calls above write after their forks — the
+    // heap layout, not the call's path (docs/performance.md, "Session 10 — WarmPool").
+    if (r % 2 == 0) {
+      program_after_forks.add(program_reused_ms(program_farm));
+      warm_after_forks.add(warm_reused_ms(warm_pool));
+    } else {
+      warm_after_forks.add(warm_reused_ms(warm_pool));
+      program_after_forks.add(program_reused_ms(program_farm));
+    }
+    submit_one.add(submit_ms(reused, 5, false));
+    submit_batch.add(submit_ms(reused, 20, true));
+    fork_pipe.add(fork_pipe_ms());
+  }
+  // The reused calls themselves: nothing forks between them (one call of each first takes the
+  // faults of the forks above), in turns (ABBA).
+  program_reused_ms(program_farm);
+  warm_reused_ms(warm_pool);
+  for (int r = 0; r < reps; ++r) {
     if (r % 2 == 0) {
       program_reused.add(program_reused_ms(program_farm));
       warm_reused.add(warm_reused_ms(warm_pool));
@@ -187,9 +210,6 @@ void startup(const BenchArgs& args) {
       warm_reused.add(warm_reused_ms(warm_pool));
       program_reused.add(program_reused_ms(program_farm));
     }
-    submit_one.add(submit_ms(reused, 5, false));
-    submit_batch.add(submit_ms(reused, 20, true));
-    fork_pipe.add(fork_pipe_ms());
   }
   const std::string base = "posix_spawn of a trivial C++ program until reaped";
   emit(Row("startup.fork", "new Pool, 2 workers: construction to first result of imap_unordered",
@@ -200,10 +220,15 @@ void startup(const BenchArgs& args) {
   emit(Row("startup.program",
            "new Farm::program, 2 bench_worker processes: construction to first result", "ms",
            "lower", program, base, spawn));
-  emit(Row("startup.program_reused", "Farm::program that ran before, 2 warm workers: call to first result",
-           "ms", "lower", program_reused, base, spawn));
-  emit(Row("startup.warm_fork_reused", "WarmPool that ran before, 2 warm forked workers: call to first result",
-           "ms", "lower", warm_reused, "startup.program_reused, same repetitions", program_reused));
+  Row program_row("startup.program_reused", "Farm::program that ran before, 2 warm workers: call to first result",
+                  "ms", "lower", program_reused, base, spawn);
+  program_row.extra = {{"after_other_forks_ms", program_after_forks.median()}};
+  emit(program_row);
+  Row warm_row("startup.warm_fork_reused", "WarmPool that ran before, 2 warm forked workers: call to first result",
+               "ms", "lower", warm_reused, "startup.program_reused, same repetitions", program_reused);
+  warm_row.extra = {{"after_other_forks_ms", warm_after_forks.median()},
+                    {"program_after_other_forks_ms", program_after_forks.median()}};
+  emit(warm_row);
   const std::string floor = "fork of a child that writes 8 bytes into a pipe, read, waitpid";
   emit(Row("startup.submit", "Pool::submit(f).get() of a trivial call, one at a time, on a Pool that ran before: ms per call",
            "ms", "lower", submit_one, floor, fork_pipe));

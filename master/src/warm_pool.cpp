@@ -44,6 +44,17 @@ std::shared_ptr<ShmSegment> WarmAttachments::segment(const std::string& name) {
   return s;
 }
 
+WarmCallHead::WarmCallHead(std::string_view payload) {
+  std::uint64_t length = 0;
+  if (payload.size() < sizeof fn_address + sizeof length) throw Error("warm worker: a call's kernel string is too short for its head");
+  std::memcpy(&fn_address, payload.data(), sizeof fn_address);
+  std::memcpy(&length, payload.data() + sizeof fn_address, sizeof length);
+  payload.remove_prefix(sizeof fn_address + sizeof length);
+  if (length > payload.size()) throw Error("warm worker: a call's kernel string is shorter than the result segment's name it announces");
+  results = payload.substr(0, length);
+  args = payload.substr(length);
+}
+
 std::unique_ptr<JobRunner> make_warm_runner(const JobInfo& job, WarmAttachments& att) {
   std::uint64_t address = 0;
   if (job.kernel.size() < sizeof address) throw Error("warm worker: a job without a warm call (kernel string too short)");
@@ -114,19 +125,19 @@ JobSpec WarmPool::spec(const Extent& extent, ResultMode results, std::string ker
 }
 
 void WarmPool::run(const JobSpec& job, FarmObserver* obs) {
-  const std::string what = "taskfarm::WarmPool";
-  if (!state_) throw Error(what + ": used after it was moved from (it owns nothing now)");
+  const char* const what = "taskfarm::WarmPool";  // (a std::string would allocate at every call)
+  if (!state_) throw Error(std::string(what) + ": used after it was moved from (it owns nothing now)");
   if (detail::task_of() == state_.get())
-    throw Error(what + " called from inside one of its own workers: make a new pool there, or call the serial loop");
+    throw Error(std::string(what) + " called from inside one of its own workers: make a new pool there, or call the serial loop");
   if (state_->owner != ::getpid())
-    throw Error(what + " called in process " + std::to_string(::getpid()) + ", a fork of process " +
+    throw Error(std::string(what) + " called in process " + std::to_string(::getpid()) + ", a fork of process " +
                 std::to_string(state_->owner) + " that made it and owns its workers: make a new WarmPool in this process");
-  if (state_->busy) throw Error(what + " called while another of its calls runs (from a sink): use a second pool");
+  if (state_->busy) throw Error(std::string(what) + " called while another of its calls runs (from a sink): use a second pool");
   // The call travels as the Job message's kernel string, whose length the protocol bounds (a
   // worker refuses a longer one, and would die at every start).
   constexpr std::size_t kMaxCall = proto::kMaxText;
   if (job.kernel.size() > kMaxCall)
-    throw Error(what + ": the call's arguments take " + std::to_string(job.kernel.size()) + " bytes serialised, more than the " +
+    throw Error(std::string(what) + ": the call's arguments take " + std::to_string(job.kernel.size()) + " bytes serialised, more than the " +
                 std::to_string(kMaxCall) + " that travel with a call: pass large data in a SharedArray");
   if (!state_->farm) {
     // Each worker's own state lives in its copy of this object (forked): its attachments, and

@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <sstream>
 #include <string>
+
+#include "taskfarm/serialize.hpp"
 
 namespace taskfarm::proto {
 namespace {
@@ -69,6 +73,31 @@ TEST(ProtocolTest, TaskErrorStatusThatNoProcessCanHaveIsAProtocolError) {
   const auto ok = std::get<TaskError>(decode(encoded(TaskError{1, 7, 3, false, "", "c", 255, 0, "tail", 0})));
   EXPECT_EQ(ok.exit_code, 255);
   EXPECT_EQ(ok.stderr_tail, "tail");
+}
+
+// A result that is a number skips cereal's stream (serialize.hpp): its bytes must stay what
+// cereal's binary archive writes, since either side may take either path (a worker's
+// TaskContext::set_result, a master's deserialize of a struct holding it).
+template <class T>
+void expect_as_cereal(T v) {
+  std::ostringstream os;
+  {
+    cereal::BinaryOutputArchive ar(os);
+    ar(v);
+  }
+  std::string fast;
+  detail::append_serialized(fast, v);
+  EXPECT_EQ(fast, os.str());
+  EXPECT_EQ(detail::deserialize<T>(fast), v);
+  EXPECT_THROW(detail::deserialize<T>(std::span<const char>(fast.data(), fast.size() - 1)), cereal::Exception);
+}
+
+TEST(ResultBytes, NumbersAreCerealsEncodingAndShortInputThrows) {
+  expect_as_cereal<std::uint64_t>(0x0123456789abcdefULL);
+  expect_as_cereal<std::int8_t>(-3);
+  expect_as_cereal<double>(-2.5e-300);
+  expect_as_cereal<bool>(true);
+  expect_as_cereal<char>('x');
 }
 
 }  // namespace

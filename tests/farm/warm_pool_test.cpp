@@ -230,3 +230,16 @@ TEST(WarmPool, KernelsThatCaptureDoNotCompile) {
   by_reference(0);
   EXPECT_EQ(by_value(1) + x, 2);
 }
+
+// A worker's decoding of a call's head (warm_kernels.hpp: function word, name length, name,
+// arguments) names what is cut instead of reading past the kernel string.
+TEST(WarmPool, AWorkerRefusesACallWhoseHeadIsCut) {
+  const std::uint64_t words[2] = {7, 5};
+  const std::string head(reinterpret_cast<const char*>(words), sizeof words);
+  EXPECT_THROW(detail::WarmCallHead(std::string_view(head).substr(0, 15)), Error);
+  EXPECT_THROW(detail::WarmCallHead(head + "shm-"), Error);  // announces 5 bytes of name, has 4
+  const detail::WarmCallHead ok(head + "shm-xargs");
+  EXPECT_EQ(ok.fn_address, 7u);
+  EXPECT_EQ(ok.results, "shm-x");
+  EXPECT_EQ(ok.args, "args");
+}

@@ -9,11 +9,13 @@
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 #include <cereal/types/array.hpp>
+#include <cstring>
 #include <span>
 #include <streambuf>
 #include <istream>
 #include <ostream>
 #include <string>
+#include <type_traits>
 
 namespace taskfarm::detail {
 
@@ -45,23 +47,39 @@ class SpanReadBuf : public std::streambuf {
   }
 };
 
+/// A number's cereal binary encoding is its bytes: those are copied without a stream (each
+/// std::ostream or std::istream costs a locale copy, on the path of every result).
+template <class T>
+inline constexpr bool kBytesAsIs = std::is_arithmetic_v<T>;
+
 /// Appends the cereal binary encoding of `value` to `out`.
 template <class T>
 void append_serialized(std::string& out, const T& value) {
-  StringAppendBuf buf(out);
-  std::ostream os(&buf);
-  cereal::BinaryOutputArchive ar(os);
-  ar(value);
+  if constexpr (kBytesAsIs<T>) {
+    out.append(reinterpret_cast<const char*>(&value), sizeof value);
+  } else {
+    StringAppendBuf buf(out);
+    std::ostream os(&buf);
+    cereal::BinaryOutputArchive ar(os);
+    ar(value);
+  }
 }
 
 /// Decodes one T from `bytes`; throws cereal::Exception on truncated or malformed input.
 template <class T>
 T deserialize(std::span<const char> bytes) {
-  SpanReadBuf buf(bytes);
-  std::istream is(&buf);
-  cereal::BinaryInputArchive ar(is);
   T value{};
-  ar(value);
+  if constexpr (kBytesAsIs<T>) {
+    if (bytes.size() < sizeof value)  // cereal's own words for it
+      throw cereal::Exception("Failed to read " + std::to_string(sizeof value) + " bytes from input stream! Read " +
+                              std::to_string(bytes.size()));
+    std::memcpy(&value, bytes.data(), sizeof value);
+  } else {
+    SpanReadBuf buf(bytes);
+    std::istream is(&buf);
+    cereal::BinaryInputArchive ar(is);
+    ar(value);
+  }
   return value;
 }
 

@@ -1,9 +1,10 @@
 // WarmPool's kernels (detail of taskfarm/warm_pool.hpp): how a call travels to warm forked
 // workers that do not share the caller's memory as it is at the call. The Job's kernel string
 // holds the address of an instantiation of warm_entry<T, F, A...> (valid in every fork of this
-// binary), then a cereal archive of: the function pointer (or 0 for a captureless lambda, which
-// the entry default-constructs), the result segment's name, and each argument — a SharedArray
-// as its handle, anything else as cereal encodes it. Encoded in the master, decoded in a worker.
+// binary), the function pointer (or 0 for a captureless lambda, which the entry default-
+// constructs) and the result segment's name's length as three 64-bit words, that name, then a
+// cereal archive of each argument — a SharedArray as its handle, anything else as cereal
+// encodes it. Encoded in the master, decoded in a worker.
 #pragma once
 
 #include <cstdint>
@@ -119,21 +120,30 @@ decltype(auto) invoke_with(F& fn, const std::vector<std::uint64_t>& dims, std::u
   }
 }
 
+/// Worker side: the fixed head of a call's payload (what follows the entry's address): the
+/// function pointer (0 for a lambda), the result segment's name, then the arguments' archive.
+/// Plain bytes, not a cereal archive: a call without arguments then costs no stream.
+struct WarmCallHead {
+  explicit WarmCallHead(std::string_view payload);
+  std::uint64_t fn_address = 0;
+  std::string_view results, args;
+};
+
 /// Worker side of one warm call: the kernel, its decoded arguments and where results go.
 template <class T, class F, class... A>
 class WarmRunner final : public JobRunner {
  public:
   WarmRunner(const JobInfo& job, std::string_view payload, WarmAttachments& att) : dims_(job.extent) {
-    SpanReadBuf buf({payload.data(), payload.size()});
-    std::istream is(&buf);
-    cereal::BinaryInputArchive ar(is);
-    std::uint64_t fn_address = 0;
-    std::string results;
-    ar(fn_address, results);
-    if constexpr (std::is_pointer_v<F>) fn_ = reinterpret_cast<F>(static_cast<std::uintptr_t>(fn_address));
-    std::apply([&](auto&... arg) { (arg.load(ar, att), ...); }, args_);
-    if (!results.empty()) {
-      results_ = att.segment(results);
+    WarmCallHead head(payload);
+    if constexpr (std::is_pointer_v<F>) fn_ = reinterpret_cast<F>(static_cast<std::uintptr_t>(head.fn_address));
+    if constexpr (sizeof...(A) > 0) {
+      SpanReadBuf buf({head.args.data(), head.args.size()});
+      std::istream is(&buf);
+      cereal::BinaryInputArchive ar(is);
+      std::apply([&](auto&... arg) { (arg.load(ar, att), ...); }, args_);
+    }
+    if (!head.results.empty()) {
+      results_ = att.segment(std::string(head.results));
       out_ = static_cast<Out*>(results_->data());
     }
   }
@@ -178,17 +188,17 @@ std::unique_ptr<JobRunner> warm_entry(const JobInfo& job, std::string_view paylo
 /// ("" when they travel as bytes or there are none).
 template <class T, class F, class... A>
 std::string encode_warm_call(F fn, const std::string& results, const A&... args) {
-  std::string out(sizeof(std::uint64_t), '\0');
   const WarmEntry entry = &warm_entry<T, F, A...>;
-  const auto address = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(entry));
-  std::memcpy(out.data(), &address, sizeof address);
-  StringAppendBuf buf(out);
-  std::ostream os(&buf);
-  cereal::BinaryOutputArchive ar(os);
-  std::uint64_t fn_address = 0;
-  if constexpr (std::is_pointer_v<F>) fn_address = reinterpret_cast<std::uintptr_t>(fn);
-  ar(fn_address, results);
-  (encode_arg(ar, args), ...);
+  std::uint64_t head[3] = {static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(entry)), 0, results.size()};
+  if constexpr (std::is_pointer_v<F>) head[1] = reinterpret_cast<std::uintptr_t>(fn);
+  std::string out(reinterpret_cast<const char*>(head), sizeof head);
+  out += results;
+  if constexpr (sizeof...(A) > 0) {
+    StringAppendBuf buf(out);
+    std::ostream os(&buf);
+    cereal::BinaryOutputArchive ar(os);
+    (encode_arg(ar, args), ...);
+  }
   return out;
 }
 
