@@ -131,7 +131,7 @@ stopped_worker_is_named() {
   exec 3<&-
   expect_rc 0
   # (on a task, or between two: the stop may land while it reports a chunk)
-  expect_stderr "(pid $pid) has shown no progress for 1."
+  expect_stderr "(pid $pid) has shown no progress for "  # 1 s or more: ticks may come late under load
   expect_stderr "it is stopped (SIGSTOP?): kill -CONT $pid resumes it; --timeout would kill and retry"
   [ "$(grep -c 'has shown no progress' "$W/stderr")" -eq 1 ] || fail "named more than once"
   grep -q '"event":"end".*"succeeded":30' "$W/rest" || fail "the run did not complete"
