@@ -238,7 +238,8 @@ TEST(WarmPool, AWorkerRefusesACallWhoseHeadIsCut) {
   const std::string head(reinterpret_cast<const char*>(words), sizeof words);
   EXPECT_THROW(detail::WarmCallHead(std::string_view(head).substr(0, 15)), Error);
   EXPECT_THROW(detail::WarmCallHead(head + "shm-"), Error);  // announces 5 bytes of name, has 4
-  const detail::WarmCallHead ok(head + "shm-xargs");
+  const std::string payload = head + "shm-xargs";  // the head's views point into it
+  const detail::WarmCallHead ok(payload);
   EXPECT_EQ(ok.fn_address, 7u);
   EXPECT_EQ(ok.results, "shm-x");
   EXPECT_EQ(ok.args, "args");
