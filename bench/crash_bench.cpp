@@ -8,7 +8,10 @@
 //                           to a worker again. Stricter, informative: it includes starting the
 //                           replacement worker, which is the one that receives it.
 // Baseline, interleaved with the kills: SIGKILL of a bare child (bench_child wait) through a
-// pidfd until poll() reports the pidfd readable. Medians and p99 over the kills.
+// pidfd until poll() reports the pidfd readable. Medians and p99 over the kills. Each kill and
+// its baseline wait until the previous kill's replacement has run 15 ms: a farm that hands the
+// requeued index out at once otherwise has the next kill land while that worker program still
+// loads (the bare baseline, its code unchanged, measured ~0.3 ms slower: performance.md).
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -16,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -72,6 +76,9 @@ class CrashWatch final : public FarmObserver {
     std::lock_guard lock(mu_);
     if (victim_ == 0 || f.pid != victim_ || detect_ns_ != 0) return;
     detect_ns_ = t;
+    // Its slot has no worker until the replacement's on_worker_started (which comes after this).
+    if (f.slot >= 0 && f.slot < kWorkers && pid_[static_cast<std::size_t>(f.slot)] == victim_)
+      pid_[static_cast<std::size_t>(f.slot)] = 0;
     charged_ = f.index.has_value();
     cv_.notify_all();
   }
@@ -94,6 +101,22 @@ class CrashWatch final : public FarmObserver {
       std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
     lock.lock();
     return pid_[slot];
+  }
+
+  /// Waits until every slot has a worker that has run for at least `settle`: the replacement
+  /// of the previous kill has loaded and taken its task, so neither the next kill nor its
+  /// baseline shares the CPUs with a worker program's start (exec, dynamic loading, Hello).
+  void settled(std::chrono::milliseconds settle) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, kEventWait, [&] {
+          return std::all_of(pid_.begin(), pid_.end(), [](pid_t p) { return p != 0; });
+        }))
+      throw Error("the farm did not start a worker in every slot within 5 s");
+    const std::int64_t ready =
+        *std::max_element(started_ns_.begin(), started_ns_.end()) + std::chrono::nanoseconds(settle).count();
+    lock.unlock();
+    if (const std::int64_t wait = ready - now_ns(); wait > 0)
+      std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
   }
 
   struct Outcome {
@@ -173,6 +196,7 @@ void crash(const BenchArgs& args) {
       std::mt19937 rng(12345);
       std::uniform_int_distribution<int> settle_ms(15, 40);  // after start, into a 50 ms task
       for (int k = 0; k < kills; ++k) {
+        watch.settled(std::chrono::milliseconds(15));
         bare.add(bare_child_ms());
         const pid_t pid = watch.busy_worker(static_cast<std::size_t>(k % kWorkers),
                                             std::chrono::milliseconds(settle_ms(rng)));

@@ -35,6 +35,52 @@ TEST(ProtocolTest, EveryMessageDecodesToItsOwnEncoding) {
   }
 }
 
+// An Assign's and a Done's entries go as one block of bytes (protocol.cpp): the same bytes, field
+// by field in declaration order, as each field written on its own (docs/protocol.md).
+TEST(ProtocolTest, ChunkListsAreTheirFieldsInOrder) {
+  auto field = [](std::string& out, const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  auto header = [&](std::uint16_t type) {
+    std::string out;
+    field(out, kMagic);
+    field(out, kVersion);
+    field(out, type);
+    field(out, std::uint64_t{9});  // job_id
+    field(out, std::uint64_t{2});  // entries
+    return out;
+  };
+  const Assign a{9, {{7, 100, 112, 1, 0}, {8, 112, 113, 0, 5000}}};
+  std::string want = header(2);
+  for (const Chunk& c : a.chunks) field(want, c.id), field(want, c.begin), field(want, c.end), field(want, c.attempt), field(want, c.budget_ns);
+  EXPECT_EQ(encoded(a), want);
+  const auto back = std::get<Assign>(decode(want));
+  ASSERT_EQ(back.chunks.size(), 2u);
+  EXPECT_EQ(back.chunks[1].id, 8u);
+  EXPECT_EQ(back.chunks[1].begin, 112u);
+  EXPECT_EQ(back.chunks[1].end, 113u);
+  EXPECT_EQ(back.chunks[1].attempt, 0u);
+  EXPECT_EQ(back.chunks[1].budget_ns, 5000u);
+
+  const Done d{9, {{7, 112, 4096, 24, 350, false, false}, {8, 112, 0, 0, 20, true, false}}};
+  want = header(5);
+  for (const ChunkDone& c : d.chunks) {
+    field(want, c.chunk_id), field(want, c.upto), field(want, c.arena_pos), field(want, c.arena_len), field(want, c.elapsed_ns);
+    field(want, static_cast<std::uint8_t>(c.returned)), field(want, static_cast<std::uint8_t>(c.carried));
+  }
+  EXPECT_EQ(encoded(d), want);
+  const auto done = std::get<Done>(decode(want));
+  ASSERT_EQ(done.chunks.size(), 2u);
+  EXPECT_EQ(done.chunks[0].arena_pos, 4096u);
+  EXPECT_EQ(done.chunks[0].arena_len, 24u);
+  EXPECT_EQ(done.chunks[0].elapsed_ns, 350u);
+  EXPECT_FALSE(done.chunks[0].returned);
+  EXPECT_TRUE(done.chunks[1].returned);
+  EXPECT_FALSE(done.chunks[1].carried);
+
+  // A list whose entries end early is truncated, not read past its datagram.
+  want.pop_back();
+  EXPECT_THROW(decode(want), ProtocolError);
+}
+
 // A bool read straight from the wire could hold any byte: undefined behaviour wherever the
 // master branches on it (a Done whose chunk is both returned and not).
 TEST(ProtocolTest, FlagByteOtherThanZeroOrOneIsAProtocolError) {
