@@ -32,6 +32,7 @@
 #include "taskfarm/range_feed.hpp"
 #include "taskfarm/shared_array.hpp"
 #include "taskfarm/trace.hpp"
+#include "worker_notices.hpp"
 
 namespace taskfarm::cli::mpi {
 namespace {
@@ -217,6 +218,7 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     }
     if (plan.lines) lines.emplace(InputLines::create(std::move(*plan.lines)));
     std::optional<Farm> farm;
+    plan.farm.stall_to_stderr = false;  // said by `notices`, with this rank and host (outside pass F43)
     farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
     SocketFeed feed(fd, grain / 2);
     JobSpec job;
@@ -293,6 +295,11 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     if (ordered && rows) ordered->send_after(*rows);
     fanout.add(ordered ? &*ordered : nullptr);
     fanout.add(progress ? &*progress : nullptr);
+    char host[64] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "?");
+    WorkerNotices notices(nullptr, plan.farm.task_timeout.count() > 0, STDERR_FILENO,
+                          "rank " + std::to_string(rank) + " (" + host + "): ");
+    fanout.add(&notices);
     signals.attach(*farm);
     RunReport r = farm->run(job, &fanout);
     signals.detach();

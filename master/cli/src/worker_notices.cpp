@@ -8,7 +8,7 @@ namespace taskfarm::cli {
 
 void WorkerNotices::say(const std::string& line) {
   if (progress_ != nullptr) progress_->clear();
-  const std::string text = "taskfarm: " + line + "\n";
+  const std::string text = "taskfarm: " + who_ + line + "\n";
   std::string_view rest = text;
   while (!rest.empty()) {
     const ssize_t n = ::write(fd_, rest.data(), rest.size());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "taskfarm/farm.hpp"
 
@@ -18,7 +19,10 @@ class WorkerNotices : public FarmObserver {
  public:
   /// `progress`: the bar to clear before writing (it redraws on its next update), or nullptr.
   /// `has_timeout`: a --timeout is set (else a stall notice says how to have stuck tasks killed).
-  WorkerNotices(Progress* progress, bool has_timeout, int fd = 2) : progress_(progress), has_timeout_(has_timeout), fd_(fd) {}
+  /// `who`: said before each line ("rank 1 (node7): " on an --mpi node, where slot and pid alone
+  /// are ambiguous), or empty.
+  WorkerNotices(Progress* progress, bool has_timeout, int fd = 2, std::string who = {})
+      : progress_(progress), has_timeout_(has_timeout), fd_(fd), who_(std::move(who)) {}
 
   void on_failure(const FailureRecord& f) override;
   void on_stall(const WorkerLiveness& w) override;
@@ -28,6 +32,7 @@ class WorkerNotices : public FarmObserver {
   Progress* progress_;
   bool has_timeout_;
   int fd_;
+  std::string who_;
 };
 
 }  // namespace taskfarm::cli
