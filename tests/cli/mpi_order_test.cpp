@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <gtest/gtest.h>
 
@@ -332,6 +333,38 @@ TEST(MpiNodeRelays, ATasksEndGoesUpAfterItsRow) {
   p.finish();
   out.flush();
   EXPECT_EQ(contents(fd.get()), big + big.substr(0, 5));
+}
+
+// A stop signal that ends a send blocked on a full socket is said as the job ending, not as a
+// broken socket ("Interrupted system call", outside pass F45). The timer's signal has a handler
+// without SA_RESTART, as StopSignals' have; the send blocks until it comes (no sleep).
+TEST(MpiWire, ASendEndedByAStopSignalSaysTheJobIsEnding) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd node(sv[0]), relay(sv[1]);
+  Wire w;
+  w.kind = Wire::report;
+  const int flags = ::fcntl(node.get(), F_GETFL);
+  ASSERT_EQ(::fcntl(node.get(), F_SETFL, flags | O_NONBLOCK), 0);
+  while (::send(node.get(), &w, sizeof w, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof w)) {
+  }
+  ASSERT_EQ(errno, EAGAIN);  // full: the next blocking send waits
+  ASSERT_EQ(::fcntl(node.get(), F_SETFL, flags), 0);
+  struct sigaction sa {}, old {};
+  sa.sa_handler = [](int) {};
+  ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
+  itimerval t{};
+  t.it_value.tv_usec = 50'000;
+  ASSERT_EQ(::setitimer(ITIMER_REAL, &t, nullptr), 0);
+  std::string what;
+  try {
+    name_peer("this rank's relay (its MPI process)");
+    send_wire(node.get(), w);
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  ::sigaction(SIGALRM, &old, nullptr);
+  EXPECT_EQ(what, "--mpi: stopped by a signal while talking to this rank's relay (its MPI process) (the job is ending)");
 }
 
 }  // namespace

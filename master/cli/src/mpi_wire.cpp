@@ -18,8 +18,13 @@ namespace {
 std::string g_peer = "the other process of this rank";
 
 // A socket call failed: the other end gone (it died, or was killed) is said as such, naming it.
+// EINTR: a signal with a handler came while this process talked to it — here only stops (^C,
+// mpirun's SIGTERM) and the relay's death signal have handlers, installed without SA_RESTART so
+// that they also end a blocked send: the job is ending, not a broken socket (outside pass F45,
+// worded "Interrupted system call" before).
 [[noreturn]] void socket_failed() {
   if (errno == EPIPE || errno == ECONNRESET) throw Error("--mpi: " + g_peer + " is gone");
+  if (errno == EINTR) throw Error("--mpi: stopped by a signal while talking to " + g_peer + " (the job is ending)");
   throw_errno("--mpi: the socket to " + g_peer);
 }
 
