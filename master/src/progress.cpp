@@ -1,4 +1,5 @@
 #include "taskfarm/progress.hpp"
+#include "taskfarm/detail/write_out.hpp"
 
 #include <unistd.h>
 
@@ -87,14 +88,7 @@ std::string Progress::line(std::chrono::steady_clock::time_point now) const {
   return bar + "] " + text;
 }
 
-void Progress::put(const std::string& s) {
-  std::string_view rest = s;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(fd_, rest.data(), rest.size());
-    if (n <= 0) return;  // progress is best effort
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
+void Progress::put(const std::string& s) { detail::write_best_effort(fd_, s); }
 
 void Progress::update(bool force) {
   if (mode_ == ProgressMode::off) return;

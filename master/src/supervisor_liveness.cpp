@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "descendants.hpp"
+#include "taskfarm/detail/write_out.hpp"
 #include "proc_info.hpp"
 #include "supervisor.hpp"
 
@@ -25,21 +26,6 @@ std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const 
   if (!timeout_hint.empty()) s += "; " + std::string(timeout_hint);
   return s;
 }
-
-namespace {
-
-// One line on stderr, written whole or not at all past a failed write: a notice is best effort.
-void say_on_stderr(const std::string& line) {
-  const std::string text = "taskfarm: " + line + "\n";
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
-    if (n <= 0) return;
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
-}  // namespace
 
 WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
   WorkerSlot& s = slots_[i];
@@ -90,8 +76,9 @@ void Supervisor::tick(Clock::time_point now) {
     if (opt_.stall_warning.count() > 0 && w.busy && !s.stall_reported && w.since_progress >= opt_.stall_warning) {
       s.stall_reported = true;
       if (opt_.stall_to_stderr)
-        say_on_stderr(w.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
-                                                                     : "task_timeout would kill and retry a task that runs too long"));
+        detail::write_best_effort(STDERR_FILENO, "taskfarm: " + w.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
+                                                                     : "task_timeout would kill and retry a task that runs too long") +
+                                                     "\n");
       if (obs_ != nullptr) obs_->on_stall(w);
     }
     t.workers.push_back(w);

@@ -1,4 +1,5 @@
 #include "worker_process.hpp"
+#include "taskfarm/detail/write_out.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -148,16 +149,7 @@ void ChildProcess::forward_lines(bool forward, bool at_eof) {
       skipping_line_ = 0;
     }
   }
-  if (!forward) return;
-  const char* p = out.data();
-  std::size_t left = out.size();
-  while (left > 0) {
-    const ssize_t w = ::write(STDERR_FILENO, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    p += w;
-    left -= static_cast<std::size_t>(w);
-  }
+  if (forward) detail::write_best_effort(STDERR_FILENO, out);
 }
 
 std::string ChildProcess::stderr_tail() const {

@@ -85,12 +85,17 @@ class EndedSignal final : public FarmObserver {
   bool said_ = false;
 };
 
+// This machine's name, "?" if it has none.
+std::string host_name() {
+  char host[64] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "?";
+  return host;
+}
+
 // This machine's name as a JSON string (a name is letters, digits, '-' and '.').
 std::string json_host() {
-  char host[64] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "\"?\"";
   std::string s = "\"";
-  for (const char* c = host; *c != '\0'; ++c) s += (*c == '"' || *c == '\\' || static_cast<unsigned char>(*c) < 0x20) ? '_' : *c;
+  for (const char c : host_name()) s += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
   return s + "\"";
 }
 
@@ -295,10 +300,8 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     if (ordered && rows) ordered->send_after(*rows);
     fanout.add(ordered ? &*ordered : nullptr);
     fanout.add(progress ? &*progress : nullptr);
-    char host[64] = {};
-    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "?");
     WorkerNotices notices(nullptr, plan.farm.task_timeout.count() > 0, STDERR_FILENO,
-                          "rank " + std::to_string(rank) + " (" + host + "): ");
+                          "rank " + std::to_string(rank) + " (" + host_name() + "): ");
     fanout.add(&notices);
     signals.attach(*farm);
     RunReport r = farm->run(job, &fanout);

@@ -3,18 +3,13 @@
 #include <unistd.h>
 
 #include "taskfarm/progress.hpp"
+#include "taskfarm/detail/write_out.hpp"
 
 namespace taskfarm::cli {
 
 void WorkerNotices::say(const std::string& line) {
   if (progress_ != nullptr) progress_->clear();
-  const std::string text = "taskfarm: " + who_ + line + "\n";
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(fd_, rest.data(), rest.size());
-    if (n <= 0) return;  // a notice is best effort
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
+  detail::write_best_effort(fd_, "taskfarm: " + who_ + line + "\n");  // a notice is best effort
 }
 
 void WorkerNotices::on_failure(const FailureRecord& f) {
