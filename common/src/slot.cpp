@@ -37,6 +37,8 @@ void reset_slot(SlotState& s) noexcept {
   s.tasks_done.store(0);
   s.arena_consumed.store(0);
   s.arena_waiting.store(0);
+  s.delivering.store(0);
+  s.last_chunk.store(kNoChunk);
 }
 
 SlotState& slot_state(const ShmSegment& seg) noexcept { return *static_cast<SlotState*>(seg.data()); }

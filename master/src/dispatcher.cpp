@@ -158,7 +158,9 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
   // was last given some gets no more: it may be stuck in a long task, and held chunks are not
   // taken back, so what the planning pass queued behind that task would wait while the others
   // idle (the first measurement raises the depth from 2 to hundreds). Its own Done tops it up.
-  if (s.held.empty() || (!s.fed && s.held.size() * 2 <= depth)) {
+  // A chunk to run alone is the only one its worker holds until it has reported it.
+  const bool holds_alone = !s.held.empty() && s.held.back().task.alone;
+  if (!holds_alone && (s.held.empty() || (!s.fed && s.held.size() * 2 <= depth))) {
     // Never hold more than a fair share of the unfinished work: held chunks are not taken back,
     // so a worker given more than that would finish last while the others idle.
     std::uint64_t unfinished = sched_->unassigned();
@@ -168,7 +170,7 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
            (s.held_indices == 0 || s.held_indices + sched_->chunk_size() <= share)) {
       // A worker recycled after max_tasks_per_worker is never handed more than that.
       const std::uint64_t allowance = opt_.max_tasks_per_worker != 0 ? opt_.max_tasks_per_worker - s.assigned : ~std::uint64_t{0};
-      auto t = sched_->next(allowance);
+      auto t = sched_->next(allowance, s.held.empty());
       if (!t) break;
       s.held.push_back(Held{*t, t->begin, {}, now});
       a.chunks.push_back(proto::Chunk{t->id, t->begin, t->end, t->attempt, t->budget_ns});
@@ -176,6 +178,7 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
       s.assigned += t->size();
       if (obs_) obs_->on_chunk_started(static_cast<int>(i), s.pid, t->begin, t->end, t->attempt);
       if (opt_.max_tasks_per_worker != 0 && s.assigned >= opt_.max_tasks_per_worker) s.retiring = true;
+      if (t->alone) break;
     }
   }
   if (!a.chunks.empty()) s.fed = true;

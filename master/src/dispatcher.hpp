@@ -72,6 +72,8 @@ struct WorkerGone {
   std::uint64_t current_chunk = kNoChunk;
   std::uint64_t current_index = 0;
   std::string stderr_tail;
+  bool delivering = false;              // it was talking to the master (sending results, waiting for room)
+  std::uint64_t last_chunk = kNoChunk;  // the chunk it began last
 };
 
 /// A deadline the Supervisor watches passed: the handshake (start_timeout after the start),
@@ -242,6 +244,10 @@ class Dispatcher {
 
   // dispatcher_failures.cpp: failed tasks, deaths, failed starts.
   void task_failed(std::size_t i, FailureRecord f, const ChunkTask& t);
+  /// The held chunks a dead worker ran whose results the master has not all had, in order:
+  /// those up to `last_chunk` (the slot's) with indices not committed. Empty if none.
+  static std::vector<const Held*> unheard_chunks(const Slot& s, std::uint64_t last_chunk);
+  static std::string describe_unheard(const std::vector<const Held*>& unheard);
   void halt_if_due();
   void spawn_failed(std::size_t i, const SpawnFailure& f, Clock::time_point now);
 

@@ -1,6 +1,6 @@
 // What a failure costs: a task failed (retry or give up, halt policy); a worker died (charge only
-// the index it was running, requeue the rest of what it held uncharged, count deaths without
-// progress, never charge a chaos kill); a worker could not start (back off for want of
+// the index it was running, requeue the rest of what it held uncharged, isolate what it ran but
+// never delivered, count deaths without progress, never charge a chaos kill); a worker could not start (back off for want of
 // resources, stop the run when it never will). Part of Dispatcher (dispatcher.hpp).
 #include "dispatcher.hpp"
 
@@ -73,12 +73,25 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
   const bool expected = s.stop_sent && s.held.empty() && !s.kill_cause && (st.unknown || (!st.signaled && st.code == 0));
   std::optional<std::uint64_t> suspect;
   const Held* running = nullptr;
-  if (g.current_chunk != kNoChunk) {
+  if (g.current_chunk != kNoChunk && !g.delivering) {
     const Held* h = find_held(s, g.current_chunk);
     if (h != nullptr && g.current_index >= h->committed && g.current_index < h->task.end) {
       suspect = g.current_index;
       running = h;
     }
+  }
+  // Died with no task running, or while talking to the master: after tasks that returned, before
+  // their results reached it (a task closed the channel's descriptors, or left a thread that
+  // crashed). Those tasks are the suspects: one alone is charged; several run again in pieces,
+  // each delivered on its own, until one is (on_gone again) — uncharged meanwhile, and not
+  // deaths without progress: each such death shrinks the suspects.
+  const bool own_cause = !expected && !s.kill_cause && !s.chaos_killed && !halting_now_;
+  const std::vector<const Held*> unheard = own_cause && !suspect ? unheard_chunks(s, g.last_chunk) : std::vector<const Held*>{};
+  std::uint64_t unheard_indices = 0;
+  for (const Held* h : unheard) unheard_indices += h->task.end - h->committed;
+  if (unheard_indices == 1) {
+    running = unheard.front();
+    suspect = running->committed;
   }
   FailureRecord f;
   f.slot = slot;
@@ -114,10 +127,23 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     s.died = true;
     if (s.chaos_killed) ++report_.chaos_kills;
   }
+  if (unheard_indices == 1)
+    f.message = "it died after this task returned, before its result reached the master (a task that closes descriptors it "
+                "did not open, or leaves a thread behind, can do this)";
+  const bool isolating = unheard_indices > 1;
+  if (isolating)
+    f.message = "it died after tasks returned, before their results reached the master (a task that closes descriptors it did "
+                "not open, or leaves a thread behind, can do this): indices " + describe_unheard(unheard) +
+                " run again in pieces delivered one at a time, to find the task that does it; none is charged for this death";
   // Everything it held goes back; only the index it was running is charged an attempt.
   for (Held& h : s.held) {
     const ChunkTask& t = h.task;
-    if (suspect && t.id == g.current_chunk && !s.chaos_killed && !halting_now_) {
+    if (isolating && std::find(unheard.begin(), unheard.end(), &h) != unheard.end()) {
+      // Halves of a lone suspect piece, else each piece alone: each such death shrinks the suspects.
+      const std::uint64_t mid = unheard.size() == 1 ? h.committed + (t.end - h.committed) / 2 : t.end;
+      sched_->requeue(h.committed, mid, t.attempt, /*alone=*/true);
+      sched_->requeue(mid, t.end, t.attempt, /*alone=*/true);
+    } else if (suspect && &h == running && !s.chaos_killed && !halting_now_) {
       sched_->requeue(h.committed, *suspect, t.attempt);
       sched_->requeue(*suspect + 1, t.end, t.attempt);
       FailureRecord charged = f;
@@ -132,7 +158,9 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     f.message = "fault injection (chaos): not charged to any index";
     obs_->on_failure(f);
   }
-  if (!expected && !charged && !halting_now_ && !s.chaos_killed) {
+  if (isolating) {
+    if (obs_) obs_->on_failure(f);
+  } else if (!expected && !charged && !halting_now_ && !s.chaos_killed) {
     ++deaths_without_progress_;
     if (obs_) obs_->on_failure(f);
     // A handshake that never came from a program that has never made one: it will not come
@@ -157,6 +185,28 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     }
   }
   on_released(slot);
+}
+
+std::vector<const Dispatcher::Held*> Dispatcher::unheard_chunks(const Slot& s, std::uint64_t last_chunk) {
+  // A worker runs its chunks in the order it was given them: every held chunk up to the one it
+  // began last has run, and what of it the master has not committed is what it has not heard.
+  std::vector<const Held*> v;
+  if (last_chunk == kNoChunk) return v;
+  for (const Held& h : s.held) {
+    if (h.committed < h.task.end) v.push_back(&h);
+    if (h.task.id == last_chunk) return v;
+  }
+  return {};  // it names no chunk held: all it began has been heard
+}
+
+std::string Dispatcher::describe_unheard(const std::vector<const Held*>& unheard) {
+  std::string out;
+  for (const Held* h : unheard) {
+    if (!out.empty()) out += ", ";
+    out += std::to_string(h->committed);
+    if (h->task.end - h->committed > 1) out += "-" + std::to_string(h->task.end - 1);
+  }
+  return out;
 }
 
 void Dispatcher::spawn_failed(std::size_t i, const SpawnFailure& e, Clock::time_point now) {

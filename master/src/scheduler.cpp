@@ -68,7 +68,7 @@ void Scheduler::measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexce
   ns_per_index_ = std::max(1.0, ns_sum_ / index_sum_);
 }
 
-std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
+std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size, bool alone_ok) {
   if (stopped_ || max_size == 0) return std::nullopt;
   const std::uint64_t budget = probing() ? kProbeBudgetNs : 0;
   // Held: only the retry that starts at the frontier (if that index is waiting for one) may go;
@@ -77,13 +77,14 @@ std::optional<ChunkTask> Scheduler::next(std::uint64_t max_size) {
   if (!retry_.empty() && (!holding || retry_.front().begin <= frontier_)) {
     // Long retries (the rest of a probe, of a crashed chunk) go out in today's chunk size.
     ChunkTask& front = retry_.front();
+    if (front.alone && !alone_ok) return std::nullopt;
     ChunkTask t = front;
     t.end = t.begin + std::min({t.size(), chunk_size(), max_size});
     front.begin = t.end;
     if (front.begin == front.end) retry_.pop_front();
     retry_indices_ -= t.size();
     t.id = next_id_++;
-    t.budget_ns = budget;
+    t.budget_ns = t.alone ? 0 : budget;  // a probe's rest would come back without its `alone`
     return t;
   }
   while (range_ < ranges_.size() && cursor_ >= ranges_[range_].second) {
@@ -123,10 +124,10 @@ void Scheduler::add(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& 
   }
 }
 
-void Scheduler::requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt) {
+void Scheduler::requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt, bool alone) {
   if (end <= begin) return;
   // Keep retries in index order so ordered delivery is not held up behind later work.
-  ChunkTask t{0, begin, end, attempt, 0};
+  ChunkTask t{0, begin, end, attempt, 0, alone};
   auto pos = std::find_if(retry_.begin(), retry_.end(), [&](const ChunkTask& r) { return r.begin > begin; });
   retry_.insert(pos, t);
   retry_indices_ += t.size();

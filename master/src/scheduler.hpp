@@ -16,6 +16,10 @@ struct ChunkTask {
   std::uint64_t id = 0, begin = 0, end = 0;
   std::uint32_t attempt = 0;
   std::uint64_t budget_ns = 0;  // a probe: the worker hands back what it has not run by then
+  /// Suspects of a death after their tasks returned (Dispatcher::on_gone): this chunk goes to a
+  /// worker that holds nothing else, and it gets nothing more until it has reported it, so that
+  /// the worker delivers it on its own (it flushes when its queue is empty).
+  bool alone = false;
   std::uint64_t size() const noexcept { return end - begin; }
 };
 
@@ -33,15 +37,18 @@ class Scheduler {
   explicit Scheduler(SchedulerConfig config);
 
   /// The next chunk to hand out, at most `max_size` indices, or nullopt if nothing may go out now.
-  std::optional<ChunkTask> next(std::uint64_t max_size = ~std::uint64_t{0});
+  /// A chunk to run alone goes out first when one waits, and only to a caller who may take one
+  /// (`alone_ok`: its worker holds nothing); nothing goes to the others meanwhile.
+  std::optional<ChunkTask> next(std::uint64_t max_size = ~std::uint64_t{0}, bool alone_ok = true);
   /// How many chunks one worker should hold (queued + running) to never run dry.
   std::size_t depth() const noexcept;
   /// Feeds the auto-chunking estimate: `indices` took `elapsed_ns` in a worker.
   void measured(std::uint64_t indices, std::uint64_t elapsed_ns) noexcept;
   /// Appends fresh ranges to run after the ones it has (a RangeFeed's; ascending, disjoint).
   void add(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges);
-  /// Puts [begin, end) back to be handed out again at `attempt` (before fresh work).
-  void requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt);
+  /// Puts [begin, end) back to be handed out again at `attempt` (before fresh work), in chunks
+  /// to run alone if `alone` (each of today's chunk size at most, with no budget).
+  void requeue(std::uint64_t begin, std::uint64_t end, std::uint32_t attempt, bool alone = false);
   /// Whether an index that failed at `attempt` gets another one (attempt + 1 <= retries).
   bool may_retry(std::uint32_t attempt) const noexcept;
   /// Ordered mode: everything below `index` has been delivered.

@@ -321,7 +321,10 @@ void Supervisor::on_exit(std::size_t i, ExitStatus st) {
   drain_channel(i);  // what it sent before it died still counts
   w.proc->drain_stderr(opt_.forward_stderr, /*last=*/true);
   const SlotState& ss = slot_state(w.proc->slot());
-  d_.on_gone(static_cast<int>(i), WorkerGone{st, ss.current_chunk.load(), ss.current_index.load(), w.proc->stderr_tail()}, Clock::now());
+  d_.on_gone(static_cast<int>(i),
+             WorkerGone{st, ss.current_chunk.load(), ss.current_index.load(), w.proc->stderr_tail(), ss.delivering.load() != 0,
+                        ss.last_chunk.load()},
+             Clock::now());
   release(i);
   execute();
 }

@@ -453,3 +453,103 @@ TEST(Dispatcher, ASilentWorkerIsToppedUpOnlyOnceItHasReported) {
   for (const auto& [b, e] : f.rec.done) committed += e - b;
   EXPECT_EQ(committed, 4u) << "tasks 2..5 all ran on the worker that reports";
 }
+
+// F40: a task that closes its process's descriptors (close_range, as daemonising code does)
+// returns normally, and its worker dies only when it sends the results: no task is running then.
+// Charging nothing let each fresh worker die the same way until the run gave up with the poison
+// unnamed; the suspects are what the worker ran since the master last heard from it.
+TEST(Dispatcher, ADeathAfterTasksReturnedIsolatesWhatWasNotDeliveredAndChargesOnlyTheTaskThatDoesIt) {
+  Fake f(fixed_chunks(4), 2);
+  f.begin(40);
+  const RunReport rep = f.run([](std::uint64_t i, std::uint32_t) { return i == 7 ? Fake::Outcome::breaks_channel : Fake::Outcome::ok; });
+  EXPECT_TRUE(rep.farm_error.empty()) << rep.farm_error;
+  EXPECT_EQ(rep.failed_indices(), std::vector<std::uint64_t>{7});
+  EXPECT_EQ(rep.succeeded, 39u);
+  EXPECT_EQ(rep.retries, 2u);
+  EXPECT_TRUE(rep.unfinished.empty());
+  const auto seven = f.rec.of(7);
+  ASSERT_EQ(seven.size(), 3u);
+  for (std::uint32_t a = 0; a < 3; ++a) {
+    EXPECT_EQ(seven[a].attempt, a);
+    EXPECT_EQ(seven[a].final, a == 2);
+    EXPECT_EQ(seven[a].cause, FailureCause::exit);
+    EXPECT_NE(seven[a].message.find("died after this task returned, before its result reached the master"), std::string::npos)
+        << seven[a].message;
+  }
+  int isolating = 0;
+  for (const FailureRecord& r : f.rec.failures) {
+    if (r.index) {
+      EXPECT_EQ(*r.index, 7u) << "no other index is ever charged";
+    } else {
+      ++isolating;
+      EXPECT_NE(r.message.find("run again in pieces delivered one at a time"), std::string::npos) << r.message;
+    }
+  }
+  EXPECT_GE(isolating, 2) << "[4, 8) and what was queued behind it, then its halves";
+  EXPECT_EQ(rep.worker_deaths, static_cast<std::uint64_t>(isolating) + 3);
+}
+
+TEST(Dispatcher, SuspectsRunAloneEachDeliveredBeforeTheirWorkerGetsMore) {
+  Fake f(fixed_chunks(4));
+  f.begin(12);
+  f.step();
+  f.hello(0);
+  ASSERT_EQ(f.w[0].queue.size(), 2u);  // [0, 4) and [4, 8)
+  const std::uint64_t second = f.w[0].queue.back().id;
+  f.gone_after(0, exited(3), /*delivering=*/true, second);  // both ran; neither reached the master
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_FALSE(f.rec.failures[0].index) << "several suspects: none is charged";
+  EXPECT_NE(f.rec.failures[0].message.find("indices 0-3, 4-7 run again"), std::string::npos) << f.rec.failures[0].message;
+  const std::size_t before = f.rec.chunks.size();
+  f.step();
+  f.hello(0);
+  const auto again = chunks_from(f.rec, before);
+  ASSERT_EQ(again.size(), 1u) << "a suspect piece is the only chunk its worker holds";
+  EXPECT_EQ(again[0], std::make_tuple(0, 0ull, 4ull, 0u)) << "uncharged";
+  f.done(0);
+  f.step();
+  const auto next = chunks_from(f.rec, before + 1);
+  ASSERT_EQ(next.size(), 1u) << "and the next one only once it reported";
+  EXPECT_EQ(next[0], std::make_tuple(0, 4ull, 8ull, 0u));
+  f.gone_after(0, exited(3), /*delivering=*/true);  // [4, 8) alone dies again: its halves
+  const std::size_t halves = f.rec.chunks.size();
+  f.step();
+  f.hello(0);
+  f.done(0);
+  f.step();
+  const auto split = chunks_from(f.rec, halves);
+  ASSERT_EQ(split.size(), 2u);
+  EXPECT_EQ(split[0], std::make_tuple(0, 4ull, 6ull, 0u));
+  EXPECT_EQ(split[1], std::make_tuple(0, 6ull, 8ull, 0u));
+  f.gone_after(0, exited(3), /*delivering=*/false);  // between tasks, after [6, 8) ran
+  f.step();
+  f.hello(0);
+  f.done(0);  // [6, 7)
+  f.step();
+  f.gone_after(0, killed_by(SIGSEGV), /*delivering=*/false);  // [7, 8) alone: the one suspect is charged
+  const auto seven = f.rec.of(7);
+  ASSERT_EQ(seven.size(), 1u);
+  EXPECT_EQ(seven[0].signal, SIGSEGV);
+  EXPECT_EQ(seven[0].chunk_begin, 7u);
+  EXPECT_EQ(seven[0].chunk_end, 8u);
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 12u);
+  EXPECT_EQ(rep.retries, 1u);
+  EXPECT_TRUE(rep.failures.empty());
+}
+
+TEST(Dispatcher, ADeathAfterEverythingItRanWasDeliveredChargesNothing) {
+  Fake f(fixed_chunks(4));
+  f.begin(12);
+  f.step();
+  f.hello(0);
+  const std::uint64_t first = f.w[0].queue.front().id;
+  f.done(0);                                                 // [0, 4) reached the master
+  f.gone_after(0, killed_by(SIGKILL), /*delivering=*/false, first);  // killed before it began [4, 8)
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_FALSE(f.rec.failures[0].index);
+  EXPECT_EQ(f.rec.failures[0].message.find("run again"), std::string::npos) << f.rec.failures[0].message;
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 12u);
+  EXPECT_EQ(rep.retries, 0u);
+}

@@ -98,7 +98,9 @@ class Fake {
     std::uint64_t upto = 0;  // next index of queue.front()
     std::optional<Command> kill;
   };
-  enum class Outcome { ok, fail, crash, exit_clean };
+  // breaks_channel: the task returns, but the worker dies once it sends its results (the task
+  // closed the channel's descriptors), after running all it holds.
+  enum class Outcome { ok, fail, crash, exit_clean, breaks_channel };
 
   explicit Fake(FarmOptions o, std::size_t workers = 1, bool fork_mode = false)
       : d(config(std::move(o), workers, fork_mode)) {}
@@ -209,10 +211,25 @@ class Fake {
     WorkerGone g;
     g.status = st;
     if (index) {
-      g.current_chunk = x.queue.front().id;
+      g.current_chunk = g.last_chunk = x.queue.front().id;
       g.current_index = *index;
     }
     g.stderr_tail = "last words\n";
+    x.live = false;
+    x.queue.clear();
+    d.on_gone(slot, g, now);
+    execute();
+  }
+  // The worker's process ended between tasks or while it talked to the master (`delivering`),
+  // having begun the chunk `last_chunk` last (its queue's front by default): all it held up to
+  // that chunk ran, and nothing of it since its last Done reached the master.
+  void gone_after(int slot, ExitStatus st, bool delivering, std::optional<std::uint64_t> last_chunk = {}) {
+    Worker& x = w[static_cast<std::size_t>(slot)];
+    WorkerGone g;
+    g.status = st;
+    g.delivering = delivering;
+    g.last_chunk = last_chunk ? *last_chunk : x.queue.front().id;
+    g.stderr_tail = "taskfarm worker: sending to the master: Bad file descriptor\n";
     x.live = false;
     x.queue.clear();
     d.on_gone(slot, g, now);
@@ -273,6 +290,7 @@ class Fake {
         case Outcome::fail: task_error(slot, i); break;
         case Outcome::crash: return gone(slot, killed_by(SIGSEGV), i);
         case Outcome::exit_clean: return gone(slot, exited(0), i);
+        case Outcome::breaks_channel: return gone_after(slot, exited(3), /*delivering=*/true, x.queue.back().id);
       }
     }
     done(slot);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <algorithm>
 #include <signal.h>
+#include <unistd.h>
 
 #include "taskfarm/pool.hpp"
 #include "taskfarm/worker.hpp"
@@ -24,6 +25,30 @@ TEST(ForkFaults, SegfaultingIndexIsIsolatedAndEveryOtherResultKept) {
   EXPECT_EQ(r.failures[0].signal, SIGSEGV);
   EXPECT_FALSE(r.ok(7));
   EXPECT_TRUE(r.ok(8));
+}
+
+// F40: a task that closes every descriptor it did not open (close_range, as daemonising code
+// does) returns normally; its worker dies only once it sends the results. The poison is found
+// among what that worker ran since it was last heard from, charged, and named; before, no index
+// was charged and each fresh worker died the same way until the run gave up with it unnamed.
+TEST(ForkFaults, TaskClosingItsWorkersDescriptorsIsIsolatedAndEveryOtherResultKept) {
+  PoolOptions o;
+  o.workers = 2;
+  Pool pool(o);
+  auto r = pool.try_map<int>(400, [](std::uint64_t i) {
+    if (i == 77) ::close_range(3, ~0U, 0);
+    return static_cast<int>(i) * 3;
+  });
+  const RunReport& rep = pool.last_report();
+  EXPECT_TRUE(rep.farm_error.empty()) << rep.farm_error;
+  EXPECT_EQ(r.failed, std::vector<std::uint64_t>{77});
+  for (int i = 0; i < 400; ++i) {
+    if (i != 77) { EXPECT_EQ(r.values[static_cast<std::size_t>(i)], i * 3) << i; }
+  }
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].index, 77u);
+  EXPECT_NE(r.failures[0].message.find("died after this task returned, before its result reached the master"), std::string::npos)
+      << r.failures[0].describe();
 }
 
 TEST(ForkFaults, MapThrowsTaskFailedListingEveryFailedIndex) {

@@ -148,6 +148,7 @@ class Server {
   }
 
   void run_chunk(const proto::Chunk& c) {
+    s_.last_chunk.store(c.id, std::memory_order_relaxed);
     s_.current_chunk.store(c.id, std::memory_order_relaxed);
     committed_ = c.begin;
     const std::int64_t chunk_start = monotonic_ns();
@@ -175,8 +176,8 @@ class Server {
     }
     // Once per chunk: a locked add per task would cost as much as a trivial task.
     s_.tasks_done.store(s_.tasks_done.load(std::memory_order_relaxed) + (i - c.begin), std::memory_order_relaxed);
-    // No task timeout while committing (the wait for arena room is the master's), but the
-    // chunk stays current: a death while its results are delivered charges the last index run.
+    // No task timeout while committing (the wait for arena room is the master's). A death from
+    // here on is not the running index's alone: the slot's `delivering` and `last_chunk` say so.
     s_.task_started_ns.store(0, std::memory_order_relaxed);
     commit(c, i, piece_start, returned);
     s_.current_chunk.store(kNoChunk, std::memory_order_release);
@@ -351,7 +352,9 @@ class Server {
     flush();
     d.carried = true;
     d.arena_len = records_.size();
+    s_.delivering.store(1, std::memory_order_relaxed);
     ch_.send(proto::Done{info_.job_id, {d}}, std::chrono::seconds(60), fd.get());
+    s_.delivering.store(0, std::memory_order_relaxed);
     records_.clear();
     records_.shrink_to_fit();  // do not keep the largest result's memory for the rest of the run
     return true;
@@ -360,15 +363,22 @@ class Server {
   void wait_for_room() {
     flush();  // the master can only make room for what it has been told about
     s_.arena_waiting.store(1, std::memory_order_seq_cst);
+    s_.delivering.store(1, std::memory_order_relaxed);
     auto m = ch_.receive(std::chrono::milliseconds(100));
+    s_.delivering.store(0, std::memory_order_relaxed);
     s_.arena_waiting.store(0, std::memory_order_relaxed);
     if (m) handle(*m);
   }
 
+  // Sends what has been committed. While it talks to the master the slot says `delivering`: a
+  // death now (a channel a task broke) is charged to what ran since the master last heard from
+  // this worker, not to the last index run (the master isolates it: Dispatcher::on_gone).
   void flush() {
     last_flush_ns_ = monotonic_ns();
     if (done_.chunks.empty()) return;
+    s_.delivering.store(1, std::memory_order_relaxed);
     ch_.send(done_, std::chrono::seconds(60));
+    s_.delivering.store(0, std::memory_order_relaxed);
     done_.chunks.clear();
   }
 
@@ -410,6 +420,13 @@ int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bo
     return server.run();
   } catch (const ChannelClosed&) {
     return 0;  // the master went away or closed us: nothing left to serve
+  } catch (const SystemError& e) {
+    // Its channel's descriptor was closed (or replaced by another kind of file) under it: no
+    // code of ours closes it, so a task did. The master charges the task (Dispatcher::on_gone).
+    const bool channel_gone = e.code() == EBADF || e.code() == ENOTSOCK;
+    std::fprintf(stderr, "taskfarm worker %d: %s%s\n", static_cast<int>(::getpid()), e.what(),
+                 channel_gone ? " (a task closed its worker's descriptors: a task must not close descriptors it did not open)" : "");
+    return kExitSetupFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "taskfarm worker %d: %s\n", static_cast<int>(::getpid()), e.what());
     return kExitSetupFailed;

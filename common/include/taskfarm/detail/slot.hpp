@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -28,8 +29,17 @@ struct SlotState {
   std::atomic<std::uint64_t> tasks_done;       // worker: indices completed since start
   std::atomic<std::uint64_t> arena_consumed;   // master: arena bytes read (monotonic position)
   std::atomic<std::uint32_t> arena_waiting;    // worker: 1 while it waits for arena room
+  // What the master needs when a worker dies after its tasks returned but before their results
+  // reached it (a task that closes descriptors it did not open breaks the channel, a thread it
+  // left behind crashes the process): every held chunk up to `last_chunk` that the master has
+  // not heard about has run, so one of its indices is the suspect.
+  std::atomic<std::uint32_t> delivering;       // worker: 1 while it talks to the master (results, room)
+  std::atomic<std::uint64_t> last_chunk;       // worker: the chunk it began last (kNoChunk before any)
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+// The layout docs/protocol.md gives (what a worker writes is read after it died).
+static_assert(offsetof(SlotState, current_chunk) == 24 && offsetof(SlotState, arena_waiting) == 64 &&
+              offsetof(SlotState, delivering) == 68 && offsetof(SlotState, last_chunk) == 72);
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock task_started_ns uses).
 std::int64_t monotonic_ns() noexcept;
