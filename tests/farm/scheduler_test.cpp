@@ -216,3 +216,41 @@ TEST(Scheduler, HoldAheadLetsOnlyTheFrontiersRetryOut) {
   EXPECT_EQ(s.next()->begin, 15u);
   EXPECT_EQ(s.next()->begin, 20u);
 }
+
+// Suspects of a death after their tasks returned (Dispatcher::on_gone) run alone: only a worker
+// that holds nothing may take one, never with a probe's budget (its rest would come back without
+// `alone`), in chunks of today's size at most; nothing else goes out to the others meanwhile.
+TEST(Scheduler, AChunkToRunAloneGoesOnlyToAnIdleWorkerWithoutABudget) {
+  Scheduler s(config(100, 0));  // auto: probing, so fresh chunks carry a budget
+  ASSERT_TRUE(s.probing());
+  auto first = s.next();
+  ASSERT_TRUE(first);
+  EXPECT_NE(first->budget_ns, 0u);
+  s.requeue(10, 14, 1, /*alone=*/true);
+  EXPECT_FALSE(s.drained());
+  EXPECT_FALSE(s.next(~std::uint64_t{0}, /*alone_ok=*/false)) << "a busy worker gets nothing while it waits";
+  auto alone = s.next(~std::uint64_t{0}, /*alone_ok=*/true);
+  ASSERT_TRUE(alone);
+  EXPECT_TRUE(alone->alone);
+  EXPECT_EQ(alone->begin, 10u);
+  EXPECT_EQ(alone->end, 14u);
+  EXPECT_EQ(alone->attempt, 1u);
+  EXPECT_EQ(alone->budget_ns, 0u);
+  auto fresh = s.next(~std::uint64_t{0}, /*alone_ok=*/false);
+  ASSERT_TRUE(fresh) << "fresh work goes on once no chunk to run alone waits";
+  EXPECT_FALSE(fresh->alone);
+}
+
+TEST(Scheduler, AChunkToRunAloneIsCutToTodaysChunkSize) {
+  Scheduler s(config(100, 3));
+  s.requeue(20, 27, 0, /*alone=*/true);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> got;
+  for (int k = 0; k < 3; ++k) {
+    auto t = s.next();
+    ASSERT_TRUE(t);
+    EXPECT_TRUE(t->alone);
+    got.emplace_back(t->begin, t->end);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{20, 23}, {23, 26}, {26, 27}}));
+  EXPECT_FALSE(s.next()->alone);
+}
