@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -54,7 +55,23 @@ std::pair<Channel, Channel> Channel::make_pair() {
   return {Channel(UniqueFd(fds[0])), Channel(UniqueFd(fds[1]))};
 }
 
+void Channel::guard_identity() {
+  struct stat st{};
+  if (::fstat(fd_.get(), &st) != 0) throw_errno("the worker channel (descriptor " + std::to_string(fd_.get()) + ")");
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  guarded_ = true;
+}
+
+void Channel::check_identity() const {
+  if (!guarded_) return;
+  struct stat st{};
+  if (::fstat(fd_.get(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_)
+    throw SystemError("the worker channel (descriptor " + std::to_string(fd_.get()) + ") was closed or replaced", EBADF);
+}
+
 bool Channel::try_send(const proto::Message& m, int attach) {
+  check_identity();
   proto::encode(m, buf_);
   iovec iov{buf_.data(), buf_.size()};
   msghdr mh{};
@@ -90,6 +107,7 @@ void Channel::send(const proto::Message& m, std::chrono::milliseconds timeout, i
 }
 
 std::optional<proto::Message> Channel::try_receive() {
+  check_identity();
   received_fd_.reset();
   char data[proto::kMaxMessage + 1];
   alignas(cmsghdr) char control[CMSG_SPACE(kMaxAttached * sizeof(int))];
@@ -124,7 +142,7 @@ std::optional<proto::Message> Channel::try_receive() {
 std::optional<proto::Message> Channel::receive(std::chrono::milliseconds timeout) {
   if (auto m = try_receive()) return m;
   if (!wait_fd(fd_.get(), POLLIN, timeout)) return std::nullopt;
-  return try_receive();
+  return try_receive();  // (checks the descriptor again: a task's leftover thread may have replaced it meanwhile)
 }
 
 }  // namespace taskfarm

@@ -82,14 +82,16 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
   }
   // Died with no task running, or while talking to the master: after tasks that returned, before
   // their results reached it (a task closed the channel's descriptors, or left a thread that
-  // crashed). Those tasks are the suspects: one alone is charged; several run again in pieces,
-  // each delivered on its own, until one is (on_gone again) — uncharged meanwhile, and not
-  // deaths without progress: each such death shrinks the suspects.
+  // crashed). Those tasks are the suspects. They run again in pieces, each delivered on its own,
+  // until one, run alone, kills its worker again: that one is charged. A lone suspect that did
+  // not run alone is not charged yet either — a thread a task left behind may strike while a
+  // later, innocent task runs. Uncharged meanwhile, and not deaths without progress: each such
+  // death shrinks the suspects.
   const bool own_cause = !expected && !s.kill_cause && !s.chaos_killed && !halting_now_;
   const std::vector<const Held*> unheard = own_cause && !suspect ? unheard_chunks(s, g.last_chunk) : std::vector<const Held*>{};
   std::uint64_t unheard_indices = 0;
   for (const Held* h : unheard) unheard_indices += h->task.end - h->committed;
-  if (unheard_indices == 1) {
+  if (unheard_indices == 1 && unheard.front()->task.alone) {
     running = unheard.front();
     suspect = running->committed;
   }
@@ -127,14 +129,14 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     s.died = true;
     if (s.chaos_killed) ++report_.chaos_kills;
   }
-  if (unheard_indices == 1)
-    f.message = "it died after this task returned, before its result reached the master (a task that closes descriptors it "
-                "did not open, or leaves a thread behind, can do this)";
-  const bool isolating = unheard_indices > 1;
+  const bool isolating = unheard_indices > 1 || (unheard_indices == 1 && !suspect);
+  if (suspect && !unheard.empty())
+    f.message = "it died after this task returned, before its result reached the master, and again when the task ran alone (a "
+                "task that closes descriptors it did not open, or leaves a thread behind, can do this)";
   if (isolating)
     f.message = "it died after tasks returned, before their results reached the master (a task that closes descriptors it did "
-                "not open, or leaves a thread behind, can do this): indices " + describe_unheard(unheard) +
-                " run again in pieces delivered one at a time, to find the task that does it; none is charged for this death";
+                "not open, or leaves a thread behind, can do this): " + describe_unheard(unheard) +
+                " run again, each piece delivered on its own, to find the task that does it; none is charged for this death";
   // Everything it held goes back; only the index it was running is charged an attempt.
   for (Held& h : s.held) {
     const ChunkTask& t = h.task;
@@ -200,9 +202,11 @@ std::vector<const Dispatcher::Held*> Dispatcher::unheard_chunks(const Slot& s, s
 }
 
 std::string Dispatcher::describe_unheard(const std::vector<const Held*>& unheard) {
-  std::string out;
+  if (unheard.size() == 1 && unheard.front()->task.end - unheard.front()->committed == 1)
+    return "index " + std::to_string(unheard.front()->committed);
+  std::string out = "indices ";
   for (const Held* h : unheard) {
-    if (!out.empty()) out += ", ";
+    if (h != unheard.front()) out += ", ";
     out += std::to_string(h->committed);
     if (h->task.end - h->committed > 1) out += "-" + std::to_string(h->task.end - 1);
   }

@@ -482,7 +482,7 @@ TEST(Dispatcher, ADeathAfterTasksReturnedIsolatesWhatWasNotDeliveredAndChargesOn
       EXPECT_EQ(*r.index, 7u) << "no other index is ever charged";
     } else {
       ++isolating;
-      EXPECT_NE(r.message.find("run again in pieces delivered one at a time"), std::string::npos) << r.message;
+      EXPECT_NE(r.message.find("run again, each piece delivered on its own"), std::string::npos) << r.message;
     }
   }
   EXPECT_GE(isolating, 2) << "[4, 8) and what was queued behind it, then its halves";
@@ -552,4 +552,21 @@ TEST(Dispatcher, ADeathAfterEverythingItRanWasDeliveredChargesNothing) {
   const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
   EXPECT_EQ(rep.succeeded, 12u);
   EXPECT_EQ(rep.retries, 0u);
+}
+
+// A thread a task left behind may strike while a later task runs, or after it returned: a lone
+// suspect is charged only once it has killed a worker while it ran alone (outside pass F2).
+TEST(Dispatcher, ALoneSuspectIsChargedOnlyOnceItKillsAWorkerItRanAloneIn) {
+  Fake f(fixed_chunks(1, /*retries=*/0));  // a charge would fail it finally
+  f.begin(4);
+  f.step();
+  f.hello(0);
+  f.done(0);                                             // [0, 1) reached the master
+  f.gone_after(0, killed_by(SIGSEGV), /*delivering=*/false);  // after [1, 2) returned
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_FALSE(f.rec.failures[0].index) << "index 1 may be innocent: not charged yet";
+  EXPECT_NE(f.rec.failures[0].message.find("index 1 run again"), std::string::npos) << f.rec.failures[0].message;
+  const RunReport rep = f.run([](std::uint64_t, std::uint32_t) { return Fake::Outcome::ok; });
+  EXPECT_EQ(rep.succeeded, 4u) << "run alone, it succeeds: no innocent index fails";
+  EXPECT_TRUE(rep.failures.empty());
 }

@@ -2,6 +2,8 @@
 // the master must neither outlive the run nor unbound its memory, and an exit that looks
 // clean mid-task is still a failure of that task.
 #include <gtest/gtest.h>
+#include <iterator>
+#include <map>
 #include <signal.h>
 #include <unistd.h>
 
@@ -210,4 +212,70 @@ TEST(Hostile, StdoutFloodInOrderKeepsTheMastersMemoryBounded) {
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their allocators inflate RSS
   EXPECT_LT(peak_memory() - before, std::uint64_t{128} << 20) << (peak_memory() - before) << " bytes for " << (seen.bytes >> 20) << " MiB of output";
 #endif
+}
+
+namespace {
+// Each index's captured stdout, and what failed.
+struct Texts : FarmObserver {
+  std::map<std::uint64_t, std::string> text;
+  void on_result(const IndexResult& r) override { text[r.index].assign(r.text.begin(), r.text.end()); }
+};
+
+RunReport run_printing(const std::string& mode, const std::string& dir, Texts& seen, std::uint64_t n = 40) {
+  FarmOptions o;
+  o.workers = 2;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, HOSTILE_WORKER, {"--mode", mode, "--at", "7", "--dir", dir});
+  JobSpec job;
+  job.extent = {n};
+  job.capture_stdout = true;
+  RunReport r = farm.run(job, &seen);
+  for (std::uint64_t i = 0; i < n; ++i)
+    if (i != 7) { EXPECT_EQ(seen.text[i], "task " + std::to_string(i) + "\n") << "index " << i; }
+  return r;
+}
+}  // namespace
+
+// Outside pass F1/F4: a task that closed fd 1 lost the output of every later task of its worker
+// (a C++ worker: silently; a Python one: each failed with EBADF). It is charged, by name, and
+// the next task prints into a fresh capture.
+TEST(Hostile, TaskClosingItsStdoutIsChargedAndEveryOtherTasksOutputKept) {
+  TempDir dir;
+  Texts seen;
+  const RunReport r = run_printing("close-stdout", dir.path(), seen);
+  EXPECT_EQ(r.failed_indices(), std::vector<std::uint64_t>{7});
+  ASSERT_FALSE(r.failures.empty());
+  EXPECT_NE(r.failures.back().message.find("closed or replaced its standard output (descriptor 1)"), std::string::npos)
+      << r.failures.back().describe();
+  EXPECT_EQ(r.succeeded, 39u);
+}
+
+// Outside pass F3: the worker kept its stdout capture at a second, high descriptor and read and
+// truncated whatever was there after each task: a file of the user's that a task had put at
+// that number was emptied, and printed as the task's output. Only fd 1 holds the capture now.
+TEST(Hostile, TaskPuttingAFileAtHighDescriptorsNeverHasItTruncated) {
+  TempDir dir;
+  const std::string user = dir.path() + "/userfile", content = "precious user data\n";
+  { std::ofstream(user) << content; }
+  Texts seen;
+  const RunReport r = run_printing("dup-high", dir.path(), seen);
+  EXPECT_TRUE(r.failures.empty());
+  EXPECT_EQ(r.succeeded, 40u);
+  std::ifstream in(user);
+  const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after.substr(0, content.size()), content) << "the user's file was truncated";
+  EXPECT_EQ(seen.text[7].find("precious"), std::string::npos) << "the user's file came out as the task's output";
+}
+
+// Outside pass F7: a task that closed every descriptor and opened a socket pair of its own (which
+// took the channel's number) had the worker talk to that socket pair: the master waited for ever,
+// even with a timeout. The worker checks that its channel is still its own; the task is found
+// and charged, every other result kept.
+TEST(Hostile, TaskReplacingTheChannelWithASocketOfItsOwnIsChargedAndTheRunEnds) {
+  TempDir dir;
+  Texts seen;
+  const RunReport r = run_printing("own-channel", dir.path(), seen);
+  EXPECT_TRUE(r.farm_error.empty()) << r.farm_error;
+  EXPECT_EQ(r.failed_indices(), std::vector<std::uint64_t>{7});
+  EXPECT_EQ(r.succeeded, 39u);
 }

@@ -6,10 +6,17 @@
 //   stderr-line   writes --bytes of 'x' to stderr with no newline, then exits with code 7
 //   flood-stdout  writes --bytes to stdout (in 64 KiB pieces), then completes normally
 //   exit0         exits with code 0 in the middle of the task
+//   close-stdout  closes its standard output (fd 1), then completes normally
+//   dup-high      opens DIR/userfile for appending and dup2()s it over every descriptor above 2
+//                 that names a taskfarm memfd, writes a line through each, then completes
+//   own-channel   closes every descriptor above 2 (close_range, as daemonising code does), opens
+//                 a socket pair of its own (which takes the numbers) and keeps it, then completes
+// In the last three modes every task prints "task I" on stdout.
 // --slow-index K --slow-ms MS: index K first burns MS of CPU (a slow task the others overtake).
 //   hostile_worker --mode MODE --at K|all [--dir DIR] [--bytes N] [--slow-index K --slow-ms MS]
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +59,21 @@ void escape(const std::string& dir) {
   for (int k = 0; k < 10000 && ::access((dir + "/escaped").c_str(), F_OK) != 0; ++k) ::usleep(1000);  // bounded
 }
 
+// A task that puts a file of its own at the descriptors where taskfarm keeps something.
+void dup_over_memfds(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND);
+  if (fd < 0) std::exit(9);
+  for (int k = 3; k < 64; ++k) {
+    char link[256] = {};
+    const std::string proc = "/proc/self/fd/" + std::to_string(k);
+    if (k == fd || ::readlink(proc.c_str(), link, sizeof link - 1) <= 0) continue;
+    if (std::string(link).rfind("/memfd:taskfarm", 0) != 0) continue;
+    ::dup2(fd, k);
+    write_all(k, "a task's log line\n", 18);
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +113,19 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
       if (mode == "exit0") std::exit(0);
+      if (mode == "close-stdout") {
+        std::printf("task %llu\n", static_cast<unsigned long long>(i));
+        std::fflush(stdout);
+        ::close(1);
+      }
+      if (mode == "dup-high") dup_over_memfds(dir + "/userfile");
+      if (mode == "own-channel") {
+        ::close_range(3, ~0U, 0);
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) std::exit(9);  // kept open: the task's own
+      }
+    } else if (mode == "close-stdout" || mode == "dup-high" || mode == "own-channel") {
+      std::printf("task %llu\n", static_cast<unsigned long long>(i));
     }
     const auto v = static_cast<std::int64_t>(i * i);
     if (t.job().output_handle.empty()) t.set_result(v);

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "taskfarm/detail/carry.hpp"
 #include "taskfarm/detail/caught.hpp"
 #include "taskfarm/detail/slot.hpp"
+#include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::detail {
 namespace {
@@ -55,32 +57,52 @@ void append_u32(std::string& out, std::size_t v) {
   out.append(reinterpret_cast<const char*>(&x), sizeof x);
 }
 
-/// Redirects fd 1 into a memfd so that each task's output can be collected separately.
+/// Redirects fd 1 into a memfd so that each task's output can be collected separately. Only fd 1
+/// holds the memfd (no second descriptor a task could close or replace unseen), and before each
+/// take it is checked to be ours still: a task that closed or replaced its standard output is
+/// failed with that reason and the next task gets a fresh capture. Before, the worker kept the
+/// memfd at a second, high descriptor and read and truncated whatever was there — a file of the
+/// user's that a task had put at that number was emptied (outside pass F3), and a task that
+/// closed fd 1 lost the output of every later task, or failed them.
 class StdoutCapture {
  public:
-  StdoutCapture() {
-    fd_ = ::memfd_create("taskfarm-stdout", MFD_CLOEXEC);
-    if (fd_ < 0) throw_errno("memfd_create for stdout capture");
-    std::fflush(stdout);
-    std::cout.flush();
-    if (::dup2(fd_, STDOUT_FILENO) < 0) throw_errno("dup2 for stdout capture");
-  }
+  StdoutCapture() { install(); }
   StdoutCapture(const StdoutCapture&) = delete;
   StdoutCapture& operator=(const StdoutCapture&) = delete;
-  ~StdoutCapture() { ::close(fd_); }
   /// Everything printed since the last call.
   void take(std::string& out) {
     std::cout.flush();
     std::fflush(stdout);
-    const off_t end = ::lseek(fd_, 0, SEEK_CUR);
-    out.resize(end > 0 ? static_cast<std::size_t>(end) : 0);
-    if (end <= 0) return;  // the usual case: one syscall for a task that printed nothing
-    if (::pread(fd_, out.data(), out.size(), 0) != end) throw_errno("reading captured stdout");
-    if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) throw_errno("resetting captured stdout");
+    struct stat st{};
+    if (::fstat(STDOUT_FILENO, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+      out.clear();
+      install();  // the next task prints into a capture again (what the task put at fd 1 is closed)
+      throw Error("it closed or replaced its standard output (descriptor 1), which taskfarm captures per task: a task must "
+                  "not close descriptors it did not open");
+    }
+    out.resize(st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0);
+    if (st.st_size <= 0) return;  // the usual case: one syscall for a task that printed nothing
+    if (::pread(STDOUT_FILENO, out.data(), out.size(), 0) != st.st_size) throw_errno("reading captured stdout");
+    if (::ftruncate(STDOUT_FILENO, 0) != 0 || ::lseek(STDOUT_FILENO, 0, SEEK_SET) != 0) throw_errno("resetting captured stdout");
   }
 
  private:
-  int fd_ = -1;
+  void install() {
+    UniqueFd fd(::memfd_create("taskfarm-stdout", MFD_CLOEXEC));
+    if (!fd) throw_errno("memfd_create for stdout capture");
+    std::fflush(stdout);
+    std::cout.flush();
+    if (fd.get() == STDOUT_FILENO)  // fd 1 was closed (by a task), so the memfd took its number
+      (void)fd.release();
+    else if (::dup2(fd.get(), STDOUT_FILENO) < 0)
+      throw_errno("dup2 for stdout capture");
+    struct stat st{};
+    if (::fstat(STDOUT_FILENO, &st) != 0) throw_errno("fstat of the stdout capture");
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+  }
+
+  std::uint64_t dev_ = 0, ino_ = 0;
 };
 
 class Server {
@@ -415,6 +437,12 @@ int serve(Channel channel, ShmSegment slot, const RunnerFactory& make_runner, bo
   // This process serves, so it is not a kernel's stray child even if it was forked (a Pool made
   // inside a task forks its workers; a master's own forks run the handler too).
   g_forked_child.store(false, std::memory_order_relaxed);
+  try {
+    channel.guard_identity();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "taskfarm worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+    return kExitSetupFailed;
+  }
   Server server(std::move(channel), std::move(slot), make_runner, greeted);
   try {
     return server.run();

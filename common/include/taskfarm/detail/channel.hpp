@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -52,10 +53,20 @@ class Channel {
   /// receive closes one not taken.
   UniqueFd take_fd() noexcept { return std::move(received_fd_); }
 
+  /// A worker's side: from now on every send and receive first checks that the descriptor still
+  /// names this socket. A task that closed it and opened a file or socket of its own, which took
+  /// its number, would otherwise be sent this channel's messages and have its own data read,
+  /// while the master waited for ever (outside pass F7); SystemError(EBADF) is thrown instead.
+  void guard_identity();
+
  private:
+  void check_identity() const;
+
   UniqueFd fd_;
   std::string buf_;
   UniqueFd received_fd_;
+  std::uint64_t dev_ = 0, ino_ = 0;  // guard_identity(): the socket's
+  bool guarded_ = false;
 };
 
 }  // namespace taskfarm
