@@ -34,10 +34,12 @@
 #include "mpi_order.hpp"
 #include "mpi_stdin.hpp"
 #include "mpi_rank0.hpp"
+#include "mpi_watch.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
 #include "stdout_writer.hpp"
 #include "summary.hpp"
+#include "taskfarm/detail/write_out.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
@@ -65,7 +67,8 @@ using mpi::RankJoblog;
 using mpi::RankTrace;
 using mpi::Wire;
 constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6,
-              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10, kTagOutput = 11, kTagFailures = 12;
+              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10, kTagOutput = 11, kTagFailures = 12,
+              kTagPulse = 13;
 
 // The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
 // its loop, which then stops its node master and says what was lost.
@@ -346,8 +349,21 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     }
     c = {std::max(c[0], v[0]), std::max(c[1], v[1])};
   };
-  auto last_tick = std::chrono::steady_clock::now();
+  auto last_tick = std::chrono::steady_clock::now(), last_draw = last_tick;
+  // Rank 0: every rank's last message, and what it holds (F44: a stopped rank is named).
+  std::optional<mpi::RankWatch> watch;
+  if (rank == 0) {
+    std::vector<std::string> hosts;
+    for (const Hello& h : hellos) hosts.emplace_back(h.host);
+    watch.emplace(hosts, plan.farm.stall_warning, t0);
+  }
+  auto grant_watched = [&](int to) {
+    Wire g = next_grant();
+    if (g.kind == Wire::ranges) watch->granted(to, g.v[0], g.v[1]);
+    return g;
+  };
   auto add_report = [&](int from, const std::uint64_t* v) {
+    if (watch) watch->reported(from);
     for (int k = 0; k < mpi::r_fields; ++k) total[static_cast<std::size_t>(k)] += v[k];
     reported[static_cast<std::size_t>(from)] = 1;
     ++reports;
@@ -381,12 +397,13 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
     if (!flag) return false;
     const int from = st.MPI_SOURCE;
+    if (watch) watch->heard(from, std::chrono::steady_clock::now());
     if (st.MPI_TAG == kTagMore) {
       const auto t = std::chrono::steady_clock::now();
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagMore, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       ++requests;
-      send_grant_unless_stopped(next_grant(), from);
+      send_grant_unless_stopped(grant_watched(from), from);
       serving += std::chrono::steady_clock::now() - t;
     } else if (st.MPI_TAG == kTagGrant) {
       Wire g;
@@ -411,6 +428,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       MPI_Get_count(&st, MPI_BYTE, &n);
       if (receive_unless_stopped(inbox, n, MPI_BYTE, from, kTagData) && gathered)
         gathered->write(from, inbox.data(), inbox.size());
+    } else if (st.MPI_TAG == kTagPulse) {
+      std::uint64_t low = 0;
+      MPI_Recv(&low, 1, MPI_UINT64_T, from, kTagPulse, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      watch->done_below(from, low);
     } else if (st.MPI_TAG == kTagEnded) {
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagEnded, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -432,11 +453,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   auto from_node = [&](const Message& m) {
     const Wire::Kind k = m.wire.kind;
     if (k != Wire::data || !data.fits(m)) send_data();  // in order: a piece's bytes before its rows
+    if (watch) watch->heard(0, std::chrono::steady_clock::now());
     if (k == Wire::more) {
       if (rank == 0) {
         const auto t = std::chrono::steady_clock::now();
         ++requests;
-        grant_to_node(next_grant());
+        grant_to_node(grant_watched(0));
         serving += std::chrono::steady_clock::now() - t;
       } else {
         char c = 0;
@@ -454,6 +476,9 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     } else if (k == Wire::progress) {
       if (rank == 0) add_counts(0, m.wire.v.data());
       else MPI_Send(m.wire.v.data(), 2, MPI_UINT64_T, 0, kTagProgress, MPI_COMM_WORLD);
+    } else if (k == Wire::pulse) {
+      if (rank == 0) watch->done_below(0, m.wire.v[0]);
+      else MPI_Send(m.wire.v.data(), 1, MPI_UINT64_T, 0, kTagPulse, MPI_COMM_WORLD);
     } else if (k == Wire::report) {
       own_reported = true;
       if (rank == 0) add_report(0, m.wire.v.data());
@@ -492,9 +517,20 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       else send_data();  // nothing more at once
       while (serve_mpi()) {
       }
-      if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(200)) {
-        progress.on_tick(FarmTick{});  // it redraws on time (a line every 2 s, a bar 10 times a second)
-        last_tick = std::chrono::steady_clock::now();
+      if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(20)) {
+        // A rank silent while it holds tasks, said once per stall (F44), the bar cleared first.
+        const auto now = std::chrono::steady_clock::now();
+        for (const mpi::RankStall& s : watch->stalls(now)) {
+          progress.clear();
+          detail::write_best_effort(STDERR_FILENO, "taskfarm: " + s.describe() + "\n");
+          if (events) events->write(s.event());
+        }
+        if (now - last_draw >= std::chrono::milliseconds(200)) {
+          progress.set_holdup(watch->holdup(now));  // named where a slow worker is
+          progress.on_tick(FarmTick{});  // it redraws on time (a line every 2 s, a bar 10 times a second)
+          last_draw = now;
+        }
+        last_tick = now;
       }
     }
   } catch (const std::exception& e) {
