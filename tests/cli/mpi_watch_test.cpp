@@ -128,9 +128,20 @@ TEST(MpiRankWatch, SaysNothingOfARankThatHoldsNothing) {
 
 TEST(MpiRankWatch, NeverSaysAnythingWithoutAStallWarning) {
   const Clock::time_point t0{};
-  RankWatch w({"a:0", "b:1"}, 0ms, t0);
+  RankWatch w({"a:0", "b:1"}, 0ms, t0);  // (nodes then send no pulses)
   w.granted(1, 0, 10);
   EXPECT_TRUE(w.stalls(t0 + 1h).empty());
+  EXPECT_EQ(w.holdup(t0 + 1h), "");
+}
+
+// A live node's pulses may be up to half of --stall-warning apart: --progress does not name a
+// rank silent for less than three quarters of it, however long that is.
+TEST(MpiRankWatch, ProgressWaitsLongerThanAPulseBeforeNamingARank) {
+  const Clock::time_point t0{};
+  RankWatch w({"a:0", "b:1"}, 60s, t0);
+  w.granted(1, 0, 10);
+  EXPECT_EQ(w.holdup(t0 + 30s), "");
+  EXPECT_EQ(w.holdup(t0 + 45s), "rank 1 (b) silent for 0:45");
 }
 
 TEST(MpiRankWatch, ProgressNamesTheRankSilentLongest) {

@@ -72,6 +72,8 @@ std::string clock_text(std::chrono::nanoseconds d) {
   return buf;
 }
 
+// A rank this long silent is shown in --progress: as Progress shows a worker, but never before
+// three quarters of --stall-warning, since a live node's pulses may be half that apart.
 constexpr auto kShowInProgressAfter = std::chrono::seconds(2);
 
 }  // namespace
@@ -135,11 +137,13 @@ std::vector<RankStall> RankWatch::stalls(Clock::time_point now) {
 }
 
 std::string RankWatch::holdup(Clock::time_point now) const {
+  if (after_.count() <= 0) return {};  // no pulses: silence says nothing
+  const auto show_after = std::max<Clock::duration>(kShowInProgressAfter, after_ * 3 / 4);
   const Rank* worst = nullptr;
   std::size_t at = 0;
   for (std::size_t k = 0; k < ranks_.size(); ++k) {
     const Rank& r = ranks_[k];
-    if (r.held.empty() || now - r.heard < kShowInProgressAfter) continue;
+    if (r.held.empty() || now - r.heard < show_after) continue;
     if (worst == nullptr || r.heard < worst->heard) {
       worst = &r;
       at = k;

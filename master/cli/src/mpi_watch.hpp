@@ -83,7 +83,7 @@ class RankWatch {
   /// stall: said again only after it was heard from and fell silent again.
   std::vector<RankStall> stalls(Clock::time_point now);
   /// For --progress: "rank 2 (node7) silent for 0:05" for the rank that holds tasks and has been
-  /// silent longest, if 2 s or more (as Progress shows a worker) — else empty.
+  /// silent longest, if 2 s or more (as Progress shows a worker) and 3/4 of `after` — else empty.
   std::string holdup(Clock::time_point now) const;
 
  private:
