@@ -92,11 +92,13 @@ TEST(MpiRankWatch, NamesARankThatHoldsTasksAndIsSilentOncePerStall) {
   ASSERT_EQ(s.size(), 1u);
   EXPECT_EQ(s[0].rank, 2);
   EXPECT_EQ(s[0].describe(),
-            "rank 2 (node7) has sent nothing for 0.5 s while holding tasks 120-179: is it stopped (kill -CONT resumes "
+            "rank 2 (node7) has sent nothing for 0.5 s while holding tasks 120-179: is it stopped "
+            "(kill -CONT resumes "
             "it) or its node overloaded?");
-  EXPECT_EQ(s[0].event(),
-            R"({"event":"stall","rank":2,"host":"node7","seconds":0.500,"silent":true,"tasks":"120-179"})"
-            "\n");
+  EXPECT_EQ(
+      s[0].event(),
+      R"({"event":"stall","rank":2,"host":"node7","seconds":0.500,"silent":true,"tasks":"120-179"})"
+      "\n");
   EXPECT_TRUE(w.stalls(t0 + 899ms).empty());  // said once per stall
   s = w.stalls(t0 + 900ms);                   // rank 1 now
   ASSERT_EQ(s.size(), 1u);
@@ -163,7 +165,8 @@ TEST(MpiRankWatch, ListsAtMostThreeRangesOfTheTasksHeld) {
   auto s = w.stalls(t0 + 61s);
   ASSERT_EQ(s.size(), 1u);
   EXPECT_EQ(s[0].describe(),
-            "rank 1 (b) has sent nothing for 61 s while holding tasks 0-3, 10-13, 20-23, ... (8 more): is it stopped "
+            "rank 1 (b) has sent nothing for 61 s while holding tasks 0-3, 10-13, 20-23, ... (8 "
+            "more): is it stopped "
             "(kill -CONT resumes it) or its node overloaded?");
 }
 

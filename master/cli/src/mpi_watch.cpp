@@ -66,9 +66,12 @@ std::string seconds_text(std::chrono::nanoseconds d) {
 std::string clock_text(std::chrono::nanoseconds d) {
   const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
   char buf[32];  // as Progress draws a worker's time
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
-                               static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  else std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
   return buf;
 }
 
@@ -79,21 +82,24 @@ constexpr auto kShowInProgressAfter = std::chrono::seconds(2);
 }  // namespace
 
 std::string RankStall::describe() const {
-  return "rank " + std::to_string(rank) + " (" + host + ") has sent nothing for " + seconds_text(silent) +
-         " while holding tasks " + format_range_list(tasks, 0, 3) +
+  return "rank " + std::to_string(rank) + " (" + host + ") has sent nothing for " +
+         seconds_text(silent) + " while holding tasks " + format_range_list(tasks, 0, 3) +
          ": is it stopped (kill -CONT resumes it) or its node overloaded?";
 }
 
 std::string RankStall::event() const {
   std::string h;  // a host name is letters, digits, '-' and '.': anything else is no JSON risk
-  for (const char c : host) h += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
+  for (const char c : host)
+    h += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(silent).count());
-  return R"({"event":"stall","rank":)" + std::to_string(rank) + R"(,"host":")" + h + R"(","seconds":)" + secs +
-         R"(,"silent":true,"tasks":")" + format_range_list(tasks, 0, 3) + "\"}\n";
+  return R"({"event":"stall","rank":)" + std::to_string(rank) + R"(,"host":")" + h +
+         R"(","seconds":)" + secs + R"(,"silent":true,"tasks":")" + format_range_list(tasks, 0, 3) +
+         "\"}\n";
 }
 
-RankWatch::RankWatch(const std::vector<std::string>& hosts, std::chrono::milliseconds after, Clock::time_point now)
+RankWatch::RankWatch(const std::vector<std::string>& hosts, std::chrono::milliseconds after,
+                     Clock::time_point now)
     : after_(after) {
   for (const std::string& name : hosts) {
     Rank r;
@@ -150,7 +156,8 @@ std::string RankWatch::holdup(Clock::time_point now) const {
     }
   }
   if (worst == nullptr) return {};
-  return "rank " + std::to_string(at) + " (" + worst->host + ") silent for " + clock_text(now - worst->heard);
+  return "rank " + std::to_string(at) + " (" + worst->host + ") silent for " +
+         clock_text(now - worst->heard);
 }
 
 }  // namespace taskfarm::cli::mpi

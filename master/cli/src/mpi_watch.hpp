@@ -26,7 +26,9 @@ class DoneFrontier {
   void done(std::uint64_t begin, std::uint64_t end);
   /// Every task fed below it is done: the lowest task fed and not done, else the end of the
   /// last range fed (0 before any). Never goes down.
-  std::uint64_t low() const noexcept { return pending_.empty() ? fed_end_ : pending_.begin()->first; }
+  std::uint64_t low() const noexcept {
+    return pending_.empty() ? fed_end_ : pending_.begin()->first;
+  }
 
  private:
   std::map<std::uint64_t, std::uint64_t> pending_;  // begin → end, disjoint
@@ -55,12 +57,13 @@ class NodePulse final : public FarmObserver {
 /// A rank that held tasks and sent nothing for --stall-warning.
 struct RankStall {
   int rank = 0;
-  std::string host;                  ///< its host name (without ":RANK")
+  std::string host;  ///< its host name (without ":RANK")
   std::chrono::nanoseconds silent{0};
-  std::vector<IndexRange> tasks;     ///< handed to it and not known done, ascending
+  std::vector<IndexRange> tasks;  ///< handed to it and not known done, ascending
   /// "rank 2 (node7) has sent nothing for 0.5 s while holding tasks 120-179: is it stopped ..."
   std::string describe() const;
-  /// Its --events line: {"event":"stall","rank":2,"host":"node7","seconds":0.5,"silent":true,"tasks":"120-179"}
+  /// Its --events line:
+  /// {"event":"stall","rank":2,"host":"node7","seconds":0.5,"silent":true,"tasks":"120-179"}
   std::string event() const;
 };
 
@@ -70,7 +73,8 @@ class RankWatch {
   using Clock = std::chrono::steady_clock;
   /// `hosts[r]`: rank r's "HOST:RANK"; `after`: --stall-warning (0: it never says anything).
   /// Every rank counts as heard from at `now`.
-  RankWatch(const std::vector<std::string>& hosts, std::chrono::milliseconds after, Clock::time_point now);
+  RankWatch(const std::vector<std::string>& hosts, std::chrono::milliseconds after,
+            Clock::time_point now);
   /// A message from `rank` (any).
   void heard(int rank, Clock::time_point now);
   /// Rank 0 handed [begin, end) to `rank`.
