@@ -76,7 +76,8 @@ std::string Progress::line(std::chrono::steady_clock::time_point now) const {
                   clock_text(elapsed).c_str(), done_ >= total_ ? "0:00" : clock_text(eta).c_str(),
                   static_cast<unsigned long long>(failed_));
   std::string text = buf;
-  if (slowest_) {  // "  slot 1 on 7 for 1:05, stopped": who holds the run up
+  if (!holdup_.empty()) text += "  " + holdup_;
+  else if (slowest_) {  // "  slot 1 on 7 for 1:05, stopped": who holds the run up
     const auto& w = *slowest_;
     text += "  slot " + std::to_string(w.slot) + (w.index ? " on " + std::to_string(*w.index) : " idle with work") +
             " for " + clock_text(std::chrono::duration<double>(w.since_progress).count()) + (w.stopped() ? ", stopped" : "");

@@ -156,6 +156,34 @@ TEST_F(MpiOrderedPrinter, ARunCutShortPrintsWhatIsDoneAndDropsTheRowsOfTasksNeve
   EXPECT_EQ(spool_dirs(), 0u) << "the spool directory is removed with the printer";
 }
 
+// F41: a task cut mid-line by its lost node ends its line on stdout, so the tasks printed after
+// it (held behind it) do not start on the PARTIAL line — whether it came straight through, or
+// was held early in memory or on disk and printed when its turn came.
+TEST_F(MpiOrderedPrinter, APartialTaskCutMidLineEndsItsLine) {
+  for (const std::size_t budget : {std::size_t{64} << 20, std::size_t{0}}) {
+    SCOPED_TRACE("memory budget " + std::to_string(budget));
+    ASSERT_EQ(::ftruncate(fd.get(), 0), 0);
+    ASSERT_EQ(::lseek(fd.get(), 0, SEEK_SET), 0);
+    OrderedPrinter straight({{0, 3}}, parent, out, write_rows, budget);
+    straight.take(record(0, 0, "zero, cut mid") + record(1, o_done | o_succeeded, "one\n"));
+    straight.finish();
+    EXPECT_EQ(printed(), "zero, cut mid\none\n");
+    ASSERT_EQ(::ftruncate(fd.get(), 0), 0);
+    ASSERT_EQ(::lseek(fd.get(), 0, SEEK_SET), 0);
+    OrderedPrinter held({{0, 4}}, parent, out, write_rows, budget);
+    held.take(record(1, 0, "one, cut") + record(2, o_done | o_succeeded, "two\n"));  // early: held
+    held.take(record(0, o_done | o_succeeded, "zero\n"));  // 1 printed as far as it came
+    held.finish();
+    EXPECT_EQ(printed(), "zero\none, cut\ntwo\n");
+    ASSERT_EQ(::ftruncate(fd.get(), 0), 0);
+    ASSERT_EQ(::lseek(fd.get(), 0, SEEK_SET), 0);
+    OrderedPrinter whole_line({{0, 2}}, parent, out, write_rows, budget);
+    whole_line.take(record(0, 0, "zero, cut after its line\n") + record(1, o_done | o_succeeded, "one\n"));
+    whole_line.finish();
+    EXPECT_EQ(printed(), "zero, cut after its line\none\n") << "no empty line added";
+  }
+}
+
 // A full --tmpdir (here: a file size limit) when a task that came early is spooled: its output
 // is lost — never printed, its rows never written, nothing after it printed — and said.
 TEST_F(MpiOrderedPrinter, ATaskThatCannotBeSpooledIsLostAndStopsThePrintingThere) {

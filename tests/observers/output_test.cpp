@@ -140,5 +140,17 @@ TEST(Progress, AnOpenTotalIsSaidSoFarUntilItIsAll) {
   EXPECT_TRUE(line.starts_with("taskfarm: 4/10  40%")) << line;
 }
 
+// `taskfarm run --mpi`'s rank 0 ticks Progress without workers: who holds the run up there is a
+// silent rank (outside pass F44), shown where a slow worker would be, until it is heard again.
+TEST(Progress, NamesWhatHoldsTheRunUpWhereTheSlowestWorkerGoes) {
+  Progress progress(ProgressMode::lines, 10, -1);
+  progress.set_holdup("rank 2 (node7) silent for 0:05");
+  std::string line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_TRUE(line.ends_with("0 failed  rank 2 (node7) silent for 0:05")) << line;
+  progress.set_holdup("");
+  line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_TRUE(line.ends_with("0 failed")) << line;
+}
+
 }  // namespace
 }  // namespace taskfarm

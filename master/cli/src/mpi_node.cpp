@@ -17,6 +17,7 @@
 #include "mpi_failures.hpp"
 #include "mpi_gather.hpp"
 #include "mpi_relay.hpp"
+#include "mpi_watch.hpp"
 #include "mpi_run.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
@@ -40,15 +41,18 @@ namespace {
 // The node master's feed: ranges come down the socket, requests go up.
 class SocketFeed final : public RangeFeed {
  public:
-  SocketFeed(int fd, std::uint64_t low) : fd_(fd), low_(low) {}
+  // `pulse`: told each range fed, if there is one (--stall-warning).
+  SocketFeed(int fd, std::uint64_t low, NodePulse* pulse) : fd_(fd), low_(low), pulse_(pulse) {}
   int fd() const override { return fd_; }
   Batch read() override {
     Batch b;
     auto m = recv_message(fd_, 0);
     if (!m) return b;
     if (m->wire.kind == Wire::closed) b.closed = true;
-    for (std::uint32_t k = 0; k < m->wire.count && k < 32 && m->wire.kind == Wire::ranges; ++k)
+    for (std::uint32_t k = 0; k < m->wire.count && k < 32 && m->wire.kind == Wire::ranges; ++k) {
       b.ranges.emplace_back(m->wire.v[2 * k], m->wire.v[2 * k + 1]);
+      if (pulse_ != nullptr) pulse_->fed(m->wire.v[2 * k], m->wire.v[2 * k + 1]);
+    }
     return b;
   }
   void want_more() override {
@@ -61,6 +65,7 @@ class SocketFeed final : public RangeFeed {
  private:
   int fd_;
   std::uint64_t low_;
+  NodePulse* pulse_;
 };
 
 // Rank 0 publishes a trace that replaces a file of the user's once a task ended on any node and
@@ -224,8 +229,16 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     if (plan.lines) lines.emplace(InputLines::create(std::move(*plan.lines)));
     std::optional<Farm> farm;
     plan.farm.stall_to_stderr = false;  // said by `notices`, with this rank and host (outside pass F43)
+    // A pulse up to rank 0 every quarter of --stall-warning: rank 0 says a rank silent that long
+    // (stopped, or its node overloaded), which the node itself cannot say (F44). It ticks as often.
+    const auto pulse_every = std::max(std::chrono::milliseconds(10), plan.farm.stall_warning / 4);
+    std::optional<NodePulse> pulse;
+    if (plan.farm.stall_warning.count() > 0) {
+      pulse.emplace(fd, pulse_every);
+      if (plan.farm.tick_interval.count() == 0 || plan.farm.tick_interval > pulse_every) plan.farm.tick_interval = pulse_every;
+    }
     farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
-    SocketFeed feed(fd, grain / 2);
+    SocketFeed feed(fd, grain / 2, pulse ? &*pulse : nullptr);
     JobSpec job;
     job.extent = plan.extent;
     if (output) job.output_handle = output.handle();
@@ -300,6 +313,7 @@ int node_main(RunPlan& plan, const std::function<RunPlan()>& replan, const std::
     if (ordered && rows) ordered->send_after(*rows);
     fanout.add(ordered ? &*ordered : nullptr);
     fanout.add(progress ? &*progress : nullptr);
+    fanout.add(pulse ? &*pulse : nullptr);
     WorkerNotices notices(nullptr, plan.farm.task_timeout.count() > 0, STDERR_FILENO,
                           "rank " + std::to_string(rank) + " (" + host_name() + "): ");
     fanout.add(&notices);

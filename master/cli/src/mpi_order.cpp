@@ -1,6 +1,7 @@
 #include "mpi_order.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -145,6 +146,7 @@ void OrderedPrinter::take_record(std::uint64_t index, std::uint32_t flags, std::
   if (index == next_ && spooled_.find(index) == spooled_.end()) {
     if (!head_written_ && !bytes.empty()) begins(index);
     out_.write(bytes);
+    if (!bytes.empty()) last_byte_ = bytes.back();
     head_written_ = head_written_ || !bytes.empty();
   } else {
     append_spool(index, bytes);
@@ -179,6 +181,7 @@ void OrderedPrinter::print_spooled(std::uint64_t index) {
   if (const auto held = held_text_.find(index); held != held_text_.end()) {
     begins(index);
     out_.write(held->second);
+    if (!held->second.empty()) last_byte_ = held->second.back();
     held_bytes_ -= held->second.size();
     held_text_.erase(held);
     return;
@@ -189,6 +192,9 @@ void OrderedPrinter::print_spooled(std::uint64_t index) {
   if (!fd) return;  // it printed nothing
   ::unlink(path.c_str());
   begins(index);
+  struct stat st {};
+  char last = '\n';
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) last_byte_ = last;
   out_.write_file(fd.get());
 }
 
@@ -290,6 +296,11 @@ void OrderedPrinter::finish() {
   finished_ = true;
   out_.flush();
   if (head_written_ && !out_.closed()) {  // its node was lost while it ran: what came of it is out
+    // Cut mid-line, it gets its line's end: the next task's output starts on a line of its own (F41).
+    if (last_byte_ != '\n') {
+      out_.write("\n");
+      out_.flush();
+    }
     std::cerr << "taskfarm: the output of index " << next_ << " is PARTIAL: its node ended while it ran\n";
   }
   for (const auto& [index, flags] : spooled_) {

@@ -93,6 +93,7 @@ class OrderedPrinter {
   std::set<std::uint64_t> on_disk_;                                // early output in the spool
   std::map<std::uint64_t, std::vector<std::pair<int, std::string>>> held_rows_;  // index → (rank, rows)
   bool head_written_ = false;  // something of next_ is out (straight through)
+  char last_byte_ = '\n';       // the last byte of task output written (a PARTIAL one gets a newline)
   std::string error_;          // a spool write failed: its task's output is lost
   std::set<std::uint64_t> lost_;  // tasks whose output could not be spooled whole
   bool finished_ = false;

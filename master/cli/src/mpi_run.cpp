@@ -9,7 +9,9 @@
 //    and reports its RunReport's counts when its feed is closed and its work done (mpi_node.cpp).
 // Rank 0 writes the run's one --joblog (every node's rows, each with its node), --trace (a
 // process per node) and --events stream (every node's lines, each with its rank and host); a
-// rank lost ends the job, and rank 0 says so, naming the ranks that did not answer.
+// rank lost ends the job, and rank 0 says so, naming the ranks that did not answer (mpi_stop.cpp).
+// Also: mpi_link.hpp (tags, the stop signal, rank 0's calls that give up after a stop),
+// mpi_rank0.hpp (the hand-out and rank 0's records), mpi_summary.hpp (rank 0's last words).
 #include "mpi_run.hpp"
 
 #include <poll.h>
@@ -33,17 +35,23 @@
 #include "mpi_node.hpp"
 #include "mpi_order.hpp"
 #include "mpi_stdin.hpp"
+#include "mpi_summary.hpp"
 #include "mpi_rank0.hpp"
+#include "mpi_watch.hpp"
 #include "mpi_wire.hpp"
 #include "spool_dir.hpp"
 #include "stdout_writer.hpp"
 #include "summary.hpp"
+#include "taskfarm/detail/write_out.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
 
 #ifdef TASKFARM_WITH_MPI
 #include <mpi.h>
+
+#include "mpi_link.hpp"
+#include "mpi_stop.hpp"
 #endif
 
 namespace taskfarm::cli {
@@ -64,91 +72,7 @@ using mpi::Message;
 using mpi::RankJoblog;
 using mpi::RankTrace;
 using mpi::Wire;
-constexpr int kTagMore = 1, kTagGrant = 2, kTagReport = 3, kTagRows = 4, kTagStopping = 5, kTagProgress = 6,
-              kTagEvents = 7, kTagTrace = 8, kTagEnded = 9, kTagData = 10, kTagOutput = 11, kTagFailures = 12;
-
-// The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): seen by
-// its loop, which then stops its node master and says what was lost.
-volatile sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
-
-void wait_child(pid_t pid, int& status, int ms) {
-  // It exits right after its report (or at once, its relay's socket closed): bounded anyway.
-  for (int waited = 0; waited < ms / 10; ++waited) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno != EINTR)) return;
-    ::poll(nullptr, 0, 10);
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
-}
-
-// Whether a stop signal came 100 ms ago or more: rank 0's budget, in all calls together, for
-// messages still on their way once the job is ending.
-bool stop_budget_spent() {
-  if (g_stop_signal == 0) return false;
-  static std::optional<std::chrono::steady_clock::time_point> give_up_at;
-  const auto now = std::chrono::steady_clock::now();
-  if (!give_up_at) give_up_at = now + std::chrono::milliseconds(100);
-  return now >= *give_up_at;
-}
-
-// Waits for `request` with MPI_Test: true once it completed, false once the stop budget is spent
-// (the request stays pending: the caller keeps its buffer until the process exits).
-bool complete_unless_stopped(MPI_Request& request) {
-  for (int done = 0;;) {
-    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-    if (done != 0) return true;
-    if (stop_budget_spent()) return false;
-  }
-}
-
-// Rank 0: receives the message MPI_Iprobe found (`n` items of `type`) into `buf`. A large one
-// comes only as its sender goes on sending (Open MPI's rendezvous), and a sender that dies midway
-// — the rank lost — can leave MPI_Recv waiting for ever: rank 0 would never see the stop signal
-// and die silent at mpirun's SIGKILL (seen under load in mpi.rank-lost_gathered: rank 1 reached
-// its stop path at once, rank 0 never did; the blocking receive is the likely place). So once a
-// stop came it gives the message up within the budget: false then. (A live rank's message is
-// whole long before.)
-bool receive_unless_stopped(std::vector<char>& buf, int n, MPI_Datatype type, int from, int tag) {
-  buf.resize(static_cast<std::size_t>(n));
-  MPI_Request request;
-  MPI_Irecv(buf.data(), n, type, from, tag, MPI_COMM_WORLD, &request);
-  if (complete_unless_stopped(request)) return true;
-  static std::vector<std::vector<char>> abandoned;  // (a vector moved keeps its storage)
-  abandoned.push_back(std::move(buf));
-  buf.clear();
-  return false;
-}
-
-// Rank 0: sends grant `g` to rank `to`. A node that asked for more just before its rank was lost
-// never takes it: the shared-memory queue to that rank fills, and MPI_Send waited for ever —
-// rank 0 never reached its stop path and died silent at mpirun's SIGKILL (outside pass F35). So
-// once a stop came it gives the grant up within the same budget.
-void send_grant_unless_stopped(const Wire& g, int to) {
-  auto copy = std::make_unique<Wire>(g);
-  MPI_Request request;
-  MPI_Isend(copy.get(), static_cast<int>(sizeof(Wire)), MPI_BYTE, to, kTagGrant, MPI_COMM_WORLD, &request);
-  if (complete_unless_stopped(request)) return;
-  static std::vector<std::unique_ptr<Wire>> abandoned;  // what the request may still read
-  abandoned.push_back(std::move(copy));
-}
-
-constexpr int tag_of(Wire::Kind k) {
-  return k == Wire::rows     ? kTagRows
-         : k == Wire::events ? kTagEvents
-         : k == Wire::output ? kTagOutput
-         : k == Wire::failures ? kTagFailures
-                               : kTagTrace;
-}
-constexpr Wire::Kind kind_of(int tag) {
-  return tag == kTagRows     ? Wire::rows
-         : tag == kTagEvents ? Wire::events
-         : tag == kTagOutput ? Wire::output
-         : tag == kTagFailures ? Wire::failures
-                               : Wire::trace;
-}
-
+using namespace mpi;  // the tags and calls of mpi_link.hpp
 }  // namespace
 
 int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_option, bool gather, const MpiStdin& in) {
@@ -170,11 +94,7 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   mpi::name_peer("this rank's node master (pid " + std::to_string(child) + ")");
   plan.lines.reset();  // the node master's now
   const int fd = sv[0];
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  ::sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGINT, &sa, nullptr);
+  mpi::catch_stop_signals();
 
   mpi::check_leaks_now_not_at_exit();  // Open MPI keeps what it allocates from here on
   MPI_Init(nullptr, nullptr);
@@ -346,8 +266,21 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     }
     c = {std::max(c[0], v[0]), std::max(c[1], v[1])};
   };
-  auto last_tick = std::chrono::steady_clock::now();
+  auto last_tick = std::chrono::steady_clock::now(), last_draw = last_tick;
+  // Rank 0: every rank's last message, and what it holds (F44: a stopped rank is named).
+  std::optional<mpi::RankWatch> watch;
+  if (rank == 0) {
+    std::vector<std::string> hosts;
+    for (const Hello& h : hellos) hosts.emplace_back(h.host);
+    watch.emplace(hosts, plan.farm.stall_warning, t0);
+  }
+  auto grant_watched = [&](int to) {
+    Wire g = next_grant();
+    if (g.kind == Wire::ranges) watch->granted(to, g.v[0], g.v[1]);
+    return g;
+  };
   auto add_report = [&](int from, const std::uint64_t* v) {
+    if (watch) watch->reported(from);
     for (int k = 0; k < mpi::r_fields; ++k) total[static_cast<std::size_t>(k)] += v[k];
     reported[static_cast<std::size_t>(from)] = 1;
     ++reports;
@@ -381,12 +314,13 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
     if (!flag) return false;
     const int from = st.MPI_SOURCE;
+    if (watch) watch->heard(from, std::chrono::steady_clock::now());
     if (st.MPI_TAG == kTagMore) {
       const auto t = std::chrono::steady_clock::now();
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagMore, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       ++requests;
-      send_grant_unless_stopped(next_grant(), from);
+      send_grant_unless_stopped(grant_watched(from), from);
       serving += std::chrono::steady_clock::now() - t;
     } else if (st.MPI_TAG == kTagGrant) {
       Wire g;
@@ -411,6 +345,10 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       MPI_Get_count(&st, MPI_BYTE, &n);
       if (receive_unless_stopped(inbox, n, MPI_BYTE, from, kTagData) && gathered)
         gathered->write(from, inbox.data(), inbox.size());
+    } else if (st.MPI_TAG == kTagPulse) {
+      std::uint64_t low = 0;
+      MPI_Recv(&low, 1, MPI_UINT64_T, from, kTagPulse, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      watch->done_below(from, low);
     } else if (st.MPI_TAG == kTagEnded) {
       char c;
       MPI_Recv(&c, 1, MPI_CHAR, from, kTagEnded, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -432,11 +370,12 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   auto from_node = [&](const Message& m) {
     const Wire::Kind k = m.wire.kind;
     if (k != Wire::data || !data.fits(m)) send_data();  // in order: a piece's bytes before its rows
+    if (watch) watch->heard(0, std::chrono::steady_clock::now());
     if (k == Wire::more) {
       if (rank == 0) {
         const auto t = std::chrono::steady_clock::now();
         ++requests;
-        grant_to_node(next_grant());
+        grant_to_node(grant_watched(0));
         serving += std::chrono::steady_clock::now() - t;
       } else {
         char c = 0;
@@ -454,6 +393,9 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     } else if (k == Wire::progress) {
       if (rank == 0) add_counts(0, m.wire.v.data());
       else MPI_Send(m.wire.v.data(), 2, MPI_UINT64_T, 0, kTagProgress, MPI_COMM_WORLD);
+    } else if (k == Wire::pulse) {
+      if (rank == 0) watch->done_below(0, m.wire.v[0]);
+      else MPI_Send(m.wire.v.data(), 1, MPI_UINT64_T, 0, kTagPulse, MPI_COMM_WORLD);
     } else if (k == Wire::report) {
       own_reported = true;
       if (rank == 0) add_report(0, m.wire.v.data());
@@ -492,9 +434,20 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
       else send_data();  // nothing more at once
       while (serve_mpi()) {
       }
-      if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(200)) {
-        progress.on_tick(FarmTick{});  // it redraws on time (a line every 2 s, a bar 10 times a second)
-        last_tick = std::chrono::steady_clock::now();
+      if (rank == 0 && std::chrono::steady_clock::now() - last_tick >= std::chrono::milliseconds(20)) {
+        // A rank silent while it holds tasks, said once per stall (F44), the bar cleared first.
+        const auto now = std::chrono::steady_clock::now();
+        for (const mpi::RankStall& s : watch->stalls(now)) {
+          progress.clear();
+          detail::write_best_effort(STDERR_FILENO, "taskfarm: " + s.describe() + "\n");
+          if (events) events->write(s.event());
+        }
+        if (now - last_draw >= std::chrono::milliseconds(200)) {
+          progress.set_holdup(watch->holdup(now));  // named where a slow worker is
+          progress.on_tick(FarmTick{});  // it redraws on time (a line every 2 s, a bar 10 times a second)
+          last_draw = now;
+        }
+        last_tick = now;
       }
     }
   } catch (const std::exception& e) {
@@ -512,38 +465,13 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
     return exit_farm;
   }
   // Rank 0, a run cut short: how far the joblog got, for the --resume.
-  auto say_joblog_count = [&] {
-    if (joblog && joblog->in_place())
-      std::cerr << "taskfarm: joblog " << plan.joblog << " records " << plan.todo.done + joblog->recorded_ok() << " of "
-                << plan.tasks << " tasks done: rerun with --resume (on any number of ranks) to finish\n";
-  };
+  auto say_joblog_count = [&] { mpi::say_joblog_count(plan, joblog ? &*joblog : nullptr); };
   if (const int sig = g_stop_signal; sig != 0) {
-    // mpirun ends the job (it lost a rank, or was interrupted) and SIGKILLs what is left 1 s later
-    // (odls_base_sigkill_timeout): stop the node master at once and keep reading its socket until
-    // it is gone (a full socket would block its last sends, and so its cleanup), so that it
-    // removes its segments while this process still holds mpirun. Each node relay tells rank 0
-    // it is stopping; rank 0 listens until every rank has finished or said so — at once after a
-    // ^C — or, when one stays silent (Open MPI 4.1 gives no event for a lost rank: design §17),
-    // until 500 ms have passed (halfway to mpirun's SIGKILL: as long for the others to answer as
-    // for rank 0 to speak), and names the silent ones. Rank 0 writes what its node still sends.
-    ::kill(child, mpi::kRelayStop);
-    if (rank != 0) {
-      char c = 0;
-      MPI_Send(&c, 1, MPI_CHAR, 0, kTagStopping, MPI_COMM_WORLD);
-    }
-    const auto t_stop = std::chrono::steady_clock::now();
-    bool child_gone = false, listening = rank == 0;
-    int child_status = 0;
-    auto silent = [&] {
-      std::string lost;  // neither finished nor said it is stopping
-      for (int r = 1; r < size; ++r)
-        if (!reported[static_cast<std::size_t>(r)] && !stopping[static_cast<std::size_t>(r)])
-          lost += (lost.empty() ? "" : ", ") + std::to_string(r);
-      return lost;
-    };
-    auto say_ending = [&] {
+    mpi::StopHooks hooks;
+    hooks.from_node = from_node;
+    hooks.serve_mpi = serve_mpi;
+    hooks.say_ending = [&](const std::string& lost) {
       if (printer) printer->finish();  // what is done is printed, and its rows written
-      const std::string lost = silent();
       std::cerr << "taskfarm: rank 0: the MPI job is ending (" << ::strsignal(sig) << ")"
                 << (lost.empty() ? std::string() : "; lost: rank " + lost) << "\n";
       say_joblog_count();
@@ -551,41 +479,14 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
         events->end(todo, counted, total, 128 + sig, "the MPI job is ending" + (lost.empty() ? std::string() : "; lost: rank " + lost),
                     std::chrono::steady_clock::now() - t0);
     };
-    for (auto now = t_stop; now - t_stop < std::chrono::milliseconds(900); now = std::chrono::steady_clock::now()) {
-      if (listening && (silent().empty() || now - t_stop >= std::chrono::milliseconds(500))) {
-        listening = false;
-        say_ending();
-      }
-      if (child_gone && !listening) break;
-      if (!child_gone) {
-        try {
-          auto m = mpi::recv_message(fd, 1);
-          if (m && rank == 0 && (mpi::is_text(m->wire.kind) || m->wire.kind == Wire::ended)) from_node(*m);
-        } catch (const Error&) {
-          ::poll(nullptr, 0, 1);  // its end closed: it is exiting
-        }
-        child_gone = ::waitpid(child, &child_status, WNOHANG) == child;
-      } else {
-        ::poll(nullptr, 0, 1);
-      }
-      if (rank == 0)
-        while (serve_mpi()) {
-        }
-    }
-    if (listening) say_ending();
-    if (!child_gone) wait_child(child, child_status, 0);
-    if (trace) trace->finish();
-    printer.reset();  // the destructors do not run at _Exit: the spool and unpublished temporaries removed now
-    trace.reset();
-    joblog.reset();
-    events.reset();
-    // mpirun SIGKILLs every rank left as soon as one of them exits while the job ends (measured:
-    // rank 0 killed ~15 ms after rank 1's exit, mid-wait, its message never written). So a rank
-    // other than 0, its node master gone, stays until rank 0 has spoken and exited (mpirun then
-    // kills it) — at most until 900 ms after the stop, before mpirun's own SIGKILL at 1 s.
-    if (rank != 0)
-      while (std::chrono::steady_clock::now() - t_stop < std::chrono::milliseconds(900)) ::poll(nullptr, 0, 10);
-    std::_Exit(128 + sig);  // no MPI_Finalize: the job is already being torn down
+    hooks.release = [&] {
+      if (trace) trace->finish();
+      printer.reset();  // the destructors do not run at _Exit: the spool and unpublished temporaries removed now
+      trace.reset();
+      joblog.reset();
+      events.reset();
+    };
+    mpi::end_on_stop(sig, child, fd, rank, reported, stopping, hooks);
   }
   ::close(fd);  // the node master, if still waiting, sees its relay gone
   int child_status = 0;
@@ -600,55 +501,18 @@ int run_mpi(RunPlan& plan, const std::string& output_path, std::uint64_t grain_o
   printer.reset();
   if (rank == 0) progress.finish();
   if (rank == 0 && status == exit_ok) {
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cerr << "taskfarm: " << total[mpi::r_succeeded] - unprinted << " of " << todo << " tasks succeeded on " << size << " rank"
-              << (size == 1 ? "" : "s") << " (" << total[mpi::r_failed] << " failed, " << total[mpi::r_retries]
-              << " retries, " << total[mpi::r_deaths] << " worker deaths, " << requests << " ranges handed out, "
-              << std::chrono::duration<double, std::micro>(serving).count() / static_cast<double>(std::max<std::uint64_t>(1, requests))
-              << " us of rank 0 each) in " << wall << " s"
-              << (gathered ? "; " + std::to_string(gathered->bytes()) + " bytes gathered to rank 0" : std::string()) << "\n";
-    if (unprinted != 0)
-      std::cerr << "taskfarm: " << unprinted << " more task" << (unprinted == 1 ? "" : "s")
-                << " succeeded but rank 0 lost their output (see above): not printed, not recorded"
-                << (joblog ? "; --resume runs them" : "") << "\n";
-    // The failed tasks named, in one machine's words, each with the node where it ran.
-    SummaryContext named;
-    named.joblog = plan.joblog;
-    if (plan.exec && plan.retries_defaulted) named.retry_note = kExecRetryNote;
-    if (failures) std::cerr << format_failures(failures->lines(), named);
-    // A node that stopped early (its farm failed, or its --tmpdir filled) leaves its tasks unrun.
-    if (const std::uint64_t ran = total[mpi::r_succeeded] + total[mpi::r_failed]; ran < todo)
-      std::cerr << "taskfarm: " << todo - ran << " of " << todo << " tasks were not run ("
-                << (total[mpi::r_halted] != 0 ? "halted by --halt on a node: no range went out after it"
-                                              : "stopped early: the reason is above")
-                << ")"
-                << (joblog ? "; --resume runs them" : "") << "\n";
-    // As on one machine (summary.cpp): an output with holes is said to be one.
-    if (const std::uint64_t missing = todo - std::min(todo, total[mpi::r_succeeded]); missing > 0 && plan.output)
-      std::cerr << "taskfarm: " << plan.output->path << " is INCOMPLETE: " << missing << " of " << plan.tasks
-                << " tasks missing"
-                << (joblog ? "; to compute only those: the same command with --resume (on any number of ranks; the "
-                             "joblog's failed rows name the tasks)"
-                           : "; add --joblog to a run to be able to --resume it")
-                << "\n";
-    // A node's master found the output's header written over and wrote it back (F10's check).
-    if (total[mpi::r_restored] != 0) std::cerr << "taskfarm: " << restored_header_message(plan.output->path) << "\n";
-    if (trace) trace->finish();
-    if (joblog && !joblog->in_place())  // as on one machine (run_command.cpp)
-      std::cerr << "taskfarm: " << plan.joblog << " was not replaced: no joblog row of this run was written (the file there is as it was)\n";
-    if (total[mpi::r_error] != 0) status = exit_farm;
-    else if ((joblog && !joblog->error().empty()) || (trace && !trace->error().empty()) || total[mpi::r_stopped] != 0 ||
-             lost_output)
-      status = exit_joblog_failed;
-    else if (total[mpi::r_restored] != 0) status = exit_output_damaged;
-    else if (total[mpi::r_failed] != 0)
-      status = total[mpi::r_failed] > 100 ? exit_many_failures : static_cast<int>(total[mpi::r_failed]);
-    else if (total[mpi::r_succeeded] != todo) status = exit_farm;
-    if (status == exit_joblog_failed) say_joblog_count();  // stopped early: how far the joblog got
-    if (created.armed() && total[mpi::r_succeeded] == 0)
-      std::cerr << "taskfarm: removed " << plan.output->path << ": no task succeeded\n";
-    else
-      created.keep();
+    mpi::RankTotals totals;
+    totals.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    totals.todo = todo;
+    totals.ranks = size;
+    totals.total = total;
+    totals.unprinted = unprinted;
+    totals.lost_output = lost_output;
+    totals.requests = requests;
+    totals.serving = serving;
+    if (gathered) totals.gathered = gathered->bytes();
+    status = mpi::say_summary(plan, totals, joblog ? &*joblog : nullptr, trace ? &*trace : nullptr,
+                              failures ? &*failures : nullptr, created);
     if (events) events->end(todo, {}, total, status, "", std::chrono::steady_clock::now() - t0);
   }
   MPI_Finalize();

@@ -15,12 +15,13 @@
 namespace taskfarm::cli::mpi {
 
 struct Wire {
-  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data, output, failures };
+  enum Kind : std::uint32_t { go, ranges, closed, more, report, rows, progress, events, trace, ended, data, output, failures, pulse };
   Kind kind = go;
   std::uint32_t count = 0;                ///< ranges: pairs in `v`; text kinds: bytes of text after the Wire
   /// ranges: [b, e) pairs; go: GoField; report: ReportField; progress: v[0] tasks succeeded,
   /// v[1] finally failed, so far (cumulative); text kinds: v[0] 1 if more of this text follows;
-  /// data: v[0] the byte offset in the output's data of the `count` bytes after the Wire
+  /// data: v[0] the byte offset in the output's data of the `count` bytes after the Wire;
+  /// pulse: v[0] the node's DoneFrontier::low() (mpi_watch.hpp)
   std::array<std::uint64_t, 2 * 32> v{};
 };
 /// A node's report: its RunReport's counts; r_error 1 if its farm could not finish (a farm

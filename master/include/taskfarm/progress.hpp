@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "taskfarm/farm.hpp"
 
@@ -33,6 +34,11 @@ class Progress : public FarmObserver {
   void on_failure(const FailureRecord& f) override;
   void on_tick(const FarmTick& t) override;
 
+  /// Who holds the run up as the caller sees it, shown where the slowest worker is and before
+  /// it ("rank 2 (node7) silent for 0:05": `taskfarm run --mpi`'s rank 0, whose ticks have no
+  /// workers); empty: none.
+  void set_holdup(std::string text) { holdup_ = std::move(text); }
+
   /// Erases the bar so that other output starts on a clean line (it reappears on the next update).
   void clear();
   /// Draws the final state and ends the line.
@@ -53,6 +59,7 @@ class Progress : public FarmObserver {
   std::chrono::steady_clock::time_point start_, last_draw_{};
   bool drawn_ = false;
   std::optional<WorkerLiveness> slowest_;  // the busy worker longest without progress, if notable
+  std::string holdup_;
 };
 
 }  // namespace taskfarm
