@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage.sh MESSAGE ARGS...: `taskfarm ARGS` is refused: exit 2, one line on stderr naming the
 # culprit (containing MESSAGE), and nothing created: no segment of that master, no output file.
-# In ARGS, @W@ is this test's directory and @WORKER@ the test worker program.
+# In ARGS, @W@ is this test's directory, @WORKER@ the test worker program, @EMPTY@ an empty argument.
 source "$(dirname "$0")/lib.sh"
 setup_workdir
 message=$1
@@ -17,6 +17,7 @@ chmod 0644 "$W/not-executable"
 args=()
 for a in "$@"; do
   a=${a//@W@/$W}
+  a=${a//@EMPTY@/}
   args+=("${a//@WORKER@/$CLI_WORKER}")
 done
 tf "${args[@]}" </dev/null

@@ -3,6 +3,14 @@
 #include <CLI/CLI.hpp>
 
 namespace taskfarm::cli {
+namespace {
+
+// A path option given as "" is an error, not "not given": `--joblog "$LOG"` with LOG unset ran
+// without a joblog (outside pass F10).
+const CLI::Validator kNonEmptyPath([](std::string& s) { return s.empty() ? std::string("an empty path") : std::string(); },
+                                   "", "non-empty path");
+
+}  // namespace
 
 void add_run_options(CLI::App& app, RunOptions& o) {
   app.option_defaults()->group("Workers");
@@ -31,7 +39,8 @@ void add_run_options(CLI::App& app, RunOptions& o) {
                  "output shape; with them: the output shape only")
       ->type_name("AxB[xC]");
   app.add_option("--input-lines", o.input_lines, "Task i gets line i of FILE ('-' = stdin)")
-      ->type_name("FILE|-");
+      ->type_name("FILE|-")
+      ->check(kNonEmptyPath);
   app.add_option("--input-lines-max", o.input_lines_max,
                  "Most bytes of --input-lines to hold (default: /dev/shm free space, at most a quarter of memory)")
       ->type_name("SIZE");
@@ -48,27 +57,32 @@ void add_run_options(CLI::App& app, RunOptions& o) {
                "--exec: print the commands' output line by line as it comes (lines of tasks may interleave; "
                "with -k, the oldest task's live, the others' in turn)");
   app.add_option("--tmpdir", o.tmpdir, "--exec: where the tasks' output waits to be printed (default $TMPDIR or /tmp)")
-      ->type_name("DIR");
+      ->type_name("DIR")
+      ->check(kNonEmptyPath);
 
   app.option_defaults()->group("Arrays");
   app.add_option("--output", o.output, "Create the output array as this .npy file (mapped by every worker)")
-      ->type_name("PATH.npy");
+      ->type_name("PATH.npy")
+      ->check(kNonEmptyPath);
   app.add_option("--dtype", o.dtype, "Output element type: uint8 uint16 int32 int64 float32 float64, or u1 ... f8")
       ->type_name("T");
   app.add_option("--input", o.input, "Map this existing .npy read-only into every worker")
-      ->type_name("PATH.npy");
+      ->type_name("PATH.npy")
+      ->check(kNonEmptyPath);
 
   app.option_defaults()->group("Output and records");
   app.add_flag("-k,--keep-order", o.keep_order, "Print the tasks' stdout in task order");
   app.add_flag("--progress", o.progress, "Progress on stderr (default when stderr is a terminal)");
   app.add_flag("--no-progress", o.no_progress, "No progress display");
   app.add_option("--joblog", o.joblog, "TSV, one row per task attempt (needed by --resume)")
-      ->type_name("PATH");
+      ->type_name("PATH")
+      ->check(kNonEmptyPath);
   app.add_flag("--resume", o.resume,
                "Run only the tasks the --joblog of an earlier run does not record as done; "
                "complete --output in place");
   app.add_option("--trace", o.trace, "Chrome trace (Perfetto, chrome://tracing): a track per worker")
-      ->type_name("PATH.json");
+      ->type_name("PATH.json")
+      ->check(kNonEmptyPath);
   app.add_flag("--mpi", o.mpi, "Under mpirun: one rank per node, each a farm of -j workers; rank 0 hands out ranges");
   app.add_option("--mpi-grain", o.mpi_grain, "With --mpi: indices per range rank 0 hands out (default: tasks / (16 x -j x ranks) + 1)")
       ->type_name("N")
