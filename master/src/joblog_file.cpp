@@ -141,12 +141,13 @@ std::string format_identity(const RunIdentity& id) {
   s += "\toutput=" + id.output;
   s += "\tdtype=" + id.dtype;
   s += "\tshape=" + id.shape;
+  if (!id.runs.empty()) s += "\truns=" + id.runs;
   return s;
 }
 
 std::optional<RunIdentity> parse_identity(std::string_view line) {
   const auto fields = split_tabs(line);
-  if (fields.size() != 5 || fields[0] != kMagic) return std::nullopt;
+  if ((fields.size() != 5 && fields.size() != 6) || fields[0] != kMagic) return std::nullopt;
   RunIdentity id;
   const char* keys[] = {"extent=", "output=", "dtype=", "shape="};
   for (std::size_t k = 0; k < 4; ++k) {
@@ -161,6 +162,11 @@ std::optional<RunIdentity> parse_identity(std::string_view line) {
     } else {
       (k == 1 ? id.output : k == 2 ? id.dtype : id.shape) = std::string(value);
     }
+  }
+  if (fields.size() == 6) {  // (written only when set: an empty one is not ours)
+    constexpr std::string_view key = "runs=";
+    if (fields[5].substr(0, key.size()) != key || fields[5].size() == key.size()) return std::nullopt;
+    id.runs = std::string(fields[5].substr(key.size()));
   }
   return id;
 }
@@ -310,6 +316,9 @@ ResumePlan plan_resume(const EarlierRun& earlier, const RunIdentity& now, const 
   const std::string where = "the earlier run in joblog '" + joblog_path + "' ";
   auto or_none = [](const std::string& s) { return s.empty() ? "no output" : "'" + s + "'"; };
   check_extent(was.extent, now.extent, joblog_path);
+  if (!was.runs.empty() && !now.runs.empty() && was.runs != now.runs)
+    throw Error(where + "ran its tasks as " + was.runs + ", this run as " + now.runs +
+                ": resume with the same kind of run, or give a new --joblog");
   if (was.output != now.output)
     throw Error(where + "wrote " + or_none(was.output) + ", this run " + or_none(now.output));
   if (was.dtype != now.dtype || was.shape != now.shape)

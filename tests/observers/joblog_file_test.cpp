@@ -73,7 +73,7 @@ class TempPath {
 
 JoblogFile new_joblog(const std::string& path, std::uint64_t tasks) {
   return JoblogFile::create(UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)), path,
-                            RunIdentity{{tasks}, "", "", ""});
+                            RunIdentity{{tasks}, "", "", "", ""});
 }
 
 std::string rows_of(std::uint64_t begin, std::uint64_t end) {
@@ -170,7 +170,7 @@ TEST(JoblogFile, AppendRefusesAFifoWithoutBlocking) {
 TEST(JoblogFile, ResumeRefusesAFifoOrADeviceWithoutReadingIt) {
   TempPath f;
   ASSERT_EQ(::mkfifo(f.path().c_str(), 0644), 0);
-  const RunIdentity job{{10}, "", "", ""};
+  const RunIdentity job{{10}, "", "", "", ""};
   for (const std::string& path : {f.path(), std::string("/dev/zero")}) {
     const std::string out = in_child(
         [&] {

@@ -30,15 +30,21 @@ JoblogFile new_joblog(const std::string& path, const RunIdentity& id) {
   return JoblogFile::create(UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)), path, id);
 }
 
-RunIdentity sample_identity() { return RunIdentity{{10, 3}, "/tmp/out x.npy", "int32", "10x3x4"}; }
+RunIdentity sample_identity() { return RunIdentity{{10, 3}, "/tmp/out x.npy", "int32", "10x3x4", ""}; }
 
 TEST(Joblog, IdentityLineRoundTrips) {
   const RunIdentity id = sample_identity();
   EXPECT_EQ(parse_identity(format_identity(id)), id);
-  EXPECT_EQ(parse_identity(format_identity(RunIdentity{{5}, "", "", ""})), (RunIdentity{{5}, "", "", ""}));
+  EXPECT_EQ(parse_identity(format_identity(RunIdentity{{5}, "", "", "", ""})), (RunIdentity{{5}, "", "", "", ""}));
   EXPECT_FALSE(parse_identity("index\tslot"));
   EXPECT_FALSE(parse_identity("# taskfarm joblog 2\textent=5\toutput=\tdtype=\tshape="));
   EXPECT_FALSE(parse_identity("# taskfarm joblog 1\textent=5x\toutput=\tdtype=\tshape="));
+  RunIdentity runs = sample_identity();
+  runs.runs = "commands (--exec)";
+  EXPECT_EQ(parse_identity(format_identity(runs)), runs);
+  EXPECT_EQ(format_identity(sample_identity()).find("runs="), std::string::npos) << "not written when not recorded";
+  EXPECT_FALSE(parse_identity("# taskfarm joblog 1\textent=5\toutput=\tdtype=\tshape=\truns="));
+  EXPECT_FALSE(parse_identity("# taskfarm joblog 1\textent=5\toutput=\tdtype=\tshape=\tkind=x"));
 }
 
 TEST(Joblog, RowsAreTenTabSeparatedColumns) {
@@ -60,7 +66,7 @@ TEST(Joblog, RowsAreTenTabSeparatedColumns) {
 TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
   TempFile f;
   {
-    JoblogFile log = new_joblog(f.path(), RunIdentity{{6}, "", "", ""});
+    JoblogFile log = new_joblog(f.path(), RunIdentity{{6}, "", "", "", ""});
     std::string rows;
     for (std::uint64_t i : {0u, 2u, 3u}) {
       JoblogRow r;
@@ -83,7 +89,7 @@ TEST(Joblog, ReadsWhatWasWrittenAndIgnoresATornLastLine) {
 
 TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
   TempFile f;
-  new_joblog(f.path(), RunIdentity{{3}, "", "", ""});
+  new_joblog(f.path(), RunIdentity{{3}, "", "", "", ""});
   {
     JoblogFile log = JoblogFile::append(f.path());
     std::string rows;
@@ -98,7 +104,7 @@ TEST(Joblog, AppendAddsRowsAfterTheEarlierOnes) {
 TEST(Joblog, HostColumnOfAnMpiRunIsWrittenReadAndMustNotBeEmpty) {
   // The joblog rank 0 of `taskfarm run --mpi` writes: a last column naming each attempt's node.
   TempFile f;
-  const std::string head = format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns_with_host + "\n";
+  const std::string head = format_identity(RunIdentity{{3}, "", "", "", ""}) + "\n" + joblog_columns_with_host + "\n";
   std::string rows;
   JoblogRow r;
   r.index = 2;
@@ -119,7 +125,7 @@ TEST(Joblog, HostColumnOfAnMpiRunIsWrittenReadAndMustNotBeEmpty) {
 TEST(Joblog, InputsAndHostColumnsOfAnMpiExecRunAreWrittenAndRead) {
   // `taskfarm run --mpi --exec` with inputs: each row's inputs fingerprint, then its node.
   TempFile f;
-  const std::string head = format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns_with_inputs_host + "\n";
+  const std::string head = format_identity(RunIdentity{{3}, "", "", "", ""}) + "\n" + joblog_columns_with_inputs_host + "\n";
   std::string rows;
   JoblogRow r;
   r.index = 1;
@@ -144,14 +150,14 @@ TEST(Joblog, RefusesWhatIsNotAJoblogOfThisRun) {
   EXPECT_THROW(read_joblog(f.path()), Error);  // missing
   f.write("Seq\tHost\tStarttime\n1\t:\t0\n");   // GNU parallel's
   EXPECT_THROW(read_joblog(f.path()), Error);
-  f.write(format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" +
+  f.write(format_identity(RunIdentity{{3}, "", "", "", ""}) + "\n" + joblog_columns + "\n" +
           "9\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\n");  // index outside [0, 3)
   EXPECT_THROW(read_joblog(f.path()), Error);
 }
 
 TEST(Joblog, RowWithAnyColumnUnlikeTaskfarmsIsRefusedNamingLineAndColumn) {
   TempFile f;
-  const std::string head = format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" +
+  const std::string head = format_identity(RunIdentity{{3}, "", "", "", ""}) + "\n" + joblog_columns + "\n" +
                            "0\t0\t1\t0.000\t0.000000\t0\tok\t0\t0\t-\n";
   auto message = [&](const std::string& row) {
     f.write(head + row + "\n");
@@ -197,7 +203,7 @@ TEST(Joblog, IndexSpaceOfTwoTo64TasksOrMoreIsNotAJoblog) {
 
 TEST(Joblog, ResumeStateOfAHugeIndexSpaceIsItsDoneRanges) {
   TempFile f;
-  std::string text = format_identity(RunIdentity{{18446744073709551615ull}, "", "", ""}) + "\n" + joblog_columns + "\n";
+  std::string text = format_identity(RunIdentity{{18446744073709551615ull}, "", "", "", ""}) + "\n" + joblog_columns + "\n";
   for (std::uint64_t i : {5ull, 3ull, 4ull, 18446744073709551614ull, 7ull}) {
     JoblogRow r;
     r.index = i;
@@ -213,7 +219,7 @@ TEST(Joblog, ResumeStateOfAHugeIndexSpaceIsItsDoneRanges) {
 
 TEST(Joblog, LineLongerThanAnyJoblogWritesIsRefused) {
   TempFile f;
-  f.write(format_identity(RunIdentity{{3}, "", "", ""}) + "\n" + joblog_columns + "\n" + std::string(1 << 20, '7') + "\n");
+  f.write(format_identity(RunIdentity{{3}, "", "", "", ""}) + "\n" + joblog_columns + "\n" + std::string(1 << 20, '7') + "\n");
   try {
     read_joblog(f.path());
     FAIL() << "a 1 MiB line was read as a row";
@@ -249,6 +255,14 @@ TEST(Resume, RefusesAnotherJobNamingTheDifference) {
   other = sample_identity();
   other.dtype = "float64";
   EXPECT_NE(message(other).find("made a int32 10x3x4 output"), std::string::npos);
+  // Outside pass F9: an --exec resume took a worker program's joblog for "all done", and ran nothing.
+  earlier.identity.runs = "a worker program";
+  other = sample_identity();
+  other.runs = "commands (--exec)";
+  EXPECT_NE(message(other).find("ran its tasks as a worker program, this run as commands (--exec)"), std::string::npos)
+      << message(other);
+  other.runs = "";  // an embedding program's Joblog records no kind: trusted as before
+  EXPECT_EQ(message(other), "");
 }
 
 }  // namespace

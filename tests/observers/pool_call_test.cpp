@@ -187,7 +187,7 @@ TEST(PoolCall, WhatACallCannotDoIsRefusedNamingIt) {
 TEST(PoolCall, JoblogOfAHaltedCallResumesComputingOnlyWhatItDidNotRecord) {
   test::TempDir dir;
   const std::uint64_t n = 400;
-  const RunIdentity job{{n}, dir.file("out.npy"), "float64", ""};
+  const RunIdentity job{{n}, dir.file("out.npy"), "float64", "", ""};
   PoolOptions o;
   o.workers = 1;
   o.chunk = 16;
@@ -241,17 +241,17 @@ TEST(PoolCall, JoblogOfAHaltedCallResumesComputingOnlyWhatItDidNotRecord) {
 
 TEST(PoolCall, ResumeOfAnotherJobOrOfNoJoblogIsRefusedNamingIt) {
   test::TempDir dir;
-  { Joblog::create(dir.file("run.joblog"), RunIdentity{{10}, "a.npy", "float64", ""}); }
-  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "b.npy", "float64", ""}); })
+  { Joblog::create(dir.file("run.joblog"), RunIdentity{{10}, "a.npy", "float64", "", ""}); }
+  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "b.npy", "float64", "", ""}); })
                 .find("wrote 'a.npy', this run 'b.npy'"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{11}, "a.npy", "float64", ""}); })
+  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("run.joblog"), RunIdentity{{11}, "a.npy", "float64", "", ""}); })
                 .find("had index space 10, this run 11"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("none.joblog"), RunIdentity{{10}, "", "", ""}); })
+  EXPECT_NE(test::error_of([&] { Joblog::resume(dir.file("none.joblog"), RunIdentity{{10}, "", "", "", ""}); })
                 .find("(no earlier run to resume)"),
             std::string::npos);
-  EXPECT_EQ(Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "a.npy", "float64", ""}).todo(),
+  EXPECT_EQ(Joblog::resume(dir.file("run.joblog"), RunIdentity{{10}, "a.npy", "float64", "", ""}).todo(),
             (std::vector<IndexRange>{{0, 10}}))
       << "no row recorded: everything is left";
 }
@@ -261,7 +261,7 @@ TEST(PoolCall, JoblogCreateReplacesAFileWholeAndLeavesAFifoAlone) {
   const std::string path = dir.file("run.joblog");
   std::ofstream(path) << "a file of yours\n";
   ASSERT_EQ(::link(path.c_str(), dir.file("other-name").c_str()), 0);
-  { Joblog::create(path, RunIdentity{{5}, "", "", ""}); }
+  { Joblog::create(path, RunIdentity{{5}, "", "", "", ""}); }
   std::string kept;
   std::getline(std::ifstream(dir.file("other-name")), kept);
   EXPECT_EQ(kept, "a file of yours") << "the old file was written, not replaced";
@@ -269,11 +269,11 @@ TEST(PoolCall, JoblogCreateReplacesAFileWholeAndLeavesAFifoAlone) {
 
   const std::string fifo = dir.file("fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  EXPECT_NE(test::error_of([&] { Joblog::create(fifo, RunIdentity{{5}, "", "", ""}); }).find("FIFO"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { Joblog::create(fifo, RunIdentity{{5}, "", "", "", ""}); }).find("FIFO"), std::string::npos);
   struct stat st {};
   ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
-  EXPECT_NE(test::error_of([&] { Joblog::create(path, RunIdentity{{5}, "a\tb.npy", "", ""}); }).find("holds a tab"),
+  EXPECT_NE(test::error_of([&] { Joblog::create(path, RunIdentity{{5}, "a\tb.npy", "", "", ""}); }).find("holds a tab"),
             std::string::npos);
 }
 
@@ -283,7 +283,7 @@ TEST(FarmRun, JoblogRecordsEveryTaskOfAFarmRun) {
     void run(std::uint64_t, std::string&) override {}
   };
   test::TempDir dir;
-  Joblog log = Joblog::create(dir.file("farm.joblog"), RunIdentity{{50}, "", "", ""});
+  Joblog log = Joblog::create(dir.file("farm.joblog"), RunIdentity{{50}, "", "", "", ""});
   FarmOptions o;
   o.workers = 2;
   Farm farm = Farm::fork(o);

@@ -371,6 +371,7 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
     plan.output = std::move(out);
   }
   plan.identity.extent = plan.extent;
+  plan.identity.runs = o.exec ? "commands (--exec)" : "a worker program";
 
   if (!o.input.empty()) {
     check_input(o.input);

@@ -27,10 +27,15 @@ struct RunIdentity {
   std::string output;                 ///< the output file (the CLI: absolute path of --output), or ""
   std::string dtype;                  ///< NumPy name of the output dtype, or ""
   std::string shape;                  ///< output shape "AxB", or ""
+  /// What ran the tasks, or "" (not recorded): the CLI writes "commands" (--exec) or "a worker
+  /// program", and a resume by the other kind is refused (a joblog of worker-program tasks took
+  /// every command of an --exec resume for done: outside pass F9).
+  std::string runs;
   bool operator==(const RunIdentity&) const = default;
 };
 
-/// "# taskfarm joblog 1\textent=100\toutput=/abs/o.npy\tdtype=int32\tshape=100x100" (no '\n').
+/// "# taskfarm joblog 1\textent=100\toutput=/abs/o.npy\tdtype=int32\tshape=100x100", then
+/// "\truns=commands" if `runs` is set (no '\n').
 std::string format_identity(const RunIdentity& id);
 /// Inverse of format_identity; nullopt if `line` is not one.
 std::optional<RunIdentity> parse_identity(std::string_view line);
