@@ -39,6 +39,7 @@ void reset_slot(SlotState& s) noexcept {
   s.arena_waiting.store(0);
   s.delivering.store(0);
   s.last_chunk.store(kNoChunk);
+  s.task_pid.store(0);
 }
 
 SlotState& slot_state(const ShmSegment& seg) noexcept { return *static_cast<SlotState*>(seg.data()); }

@@ -39,7 +39,7 @@ Ran run_sh(const std::string& script, int out, int err) {
   Ran r;
   std::string exec_error;
   r.status = run_command("/bin/sh", {"sh", "-c", script}, StandardFds{null.get(), pump.command_stdout(), pump.command_stderr()},
-                         exec_error, [&](pid_t pid) { r.write_error = pump.copy(pid, out, err, r.failed); });
+                         exec_error, [](pid_t) {}, [&](pid_t pid) { r.write_error = pump.copy(pid, out, err, r.failed); });
   EXPECT_EQ(exec_error, "");
   return r;
 }
@@ -82,6 +82,37 @@ TEST(OutputPump, BackgroundProcessHoldingThePipesDoesNotHoldTheTask) {
   gate_w.reset();  // the background cat ends now
   EXPECT_EQ(r.status.exit_code, 0);
   EXPECT_EQ(contents(out.get()), "started\n");
+}
+
+// The worker names its command in its slot for the master's stall report (F42): from its start
+// until it has ended, and cleared before it is reaped — while the slot names a pid, that pid is
+// the command's (a zombie at worst), never a process that reused it.
+TEST(RunCommand, NamesTheCommandUntilItEndedBeforeReapingIt) {
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  UniqueFd out = memfile("out"), err = memfile("err");
+  std::vector<pid_t> named;
+  std::vector<char> state_when_cleared;
+  pid_t copied = 0;
+  std::string exec_error;
+  const CommandStatus st = run_command(
+      "/bin/sh", {"sh", "-c", "exit 4"}, StandardFds{null.get(), out.get(), err.get()}, exec_error,
+      [&](pid_t pid) {
+        if (pid == 0 && !named.empty()) {  // the command it named: still there, ended, not reaped
+          const UniqueFd f(::open(("/proc/" + std::to_string(named.back()) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
+          const std::string stat = f ? test::file_text(f.get()) : std::string();
+          const auto paren = stat.rfind(')');
+          state_when_cleared.push_back(paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?');
+        }
+        named.push_back(pid);
+      },
+      [&](pid_t pid) { copied = pid; });
+  EXPECT_EQ(st.exit_code, 4);
+  ASSERT_EQ(named.size(), 2u);
+  EXPECT_GT(named[0], 0);
+  EXPECT_EQ(named[0], copied);
+  EXPECT_EQ(named[1], 0);
+  EXPECT_EQ(state_when_cleared, std::vector<char>{'Z'}) << "cleared after it was reaped";
+  EXPECT_NE(::access(("/proc/" + std::to_string(named[0])).c_str(), F_OK), 0) << "reaped in the end";
 }
 
 }  // namespace

@@ -10,12 +10,18 @@
 // master's parent (the rank's MPI process). --tally FILE: each task adds a line to DIR/FILE.
 // hold: waits like gate, then holds its task (at most 20 s) until its master stops it.
 // --pad BYTES: --print's line carries that many dots more (output too big for a pipe).
+// stop-child: task K runs as a child process that stops itself (SIGSTOP), named as the task's
+// process (TaskContext::set_task_process); the task ends when that child does. name-master:
+// task K names the master (its parent, not the worker's child) as its process and hangs.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <time.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -115,6 +121,25 @@ int main(int argc, char** argv) {
         const char junk[] = "this is not a taskfarm message";
         [[maybe_unused]] auto r = ::write(3, junk, sizeof junk);
         for (;;) ::pause();  // stay on this index until the master kills us for it
+      }
+      if (fault == "stop-child") {
+        const pid_t child = ::fork();
+        if (child == 0) {
+          ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives its worker
+          ::raise(SIGSTOP);
+          ::_exit(0);
+        }
+        if (child < 0) throw std::runtime_error("fork failed");
+        t.set_task_process(child);
+        siginfo_t info{};
+        while (::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+        }
+        t.set_task_process(0);
+        ::waitpid(child, nullptr, 0);
+      }
+      if (fault == "name-master") {
+        t.set_task_process(::getppid());
+        for (;;) ::pause();
       }
       if (fault == "stderr") std::fprintf(stderr, "about to fail on %llu\n", static_cast<unsigned long long>(i)), std::exit(7);
     }

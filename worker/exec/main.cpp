@@ -87,6 +87,7 @@ class ExecKernel {
       const int out = out_.fd(index), err = err_.fd(index);
       OutputPump pump;
       status = run_command(path, argv, StandardFds{null_.get(), pump.command_stdout(), pump.command_stderr()}, exec_error,
+                           [&t](pid_t pid) { t.set_task_process(pid); },  // the stall report names it
                            [&](pid_t pid) { write_error = pump.copy(pid, out, err, failed_stream); });
     }
     const auto runtime = std::chrono::steady_clock::now() - started;

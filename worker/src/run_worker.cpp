@@ -14,6 +14,7 @@
 #include <typeinfo>
 
 #include "taskfarm/detail/array_handle.hpp"
+#include "taskfarm/detail/slot.hpp"
 #include "taskfarm/detail/worker_loop.hpp"
 #include "taskfarm/input_lines.hpp"
 
@@ -55,6 +56,12 @@ std::uint64_t TaskContext::coord(std::size_t axis) const {
 }
 
 std::shared_ptr<const void> TaskContext::attachments() const { return *owner_; }
+
+void TaskContext::set_task_process(pid_t pid) noexcept {
+  if (task_pid_ == nullptr) return;
+  task_pid_->store(static_cast<std::int32_t>(pid), std::memory_order_release);
+  named_process_ = pid != 0;
+}
 
 AnySharedArray& TaskContext::output() {
   if (!res_->output) throw Error("this run has no output array (taskfarm run --output)");
@@ -130,7 +137,8 @@ class ResourceCache {
 /// Runs named kernels through a TaskContext.
 class KernelRunner final : public JobRunner {
  public:
-  KernelRunner(const std::map<std::string, Kernel>& kernels, ResourceCache& cache) : kernels_(kernels), cache_(cache) {}
+  KernelRunner(const std::map<std::string, Kernel>& kernels, ResourceCache& cache, std::atomic<std::int32_t>* task_pid)
+      : kernels_(kernels), cache_(cache), task_pid_(task_pid) {}
 
   void begin_job(const JobInfo& job) override {
     job_ = &job;
@@ -151,6 +159,8 @@ class KernelRunner final : public JobRunner {
     ctx.res_ = res_.get();
     ctx.owner_ = &res_;
     ctx.result_ = &result;
+    ctx.task_pid_ = task_pid_;
+    const ForgetProcess forget{ctx};
     (*kernel_)(ctx);
     if (job_->wants_result && !ctx.has_result_) throw Error("kernel set no result for index " + std::to_string(i));
   }
@@ -162,6 +172,8 @@ class KernelRunner final : public JobRunner {
     ctx.res_ = res_.get();
     ctx.owner_ = &res_;
     ctx.result_ = &unused;
+    ctx.task_pid_ = task_pid_;
+    const ForgetProcess forget{ctx};
     const Kernel& kernel = *kernel_;
     for (std::uint64_t i = begin; i < end; ++i) {
       current.store(i, std::memory_order_release);
@@ -171,8 +183,17 @@ class KernelRunner final : public JobRunner {
   }
 
  private:
+  // A process a kernel named is not the task's once the kernel returned (or threw).
+  struct ForgetProcess {
+    TaskContext& ctx;
+    ~ForgetProcess() {
+      if (ctx.named_process_) ctx.set_task_process(0);
+    }
+  };
+
   const std::map<std::string, Kernel>& kernels_;
   ResourceCache& cache_;
+  std::atomic<std::int32_t>* task_pid_;
   const JobInfo* job_ = nullptr;
   const Kernel* kernel_ = nullptr;
   std::shared_ptr<Resources> res_;
@@ -223,7 +244,11 @@ int run_worker(std::map<std::string, Kernel> kernels) {
     return detail::kExitSetupFailed;
   }
   ResourceCache cache;
-  detail::RunnerFactory factory = [&kernels, &cache](const JobInfo&) { return std::make_unique<KernelRunner>(kernels, cache); };
+  // The mapping moves into serve() with the segment; its address stays.
+  std::atomic<std::int32_t>* task_pid = &slot_state(slot).task_pid;
+  detail::RunnerFactory factory = [&kernels, &cache, task_pid](const JobInfo&) {
+    return std::make_unique<KernelRunner>(kernels, cache, task_pid);
+  };
   return detail::serve(Channel(UniqueFd(fd)), std::move(slot), factory, g_greeted);
 }
 

@@ -85,7 +85,8 @@ std::string find_program(const std::string& program, std::string& why) {
 }
 
 CommandStatus run_command(const std::string& path, const std::vector<std::string>& argv, StandardFds fds,
-                          std::string& exec_error, const std::function<void(pid_t)>& while_running) {
+                          std::string& exec_error, const std::function<void(pid_t)>& name_process,
+                          const std::function<void(pid_t)>& while_running) {
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -103,13 +104,23 @@ CommandStatus run_command(const std::string& path, const std::vector<std::string
   if (pid < 0) throw SystemError("cannot start a process for the command " + argv.front(), vfork_errno);
 
   siginfo_t info{};
+  name_process(pid);
   try {
     while_running(pid);
   } catch (...) {
+    name_process(0);
     ::kill(pid, SIGKILL);
     while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED) != 0 && errno == EINTR) {}
     throw;
   }
+  // Its end first, without reaping it: its pid stays its own until the slot no longer names it.
+  while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0) {
+    if (errno != EINTR) {
+      name_process(0);
+      throw_errno("waiting for the command " + argv.front() + " (pid " + std::to_string(pid) + ")");
+    }
+  }
+  name_process(0);
   while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED) != 0) {
     if (errno != EINTR) throw_errno("waiting for the command " + argv.front() + " (pid " + std::to_string(pid) + ")");
   }

@@ -31,10 +31,14 @@ std::string find_program(const std::string& program, std::string& why);
 /// Runs `path` with `argv` (argv[0] included) and the worker's environment, waits for it and
 /// returns how it ended. A command that cannot be started (exec fails) ends like a shell says
 /// it: exit code 127 (not found) or 126 (not executable), with the reason in `exec_error`.
-/// `while_running` is called with its pid once it has started, before it is waited for (the
-/// worker copies its output meanwhile); if it throws, the command is killed and reaped first.
-/// Throws SystemError when the worker cannot start a process at all (vfork fails).
+/// `name_process` is called with its pid once it has started, and with 0 once it has ended,
+/// before it is reaped (so a pid named is never another process's: the worker publishes it in
+/// its slot for the master's stall report). `while_running` is called with its pid then, before
+/// it is waited for (the worker copies its output meanwhile); if it throws, the command is killed
+/// and reaped first. Throws SystemError when the worker cannot start a process at all (vfork
+/// fails).
 CommandStatus run_command(const std::string& path, const std::vector<std::string>& argv, StandardFds fds,
-                          std::string& exec_error, const std::function<void(pid_t)>& while_running);
+                          std::string& exec_error, const std::function<void(pid_t)>& name_process,
+                          const std::function<void(pid_t)>& while_running);
 
 }  // namespace taskfarm::exec

@@ -5,6 +5,8 @@
 // Everything here runs in the worker process, on the thread that called run_worker().
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -110,6 +112,14 @@ class TaskContext {
     has_result_ = true;
   }
 
+  /// Names the process that runs this task, for a kernel whose task is a process of its own (a
+  /// command per task, as `taskfarm run --exec` runs): a stall report (`stall_warning`) then
+  /// names it and says whether it is stopped. Call it with the pid once the process started and
+  /// with 0 once it ended, before it is reaped (until then the pid cannot be another process's);
+  /// it is cleared when the kernel returns. The master names only a child of this worker, or a
+  /// process in its process group.
+  void set_task_process(pid_t pid) noexcept;
+
  private:
   friend class KernelRunner;
   template <class T>
@@ -129,6 +139,8 @@ class TaskContext {
   const std::shared_ptr<Resources>* owner_ = nullptr;  // holds res_
   std::string* result_ = nullptr;
   bool has_result_ = false;
+  std::atomic<std::int32_t>* task_pid_ = nullptr;  // in the slot segment; null where there is none
+  bool named_process_ = false;                     // set_task_process was called with a pid
 };
 
 /// Thrown by a kernel whose task is a process of its own (a command run per task, as

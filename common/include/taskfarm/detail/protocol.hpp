@@ -16,7 +16,7 @@
 namespace taskfarm::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4d524654;  // "TFRM" little-endian
-inline constexpr std::uint16_t kVersion = 7;  // 5: TaskError::exit_code/signal/stderr_tail (a task's own process); 6: its runtime_ns; 7: the slot's delivering and last_chunk
+inline constexpr std::uint16_t kVersion = 7;  // 5: TaskError::exit_code/signal/stderr_tail (a task's own process); 6: its runtime_ns; 7: the slot's delivering, last_chunk and task_pid
 inline constexpr std::size_t kMaxMessage = 64 * 1024;  // largest datagram either side sends
 inline constexpr std::size_t kMaxBatch = 1024;         // chunks per Assign / entries per Done
 inline constexpr std::size_t kMaxText = 4096;          // strings in messages

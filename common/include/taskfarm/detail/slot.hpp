@@ -35,11 +35,18 @@ struct SlotState {
   // not heard about has run, so one of its indices is the suspect.
   std::atomic<std::uint32_t> delivering;       // worker: 1 while it talks to the master (results, room)
   std::atomic<std::uint64_t> last_chunk;       // worker: the chunk it began last (kNoChunk before any)
+  // The process that runs the task when it is a process of its own (a command per task, as
+  // taskfarm-exec runs: TaskContext::set_task_process), so the stall report can name it and say
+  // whether it is stopped. Set once it has started, 0 before it is reaped (the pid is its own
+  // until then); a worker killed meanwhile leaves a pid its command no longer holds. Untrusted:
+  // the master names it only if that process's parent or process group is the worker.
+  std::atomic<std::int32_t> task_pid;          // worker: 0 when none
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 // The layout docs/protocol.md gives (what a worker writes is read after it died).
 static_assert(offsetof(SlotState, current_chunk) == 24 && offsetof(SlotState, arena_waiting) == 64 &&
-              offsetof(SlotState, delivering) == 68 && offsetof(SlotState, last_chunk) == 72);
+              offsetof(SlotState, delivering) == 68 && offsetof(SlotState, last_chunk) == 72 &&
+              offsetof(SlotState, task_pid) == 80);
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock task_started_ns uses).
 std::int64_t monotonic_ns() noexcept;
