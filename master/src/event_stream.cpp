@@ -75,6 +75,9 @@ void EventStream::on_stall(const WorkerLiveness& w) {
   if (w.index) s += field("index", *w.index);
   s += ",\"seconds\":" + num(std::chrono::duration<double>(w.since_progress).count()) +
        field("state", std::string_view(&w.state, 1)) + field("stopped", w.stopped());
+  if (w.task_pid != 0)  // the process that runs the task (an --exec command)
+    s += field("task_pid", static_cast<int>(w.task_pid)) + field("task_state", std::string_view(&w.task_state, 1)) +
+         field("task_stopped", w.task_stopped());
   line(std::move(s));
 }
 

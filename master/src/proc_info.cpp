@@ -38,6 +38,15 @@ char state_of(pid_t pid) noexcept {
   return f != nullptr && *f != '\0' ? *f : '?';
 }
 
+Stat stat_of(pid_t pid) noexcept {
+  char buf[512];
+  const char* f = stat_fields(pid, buf);
+  int ppid = 0, pgrp = 0;
+  char state = '?';
+  if (f == nullptr || std::sscanf(f, "%c %d %d", &state, &ppid, &pgrp) != 3) return {};
+  return Stat{state, static_cast<pid_t>(ppid), static_cast<pid_t>(pgrp)};
+}
+
 namespace {
 
 constexpr const char* kTask = "/proc/self/task";

@@ -1,6 +1,7 @@
-// What /proc says about processes, for the master: the state of a worker (stopped? a zombie?),
-// how many threads this process has (a fork is only safe with one), and which processes are
-// this process's children (descendants adopted as a child subreaper). Reads only; any thread.
+// What /proc says about processes, for the master: the state of a worker or of the command it
+// runs (stopped? a zombie? whose child?), how many threads this process has (a fork is only safe
+// with one), and which processes are this process's children (descendants adopted as a child
+// subreaper). Reads only; any thread.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +14,14 @@ namespace taskfarm::proc {
 /// The state letter of `pid` in /proc/PID/stat: 'R' running, 'S' sleeping, 'D' disk wait,
 /// 'T' stopped (SIGSTOP), 't' stopped by a tracer, 'Z' zombie; '?' if it cannot be read.
 char state_of(pid_t pid) noexcept;
+
+/// What /proc/PID/stat says of a process: its state letter (as state_of), parent and process
+/// group; state '?' and the others 0 if it cannot be read.
+struct Stat {
+  char state = '?';
+  pid_t ppid = 0, pgrp = 0;
+};
+Stat stat_of(pid_t pid) noexcept;
 
 /// The threads of this process (entries of /proc/self/task); 0 if /proc cannot be read.
 std::size_t thread_count() noexcept;

@@ -80,7 +80,8 @@ std::string Progress::line(std::chrono::steady_clock::time_point now) const {
   else if (slowest_) {  // "  slot 1 on 7 for 1:05, stopped": who holds the run up
     const auto& w = *slowest_;
     text += "  slot " + std::to_string(w.slot) + (w.index ? " on " + std::to_string(*w.index) : " idle with work") +
-            " for " + clock_text(std::chrono::duration<double>(w.since_progress).count()) + (w.stopped() ? ", stopped" : "");
+            " for " + clock_text(std::chrono::duration<double>(w.since_progress).count()) +
+            (w.stopped() ? ", stopped" : w.task_stopped() ? ", its command (pid " + std::to_string(w.task_pid) + ") stopped" : "");
   }
   if (mode_ != ProgressMode::bar) return "taskfarm: " + text;
   const int filled = static_cast<int>(frac * kBarWidth);

@@ -21,11 +21,36 @@ std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const 
   std::snprintf(for_, sizeof for_, secs < 10 ? "%.1f s " : "%.0f s ", secs);
   std::string s = "slot " + std::to_string(slot) + " (pid " + std::to_string(pid) + ") has shown no progress for " + for_ +
                   (index ? "on task " + std::to_string(*index) : std::string("with work it has not started"));
-  if (stopped()) s += "; it is stopped (SIGSTOP?): kill -CONT " + std::to_string(pid) + " resumes it";
+  const std::string w = std::to_string(pid), c = std::to_string(task_pid);
+  if (stopped() && task_stopped()) s += "; it and its command (pid " + c + ") are stopped (SIGSTOP?): kill -CONT " + w + " " + c + " resumes them";
+  else if (stopped()) s += "; it is stopped (SIGSTOP?): kill -CONT " + w + " resumes it";
+  else if (task_stopped()) s += "; its command (pid " + c + ") is stopped (SIGSTOP?): kill -CONT " + c + " resumes it";
   else if (state == 'D') s += "; it is in uninterruptible sleep (disk or network I/O)";
+  if (task_pid != 0 && !task_stopped()) {
+    if (task_state == 'D') s += "; its command (pid " + c + ") is in uninterruptible sleep (disk or network I/O)";
+    else if (task_state == 'Z') s += "; its command (pid " + c + ") has ended";
+    else s += "; its command is pid " + c;
+  }
   if (!timeout_hint.empty()) s += "; " + std::string(timeout_hint);
   return s;
 }
+
+namespace {
+
+// The process the worker's slot says runs its task. The slot is the worker's to write, so the
+// pid is named only if that process is the worker's child (a command it started) or in its
+// process group (what that command started): a pid a worker killed at any instant left there,
+// since reused, or any number a faulty worker wrote names nobody else's process.
+void task_process(WorkerLiveness& w, std::int32_t slot_pid) noexcept {
+  const auto p = static_cast<pid_t>(slot_pid);
+  if (p <= 0 || p == w.pid) return;
+  const proc::Stat st = proc::stat_of(p);
+  if (st.state == '?' || (st.ppid != w.pid && st.pgrp != w.pid)) return;
+  w.task_pid = p;
+  w.task_state = st.state;
+}
+
+}  // namespace
 
 WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
   WorkerSlot& s = slots_[i];
@@ -58,7 +83,13 @@ WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
       s.seen_since_ns = started;
   }
   w.since_progress = std::chrono::nanoseconds(now_ns - s.seen_since_ns);
-  if (!moved) w.state = proc::state_of(w.pid);  // only for those that look stuck: a read per worker
+  // Only for those that look stuck (a read per worker, and one per command), or that are to be
+  // reported now: a stall_warning shorter than a tick is due at the first tick that sees the task.
+  const bool due = opt_.stall_warning.count() > 0 && w.since_progress >= opt_.stall_warning;
+  if (!moved || due) {
+    w.state = proc::state_of(w.pid);
+    task_process(w, st.task_pid.load(std::memory_order_acquire));
+  }
   return w;
 }
 

@@ -233,6 +233,37 @@ timeout_kills_the_command() {  # --timeout: TERM to the worker's process group, 
   expect_no_segments "$TF_PID"
 }
 
+stopped_command_is_named() {  # a stopped command, not its worker, is named, with the kill -CONT that resumes it (F42)
+  local line stall="" worker cmd
+  mkfifo "$W/ev"
+  "$TASKFARM" run --exec --stall-warning 0.3 --events -- sh -c 'kill -STOP $$; echo resumed $0' ::: a \
+    </dev/null >"$W/ev" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/ev"
+  while read -r -t 30 -u 3 line; do
+    case $line in *'"event":"stall"'*) stall=$line; break ;; esac
+  done
+  [ -n "$stall" ] || fail "no stall event within 30 s"
+  worker=$(sed -nE 's/.*"pid":([0-9]+).*/\1/p' <<<"$stall")
+  cmd=$(sed -nE 's/.*"task_pid":([0-9]+).*/\1/p' <<<"$stall")
+  [ -n "$cmd" ] && [ "$cmd" != "$worker" ] || fail "the stall names no command: $stall"
+  grep -q '"stopped":false,"task_pid":'"$cmd"',"task_state":"T","task_stopped":true' <<<"$stall" ||
+    fail "the stall does not say the command is stopped: $stall"
+  [ "$(cut -d' ' -f3 "/proc/$cmd/stat")" = T ] || fail "pid $cmd is not the stopped process"
+  kill -CONT "$cmd"
+  cat <&3 >"$W/rest"
+  wait "$TF_PID"
+  TF_RC=$?
+  exec 3<&-
+  expect_rc 0
+  expect_stderr "taskfarm: slot 0 (pid $worker) has shown no progress for "
+  expect_stderr " on task 0; its command (pid $cmd) is stopped (SIGSTOP?): kill -CONT $cmd resumes it; --timeout would"
+  grep -q 'resumed a' "$W/rest" || fail "the command's output is missing: $(cat "$W/rest")"
+  grep -q '"event":"end".*"succeeded":1' "$W/rest" || fail "the run did not complete: $(cat "$W/rest")"
+  expect_no_segments "$TF_PID"
+}
+
 worker_crash_retried() {  # the worker of task 3 is SIGKILLed (once) by its command: retried, output whole
   tf run --exec -k -j 2 --chunk 1 --retries 1 --joblog "$W/j.tsv" --shell -- \
     'if [ {} = 3 ] && mkdir "'"$W"'/once" 2>/dev/null; then kill -KILL $PPID; fi; echo task {}' \

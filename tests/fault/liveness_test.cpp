@@ -336,6 +336,7 @@ TEST(Liveness, StuckTaskIsReportedOnceWithItsIndexWhileTicksGoOn) {
   EXPECT_LT(w.since_progress, 2s);
   EXPECT_GE(watch.ticks, 5);
   EXPECT_LT(r.succeeded, 20u) << "index 7 never completes (and chunks queued behind it)";
+  EXPECT_EQ(w.task_pid, 0) << "a kernel that named no process of its own";
 }
 
 // A worker stopped with SIGSTOP shows as stopped ('T') and is reported; once continued, the run
@@ -369,6 +370,88 @@ TEST(Liveness, StoppedWorkerIsReportedAsStopped) {
   EXPECT_EQ(watch.stalls[0].pid, watch.first_pid);
   EXPECT_EQ(watch.state_seen, 'T');
   for (std::size_t i = 0; i < 100; ++i) EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
+}
+
+namespace {
+
+/// Records stalls; once one is reported, continues the task's process wherever a tick sees it
+/// stopped (so a stop that came after the stall is continued too). A run still going 20 ticks
+/// after the stall is stopped: nothing named the process to continue.
+struct TaskProcessWatch : FarmObserver {
+  Farm* farm = nullptr;
+  std::vector<WorkerLiveness> stalls;
+  int ticks_after_stall = 0;
+  void on_tick(const FarmTick& t) override {
+    if (stalls.empty()) return;
+    for (const auto& w : t.workers)
+      if (w.task_pid > 0 && w.task_stopped()) ::kill(w.task_pid, SIGCONT);
+    if (++ticks_after_stall == 20) farm->request_stop();
+  }
+  void on_stall(const WorkerLiveness& w) override { stalls.push_back(w); }
+};
+
+}  // namespace
+
+// A task that is a process of its own (an --exec command) and stops: its worker is not stopped,
+// that process is. The stall names it, says it is stopped, and the kill -CONT it gives resumes
+// it, not the worker; continued, the run completes (F42: it named the worker, "not stopped").
+TEST(Liveness, StoppedTaskProcessIsNamedNotItsWorker) {
+  FarmOptions o;
+  o.workers = 1;
+  o.chunk = 1;
+  o.tick_interval = 100ms;
+  o.stall_warning = 300ms;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, FAULT_WORKER, {"--fault", "stop-child", "--at", "2"});
+  auto out = SharedArray<std::int64_t>::create({5});
+  JobSpec job;
+  job.extent = {5};
+  job.output_handle = out.handle();
+  TaskProcessWatch watch;
+  watch.farm = &farm;
+  testing::internal::CaptureStderr();
+  const RunReport r = farm.run(job, &watch);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.succeeded, 5u);
+  ASSERT_EQ(watch.stalls.size(), 1u) << said;
+  const WorkerLiveness& w = watch.stalls[0];
+  EXPECT_EQ(w.index, std::optional<std::uint64_t>(2));
+  EXPECT_FALSE(w.stopped()) << "the worker waits for its task's process: state " << w.state;
+  ASSERT_GT(w.task_pid, 0);
+  EXPECT_NE(w.task_pid, w.pid);
+  EXPECT_TRUE(w.task_stopped()) << "state " << w.task_state;
+  const std::string c = std::to_string(w.task_pid);
+  EXPECT_NE(said.find("taskfarm: slot 0 (pid " + std::to_string(w.pid) + ") has shown no progress for "), std::string::npos) << said;
+  EXPECT_NE(said.find(" on task 2; its command (pid " + c + ") is stopped (SIGSTOP?): kill -CONT " + c +
+                      " resumes it; task_timeout would kill and retry a task that runs too long\n"),
+            std::string::npos) << said;
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i));
+}
+
+// What a worker's slot names as its task's process is the worker's word: a process that is
+// neither its child nor in its process group (here its master) is neither named nor inspected.
+TEST(Liveness, TaskProcessThatIsNotTheWorkersIsNotNamed) {
+  FarmOptions o;
+  o.workers = 1;
+  o.chunk = 1;
+  o.tick_interval = 100ms;
+  o.stall_warning = 300ms;
+  o.forward_stderr = false;
+  Farm farm = Farm::program(o, FAULT_WORKER, {"--fault", "name-master", "--at", "1"});
+  JobSpec job;
+  job.extent = {3};
+  LivenessWatch watch;
+  watch.farm = &farm;
+  watch.stop_after_ticks = 1;
+  testing::internal::CaptureStderr();
+  const RunReport r = farm.run(job, &watch);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(r.interrupted);
+  ASSERT_EQ(watch.stalls.size(), 1u) << said;
+  EXPECT_EQ(watch.stalls[0].index, std::optional<std::uint64_t>(1));
+  EXPECT_EQ(watch.stalls[0].task_pid, 0) << "named the master, pid " << ::getpid();
+  EXPECT_EQ(said.find("its command"), std::string::npos) << said;
+  EXPECT_NE(said.find(" on task 1; task_timeout would"), std::string::npos) << said;
 }
 
 // A call with no observer at all (a plain Pool::for_each, Farm::run(job)) that waits on a stuck

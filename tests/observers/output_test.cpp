@@ -1,6 +1,6 @@
 // What the observers write: JSON strings escaped whatever the bytes, EventStream's whole lines
 // covering every task of a call, a Trace that is a closed JSON array of whole records, and the
-// progress line. (The formats' fields are checked by parsing in tests/cli: runs.sh, trace.sh.)
+// progress line and the stall line. (The formats' fields are checked by parsing in tests/cli: runs.sh, trace.sh.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -150,6 +150,70 @@ TEST(Progress, NamesWhatHoldsTheRunUpWhereTheSlowestWorkerGoes) {
   progress.set_holdup("");
   line = progress.line(std::chrono::steady_clock::now());
   EXPECT_TRUE(line.ends_with("0 failed")) << line;
+}
+
+// A task that is a process of its own (an --exec command): when that process is stopped, not
+// its worker, what holds the run up is said to be the command, with its pid (F42).
+TEST(Progress, NamesTheStoppedCommandOfTheWorkerLongestWithoutProgress) {
+  Progress progress(ProgressMode::lines, 10, -1);
+  WorkerLiveness w;
+  w.slot = 1;
+  w.pid = 4122;
+  w.busy = true;
+  w.index = 7;
+  w.since_progress = std::chrono::seconds(65);
+  w.state = 'S';
+  w.task_pid = 4130;
+  w.task_state = 'T';
+  FarmTick t;
+  t.workers.push_back(w);
+  progress.on_tick(t);
+  const std::string line = progress.line(std::chrono::steady_clock::now());
+  EXPECT_NE(line.find("  slot 1 on 7 for 1:05, its command (pid 4130) stopped"), std::string::npos) << line;
+}
+
+TEST(EventStream, AStallCarriesTheProcessThatRunsTheTask) {
+  std::vector<std::string> lines;
+  EventStream events([&](std::string_view line) { lines.emplace_back(line); });
+  WorkerLiveness w;
+  w.slot = 0;
+  w.pid = 4122;
+  w.index = 5;
+  w.state = 'S';
+  events.on_stall(w);  // a C++ or Python kernel: no process of its own, the fields as before
+  w.task_pid = 4130;
+  w.task_state = 'T';
+  events.on_stall(w);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].find("task_"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find(R"("pid":4122,"index":5,)"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(R"("stopped":false,"task_pid":4130,"task_state":"T","task_stopped":true)"), std::string::npos)
+      << lines[1];
+}
+
+// The stall line names the process that holds the task, and the kill -CONT that resumes the one
+// that is stopped — the worker, its command, or both.
+TEST(WorkerLiveness, StallLineNamesTheStoppedProcess) {
+  WorkerLiveness w;
+  w.slot = 0;
+  w.pid = 4122;
+  w.index = 5;
+  w.since_progress = std::chrono::milliseconds(500);
+  w.state = 'S';
+  const std::string head = "slot 0 (pid 4122) has shown no progress for 0.5 s on task 5";
+  EXPECT_EQ(w.describe_stall(""), head);  // no process of its own: as before
+  w.task_pid = 4130;
+  w.task_state = 'T';
+  EXPECT_EQ(w.describe_stall("hint"), head + "; its command (pid 4130) is stopped (SIGSTOP?): kill -CONT 4130 resumes it; hint");
+  w.task_state = 'S';
+  EXPECT_EQ(w.describe_stall(""), head + "; its command is pid 4130");
+  w.task_state = 'D';
+  EXPECT_EQ(w.describe_stall(""), head + "; its command (pid 4130) is in uninterruptible sleep (disk or network I/O)");
+  w.state = 'T';
+  w.task_state = 'T';
+  EXPECT_EQ(w.describe_stall(""), head + "; it and its command (pid 4130) are stopped (SIGSTOP?): kill -CONT 4122 4130 resumes them");
+  w.task_state = 'R';
+  EXPECT_EQ(w.describe_stall(""), head + "; it is stopped (SIGSTOP?): kill -CONT 4122 resumes it; its command is pid 4130");
 }
 
 }  // namespace

@@ -138,9 +138,17 @@ struct WorkerLiveness {
   /// last tick ('?' otherwise): 'R', 'S', 'D', 'T' (stopped), 't' (traced), 'Z'.
   char state = '?';
   bool stopped() const noexcept { return state == 'T' || state == 't'; }
+  /// The process that runs its task when the task is a process of its own (the command
+  /// `taskfarm run --exec` runs: TaskContext::set_task_process), read with `state`: 0 if none,
+  /// or if the pid its slot names is neither its child nor in its process group.
+  pid_t task_pid = 0;
+  char task_state = '?';  ///< that process's state letter, as `state`
+  bool task_stopped() const noexcept { return task_state == 'T' || task_state == 't'; }
   /// The stall report: "slot 1 (pid 4122) has shown no progress for 60 s on task 7; it is
-  /// stopped (SIGSTOP?): kill -CONT 4122 resumes it; <timeout_hint>". `timeout_hint` names the
-  /// option that would kill a stuck task (empty when one is set: nothing to add).
+  /// stopped (SIGSTOP?): kill -CONT 4122 resumes it; <timeout_hint>" — with a task_pid, what
+  /// holds the task is that process: "...; its command (pid 4130) is stopped (SIGSTOP?): kill
+  /// -CONT 4130 resumes it", or "...; its command is pid 4130". `timeout_hint` names the option
+  /// that would kill a stuck task (empty when one is set: nothing to add).
   std::string describe_stall(std::string_view timeout_hint) const;
 };
 
