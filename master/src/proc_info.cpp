@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -94,6 +95,24 @@ void require_single_thread(bool allowed, const char* what) {
               " threads, and a worker forked while another thread holds a lock (malloc's, or yours) would deadlock "
               "on it. Use Backend::threads or program mode (Farm::program) here, or set fork_with_threads = true "
               "if no other thread can hold a lock at the call");
+}
+
+pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept {
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return 0;
+  pid_t found = 0;
+  while (const dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || std::find(except.begin(), except.end(), static_cast<pid_t>(pid)) != except.end()) continue;
+    const Stat st = stat_of(static_cast<pid_t>(pid));
+    if (st.pgrp == pgrp && (st.state == 'T' || st.state == 't')) {
+      found = static_cast<pid_t>(pid);
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
 }
 
 std::vector<pid_t> children() {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <initializer_list>
 #include <vector>
 
 namespace taskfarm::proc {
@@ -30,6 +31,10 @@ std::size_t thread_count() noexcept;
 /// then copies only the calling thread, and a lock another thread held at that instant (malloc's,
 /// or the user's) stays locked forever in the child. `what` names the call ("fork mode").
 void require_single_thread(bool allowed, const char* what);
+
+/// A stopped process ('T' or 't') of process group `pgrp` other than those in `except`, or 0
+/// (a scan of /proc: what a worker's command started, stopped where nobody sees it).
+pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept;
 
 /// The processes whose parent is this process (a scan of /proc: the kernel here has no
 /// /proc/PID/task/TID/children). Includes exited ones not reaped yet (zombies).

@@ -1,9 +1,10 @@
 // Liveness: every tick_interval, whatever else happens, the Supervisor looks at each worker of
 // the run through its slot segment — the chunk and task it is running, how many tasks it has
 // done — and reports how long each has shown no progress (on_tick); once per stall, a worker
-// that has held work without progress for stall_warning (a line on stderr, on_stall). It only
-// reads what workers write anyway, so their hot path pays nothing (docs/design.md §11). Part of
-// Supervisor.
+// that has held work without progress for stall_warning (a line on stderr, on_stall), with the
+// process that holds its task when that is not the worker (an --exec command, or what it
+// started) and whether it is stopped. It only reads what workers write anyway, so their hot path
+// pays nothing (docs/design.md §11). Part of Supervisor.
 #include <unistd.h>
 
 #include <cstdio>
@@ -31,6 +32,9 @@ std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const 
     else if (task_state == 'Z') s += "; its command (pid " + c + ") has ended";
     else s += "; its command is pid " + c;
   }
+  if (stopped_pid != 0)
+    s += "; pid " + std::to_string(stopped_pid) + " in its process group is stopped (SIGSTOP?): kill -CONT " +
+         std::to_string(stopped_pid) + " resumes it";
   if (!timeout_hint.empty()) s += "; " + std::string(timeout_hint);
   return s;
 }
@@ -106,11 +110,15 @@ void Supervisor::tick(Clock::time_point now) {
     WorkerLiveness w = observe(i, now_ns);
     if (opt_.stall_warning.count() > 0 && w.busy && !s.stall_reported && w.since_progress >= opt_.stall_warning) {
       s.stall_reported = true;
+      // Neither it nor its task's process is stopped: maybe what that started is (one scan of
+      // /proc per stall). Its process group only: the master started it as the group's leader.
+      WorkerLiveness stall = w;
+      if (!w.stopped() && !w.task_stopped()) stall.stopped_pid = proc::stopped_in_group(w.pid, {w.pid});
       if (opt_.stall_to_stderr)
-        detail::write_best_effort(STDERR_FILENO, "taskfarm: " + w.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
+        detail::write_best_effort(STDERR_FILENO, "taskfarm: " + stall.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
                                                                      : "task_timeout would kill and retry a task that runs too long") +
                                                      "\n");
-      if (obs_ != nullptr) obs_->on_stall(w);
+      if (obs_ != nullptr) obs_->on_stall(stall);
     }
     t.workers.push_back(w);
   }

@@ -233,11 +233,14 @@ timeout_kills_the_command() {  # --timeout: TERM to the worker's process group, 
   expect_no_segments "$TF_PID"
 }
 
-stopped_command_is_named() {  # a stopped command, not its worker, is named, with the kill -CONT that resumes it (F42)
-  local line stall="" worker cmd
+# stall_of ARGS...: starts taskfarm ARGS (with --events) in the background and sets $stall to its
+# first stall event (failing after 30 s); the events that follow are read by finish_stalled.
+stall_of() {
+  local line
+  stall=""
+  rm -f "$W/ev"
   mkfifo "$W/ev"
-  "$TASKFARM" run --exec --stall-warning 0.3 --events -- sh -c 'kill -STOP $$; echo resumed $0' ::: a \
-    </dev/null >"$W/ev" 2>"$W/stderr" &
+  "$TASKFARM" "$@" </dev/null >"$W/ev" 2>"$W/stderr" &
   TF_PID=$!
   BG+=("$TF_PID")
   exec 3<"$W/ev"
@@ -245,6 +248,21 @@ stopped_command_is_named() {  # a stopped command, not its worker, is named, wit
     case $line in *'"event":"stall"'*) stall=$line; break ;; esac
   done
   [ -n "$stall" ] || fail "no stall event within 30 s"
+}
+finish_stalled() {  # the run ends with exit 0, its one task's output $1 and no segment left
+  cat <&3 >"$W/rest"
+  wait "$TF_PID"
+  TF_RC=$?
+  exec 3<&-
+  expect_rc 0
+  grep -qF "$1" "$W/rest" || fail "the command's output is missing: $(cat "$W/rest")"
+  grep -q '"event":"end".*"succeeded":1' "$W/rest" || fail "the run did not complete: $(cat "$W/rest")"
+  expect_no_segments "$TF_PID"
+}
+
+stopped_command_is_named() {  # a stopped command, not its worker, is named, with the kill -CONT that resumes it (F42)
+  local worker cmd stopped
+  stall_of run --exec --stall-warning 0.3 --events -- sh -c 'kill -STOP $$; echo resumed $0' ::: a
   worker=$(sed -nE 's/.*"pid":([0-9]+).*/\1/p' <<<"$stall")
   cmd=$(sed -nE 's/.*"task_pid":([0-9]+).*/\1/p' <<<"$stall")
   [ -n "$cmd" ] && [ "$cmd" != "$worker" ] || fail "the stall names no command: $stall"
@@ -252,16 +270,19 @@ stopped_command_is_named() {  # a stopped command, not its worker, is named, wit
     fail "the stall does not say the command is stopped: $stall"
   [ "$(cut -d' ' -f3 "/proc/$cmd/stat")" = T ] || fail "pid $cmd is not the stopped process"
   kill -CONT "$cmd"
-  cat <&3 >"$W/rest"
-  wait "$TF_PID"
-  TF_RC=$?
-  exec 3<&-
-  expect_rc 0
+  finish_stalled "resumed a"
   expect_stderr "taskfarm: slot 0 (pid $worker) has shown no progress for "
   expect_stderr " on task 0; its command (pid $cmd) is stopped (SIGSTOP?): kill -CONT $cmd resumes it; --timeout would"
-  grep -q 'resumed a' "$W/rest" || fail "the command's output is missing: $(cat "$W/rest")"
-  grep -q '"event":"end".*"succeeded":1' "$W/rest" || fail "the run did not complete: $(cat "$W/rest")"
-  expect_no_segments "$TF_PID"
+  # What the command started is stopped (a step of its script): named too, with its own kill -CONT.
+  stall_of run --exec --shell --stall-warning 0.3 --events -- 'sh -c "kill -STOP \$\$"; echo resumed {}' ::: b
+  cmd=$(sed -nE 's/.*"task_pid":([0-9]+).*/\1/p' <<<"$stall")
+  stopped=$(sed -nE 's/.*"stopped_pid":([0-9]+).*/\1/p' <<<"$stall")
+  [ -n "$stopped" ] && [ "$stopped" != "$cmd" ] || fail "the stall names no stopped process: $stall"
+  grep -q '"task_stopped":false' <<<"$stall" || fail "the command itself is said to be stopped: $stall"
+  [ "$(cut -d' ' -f3 "/proc/$stopped/stat")" = T ] || fail "pid $stopped is not the stopped process"
+  kill -CONT "$stopped"
+  finish_stalled "resumed b"
+  expect_stderr "; its command is pid $cmd; pid $stopped in its process group is stopped (SIGSTOP?): kill -CONT $stopped resumes it; --timeout"
 }
 
 worker_crash_retried() {  # the worker of task 3 is SIGKILLed (once) by its command: retried, output whole

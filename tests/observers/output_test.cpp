@@ -189,6 +189,11 @@ TEST(EventStream, AStallCarriesTheProcessThatRunsTheTask) {
   EXPECT_NE(lines[1].find(R"("pid":4122,"index":5,)"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find(R"("stopped":false,"task_pid":4130,"task_state":"T","task_stopped":true)"), std::string::npos)
       << lines[1];
+  w.task_state = 'S';
+  w.stopped_pid = 4131;
+  events.on_stall(w);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[2].find(R"("task_stopped":false,"stopped_pid":4131)"), std::string::npos) << lines[2];
 }
 
 // The stall line names the process that holds the task, and the kill -CONT that resumes the one
@@ -214,6 +219,11 @@ TEST(WorkerLiveness, StallLineNamesTheStoppedProcess) {
   EXPECT_EQ(w.describe_stall(""), head + "; it and its command (pid 4130) are stopped (SIGSTOP?): kill -CONT 4122 4130 resumes them");
   w.task_state = 'R';
   EXPECT_EQ(w.describe_stall(""), head + "; it is stopped (SIGSTOP?): kill -CONT 4122 resumes it; its command is pid 4130");
+  w.state = 'S';
+  w.task_state = 'S';
+  w.stopped_pid = 4131;  // what the command started
+  EXPECT_EQ(w.describe_stall(""), head + "; its command is pid 4130; pid 4131 in its process group is stopped (SIGSTOP?): "
+                                         "kill -CONT 4131 resumes it");
 }
 
 }  // namespace

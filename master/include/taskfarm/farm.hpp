@@ -144,10 +144,15 @@ struct WorkerLiveness {
   pid_t task_pid = 0;
   char task_state = '?';  ///< that process's state letter, as `state`
   bool task_stopped() const noexcept { return task_state == 'T' || task_state == 't'; }
+  /// In a stall report (on_stall) where neither it nor its task's process is stopped: a stopped
+  /// process of its process group, if any — what its task started (a step of a script that
+  /// `kill -STOP` stopped); 0 otherwise, and at every tick.
+  pid_t stopped_pid = 0;
   /// The stall report: "slot 1 (pid 4122) has shown no progress for 60 s on task 7; it is
   /// stopped (SIGSTOP?): kill -CONT 4122 resumes it; <timeout_hint>" — with a task_pid, what
   /// holds the task is that process: "...; its command (pid 4130) is stopped (SIGSTOP?): kill
-  /// -CONT 4130 resumes it", or "...; its command is pid 4130". `timeout_hint` names the option
+  /// -CONT 4130 resumes it", or "...; its command is pid 4130"; with a stopped_pid, "...; pid 4131
+  /// in its process group is stopped (SIGSTOP?): kill -CONT 4131 resumes it". `timeout_hint` names the option
   /// that would kill a stuck task (empty when one is set: nothing to add).
   std::string describe_stall(std::string_view timeout_hint) const;
 };
