@@ -117,6 +117,7 @@ std::string ExecOutput::lost_output(std::uint64_t index, exec::Stream s, const s
 
 void ExecOutput::print(std::uint64_t index, const Done& d) {
   std::string lost;
+  bool out_ends_line = true;  // what was printed of its stdout ends with a newline (or is empty)
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -129,13 +130,19 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     ::unlink(path.c_str());  // the space comes back once it is printed
     if (s == exec::Stream::err) err_.write_file(fd.get());
     else if (events_ != nullptr) events_of(index, fd.get());
-    else out_.write_file(fd.get());
+    else if (out_.write_file(fd.get()) > 0) {
+      struct stat st {};
+      char last = '\n';
+      if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) out_ends_line = last == '\n';
+    }
   }
   if (!lost.empty()) {  // printed what is left, marked PARTIAL; the run stops (exit 102), no "ok" row
     partial_[index] = lost.substr(lost.find(": ") + 2);
     if (on_spool_failed_) on_spool_failed_(lost, true);
   }
   if (const auto p = partial_.find(index); p != partial_.end()) {
+    // A task cut mid-line ends its line: the next task's output starts on a line of its own (F41).
+    if (!out_ends_line) out_.write("\n");
     out_.flush();  // the mark comes after what it marks, where both go to one terminal
     err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: " + p->second + "\n");
     err_.flush();
