@@ -4,14 +4,17 @@
 // leave behind (docs/design.md §1, §11).
 #include "supervisor.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <random>
 
+#include "taskfarm/detail/array_handle.hpp"
 #include "taskfarm/detail/carry.hpp"
 #include "taskfarm/detail/npy_header_watch.hpp"
 #include "taskfarm/range_feed.hpp"
@@ -62,6 +65,36 @@ class Supervisor::Records final : public PieceRecords {
   bool wake_ = false;
 };
 
+namespace {
+
+// The handle by which the workers of a run reach an .npy file: this process's descriptor of it
+// ("/proc/PID/fd/N"), opened once as the run begins and held in `pin`, not its path. Workers
+// start all through a run (retries, recycling, crashes) and each opened the path: a file
+// renamed onto it meanwhile — a file taskfarm did not create — was written by the later ones,
+// and the run's results were split between two files (outside pass F11). Any other handle,
+// or one that already names a descriptor, is kept as it is.
+std::string pin_file(const std::string& handle, UniqueFd& pin) {
+  pin.reset();
+  if (handle.empty()) return handle;
+  detail::ParsedHandle h;
+  try {
+    h = detail::parse_handle(handle);
+  } catch (const Error&) {
+    return handle;  // the workers' attach says what is wrong with it, by name
+  }
+  if (h.backing != AnySharedArray::Backing::npy || h.name.starts_with("/proc/")) return handle;
+  pin.reset(::open(h.name.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  struct stat st {};
+  if (!pin || ::fstat(pin.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    pin.reset();
+    return handle;  // (the workers' attach says why it cannot be opened)
+  }
+  h.name = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(pin.get());
+  return detail::format_handle(h);
+}
+
+}  // namespace
+
 Supervisor::Supervisor(FarmOptions options, std::size_t workers, std::unique_ptr<Launcher> launcher)
     : opt_(std::move(options)), n_workers_(workers), launcher_(std::move(launcher)), d_([&] {
         Dispatcher::Config c;
@@ -96,6 +129,8 @@ void Supervisor::unwatch(int fd) {
 
 std::vector<int> Supervisor::master_fds(std::size_t except) const {
   std::vector<int> fds{epoll_.get(), stop_fd_.get()};
+  for (const UniqueFd* pin : {&output_pin_, &input_pin_})
+    if (*pin) fds.push_back(pin->get());
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (i == except || !slots_[i].proc) continue;
     const WorkerProcess& p = *slots_[i].proc;
@@ -124,6 +159,8 @@ void Supervisor::begin(const JobSpec& job, FarmObserver* observer) {
   const std::uint64_t entropy = opt_.chaos_rate > 0 && opt_.chaos_seed == 0 ? std::random_device{}() : 0;
   d_.begin_run(job, observer, t0, entropy);
   job_ = &job;
+  output_handle_ = pin_file(job.output_handle, output_pin_);
+  input_handle_ = pin_file(job.input_handle, input_pin_);
   obs_ = d_.observer();  // guarded: what on_tick or on_stall throws ends the run like any callback's
   first_step_ = true;
   if (slots_.size() < d_.slot_count()) slots_.resize(d_.slot_count());
@@ -199,7 +236,7 @@ void Supervisor::execute() {
     switch (c.kind) {
       case Command::Kind::assign:
         if (c.send_job) {
-          proto::Job j{d_.job_id(), job_->kernel, job_->extent, job_->output_handle, job_->input_handle, job_->lines_handle,
+          proto::Job j{d_.job_id(), job_->kernel, job_->extent, output_handle_, input_handle_, job_->lines_handle,
                        job_->results == ResultMode::blobs, job_->capture_stdout, opt_.task_timeout.count() > 0};
           if (!send(i, j)) break;
         }

@@ -115,6 +115,10 @@ class Supervisor {
 
   // Per run.
   const JobSpec* job_ = nullptr;
+  // The run's .npy output and input as its workers reach them: through this process's
+  // descriptor of each file, held for the run (pin_file), not by path.
+  std::string output_handle_, input_handle_;
+  UniqueFd output_pin_, input_pin_;
   FarmObserver* obs_ = nullptr;
   Clock::time_point run_start_{}, next_tick_{};
   bool first_step_ = false;

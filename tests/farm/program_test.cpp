@@ -233,3 +233,45 @@ TEST(ProgramMode, RangesFedWhileRunningAreAllRunAndTheRunEndsWhenTheFeedCloses) 
   for (std::size_t i = 0; i < 3000; ++i)
     ASSERT_EQ(out.view().element({i}), fed(i) ? static_cast<std::int64_t>(i * i) : -1) << "index " << i;
 }
+
+// Outside pass F11: workers start all through a run (retries, recycling, crashes), and each
+// opened the .npy output by its path: a file renamed onto that path during the run — not one
+// taskfarm made — was written by the later workers, the results split between two files. They
+// reach it through the master's descriptor of the file now, held for the run.
+TEST(ProgramMode, AFileRenamedOntoTheOutputPathDuringARunIsNotWritten) {
+  char dir[] = "/tmp/taskfarm-npy-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/out.npy", theirs = std::string(dir) + "/theirs.npy";
+  auto out = SharedArray<std::int64_t>::create_npy(path, {40});
+  auto user = SharedArray<std::int64_t>::create_npy(theirs, {40});
+  std::fill(user.view().begin(), user.view().end(), -7);
+  struct RenameOnFirstDone : FarmObserver {
+    std::string from, to;
+    bool done = false;
+    void on_tasks_done(const TasksDone&) override {
+      if (!done) {
+        EXPECT_EQ(std::rename(from.c_str(), to.c_str()), 0);
+      }
+      done = true;
+    }
+  } rename;
+  rename.from = theirs;
+  rename.to = path;
+  FarmOptions o;
+  o.workers = 2;
+  o.chunk = 1;
+  o.max_tasks_per_worker = 1;  // a fresh worker for every task: most start after the rename
+  Farm farm = Farm::program(o, FAULT_WORKER);
+  JobSpec job;
+  job.extent = {40};
+  job.output_handle = "npy:i8:40:" + path;
+  const RunReport r = farm.run(job, &rename);
+  EXPECT_EQ(r.succeeded, 40u);
+  ASSERT_TRUE(rename.done);
+  for (std::size_t i = 0; i < 40; ++i) {
+    EXPECT_EQ(out.view().element({i}), static_cast<std::int64_t>(i * i)) << "index " << i << " is missing from the run's file";
+    EXPECT_EQ(user.view().element({i}), -7) << "index " << i << " was written into the file renamed onto the path";
+  }
+  std::remove(path.c_str());
+  ::rmdir(dir);
+}
