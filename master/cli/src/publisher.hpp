@@ -1,11 +1,11 @@
 // Publisher: puts a run's new files at their paths once the run has something to show — the
-// joblog once a row of it was written whole, the trace once a task ended and its record was
-// written, the output at the first task that succeeded. Until then they live under temporary
-// names and whatever the user had at those paths is untouched: a run whose workers never start,
-// that is stopped before any task ends, or whose joblog cannot take a single row (a full disk)
-// changes no file of the user's. A trace that replaces a file of the user's waits for the end of
-// the run and is put in place only if written whole. Farm's thread (two observers: the Publisher before the
-// records' writers, records() after them), then the main thread (finish()).
+// joblog once a row of it was written whole, the output at the first task that succeeded, the
+// trace when the run ends (finish()) if a task ended and every record of it was written. Until
+// then they live under temporary names and whatever the user had at those paths is untouched:
+// a run whose workers never start, that is stopped before any task ends, whose joblog cannot
+// take a single row or whose trace was cut (a full disk) changes no file of the user's. Farm's
+// thread (two observers: the Publisher before the records' writers, records() after them), then
+// the main thread (finish()).
 #pragma once
 
 #include <cstdint>
