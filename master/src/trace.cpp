@@ -38,7 +38,8 @@ Trace Trace::create(const std::string& path, const std::string& title) {
   Trace trace(staged.duplicate_fd(), path, title);  // its first records are in before the rename
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
-    staged.publish(/*replace_existing=*/false);  // a new file: there at once, readable if we are killed
+    staged.publish(
+        /*replace_existing=*/false);  // a new file: there at once, readable if we are killed
   } else {
     trace.staged_ = std::move(staged);  // the user's file: replaced only by a whole trace (finish)
   }
@@ -187,7 +188,8 @@ void Trace::finish() {
   flush();
   const int rc = std::fclose(file_.release());
   const int err = write_errno_ != 0 ? write_errno_ : rc != 0 ? errno : 0;
-  if (err != 0) throw SystemError("cannot write trace " + path_, err);  // (a file of the user's not replaced)
+  if (err != 0)
+    throw SystemError("cannot write trace " + path_, err);  // (a file of the user's not replaced)
   if (staged_) staged_.publish(/*replace_existing=*/true);
 }
 

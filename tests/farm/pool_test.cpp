@@ -156,15 +156,18 @@ TEST(Pool, MapReduceNamesTheIndexThatThrewNotItsBlock) {
       EXPECT_EQ(f.chunk_begin, 76'800u);
       EXPECT_EQ(f.chunk_end, 77'824u);
       EXPECT_EQ(f.exception_type, "std::domain_error");
-      EXPECT_EQ(what.rfind("taskfarm: map_reduce over 100000 indices has no result: 1 of 98 blocks of 1024 indices failed\n"
+      EXPECT_EQ(what.rfind("taskfarm: map_reduce over 100000 indices has no result: 1 of 98 blocks "
+                           "of 1024 indices failed\n"
                            "  index 77777 (block 75: indices 76800-77823; attempt 0, slot ",
                            0),
                 0u)
           << what;
-      EXPECT_NE(what.find("): threw std::domain_error: bad input at 77777"), std::string::npos) << what;
+      EXPECT_NE(what.find("): threw std::domain_error: bad input at 77777"), std::string::npos)
+          << what;
     }
     // The same pool goes on, and a call without failures folds as before.
-    EXPECT_EQ(pool.map_reduce<std::uint64_t>(10'000, [](std::uint64_t i) { return i; }, std::plus<>{}, 0, 100),
+    EXPECT_EQ(pool.map_reduce<std::uint64_t>(
+                  10'000, [](std::uint64_t i) { return i; }, std::plus<>{}, 0, 100),
               49'995'000u);
   }
 }
@@ -187,9 +190,11 @@ TEST(Pool, MapReduceNamesTheBlockRangeOfACrash) {
   } catch (const TaskFailed& e) {
     const std::string what = e.what();
     ASSERT_EQ(e.failures().size(), 1u) << what;
-    EXPECT_EQ(e.failures()[0].index, std::optional<std::uint64_t>(4'096)) << what;  // the block's first
+    EXPECT_EQ(e.failures()[0].index, std::optional<std::uint64_t>(4'096))
+        << what;  // the block's first
     EXPECT_EQ(e.failures()[0].chunk_end, 5'120u);
-    EXPECT_NE(what.find("\n  indices 4096-5119 (block 4; attempt 0, slot "), std::string::npos) << what;
+    EXPECT_NE(what.find("\n  indices 4096-5119 (block 4; attempt 0, slot "), std::string::npos)
+        << what;
     EXPECT_NE(what.find("): killed by SIGSEGV"), std::string::npos) << what;
   }
 }

@@ -2,11 +2,9 @@
 // covering every task of a call, a Trace that is a closed JSON array of whole records, and the
 // progress line. (The formats' fields are checked by parsing in tests/cli: runs.sh, trace.sh.)
 #include <gtest/gtest.h>
-
 #include <sys/resource.h>
 
 #include <csignal>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -144,7 +142,8 @@ TEST(Trace, ReplacesAFileOfTheUsersOnlyWhenWrittenWhole) {
   }
   EXPECT_EQ(read(path), "precious") << "a cut trace replaced the user's file";
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
   EXPECT_EQ(names, std::vector<std::string>{"t.json"}) << "a temporary file left";
   std::filesystem::remove_all(dir);
 }

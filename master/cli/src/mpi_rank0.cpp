@@ -112,7 +112,9 @@ void RankTrace::task_ended() {
 
 void RankTrace::publish() {
   // A file of the user's is replaced only by a whole trace: at the end (finish()).
-  if (replaces_ || staged_.published() || !error_.empty() || !ended_ || !appended_ || trace_.write_failed()) return;
+  if (replaces_ || staged_.published() || !error_.empty() || !ended_ || !appended_ ||
+      trace_.write_failed())
+    return;
   try {
     staged_.publish(/*replace_existing=*/true);
   } catch (const Error& e) {
@@ -127,8 +129,9 @@ void RankTrace::finish() {
   } catch (const Error& e) {  // as on one machine: said in one line, exit 102
     error_ = e.what();
     std::cerr << "taskfarm: " << error_
-              << (staged_.published() ? " (it ends after the last record that fit)"
-                                      : " (" + staged_.path() + " was not replaced: the file there is as it was)")
+              << (staged_.published()
+                      ? " (it ends after the last record that fit)"
+                      : " (" + staged_.path() + " was not replaced: the file there is as it was)")
               << "\n";
     return;
   }

@@ -200,17 +200,18 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   }
   std::string publish_error;
   std::string trace_error;  // why the trace could not be written whole (the run goes on)
-  Publisher publisher(Unpublished{output ? &output : nullptr, nullptr, true, {}},
-                      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true,
-                                  [&joblog] { return joblog->holds_rows(); }},
-                      // A trace replaces a file of the user's only once it is written whole.
-                      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true,
-                                  [&trace, &trace_error] { return !trace->write_failed() && trace_error.empty(); },
-                                  /*at_end=*/true},
-                      [&farm, &publish_error](const std::string& why) {
-                        publish_error = why;
-                        if (farm) farm->request_stop();
-                      });
+  Publisher publisher(
+      Unpublished{output ? &output : nullptr, nullptr, true, {}},
+      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true,
+                  [&joblog] { return joblog->holds_rows(); }},
+      // A trace replaces a file of the user's only once it is written whole.
+      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true,
+                  [&trace, &trace_error] { return !trace->write_failed() && trace_error.empty(); },
+                  /*at_end=*/true},
+      [&farm, &publish_error](const std::string& why) {
+        publish_error = why;
+        if (farm) farm->request_stop();
+      });
 
   JobSpec job;
   job.extent = plan.extent;
@@ -367,7 +368,8 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     if (f == nullptr || f->published() || (f == staged_trace && !trace_error.empty())) continue;
     const bool unwritten = f == staged_joblog && !joblog->holds_rows();
     untouched += "taskfarm: " + f->path() + " was not replaced" +
-                 (unwritten ? ": no joblog row of this run was written" : "") + " (the file there is as it was)\n";
+                 (unwritten ? ": no joblog row of this run was written" : "") +
+                 " (the file there is as it was)\n";
     if (f == staged_joblog) {
       ctx.resume_hint.clear();
       ctx.joblog_recorded.reset();
@@ -377,8 +379,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
   if (!trace_error.empty())  // one line: what became of the file
     std::cerr << "taskfarm: " << trace_error
-              << (staged_trace->published() ? " (it ends after the last record that fit)"
-                                            : " (" + plan.trace + " was not replaced: the file there is as it was)")
+              << (staged_trace->published()
+                      ? " (it ends after the last record that fit)"
+                      : " (" + plan.trace + " was not replaced: the file there is as it was)")
               << "\n";
   if (events) {
     events->end(report, status);

@@ -305,7 +305,8 @@ class Pool {
   void throw_if_failed() const;
   /// map_reduce's TaskFailed: the last call's failures (over blocks of `block` indices of
   /// [0, n)) in the user's indices.
-  [[noreturn]] void throw_map_reduce_failed(std::uint64_t n, std::uint64_t block, const detail::BlockMarks& marks) const;
+  [[noreturn]] void throw_map_reduce_failed(std::uint64_t n, std::uint64_t block,
+                                            const detail::BlockMarks& marks) const;
 
   PoolOptions options_;
   RunReport report_;
