@@ -50,6 +50,28 @@ NotInherited::~NotInherited() {
   if (bytes_ != 0) ::madvise(begin_, bytes_, MADV_DOFORK);
 }
 
+BlockMarks::BlockMarks(std::uint64_t blocks) {
+  if (blocks == 0) return;
+  if (blocks > SIZE_MAX / sizeof(std::uint64_t))
+    throw Error("map_reduce: " + std::to_string(blocks) + " blocks");
+  bytes_ = static_cast<std::size_t>(blocks) * sizeof(std::uint64_t);
+  void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    throw_errno("map_reduce: cannot map its notes of " + std::to_string(blocks) + " blocks");
+  words_ = static_cast<std::uint64_t*>(p);
+}
+
+BlockMarks::~BlockMarks() {
+  if (words_ != nullptr) ::munmap(words_, bytes_);
+}
+
+std::optional<std::uint64_t> BlockMarks::threw_at(std::uint64_t b) const noexcept {
+  if (words_ == nullptr || b >= bytes_ / sizeof(std::uint64_t) || words_[b] == 0)
+    return std::nullopt;
+  return words_[b] - 1;
+}
+
 void map_for_writing(const void* data, std::size_t bytes) noexcept {
   if (bytes == 0) return;
   const auto* p = static_cast<const volatile char*>(data);
@@ -300,6 +322,58 @@ void* Pool::fixed_buffer(std::size_t bytes) {
     state_->buffer = ShmSegment::create(bytes, "results");
   }
   return state_->buffer.data();
+}
+
+void Pool::throw_map_reduce_failed(std::uint64_t n, std::uint64_t block,
+                                   const detail::BlockMarks& marks) const {
+  // The run was over blocks: each failure is said in the user's indices — the one whose fn threw
+  // (the block noted it), or the block's range when which one is unknown (a crash, a timeout).
+  std::vector<FailureRecord> failures;
+  std::string list;
+  std::size_t listed = 0;
+  for (FailureRecord f : report_.failures) {
+    if (f.index) {
+      const std::uint64_t b = *f.index, begin = b * block, end = std::min(n, begin + block);
+      const std::optional<std::uint64_t> at =
+          f.cause == FailureCause::exception ? marks.threw_at(b) : std::nullopt;
+      const bool exact = at.has_value();
+      f.index = exact ? *at : begin;
+      f.chunk_begin = begin;
+      f.chunk_end = end;
+      const std::string range = std::to_string(begin) + "-" + std::to_string(end - 1);
+      if (listed++ < 20)
+        list += "\n  " +
+                (exact ? "index " + std::to_string(*f.index) + " (block " + std::to_string(b) +
+                             ": indices " + range + "; "
+                       : "indices " + range + " (block " + std::to_string(b) + "; ") +
+                "attempt " + std::to_string(f.attempt) + ", slot " + std::to_string(f.slot) +
+                ", pid " + std::to_string(f.pid) + "): " + f.describe_cause();
+    }
+    failures.push_back(std::move(f));
+  }
+  if (listed > 20) list += "\n  ... and " + std::to_string(listed - 20) + " more";
+  const std::uint64_t blocks = report_.tasks, failed = report_.failed_indices().size(),
+                      unfinished = report_.unfinished_count();
+  std::string what = "taskfarm: map_reduce over " + std::to_string(n) + " indices has no result: ";
+  if (failed != 0)
+    what += std::to_string(failed) + " of " + std::to_string(blocks) + " blocks of " +
+            std::to_string(block) + " indices failed";
+  if (unfinished != 0)
+    what += std::string(failed != 0 ? ", " : "") + std::to_string(unfinished) + " of " +
+            std::to_string(blocks) + " blocks not run";
+  if (failed == 0 && unfinished == 0) what += "its run was not complete";
+  if (!report_.farm_error.empty())
+    what += "; the farm stopped the run: " + report_.farm_error;
+  else if (unfinished != 0 && report_.halted)
+    what += ": the run halted (PoolOptions::halt)";
+  else if (unfinished != 0 && report_.interrupted)
+    what += ": the run was interrupted";
+  for (const std::string& path : report_.restored_headers)
+    what += "; " + restored_header_message(path);
+  TaskFailed e(what + list, std::move(failures));
+  e.succeeded_ = report_.succeeded;
+  e.unfinished_ = unfinished;
+  throw e;
 }
 
 void Pool::throw_if_failed() const {

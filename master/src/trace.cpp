@@ -1,5 +1,6 @@
 #include "taskfarm/trace.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 
 #include "json.hpp"
 #include "taskfarm/detail/staged_file.hpp"
+#include "taskfarm/detail/user_file.hpp"
 #include "taskfarm/error.hpp"
 
 namespace taskfarm {
@@ -31,9 +33,16 @@ std::string crash_label(const FailureRecord& f) {
 }  // namespace
 
 Trace Trace::create(const std::string& path, const std::string& title) {
+  detail::require_regular_or_absent(path);  // a FIFO or device refused now, not at the end
   detail::StagedFile staged = detail::StagedFile::create(path);
   Trace trace(staged.duplicate_fd(), path, title);  // its first records are in before the rename
-  staged.publish(/*replace_existing=*/true);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    staged.publish(
+        /*replace_existing=*/false);  // a new file: there at once, readable if we are killed
+  } else {
+    trace.staged_ = std::move(staged);  // the user's file: replaced only by a whole trace (finish)
+  }
   return trace;
 }
 
@@ -67,6 +76,12 @@ Trace::~Trace() {
   if (!file_) return;  // (a sink-mode Trace has no array to close)
   pending_ += "\n]\n";
   flush();
+  if (staged_ && !write_failed()) {
+    try {
+      staged_.publish(/*replace_existing=*/true);
+    } catch (const Error&) {  // (unreported, as the destructor's write errors are)
+    }
+  }
 }
 
 double Trace::micros(std::chrono::steady_clock::time_point t) const {
@@ -173,7 +188,9 @@ void Trace::finish() {
   flush();
   const int rc = std::fclose(file_.release());
   const int err = write_errno_ != 0 ? write_errno_ : rc != 0 ? errno : 0;
-  if (err != 0) throw SystemError("cannot write trace " + path_, err);
+  if (err != 0)
+    throw SystemError("cannot write trace " + path_, err);  // (a file of the user's not replaced)
+  if (staged_) staged_.publish(/*replace_existing=*/true);
 }
 
 }  // namespace taskfarm

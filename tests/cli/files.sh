@@ -195,7 +195,7 @@ PY
   expect_kept j.tsv t.json
   expect_stderr "stopped: cannot write joblog $W/j.tsv: File too large"
   expect_stderr "$W/j.tsv was not replaced: no joblog row of this run was written (the file there is as it was)"
-  expect_stderr "$W/t.json was not replaced: no task record of this run was written"
+  expect_stderr "cannot write trace $W/t.json: File too large ($W/t.json was not replaced: the file there is as it was)"
   ! grep -q -- '--resume' "$W/stderr" || fail "a --resume is offered from the user's file"
 }
 

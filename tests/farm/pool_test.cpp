@@ -127,6 +127,78 @@ TEST_P(PoolApi, MapReduceIsIdenticalToBlockedSerialFold) {
   EXPECT_EQ(std::memcmp(&got, &serial, sizeof got), 0) << got << " vs " << serial;
 }
 
+// map_reduce runs over blocks, but a failure is said in the user's indices (h11 F5): the index
+// whose fn threw, not the number of its block; a block that failed leaves no result, so it
+// throws even with throw_on_failure off (the fold would silently miss the block).
+TEST(Pool, MapReduceNamesTheIndexThatThrewNotItsBlock) {
+  for (const Backend backend : {Backend::fork, Backend::threads}) {
+    SCOPED_TRACE(backend == Backend::fork ? "fork" : "threads");
+    PoolOptions o;
+    o.workers = 2;
+    o.retries = 0;
+    o.throw_on_failure = false;
+    o.backend = backend;
+    Pool pool(o);
+    try {
+      pool.map_reduce<double>(
+          100'000,
+          [](std::uint64_t i) {
+            if (i == 77'777) throw std::domain_error("bad input at " + std::to_string(i));
+            return static_cast<double>(i);
+          },
+          std::plus<>{}, 0.0);
+      ADD_FAILURE() << "no TaskFailed";
+    } catch (const TaskFailed& e) {
+      const std::string what = e.what();
+      ASSERT_EQ(e.failures().size(), 1u) << what;
+      const FailureRecord& f = e.failures()[0];
+      EXPECT_EQ(f.index, std::optional<std::uint64_t>(77'777)) << what;
+      EXPECT_EQ(f.chunk_begin, 76'800u);
+      EXPECT_EQ(f.chunk_end, 77'824u);
+      EXPECT_EQ(f.exception_type, "std::domain_error");
+      EXPECT_EQ(what.rfind("taskfarm: map_reduce over 100000 indices has no result: 1 of 98 blocks "
+                           "of 1024 indices failed\n"
+                           "  index 77777 (block 75: indices 76800-77823; attempt 0, slot ",
+                           0),
+                0u)
+          << what;
+      EXPECT_NE(what.find("): threw std::domain_error: bad input at 77777"), std::string::npos)
+          << what;
+    }
+    // The same pool goes on, and a call without failures folds as before.
+    EXPECT_EQ(pool.map_reduce<std::uint64_t>(
+                  10'000, [](std::uint64_t i) { return i; }, std::plus<>{}, 0, 100),
+              49'995'000u);
+  }
+}
+
+// Which index of a block crashed is not known: the block's range is named.
+TEST(Pool, MapReduceNamesTheBlockRangeOfACrash) {
+  PoolOptions o;
+  o.workers = 2;
+  o.retries = 0;
+  Pool pool(o);
+  try {
+    pool.map_reduce<double>(
+        20'000,
+        [](std::uint64_t i) {
+          if (i == 5'000) ::raise(SIGSEGV);
+          return static_cast<double>(i);
+        },
+        std::plus<>{}, 0.0);
+    FAIL() << "no TaskFailed";
+  } catch (const TaskFailed& e) {
+    const std::string what = e.what();
+    ASSERT_EQ(e.failures().size(), 1u) << what;
+    EXPECT_EQ(e.failures()[0].index, std::optional<std::uint64_t>(4'096))
+        << what;  // the block's first
+    EXPECT_EQ(e.failures()[0].chunk_end, 5'120u);
+    EXPECT_NE(what.find("\n  indices 4096-5119 (block 4; attempt 0, slot "), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("): killed by SIGSEGV"), std::string::npos) << what;
+  }
+}
+
 TEST_P(PoolApi, ImapDeliversInIndexOrder) {
   Pool pool(options());
   std::vector<std::uint64_t> order;

@@ -2,7 +2,9 @@
 // covering every task of a call, a Trace that is a closed JSON array of whole records, and the
 // progress line and the stall line. (The formats' fields are checked by parsing in tests/cli: runs.sh, trace.sh.)
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -90,6 +92,60 @@ TEST(Trace, IsAClosedArrayOfWholeRecordsWithASlicePerPiece) {
       sliced += static_cast<std::uint64_t>(field(line, "end") - field(line, "begin"));
   }
   EXPECT_EQ(sliced, 100u) << "a slice per committed piece, covering every task once";
+}
+
+// Trace::create over a file of the user's (h11 F8): the file is replaced at finish(), by a trace
+// written whole, and not at all by one a full disk cut (here: RLIMIT_FSIZE, SIGXFSZ ignored).
+TEST(Trace, ReplacesAFileOfTheUsersOnlyWhenWrittenWhole) {
+  const std::string dir = ::testing::TempDir() + "trace-user-" + std::to_string(::getpid());
+  std::filesystem::create_directory(dir);
+  const std::string path = dir + "/t.json";
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  auto keep = [&path] { std::ofstream(path) << "precious"; };
+  TasksDone piece;
+  piece.begin = 0;
+  piece.end = 1;
+
+  keep();
+  {
+    Trace trace = Trace::create(path, "t");
+    trace.on_tasks_done(piece);
+    EXPECT_EQ(read(path), "precious") << "replaced before the trace was whole";
+    trace.finish();
+  }
+  const std::string whole = read(path);
+  EXPECT_TRUE(whole.starts_with("[\n{") && whole.ends_with("}\n]\n")) << whole;
+
+  keep();
+  {
+    Trace trace = Trace::create(path, "t");
+    struct rlimit old {};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit cap = old;
+    cap.rlim_cur = 4096;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &cap), 0);
+    for (std::uint64_t i = 0; i < 1000 && !trace.write_failed(); ++i) {
+      piece.begin = i;
+      piece.end = i + 1;
+      trace.on_tasks_done(piece);
+    }
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    ASSERT_TRUE(trace.write_failed());
+    EXPECT_THROW(trace.finish(), SystemError);
+  }
+  EXPECT_EQ(read(path), "precious") << "a cut trace replaced the user's file";
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"t.json"}) << "a temporary file left";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Progress, LineCountsDoneAndFailedTasks) {

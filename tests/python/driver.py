@@ -46,9 +46,9 @@ class Run:
         self.rc, self.out, self.err, self.pid = rc, out, err, pid
 
 
-def taskfarm(*args, worker_args=(), timeout=60, start=START):
+def taskfarm(*args, worker_args=(), timeout=60, start=START, program=WORKER):
     """Runs `taskfarm run ARGS -- python3 worker.py WORKER_ARGS`; checks what it leaves behind."""
-    cmd = [TASKFARM, "run", *start, *map(str, args), "--", *WORKER, *map(str, worker_args)]
+    cmd = [TASKFARM, "run", *start, *map(str, args), "--", *program, *map(str, worker_args)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     try:
         out, err = p.communicate(timeout=timeout)
@@ -120,6 +120,27 @@ def greets_before_slow_imports():
                    worker_args=["rows", "--slow-start", "1.5"], start=["--start-timeout", "1s"])
     check(run.rc == 0, "a worker slow after its import was taken for a non-worker", run)
     expect_rows(out, 20)
+
+
+def numpy_imported_before_the_first_task():
+    # A kernel as README shows it, with no `import numpy` of its own: t.output is a NumPy view,
+    # and NumPy's import (0.2-0.5 s, seconds under load) used to happen at the first t.output,
+    # inside the task and on its --timeout clock, in every fresh worker (h11 F6: with --timeout
+    # 100ms every task failed). The runtime imports it before taking the first task: every task,
+    # each worker's first too, finds it imported when it starts.
+    script = f"{W}/lazy.py"
+    with open(script, "w") as f:
+        f.write("import sys\n"
+                "import taskfarm\n"
+                "def kernel(t):\n"
+                "    before = 'numpy' in sys.modules\n"
+                "    t.output[t.index] = 1 if before else -1\n"
+                "taskfarm.run_worker(kernel)\n")
+    out = f"{W}/lazy.npy"
+    run = taskfarm("-j", 2, "--tasks", 20, "--output", out, "--dtype", "int64", program=[sys.executable, script])
+    check(run.rc == 0, "exit status", run)
+    a = np.load(out)
+    check((a == 1).all(), f"tasks that started before NumPy was imported: {np.flatnonzero(a != 1).tolist()}", run)
 
 
 def arrays_are_views_of_the_shared_files():

@@ -111,7 +111,10 @@ void RankTrace::task_ended() {
 }
 
 void RankTrace::publish() {
-  if (staged_.published() || !error_.empty() || !ended_ || !appended_ || trace_.write_failed()) return;
+  // A file of the user's is replaced only by a whole trace: at the end (finish()).
+  if (replaces_ || staged_.published() || !error_.empty() || !ended_ || !appended_ ||
+      trace_.write_failed())
+    return;
   try {
     staged_.publish(/*replace_existing=*/true);
   } catch (const Error& e) {
@@ -123,9 +126,17 @@ void RankTrace::publish() {
 void RankTrace::finish() {
   try {
     trace_.finish();
-  } catch (const Error& e) {
-    std::cerr << "taskfarm: " << e.what() << "\n";  // as on one machine: said, the status kept
+  } catch (const Error& e) {  // as on one machine: said in one line, exit 102
+    error_ = e.what();
+    std::cerr << "taskfarm: " << error_
+              << (staged_.published()
+                      ? " (it ends after the last record that fit)"
+                      : " (" + staged_.path() + " was not replaced: the file there is as it was)")
+              << "\n";
+    return;
   }
+  replaces_ = false;  // written whole: it may replace the user's file now
+  publish();
 }
 
 RankEvents::RankEvents(const volatile std::sig_atomic_t* stop)

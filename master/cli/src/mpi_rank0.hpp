@@ -77,12 +77,12 @@ class RankTrace {
   RankTrace(const RunPlan& plan, const std::vector<std::string>& hosts);
   /// As RankJoblog's.
   void publish_if_new();
-  /// Writes a node's records; the trace replaces the user's file once a task ended and
-  /// records were written whole (a failure is error(), said on stderr).
+  /// Writes a node's records (a new file is at its path already).
   void append(std::string_view records);
   /// A task ended on some node.
   void task_ended();
-  /// Closes the array; an error is said on stderr. A trace never published is removed.
+  /// Closes the array; the trace replaces the user's file if a task ended and it was written
+  /// whole. A failure is error(), said on stderr. A trace never published is removed.
   void finish();
   const std::string& error() const noexcept { return error_; }
 

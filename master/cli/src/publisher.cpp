@@ -19,18 +19,18 @@ void Publisher::on_failure(const FailureRecord& f) {
 
 bool Publisher::finish(const RunReport& report) {
   if (report.succeeded > 0) publish_output();
-  publish_records();
+  publish_records(/*at_end=*/true);
   return error_.empty();
 }
 
-void Publisher::publish_records() {
+void Publisher::publish_records(bool at_end) {
   if (records_done_ || !ended_ || !error_.empty()) return;
   // Each file on its own: a trace that holds its records replaces the user's even while the
   // joblog cannot take a row, and the other way round.
   bool done = true;
   for (Unpublished* u : {&joblog_, &trace_}) {
     if (u->file == nullptr || u->file->published()) continue;
-    if (!u->holds_rows || !u->holds_rows()) {
+    if ((u->at_end && !at_end) || !u->holds_rows || !u->holds_rows()) {
       done = false;
     } else if (!publish(*u)) {
       return;

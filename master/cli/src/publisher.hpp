@@ -1,10 +1,11 @@
 // Publisher: puts a run's new files at their paths once the run has something to show — the
-// joblog once a row of it was written whole, the trace once a task ended and its record was
-// written, the output at the first task that succeeded. Until then they live under temporary
-// names and whatever the user had at those paths is untouched: a run whose workers never start,
-// that is stopped before any task ends, or whose joblog cannot take a single row (a full disk)
-// changes no file of the user's. Farm's thread (two observers: the Publisher before the
-// records' writers, records() after them), then the main thread (finish()).
+// joblog once a row of it was written whole, the output at the first task that succeeded, the
+// trace when the run ends (finish()) if a task ended and every record of it was written. Until
+// then they live under temporary names and whatever the user had at those paths is untouched:
+// a run whose workers never start, that is stopped before any task ends, whose joblog cannot
+// take a single row or whose trace was cut (a full disk) changes no file of the user's. Farm's
+// thread (two observers: the Publisher before the records' writers, records() after them), then
+// the main thread (finish()).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,9 @@ struct Unpublished {
   /// The joblog or trace: whether the file holds what was written of a task yet (called after a
   /// task ended: the trace's record of it written, or not). Published only once it says true.
   std::function<bool()> holds_rows;
+  /// Published by finish() only, once holds_rows() says the file is complete (a trace that
+  /// replaces a file of the user's: a trace cut by a full disk never does).
+  bool at_end = false;
 };
 
 class Publisher final : public FarmObserver {
@@ -62,7 +66,7 @@ class Publisher final : public FarmObserver {
     Publisher& p_;
   };
 
-  void publish_records();
+  void publish_records(bool at_end = false);
   void publish_output();
   bool publish(Unpublished& u);
 

@@ -184,9 +184,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
 
   // Where nothing was at a path, the new file goes there now: other runs see its lock at once.
   // A file of the user's there (locked by the plan) is replaced only once the run has something
-  // to show (Publisher): the joblog once a row of it is written, the trace once a task's record
-  // is, the output at the first task that succeeded. A file that appeared at a path since the
-  // plan looked is left alone.
+  // to show (Publisher): the joblog once a row of it is written, the output at the first task
+  // that succeeded, the trace when the run ends, if a task ended and the trace was written
+  // whole. A file that appeared at a path since the plan looked is left alone.
   CreatedFile created;
   try {
     if (output && !output.published() && !plan.claims.output.existed()) {
@@ -199,15 +199,19 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     return fail(exit_usage, e.what());
   }
   std::string publish_error;
-  Publisher publisher(Unpublished{output ? &output : nullptr, nullptr, true, {}},
-                      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true,
-                                  [&joblog] { return joblog->holds_rows(); }},
-                      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true,
-                                  [&trace] { return !trace->write_failed(); }},
-                      [&farm, &publish_error](const std::string& why) {
-                        publish_error = why;
-                        if (farm) farm->request_stop();
-                      });
+  std::string trace_error;  // why the trace could not be written whole (the run goes on)
+  Publisher publisher(
+      Unpublished{output ? &output : nullptr, nullptr, true, {}},
+      Unpublished{nullptr, joblog_file ? &*joblog_file : nullptr, true,
+                  [&joblog] { return joblog->holds_rows(); }},
+      // A trace replaces a file of the user's only once it is written whole.
+      Unpublished{nullptr, trace_file ? &*trace_file : nullptr, true,
+                  [&trace, &trace_error] { return !trace->write_failed() && trace_error.empty(); },
+                  /*at_end=*/true},
+      [&farm, &publish_error](const std::string& why) {
+        publish_error = why;
+        if (farm) farm->request_stop();
+      });
 
   JobSpec job;
   job.extent = plan.extent;
@@ -307,7 +311,6 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   out.flush();
   progress.finish();
 
-  std::string trace_error;
   if (trace) {
     try {
       trace->finish();
@@ -325,7 +328,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   const std::string& stop_error = !joblog_error.empty() ? joblog_error : !spool_error.empty() ? spool_error : stdout_error;
   // A stream read up to its limit: the lines read ran, the rest did not — not a complete run.
   const std::string feed_stopped = feed ? feed->stopped() : std::string();
-  const int status = published && stop_error.empty() && (feed_stopped.empty() || signals.received() != 0)
+  // A trace that could not be written whole did not stop the run, but it is not what was asked.
+  const int status = published && stop_error.empty() && trace_error.empty() &&
+                             (feed_stopped.empty() || signals.received() != 0)
                          ? exit_status(report, signals.received())
                          : exit_joblog_failed;
   SummaryContext ctx;
@@ -355,14 +360,15 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     }
   }
   // A joblog or trace that replaces a file of the user's but never held a row (no task ended,
-  // or its first write failed) was not put in place: a --resume would read the user's file.
+  // or the joblog's first write failed) was not put in place: a --resume would read the user's
+  // file. (A trace that could not be written whole is said with its error, below.)
   const StagedFile* staged_joblog = joblog_file ? &*joblog_file : nullptr;
   const StagedFile* staged_trace = trace_file ? &*trace_file : nullptr;
   for (const StagedFile* f : {staged_joblog, staged_trace}) {
-    if (f == nullptr || f->published()) continue;
-    const bool unwritten = f == staged_joblog ? !joblog->holds_rows() : trace->write_failed();
+    if (f == nullptr || f->published() || (f == staged_trace && !trace_error.empty())) continue;
+    const bool unwritten = f == staged_joblog && !joblog->holds_rows();
     untouched += "taskfarm: " + f->path() + " was not replaced" +
-                 (!unwritten ? "" : f == staged_joblog ? ": no joblog row of this run was written" : ": no task record of this run was written") +
+                 (unwritten ? ": no joblog row of this run was written" : "") +
                  " (the file there is as it was)\n";
     if (f == staged_joblog) {
       ctx.resume_hint.clear();
@@ -371,7 +377,12 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   }
   std::cerr << format_summary(report, ctx) << untouched;
   if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
-  if (!trace_error.empty()) std::cerr << "taskfarm: " << trace_error << "\n";
+  if (!trace_error.empty())  // one line: what became of the file
+    std::cerr << "taskfarm: " << trace_error
+              << (staged_trace->published()
+                      ? " (it ends after the last record that fit)"
+                      : " (" + plan.trace + " was not replaced: the file there is as it was)")
+              << "\n";
   if (events) {
     events->end(report, status);
     out.flush();

@@ -65,11 +65,13 @@ class TaskFailed : public Error {
   /// From the report of a run that did not deliver every index.
   explicit TaskFailed(const RunReport& report);
   const std::vector<FailureRecord>& failures() const noexcept { return failures_; }
-  /// Of the run's tasks: how many succeeded, and how many were never finished.
+  /// Of the run's tasks: how many succeeded, and how many were never finished (map_reduce's:
+  /// of its blocks).
   std::uint64_t succeeded() const noexcept { return succeeded_; }
   std::uint64_t unfinished() const noexcept { return unfinished_; }
 
  private:
+  friend class Pool;  // map_reduce's, in the user's indices
   TaskFailed(const std::string& what, std::vector<FailureRecord> failures) : Error(what), failures_(std::move(failures)) {}
   std::vector<FailureRecord> failures_;
   std::uint64_t succeeded_ = 0, unfinished_ = 0;
@@ -196,17 +198,32 @@ class Pool {
 
   /// op-fold of fn over [0, n) with a fixed association: fixed blocks of `block` indices are
   /// folded left to right in the workers, block results left to right onto `init` in the
-  /// master. Identical on every run and for every worker count.
+  /// master. Identical on every run and for every worker count. A block that failed leaves no
+  /// result: TaskFailed, whatever throw_on_failure says, naming your indices — the one whose fn
+  /// (or op folding it in) threw, or for a crash or timeout, where which index is unknown, the
+  /// block's range. Its failures() say the same: `index` that index (or the block's first),
+  /// chunk_begin/chunk_end the block's indices. last_report() is the run over blocks.
   template <class T, class F, class Op>
   T map_reduce(std::uint64_t n, F fn, Op op, T init, std::uint64_t block = 1024) {
+    check_usable("map_reduce");
     const std::uint64_t blocks = block == 0 ? 0 : (n + block - 1) / block;
-    std::vector<T> partial = map<T>(blocks, [&fn, &op, n, block](std::uint64_t b) {
+    detail::BlockMarks marks(blocks);  // where each block's fn threw, seen by the workers
+    std::uint64_t* threw_at = marks.data();
+    MapResult<T> partial = try_map<T>(blocks, [&fn, &op, n, block, threw_at](std::uint64_t b) {
       const std::uint64_t begin = b * block, end = std::min(n, begin + block);
-      T acc = fn(begin);
-      for (std::uint64_t i = begin + 1; i < end; ++i) acc = op(std::move(acc), fn(i));
-      return acc;
+      std::uint64_t i = begin;
+      try {
+        T acc = fn(i);
+        for (++i; i < end; ++i) acc = op(std::move(acc), fn(i));
+        return acc;
+      } catch (...) {
+        threw_at[b] = i + 1;  // noted, then on as it was: its type and what() unchanged
+        throw;
+      }
     });
-    for (auto& p : partial) init = op(std::move(init), std::move(p));
+    if (!partial.failed.empty() || !report_.farm_error.empty() || !report_.restored_headers.empty())
+      throw_map_reduce_failed(n, block, marks);
+    for (auto& p : partial.values) init = op(std::move(init), std::move(p));
     return init;
   }
 
@@ -286,6 +303,10 @@ class Pool {
   void* fixed_buffer(std::size_t bytes);  // pool-owned shared buffer, reused across calls
   /// Throws TaskFailed if the last call did not deliver every result (see TaskFailed).
   void throw_if_failed() const;
+  /// map_reduce's TaskFailed: the last call's failures (over blocks of `block` indices of
+  /// [0, n)) in the user's indices.
+  [[noreturn]] void throw_map_reduce_failed(std::uint64_t n, std::uint64_t block,
+                                            const detail::BlockMarks& marks) const;
 
   PoolOptions options_;
   RunReport report_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/farm.hpp"
 #include "taskfarm/unique_fd.hpp"
 
@@ -20,9 +21,10 @@ namespace taskfarm {
 
 class Trace : public FarmObserver {
  public:
-  /// A new trace at `path`, there at once: a regular file at `path` is replaced whole (by
-  /// rename, never truncated or written), a FIFO, device or directory is refused. `title` names
-  /// the process track. Throws Error naming the path.
+  /// A new trace at `path`, there at once where nothing was. A regular file at `path` is replaced
+  /// whole (by rename, never truncated or written) by finish() or the destructor, and only by a
+  /// trace written whole; until then the trace waits under a temporary name beside it. A FIFO,
+  /// device or directory is refused. `title` names the process track. Throws Error naming the path.
   static Trace create(const std::string& path, const std::string& title = "taskfarm");
   /// Writes into `file`, a new empty file (the CLI's StagedFile, published under `path` once a
   /// task ended); throws SystemError naming `path`.
@@ -35,7 +37,9 @@ class Trace : public FarmObserver {
   /// process id `track`, timed from this construction. No file, no process name, no brackets.
   using Sink = std::function<void(std::string_view records)>;
   Trace(Sink sink, int track);
-  ~Trace() override;  ///< closes the array if finish() was not called (errors unreported)
+  /// Closes the array if finish() was not called (errors unreported; a file of the user's is
+  /// replaced only if every write succeeded).
+  ~Trace() override;
   Trace(Trace&&) noexcept = default;
   Trace& operator=(Trace&&) = delete;
 
@@ -52,7 +56,8 @@ class Trace : public FarmObserver {
   /// written): a trace that replaces a file of the user's does so only while this is false.
   bool write_failed() const noexcept { return write_errno_ != 0; }
 
-  /// Closes the JSON array and the file; throws SystemError naming the file if writing failed.
+  /// Closes the JSON array and the file, and (create()) puts it over a file of the user's; throws
+  /// SystemError naming the file if writing failed (the user's file then stays as it was).
   void finish();
 
  private:
@@ -65,6 +70,7 @@ class Trace : public FarmObserver {
     void operator()(std::FILE* f) const noexcept { std::fclose(f); }
   };
   std::unique_ptr<std::FILE, FileCloser> file_;
+  detail::StagedFile staged_;  // create() over a file of the user's: published once written whole
   Sink sink_;             // sink mode: where the records go instead of file_
   std::string path_;
   int pid_;

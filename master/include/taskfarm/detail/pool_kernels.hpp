@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -28,6 +29,25 @@ decltype(auto) invoke_at(F& fn, const std::vector<std::uint64_t>& dims, std::uin
     return fn(i);
   }
 }
+
+/// Pool::map_reduce's notes of where each block's fn threw: one word per block, 0 (it did not)
+/// or the index + 1, in memory shared with the workers (MAP_SHARED | MAP_ANONYMOUS, made by the
+/// master before the call forks them; pages taken only where a block threw). Owned by the
+/// master's call, unmapped by the destructor; a worker writes its block's word, the master reads.
+class BlockMarks {
+ public:
+  explicit BlockMarks(std::uint64_t blocks);  ///< throws SystemError if it cannot be mapped
+  ~BlockMarks();
+  BlockMarks(const BlockMarks&) = delete;
+  BlockMarks& operator=(const BlockMarks&) = delete;
+  std::uint64_t* data() const noexcept { return words_; }
+  /// The index where block b's fn threw, if it did.
+  std::optional<std::uint64_t> threw_at(std::uint64_t b) const noexcept;
+
+ private:
+  std::uint64_t* words_ = nullptr;
+  std::size_t bytes_ = 0;
+};
 
 /// Maps the pages of [data, data + bytes), shared memory this forked process has not touched
 /// yet, by reading one byte per page: a read fault maps 16 neighbours at once (fault-around)
