@@ -53,10 +53,11 @@ class Channel {
   /// receive closes one not taken.
   UniqueFd take_fd() noexcept { return std::move(received_fd_); }
 
-  /// A worker's side: from now on every send and receive first checks that the descriptor still
-  /// names this socket. A task that closed it and opened a file or socket of its own, which took
-  /// its number, would otherwise be sent this channel's messages and have its own data read,
-  /// while the master waited for ever (outside pass F7); SystemError(EBADF) is thrown instead.
+  /// A worker's side: from now on every send first checks that the descriptor still names this
+  /// socket, and every receive that got something checks it before using it. A task that closed
+  /// it and opened a file or socket of its own, which took its number, would otherwise be sent
+  /// this channel's messages and have its own taken for the master's, while the master waited for
+  /// ever (outside pass F7); SystemError(EBADF) is thrown instead.
   void guard_identity();
 
  private:
