@@ -163,6 +163,8 @@ void bind_child_calls() noexcept {
     ::dup2(-1, -1);  // EBADF
     const rlimit none{};
     ::setrlimit(RLIMIT_NLIMITS, &none);  // EINVAL
+    struct stat st {};
+    ::fstat(-1, &st);  // EBADF (a worker checks its channel's identity: Channel::guard_identity)
     return true;
   }();
   (void)bound;
