@@ -79,6 +79,7 @@ void EventStream::on_stall(const WorkerLiveness& w) {
     s += field("task_pid", static_cast<int>(w.task_pid)) + field("task_state", std::string_view(&w.task_state, 1)) +
          field("task_stopped", w.task_stopped());
   if (w.stopped_pid != 0) s += field("stopped_pid", static_cast<int>(w.stopped_pid));  // what its task started
+  if (w.stopped_again) s += field("stopped_again", true);
   line(std::move(s));
 }
 

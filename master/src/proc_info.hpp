@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct Stat {
   pid_t ppid = 0, pgrp = 0;
 };
 Stat stat_of(pid_t pid) noexcept;
+
+/// How many times `pid` (its main thread) was switched out of a CPU (voluntary_ctxt_switches +
+/// nonvoluntary_ctxt_switches in /proc/PID/status), or -1: a stopped process whose count moved
+/// was resumed and stopped again in between.
+std::int64_t switches(pid_t pid) noexcept;
 
 /// The threads of this process (entries of /proc/self/task); 0 if /proc cannot be read.
 std::size_t thread_count() noexcept;

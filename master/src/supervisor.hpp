@@ -62,6 +62,11 @@ class Supervisor {
     std::int64_t seen_started = 0;
     std::int64_t seen_since_ns = 0;      // monotonic_ns() of the first tick that saw them so
     bool stall_reported = false;
+    // During a reported stall: the process the last report said is stopped (0: none), and when
+    // to look through the process group again for one stopped since (stall_check).
+    pid_t stopped_said = 0;
+    std::int64_t said_switches = -1;     // proc::switches(stopped_said) then
+    std::int64_t next_scan_ns = 0;
   };
   class Records;  // PieceRecords over a slot's arena, or a carried memfd
 
@@ -85,6 +90,9 @@ class Supervisor {
            (obs_ != nullptr || (opt_.stall_to_stderr && opt_.stall_warning.count() > 0));
   }
   WorkerLiveness observe(std::size_t i, std::int64_t now_ns);
+  // A busy worker without progress for stall_warning: reported at once, and again whenever what
+  // is stopped in it changes (another step stopped, the same command stopped again).
+  void stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_t now_ns);
 
   // Stopping (supervisor_stop.cpp).
   // Stops every worker: Stop message (or straight SIGKILL when `now`), then reaps with a

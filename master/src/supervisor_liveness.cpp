@@ -1,9 +1,9 @@
 // Liveness: every tick_interval, whatever else happens, the Supervisor looks at each worker of
 // the run through its slot segment — the chunk and task it is running, how many tasks it has
-// done — and reports how long each has shown no progress (on_tick); once per stall, a worker
-// that has held work without progress for stall_warning (a line on stderr, on_stall), with the
-// process that holds its task when that is not the worker (an --exec command, or what it
-// started) and whether it is stopped. It only reads what workers write anyway, so their hot path
+// done — and reports how long each has shown no progress (on_tick); a worker that has held work
+// without progress for stall_warning (a line on stderr, on_stall), with the process that holds
+// its task when that is not the worker (an --exec command, or what it started) and whether it is
+// stopped — once per stall, and again whenever what is stopped in it changes. It only reads what workers write anyway, so their hot path
 // pays nothing (docs/design.md §11). Part of Supervisor.
 #include <unistd.h>
 
@@ -35,6 +35,7 @@ std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const 
   if (stopped_pid != 0)
     s += "; pid " + std::to_string(stopped_pid) + " in its process group is stopped (SIGSTOP?): kill -CONT " +
          std::to_string(stopped_pid) + " resumes it";
+  if (stopped_again) s += "; it ran and stopped again since the last line (a process reading /dev/tty from the background stops at every read: SIGTTIN)";
   if (!timeout_hint.empty()) s += "; " + std::string(timeout_hint);
   return s;
 }
@@ -80,6 +81,7 @@ WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
     s.seen_started = started;
     s.seen_since_ns = now_ns;
     s.stall_reported = false;
+    s.stopped_said = 0;
     // The slot says when this task started if it stamps every task (a task timeout is set) or
     // the task is the first of its chunk (each chunk's start is stamped); else the first tick
     // that saw it is the best bound (at most one tick late).
@@ -97,6 +99,55 @@ WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
   return w;
 }
 
+namespace {
+
+bool is_stopped(char state) noexcept { return state == 'T' || state == 't'; }
+
+}  // namespace
+
+// What is stopped of a stalled worker's work: the worker or its command (read at every tick by
+// observe), else a process of its group that its task started — a scan of /proc, so done when
+// the stall is first reported, when the process the last report named is no longer stopped (one
+// step of a pipeline resumed: another may still be), and once per stall_warning (one stopped
+// since). Reported again whenever that changes: after the `kill -CONT` a line suggested, a
+// process still stopped, or stopped again, is said too — else the run would wait in silence.
+void Supervisor::stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_t now_ns) {
+  const bool first = !s.stall_reported;
+  pid_t stopped = w.stopped() ? w.pid : w.task_stopped() ? w.task_pid : 0;
+  if (stopped == 0) {
+    const pid_t said = s.stopped_said;
+    const proc::Stat st = said > 0 && said != w.pid && said != w.task_pid ? proc::stat_of(said) : proc::Stat{};
+    if (is_stopped(st.state) && st.pgrp == w.pid) {
+      stopped = said;  // the group member named last is still stopped: no scan
+    } else if (first || said != 0 || now_ns >= s.next_scan_ns) {
+      stopped = proc::stopped_in_group(w.pid, {w.pid});
+      s.next_scan_ns = now_ns + std::chrono::nanoseconds(opt_.stall_warning).count();
+    } else {
+      return;  // not looked: nothing known to have changed
+    }
+  }
+  s.stall_reported = true;
+  // The same process stopped still: said again only if it ran in between (resumed, and stopped
+  // again before a tick saw it running: a command that stops itself again, or reads the terminal).
+  const std::int64_t ran = stopped != 0 ? proc::switches(stopped) : -1;
+  const bool again = stopped != 0 && stopped == s.stopped_said && ran != s.said_switches;
+  if (!first && !again && (stopped == 0 || stopped == s.stopped_said)) {
+    s.stopped_said = stopped;
+    s.said_switches = ran;
+    return;
+  }
+  s.stopped_said = stopped;
+  s.said_switches = ran;
+  WorkerLiveness stall = w;
+  if (stopped != w.pid && stopped != w.task_pid) stall.stopped_pid = stopped;
+  stall.stopped_again = again;
+  if (opt_.stall_to_stderr)
+    detail::write_best_effort(STDERR_FILENO, "taskfarm: " + stall.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
+                                                                 : "task_timeout would kill and retry a task that runs too long") +
+                                                 "\n");
+  if (obs_ != nullptr) obs_->on_stall(stall);
+}
+
 void Supervisor::tick(Clock::time_point now) {
   next_tick_ = now + opt_.tick_interval;
   if (opt_.reap_descendants) descendants::reap_exited(worker_pids());  // adopted ones that ended
@@ -108,18 +159,7 @@ void Supervisor::tick(Clock::time_point now) {
     WorkerSlot& s = slots_[i];
     if (!s.proc || s.proc->reaped()) continue;
     WorkerLiveness w = observe(i, now_ns);
-    if (opt_.stall_warning.count() > 0 && w.busy && !s.stall_reported && w.since_progress >= opt_.stall_warning) {
-      s.stall_reported = true;
-      // Neither it nor its task's process is stopped: maybe what that started is (one scan of
-      // /proc per stall). Its process group only: the master started it as the group's leader.
-      WorkerLiveness stall = w;
-      if (!w.stopped() && !w.task_stopped()) stall.stopped_pid = proc::stopped_in_group(w.pid, {w.pid});
-      if (opt_.stall_to_stderr)
-        detail::write_best_effort(STDERR_FILENO, "taskfarm: " + stall.describe_stall(opt_.task_timeout.count() > 0 ? std::string_view{}
-                                                                     : "task_timeout would kill and retry a task that runs too long") +
-                                                     "\n");
-      if (obs_ != nullptr) obs_->on_stall(stall);
-    }
+    if (opt_.stall_warning.count() > 0 && w.busy && w.since_progress >= opt_.stall_warning) stall_check(s, w, now_ns);
     t.workers.push_back(w);
   }
   if (obs_ != nullptr) obs_->on_tick(t);

@@ -285,6 +285,58 @@ stopped_command_is_named() {  # a stopped command, not its worker, is named, wit
   expect_stderr "; its command is pid $cmd; pid $stopped in its process group is stopped (SIGSTOP?): kill -CONT $stopped resumes it; --timeout"
 }
 
+# next_stall: sets $stall to the next stall event of the run stall_of started (failing after 30 s).
+next_stall() {
+  local line
+  stall=""
+  while read -r -t 30 -u 3 line; do
+    case $line in *'"event":"stall"'*) stall=$line; break ;; esac
+  done
+  [ -n "$stall" ] || fail "no further stall event within 30 s"
+}
+field_of() { sed -nE 's/.*"'"$1"'":([0-9]+).*/\1/p' <<<"$stall"; }
+
+stall_said_again_when_what_is_stopped_changes() {  # a stall is said again after each change of what is stopped
+  local first second cmd
+  # Two steps of a pipeline stopped: the line names one; once it is resumed, the other (h11b).
+  stall_of run --exec --shell --stall-warning 0.3 --events -- \
+    'sh -c "kill -STOP \$\$; echo one" | sh -c "kill -STOP \$\$; cat"; echo done {}' ::: b
+  first=$(field_of stopped_pid)
+  [ -n "$first" ] || fail "the stall names no stopped process: $stall"
+  kill -CONT "$first"
+  next_stall
+  second=$(field_of stopped_pid)
+  [ -n "$second" ] && [ "$second" != "$first" ] || fail "the other stopped step is not named: $stall"
+  [ "$(cut -d' ' -f3 "/proc/$second/stat")" = T ] || fail "pid $second is not stopped"
+  kill -CONT "$second"
+  finish_stalled "done b"
+  grep -qF "one" "$W/rest" || fail "the pipeline's output is missing: $(cat "$W/rest")"
+  expect_stderr "; pid $second in its process group is stopped (SIGSTOP?): kill -CONT $second resumes it"
+  # A command that stops itself twice: said stopped twice.
+  stall_of run --exec --stall-warning 0.3 --events -- sh -c 'kill -STOP $$; kill -STOP $$; echo resumed $0' ::: a
+  cmd=$(field_of task_pid)
+  grep -q '"task_stopped":true' <<<"$stall" || fail "the command is not said to be stopped: $stall"
+  kill -CONT "$cmd"
+  next_stall
+  [ "$(field_of task_pid)" = "$cmd" ] && grep -q '"task_stopped":true,"stopped_again":true' <<<"$stall" ||
+    fail "the command stopped again is not said to be: $stall"
+  kill -CONT "$cmd"
+  finish_stalled "resumed a"
+  expect_stderr "; its command (pid $cmd) is stopped (SIGSTOP?): kill -CONT $cmd resumes it; it ran and stopped again since the last line"
+  # A command stopped after its stall was said (not stopped then): said again, stopped.
+  mkfifo "$W/go"
+  stall_of run --exec --shell --stall-warning 0.3 --events -- 'read x <"'"$W"'/go"; echo resumed {}' ::: c
+  cmd=$(field_of task_pid)
+  [ -n "$cmd" ] && grep -q '"task_stopped":false' <<<"$stall" || fail "the first stall is not of a running command: $stall"
+  kill -STOP "$cmd"
+  next_stall
+  [ "$(field_of task_pid)" = "$cmd" ] && grep -q '"task_stopped":true' <<<"$stall" ||
+    fail "the command stopped later is not said to be: $stall"
+  kill -CONT "$cmd"
+  timeout 10 sh -c 'echo go >"$1"' sh "$W/go" || fail "the command did not read its input"
+  finish_stalled "resumed c"
+}
+
 worker_crash_retried() {  # the worker of task 3 is SIGKILLed (once) by its command: retried, output whole
   tf run --exec -k -j 2 --chunk 1 --retries 1 --joblog "$W/j.tsv" --shell -- \
     'if [ {} = 3 ] && mkdir "'"$W"'/once" 2>/dev/null; then kill -KILL $PPID; fi; echo task {}' \

@@ -280,6 +280,10 @@ TEST(WorkerLiveness, StallLineNamesTheStoppedProcess) {
   w.stopped_pid = 4131;  // what the command started
   EXPECT_EQ(w.describe_stall(""), head + "; its command is pid 4130; pid 4131 in its process group is stopped (SIGSTOP?): "
                                          "kill -CONT 4131 resumes it");
+  w.stopped_again = true;  // it was said stopped before, and ran since
+  EXPECT_EQ(w.describe_stall("hint"), head + "; its command is pid 4130; pid 4131 in its process group is stopped (SIGSTOP?): "
+                                             "kill -CONT 4131 resumes it; it ran and stopped again since the last line (a "
+                                             "process reading /dev/tty from the background stops at every read: SIGTTIN); hint");
 }
 
 }  // namespace

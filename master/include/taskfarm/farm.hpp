@@ -52,8 +52,9 @@ struct FarmOptions {
   /// whatever else happens. 0 = never.
   std::chrono::milliseconds tick_interval{1000};
   /// A worker that shows no progress for this long while it holds work (the same task, or work
-  /// it does not start) is reported once per stall: a line on stderr (stall_to_stderr) and
-  /// FarmObserver::on_stall. It is not killed: that is task_timeout's job. 0 = never.
+  /// it does not start) is reported once per stall, and again whenever what is stopped in it
+  /// changes (another process stopped, or the same one resumed and stopped again): a line on
+  /// stderr (stall_to_stderr) and FarmObserver::on_stall. It is not killed: that is task_timeout's job. 0 = never.
   std::chrono::milliseconds stall_warning{60000};
   /// Write the stall report on stderr ("taskfarm: slot 1 (pid 4122) has shown no progress for
   /// 60 s on task 7; it is stopped ..."), with or without an observer: a call that waits on a
@@ -148,6 +149,10 @@ struct WorkerLiveness {
   /// process of its process group, if any — what its task started (a step of a script that
   /// `kill -STOP` stopped); 0 otherwise, and at every tick.
   pid_t stopped_pid = 0;
+  /// In a stall report: what it says is stopped was said to be stopped in this stall before,
+  /// and has run since (resumed, then stopped again: a command that reads /dev/tty from the
+  /// background stops at every read).
+  bool stopped_again = false;
   /// The stall report: "slot 1 (pid 4122) has shown no progress for 60 s on task 7; it is
   /// stopped (SIGSTOP?): kill -CONT 4122 resumes it; <timeout_hint>" — with a task_pid, what
   /// holds the task is that process: "...; its command (pid 4130) is stopped (SIGSTOP?): kill
