@@ -4,13 +4,22 @@
 // tests/mpi/mpi_records.sh (exec) runs it end to end under mpirun.
 #include "mpi_failures.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <regex>
 #include <sstream>
 
 #include "taskfarm/error.hpp"
+#ifdef TASKFARM_WITH_MPI
+#include "mpi_link.hpp"
+#endif
 
 namespace taskfarm::cli::mpi {
 namespace {
@@ -159,6 +168,39 @@ TEST(MpiFailureNames, AMalformedTextIsRefusedWhole) {
 }
 
 TEST(MpiFailureNames, NothingFailedSendsNothing) { EXPECT_EQ(encode_failures(RunReport{}), ""); }
+
+#ifdef TASKFARM_WITH_MPI
+// Rank 0's relay writes the trace, joblog and events: under a file size limit (`ulimit -f` in a
+// batch job) a write past it must fail (EFBIG, reported, exit 102) — with SIGXFSZ's default
+// action it killed the relay and so the whole MPI job, the file cut mid-record (outside pass h11b).
+TEST(MpiLink, AWritePastTheFileSizeLimitFailsInsteadOfKillingTheRelay) {
+  char path[] = "/tmp/taskfarm-fsize-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    catch_stop_signals();  // what the relay installs before MPI_Init
+    const rlimit lim{16, 16};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(3);
+    const char buf[64] = {};
+    if (::write(fd, buf, sizeof buf) != 16) ::_exit(4);  // cut at the limit
+    ::_exit(::write(fd, buf, sizeof buf) < 0 && errno == EFBIG ? 0 : 5);
+  }
+  ::close(fd);
+  int status = 0;
+  pid_t r = 0;
+  for (int waited = 0; waited < 1000 && (r = ::waitpid(child, &status, WNOHANG)) == 0; ++waited) ::poll(nullptr, 0, 10);
+  if (r == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL() << "the child did not end within 10 s";
+  }
+  ASSERT_FALSE(WIFSIGNALED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+#endif
 
 }  // namespace
 }  // namespace taskfarm::cli::mpi

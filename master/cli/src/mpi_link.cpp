@@ -25,6 +25,12 @@ void catch_stop_signals() {
   ::sigemptyset(&sa.sa_mask);
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
+  // A trace, joblog or output past the file size limit (RLIMIT_FSIZE) is a failed write (EFBIG)
+  // that rank 0 reports and stops on, as one machine does (StopSignals), not a killed relay.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigemptyset(&ignore.sa_mask);
+  ::sigaction(SIGXFSZ, &ignore, nullptr);
 }
 
 void wait_child(pid_t pid, int& status, int ms) {

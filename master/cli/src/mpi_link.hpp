@@ -38,7 +38,8 @@ constexpr Wire::Kind kind_of(int tag) {
 
 /// The relay's SIGTERM/SIGINT (mpirun ending the job after losing a rank, or a user's ^C): its
 /// handlers, installed without SA_RESTART; the flag is the signal once one came, else 0, seen by
-/// its loop, which then stops its node master and says what was lost.
+/// its loop, which then stops its node master and says what was lost. SIGXFSZ is ignored: a
+/// write past the file size limit fails with EFBIG, reported.
 void catch_stop_signals();
 extern volatile std::sig_atomic_t g_stop_signal;
 
