@@ -228,6 +228,8 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, const SourceL
     if (given)
       throw UsageError(std::string(option) + " with --exec: a command run per task cannot reach the shared arrays; "
                        "write a worker program for them");
+  // `-- "$CMD" {}` with CMD unset: every task would fail with 127 (h11b).
+  if (!o.shell && !cmd.words.empty() && cmd.words.front().empty()) resolve_program("", "command");
   try {
     const exec::CommandTemplate t(cmd.words, o.shell, sources, o.replace.empty() ? "{}" : o.replace);
     if (const std::string* program = t.literal_program())
