@@ -176,6 +176,18 @@ resume_refuses_other_inputs() {  # the joblog records each task's inputs: a resu
   line=$(awk -F'\t' '$1 == 1 { print NR; exit }' "$W/j.tsv")
   expect_stderr "--resume: joblog '$W/j.tsv' was written for other inputs: task Seq 2 (index 1, line $line) had other inputs"
   cmp -s "$W/j.tsv" "$W/before.tsv" || fail "a refused resume changed the joblog"
+  # A joblog from before its identity line said what ran (no runs=): its inputs column says
+  # commands, so a worker program does not take its rows for its own (h11b).
+  sed '1s/\truns=[^\t]*$//' "$W/j.tsv" >"$W/old.tsv"
+  ! head -1 "$W/old.tsv" | grep -q runs= || fail "runs= not removed: $(head -1 "$W/old.tsv")"
+  cp "$W/old.tsv" "$W/before.tsv"
+  tf run --resume --joblog "$W/old.tsv" --tasks 3 -- "$CLI_WORKER" </dev/null
+  expect_rc 2
+  expect_stderr "ran its tasks as commands (--exec), this run as a worker program"
+  cmp -s "$W/old.tsv" "$W/before.tsv" || fail "a refused resume changed the joblog"
+  tf run --exec --resume --joblog "$W/old.tsv" -- true ::: a b c </dev/null  # and --exec still resumes it
+  expect_rc 0
+  expect_stderr "nothing to resume"
 }
 
 no_retries_by_default() {  # --exec: a failed command runs once (GNU parallel's default); --retries N is asked for

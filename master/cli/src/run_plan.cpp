@@ -392,6 +392,9 @@ RunPlan make_run_plan(const RunOptions& o, const std::vector<std::string>& comma
   plan.joblog_has_host = earlier && earlier->has_host;
   if (plan.exec && plan.lines && !o.joblog.empty()) plan.exec->joblog_inputs = !earlier || earlier->has_inputs;
   if (earlier) {
+    // A joblog from before its identity said what ran (runs=): one whose rows record their
+    // inputs was written by --exec — a worker program resuming it would take its rows for its own.
+    if (earlier->identity.runs.empty() && earlier->has_inputs) earlier->identity.runs = "commands (--exec)";
     try {
       plan.todo = plan_resume(*earlier, plan.identity, o.joblog);
     } catch (const Error& e) {
