@@ -81,7 +81,10 @@ std::string Progress::line(std::chrono::steady_clock::time_point now) const {
     const auto& w = *slowest_;
     text += "  slot " + std::to_string(w.slot) + (w.index ? " on " + std::to_string(*w.index) : " idle with work") +
             " for " + clock_text(std::chrono::duration<double>(w.since_progress).count()) +
-            (w.stopped() ? ", stopped" : w.task_stopped() ? ", its command (pid " + std::to_string(w.task_pid) + ") stopped" : "");
+            (w.stopped()        ? ", stopped"
+             : w.task_stopped() ? ", its command (pid " + std::to_string(w.task_pid) + ") stopped"
+             : w.stopped_pid    ? ", pid " + std::to_string(w.stopped_pid) + " of its process group stopped"
+                                : "");
   }
   if (mode_ != ProgressMode::bar) return "taskfarm: " + text;
   const int filled = static_cast<int>(frac * kBarWidth);
@@ -111,6 +114,8 @@ void Progress::clear() {
 
 void Progress::finish() {
   if (mode_ == ProgressMode::off) return;
+  slowest_.reset();  // the run is over: nothing holds it up any more
+  holdup_.clear();
   update(true);
   if (mode_ == ProgressMode::bar) put("\n");
 }

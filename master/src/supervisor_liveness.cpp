@@ -159,7 +159,11 @@ void Supervisor::tick(Clock::time_point now) {
     WorkerSlot& s = slots_[i];
     if (!s.proc || s.proc->reaped()) continue;
     WorkerLiveness w = observe(i, now_ns);
-    if (opt_.stall_warning.count() > 0 && w.busy && w.since_progress >= opt_.stall_warning) stall_check(s, w, now_ns);
+    if (opt_.stall_warning.count() > 0 && w.busy && w.since_progress >= opt_.stall_warning) {
+      stall_check(s, w, now_ns);
+      // What the stall found stopped in its process group, as of this tick (for --progress).
+      if (s.stopped_said != w.pid && s.stopped_said != w.task_pid) w.stopped_pid = s.stopped_said;
+    }
     t.workers.push_back(w);
   }
   if (obs_ != nullptr) obs_->on_tick(t);

@@ -226,6 +226,16 @@ TEST(Progress, NamesTheStoppedCommandOfTheWorkerLongestWithoutProgress) {
   progress.on_tick(t);
   const std::string line = progress.line(std::chrono::steady_clock::now());
   EXPECT_NE(line.find("  slot 1 on 7 for 1:05, its command (pid 4130) stopped"), std::string::npos) << line;
+  // What the command started is stopped (the stall found it in the worker's process group).
+  t.workers[0].task_state = 'S';
+  t.workers[0].stopped_pid = 4131;
+  progress.on_tick(t);
+  const std::string grandchild = progress.line(std::chrono::steady_clock::now());
+  EXPECT_NE(grandchild.find("  slot 1 on 7 for 1:05, pid 4131 of its process group stopped"), std::string::npos) << grandchild;
+  // The run over, its last line names no stall that has ended (h11b).
+  progress.finish();
+  const std::string last = progress.line(std::chrono::steady_clock::now());
+  EXPECT_EQ(last.find("slot 1"), std::string::npos) << last;
 }
 
 TEST(EventStream, AStallCarriesTheProcessThatRunsTheTask) {

@@ -147,7 +147,8 @@ struct WorkerLiveness {
   bool task_stopped() const noexcept { return task_state == 'T' || task_state == 't'; }
   /// In a stall report (on_stall) where neither it nor its task's process is stopped: a stopped
   /// process of its process group, if any — what its task started (a step of a script that
-  /// `kill -STOP` stopped); 0 otherwise, and at every tick.
+  /// `kill -STOP` stopped); 0 otherwise. At a tick (on_tick), the one the stall's last look found
+  /// stopped, while the stall lasts (the group is not scanned for it at every tick).
   pid_t stopped_pid = 0;
   /// In a stall report: what it says is stopped was said to be stopped in this stall before,
   /// and has run since (resumed, then stopped again: a command that reads /dev/tty from the
