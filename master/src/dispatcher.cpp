@@ -237,6 +237,16 @@ void Dispatcher::on_overdue(int slot, Overdue what) {
                                      format_duration(opt_.start_timeout) +
                                      " — is it a worker program (does it call run_worker)? If it is one that starts slowly "
                                      "(work before run_worker), raise the start timeout (--start-timeout, start_timeout)");
+  } else if (what == Overdue::hung_up) {
+    // Its end of the channel was closed, and it did not exit: a task closed or replaced the
+    // worker's descriptors and goes on (hangs, or reads a socket of its own in the channel's
+    // place). It can never report again. Killed without a cause of ours, so that its death is
+    // judged as its own: the task it was running is charged, or the tasks it ran unheard are
+    // isolated (on_gone) — the kill only makes sure it comes.
+    Slot& s = slots_[i];
+    if (!s.live || s.stop_sent || s.kill_cause || s.hung_up || s.chaos_killed) return;
+    s.hung_up = true;
+    queue(Command{Command::Kind::kill, slot, false, {}, false, std::nullopt});
   } else {
     kill(i, FailureCause::timeout,
          "ran longer than " + std::to_string(opt_.task_timeout.count()) + " ms; sent SIGTERM, then SIGKILL after " +

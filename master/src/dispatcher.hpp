@@ -77,8 +77,12 @@ struct WorkerGone {
 };
 
 /// A deadline the Supervisor watches passed: the handshake (start_timeout after the start),
-/// or the running task (task_timeout after its stamp in the slot segment).
-enum class Overdue : std::uint8_t { start, task };
+/// the running task (task_timeout after its stamp in the slot segment), or the exit of a worker
+/// whose channel hung up (kHungUpGrace after it did) while it was not told to stop.
+enum class Overdue : std::uint8_t { start, task, hung_up };
+/// How long a worker whose channel hung up has to exit on its own (an exiting process closes
+/// its descriptors after releasing its memory, so its exit follows at once).
+inline constexpr std::chrono::milliseconds kHungUpGrace{1000};
 
 /// Where the per-index records of a committed piece are (the worker's arena, or a memfd that
 /// came with the Done): the Supervisor's side of reading them. Called once per piece with
@@ -202,6 +206,7 @@ class Dispatcher {
     bool retiring = false;        // max_tasks_per_worker reached: Stop once idle
     bool stop_sent = false;
     bool chaos_killed = false;
+    bool hung_up = false;         // killed: its channel hung up and it did not exit (Overdue::hung_up)
     std::optional<FailureCause> kill_cause;  // why it was killed (timeout, protocol, start)
     std::string kill_message;
     std::uint64_t job_sent = 0;

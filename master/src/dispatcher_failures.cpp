@@ -124,6 +124,9 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
                                             "failed before its run_worker call");
     }
   }
+  if (s.hung_up && f.message.empty())
+    f.message = "it closed its channel to the master and had not exited " + std::to_string(kHungUpGrace.count()) +
+                " ms later: killed (a task that closes or replaces descriptors it did not open can do this)";
   if (!expected) {
     ++report_.worker_deaths;
     s.died = true;

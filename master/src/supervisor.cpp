@@ -265,6 +265,7 @@ void Supervisor::start_worker(std::size_t i) {
     reset_slot(slot_state(w.seg));
     w.spawned_at = now;
     w.kill_deadline = {};
+    w.hung_up_at = {};
     w.seen_chunk = kNoChunk;  // what reset_slot wrote: progress is counted from the start
     w.seen_index = w.seen_done = 0;
     w.seen_started = 0;
@@ -316,6 +317,10 @@ void Supervisor::drain_channel(std::size_t i) {
     }
   } catch (const ChannelClosed&) {
     unwatch(w.proc->channel().fd());  // the pidfd reports the exit itself
+    // ... which follows at once if it is exiting. If it does not, a task closed or replaced its
+    // end and it can never report again: killed after kHungUpGrace (check_deadlines), not left
+    // to notice on its own.
+    if (!w.proc->reaped()) w.hung_up_at = Clock::now();
   } catch (const std::exception& e) {
     d_.on_protocol_error(static_cast<int>(i), e.what());
   }
@@ -385,6 +390,11 @@ void Supervisor::check_deadlines(Clock::time_point now) {
       w.proc->kill_group(SIGKILL);
       w.kill_deadline = {};
     }
+    if (w.hung_up_at != Clock::time_point{} && now - w.hung_up_at >= kHungUpGrace) {
+      w.hung_up_at = {};
+      d_.on_overdue(slot, Overdue::hung_up);
+      execute();
+    }
     if (opt_.task_timeout.count() > 0 && !d_.killing(slot)) {
       const std::int64_t started = slot_state(w.proc->slot()).task_started_ns.load();
       if (started != 0 && now_ns - started > std::chrono::nanoseconds(opt_.task_timeout).count()) {
@@ -410,6 +420,7 @@ int Supervisor::wait_ms(Clock::time_point now) const {
     const WorkerSlot& w = slots_[i];
     const int slot = static_cast<int>(i);
     if (w.kill_deadline != Clock::time_point{}) wait = std::min(wait, until(w.kill_deadline, now));
+    if (w.hung_up_at != Clock::time_point{}) wait = std::min(wait, until(w.hung_up_at + kHungUpGrace, now));
     if (w.proc && !d_.greeted(slot) && !d_.killing(slot) && opt_.start_timeout.count() > 0)
       wait = std::min(wait, until(w.spawned_at + opt_.start_timeout, now));
   }

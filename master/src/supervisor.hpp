@@ -57,6 +57,7 @@ class Supervisor {
     ShmSegment seg;                      // the slot segment while no process holds it
     Clock::time_point spawned_at{};      // the handshake is due by spawned_at + start_timeout
     Clock::time_point kill_deadline{};   // TERM sent: KILL at this time
+    Clock::time_point hung_up_at{};      // its channel hung up while it lives (Overdue::hung_up)
     // Liveness (supervisor_liveness.cpp): the slot's progress words as the last tick saw them.
     std::uint64_t seen_chunk = kNoChunk, seen_index = 0, seen_done = 0;
     std::int64_t seen_started = 0;

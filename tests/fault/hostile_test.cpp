@@ -279,3 +279,20 @@ TEST(Hostile, TaskReplacingTheChannelWithASocketOfItsOwnIsChargedAndTheRunEnds) 
   EXPECT_EQ(r.failed_indices(), std::vector<std::uint64_t>{7});
   EXPECT_EQ(r.succeeded, 39u);
 }
+
+// The same task, going on after it replaced the channel (waiting on its own socket): the worker
+// could not notice until the task returned, and the master, which saw the channel hang up, waited
+// on (for ever, had the task never returned). The master kills a worker whose channel hung up and
+// that did not exit within a second; the task it was running is charged, by name.
+TEST(Hostile, WorkerWhoseChannelHungUpAndThatGoesOnIsKilledAndItsTaskCharged) {
+  TempDir dir;
+  Texts seen;
+  const RunReport r = run_printing("own-channel-wait", dir.path(), seen);
+  EXPECT_TRUE(r.farm_error.empty()) << r.farm_error;
+  EXPECT_EQ(r.failed_indices(), std::vector<std::uint64_t>{7});
+  EXPECT_EQ(r.succeeded, 39u);
+  ASSERT_FALSE(r.failures.empty());
+  EXPECT_NE(r.failures.back().message.find("it closed its channel to the master and had not exited 1000 ms later"),
+            std::string::npos)
+      << r.failures.back().describe();
+}

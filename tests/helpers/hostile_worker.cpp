@@ -11,10 +11,13 @@
 //                 that names a taskfarm memfd, writes a line through each, then completes
 //   own-channel   closes every descriptor above 2 (close_range, as daemonising code does), opens
 //                 a socket pair of its own (which takes the numbers) and keeps it, then completes
-// In the last three modes every task prints "task I" on stdout.
+//   own-channel-wait  as own-channel, then waits up to 20 s for its socket pair to say something
+//                 (nothing does) before it completes: a task that goes on after closing the channel
+// In the last four modes every task prints "task I" on stdout.
 // --slow-index K --slow-ms MS: index K first burns MS of CPU (a slow task the others overtake).
 //   hostile_worker --mode MODE --at K|all [--dir DIR] [--bytes N] [--slow-index K --slow-ms MS]
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -119,12 +122,16 @@ int main(int argc, char** argv) {
         ::close(1);
       }
       if (mode == "dup-high") dup_over_memfds(dir + "/userfile");
-      if (mode == "own-channel") {
+      if (mode == "own-channel" || mode == "own-channel-wait") {
         ::close_range(3, ~0U, 0);
         int sv[2];
         if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) std::exit(9);  // kept open: the task's own
+        if (mode == "own-channel-wait") {
+          pollfd p{sv[0], POLLIN, 0};
+          ::poll(&p, 1, 20'000);
+        }
       }
-    } else if (mode == "close-stdout" || mode == "dup-high" || mode == "own-channel") {
+    } else if (mode == "close-stdout" || mode == "dup-high" || mode == "own-channel" || mode == "own-channel-wait") {
       std::printf("task %llu\n", static_cast<unsigned long long>(i));
     }
     const auto v = static_cast<std::int64_t>(i * i);
