@@ -91,7 +91,12 @@ std::string resume_hint(const std::vector<std::string>& args, std::size_t run_po
 // there) says which — every rank checks the same command line and may print its own.
 std::string g_rank_prefix;
 
+// --mpi on a rank other than 0, while the command line alone is checked: every rank finds the
+// same fault in the same argv, and rank 0 says it — mpirun printed it once per rank.
+bool g_said_by_rank0 = false;
+
 int usage_error(const std::string& what) {
+  if (g_said_by_rank0) return exit_usage;
   std::cerr << "taskfarm: " << g_rank_prefix << what << " (see taskfarm --help)\n";
   return exit_usage;
 }
@@ -146,6 +151,7 @@ int unguarded_main(const std::vector<std::string>& args) {
       ours.front() != "clean" && ours.front() != "info")
     return usage_error("unknown command '" + ours.front() + "': taskfarm run, clean or info");
   const bool wants_run = !ours.empty() && ours.front() == "run";
+  g_said_by_rank0 = wants_run && std::find(ours.begin(), ours.end(), "--mpi") != ours.end() && mpi_rank_from_environment() != 0;
   // GNU parallel's `parallel ::: a b c` typed as `taskfarm run ::: a b c`: say where they go.
   for (const std::string& a : ours)
     if (is_source_marker(a))
@@ -180,7 +186,9 @@ int unguarded_main(const std::vector<std::string>& args) {
   if (!has_dashdash)
     return usage_error("missing '--' before the worker program: taskfarm run [options] -- WORKER_PROGRAM [ARGS...]");
 
-  // --mpi: every rank checks the same command line; only rank 0 takes rank 0's files.
+  // --mpi: every rank checks the same command line; only rank 0 takes rank 0's files. From here
+  // on, what a rank finds may be its own (a file its node lacks): each says it, naming itself.
+  g_said_by_rank0 = false;
   std::string mpi_output;
   const bool mpi_rank0 = !run_options.mpi || mpi_rank_from_environment() == 0;
   std::optional<mpi::StdinCopy> mpi_stdin;  // --mpi reading standard input: rank 0's copy for all
