@@ -118,15 +118,22 @@ int serve(const py::dict& kernels, const py::function& call) {
   }
   // t.output and t.input are NumPy views, and pybind11 imports NumPy at the first one: that
   // import (0.2-0.5 s, seconds on a loaded machine) would run inside a task, on its --timeout
-  // clock, in every fresh worker. It runs here instead, before the first task is taken. Without
-  // NumPy the worker serves as before (only t.output / t.input raise).
-  try {
-    py::module_::import("numpy");
-    static_cast<void>(py::dtype::of<std::int64_t>());  // pybind11's NumPy API, looked up now too
-  } catch (py::error_already_set&) {  // (the Python error is taken by the exception, and dropped)
-  }
+  // clock, in every fresh worker (h11 F6). It runs when a job with an array reaches the worker,
+  // before its first task is taken; a job without one (text, results) does not pay it (~0.24 s
+  // and ~30 MB a worker). Without NumPy the worker serves as before (only t.output / t.input raise).
+  taskfarm::WorkerOptions options;
+  options.on_job = [imported = false](const taskfarm::JobInfo& job) mutable {
+    if (imported || (job.output_handle.empty() && job.input_handle.empty())) return;
+    imported = true;
+    py::gil_scoped_acquire gil;
+    try {
+      py::module_::import("numpy");
+      static_cast<void>(py::dtype::of<std::int64_t>());  // pybind11's NumPy API, looked up now too
+    } catch (py::error_already_set&) {  // (the Python error is taken by the exception, and dropped)
+    }
+  };
   py::gil_scoped_release release;
-  return taskfarm::run_worker(std::move(table));
+  return taskfarm::run_worker(std::move(table), std::move(options));
 }
 
 }  // namespace

@@ -137,8 +137,9 @@ class ResourceCache {
 /// Runs named kernels through a TaskContext.
 class KernelRunner final : public JobRunner {
  public:
-  KernelRunner(const std::map<std::string, Kernel>& kernels, ResourceCache& cache, std::atomic<std::int32_t>* task_pid)
-      : kernels_(kernels), cache_(cache), task_pid_(task_pid) {}
+  KernelRunner(const std::map<std::string, Kernel>& kernels, ResourceCache& cache, std::atomic<std::int32_t>* task_pid,
+               const WorkerOptions& options)
+      : kernels_(kernels), cache_(cache), task_pid_(task_pid), options_(options) {}
 
   void begin_job(const JobInfo& job) override {
     job_ = &job;
@@ -150,6 +151,7 @@ class KernelRunner final : public JobRunner {
       kernel_ = &it->second;
     }
     res_ = cache_.get(job);
+    if (options_.on_job) options_.on_job(job);
   }
 
   void run(std::uint64_t i, std::string& result) override {
@@ -194,6 +196,7 @@ class KernelRunner final : public JobRunner {
   const std::map<std::string, Kernel>& kernels_;
   ResourceCache& cache_;
   std::atomic<std::int32_t>* task_pid_;
+  const WorkerOptions& options_;
   const JobInfo* job_ = nullptr;
   const Kernel* kernel_ = nullptr;
   std::shared_ptr<Resources> res_;
@@ -219,7 +222,9 @@ void greet() {
 
 int run_worker(Kernel kernel) { return run_worker(std::map<std::string, Kernel>{{"", std::move(kernel)}}); }
 
-int run_worker(std::map<std::string, Kernel> kernels) {
+int run_worker(std::map<std::string, Kernel> kernels) { return run_worker(std::move(kernels), WorkerOptions{}); }
+
+int run_worker(std::map<std::string, Kernel> kernels, WorkerOptions options) {
   const char* env = std::getenv("TASKFARM_WORKER");
   if (env == nullptr) {
     char exe[512] = "this program";
@@ -246,8 +251,8 @@ int run_worker(std::map<std::string, Kernel> kernels) {
   ResourceCache cache;
   // The mapping moves into serve() with the segment; its address stays.
   std::atomic<std::int32_t>* task_pid = &slot_state(slot).task_pid;
-  detail::RunnerFactory factory = [&kernels, &cache, task_pid](const JobInfo&) {
-    return std::make_unique<KernelRunner>(kernels, cache, task_pid);
+  detail::RunnerFactory factory = [&kernels, &cache, task_pid, &options](const JobInfo&) {
+    return std::make_unique<KernelRunner>(kernels, cache, task_pid, options);
   };
   return detail::serve(Channel(UniqueFd(fd)), std::move(slot), factory, g_greeted);
 }

@@ -178,6 +178,17 @@ int run_worker(Kernel kernel);
 /// Serves the master with named kernels (the job names the kernel to run).
 int run_worker(std::map<std::string, Kernel> kernels);
 
+/// What a worker program may add to serving.
+struct WorkerOptions {
+  /// Called once per job on this worker, after its arrays are attached and before its first
+  /// task is taken — outside every task's clock (task_timeout): for work a job needs once that
+  /// is too slow to do inside its first task (the Python runtime imports NumPy here when the
+  /// job has an array, which t.output / t.input are views of). What it throws ends the worker
+  /// as a failed start of the job.
+  std::function<void(const JobInfo&)> on_job;
+};
+int run_worker(std::map<std::string, Kernel> kernels, WorkerOptions options);
+
 /// True when this process was started by a taskfarm master (TASKFARM_WORKER is set).
 bool started_by_master() noexcept;
 
