@@ -127,7 +127,7 @@ pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept
     const long pid = std::strtol(e->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || std::find(except.begin(), except.end(), static_cast<pid_t>(pid)) != except.end()) continue;
     const Stat st = stat_of(static_cast<pid_t>(pid));
-    if (st.pgrp == pgrp && (st.state == 'T' || st.state == 't')) {
+    if (st.pgrp == pgrp && st.state == 'T') {
       found = static_cast<pid_t>(pid);
       break;
     }

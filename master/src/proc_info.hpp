@@ -38,7 +38,7 @@ std::size_t thread_count() noexcept;
 /// or the user's) stays locked forever in the child. `what` names the call ("fork mode").
 void require_single_thread(bool allowed, const char* what);
 
-/// A stopped process ('T' or 't') of process group `pgrp` other than those in `except`, or 0
+/// A process stopped by a signal ('T'; not a tracing stop, 't', which SIGCONT does not end) of process group `pgrp` other than those in `except`, or 0
 /// (a scan of /proc: what a worker's command started, stopped where nobody sees it).
 pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept;
 

@@ -271,7 +271,7 @@ void Supervisor::start_worker(std::size_t i) {
     w.seen_started = 0;
     w.seen_since_ns = monotonic_ns();
     w.stall_reported = false;
-    w.stopped_said = 0;
+    w.stopped_said = w.seen_stopped = 0;
     w.proc.emplace(launcher_->start(std::move(w.seg), master_fds(i)));
     watch(w.proc->pidfd(), tag(i, kPidfd));
     watch(w.proc->channel().fd(), tag(i, kChannel));

@@ -63,10 +63,13 @@ class Supervisor {
     std::int64_t seen_started = 0;
     std::int64_t seen_since_ns = 0;      // monotonic_ns() of the first tick that saw them so
     bool stall_reported = false;
-    // During a reported stall: the process the last report said is stopped (0: none), and when
-    // to look through the process group again for one stopped since (stall_check).
+    // During a reported stall (stall_check): the process the last line said is stopped (0: none),
+    // its context switches and the time then; the one the last look found stopped; and when to
+    // look through the process group again for one stopped since.
     pid_t stopped_said = 0;
-    std::int64_t said_switches = -1;     // proc::switches(stopped_said) then
+    std::int64_t said_switches = -1;
+    std::int64_t said_at_ns = 0;
+    pid_t seen_stopped = 0;
     std::int64_t next_scan_ns = 0;
   };
   class Records;  // PieceRecords over a slot's arena, or a carried memfd

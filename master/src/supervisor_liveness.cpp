@@ -27,8 +27,10 @@ std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const 
   else if (stopped()) s += "; it is stopped (SIGSTOP?): kill -CONT " + w + " resumes it";
   else if (task_stopped()) s += "; its command (pid " + c + ") is stopped (SIGSTOP?): kill -CONT " + c + " resumes it";
   else if (state == 'D') s += "; it is in uninterruptible sleep (disk or network I/O)";
+  else if (traced()) s += "; it is traced (a debugger or strace holds it at times; kill -CONT does not resume that)";
   if (task_pid != 0 && !task_stopped()) {
     if (task_state == 'D') s += "; its command (pid " + c + ") is in uninterruptible sleep (disk or network I/O)";
+    else if (task_state == 't') s += "; its command (pid " + c + ") is traced (a debugger or strace holds it at times; kill -CONT does not resume that)";
     else if (task_state == 'Z') s += "; its command (pid " + c + ") has ended";
     else s += "; its command is pid " + c;
   }
@@ -81,7 +83,7 @@ WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
     s.seen_started = started;
     s.seen_since_ns = now_ns;
     s.stall_reported = false;
-    s.stopped_said = 0;
+    s.stopped_said = s.seen_stopped = 0;
     // The slot says when this task started if it stamps every task (a task timeout is set) or
     // the task is the first of its chunk (each chunk's start is stamped); else the first tick
     // that saw it is the best bound (at most one tick late).
@@ -99,45 +101,43 @@ WorkerLiveness Supervisor::observe(std::size_t i, std::int64_t now_ns) {
   return w;
 }
 
-namespace {
-
-bool is_stopped(char state) noexcept { return state == 'T' || state == 't'; }
-
-}  // namespace
-
 // What is stopped of a stalled worker's work: the worker or its command (read at every tick by
 // observe), else a process of its group that its task started — a scan of /proc, so done when
-// the stall is first reported, when the process the last report named is no longer stopped (one
-// step of a pipeline resumed: another may still be), and once per stall_warning (one stopped
-// since). Reported again whenever that changes: after the `kill -CONT` a line suggested, a
-// process still stopped, or stopped again, is said too — else the run would wait in silence.
+// the stall is first reported, when the process last seen stopped no longer is (one step of a
+// pipeline resumed: another may still be), and once per stall_warning (one stopped since).
+// Said again when that changes — after the `kill -CONT` a line suggested, another process still
+// stopped is named at once, else the run would wait in silence — and when the process named last
+// ran and stopped again (a command that stops itself again, or reads /dev/tty: SIGTTIN), at most
+// once per stall_warning (one stopped and resumed all the time is not said at every tick).
 void Supervisor::stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_t now_ns) {
   const bool first = !s.stall_reported;
+  const std::int64_t warn_ns = std::chrono::nanoseconds(opt_.stall_warning).count();
   pid_t stopped = w.stopped() ? w.pid : w.task_stopped() ? w.task_pid : 0;
   if (stopped == 0) {
-    const pid_t said = s.stopped_said;
-    const proc::Stat st = said > 0 && said != w.pid && said != w.task_pid ? proc::stat_of(said) : proc::Stat{};
-    if (is_stopped(st.state) && st.pgrp == w.pid) {
-      stopped = said;  // the group member named last is still stopped: no scan
-    } else if (first || said != 0 || now_ns >= s.next_scan_ns) {
+    const pid_t seen = s.seen_stopped;
+    const proc::Stat st = seen > 0 && seen != w.pid && seen != w.task_pid ? proc::stat_of(seen) : proc::Stat{};
+    if (st.state == 'T' && st.pgrp == w.pid) {
+      stopped = seen;  // the group member seen stopped is still stopped: no scan
+    } else if (first || seen != 0 || now_ns >= s.next_scan_ns) {
       stopped = proc::stopped_in_group(w.pid, {w.pid});
-      s.next_scan_ns = now_ns + std::chrono::nanoseconds(opt_.stall_warning).count();
-    } else {
-      return;  // not looked: nothing known to have changed
+      s.next_scan_ns = now_ns + warn_ns;
     }
   }
+  s.seen_stopped = stopped;
   s.stall_reported = true;
-  // The same process stopped still: said again only if it ran in between (resumed, and stopped
-  // again before a tick saw it running: a command that stops itself again, or reads the terminal).
-  const std::int64_t ran = stopped != 0 ? proc::switches(stopped) : -1;
-  const bool again = stopped != 0 && stopped == s.stopped_said && ran != s.said_switches;
-  if (!first && !again && (stopped == 0 || stopped == s.stopped_said)) {
-    s.stopped_said = stopped;
-    s.said_switches = ran;
-    return;
+  bool again = false;
+  if (!first) {
+    if (stopped == 0) return;
+    if (stopped == s.stopped_said) {
+      // The same one: said again only if it ran since (its context switches moved: a stopped
+      // process is never switched in), and not sooner than stall_warning after the last line.
+      if (now_ns - s.said_at_ns < warn_ns || proc::switches(stopped) == s.said_switches) return;
+      again = true;
+    }
   }
   s.stopped_said = stopped;
-  s.said_switches = ran;
+  s.said_switches = stopped != 0 ? proc::switches(stopped) : -1;
+  s.said_at_ns = now_ns;
   WorkerLiveness stall = w;
   if (stopped != w.pid && stopped != w.task_pid) stall.stopped_pid = stopped;
   stall.stopped_again = again;
@@ -162,7 +162,7 @@ void Supervisor::tick(Clock::time_point now) {
     if (opt_.stall_warning.count() > 0 && w.busy && w.since_progress >= opt_.stall_warning) {
       stall_check(s, w, now_ns);
       // What the stall found stopped in its process group, as of this tick (for --progress).
-      if (s.stopped_said != w.pid && s.stopped_said != w.task_pid) w.stopped_pid = s.stopped_said;
+      if (s.seen_stopped != w.pid && s.seen_stopped != w.task_pid) w.stopped_pid = s.seen_stopped;
     }
     t.workers.push_back(w);
   }

@@ -290,6 +290,15 @@ TEST(WorkerLiveness, StallLineNamesTheStoppedProcess) {
   w.stopped_pid = 4131;  // what the command started
   EXPECT_EQ(w.describe_stall(""), head + "; its command is pid 4130; pid 4131 in its process group is stopped (SIGSTOP?): "
                                          "kill -CONT 4131 resumes it");
+  // A tracing stop ('t': a debugger, or strace between two system calls) is not a stop that
+  // kill -CONT ends: not said to be one (outside pass h12 F1).
+  w.stopped_pid = 0;
+  w.task_state = 't';
+  EXPECT_FALSE(w.task_stopped());
+  EXPECT_EQ(w.describe_stall(""), head + "; its command (pid 4130) is traced (a debugger or strace holds it at times; kill "
+                                         "-CONT does not resume that)");
+  w.task_state = 'S';
+  w.stopped_pid = 4131;
   w.stopped_again = true;  // it was said stopped before, and ran since
   EXPECT_EQ(w.describe_stall("hint"), head + "; its command is pid 4130; pid 4131 in its process group is stopped (SIGSTOP?): "
                                              "kill -CONT 4131 resumes it; it ran and stopped again since the last line (a "

@@ -138,13 +138,16 @@ struct WorkerLiveness {
   /// Its state letter in /proc/PID/stat, read for a worker that showed no progress since the
   /// last tick ('?' otherwise): 'R', 'S', 'D', 'T' (stopped), 't' (traced), 'Z'.
   char state = '?';
-  bool stopped() const noexcept { return state == 'T' || state == 't'; }
+  /// Stopped by a signal ('T': SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), which SIGCONT ends. A tracing
+  /// stop ('t': a debugger, or strace between two system calls) is not: SIGCONT does not end it.
+  bool stopped() const noexcept { return state == 'T'; }
+  bool traced() const noexcept { return state == 't'; }
   /// The process that runs its task when the task is a process of its own (the command
   /// `taskfarm run --exec` runs: TaskContext::set_task_process), read with `state`: 0 if none,
   /// or if the pid its slot names is neither its child nor in its process group.
   pid_t task_pid = 0;
   char task_state = '?';  ///< that process's state letter, as `state`
-  bool task_stopped() const noexcept { return task_state == 'T' || task_state == 't'; }
+  bool task_stopped() const noexcept { return task_state == 'T'; }
   /// In a stall report (on_stall) where neither it nor its task's process is stopped: a stopped
   /// process of its process group, if any — what its task started (a step of a script that
   /// `kill -STOP` stopped); 0 otherwise. At a tick (on_tick), the one the stall's last look found
