@@ -197,7 +197,13 @@ int unguarded_main(const std::vector<std::string>& args) {
     if (::gethostname(host, sizeof host - 1) != 0) host[0] = '?';
     g_rank_prefix = "rank " + std::to_string(mpi_rank_from_environment()) + " (" + host + "): ";
   }
-  if (run_options.mpi_grain != 0 && !run_options.mpi) return usage_error("--mpi-grain needs --mpi");
+  if (!run_options.mpi_grain.empty() && !run_options.mpi) return usage_error("--mpi-grain needs --mpi");
+  std::uint64_t mpi_grain = 0;
+  try {
+    if (!run_options.mpi_grain.empty()) mpi_grain = parse_count("--mpi-grain", run_options.mpi_grain);
+  } catch (const UsageError& e) {
+    return usage_error(e.what());
+  }
   if (run_options.mpi_gather && !run_options.mpi) return usage_error("--mpi-gather needs --mpi");
   if (run_options.mpi) {
     if (!mpi_built()) return usage_error("--mpi: this taskfarm was built without MPI");
@@ -237,7 +243,7 @@ int unguarded_main(const std::vector<std::string>& args) {
                                                         usable_cpus(), false, true}] {
                   return make_run_plan(run_options, command, context);
                 }};
-    return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output, run_options.mpi_grain,
+    return run_mpi(plan, mpi_rank0 && plan.output ? plan.output->path : mpi_output, mpi_grain,
                    run_options.mpi_gather, in);
   }
   const auto run_pos = static_cast<std::size_t>(std::find(args.begin(), dashdash, "run") - args.begin());

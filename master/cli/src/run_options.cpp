@@ -103,7 +103,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
   app.add_flag("--mpi", o.mpi, "Under mpirun: one rank per node, each a farm of -j workers; rank 0 hands out ranges");
   app.add_option("--mpi-grain", o.mpi_grain, "With --mpi: indices per range rank 0 hands out (default: tasks / (16 x -j x ranks) + 1)")
       ->type_name("N")
-      ->check(CLI::PositiveNumber);
+      ->check(kNonEmpty);
   app.add_flag("--mpi-gather", o.mpi_gather, "With --mpi: the other ranks send their rows of --output to rank 0, which writes them (no shared file system)");
   app.add_flag("--events", o.events, "JSON lines on stdout: start, chunk, failure, stall, output, end");
 }

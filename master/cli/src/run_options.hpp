@@ -44,7 +44,7 @@ struct RunOptions {
   bool null = false;    ///< -0: --input-lines and :::: files are NUL-separated
   bool mpi = false;     ///< one rank per node under mpirun (mpi_run.hpp)
   bool mpi_gather = false;  ///< --mpi: rank 0 writes every rank's output rows (mpi_gather.hpp)
-  std::uint64_t mpi_grain = 0;  ///< --mpi: indices per range rank 0 hands out (0: todo / (16 x -j) + 1)
+  std::string mpi_grain;  ///< --mpi: indices per range rank 0 hands out ("": todo / (16 x -j) + 1)
 };
 
 /// Declares every option of `run` on `app`, bound to `options`.
