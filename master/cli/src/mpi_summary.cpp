@@ -33,6 +33,14 @@ int say_summary(const RunPlan& plan, const RankTotals& t, RankJoblog* joblog, Ra
                                             : "stopped early: the reason is above")
               << ")"
               << (joblog ? "; --resume runs them" : "") << "\n";
+  // A joblog that could not be written to the end: tasks that succeeded after its last row run
+  // again on --resume — as on one machine, said (commands may have side effects; h12 F4).
+  if (joblog && !joblog->error().empty() && joblog->in_place()) {
+    const std::uint64_t ok = t.total[r_succeeded] - t.unprinted, recorded = std::min(ok, joblog->recorded_ok());
+    if (recorded < ok)
+      std::cerr << "taskfarm: the joblog records " << recorded << " of the " << ok << " tasks that succeeded; the other "
+                << ok - recorded << " run again on --resume\n";
+  }
   // As on one machine (summary.cpp): an output with holes is said to be one.
   if (const std::uint64_t missing = t.todo - std::min(t.todo, t.total[r_succeeded]); missing > 0 && plan.output)
     std::cerr << "taskfarm: " << plan.output->path << " is INCOMPLETE: " << missing << " of " << plan.tasks
