@@ -58,6 +58,7 @@ void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::ti
   for (auto [b, e] : sc.ranges) tasks += e > b ? e - b : 0;
   run_workers_ = static_cast<std::size_t>(std::clamp<std::uint64_t>(job.feed ? cfg_.workers : tasks, 1, cfg_.workers));
   if (slots_.size() < run_workers_) slots_.resize(run_workers_);  // slots are made as runs need them
+  benched_.assign(slots_.size(), false);
   report_.workers = run_workers_;
   sc.chunk = opt_.chunk;
   sc.workers = run_workers_;
@@ -116,6 +117,7 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
     // wasted — 63 of them in a one-second tail of a 2-worker run. A slot backing off after a
     // start that failed for want of resources waits its turn.
     if (sched_->stopped() || sched_->drained() || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
+    if (benched(i)) continue;
     if (probe_holds(now)) continue;  // the first start's Hello comes first (or its grace passes)
     // One start at a time: the new worker gets its first chunks before the next one is started,
     // so it works while the others start (on_started / on_spawn_failed go on from here).
@@ -237,6 +239,22 @@ void Dispatcher::on_overdue(int slot, Overdue what) {
                                      format_duration(opt_.start_timeout) +
                                      " — is it a worker program (does it call run_worker)? If it is one that starts slowly "
                                      "(work before run_worker), raise the start timeout (--start-timeout, start_timeout)");
+  } else if (what == Overdue::unserved) {
+    // It greeted (`import taskfarm` does, first thing) and was handed work, which waits in its
+    // channel until it serves — and it has not begun any: it is still importing, or stuck before
+    // run_worker. Meanwhile the others have nothing left to do. It ran no task, so stopping it
+    // costs nothing and charges nobody: its work goes to them, and its slot stays empty for the
+    // rest of the run (a fresh worker would start as slowly). Unbounded before (outside pass h12
+    // F13: a worker stuck after its greeting held half the tasks for ever, --timeout or not).
+    Slot& s = slots_[i];
+    if (!s.live || !s.hello || s.held.empty() || s.stop_sent || s.kill_cause || s.chaos_killed) return;
+    if (i < benched_.size()) benched_[i] = true;
+    kill(i, FailureCause::start,
+         "slot " + std::to_string(slot) + " (pid " + std::to_string(s.pid) + ") had begun none of the work it was given " +
+             format_duration(kUnservedGrace) +
+             " after its start (it greeted: stuck before it serves — in a slow import after `import taskfarm`, before "
+             "run_worker?), while the other workers had nothing left to do: stopped, having run no task; its " +
+             std::to_string(s.held_indices) + " tasks go to them");
   } else if (what == Overdue::hung_up) {
     // Its end of the channel was closed, and it did not exit: a task closed or replaced the
     // worker's descriptors and goes on (hangs, or reads a socket of its own in the channel's
@@ -284,6 +302,15 @@ void Dispatcher::schedule_chaos(Clock::time_point now) {
 void Dispatcher::on_stop_requested() {
   sched_->stop();
   halting_now_ = true;
+}
+
+bool Dispatcher::idle_worker_waiting() const noexcept {
+  if (!sched_->drained() || sched_->stopped()) return false;
+  for (std::size_t i = 0; i < run_workers_ && i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.live && s.hello && s.held.empty() && !s.stop_sent && !s.retiring && !s.kill_cause && !s.chaos_killed) return true;
+  }
+  return false;
 }
 
 void Dispatcher::on_released(int slot) {

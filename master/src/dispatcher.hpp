@@ -78,11 +78,14 @@ struct WorkerGone {
 
 /// A deadline the Supervisor watches passed: the handshake (start_timeout after the start),
 /// the running task (task_timeout after its stamp in the slot segment), or the exit of a worker
-/// whose channel hung up (kHungUpGrace after it did) while it was not told to stop.
-enum class Overdue : std::uint8_t { start, task, hung_up };
+/// whose channel hung up (kHungUpGrace after it did) while it was not told to stop; or
+/// `unserved`: a worker that greeted and holds work has begun none of it kUnservedGrace after
+/// its start while another worker idles with nothing left to hand out (idle_worker_waiting).
+enum class Overdue : std::uint8_t { start, task, hung_up, unserved };
 /// How long a worker whose channel hung up has to exit on its own (an exiting process closes
 /// its descriptors after releasing its memory, so its exit follows at once).
 inline constexpr std::chrono::milliseconds kHungUpGrace{1000};
+inline constexpr std::chrono::milliseconds kUnservedGrace{1000};
 
 /// Where the per-index records of a committed piece are (the worker's arena, or a memfd that
 /// came with the Done): the Supervisor's side of reading them. Called once per piece with
@@ -170,6 +173,8 @@ class Dispatcher {
   bool halting_now() const noexcept { return halting_now_; }
   bool live(int slot) const noexcept { return at(slot).live; }
   bool greeted(int slot) const noexcept { return at(slot).hello; }
+  /// Nothing is left to hand out and a worker that could take work holds none (Overdue::unserved).
+  bool idle_worker_waiting() const noexcept;
   /// Killed with a cause (its messages are no longer read).
   bool killing(int slot) const noexcept { return at(slot).kill_cause.has_value(); }
   bool busy(int slot) const noexcept { return !at(slot).held.empty(); }
@@ -259,6 +264,8 @@ class Dispatcher {
   Config cfg_;
   const FarmOptions& opt_;
   std::vector<Slot> slots_;
+  std::vector<bool> benched_;  // stopped for Overdue::unserved: not started again in this run
+  bool benched(std::size_t i) const noexcept { return i < benched_.size() && benched_[i]; }
   bool greeted_ = false;  // some worker of this farm has completed its handshake
   Clock::time_point probe_started_{};  // probe_first: when the first worker, alone, was started
   std::uint64_t job_id_ = 0;

@@ -4,8 +4,10 @@
 // resources, stop the run when it never will). Part of Dispatcher (dispatcher.hpp).
 #include "dispatcher.hpp"
 
-#include <algorithm>
 #include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
 
 namespace taskfarm {
 namespace {
@@ -164,6 +166,11 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
     obs_->on_failure(f);
   }
   if (isolating) {
+    if (obs_) obs_->on_failure(f);
+  } else if (!expected && !charged && !halting_now_ && !s.chaos_killed && benched(i)) {
+    // Stopped for not serving (Overdue::unserved): not a death without progress. Said while the
+    // run goes on, as a start that failed (ETIMEDOUT: it did not begin within kUnservedGrace).
+    f.error = ETIMEDOUT;
     if (obs_) obs_->on_failure(f);
   } else if (!expected && !charged && !halting_now_ && !s.chaos_killed) {
     ++deaths_without_progress_;

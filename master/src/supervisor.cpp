@@ -374,10 +374,18 @@ void Supervisor::on_exit(std::size_t i, ExitStatus st) {
 
 void Supervisor::check_deadlines(Clock::time_point now) {
   const std::int64_t now_ns = monotonic_ns();
+  const bool idle_waiting = d_.idle_worker_waiting();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     WorkerSlot& w = slots_[i];
     const int slot = static_cast<int>(i);
     if (!w.proc || w.proc->reaped()) continue;
+    // Holds work it has begun none of (its slot has named no chunk yet) while another idles.
+    if (idle_waiting && d_.busy(slot) && d_.greeted(slot) && !d_.killing(slot) && now - w.spawned_at >= kUnservedGrace &&
+        slot_state(w.proc->slot()).last_chunk.load(std::memory_order_acquire) == kNoChunk) {
+      d_.on_overdue(slot, Overdue::unserved);
+      execute();
+      continue;
+    }
     if (!d_.greeted(slot) && !d_.killing(slot) && opt_.start_timeout.count() > 0 && now - w.spawned_at >= opt_.start_timeout) {
       drain_channel(i);  // a master that was stopped or busy past the deadline may find the Hello waiting
       if (!d_.greeted(slot) && !d_.killing(slot)) {

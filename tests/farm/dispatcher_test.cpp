@@ -2,6 +2,8 @@
 // and failed starts, chaos, recycling — against a scripted fake worker (fake_worker.hpp): no
 // processes, no timing.
 #include <gtest/gtest.h>
+
+#include <cerrno>
 #include <signal.h>
 
 #include "fake_worker.hpp"
@@ -176,6 +178,38 @@ TEST(Dispatcher, OneStuckStartAmongGreetedWorkersIsOneFailedWorker) {
   EXPECT_FALSE(f.d.halting_now());
   f.step();
   EXPECT_EQ(f.starts, 3) << "replaced";
+}
+
+// Outside pass h12 F13: a worker that greeted and was handed work, then never served (stuck
+// after `import taskfarm`), held it for ever while the other idled. Once nothing is left to hand
+// out and a worker idles, it is stopped: not a death without progress, nothing charged, its work
+// to the idle one, its slot not started again in this run.
+TEST(Dispatcher, GreetedWorkerThatNeverServesIsStoppedOnceAnotherIdles) {
+  Fake f(fixed_chunks(4), 2);
+  f.begin(8);
+  f.step();
+  f.hello(0);
+  f.hello(1);
+  EXPECT_FALSE(f.d.idle_worker_waiting()) << "both hold work";
+  f.done(1);
+  EXPECT_TRUE(f.d.idle_worker_waiting());
+  f.d.on_overdue(0, Overdue::unserved);
+  f.execute();
+  ASSERT_EQ(f.kills.size(), 1u);
+  EXPECT_EQ(f.kills[0].slot, 0);
+  f.gone(0, killed_by(SIGKILL));
+  EXPECT_FALSE(f.d.halting_now());
+  ASSERT_EQ(f.rec.failures.size(), 1u);
+  EXPECT_FALSE(f.rec.failures[0].index) << "no task is charged";
+  EXPECT_EQ(f.rec.failures[0].error, ETIMEDOUT);
+  EXPECT_NE(f.rec.failures[0].message.find("slot 0 (pid "), std::string::npos) << f.rec.failures[0].message;
+  EXPECT_NE(f.rec.failures[0].message.find("had begun none of the work it was given"), std::string::npos);
+  f.step();
+  EXPECT_EQ(f.starts, 2) << "its slot is not started again in this run";
+  f.done(1);
+  const RunReport rep = f.d.end_run();
+  EXPECT_EQ(rep.succeeded, 8u);
+  EXPECT_TRUE(rep.failures.empty());
 }
 
 TEST(Dispatcher, WorkerExitingBeforeItsHandshakeIsNotAWorkerProgram) {

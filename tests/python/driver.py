@@ -122,6 +122,29 @@ def greets_before_slow_imports():
     expect_rows(out, 20)
 
 
+def worker_stuck_after_greeting_is_stopped():
+    # `import taskfarm` greets the master, which hands the worker work at once; a worker stuck
+    # after that (a slow import, here 20 s) held its tasks until it served, while the other idled
+    # with nothing left — for ever if it never did, whatever --timeout (outside pass h12 F13). It
+    # ran no task: it is stopped once the others idle, and its work goes to them.
+    script = f"{W}/stuck.py"
+    with open(script, "w") as f:
+        f.write("import os, time\n"
+                "import taskfarm\n"
+                "try:\n"
+                f"    os.close(os.open({W + '/first'!r}, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+                "    time.sleep(20)  # the first worker: stuck in a 'heavy import'\n"
+                "except FileExistsError:\n"
+                "    pass\n"
+                "def kernel(t):\n"
+                "    print(t.index)\n"
+                "taskfarm.run_worker(kernel)\n")
+    run = taskfarm("-j", 2, "--tasks", 20, "--timeout", "5s", program=[sys.executable, script])
+    check(run.rc == 0, "exit status", run)
+    check(sorted(map(int, run.out.split())) == list(range(20)), "tasks missing or repeated", run)
+    check("had begun none of the work it was given" in run.err, "the stuck worker is not said to be stopped", run)
+
+
 def numpy_imported_before_the_first_task():
     # A kernel as README shows it, with no `import numpy` of its own: t.output is a NumPy view,
     # and NumPy's import (0.2-0.5 s, seconds under load) used to happen at the first t.output,

@@ -13,8 +13,9 @@ void WorkerNotices::say(const std::string& line) {
 }
 
 void WorkerNotices::on_failure(const FailureRecord& f) {
-  // A spawn that failed for want of resources (it carries an errno) while the run goes on; the
-  // one that stops the run is final and reaches the summary as the farm's error.
+  // A spawn that failed for want of resources (it carries an errno) while the run goes on, or a
+  // worker stopped for not serving while the others idled (ETIMEDOUT); the one that stops the
+  // run is final and reaches the summary as the farm's error.
   if (f.cause == FailureCause::start && !f.index && f.error != 0 && !f.final) say(f.message);
 }
 

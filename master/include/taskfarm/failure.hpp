@@ -33,7 +33,7 @@ struct FailureRecord {
   pid_t pid = 0;
   int signal = 0;             ///< for FailureCause::signal / timeout
   int exit_code = 0;          ///< for FailureCause::exit
-  int error = 0;              ///< errno, for FailureCause::start
+  int error = 0;              ///< errno, for FailureCause::start (ETIMEDOUT: a worker stopped for not serving)
   std::string exception_type; ///< for FailureCause::exception / memory
   std::string message;        ///< what(), or a sentence saying what happened
   std::string stderr_tail;    ///< the last lines the worker wrote to stderr (a command's own, for task_process)
