@@ -158,6 +158,17 @@ void check_distinct_files(const RunOptions& o) {
       if (same_file(*wpath, *path))
         throw UsageError(std::string(wopt) + " and " + opt + " name the same file '" + *wpath + "'");
     }
+    // The file standard output or error goes to (`> out.txt`, then --joblog out.txt): the file
+    // the run writes would be put in its place, and what the tasks print would go on into the
+    // old one, unlinked — every task's output lost, exit 0 (outside pass h12 F15).
+    struct stat st {};
+    if (::stat(wpath->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    for (const auto& [fd, stream] : {std::pair<int, const char*>{STDOUT_FILENO, "standard output"}, {STDERR_FILENO, "standard error"}}) {
+      struct stat s {};
+      if (::fstat(fd, &s) == 0 && s.st_dev == st.st_dev && s.st_ino == st.st_ino)
+        throw UsageError(std::string(wopt) + " '" + *wpath + "' is the file " + stream +
+                         " goes to: what the run prints would be lost when it is replaced; name another file");
+    }
   }
 }
 
