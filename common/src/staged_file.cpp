@@ -45,10 +45,25 @@ pid_t staged_by(std::string_view name, std::string_view base) {
   return static_cast<pid_t>(std::strtol(std::string(name.substr(0, dash)).c_str(), nullptr, 10));
 }
 
+/// Whether the file begins as every file taskfarm stages does: a .npy (its magic), a joblog (its
+/// identity line) or a trace (its first record). A file a user happened to give such a name
+/// (outside pass h12 F10: it was removed, silently) does not.
+bool begins_as_ours(int fd) {
+  static constexpr std::string_view signatures[] = {"\x93NUMPY", "# taskfarm joblog ", "[\n{\"name\":\"process_name\""};
+  char head[32] = {};
+  const ssize_t n = ::pread(fd, head, sizeof head, 0);
+  if (n <= 0) return false;
+  const std::string_view got(head, static_cast<std::size_t>(n));
+  for (std::string_view s : signatures)
+    if (got.starts_with(s)) return true;
+  return false;
+}
+
 /// Removes the temporary files of `path` that a process killed before it could remove them left
-/// (SIGKILL, power loss): a name create() gives, a regular file of ours, its process gone and its
-/// flock free. A run killed before publishing would otherwise leave an output-sized file beside
-/// the user's for ever. Best effort: whatever cannot be checked or removed stays.
+/// (SIGKILL, power loss): a name create() gives, a regular file of ours that begins as taskfarm's
+/// files do, its process gone and its flock free. A run killed before publishing would otherwise
+/// leave an output-sized file beside the user's for ever. Best effort: whatever cannot be checked
+/// or removed stays (a trace killed before its first records reached the file, too).
 void sweep_dead_temporaries(const std::string& path) {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
@@ -58,9 +73,10 @@ void sweep_dead_temporaries(const std::string& path) {
   while (const dirent* e = ::readdir(d)) {
     const pid_t pid = staged_by(e->d_name, base);
     if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
-    UniqueFd fd(::openat(::dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    UniqueFd fd(::openat(::dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOATIME));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    if (!begins_as_ours(fd.get())) continue;
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) ::unlinkat(::dirfd(d), e->d_name, 0);
   }
   ::closedir(d);

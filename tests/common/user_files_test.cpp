@@ -162,7 +162,8 @@ TEST(UserFiles, UnpublishedArrayRemovesOnlyItsTemporaryFile) {
 
 // A run SIGKILLed before it published leaves its temporary file beside the user's (as big as the
 // output); the next file staged at that path removes it — only it: a live process's, another
-// path's, and a name taskfarm does not give stay.
+// path's, a name taskfarm does not give, and a file of that name that does not begin as
+// taskfarm's files do (a user's: outside pass h12 F10) stay.
 TEST(UserFiles, StagingRemovesTheTemporaryFilesOfDeadProcessesOnly) {
   test::TempDir dir;
   const std::string path = dir.file("out.npy");
@@ -174,14 +175,16 @@ TEST(UserFiles, StagingRemovesTheTemporaryFilesOfDeadProcessesOnly) {
   const std::string stale = "out.npy.taskfarm-" + std::to_string(dead) + "-0.tmp";
   const std::set<std::string> kept{"out.npy.taskfarm-" + std::to_string(::getppid()) + "-0.tmp",
                                    "other.npy.taskfarm-" + std::to_string(dead) + "-0.tmp",
-                                   "out.npy.taskfarm-" + std::to_string(dead) + "-x.tmp"};
-  for (const std::string& name : kept) write_file(dir.file(name), "x");
-  write_file(dir.file(stale), "stale");
+                                   "out.npy.taskfarm-" + std::to_string(dead) + "-x.tmp",
+                                   "out.npy.taskfarm-" + std::to_string(dead) + "-1.tmp"};
+  for (const std::string& name : kept) write_file(dir.file(name), "my precious data");
+  write_file(dir.file(stale), "\x93NUMPY stale");
   auto a = AnySharedArray::create_npy(path, DType::u8, {4}, AnySharedArray::Publish::later);
   const std::set<std::string> now = names_in(dir.path());
   EXPECT_EQ(now.count(stale), 0u) << "the dead run's temporary file is still there";
   for (const std::string& name : kept) EXPECT_EQ(now.count(name), 1u) << name << " was removed";
   EXPECT_EQ(read_file(path), "precious\n") << "the user's file was touched";
+  EXPECT_EQ(read_file(dir.file("out.npy.taskfarm-" + std::to_string(dead) + "-1.tmp")), "my precious data");
 }
 
 TEST(UserFiles, PublishRefusesAFileThatAppearedMeanwhile) {

@@ -18,7 +18,8 @@ class StagedFile {
   /// Creates "PATH.taskfarm-<pid>-<n>.tmp" in the directory of `path` (O_EXCL, read-write,
   /// mode 0666 less the umask) and locks it. Throws SystemError naming the temporary path.
   /// First removes such temporary files of `path` left by processes that are gone (killed before
-  /// they could remove them) and whose lock is free — files of no other name are ever removed.
+  /// they could remove them), whose lock is free and that begin as a .npy, joblog or trace of
+  /// taskfarm's does — files of no other name or content are ever removed.
   static StagedFile create(const std::string& path);
 
   StagedFile() noexcept = default;
