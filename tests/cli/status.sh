@@ -54,6 +54,18 @@ halt_now() {  # --halt now,fail=1: stop at the first final failure
   expect_no_segments "$TF_PID"
 }
 
+joblog_not_even_begun() {  # a joblog the file system cannot take from its first line: 102, not a usage error (h12 F8)
+  # The file size limit stands in for a full disk (both are a write the file system refuses);
+  # stderr goes through a pipe, which the limit does not apply to.
+  (ulimit -f 0 && exec "$TASKFARM" run --tasks 3 --joblog "$W/j.tsv" -- "$CLI_WORKER" </dev/null 2>&1 >"$W/stdout") |
+    cat >"$W/stderr"
+  TF_RC=${PIPESTATUS[0]}
+  expect_rc 102
+  expect_stderr "cannot write joblog $W/j.tsv: File too large"
+  [ ! -e "$W/j.tsv" ] || fail "a joblog was left at the path"
+  [ -z "$(ls "$W" | grep taskfarm-)" ] || fail "a temporary file was left: $(ls "$W")"
+}
+
 farm_error() {  # a worker program that is no taskfarm worker: the farm cannot run (3)
   tf run -j 2 --tasks 10 --output "$W/o.npy" --dtype f8 -- /bin/true
   expect_rc 3

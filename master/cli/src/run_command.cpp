@@ -171,6 +171,11 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       trace.emplace(trace_file->duplicate_fd(), plan.trace,
                     "taskfarm " + std::filesystem::path(plan.program).filename().string());
     }
+  } catch (const SystemError& e) {
+    // The file system could not take the joblog or trace (full, over quota, past ulimit -f, an
+    // I/O error): not a mistake in the command line — 102, as when it fills up mid-run (h12 F8).
+    const int err = e.code();
+    return fail(err == ENOSPC || err == EDQUOT || err == EFBIG || err == EIO ? exit_joblog_failed : exit_usage, e.what());
   } catch (const Error& e) {
     return fail(exit_usage, e.what());
   }
