@@ -44,8 +44,14 @@ Stat stat_of(pid_t pid) noexcept {
   const char* f = stat_fields(pid, buf);
   int ppid = 0, pgrp = 0;
   char state = '?';
-  if (f == nullptr || std::sscanf(f, "%c %d %d", &state, &ppid, &pgrp) != 3) return {};
-  return Stat{state, static_cast<pid_t>(ppid), static_cast<pid_t>(pgrp)};
+  unsigned long long start = 0;
+  // state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime cutime
+  // cstime priority nice num_threads itrealvalue starttime
+  if (f == nullptr ||
+      std::sscanf(f, "%c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state, &ppid, &pgrp,
+                  &start) != 4)
+    return {};
+  return Stat{state, static_cast<pid_t>(ppid), static_cast<pid_t>(pgrp), static_cast<std::uint64_t>(start)};
 }
 
 std::int64_t switches(pid_t pid) noexcept {
@@ -118,7 +124,7 @@ void require_single_thread(bool allowed, const char* what) {
               "if no other thread can hold a lock at the call");
 }
 
-pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept {
+pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uint64_t not_before) noexcept {
   DIR* d = ::opendir("/proc");
   if (d == nullptr) return 0;
   pid_t found = 0;
@@ -127,7 +133,7 @@ pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept
     const long pid = std::strtol(e->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || std::find(except.begin(), except.end(), static_cast<pid_t>(pid)) != except.end()) continue;
     const Stat st = stat_of(static_cast<pid_t>(pid));
-    if (st.pgrp == pgrp && st.state == 'T') {
+    if (st.pgrp == pgrp && st.state == 'T' && st.start >= not_before) {
       found = static_cast<pid_t>(pid);
       break;
     }

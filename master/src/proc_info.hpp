@@ -22,6 +22,7 @@ char state_of(pid_t pid) noexcept;
 struct Stat {
   char state = '?';
   pid_t ppid = 0, pgrp = 0;
+  std::uint64_t start = 0;  ///< when it started, in clock ticks after boot (field 22)
 };
 Stat stat_of(pid_t pid) noexcept;
 
@@ -40,7 +41,9 @@ void require_single_thread(bool allowed, const char* what);
 
 /// A process stopped by a signal ('T'; not a tracing stop, 't', which SIGCONT does not end) of process group `pgrp` other than those in `except`, or 0
 /// (a scan of /proc: what a worker's command started, stopped where nobody sees it).
-pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except) noexcept;
+/// With `not_before`, only one that started then or later (Stat::start): what a task started,
+/// not a process an earlier task of the same worker left behind.
+pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uint64_t not_before = 0) noexcept;
 
 /// The processes whose parent is this process (a scan of /proc: the kernel here has no
 /// /proc/PID/task/TID/children). Includes exited ones not reaped yet (zombies).

@@ -119,7 +119,10 @@ void Supervisor::stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_
     if (st.state == 'T' && st.pgrp == w.pid) {
       stopped = seen;  // the group member seen stopped is still stopped: no scan
     } else if (first || seen != 0 || now_ns >= s.next_scan_ns) {
-      stopped = proc::stopped_in_group(w.pid, {w.pid});
+      // What this task's command started, not what an earlier task left stopped in the group
+      // (h12 F12): no older than the command. (A kernel that names no process: any.)
+      const std::uint64_t since = w.task_pid != 0 ? proc::stat_of(w.task_pid).start : 0;
+      stopped = proc::stopped_in_group(w.pid, {w.pid}, since);
       s.next_scan_ns = now_ns + warn_ns;
     }
   }
