@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,6 +168,61 @@ TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
   EXPECT_FALSE(fs::exists("/dev/shm/" + name));
   EXPECT_TRUE(fs::exists("/dev/shm/" + mine.name()));
   EXPECT_EQ(std::find(swept.begin(), swept.end(), mine.name()), swept.end());
+}
+
+// Outside pass h12 F18: a master in another PID namespace that shares /dev/shm (a container)
+// has a pid that kill() here calls gone, and its live segments were swept. A process that owns
+// segments holds a lock on "taskfarm-<pid>-alive-…" that holds across namespaces; here the test
+// holds that lock itself once the creator is gone, as the creator would from its own namespace.
+TEST(SharedArrayProcessTest, SweepLeavesSegmentsOfACreatorWhoseLockIsHeld) {
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(::pipe2(to_parent, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(to_child, O_CLOEXEC), 0);
+  UniqueFd from_child(to_parent[0]), child_out(to_parent[1]);
+  UniqueFd child_in(to_child[0]), keep_child(to_child[1]);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    from_child.reset();
+    keep_child.reset();
+    try {
+      const auto theirs = AnySharedArray::create(DType::f64, {16});
+      test::write_all(child_out.get(), theirs.name() + "\n");
+      char c;
+      while (::read(child_in.get(), &c, 1) != 0) {  // until it is killed
+      }
+    } catch (...) {
+    }
+    ::_exit(2);
+  }
+  test::record_test_pid(pid);
+  child_out.reset();
+  child_in.reset();
+  std::string name;
+  char c;
+  while (::read(from_child.get(), &c, 1) == 1 && c != '\n') name += c;
+  ASSERT_EQ(segment_owner_pid(name), pid) << "child reported '" << name << "'";
+  const std::string alive_prefix = "taskfarm-" + std::to_string(pid) + "-alive-";
+  std::string alive;
+  for (const auto& e : fs::directory_iterator("/dev/shm"))
+    if (e.path().filename().string().rfind(alive_prefix, 0) == 0) alive = e.path().filename().string();
+  ASSERT_FALSE(alive.empty()) << "the creator holds no alive lock";
+  UniqueFd held(::shm_open(("/" + alive).c_str(), O_RDONLY | O_CLOEXEC, 0));
+  ASSERT_TRUE(held);
+  ASSERT_EQ(::flock(held.get(), LOCK_SH | LOCK_NB), 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);  // killed, as a master in its namespace could be... its lock held by another
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(::kill(pid, 0) != 0 && errno == ESRCH) << "its pid means nothing here now";
+  sweep_dead_segments();
+  EXPECT_TRUE(fs::exists("/dev/shm/" + name)) << "a segment whose owner's lock is held was swept";
+  held.reset();  // now nobody holds it: gone for good
+  sweep_dead_segments();
+  EXPECT_FALSE(fs::exists("/dev/shm/" + name));
+  EXPECT_FALSE(fs::exists("/dev/shm/" + alive));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,7 +86,9 @@ SpoolDir SpoolDir::create(const std::string& parent) {
   std::string path = parent + "/" + std::string(kPrefix) + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(path.data()) == nullptr)
     throw SystemError("cannot make a directory for the commands' output in " + parent + " (--tmpdir)", errno);
-  return SpoolDir(std::move(path));
+  UniqueFd lock(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (lock) ::flock(lock.get(), LOCK_SH | LOCK_NB);  // best effort: without it a sweep judges by kill() alone
+  return SpoolDir(std::move(path), std::move(lock));
 }
 
 SpoolDir::~SpoolDir() {
@@ -104,6 +107,9 @@ std::vector<std::string> sweep_dead_spools(const std::string& parent, std::vecto
     if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
       continue;
     if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its master (or a process of that pid) runs
+    // No such process here — or its master runs in another PID namespace, holding the lock.
+    UniqueFd held(::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!held || (::flock(held.get(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)) continue;
     dead.push_back(parent + "/" + e->d_name);
   }
   ::closedir(d);

@@ -8,13 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "taskfarm/unique_fd.hpp"
+
 namespace taskfarm::cli {
 
 class SpoolDir {
  public:
   /// Throws Error (with the reason) if the directory cannot be made in `parent`.
   static SpoolDir create(const std::string& parent);
-  SpoolDir(SpoolDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  SpoolDir(SpoolDir&& other) noexcept : path_(std::move(other.path_)), lock_(std::move(other.lock_)) { other.path_.clear(); }
   SpoolDir& operator=(SpoolDir&&) = delete;
   SpoolDir(const SpoolDir&) = delete;
   SpoolDir& operator=(const SpoolDir&) = delete;
@@ -23,8 +25,11 @@ class SpoolDir {
   const std::string& path() const noexcept { return path_; }
 
  private:
-  explicit SpoolDir(std::string path) : path_(std::move(path)) {}
+  SpoolDir(std::string path, UniqueFd lock) : path_(std::move(path)), lock_(std::move(lock)) {}
   std::string path_;
+  // A shared flock on the directory while it lives: a sweep from another PID namespace (where
+  // this master's pid means nothing) sees it is in use (outside pass h12 F18).
+  UniqueFd lock_;
 };
 
 /// Removes the spool directories in `parent` whose master no longer runs (taskfarm-<pid>-XXXXXX,
