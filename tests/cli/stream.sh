@@ -119,6 +119,13 @@ limit_stops_reading() {  # at --input-lines-max the lines read run, reading stop
   expect_rc 2
   expect_stderr "standard input holds more than 40 B of lines: its first line alone is past that; nothing was run"
   [ ! -s "$W/stdout" ] || fail "ran something: $(cat "$W/stdout")"
+  # Nor one longer than the plan reads of the input's start (met while streaming; h12 F11): the same.
+  tf run --exec --input-lines-max 100K -- echo < <(head -c 200000 /dev/zero | tr '\0' x)
+  expect_rc 2
+  expect_stderr "standard input holds more than 100.0 KiB of lines: its first line alone is past that; nothing was run"
+  [ "$(wc -l <"$W/stderr")" -eq 1 ] || fail "more than one line on stderr: $(cat "$W/stderr")"
+  [ ! -s "$W/stdout" ] || fail "ran something: $(head -c 100 "$W/stdout")"
+  expect_no_segments "$TF_PID"
 }
 
 sigint_while_waiting_for_lines() {  # SIGINT mid-stream: interrupted, workers and segments gone

@@ -86,6 +86,7 @@ void LineFeed::stop(const std::string& why, bool limit) {
   ended_ = true;
   // (Not even a first line: the run is refused, exit 2, and says so in other words than exit 102's.)
   const std::uint64_t read = lines_.ended() - base_;
+  refused_whole_ = read == 0 && limit && base_ == 0;
   stopped_ = source_.who() + " " + why +
              (read == 0 ? std::string(": its first line alone is past that; nothing was run")
                         : ": stopped reading it after " + std::to_string(read) + " lines; the rest was not run") +

@@ -48,6 +48,9 @@ class LineFeed : public RangeFeed {
   bool ended() const noexcept { return ended_; }
   /// Why reading stopped before the input's end ("" if it did not): one line for the user.
   const std::string& stopped() const noexcept { return stopped_; }
+  /// Stopped before a first whole line could be taken (it alone is past the limit): the input is
+  /// refused as a whole read would have refused it (exit 2), nothing having run.
+  bool refused_whole() const noexcept { return refused_whole_; }
 
  private:
   static constexpr std::uint64_t kLowWater = 1024;  ///< ask for more lines when this few are left
@@ -71,6 +74,7 @@ class LineFeed : public RangeFeed {
   bool armed_ = false, ended_ = false;
   std::uint64_t since_asked_ = 0, published_ = 0;
   std::string stopped_;
+  bool refused_whole_ = false;
   std::vector<char> block_;
 };
 

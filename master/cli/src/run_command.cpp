@@ -334,7 +334,11 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   // A stream read up to its limit: the lines read ran, the rest did not — not a complete run.
   const std::string feed_stopped = feed ? feed->stopped() : std::string();
   // A trace that could not be written whole did not stop the run, but it is not what was asked.
-  const int status = published && stop_error.empty() && trace_error.empty() &&
+  // (A first line alone past --input-lines-max is refused as a whole read refuses it: exit 2.
+  // The plan reads only the input's start, so a long first line is met here; nothing ran.)
+  const bool refused = feed && feed->refused_whole() && report.succeeded == 0 && signals.received() == 0;
+  const int status = refused ? exit_usage
+                     : published && stop_error.empty() && trace_error.empty() &&
                              (feed_stopped.empty() || signals.received() != 0)
                          ? exit_status(report, signals.received())
                          : exit_joblog_failed;
@@ -380,8 +384,12 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       ctx.joblog_recorded.reset();
     }
   }
-  std::cerr << format_summary(report, ctx) << untouched;
-  if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
+  if (refused) {  // one line, as the usage errors it stands for (nothing ran: no summary)
+    std::cerr << "taskfarm: " << feed_stopped << "\n" << untouched;
+  } else {
+    std::cerr << format_summary(report, ctx) << untouched;
+    if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
+  }
   if (!trace_error.empty())  // one line: what became of the file
     std::cerr << "taskfarm: " << trace_error
               << (staged_trace->published()
