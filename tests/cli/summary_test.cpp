@@ -142,5 +142,13 @@ TEST(Summary, WorkersAreSaidReplacedOnlyAsManyAsWere) {
   EXPECT_TRUE(contains(format_summary(r, SummaryContext{}), "2 workers died and were replaced")) << s;
 }
 
+// A culprit's line breaks, tabs and escape sequences are shown, not sent (outside pass h12 F7).
+TEST(OneLine, ControlCharactersOfACulpritAreShownNotSent) {
+  EXPECT_EQ(one_line("plain '/x/y.npy'"), "plain '/x/y.npy'");
+  EXPECT_EQ(one_line("'no\nsuch\x1b[31mcmd'"), "'no\\nsuch\\x1b[31mcmd'");
+  EXPECT_EQ(one_line("a\tb\x7f"), "a\\tb\\x7f");
+  EXPECT_EQ(one_line("caf\xc3\xa9"), "caf\xc3\xa9") << "UTF-8 stays as it is";
+}
+
 }  // namespace
 }  // namespace taskfarm::cli

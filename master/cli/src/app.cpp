@@ -97,7 +97,7 @@ bool g_said_by_rank0 = false;
 
 int usage_error(const std::string& what) {
   if (g_said_by_rank0) return exit_usage;
-  std::cerr << "taskfarm: " << g_rank_prefix << what << " (see taskfarm --help)\n";
+  std::cerr << "taskfarm: " << g_rank_prefix << one_line(what) << " (see taskfarm --help)\n";
   return exit_usage;
 }
 

@@ -67,7 +67,7 @@ std::uint64_t count(const std::vector<IndexRange>& ranges) {
 }
 
 int fail(int status, const std::string& what) {
-  std::cerr << "taskfarm: " << what << "\n";
+  std::cerr << "taskfarm: " << one_line(what) << "\n";
   return status;
 }
 

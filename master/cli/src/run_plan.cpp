@@ -190,7 +190,11 @@ void check_file_kinds(const RunOptions& o) {
   using Named = std::pair<const char*, const std::string*>;
   const Named named[] = {{"--output", &o.output}, {"--joblog", &o.joblog}, {"--trace", &o.trace}, {"--input", &o.input}};
   for (const auto& [opt, path] : named) {
-    if (path->empty() || *path == "-") continue;
+    // '-' is standard input for the sources of lines only: here a file named '-' was written
+    // (GNU parallel's --joblog - is standard output; h12 F19).
+    if (*path == "-")
+      throw UsageError(std::string(opt) + " -: '-' (standard input or output) is not a file here; name a file (./- for one named '-')");
+    if (path->empty()) continue;
     try {
       detail::require_regular_or_absent(*path);
     } catch (const Error& e) {

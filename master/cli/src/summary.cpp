@@ -69,6 +69,25 @@ std::string format_failures(const FailureLines& f, const SummaryContext& c) {
   return s;
 }
 
+// (Outside pass h12 F7: a usage error spread over lines, an escape sequence reached the terminal.)
+std::string one_line(std::string_view what) {
+  std::string s;
+  s.reserve(what.size());
+  for (const char c : what) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') s += "\\n";
+    else if (c == '\t') s += "\\t";
+    else if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      s += hex;
+    } else {
+      s += c;
+    }
+  }
+  return s;
+}
+
 std::string format_summary(const RunReport& r, const SummaryContext& c) {
   const std::string p = "taskfarm: ";
   const std::vector<std::uint64_t> failed = r.failed_indices();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "taskfarm/farm.hpp"
@@ -49,6 +50,10 @@ struct SummaryContext {
 /// Lines for stderr, each starting "taskfarm: ": counts, wall time and throughput; the first
 /// 20 failures and how many more; the failed indices; and whether the output is complete.
 std::string format_summary(const RunReport& report, const SummaryContext& context);
+
+/// `what` on one line whatever it holds: a line break, a tab or an escape sequence of a culprit
+/// (a file name, a command) shown as \n, \t, \x1b — never sent to the terminal as is.
+std::string one_line(std::string_view what);
 
 /// "3, 7-9, 12" from sorted indices; after `max_ranges` ranges, ", ... (N more)".
 std::string format_index_ranges(const std::vector<std::uint64_t>& sorted, std::size_t max_ranges = 50);
