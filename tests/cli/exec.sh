@@ -528,6 +528,28 @@ full_tmpdir_stops_the_run() {  # a spool write that fails is never silent: the t
   ! grep -q "done\|begin [34]" "$W/stdout" || fail "stdout has output of tasks after the full disk"
 }
 
+stdout_cut_midway_is_partial() {  # standard output refusing a task's output midway: that task is said PARTIAL (h12 F16)
+  command -v prlimit >/dev/null || { echo "no prlimit here: skipped"; exit 77; }
+  mkfifo "$W/gate"
+  local cmd='if [ {} = 0 ]; then : >"'"$W"'/started"; cat "'"$W"'/gate" >/dev/null; fi; head -c 3000 /dev/zero | tr "\0" {}; echo'
+  # (The limit is on every file the master writes; its stderr stays far below it.)
+  "$TASKFARM" run --exec -k -j 1 --chunk 1 --shell -- "$cmd" ::: 0 1 2 </dev/null >"$W/stdout" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  # Once task 0 runs (the master's shared segments are made: they would not fit under the limit).
+  local i
+  for ((i = 0; i < 300; i++)); do [ -e "$W/started" ] && break; read -r -t 0.1 <> <(:) || true; done
+  [ -e "$W/started" ] || fail "task 0 did not start within 30 s"
+  prlimit --pid "$TF_PID" --fsize=5000:5000 || fail "prlimit failed"
+  : >"$W/gate"  # task 0 goes on
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 102
+  expect_stderr "taskfarm: the output of index 1 is PARTIAL: standard output could not take it whole (File too large)"
+  [ "$(wc -c <"$W/stdout")" -eq 5000 ] || fail "stdout holds $(wc -c <"$W/stdout") bytes"
+  ! grep -q "index 0 is PARTIAL" "$W/stderr" || fail "task 0, whole, is said to be PARTIAL"
+}
+
 spool_file_removed_is_lost_output() {  # output gone from the spool meanwhile is lost, not "printed nothing" (F17)
   # Tasks 2 and 3 are done, their output held for order behind task 0 (waiting at the gate);
   # then 2.out is removed and 3.out emptied, as a tmp cleaner or a user's rm would.

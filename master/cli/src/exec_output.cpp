@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <vector>
 
@@ -130,10 +131,17 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     ::unlink(path.c_str());  // the space comes back once it is printed
     if (s == exec::Stream::err) err_.write_file(fd.get());
     else if (events_ != nullptr) events_of(index, fd.get());
-    else if (out_.write_file(fd.get()) > 0) {
+    else if (const std::uint64_t wrote = out_.write_file(fd.get()); wrote > 0) {
       struct stat st {};
       char last = '\n';
       if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) out_ends_line = last == '\n';
+      // Standard output failed midway (a full disk, ulimit -f; not a reader that went away):
+      // what is in the file of this task is cut, and said to be (h12 F16).
+      if (out_.closed() && out_.error() != 0 && out_.error() != EPIPE &&
+          wrote < static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)))) {
+        partial_[index] = std::string("standard output could not take it whole (") + std::strerror(out_.error()) + ")";
+        out_ends_line = true;  // nothing more is written there
+      }
     }
   }
   if (!lost.empty()) {  // printed what is left, marked PARTIAL; the run stops (exit 102), no "ok" row

@@ -23,6 +23,7 @@ StdoutWriter::StdoutWriter(std::function<void(int)> on_failed, int fd) : on_fail
 
 void StdoutWriter::failed(int error) {
   closed_ = true;
+  error_ = error;
   if (on_failed_) on_failed_(error);
 }
 

@@ -40,6 +40,8 @@ class StdoutWriter {
   std::uint64_t write_file(int fd, std::uint64_t limit = ~std::uint64_t{0});
   /// Closed: the reader went away, a write failed, or it gave up after a stop (below).
   bool closed() const noexcept { return closed_; }
+  /// The errno of the write that failed (EPIPE: the reader went away), or 0.
+  int error() const noexcept { return error_; }
 
   /// Rank 0 under `--mpi` (F31): mpirun SIGKILLs rank 0 about 1 s after its SIGTERM, and rank 0
   /// must say why the job ends and remove its spool before. Once `*stop` is set (by a signal
@@ -63,6 +65,7 @@ class StdoutWriter {
   int fd_;
   std::string buf_;
   bool closed_ = false;
+  int error_ = 0;
   Progress* progress_ = nullptr;
   std::uint64_t out_ = 0;
   UniqueFd own_;  // a non-blocking descriptor of standard output's pipe or terminal
