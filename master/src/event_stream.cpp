@@ -53,8 +53,11 @@ void EventStream::on_tasks_done(const TasksDone& t) {
 
 void EventStream::on_result(const IndexResult& r) {
   if (r.text.empty()) return;
-  line(R"({"event":"output")" + field("index", r.index) +
-       field("text", std::string_view(r.text.data(), r.text.size())));
+  const std::string_view text(r.text.data(), r.text.size());
+  // Not UTF-8 (binary, Latin-1): `text` has U+FFFD for what is not, and `bytes` the bytes as they
+  // were, so that what the task printed can be had back (outside pass h12 F14).
+  line(R"({"event":"output")" + field("index", r.index) + field("text", text) +
+       (detail::valid_utf8(text) ? std::string() : ",\"bytes\":\"" + detail::base64(text) + "\""));
 }
 
 void EventStream::on_failure(const FailureRecord& f) {

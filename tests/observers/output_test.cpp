@@ -238,6 +238,19 @@ TEST(Progress, NamesTheStoppedCommandOfTheWorkerLongestWithoutProgress) {
   EXPECT_EQ(last.find("slot 1"), std::string::npos) << last;
 }
 
+// What a task printed that is not UTF-8 (binary, Latin-1) became U+FFFD in `text`, the bytes
+// lost (outside pass h12 F14): `bytes` carries them in base64 then; UTF-8 text has no `bytes`.
+TEST(EventStream, OutputThatIsNotUtf8CarriesItsBytes) {
+  std::vector<std::string> lines;
+  EventStream events([&](std::string_view line) { lines.emplace_back(line); });
+  const std::string binary("a\0b\xff\xfe" "c", 6), text = "caf\xc3\xa9\n";
+  events.on_result(IndexResult{3, {}, std::span<const char>(binary.data(), binary.size())});
+  events.on_result(IndexResult{4, {}, std::span<const char>(text.data(), text.size())});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find(R"("text":"a\u0000b\ufffd\ufffdc","bytes":"YQBi//5j")"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1].find("bytes"), std::string::npos) << lines[1];
+}
+
 TEST(EventStream, AStallCarriesTheProcessThatRunsTheTask) {
   std::vector<std::string> lines;
   EventStream events([&](std::string_view line) { lines.emplace_back(line); });
