@@ -116,8 +116,14 @@ TEST(SharedArrayProcessTest, AnotherUserCannotOpenTheSegment) {
   EXPECT_TRUE(contains(r.output, "Permission denied")) << r.output;
 }
 
-TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
-  const auto mine = AnySharedArray::create(DType::u8, {32});
+// A child that creates a shared array, says its segment's name and waits to be killed (its
+// segment then is what a SIGKILLed master leaves). Sets pid and name; ASSERTs inside.
+struct SegmentCreator {
+  pid_t pid = 0;
+  std::string name;
+  UniqueFd keep;  // its end of the pipe it waits on
+};
+void start_segment_creator(SegmentCreator& out) {
   int to_parent[2], to_child[2];
   ASSERT_EQ(::pipe2(to_parent, O_CLOEXEC), 0);
   ASSERT_EQ(::pipe2(to_child, O_CLOEXEC), 0);
@@ -135,7 +141,7 @@ TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
       const auto theirs = AnySharedArray::create(DType::f64, {16});
       test::write_all(child_out.get(), theirs.name() + "\n");
       char c;
-      while (::read(child_in.get(), &c, 1) != 0) {  // until the parent lets go (never, here)
+      while (::read(child_in.get(), &c, 1) != 0) {  // until it is killed
       }
     } catch (...) {
     }
@@ -148,6 +154,17 @@ TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
   char c;
   while (::read(from_child.get(), &c, 1) == 1 && c != '\n') name += c;
   ASSERT_EQ(segment_owner_pid(name), pid) << "child reported '" << name << "'";
+  out.pid = pid;
+  out.name = name;
+  out.keep = std::move(keep_child);
+}
+
+TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
+  const auto mine = AnySharedArray::create(DType::u8, {32});
+  SegmentCreator child;
+  ASSERT_NO_FATAL_FAILURE(start_segment_creator(child));
+  const pid_t pid = child.pid;
+  const std::string name = child.name;
   ASSERT_TRUE(fs::exists("/dev/shm/" + name));
 
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
@@ -175,36 +192,10 @@ TEST(SharedArrayProcessTest, SweepRemovesSegmentsOfAKilledCreatorOnly) {
 // segments holds a lock on "taskfarm-<pid>-alive-…" that holds across namespaces; here the test
 // holds that lock itself once the creator is gone, as the creator would from its own namespace.
 TEST(SharedArrayProcessTest, SweepLeavesSegmentsOfACreatorWhoseLockIsHeld) {
-  int to_parent[2], to_child[2];
-  ASSERT_EQ(::pipe2(to_parent, O_CLOEXEC), 0);
-  ASSERT_EQ(::pipe2(to_child, O_CLOEXEC), 0);
-  UniqueFd from_child(to_parent[0]), child_out(to_parent[1]);
-  UniqueFd child_in(to_child[0]), keep_child(to_child[1]);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    from_child.reset();
-    keep_child.reset();
-    try {
-      const auto theirs = AnySharedArray::create(DType::f64, {16});
-      test::write_all(child_out.get(), theirs.name() + "\n");
-      char c;
-      while (::read(child_in.get(), &c, 1) != 0) {  // until it is killed
-      }
-    } catch (...) {
-    }
-    ::_exit(2);
-  }
-  test::record_test_pid(pid);
-  child_out.reset();
-  child_in.reset();
-  std::string name;
-  char c;
-  while (::read(from_child.get(), &c, 1) == 1 && c != '\n') name += c;
-  ASSERT_EQ(segment_owner_pid(name), pid) << "child reported '" << name << "'";
+  SegmentCreator child;
+  ASSERT_NO_FATAL_FAILURE(start_segment_creator(child));
+  const pid_t pid = child.pid;
+  const std::string name = child.name;
   const std::string alive_prefix = "taskfarm-" + std::to_string(pid) + "-alive-";
   std::string alive;
   for (const auto& e : fs::directory_iterator("/dev/shm"))
