@@ -349,6 +349,16 @@ stall_said_again_when_what_is_stopped_changes() {  # a stall is said again after
   finish_stalled "resumed c"
 }
 
+commands_do_not_inherit_the_channel() {  # fd 3 of a command is not the worker's channel (h12b N4)
+  # A command writing to fd 3 corrupted the protocol: another, healthy task was charged, its output lost.
+  tf run --exec -j 1 -k -- sh -c 'if [ {} = 2 ]; then echo garbage >&3; fi; echo {}' ::: 1 2 3 4 5 6 </dev/null
+  expect_rc 0
+  expect_stdout_is '1\n2\n3\n4\n5\n6\n'
+  tf run --exec -- sh -c 'ls -l /proc/$$/fd' ::: a </dev/null
+  expect_rc 0
+  ! grep -q socket "$W/stdout" || fail "a command holds a socket: $(cat "$W/stdout")"
+}
+
 worker_crash_retried() {  # the worker of task 3 is SIGKILLed (once) by its command: retried, output whole
   tf run --exec -k -j 2 --chunk 1 --retries 1 --joblog "$W/j.tsv" --shell -- \
     'if [ {} = 3 ] && mkdir "'"$W"'/once" 2>/dev/null; then kill -KILL $PPID; fi; echo task {}' \

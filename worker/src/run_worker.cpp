@@ -240,6 +240,11 @@ int run_worker(std::map<std::string, Kernel> kernels, WorkerOptions options) {
     return detail::kExitSetupFailed;
   }
   ::unsetenv("TASKFARM_WORKER");  // programs the kernel starts are not workers
+  // ... nor do they get its channel: it came through exec (so without close-on-exec), and a
+  // command a kernel runs (--exec's, system(), a subprocess) would inherit it as fd 3 — one that
+  // writes there (`echo … >&3`, `gpg --status-fd 3`) corrupted the protocol and got another task
+  // charged, one that reads it could take the worker's messages (outside pass h12b N4).
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   detail::bind_to_parent(master);
   ShmSegment slot;
   try {
