@@ -239,6 +239,17 @@ void Dispatcher::on_overdue(int slot, Overdue what) {
                                      format_duration(opt_.start_timeout) +
                                      " — is it a worker program (does it call run_worker)? If it is one that starts slowly "
                                      "(work before run_worker), raise the start timeout (--start-timeout, start_timeout)");
+  } else if (what == Overdue::serve) {
+    // A task timeout bounds what the user's code does while it holds work, also before its
+    // first task: a worker stuck after its greeting (a hung import) with every other worker
+    // stuck too waited for ever, --timeout or not (outside pass h12b N7). A death without
+    // progress: replaced, and the run stops after max_start_failures of them in a row.
+    Slot& s = slots_[i];
+    if (!s.live || !s.hello || s.held.empty() || s.stop_sent || s.kill_cause || s.chaos_killed) return;
+    kill(i, FailureCause::start,
+         "greeted but had begun none of the work it was given " + format_duration(opt_.start_timeout + opt_.task_timeout) +
+             " after its start (start_timeout + task_timeout: --start-timeout + --timeout): stuck before it serves — in an "
+             "import after `import taskfarm`, before run_worker?");
   } else if (what == Overdue::unserved) {
     // It greeted (`import taskfarm` does, first thing) and was handed work, which waits in its
     // channel until it serves — and it has not begun any: it is still importing, or stuck before
@@ -250,11 +261,11 @@ void Dispatcher::on_overdue(int slot, Overdue what) {
     if (!s.live || !s.hello || s.held.empty() || s.stop_sent || s.kill_cause || s.chaos_killed) return;
     if (i < benched_.size()) benched_[i] = true;
     kill(i, FailureCause::start,
-         "slot " + std::to_string(slot) + " (pid " + std::to_string(s.pid) + ") had begun none of the work it was given " +
+         "slot " + std::to_string(slot) + " (pid " + std::to_string(s.pid) + ") had not begun its work " +
              format_duration(kUnservedGrace) +
-             " after its start (it greeted: stuck before it serves — in a slow import after `import taskfarm`, before "
-             "run_worker?), while the other workers had nothing left to do: stopped, having run no task; its " +
-             std::to_string(s.held_indices) + " tasks go to them");
+             " after its start (a slow start after `import taskfarm`, or stuck before run_worker) while the other workers "
+             "had nothing left to do: stopped, having run no task; its " + std::to_string(s.held_indices) +
+             (s.held_indices == 1 ? " task goes" : " tasks go") + " to them");
   } else if (what == Overdue::hung_up) {
     // Its end of the channel was closed, and it did not exit: a task closed or replaced the
     // worker's descriptors and goes on (hangs, or reads a socket of its own in the channel's

@@ -80,8 +80,10 @@ struct WorkerGone {
 /// the running task (task_timeout after its stamp in the slot segment), or the exit of a worker
 /// whose channel hung up (kHungUpGrace after it did) while it was not told to stop; or
 /// `unserved`: a worker that greeted and holds work has begun none of it kUnservedGrace after
-/// its start while another worker idles with nothing left to hand out (idle_worker_waiting).
-enum class Overdue : std::uint8_t { start, task, hung_up, unserved };
+/// its start while another worker idles with nothing left to hand out (idle_worker_waiting); or
+/// `serve`: with a task timeout, such a worker has begun none of it start_timeout + task_timeout
+/// after its start, whether or not another idles (every worker may be stuck so).
+enum class Overdue : std::uint8_t { start, task, hung_up, unserved, serve };
 /// How long a worker whose channel hung up has to exit on its own (an exiting process closes
 /// its descriptors after releasing its memory, so its exit follows at once).
 inline constexpr std::chrono::milliseconds kHungUpGrace{1000};

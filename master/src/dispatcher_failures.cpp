@@ -129,7 +129,7 @@ void Dispatcher::on_gone(int slot, const WorkerGone& g, Clock::time_point now) {
   if (s.hung_up && f.message.empty())
     f.message = "it closed its channel to the master and had not exited " + std::to_string(kHungUpGrace.count()) +
                 " ms later: killed (a task that closes or replaces descriptors it did not open can do this)";
-  if (!expected) {
+  if (!expected && !benched(i)) {  // (one stopped for not serving while others idled did not die of itself)
     ++report_.worker_deaths;
     s.died = true;
     if (s.chaos_killed) ++report_.chaos_kills;

@@ -379,12 +379,17 @@ void Supervisor::check_deadlines(Clock::time_point now) {
     WorkerSlot& w = slots_[i];
     const int slot = static_cast<int>(i);
     if (!w.proc || w.proc->reaped()) continue;
-    // Holds work it has begun none of (its slot has named no chunk yet) while another idles.
-    if (idle_waiting && d_.busy(slot) && d_.greeted(slot) && !d_.killing(slot) && now - w.spawned_at >= kUnservedGrace &&
+    // Holds work it has begun none of (its slot has named no chunk yet) while another idles; or,
+    // with a task timeout, for start_timeout + task_timeout since its start.
+    if (d_.busy(slot) && d_.greeted(slot) && !d_.killing(slot) && now - w.spawned_at >= kUnservedGrace &&
         slot_state(w.proc->slot()).last_chunk.load(std::memory_order_acquire) == kNoChunk) {
-      d_.on_overdue(slot, Overdue::unserved);
-      execute();
-      continue;
+      const bool serve_overdue =
+          opt_.task_timeout.count() > 0 && now - w.spawned_at >= opt_.start_timeout + opt_.task_timeout;
+      if (idle_waiting || serve_overdue) {
+        d_.on_overdue(slot, idle_waiting ? Overdue::unserved : Overdue::serve);
+        execute();
+        continue;
+      }
     }
     if (!d_.greeted(slot) && !d_.killing(slot) && opt_.start_timeout.count() > 0 && now - w.spawned_at >= opt_.start_timeout) {
       drain_channel(i);  // a master that was stopped or busy past the deadline may find the Hello waiting

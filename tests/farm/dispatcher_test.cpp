@@ -203,13 +203,37 @@ TEST(Dispatcher, GreetedWorkerThatNeverServesIsStoppedOnceAnotherIdles) {
   EXPECT_FALSE(f.rec.failures[0].index) << "no task is charged";
   EXPECT_EQ(f.rec.failures[0].error, ETIMEDOUT);
   EXPECT_NE(f.rec.failures[0].message.find("slot 0 (pid "), std::string::npos) << f.rec.failures[0].message;
-  EXPECT_NE(f.rec.failures[0].message.find("had begun none of the work it was given"), std::string::npos);
+  EXPECT_NE(f.rec.failures[0].message.find("had not begun its work"), std::string::npos);
   f.step();
   EXPECT_EQ(f.starts, 2) << "its slot is not started again in this run";
   f.done(1);
   const RunReport rep = f.d.end_run();
   EXPECT_EQ(rep.succeeded, 8u);
   EXPECT_TRUE(rep.failures.empty());
+}
+
+// With a task timeout, one that has begun none of its work start_timeout + task_timeout after
+// its start is a failed start even with nobody idle (every worker may be stuck so; h12b N7):
+// killed, a death without progress, replaced; the run stops after max_start_failures in a row.
+TEST(Dispatcher, GreetedWorkerThatNeverServesPastItsDeadlineIsAFailedStart) {
+  FarmOptions o = fixed_chunks(4);
+  o.task_timeout = 500ms;
+  o.max_start_failures = 2;
+  Fake f(o, 1);
+  f.begin(8);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    f.step();
+    f.hello(0);
+    f.d.on_overdue(0, Overdue::serve);
+    f.execute();
+    ASSERT_EQ(f.kills.size(), static_cast<std::size_t>(attempt + 1));
+    EXPECT_EQ(f.kills.back().cause, FailureCause::start);
+    f.gone(0, killed_by(SIGKILL));
+  }
+  EXPECT_TRUE(f.d.halting_now()) << "two failed starts in a row";
+  const RunReport rep = f.d.end_run();
+  EXPECT_NE(rep.farm_error.find("greeted but had begun none of the work it was given"), std::string::npos) << rep.farm_error;
+  EXPECT_EQ(rep.succeeded, 0u);
 }
 
 TEST(Dispatcher, WorkerExitingBeforeItsHandshakeIsNotAWorkerProgram) {

@@ -142,7 +142,27 @@ def worker_stuck_after_greeting_is_stopped():
     run = taskfarm("-j", 2, "--tasks", 20, "--timeout", "5s", program=[sys.executable, script])
     check(run.rc == 0, "exit status", run)
     check(sorted(map(int, run.out.split())) == list(range(20)), "tasks missing or repeated", run)
-    check("had begun none of the work it was given" in run.err, "the stuck worker is not said to be stopped", run)
+    check("had not begun its work" in run.err, "the stuck worker is not said to be stopped", run)
+
+
+def every_worker_stuck_after_greeting_ends_with_timeout():
+    # Every worker stuck after its greeting: nobody idles to take the work (h12b N7: the run
+    # waited for ever, --timeout or not). With a task timeout, a worker that has begun none of its
+    # work start_timeout + task_timeout after its start is a failed start; the run gives up after
+    # max_start_failures of them in a row, saying why.
+    script = f"{W}/allstuck.py"
+    with open(script, "w") as f:
+        f.write("import time\n"
+                "import taskfarm\n"
+                "time.sleep(30)  # a hung import\n"
+                "def kernel(t):\n"
+                "    print(t.index)\n"
+                "taskfarm.run_worker(kernel)\n")
+    run = taskfarm("-j", 1, "--tasks", 4, "--timeout", "0.5s", start=["--start-timeout", "0.5s"],
+                   program=[sys.executable, script])
+    check(run.rc == 3, "exit status", run)
+    check("greeted but had begun none of the work it was given 1 s after its start (start_timeout + task_timeout"
+          in run.err, "the stuck workers are not named", run)
 
 
 def numpy_imported_before_the_first_task():
