@@ -157,6 +157,11 @@ int unguarded_main(const std::vector<std::string>& args) {
     if (is_source_marker(a))
       return usage_error("'" + a + "' belongs after the command: taskfarm run --exec [options] -- COMMAND " + a +
                          (a == ":::" ? " VALUES..." : " FILE"));
+  // `--joblog="$J"` with J unset: CLI11 takes the next word for the value (`--joblog= -k` wrote a
+  // joblog named -k and dropped -k; h12b N2). An empty value is refused, as `--joblog ""` is.
+  for (const std::string& a : ours)
+    if (a.size() > 3 && a.starts_with("--") && a.back() == '=' && a.find('=') == a.size() - 1)
+      return usage_error(a.substr(0, a.size() - 1) + ": an empty value");
   try {
     std::vector<std::string> reversed(ours.rbegin(), ours.rend());
     app.parse(reversed);
