@@ -247,7 +247,7 @@ void plan_exec(const RunOptions& o, const CommandWithSources& cmd, const SourceL
   // inputs, appended to nothing, would run as the command (h12 F3).
   const auto blank = [](const std::string& w) { return w.find_first_not_of(" \t\n") == std::string::npos; };
   if (!o.shell && !cmd.words.empty() && cmd.words.front().empty()) resolve_program("", "command");
-  if (o.shell && !cmd.words.empty() && std::all_of(cmd.words.begin(), cmd.words.end(), blank))
+  if (o.shell && !cmd.words.empty() && (blank(cmd.words.front()) || std::all_of(cmd.words.begin(), cmd.words.end(), blank)))
     throw UsageError("the shell command after '--' is empty (with --shell the words after '--' are a script)");
   try {
     const exec::CommandTemplate t(cmd.words, o.shell, sources, o.replace.empty() ? "{}" : o.replace);
