@@ -120,17 +120,21 @@ int serve(const py::dict& kernels, const py::function& call) {
   // import (0.2-0.5 s, seconds on a loaded machine) would run inside a task, on its --timeout
   // clock, in every fresh worker (h11 F6). It runs when a job with an array reaches the worker,
   // before its first task is taken; a job without one (text, results) does not pay it (~0.24 s
-  // and ~30 MB a worker). Without NumPy the worker serves as before (only t.output / t.input raise).
+  // and ~30 MB a worker). Without NumPy such a job cannot run here: the worker says so once and
+  // exits (each task failing with a traceback flooded stderr: 3,624 lines for 200 tasks, h12b N16).
   taskfarm::WorkerOptions options;
   options.on_job = [imported = false](const taskfarm::JobInfo& job) mutable {
     if (imported || (job.output_handle.empty() && job.input_handle.empty())) return;
-    imported = true;
     py::gil_scoped_acquire gil;
     try {
       py::module_::import("numpy");
       static_cast<void>(py::dtype::of<std::int64_t>());  // pybind11's NumPy API, looked up now too
-    } catch (py::error_already_set&) {  // (the Python error is taken by the exception, and dropped)
+    } catch (py::error_already_set& e) {
+      const std::string python = py::str(py::module_::import("sys").attr("executable")).cast<std::string>();
+      throw taskfarm::Error("this job has an array (--output or --input), which a Python kernel sees through NumPy, and " +
+                            python + " cannot import NumPy: " + std::string(e.what()).substr(0, 200));
     }
+    imported = true;
   };
   py::gil_scoped_release release;
   return taskfarm::run_worker(std::move(table), std::move(options));

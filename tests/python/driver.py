@@ -165,6 +165,24 @@ def every_worker_stuck_after_greeting_ends_with_timeout():
           in run.err, "the stuck workers are not named", run)
 
 
+def no_numpy_for_an_array_job_is_said_once_per_worker():
+    # A python3 without NumPy (here: its import blocked) on a job with an array: every task of
+    # every attempt failed with a full traceback (h12b N16: 3,624 stderr lines for 200 tasks).
+    # Each worker says why once and exits; the run stops saying it.
+    script = f"{W}/nonumpy.py"
+    with open(script, "w") as f:
+        f.write("import sys\n"
+                "sys.modules['numpy'] = None  # as a python3 without NumPy\n"
+                "import taskfarm\n"
+                "def kernel(t):\n"
+                "    t.output[t.index] = 1\n"
+                "taskfarm.run_worker(kernel)\n")
+    run = taskfarm("-j", 2, "--tasks", 200, "--output", f"{W}/np.npy", "--dtype", "f8", program=[sys.executable, script])
+    check(run.rc == 3, "exit status", run)
+    check("cannot import NumPy" in run.err, "the cause is not said", run)
+    check(run.err.count("\n") < 30, f"{run.err.count(chr(10))} lines on stderr", run)
+
+
 def numpy_imported_before_the_first_task():
     # A kernel as README shows it, with no `import numpy` of its own: t.output is a NumPy view,
     # and NumPy's import (0.2-0.5 s, seconds under load) used to happen at the first t.output,
