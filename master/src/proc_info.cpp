@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -124,7 +125,26 @@ void require_single_thread(bool allowed, const char* what) {
               "if no other thread can hold a lock at the call");
 }
 
-pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uint64_t not_before) noexcept {
+namespace {
+// Whether `ancestor` is `pid`'s parent, or its parent's, ... (at most 64 generations).
+bool descends_from(pid_t pid, pid_t ancestor) noexcept {
+  for (int depth = 0; depth < 64 && pid > 1; ++depth) {
+    pid = stat_of(pid).ppid;
+    if (pid == ancestor) return true;
+  }
+  return false;
+}
+}  // namespace
+
+std::uint64_t ticks_since_boot(std::int64_t ago_ns) noexcept {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return 0;
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  const std::int64_t ns = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec - ago_ns;
+  return hz > 0 && ns > 0 ? static_cast<std::uint64_t>(ns / (1'000'000'000 / hz)) : 0;
+}
+
+pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uint64_t not_before, pid_t ancestor) noexcept {
   DIR* d = ::opendir("/proc");
   if (d == nullptr) return 0;
   pid_t found = 0;
@@ -133,7 +153,11 @@ pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uin
     const long pid = std::strtol(e->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || std::find(except.begin(), except.end(), static_cast<pid_t>(pid)) != except.end()) continue;
     const Stat st = stat_of(static_cast<pid_t>(pid));
-    if (st.pgrp == pgrp && st.state == 'T' && st.start >= not_before) {
+    // What the task started: a descendant of its process, or one started since — in a later
+    // clock tick (10 ms), so that a process an earlier task left in that same tick is not taken
+    // (h12b N13): a process not named is better than one named with a kill -CONT that does nothing.
+    const bool since = st.start > not_before;
+    if (st.pgrp == pgrp && st.state == 'T' && (since || (ancestor != 0 && descends_from(static_cast<pid_t>(pid), ancestor)))) {
       found = static_cast<pid_t>(pid);
       break;
     }

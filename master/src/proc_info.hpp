@@ -41,9 +41,14 @@ void require_single_thread(bool allowed, const char* what);
 
 /// A process stopped by a signal ('T'; not a tracing stop, 't', which SIGCONT does not end) of process group `pgrp` other than those in `except`, or 0
 /// (a scan of /proc: what a worker's command started, stopped where nobody sees it).
-/// With `not_before`, only one that started then or later (Stat::start): what a task started,
-/// not a process an earlier task of the same worker left behind.
-pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uint64_t not_before = 0) noexcept;
+/// What a task started, not a process an earlier task of the same worker left behind: with
+/// `ancestor` (the task's process), a descendant of it or one started in a later clock tick than
+/// `not_before` (its Stat::start); without, one started in a later tick than `not_before`.
+pid_t stopped_in_group(pid_t pgrp, std::initializer_list<pid_t> except, std::uint64_t not_before = 0,
+                       pid_t ancestor = 0) noexcept;
+
+/// Now less `ago_ns`, in the clock ticks after boot that Stat::start counts (CLOCK_BOOTTIME).
+std::uint64_t ticks_since_boot(std::int64_t ago_ns) noexcept;
 
 /// The processes whose parent is this process (a scan of /proc: the kernel here has no
 /// /proc/PID/task/TID/children). Includes exited ones not reaped yet (zombies).

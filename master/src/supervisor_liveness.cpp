@@ -119,10 +119,14 @@ void Supervisor::stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_
     if (st.state == 'T' && st.pgrp == w.pid) {
       stopped = seen;  // the group member seen stopped is still stopped: no scan
     } else if (first || seen != 0 || now_ns >= s.next_scan_ns) {
-      // What this task's command started, not what an earlier task left stopped in the group
-      // (h12 F12): no older than the command. (A kernel that names no process: any.)
-      const std::uint64_t since = w.task_pid != 0 ? proc::stat_of(w.task_pid).start : 0;
-      stopped = proc::stopped_in_group(w.pid, {w.pid}, since);
+      // What this task started, not what an earlier task left stopped in the group (h12 F12,
+      // h12b N1): its command's descendants or younger processes; for a kernel that names no
+      // process, ones started since its chunk began (the slot stamps each chunk's start).
+      const std::int64_t chunk_started = s.seen_started;
+      const std::uint64_t since = w.task_pid != 0 ? proc::stat_of(w.task_pid).start
+                                  : chunk_started > 0 && chunk_started <= now_ns ? proc::ticks_since_boot(now_ns - chunk_started)
+                                                                                 : 0;
+      stopped = proc::stopped_in_group(w.pid, {w.pid}, since, w.task_pid);
       s.next_scan_ns = now_ns + warn_ns;
     }
   }

@@ -349,6 +349,25 @@ stall_said_again_when_what_is_stopped_changes() {  # a stall is said again after
   finish_stalled "resumed c"
 }
 
+stall_names_no_process_an_earlier_task_left() {  # h12 F12, h12b N13: not the previous task's stopped process
+  local left
+  mkfifo "$W/go2"
+  stall_of run --exec -j 1 --chunk 1 --stall-warning 0.3 --events -- sh -c '{}' ::: \
+    'sleep 1000 & kill -STOP $!; echo $! >"'"$W"'/left"' 'read x <"'"$W"'/go2"; echo second'
+  left=$(cat "$W/left")
+  grep -q '"index":1' <<<"$stall" || fail "the stall is not of task 1: $stall"
+  ! grep -q '"stopped_pid"' <<<"$stall" || fail "task 0's stopped process is named for task 1: $stall (left: $left)"
+  kill -KILL "$left"
+  timeout 10 sh -c 'echo go >"$1"' sh "$W/go2" || fail "the command did not read its input"
+  cat <&3 >"$W/rest"
+  wait "$TF_PID"
+  TF_RC=$?
+  exec 3<&-
+  expect_rc 0
+  grep -q '"event":"end".*"succeeded":2' "$W/rest" || fail "the run did not complete: $(cat "$W/rest")"
+  expect_no_segments "$TF_PID"
+}
+
 commands_do_not_inherit_the_channel() {  # fd 3 of a command is not the worker's channel (h12b N4)
   # A command writing to fd 3 corrupted the protocol: another, healthy task was charged, its output lost.
   tf run --exec -j 1 -k -- sh -c 'if [ {} = 2 ]; then echo garbage >&3; fi; echo {}' ::: 1 2 3 4 5 6 </dev/null
