@@ -3,8 +3,8 @@
 // done — and reports how long each has shown no progress (on_tick); a worker that has held work
 // without progress for stall_warning (a line on stderr, on_stall), with the process that holds
 // its task when that is not the worker (an --exec command, or what it started) and whether it is
-// stopped — once per stall, and again whenever what is stopped in it changes. It only reads what workers write anyway, so their hot path
-// pays nothing (docs/design.md §11). Part of Supervisor.
+// stopped — once per stall, and again whenever what is stopped in it changes. It only reads what
+// workers write anyway, so their hot path pays nothing (docs/design.md §11). Part of Supervisor.
 #include <unistd.h>
 
 #include <cstdio>
@@ -133,17 +133,16 @@ void Supervisor::stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_
   s.seen_stopped = stopped;
   s.stall_reported = true;
   bool again = false;
-  if (!first) {
-    if (stopped == 0) return;
-    if (stopped == s.stopped_said) {
-      // The same one: said again only if it ran since (its context switches moved: a stopped
-      // process is never switched in), and not sooner than stall_warning after the last line.
-      if (now_ns - s.said_at_ns < warn_ns || proc::switches(stopped) == s.said_switches) return;
-      again = true;
-    }
+  if (!first && stopped == 0) return;
+  const std::int64_t switches = stopped != 0 ? proc::switches(stopped) : -1;
+  if (!first && stopped == s.stopped_said) {
+    // The same one: said again only if it ran since (its context switches moved: a stopped
+    // process is never switched in), and not sooner than stall_warning after the last line.
+    if (now_ns - s.said_at_ns < warn_ns || switches == s.said_switches) return;
+    again = true;
   }
   s.stopped_said = stopped;
-  s.said_switches = stopped != 0 ? proc::switches(stopped) : -1;
+  s.said_switches = switches;
   s.said_at_ns = now_ns;
   WorkerLiveness stall = w;
   if (stopped != w.pid && stopped != w.task_pid) stall.stopped_pid = stopped;

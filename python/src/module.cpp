@@ -119,8 +119,8 @@ int serve(const py::dict& kernels, const py::function& call) {
   // t.output and t.input are NumPy views, and pybind11 imports NumPy at the first one: that
   // import (0.2-0.5 s, seconds on a loaded machine) would run inside a task, on its --timeout
   // clock, in every fresh worker (h11 F6). It runs when a job with an array reaches the worker,
-  // before its first task is taken; a job without one (text, results) does not pay it (~0.24 s
-  // and ~30 MB a worker). Without NumPy such a job cannot run here: the worker says so once and
+  // before its first task is taken; a job without one (text, results) does not pay it (~0.12 s
+  // and ~22 MB a worker here, quiet). Without NumPy such a job cannot run here: the worker says so once and
   // exits (each task failing with a traceback flooded stderr: 3,624 lines for 200 tasks, h12b N16).
   taskfarm::WorkerOptions options;
   options.on_job = [imported = false](const taskfarm::JobInfo& job) mutable {
