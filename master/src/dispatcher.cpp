@@ -32,6 +32,7 @@ void Dispatcher::begin_run(const JobSpec& job, FarmObserver* observer, Clock::ti
   final_failures_ = 0;
   deaths_without_progress_ = 0;
   spawn_failures_in_a_row_ = 0;
+  hold_new_work_ = false;
   for (auto& s : slots_) s.retry_at = {}, s.spawn_failures = 0, s.died = false;
   halting_now_ = false;
   starting_ = false;
@@ -116,7 +117,7 @@ void Dispatcher::plan_from(std::size_t first, Clock::time_point now) {
     // started while the last workers finish (in fork mode, only to be told to stop) is a fork
     // wasted — 63 of them in a one-second tail of a 2-worker run. A slot backing off after a
     // start that failed for want of resources waits its turn.
-    if (sched_->stopped() || sched_->drained() || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
+    if (sched_->stopped() || sched_->drained() || hold_new_work_ || (s.retry_at != Clock::time_point{} && now < s.retry_at)) continue;
     if (benched(i)) continue;
     if (probe_holds(now)) continue;  // the first start's Hello comes first (or its grace passes)
     // One start at a time: the new worker gets its first chunks before the next one is started,
@@ -162,7 +163,7 @@ void Dispatcher::top_up(std::size_t i, Clock::time_point now) {
   // idle (the first measurement raises the depth from 2 to hundreds). Its own Done tops it up.
   // A chunk to run alone is the only one its worker holds until it has reported it.
   const bool holds_alone = !s.held.empty() && s.held.back().task.alone;
-  if (!holds_alone && (s.held.empty() || (!s.fed && s.held.size() * 2 <= depth))) {
+  if (!holds_alone && !hold_new_work_ && (s.held.empty() || (!s.fed && s.held.size() * 2 <= depth))) {
     // Never hold more than a fair share of the unfinished work: held chunks are not taken back,
     // so a worker given more than that would finish last while the others idle.
     std::uint64_t unfinished = sched_->unassigned();

@@ -157,6 +157,9 @@ class Dispatcher {
   /// The Supervisor reaped the worker in `slot` while stopping workers: nothing is charged.
   void on_released(int slot);
   void on_stop_requested();
+  /// JobSpec::outlet is full (or no longer): while it is, no chunk is handed out and no worker
+  /// started; what the workers hold runs on.
+  void hold_new_work(bool held) noexcept { hold_new_work_ = held; }
   // dispatcher_feed.cpp — a run with JobSpec::feed (docs/design.md §17).
   /// The feed brought ranges (ascending, starting at or after the end of the run's last range,
   /// inside the extent; else Error). They go out after what the run has.
@@ -287,6 +290,7 @@ class Dispatcher {
   int spawn_failures_in_a_row_ = 0;  // over all slots; reset by a successful start
   bool halting_now_ = false;
   bool starting_ = false;            // a start command is out: plan() waits for its outcome
+  bool hold_new_work_ = false;       // the run's outlet is full: nothing new is handed out
   Clock::time_point next_chaos_{};
   // Ordered delivery.
   std::uint64_t frontier_ = 0;

@@ -17,6 +17,7 @@
 #include "taskfarm/detail/array_handle.hpp"
 #include "taskfarm/detail/carry.hpp"
 #include "taskfarm/detail/npy_header_watch.hpp"
+#include "taskfarm/outlet.hpp"
 #include "taskfarm/range_feed.hpp"
 
 namespace taskfarm {
@@ -24,6 +25,7 @@ namespace {
 
 enum Source : std::uint64_t { kPidfd = 0, kChannel = 1, kStderr = 2, kControl = 3 };
 constexpr std::size_t kFeedTag = 1;  // kControl with slot 1: JobSpec::feed's fd (slot 0: the stop eventfd)
+constexpr std::size_t kOutletTag = 2;  // kControl with slot 2: JobSpec::outlet's fd, for writing
 std::uint64_t tag(std::size_t slot, Source s) { return (static_cast<std::uint64_t>(slot) << 2) | s; }
 
 std::chrono::milliseconds until(Clock::time_point t, Clock::time_point now) {
@@ -178,6 +180,7 @@ bool Supervisor::step(int max_wait_ms) {
     d_.on_stop_requested();
     return false;
   }
+  sync_outlet();
   d_.plan(Clock::now());
   execute();
   if (d_.halting_now() || d_.finished()) return false;
@@ -191,6 +194,7 @@ bool Supervisor::step(int max_wait_ms) {
 
 RunReport Supervisor::end() {
   if (job_->feed) unwatch(job_->feed->fd());
+  unwatch_outlet();
   const bool now = d_.halting_now() || stop_requested_;
   if (launcher_->per_run() || now) stop_all(now);
   RunReport report = d_.end_run();
@@ -210,6 +214,7 @@ RunReport Supervisor::end() {
 void Supervisor::abandon() noexcept {
   if (job_ == nullptr) return;
   if (job_->feed) unwatch(job_->feed->fd());
+  unwatch_outlet();
   try {
     stop_all(true);
   } catch (...) {  // the worker processes' owners kill and reap them when they go
@@ -341,6 +346,10 @@ void Supervisor::poll_once(int timeout_ms) {
           read_feed();
           break;
         }
+        if (i == kOutletTag) {
+          job_->outlet->writable();
+          break;
+        }
         std::uint64_t v;
         [[maybe_unused]] auto r = ::read(stop_fd_.get(), &v, sizeof v);
         break;
@@ -426,8 +435,34 @@ void Supervisor::read_feed() {
   if (b.closed) d_.on_source_closed();
 }
 
+void Supervisor::sync_outlet() {
+  Outlet* o = job_->outlet;
+  if (o == nullptr) return;
+  if (outlet_polled_) o->writable();
+  const int fd = o->fd();
+  if (fd != outlet_fd_ || (fd < 0 && outlet_polled_)) {
+    unwatch_outlet();
+    if (fd >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLOUT;
+      ev.data.u64 = tag(kOutletTag, kControl);
+      // (A descriptor epoll cannot watch — a regular file, which never makes a writer wait — is
+      // tried at every step instead.)
+      if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) outlet_fd_ = fd;
+      else outlet_polled_ = true;
+    }
+  }
+  d_.hold_new_work(o->full());
+}
+
+void Supervisor::unwatch_outlet() {
+  unwatch(outlet_fd_);
+  outlet_fd_ = -1;
+  outlet_polled_ = false;
+}
+
 int Supervisor::wait_ms(Clock::time_point now) const {
-  auto wait = std::chrono::milliseconds(100);
+  auto wait = std::chrono::milliseconds(outlet_polled_ ? 10 : 100);
   if (opt_.task_timeout.count() > 0) wait = std::min(wait, std::max(std::chrono::milliseconds(1), opt_.task_timeout / 10));
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const WorkerSlot& w = slots_[i];

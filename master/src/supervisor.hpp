@@ -85,6 +85,10 @@ class Supervisor {
   int wait_ms(Clock::time_point now) const;
   // JobSpec::feed's fd is readable: its ranges, or its end, go to the Dispatcher.
   void read_feed();
+  // JobSpec::outlet: watches the descriptor it waits on (if any) for writing, and tells the
+  // Dispatcher whether it is full (no new chunks meanwhile). Before each planning pass.
+  void sync_outlet();
+  void unwatch_outlet();
 
   // Liveness (supervisor_liveness.cpp): looks at every worker of the run, reports on_tick and stalls.
   void tick(Clock::time_point now);
@@ -134,6 +138,8 @@ class Supervisor {
   FarmObserver* obs_ = nullptr;
   Clock::time_point run_start_{}, next_tick_{};
   bool first_step_ = false;
+  int outlet_fd_ = -1;         // JobSpec::outlet's descriptor, watched for EPOLLOUT
+  bool outlet_polled_ = false;  // ... which epoll cannot watch: writable() is called at every step
   // .npy headers written over and put back before a worker started (RunReport::restored_headers).
   std::vector<std::string> restored_;
 };

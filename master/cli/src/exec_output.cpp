@@ -31,6 +31,8 @@ std::size_t whole_characters(const char* p, std::size_t n) {
 
 }  // namespace
 
+std::uint64_t ExecOutput::size_of(const Done& d) { return d.sizes ? (*d.sizes)[0] + (*d.sizes)[1] : 0; }
+
 std::vector<std::string> exec_worker_args(const ExecPlan& exec, const std::string& spool) {
   std::vector<std::string> args = {"--spool", spool};
   if (exec.shell) args.push_back("--shell");
@@ -52,6 +54,21 @@ ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, 
     : spool_(std::move(spool)), out_(out), err_(err), keep_order_(keep_order), events_(events), todo_(std::move(todo)),
       on_printed_(std::move(on_printed)), on_spool_failed_(std::move(on_spool_failed)) {
   if (!todo_.empty()) next_ = todo_.front().first;
+  out_.on_room([this] { print_ready(); });
+}
+
+ExecOutput::~ExecOutput() { out_.on_room({}); }
+
+void ExecOutput::print_ready() {
+  if (printing_) return;  // (standard output took a task's output at once: on_room, from print)
+  printing_ = true;
+  while (!ready_.empty() && !out_.busy()) {
+    const auto [index, d] = ready_.front();
+    ready_.pop_front();
+    ready_bytes_ -= size_of(d);
+    print(index, d);
+  }
+  printing_ = false;
 }
 
 void ExecOutput::on_failure(const FailureRecord& f) {
@@ -75,16 +92,18 @@ void ExecOutput::on_failure(const FailureRecord& f) {
 void ExecOutput::done(std::uint64_t index, bool succeeded, std::optional<exec::PublishedSizes> sizes) {
   const Done d{succeeded, sizes};
   if (!keep_order_) {
-    print(index, d);
-    return;
+    ready_.emplace_back(index, d);
+    ready_bytes_ += size_of(d);
+  } else {
+    held_.emplace(index, d);
+    while (range_ < todo_.size() && !held_.empty() && held_.begin()->first == next_) {
+      ready_.emplace_back(next_, held_.begin()->second);
+      ready_bytes_ += size_of(held_.begin()->second);
+      held_.erase(held_.begin());
+      advance();
+    }
   }
-  held_.emplace(index, d);
-  while (range_ < todo_.size() && !held_.empty() && held_.begin()->first == next_) {
-    const Done first = held_.begin()->second;
-    held_.erase(held_.begin());
-    print(next_, first);
-    advance();
-  }
+  print_ready();
 }
 
 void ExecOutput::advance() {
@@ -93,12 +112,17 @@ void ExecOutput::advance() {
 }
 
 void ExecOutput::finish() {
-  for (const auto& [index, d] : held_) print(index, d);
+  for (const auto& [index, d] : held_) {
+    ready_.emplace_back(index, d);
+    ready_bytes_ += size_of(d);
+  }
   held_.clear();
+  print_ready();  // (what standard output does not take now, its drain prints: on_room)
 }
 
 void ExecOutput::on_tick(const FarmTick&) {
-  if (!live_) return;
+  // (Nothing of the running tasks while standard output has not taken what is done.)
+  if (!live_ || !ready_.empty() || out_.busy()) return;
   if (!keep_order_) return live_->poll(std::nullopt);
   if (range_ < todo_.size()) live_->poll(next_);
 }
@@ -119,6 +143,7 @@ std::string ExecOutput::lost_output(std::uint64_t index, exec::Stream s, const s
 void ExecOutput::print(std::uint64_t index, const Done& d) {
   std::string lost;
   bool out_ends_line = true;  // what was printed of its stdout ends with a newline (or is empty)
+  std::uint64_t out_at = 0, out_len = 0;  // where its stdout is in standard output's bytes, and how long
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -129,18 +154,18 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     if (!fd) continue;
     if (printed > 0 && ::lseek(fd.get(), static_cast<off_t>(printed), SEEK_SET) < 0) continue;
     ::unlink(path.c_str());  // the space comes back once it is printed
-    if (s == exec::Stream::err) err_.write_file(fd.get());
-    else if (events_ != nullptr) events_of(index, fd.get());
-    else if (const std::uint64_t wrote = out_.write_file(fd.get()); wrote > 0) {
-      struct stat st {};
-      char last = '\n';
-      if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) out_ends_line = last == '\n';
-      // Standard output failed midway (a full disk, ulimit -f; not a reader that went away):
-      // what is in the file of this task is cut, and said to be (h12 F16).
-      if (out_.closed() && out_.error() != 0 && out_.error() != EPIPE &&
-          wrote < static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)))) {
-        partial_[index] = std::string("standard output could not take it whole (") + std::strerror(out_.error()) + ")";
-        out_ends_line = true;  // nothing more is written there
+    if (s == exec::Stream::err) {
+      err_.write_file(fd.get());
+    } else if (events_ != nullptr) {
+      events_of(index, fd.get());
+    } else {
+      out_.flush();
+      out_at = out_.bytes_taken();
+      if (out_.write_file(fd.get()) > 0) {
+        struct stat st {};
+        char last = '\n';
+        if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) out_ends_line = last == '\n';
+        out_len = static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)));
       }
     }
   }
@@ -156,10 +181,22 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     err_.flush();
     partial_.erase(p);
   }
-  if (d.succeeded && lost.empty() && on_printed_ && !out_.closed()) {
-    out_.flush();  // (an --events sink has flushed its lines already)
-    on_printed_(std::span<const std::uint64_t>(&index, 1));
-  }
+  // Once its output is out (or could not be): said done, or cut.
+  out_.then([this, index, recorded = d.succeeded && lost.empty(), out_at, out_len](bool all_out) {
+    if (all_out) {
+      if (recorded && on_printed_) on_printed_(std::span<const std::uint64_t>(&index, 1));
+      return;
+    }
+    // Standard output failed midway through it (a full disk, ulimit -f; not a reader that went
+    // away, nor a stop given up on): what is in the file of this task is cut, and said to be
+    // (h12 F16). Nothing more is written on standard output after it.
+    const std::uint64_t wrote = out_.bytes_out();
+    if (out_.error() != 0 && out_.error() != EPIPE && wrote > out_at && wrote < out_at + out_len) {
+      err_.write("taskfarm: the output of index " + std::to_string(index) +
+                 " is PARTIAL: standard output could not take it whole (" + std::strerror(out_.error()) + ")\n");
+      err_.flush();
+    }
+  });
 }
 
 void ExecOutput::events_of(std::uint64_t index, int fd) {

@@ -14,10 +14,14 @@
 // and whether a PARTIAL line says it (not for an attempt that is retried).
 // So does a task that succeeded whose files in the spool are missing or shorter than its worker
 // said (exec::PublishedSizes: removed meanwhile by a tmp cleaner or a user's rm): its output is
-// lost, and on_printed never names it (no "ok" row). Farm's thread.
+// lost, and on_printed never names it (no "ok" row). Where standard output falls behind
+// (StdoutWriter::busy: a pager not read), a task done waits in a queue of its own — its index;
+// its files stay in the spool — and is printed when standard output has taken what came
+// before, so the writer's queue holds at most one task's files. Farm's thread.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -44,6 +48,9 @@ class ExecOutput : public FarmObserver {
   ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, bool keep_order, FarmObserver* events,
              std::vector<IndexRange> todo, OnPrinted on_printed = {},
              std::function<void(const std::string& why, bool partial_line_says_it)> on_spool_failed = {});
+  ~ExecOutput();
+  ExecOutput(const ExecOutput&) = delete;
+  ExecOutput& operator=(const ExecOutput&) = delete;
 
   /// --line-buffer: the running commands' complete lines are printed at each tick (all tasks',
   /// or with --keep-order the oldest unprinted task's), the rest of a task's output when it is done.
@@ -54,6 +61,10 @@ class ExecOutput : public FarmObserver {
   void on_failure(const FailureRecord& f) override;
   /// The run has ended: prints what is held back (--keep-order, behind tasks never done).
   void finish();
+  /// Tasks done whose output waits for standard output to take what came before, and the bytes
+  /// of it (in the spool) their workers said.
+  std::size_t waiting() const noexcept { return ready_.size(); }
+  std::uint64_t waiting_bytes() const noexcept { return ready_bytes_; }
 
  private:
   /// A task ended: succeeded, its worker's sizes (if it said them), or failed for good.
@@ -63,6 +74,9 @@ class ExecOutput : public FarmObserver {
   };
   void done(std::uint64_t index, bool succeeded, std::optional<exec::PublishedSizes> sizes = std::nullopt);
   void print(std::uint64_t index, const Done& d);
+  static std::uint64_t size_of(const Done& d);
+  // Prints the tasks that wait, while standard output takes what it is given.
+  void print_ready();
   std::string lost_output(std::uint64_t index, exec::Stream s, const std::string& path, int fd, std::uint64_t expected) const;
   void advance();
   void events_of(std::uint64_t index, int fd);
@@ -78,6 +92,9 @@ class ExecOutput : public FarmObserver {
   OnPrinted on_printed_;
   std::function<void(const std::string&, bool)> on_spool_failed_;
   std::map<std::uint64_t, Done> held_;  // done, waiting for the tasks before them
+  std::deque<std::pair<std::uint64_t, Done>> ready_;  // done, in turn, waiting for standard output
+  std::uint64_t ready_bytes_ = 0;
+  bool printing_ = false;
   std::optional<LiveOutput> live_;  // --line-buffer
   std::map<std::uint64_t, std::string> partial_;  // killed mid-command: why its output is partial
 };

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -70,6 +72,50 @@ int fail(int status, const std::string& what) {
   std::cerr << "taskfarm: " << one_line(what) << "\n";
   return status;
 }
+
+/// "60 s", or "0.4 s" below ten seconds (as a stall is said).
+std::string seconds(std::chrono::milliseconds d) {
+  const double secs = std::chrono::duration<double>(d).count();
+  char text[32];
+  std::snprintf(text, sizeof text, secs < 10 ? "%.1f s" : "%.0f s", secs);
+  return text;
+}
+
+// Standard output that does not keep up (h12 F17): the text that may wait for it in memory, and
+// the --exec tasks whose output (in the spool, on disk) may wait, before no new work is handed
+// out; and how long it is waited for after a stop (SIGINT, SIGTERM) before what it has not
+// taken is given up.
+constexpr std::uint64_t kHeldTextBytes = 16ull << 20;
+constexpr std::size_t kHeldTasks = 4096;
+constexpr std::uint64_t kHeldSpoolBytes = 64ull << 20;
+constexpr std::chrono::milliseconds kStopPatience{1000};
+
+/// Says once, on stderr, that standard output has taken nothing for --stall-warning: a run that
+/// stopped handing out work for it would otherwise look hung.
+class OutputWait final : public FarmObserver {
+ public:
+  OutputWait(const StdoutWriter& out, Progress& progress, std::chrono::milliseconds after)
+      : out_(out), progress_(progress), after_(after) {}
+  void on_tick(const FarmTick&) override {
+    const auto since = out_.stuck_since();
+    if (since == std::chrono::steady_clock::time_point{}) {
+      said_ = false;
+      return;
+    }
+    if (said_ || after_.count() <= 0 || std::chrono::steady_clock::now() - since < after_) return;
+    said_ = true;
+    progress_.clear();
+    std::cerr << "taskfarm: standard output has taken nothing for " << seconds(after_)
+              << " (a pager not read?): " << (out_.full() ? "no new task starts until it takes more" : "its output waits")
+              << "\n";
+  }
+
+ private:
+  const StdoutWriter& out_;
+  Progress& progress_;
+  std::chrono::milliseconds after_;
+  bool said_ = false;
+};
 
 }  // namespace
 
@@ -282,6 +328,13 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   } else if (on_printed) {
     printed_by_events.emplace(out, on_printed);
   }
+  // The run never blocks on standard output: what it does not take waits (the Farm watches it
+  // and holds back new work while too much does), the commands' stderr behind it.
+  out.queue_when_full(kHeldTextBytes, [&exec_output] {
+    return exec_output && (exec_output->waiting() >= kHeldTasks || exec_output->waiting_bytes() >= kHeldSpoolBytes);
+  });
+  err.follow(out);
+  job.outlet = &out;
 
   FanoutObserver fanout;
   fanout.add(&publisher);
@@ -295,6 +348,8 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   fanout.add(&progress);
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
   fanout.add(&notices);
+  OutputWait output_wait(out, progress, plan.farm.stall_warning);
+  fanout.add(&output_wait);
 
   if (events)  // (never with a stream: --events reads it whole, stream_plan.cpp)
     events->start(todo, plan.tasks, plan.todo.done,
@@ -312,8 +367,11 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   lines.reset();
   if (exec_output) exec_output->finish();
   if (task_output) task_output->finish();  // results held for order, handed over as the run ended
+  // What waits for standard output: as long as its reader takes (a pager read at leisure); after
+  // a stop, kStopPatience more, then what it has not taken is not printed (nor recorded done).
+  err.flush();
+  out.drain(signals.flag(), kStopPatience);
   spool.reset();
-  out.flush();
   progress.finish();
 
   if (trace) {
@@ -347,7 +405,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
   ctx.stop_reason = published ? stop_error : publisher.error();
-  if (published && !stop_error.empty() && joblog) ctx.joblog_recorded = joblog->recorded_ok();
+  if (published && (!stop_error.empty() || out.gave_up()) && joblog) ctx.joblog_recorded = joblog->recorded_ok();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
   if (plan.exec && plan.retries_defaulted)  // said, since worker programs are retried by default
@@ -390,6 +448,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     std::cerr << format_summary(report, ctx) << untouched;
     if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
   }
+  if (out.gave_up())
+    std::cerr << "taskfarm: standard output took nothing more for " << seconds(kStopPatience)
+              << " after the stop: the output it had not taken was not printed\n";
   if (!trace_error.empty())  // one line: what became of the file
     std::cerr << "taskfarm: " << trace_error
               << (staged_trace->published()
@@ -398,7 +459,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
               << "\n";
   if (events) {
     events->end(report, status);
-    out.flush();
+    out.drain(signals.flag(), kStopPatience);
   }
   return status;
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 #include <vector>
 
 #include "taskfarm/progress.hpp"
@@ -27,20 +28,205 @@ void StdoutWriter::failed(int error) {
   if (on_failed_) on_failed_(error);
 }
 
-StdoutWriter::~StdoutWriter() { flush(); }
+StdoutWriter::~StdoutWriter() {
+  // Queueing: what still waits is dropped, its marks not called (the run drained it, or is
+  // ending by an exception; what the marks would tell may be gone already).
+  if (lead_ != nullptr) {
+    std::erase_if(lead_->queue_, [this](const Item& it) { return it.to == this; });
+    return;
+  }
+  if (queueing_) {
+    queue_.clear();
+    return;
+  }
+  flush();
+}
+
+bool StdoutWriter::open_own() {
+  // A regular file never waits for a reader (and a descriptor of its own would not share the
+  // offset); a socket cannot be opened anew: those stay as they are.
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) return false;
+  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+  if (UniqueFd own(::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)); own) {
+    own_ = std::move(own);
+    fd_ = own_.get();
+    return true;
+  }
+  return false;
+}
 
 void StdoutWriter::give_up_after_stop(const volatile std::sig_atomic_t* stop, std::chrono::milliseconds patience) {
   flush();
   stop_ = stop;
   patience_ = patience;
-  // A regular file never waits for a reader (and a descriptor of its own would not share the
-  // offset); a socket cannot be opened anew: those stay as they are.
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) return;
-  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-  if (UniqueFd own(::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)); own) {
-    own_ = std::move(own);
-    fd_ = own_.get();
+  open_own();
+}
+
+void StdoutWriter::queue_when_full(std::uint64_t text_bound, std::function<bool()> also_full) {
+  flush();
+  text_bound_ = text_bound;
+  also_full_ = std::move(also_full);
+  queueing_ = true;
+  open_own();
+}
+
+void StdoutWriter::follow(StdoutWriter& lead) {
+  flush();
+  lead_ = &lead;
+  open_own();
+}
+
+StdoutWriter* StdoutWriter::queue_owner() noexcept {
+  if (lead_ != nullptr) return lead_->queueing_ ? lead_ : nullptr;
+  return queueing_ ? this : nullptr;
+}
+
+const StdoutWriter* StdoutWriter::queue_owner() const noexcept {
+  return const_cast<StdoutWriter*>(this)->queue_owner();
+}
+
+bool StdoutWriter::busy() const noexcept {
+  const StdoutWriter* q = queue_owner();
+  return q != nullptr && !q->queue_.empty();
+}
+
+int StdoutWriter::fd() const {
+  return queue_.empty() || queue_.front().to == nullptr ? -1 : queue_.front().to->fd_;
+}
+
+bool StdoutWriter::full() const { return queued_text_ >= text_bound_ || (also_full_ && also_full_()); }
+
+void StdoutWriter::then(std::function<void(bool)> done) {
+  flush();
+  StdoutWriter* q = queue_owner();
+  if (q == nullptr || q->queue_.empty()) {
+    done(!(q != nullptr ? q : this)->closed_);
+    return;
+  }
+  Item mark;
+  mark.done = std::move(done);
+  q->queue_.push_back(std::move(mark));
+}
+
+void StdoutWriter::push(Item item) {
+  StdoutWriter& q = *queue_owner();
+  const std::uint64_t n = item.file ? item.len : item.text.size();
+  item.to->queued_ += n;
+  if (!item.file) q.queued_text_ += n;
+  q.queue_.push_back(std::move(item));
+  q.pump();
+}
+
+void StdoutWriter::drop(Item& item) {
+  if (item.to == nullptr) return;
+  const std::uint64_t n = item.file ? item.len : item.text.size() - item.pos;
+  item.to->queued_ -= n;
+  if (!item.file) queued_text_ -= n;
+  item.pos = item.text.size();
+  item.len = 0;
+}
+
+void StdoutWriter::pump() {
+  if (pumping_) return;  // (a mark's callback that writes: the loop below goes on with it)
+  pumping_ = true;
+  bool emptied = false;
+  while (!queue_.empty()) {
+    Item& it = queue_.front();
+    if (it.done) {
+      auto done = std::move(it.done);
+      queue_.pop_front();
+      done(!closed_);
+      emptied = queue_.empty();
+      continue;
+    }
+    const Step step = it.to->closed_ ? Step::ended : write_some(it);
+    if (step == Step::blocked) {
+      if (stuck_since_ == std::chrono::steady_clock::time_point{}) stuck_since_ = std::chrono::steady_clock::now();
+      break;
+    }
+    if (step == Step::ended) {
+      drop(it);
+      queue_.pop_front();
+      emptied = queue_.empty();
+    }
+  }
+  pumping_ = false;
+  if (queue_.empty()) stuck_since_ = {};
+  if (emptied && on_room_) on_room_();
+}
+
+// One write of the head item: wrote (some; call again), blocked (EAGAIN), or ended (all of
+// it is out, or its writer failed).
+StdoutWriter::Step StdoutWriter::write_some(Item& it) {
+  StdoutWriter& w = *it.to;
+  if (w.progress_ != nullptr) w.progress_->clear();
+  ssize_t n = 0;
+  if (!it.file) {
+    if (it.pos == it.text.size()) return Step::ended;
+    n = ::write(w.fd_, it.text.data() + it.pos, it.text.size() - it.pos);
+  } else {
+    if (it.len == 0) return Step::ended;
+    auto off = static_cast<off_t>(it.off);
+    n = ::sendfile(w.fd_, it.file.get(), &off, static_cast<std::size_t>(std::min<std::uint64_t>(kFilePiece, it.len)));
+    if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {  // this pair of files cannot: through a buffer
+      std::vector<char> piece(static_cast<std::size_t>(std::min<std::uint64_t>(kFlushBytes, it.len)));
+      const ssize_t got = ::pread(it.file.get(), piece.data(), piece.size(), static_cast<off_t>(it.off));
+      if (got <= 0) return Step::ended;  // (the file is shorter than it was: what is left is out)
+      n = ::write(w.fd_, piece.data(), static_cast<std::size_t>(got));
+    } else if (n == 0) {
+      return Step::ended;
+    }
+  }
+  if (n < 0) {
+    if (errno == EINTR) return Step::wrote;
+    if (errno == EAGAIN) return Step::blocked;
+    w.failed(errno);
+    return Step::ended;
+  }
+  const auto k = static_cast<std::uint64_t>(n);
+  stuck_since_ = {};
+  w.out_ += k;
+  w.queued_ -= k;
+  if (!it.file) {
+    it.pos += static_cast<std::size_t>(n);
+    queued_text_ -= k;
+    return it.pos == it.text.size() ? Step::ended : Step::wrote;
+  }
+  it.off += k;
+  it.len -= k;
+  return it.len == 0 ? Step::ended : Step::wrote;
+}
+
+void StdoutWriter::drop_all() {
+  while (!queue_.empty()) {
+    Item& it = queue_.front();
+    if (it.done) {
+      auto done = std::move(it.done);
+      queue_.pop_front();
+      done(false);
+      continue;
+    }
+    drop(it);
+    queue_.pop_front();
+  }
+}
+
+void StdoutWriter::drain(const volatile std::sig_atomic_t* stop, std::chrono::milliseconds patience) {
+  flush();
+  if (!queueing_) return;
+  stop_ = stop;
+  patience_ = patience;
+  for (;;) {
+    pump();
+    if (queue_.empty()) return;
+    // Waits for the head's descriptor in slices, seeing a stop; given up after its patience.
+    pollfd p{fd(), POLLOUT, 0};
+    if (!may_go_on()) {
+      drop_all();
+      return;
+    }
+    ::poll(&p, 1, 100);  // (an error, or a signal: the next write or look says what)
   }
 }
 
@@ -76,6 +262,14 @@ void StdoutWriter::flush() {
     buf_.clear();
     return;
   }
+  if (queue_owner() != nullptr) {
+    Item it;
+    it.to = this;
+    it.text = std::move(buf_);
+    buf_.clear();
+    push(std::move(it));
+    return;
+  }
   if (progress_ != nullptr) progress_->clear();
   std::string_view rest = buf_;
   while (!rest.empty() && may_go_on()) {
@@ -98,6 +292,24 @@ void StdoutWriter::flush() {
 std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
   flush();
   if (closed_) return 0;
+  if (queue_owner() != nullptr) {  // its range, from its position: written in turn
+    struct stat st {};
+    const off_t at = ::lseek(fd, 0, SEEK_CUR);
+    if (at < 0 || ::fstat(fd, &st) != 0 || st.st_size <= at) return 0;
+    Item it;
+    it.to = this;
+    it.off = static_cast<std::uint64_t>(at);
+    it.len = std::min<std::uint64_t>(limit, static_cast<std::uint64_t>(st.st_size - at));
+    it.file.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!it.file) {  // no descriptor left (the queue holds at most a task's two): output is lost
+      failed(errno);
+      return 0;
+    }
+    const std::uint64_t len = it.len;
+    ::lseek(fd, static_cast<off_t>(it.off + len), SEEK_SET);
+    push(std::move(it));
+    return len;
+  }
   if (progress_ != nullptr) progress_->clear();
   std::uint64_t total = 0;
   for (;;) {

@@ -2,15 +2,25 @@
 // pieces are buffered and written with write(2), so a task's output is never split by another
 // task's; a file is copied whole (write_file). A reader that goes away (EPIPE; SIGPIPE is ignored) is reported once to `on_closed`,
 // which stops the run, and later writes are dropped. Farm's thread.
+//
+// `taskfarm run` never blocks on it (queue_when_full, h12 F17): a reader that does not read
+// (a pager nobody scrolls) must not stop the master from timing tasks out, saying stalls and
+// acting on signals. What the descriptor does not take waits in a queue, in order — text, and
+// ranges of files (a task's spooled output, which stays on disk) — and is written as the
+// descriptor takes more: the Farm watches it (Outlet) and holds back new work while the queue
+// is full. then() says when what was taken before is out: a task is recorded done (joblog)
+// only once its output is.
 #pragma once
 
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
 
+#include "taskfarm/outlet.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm {
@@ -19,7 +29,7 @@ class Progress;
 
 namespace taskfarm::cli {
 
-class StdoutWriter {
+class StdoutWriter final : public Outlet {
  public:
   /// `on_failed(errno)`: the first write that failed (EPIPE: the reader went away).
   explicit StdoutWriter(std::function<void(int)> on_failed, int fd = 1);
@@ -35,9 +45,37 @@ class StdoutWriter {
   void flush();
   /// Writes what is buffered, then the file `fd` from its position to its end, or `limit` bytes
   /// of it, in pieces (sendfile; read/write through a 64 KiB buffer where sendfile cannot):
-  /// memory stays bounded whatever the file's size. Returns the bytes written; stops early if
-  /// the reader went away.
+  /// memory stays bounded whatever the file's size. Returns the bytes written (or, queueing,
+  /// taken: what waits keeps a descriptor of the file and its range, so `fd`'s offset and
+  /// later use are free); stops early if the reader went away.
   std::uint64_t write_file(int fd, std::uint64_t limit = ~std::uint64_t{0});
+
+  /// Never blocks from now on (see the top). A pipe or terminal is written through a
+  /// non-blocking descriptor of its own; what it does not take is queued. full() once the
+  /// queued text passes `text_bound` bytes, or `also_full()` says so.
+  void queue_when_full(std::uint64_t text_bound, std::function<bool()> also_full = {});
+  /// Writes through `lead`'s queue (when it queues), behind what waits there: a task's stderr
+  /// comes after its stdout, and a mark after what it marks, where both go to one pipe.
+  /// `lead` must outlive this writer.
+  void follow(StdoutWriter& lead);
+  /// Calls `done(all_out)` once everything taken before it is written out (true), or could not
+  /// be (false: standard output closed, failed or was given up). At once when nothing waits.
+  void then(std::function<void(bool all_out)> done);
+  /// Something waits in the queue (this writer's or its lead's).
+  bool busy() const noexcept;
+  /// Called whenever the queue has just emptied (more may be put in it then).
+  void on_room(std::function<void()> f) { on_room_ = std::move(f); }
+  /// At the end: waits until all that waits is written out or cannot be. Without a stop, as long
+  /// as the reader takes; once `*stop` is set, at most `patience` more (then gave_up()).
+  void drain(const volatile std::sig_atomic_t* stop, std::chrono::milliseconds patience);
+  /// Since when the queue's head has waited without a byte taken (a time_point{} if it does not).
+  std::chrono::steady_clock::time_point stuck_since() const noexcept { return stuck_since_; }
+  std::uint64_t queued_bytes() const noexcept { return queued_; }
+
+  // Outlet (the Farm's loop).
+  int fd() const override;
+  void writable() override { pump(); }
+  bool full() const override;
   /// Closed: the reader went away, a write failed, or it gave up after a stop (below).
   bool closed() const noexcept { return closed_; }
   /// The errno of the write that failed (EPIPE: the reader went away), or 0.
@@ -54,12 +92,30 @@ class StdoutWriter {
   bool gave_up() const noexcept { return gave_up_; }
   /// Bytes written out so far, and those taken (written out or buffered).
   std::uint64_t bytes_out() const noexcept { return out_; }
-  std::uint64_t bytes_taken() const noexcept { return out_ + buf_.size(); }
+  std::uint64_t bytes_taken() const noexcept { return out_ + buf_.size() + queued_; }
 
  private:
+  // What waits in the queue: `text` from `pos`, or `len` bytes of `file` from `off`, or a mark.
+  struct Item {
+    StdoutWriter* to = nullptr;  // whose descriptor: the queue's owner, or a follower
+    std::string text;
+    std::size_t pos = 0;
+    UniqueFd file;
+    std::uint64_t off = 0, len = 0;
+    std::function<void(bool)> done;  // a mark (then())
+  };
+  enum class Step { wrote, blocked, ended };
   void failed(int error);
   bool may_go_on();
   bool wait_writable();
+  StdoutWriter* queue_owner() noexcept;
+  const StdoutWriter* queue_owner() const noexcept;
+  void push(Item item);
+  void pump();
+  Step write_some(Item& item);
+  void drop(Item& item);
+  void drop_all();
+  bool open_own();
 
   std::function<void(int)> on_failed_;
   int fd_;
@@ -73,6 +129,17 @@ class StdoutWriter {
   std::chrono::milliseconds patience_{0};
   std::chrono::steady_clock::time_point give_up_at_{};  // once the stop is seen
   bool stop_seen_ = false, gave_up_ = false;
+  // Queueing (queue_when_full): the queue is the lead's; followers put their items in it.
+  bool queueing_ = false;
+  StdoutWriter* lead_ = nullptr;
+  std::deque<Item> queue_;
+  std::uint64_t queued_ = 0;       // this writer's bytes waiting (in the lead's queue)
+  std::uint64_t queued_text_ = 0;  // text bytes waiting in this queue (in memory)
+  std::uint64_t text_bound_ = 0;
+  std::function<bool()> also_full_;
+  std::function<void()> on_room_;
+  bool pumping_ = false;
+  std::chrono::steady_clock::time_point stuck_since_{};
 };
 
 }  // namespace taskfarm::cli

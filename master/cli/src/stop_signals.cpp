@@ -56,4 +56,6 @@ void StopSignals::stop(int sig) noexcept { on_signal(sig); }
 
 int StopSignals::received() const noexcept { return static_cast<int>(g_received); }
 
+const volatile std::sig_atomic_t* StopSignals::flag() const noexcept { return &g_received; }
+
 }  // namespace taskfarm::cli

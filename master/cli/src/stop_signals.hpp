@@ -8,6 +8,8 @@
 // One instance per process, created and destroyed on the main thread.
 #pragma once
 
+#include <csignal>
+
 namespace taskfarm {
 class Farm;
 }
@@ -28,6 +30,8 @@ class StopSignals {
   void stop(int sig) noexcept;
   /// The first signal received (or passed to stop()), 0 if none.
   int received() const noexcept;
+  /// The flag behind received(), for a wait that must see a signal come (StdoutWriter::drain).
+  const volatile std::sig_atomic_t* flag() const noexcept;
 };
 
 }  // namespace taskfarm::cli

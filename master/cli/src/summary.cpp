@@ -123,18 +123,17 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   if (r.interrupted && !c.stop_reason.empty()) {
     s += p + "stopped: " + c.stop_reason + ": " + std::to_string(not_run) + " of " + std::to_string(r.tasks) +
          " tasks not done\n";
-    if (c.joblog_recorded)
-      s += p + "the joblog records " + std::to_string(*c.joblog_recorded) + " of the " + std::to_string(r.succeeded) +
-           " tasks that succeeded" +
-           (unrecorded > 0 ? "; the other " + std::to_string(unrecorded) + " run again on --resume"
-                           : std::string()) +
-           "\n";
-  }
-  else if (r.interrupted)
+  } else if (r.interrupted) {
     s += p + "interrupted by " + signal_name(c.stop_signal != 0 ? c.stop_signal : SIGINT) + ": " +
          std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not done\n";
-  else if (r.halted)
+  } else if (r.halted) {
     s += p + "halted by --halt: " + std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not run\n";
+  }
+  // (Also after a signal, when standard output did not take every task's output before the end.)
+  if ((r.interrupted || c.stop_signal != 0) && c.joblog_recorded && (!c.stop_reason.empty() || unrecorded > 0))
+    s += p + "the joblog records " + std::to_string(*c.joblog_recorded) + " of the " + std::to_string(r.succeeded) +
+         " tasks that succeeded" +
+         (unrecorded > 0 ? "; the other " + std::to_string(unrecorded) + " run again on --resume" : std::string()) + "\n";
   if (!r.farm_error.empty()) s += p + "the farm could not run: " + r.farm_error + "\n";
   for (const std::string& path : r.restored_headers) s += p + restored_header_message(path) + "\n";
 

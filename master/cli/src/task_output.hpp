@@ -2,7 +2,7 @@
 // runtime) on the master's stdout, as tasks complete — or in task order with --keep-order,
 // where the Farm delivers results in index order. A task's text is written whole, never
 // interleaved with another's. Says which tasks' output is out (on_printed: the joblog's "ok"
-// rows wait for it with --keep-order). Farm's thread.
+// rows wait for it), once standard output has taken it (StdoutWriter::then). Farm's thread.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +32,10 @@ class TaskOutput : public FarmObserver {
   /// Writes out what is buffered (also at the end of the run: results held for order come last).
   void finish() {
     out_.flush();
-    if (!written_.empty() && !out_.closed()) on_printed_(written_);
+    if (!written_.empty())
+      out_.then([this, written = std::move(written_)](bool all_out) {
+        if (all_out) on_printed_(written);
+      });
     written_.clear();
   }
 
@@ -48,7 +51,9 @@ class PrintedByEvents : public FarmObserver {
  public:
   PrintedByEvents(StdoutWriter& out, OnPrinted on_printed) : out_(out), on_printed_(std::move(on_printed)) {}
   void on_result(const IndexResult& r) override {
-    if (!out_.closed()) on_printed_(std::span<const std::uint64_t>(&r.index, 1));
+    out_.then([this, index = r.index](bool all_out) {
+      if (all_out) on_printed_(std::span<const std::uint64_t>(&index, 1));
+    });
   }
 
  private:

@@ -19,7 +19,8 @@
 
 namespace taskfarm {
 
-class RangeFeed;  // range_feed.hpp
+class RangeFeed;
+class Outlet;  // range_feed.hpp
 class JobRunner;  // worker side: runs the indices of a job (worker/include/taskfarm/worker.hpp)
 struct JobInfo;
 
@@ -97,6 +98,9 @@ struct JobSpec {
   /// Non-null: more ranges arrive while the run goes on (range_feed.hpp); `ranges` are its first
   /// ones (may be empty). With `ordered`, results go out in index order as the ranges come.
   RangeFeed* feed = nullptr;
+  /// Non-null: where the results go can fall behind (outlet.hpp): the run writes to it as it
+  /// takes more and hands out no new chunk while it is full, never blocking on it.
+  Outlet* outlet = nullptr;
 };
 
 /// One index's result bytes, as delivered to the observer.
