@@ -677,4 +677,98 @@ line_buffer_keep_order_prints_the_oldest_live() {  # -k --line-buffer: the oldes
   expect_stderr "--line-buffer with --events"
 }
 
+# unread_stdout ARGS...: runs taskfarm ARGS in the background with its stdout a FIFO that the
+# test holds open on fd 3 and does not read (a pager nobody scrolls, h12 F17).
+unread_stdout() {
+  mkfifo "$W/out"
+  "$TASKFARM" "$@" </dev/null >"$W/out" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/out"
+}
+# until_there FILE [TEXT]: waits (deadline 30 s) until FILE exists, or holds TEXT.
+until_there() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    if [ $# -eq 1 ]; then [ -s "$1" ] && return 0; else grep -qF -- "$2" "$1" 2>/dev/null && return 0; fi
+    read -r -t 0.1 <> <(:) || true
+  done
+  fail "$1${2:+ does not say '$2'}: not there after 30 s"
+}
+# read_out: reads the rest of the run's stdout into $W/stdout (deadline 30 s), then its status.
+read_out() {
+  timeout 30 cat <&3 >"$W/stdout" || fail "stdout does not end"
+  exec 3<&-
+  wait "$TF_PID"
+  TF_RC=$?
+}
+
+unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
+  unread_stdout run --exec -j 2 --timeout 1s --shell -- \
+    'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1
+  until_there "$W/pid"
+  # The master blocked in write(2) with task 0's 300000 bytes did nothing else: no timeout.
+  wait_gone "$(cat "$W/pid")"
+  read_out
+  expect_rc 1
+  [ "$(wc -c <"$W/stdout")" -eq 300000 ] || fail "stdout holds $(wc -c <"$W/stdout") bytes"
+  expect_stderr "index 1 (attempt 0"
+  expect_stderr "timed out"
+  expect_no_segments "$TF_PID"
+}
+
+unread_stdout_sigterm_ends_the_run() {  # SIGTERM is acted on; what stdout did not take is not recorded done
+  local cmd='if [ {} = 1 ] && [ ! -e "'"$W"'/resumed" ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero | tr "\0" {}'
+  unread_stdout run --exec -j 2 --joblog "$W/j.tsv" --shell -- "$cmd" ::: 0 1
+  until_there "$W/pid"
+  until_there "$W/j.tsv" "outcome"
+  kill -TERM "$TF_PID"
+  # It ends 1 s after the stop although nobody reads (it waited for the reader before).
+  wait_gone "$TF_PID" "$(cat "$W/pid")"
+  read_out
+  expect_rc 143
+  expect_stderr "taskfarm: standard output took nothing more for 1.0 s after the stop: the output it had not taken was not printed"
+  expect_stderr "the joblog records 0 of the 1 tasks that succeeded; the other 1 run again on --resume"
+  [ "$(wc -c <"$W/stdout")" -lt 300000 ] || fail "all of task 0's output was taken"
+  : >"$W/resumed"
+  tf run --resume --exec -j 2 --joblog "$W/j.tsv" --shell -- "$cmd" ::: 0 1 </dev/null
+  expect_rc 0
+  # Both again: task 0's output was not all taken, task 1 was interrupted.
+  [ "$(tr -d 0 <"$W/stdout" | wc -c)" -eq 300000 ] && [ "$(tr -d 1 <"$W/stdout" | wc -c)" -eq 300000 ] ||
+    fail "the resumed run printed $(wc -c <"$W/stdout") bytes"
+  [ "$(awk -F'\t' 'NR > 2 && $7 == "ok"' "$W/j.tsv" | wc -l)" -eq 2 ] || fail "joblog: $(cat "$W/j.tsv")"
+}
+
+unread_stdout_holds_new_work() {  # no new task starts while 64 MiB of output waits; all of it comes out after
+  unread_stdout run --exec -j 2 --stall-warning 2s --shell -- \
+    'head -c 524288 /dev/zero; echo {} >>"'"$W"'/ran"' ::: $(seq 300)
+  until_there "$W/stderr" "(a pager not read?): no new task starts until it takes more"
+  local ran
+  ran=$(wc -l <"$W/ran")
+  # 128 tasks' output is the bound; what the workers held when it was reached runs on.
+  [ "$ran" -lt 250 ] || fail "$ran tasks ran while their output waited"
+  read_out
+  expect_rc 0
+  [ "$(wc -l <"$W/ran")" -eq 300 ] || fail "$(wc -l <"$W/ran") tasks ran"
+  [ "$(wc -c <"$W/stdout")" -eq $((300 * 524288)) ] || fail "stdout holds $(wc -c <"$W/stdout") bytes"
+  [ "$(tr -d '\0' <"$W/stdout" | wc -c)" -eq 0 ] || fail "stdout holds other bytes"
+}
+
+unread_stdout_worker_program_stops_on_sigterm() {  # a worker program's text output: held in memory, bounded, SIGTERM heard
+  # 100 MB of lines of 2000 bytes: 16 MiB of text (the bound) waits after some 8000 tasks.
+  head -c 2000 /dev/zero | tr '\0' x >"$W/line"
+  awk -v line="$(cat "$W/line")" 'BEGIN { for (i = 0; i < 50000; i++) print line }' >"$W/lines"
+  unread_stdout run --input-lines "$W/lines" -j 2 --stall-warning 1s -- "$CLI_WORKER" --print
+  until_there "$W/stderr" "(a pager not read?): no new task starts until it takes more"
+  local rss
+  rss=$(awk '/^RssAnon/ { print $2 }' "/proc/$TF_PID/status")  # (the input's segment is shared memory)
+  [ "${rss:-0}" -lt 60000 ] || fail "the master holds $rss kB waiting for its stdout"
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID"
+  read_out
+  expect_rc 143
+  expect_stderr "interrupted by SIGTERM"
+  expect_no_segments "$TF_PID"
+}
+
 "$@"

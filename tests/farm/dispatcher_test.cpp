@@ -628,3 +628,34 @@ TEST(Dispatcher, ALoneSuspectIsChargedOnlyOnceItKillsAWorkerItRanAloneIn) {
   EXPECT_EQ(rep.succeeded, 4u) << "run alone, it succeeds: no innocent index fails";
   EXPECT_TRUE(rep.failures.empty());
 }
+
+// JobSpec::outlet full (standard output not read, h12 F17): no chunk is handed out and no worker
+// started meanwhile; what the workers hold runs to its end; once it is not full, the run goes on.
+TEST(Dispatcher, AFullOutletHoldsNewWorkWhileWhatIsHeldRunsOn) {
+  Fake f(fixed_chunks(4), 2);
+  f.begin(400);
+  std::size_t chunks_at_hold = 0;
+  bool held = false, released = false;
+  f.idle = [&] {
+    if (!held || released) return false;
+    EXPECT_EQ(f.rec.chunks.size(), chunks_at_hold) << "a chunk was handed out while the outlet was full";
+    std::uint64_t committed = 0;
+    for (const auto& [b, e] : f.rec.done) committed += e - b;
+    EXPECT_GT(committed, 0u) << "what the workers held ran on";
+    EXPECT_LT(committed, 100u) << "the workers held all of it";
+    EXPECT_FALSE(f.d.finished());
+    released = true;
+    f.d.hold_new_work(false);
+    return true;
+  };
+  const RunReport rep = f.run([&](std::uint64_t i, std::uint32_t) {
+    if (i == 0 && !held) {  // (the workers hold their first chunks: later ones could be all)
+      held = true;
+      chunks_at_hold = f.rec.chunks.size();
+      f.d.hold_new_work(true);
+    }
+    return Fake::Outcome::ok;
+  });
+  EXPECT_TRUE(released) << "the run never stood still for the full outlet; chunks at hold " << chunks_at_hold << " of " << f.rec.chunks.size();
+  EXPECT_EQ(rep.succeeded, 400u);
+}

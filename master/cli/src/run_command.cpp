@@ -90,30 +90,34 @@ constexpr std::size_t kHeldTasks = 4096;
 constexpr std::uint64_t kHeldSpoolBytes = 64ull << 20;
 constexpr std::chrono::milliseconds kStopPatience{1000};
 
-/// Says once, on stderr, that standard output has taken nothing for --stall-warning: a run that
-/// stopped handing out work for it would otherwise look hung.
+/// Says once, on stderr, that the run has started nothing new for --stall-warning because
+/// standard output takes nothing (the outlet is full): it would otherwise look hung.
 class OutputWait final : public FarmObserver {
  public:
   OutputWait(const StdoutWriter& out, Progress& progress, std::chrono::milliseconds after)
       : out_(out), progress_(progress), after_(after) {}
   void on_tick(const FarmTick&) override {
-    const auto since = out_.stuck_since();
-    if (since == std::chrono::steady_clock::time_point{}) {
+    const auto stuck = out_.stuck_since();
+    const auto now = std::chrono::steady_clock::now();
+    if (stuck == std::chrono::steady_clock::time_point{} || !out_.full()) {
+      held_since_ = {};
       said_ = false;
       return;
     }
-    if (said_ || after_.count() <= 0 || std::chrono::steady_clock::now() - since < after_) return;
+    if (held_since_ == std::chrono::steady_clock::time_point{}) held_since_ = now;
+    if (said_ || after_.count() <= 0 || now - held_since_ < after_) return;
     said_ = true;
     progress_.clear();
-    std::cerr << "taskfarm: standard output has taken nothing for " << seconds(after_)
-              << " (a pager not read?): " << (out_.full() ? "no new task starts until it takes more" : "its output waits")
-              << "\n";
+    std::cerr << "taskfarm: standard output has taken nothing for "
+              << seconds(std::chrono::duration_cast<std::chrono::milliseconds>(now - stuck))
+              << " (a pager not read?): no new task starts until it takes more\n";
   }
 
  private:
   const StdoutWriter& out_;
   Progress& progress_;
   std::chrono::milliseconds after_;
+  std::chrono::steady_clock::time_point held_since_{};
   bool said_ = false;
 };
 
