@@ -92,6 +92,7 @@ CallEngine::CallEngine(FarmOptions options, std::size_t workers, const void* mar
         // The same limits a map's workers get (spawn.cpp), for as many processes at once.
         SpawnLimits limits = spawn_limits(options.memory_limit, options.set_thread_env, workers);
         limits.fork_with_threads = options.fork_with_threads;
+        limits.stdout_to_stderr = options.stdout_to_stderr;
         auto l = std::make_unique<ForkLauncher>(std::move(limits));
         l->use(&factory_);
         return l;

@@ -20,6 +20,7 @@ namespace {
 // per Farm, not per start).
 SpawnLimits limits(const FarmOptions& opt, std::size_t workers) {
   SpawnLimits l = spawn_limits(opt.memory_limit, opt.set_thread_env, workers);
+  l.stdout_to_stderr = opt.stdout_to_stderr;
   l.fork_with_threads = opt.fork_with_threads;
   return l;
 }

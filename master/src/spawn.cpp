@@ -120,6 +120,7 @@ struct ExecPlan {
   pid_t master;
   int channel, stderr_write, report;
   std::uint64_t memory_limit;
+  bool stdout_to_stderr;
 };
 
 // The child's side of spawn_program, between vfork and exec. It is bound to the master's life
@@ -131,8 +132,10 @@ struct ExecPlan {
   if (!setup_child(p.master, p.memory_limit, failed)) report_and_exit(p.report, failed);
   // stderr first: the channel's dup2 may reuse the stderr pipe's number. dup2 clears
   // close-on-exec on its target; dup2(fd, fd) would not, hence the explicit flag then.
+  // stdout last: the channel may have had its number (a master whose stdout is closed).
   bool ok = ::dup2(p.stderr_write, STDERR_FILENO) >= 0 &&
-            (p.channel != kChannelFd ? ::dup2(p.channel, kChannelFd) >= 0 : ::fcntl(kChannelFd, F_SETFD, 0) >= 0);
+            (p.channel != kChannelFd ? ::dup2(p.channel, kChannelFd) >= 0 : ::fcntl(kChannelFd, F_SETFD, 0) >= 0) &&
+            (!p.stdout_to_stderr || ::dup2(STDERR_FILENO, STDOUT_FILENO) >= 0);
   if (ok) {
     detail::reset_signals_for_exec();
     ::execve(p.path, p.argv, p.envp);
@@ -268,6 +271,7 @@ ChildProcess spawn_child(const SpawnLimits& limits, const std::vector<int>& clos
     err.read.reset();
     ::dup2(err.write.get(), STDERR_FILENO);
     ::close(err.write.release());
+    if (limits.stdout_to_stderr) ::dup2(STDERR_FILENO, STDOUT_FILENO);
     if (child_env != nullptr) environ = child_env;
     int code = detail::kExitSetupFailed;
     try {
@@ -338,7 +342,7 @@ WorkerProcess spawn_program(ShmSegment slot, const SpawnLimits& limits, const st
   if (::pipe2(report, O_CLOEXEC) != 0) throw_errno("pipe for starting worker program " + exe);
   UniqueFd report_read(report[0]), report_write(report[1]);
   const ExecPlan plan{exe.c_str(), argv.data(), envp.data(), master, child_fd.get(), err.write.get(), report[1],
-                      limits.memory_limit};
+                      limits.memory_limit, limits.stdout_to_stderr};
   // No handler of ours may run in the child, which shares our memory until it execs: every
   // signal is blocked across the vfork (the child resets them before exec), as posix_spawn does.
   sigset_t all, old;

@@ -38,6 +38,8 @@ struct SpawnLimits {
   // (FarmOptions::fork_with_threads): checked at each fork, so a warm farm whose workers all
   // live pays nothing per call.
   bool fork_with_threads = false;
+  // The child's stdout is its stderr pipe too (FarmOptions::stdout_to_stderr).
+  bool stdout_to_stderr = false;
 };
 
 /// The limits for `workers` processes at once: `memory_limit`, and if `set_thread_env` the

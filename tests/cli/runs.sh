@@ -150,6 +150,21 @@ assert any(e['event'] == 'worker' for e in ev)
 " "$W/stdout"
 }
 
+worker_prints_outside_tasks() {  # a worker program's prints before run_worker go to stderr, not among the tasks' (h12b N14)
+  local worker=(sh -c 'echo BANNER; exec "$0" --print' "$CLI_WORKER")
+  tf run --tasks 4 -j 2 -k -- "${worker[@]}" </dev/null
+  expect_rc 0
+  [ "$(cat "$W/stdout")" = "$(printf 'task 0\ntask 1\ntask 2\ntask 3')" ] || fail "stdout: $(cat "$W/stdout")"
+  expect_stderr BANNER
+  tf run --tasks 4 -j 2 --events -- "${worker[@]}" </dev/null
+  expect_rc 0
+  py "
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert ev[-1]['event'] == 'end' and ev[-1]['succeeded'] == 4, ev[-1]
+" "$W/stdout"
+}
+
 retried_crash() {  # a worker crash on the first attempt of index 5: retried, recorded, exit 0
   tf run -j 2 --chunk 2 --tasks 30 --output "$W/r.npy" --dtype int64 --joblog "$W/j.tsv" \
     --trace "$W/t.json" -- "$CLI_WORKER" --crash-once-at 5 --marker-dir "$W"

@@ -136,6 +136,34 @@ TEST(SpawnPath, SubmittedCallsGetTheThreadEnvironmentAndTheirStderrIsKept) {
   EXPECT_NE(f.stderr_tail.find("about to abort on purpose"), std::string::npos) << "tail: " << f.stderr_tail;
 }
 
+// FarmOptions::stdout_to_stderr: what a worker prints outside a capture goes into its stderr pipe
+// (kept in a failure's tail), in map's workers and submit's alike.
+TEST(SpawnPath, StdoutToStderrSendsAWorkersPrintsIntoItsStderrPipe) {
+  PoolOptions o;
+  o.workers = 1;
+  o.retries = 0;
+  o.forward_stderr = false;
+  o.stdout_to_stderr = true;
+  o.throw_on_failure = false;
+  Pool pool(o);
+  pool.for_each(1, [](std::uint64_t) {
+    std::fputs("printed on stdout by map\n", stdout);
+    std::fflush(stdout);
+    std::abort();
+  });
+  const RunReport& r = pool.last_report();
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_NE(r.failures[0].stderr_tail.find("printed on stdout by map"), std::string::npos) << r.failures[0].stderr_tail;
+  auto loud = pool.submit([] {
+    std::fputs("printed on stdout by submit\n", stdout);
+    std::fflush(stdout);
+    std::abort();
+    return 0;
+  });
+  const FailureRecord f = failure_of([&] { loud.get(); });
+  EXPECT_NE(f.stderr_tail.find("printed on stdout by submit"), std::string::npos) << "tail: " << f.stderr_tail;
+}
+
 TEST(SpawnPath, SubmittedCallKeepsNoDescriptorOfAnotherCall) {
   PoolOptions o;
   o.workers = 2;

@@ -54,6 +54,7 @@ FarmOptions farm_options(const RunOptions& o, const PlanContext& ctx) {
   if (!o.mem_limit.empty()) f.memory_limit = parse_size("--mem-limit", o.mem_limit);
   if (!o.chaos.empty()) f.chaos_rate = parse_rate("--chaos", o.chaos);
   f.forward_stderr = true;
+  f.stdout_to_stderr = true;  // a worker's prints outside its tasks are not task output (h12b N14)
   f.reap_descendants = true;  // the binary's only children are its workers: orphans they leave are ours to end
   return f;
 }

@@ -64,6 +64,12 @@ struct FarmOptions {
   bool stall_to_stderr = true;
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
+  /// A worker's standard output outside a task's capture — what a worker program prints before
+  /// run_worker (an import banner) or after it, or every print of a job that does not capture —
+  /// goes into its stderr pipe (forwarded, kept in failures' tails) instead of this process's
+  /// stdout. For a master whose stdout carries the tasks' output (`taskfarm run`: it would land
+  /// between them, or break --events' JSON lines).
+  bool stdout_to_stderr = false;
   /// Fork mode refuses to fork (throws Error) while this process has other threads: a worker
   /// forked while another thread holds a lock (malloc's, or yours) deadlocks on it. Set this
   /// only if no other thread can hold a lock at the call.
