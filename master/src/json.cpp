@@ -1,32 +1,11 @@
 #include "json.hpp"
 
+#include "taskfarm/detail/text.hpp"
+
 #include <cstdint>
 #include <cstdio>
 
 namespace taskfarm::detail {
-namespace {
-
-/// Length of the valid UTF-8 sequence starting at s[0], or 0 if it is not one.
-std::size_t utf8_length(std::string_view s) {
-  const auto b = [&](std::size_t i) { return static_cast<std::uint8_t>(s[i]); };
-  const std::uint8_t c = b(0);
-  std::size_t n = 0;
-  std::uint32_t cp = 0;
-  if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1Fu;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0Fu;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07u;
-  else return 0;
-  if (s.size() < n) return 0;
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((b(i) & 0xC0u) != 0x80u) return 0;
-    cp = (cp << 6) | (b(i) & 0x3Fu);
-  }
-  const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
-  const bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-  return overlong || surrogate || cp > 0x10FFFF ? 0 : n;
-}
-
-}  // namespace
 
 bool valid_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {

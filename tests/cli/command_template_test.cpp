@@ -119,6 +119,9 @@ TEST(CommandTemplate, EmptyTemplateRunsTheInputsAsAShellCommand) {
 
 TEST(CommandTemplate, QuotedCommandReadsBackAsTheArgumentVector) {
   EXPECT_EQ(quote_command(Args{"gzip", "-9", "a b.txt", "it's", ""}), "gzip -9 'a b.txt' 'it'\\''s' ''");
+  // A C1 control or a byte that is not UTF-8 as bash's \xHH, which gives the same bytes back (h12b N6).
+  EXPECT_EQ(quote_command(Args{"sh", "a\x9b" "31mb", "c\xc2\x9b" "31md", "\xc3\xa9"}),
+            "sh $'a\\x9b31mb' $'c\\xc2\\x9b31md' '\xc3\xa9'");
 }
 
 // A failure names its command on one line of the summary: a file name with a newline or a

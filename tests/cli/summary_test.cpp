@@ -148,6 +148,10 @@ TEST(OneLine, ControlCharactersOfACulpritAreShownNotSent) {
   EXPECT_EQ(one_line("'no\nsuch\x1b[31mcmd'"), "'no\\nsuch\\x1b[31mcmd'");
   EXPECT_EQ(one_line("a\tb\x7f"), "a\\tb\\x7f");
   EXPECT_EQ(one_line("caf\xc3\xa9"), "caf\xc3\xa9") << "UTF-8 stays as it is";
+  // C1 controls (CSI as U+009B) and bytes that are not UTF-8 do not reach the terminal (h12b N6).
+  EXPECT_EQ(one_line("no\xc2\x9b" "2Jcmd"), "no\\xc2\\x9b2Jcmd");
+  EXPECT_EQ(one_line("a\x9b" "31mb \xff\xc3"), "a\\x9b31mb \\xff\\xc3");
+  EXPECT_EQ(one_line("\xc2\xa0\xe2\x82\xac"), "\xc2\xa0\xe2\x82\xac") << "U+00A0 and U+20AC are printable";
 }
 
 }  // namespace

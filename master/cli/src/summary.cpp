@@ -1,5 +1,7 @@
 #include "summary.hpp"
 
+#include "taskfarm/detail/text.hpp"
+
 #include <csignal>
 #include <cstdio>
 
@@ -70,20 +72,24 @@ std::string format_failures(const FailureLines& f, const SummaryContext& c) {
 }
 
 // (Outside pass h12 F7: a usage error spread over lines, an escape sequence reached the terminal.)
+// (h12b N6: C1 controls and bytes that are not UTF-8 reached it too.)
 std::string one_line(std::string_view what) {
   std::string s;
   s.reserve(what.size());
-  for (const char c : what) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') s += "\\n";
-    else if (c == '\t') s += "\\t";
-    else if (u < 0x20 || u == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", u);
-      s += hex;
+  for (std::size_t i = 0; i < what.size();) {
+    const detail::TextUnit u = detail::text_unit_at(what, i);
+    if (what[i] == '\n') s += "\\n";
+    else if (what[i] == '\t') s += "\\t";
+    else if (u.unsafe) {
+      for (std::size_t k = 0; k < u.size; ++k) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(what[i + k]));
+        s += hex;
+      }
     } else {
-      s += c;
+      s.append(what.substr(i, u.size));
     }
+    i += u.size;
   }
   return s;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "taskfarm/detail/text.hpp"
 #include "taskfarm/error.hpp"
 
 namespace taskfarm::exec {
@@ -40,21 +41,26 @@ std::string shell_quote(std::string_view s) {
 
 namespace {
 
-bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == '\x7f'; }
-
 // A word holding control characters as bash's $'...' writes it: a newline or an escape sequence
-// in a file name never breaks the one-line message or reaches the terminal as such.
+// in a file name never breaks the one-line message or reaches the terminal as such — nor does a
+// C1 control or a byte that is not UTF-8 (h12b N6); \xHH gives bash those very bytes back.
 std::string ansi_c_quote(std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string q = "$'";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
+  for (std::size_t i = 0; i < s.size();) {
+    const detail::TextUnit unit = detail::text_unit_at(s, i);
+    const char c = s[i];
     if (c == '\n') q += "\\n";
     else if (c == '\t') q += "\\t";
     else if (c == '\r') q += "\\r";
     else if (c == '\\' || c == '\'') (q += '\\') += c;
-    else if (is_control(c)) ((q += "\\x") += hex[u >> 4]) += hex[u & 15];
-    else q += c;
+    else if (unit.unsafe)
+      for (std::size_t k = 0; k < unit.size; ++k) {
+        const auto u = static_cast<unsigned char>(s[i + k]);
+        ((q += "\\x") += hex[u >> 4]) += hex[u & 15];
+      }
+    else q.append(s.substr(i, unit.size));
+    i += unit.size;
   }
   return q + "'";
 }
@@ -70,7 +76,7 @@ std::string quote_command(std::span<const std::string> argv) {
       continue;
     }
     if (!s.empty()) s += ' ';
-    s += std::any_of(a.begin(), a.end(), is_control) ? ansi_c_quote(a) : shell_quote(a);
+    s += detail::has_terminal_unsafe(a) ? ansi_c_quote(a) : shell_quote(a);
   }
   if (s.size() > kQuotedCommandMax) {  // cut before a UTF-8 continuation byte never splits a character
     std::size_t at = kQuotedCommandMax;
