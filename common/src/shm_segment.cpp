@@ -228,7 +228,14 @@ ShmSegment ShmSegment::create_sparse(std::size_t bytes, std::size_t reserved, st
   if (!fd) throw_errno("cannot create shared segment " + seg.name_);
   seg.owner_pid_ = ::getpid();  // from here on the destructor removes the name
   alive.held = false;           // ... and releases the alive lock
-  if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) throw_errno("cannot size shared segment " + seg.name_);
+  if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) {
+    // A segment is a file in /dev/shm: the file size limit applies to it (h12b N11).
+    if (errno == EFBIG)
+      throw SystemError("cannot size shared segment " + seg.name_ + " to " + format_bytes(bytes) +
+                            ": past the file size limit (ulimit -f), which applies to /dev/shm too",
+                        EFBIG);
+    throw_errno("cannot size shared segment " + seg.name_);
+  }
   if (const int err = reserved == 0 ? 0 : ::posix_fallocate(fd.get(), 0, static_cast<off_t>(std::min(reserved, bytes))))
     throw SystemError("cannot reserve shared segment " + seg.name_ + " (/dev/shm has " + format_bytes(shm_free_bytes()) + " free)", err);
   seg.data_ = map_fd(fd.get(), bytes, true, seg.name_);

@@ -165,6 +165,13 @@ assert ev[-1]['event'] == 'end' and ev[-1]['succeeded'] == 4, ev[-1]
 " "$W/stdout"
 }
 
+file_size_limit_named() {  # ulimit -f applies to /dev/shm segments: said, not only "File too large" (h12b N11)
+  (ulimit -f 0 && exec "$TASKFARM" run --exec --tasks 2 -- true) </dev/null 2>&1 | cat >"$W/stderr"
+  TF_RC=${PIPESTATUS[0]}
+  expect_rc 3
+  expect_stderr "past the file size limit (ulimit -f), which applies to /dev/shm too"
+}
+
 retried_crash() {  # a worker crash on the first attempt of index 5: retried, recorded, exit 0
   tf run -j 2 --chunk 2 --tasks 30 --output "$W/r.npy" --dtype int64 --joblog "$W/j.tsv" \
     --trace "$W/t.json" -- "$CLI_WORKER" --crash-once-at 5 --marker-dir "$W"
