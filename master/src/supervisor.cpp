@@ -356,7 +356,7 @@ void Supervisor::poll_once(int timeout_ms) {
       }
       case kChannel: drain_channel(i); break;
       case kStderr:
-        if (slots_[i].proc) slots_[i].proc->drain_stderr(opt_.forward_stderr);
+        if (slots_[i].proc) slots_[i].proc->drain_stderr(opt_.forward_stderr, false, &opt_.forward_stderr_to);
         break;
       case kPidfd: exited[n_exited++] = i; break;
     }
@@ -371,7 +371,7 @@ void Supervisor::poll_once(int timeout_ms) {
 void Supervisor::on_exit(std::size_t i, ExitStatus st) {
   WorkerSlot& w = slots_[i];
   drain_channel(i);  // what it sent before it died still counts
-  w.proc->drain_stderr(opt_.forward_stderr, /*last=*/true);
+  w.proc->drain_stderr(opt_.forward_stderr, /*last=*/true, &opt_.forward_stderr_to);
   const SlotState& ss = slot_state(w.proc->slot());
   d_.on_gone(static_cast<int>(i),
              WorkerGone{st, ss.current_chunk.load(), ss.current_index.load(), w.proc->stderr_tail(), ss.delivering.load() != 0,

@@ -14,6 +14,8 @@
 #include "proc_info.hpp"
 #include "supervisor.hpp"
 
+#include "taskfarm/outlet.hpp"
+
 namespace taskfarm {
 
 std::string WorkerLiveness::describe_stall(std::string_view timeout_hint) const {
@@ -157,6 +159,9 @@ void Supervisor::stall_check(WorkerSlot& s, const WorkerLiveness& w, std::int64_
 void Supervisor::tick(Clock::time_point now) {
   next_tick_ = now + opt_.tick_interval;
   if (opt_.reap_descendants) descendants::reap_exited(worker_pids());  // adopted ones that ended
+  // An outlet waiting on more than the one descriptor it names (stdout and stderr apart) is
+  // tried at each tick as well.
+  if (job_->outlet != nullptr && job_->outlet->fd() >= 0) job_->outlet->writable();
   if (!ticking()) return;
   const std::int64_t now_ns = monotonic_ns();
   FarmTick t;

@@ -57,7 +57,7 @@ void Supervisor::stop_all(bool now) {
       WorkerSlot& w = slots_[i];
       if (!w.proc) continue;
       const bool gone = w.proc->try_reap() || w.proc->reaped();
-      w.proc->drain_stderr(opt_.forward_stderr, /*last=*/gone);
+      w.proc->drain_stderr(opt_.forward_stderr, /*last=*/gone, &opt_.forward_stderr_to);
       if (gone) {
         release(i);
         d_.on_released(static_cast<int>(i));

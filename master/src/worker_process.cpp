@@ -91,7 +91,7 @@ std::optional<ExitStatus> ChildProcess::kill_and_reap() noexcept {
   return std::nullopt;
 }
 
-void ChildProcess::drain_stderr(bool forward, bool last) {
+void ChildProcess::drain_stderr(bool forward, bool last, const std::function<void(std::string_view)>* to) {
   if (!stderr_) return;
   char buf[4096];
   bool eof = false;
@@ -107,9 +107,9 @@ void ChildProcess::drain_stderr(bool forward, bool last) {
     tail_.append(buf, static_cast<std::size_t>(n));
     if (tail_.size() > 2 * kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
     partial_.append(buf, static_cast<std::size_t>(n));
-    if (partial_.size() > kMaxLine) forward_lines(forward, false);  // bounded while a flood goes on
+    if (partial_.size() > kMaxLine) forward_lines(forward, false, to);  // bounded while a flood goes on
   }
-  forward_lines(forward, eof || last);
+  forward_lines(forward, eof || last, to);
   if (eof) stderr_.reset();  // the worker (and its children) closed it
   if (tail_.size() > kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
 }
@@ -117,7 +117,7 @@ void ChildProcess::drain_stderr(bool forward, bool last) {
 // Forwards whole lines only, so lines of different workers never interleave mid-line. A line
 // longer than kMaxLine goes out cut, with a note, and the rest of it is dropped; at EOF a last
 // line without newline goes out too.
-void ChildProcess::forward_lines(bool forward, bool at_eof) {
+void ChildProcess::forward_lines(bool forward, bool at_eof, const std::function<void(std::string_view)>* to) {
   std::string out;
   std::size_t pos = 0;
   for (;;) {
@@ -149,7 +149,9 @@ void ChildProcess::forward_lines(bool forward, bool at_eof) {
       skipping_line_ = 0;
     }
   }
-  if (forward) detail::write_best_effort(STDERR_FILENO, out);
+  if (!forward || out.empty()) return;
+  if (to != nullptr && *to) (*to)(out);
+  else detail::write_best_effort(STDERR_FILENO, out);
 }
 
 std::string ChildProcess::stderr_tail() const {

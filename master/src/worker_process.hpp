@@ -6,8 +6,10 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "taskfarm/detail/channel.hpp"
 #include "taskfarm/shm_segment.hpp"
@@ -49,7 +51,8 @@ class ChildProcess {
   /// event loop); forwards complete lines if `forward` — a line longer than 64 KiB is forwarded
   /// cut, and says so; a last line without newline is forwarded at EOF, or when `last` (the
   /// process is gone, though a child of it may still hold the pipe). Keeps a tail.
-  void drain_stderr(bool forward, bool last = false);
+  /// Forwarded lines go to `to` if it is set, else to this process's stderr.
+  void drain_stderr(bool forward, bool last = false, const std::function<void(std::string_view)>* to = nullptr);
   /// The last ~2 KiB the process wrote to stderr; if it wrote more, a first line says how many
   /// earlier bytes were not kept.
   std::string stderr_tail() const;
@@ -63,7 +66,7 @@ class ChildProcess {
   std::string tail_, partial_;
   std::uint64_t stderr_bytes_ = 0;    // written in all, for the tail's "not kept" line
   std::uint64_t skipping_line_ = 0;   // > 0: bytes dropped of a line too long to forward whole
-  void forward_lines(bool forward, bool at_eof);
+  void forward_lines(bool forward, bool at_eof, const std::function<void(std::string_view)>* to);
 };
 
 /// A farm worker: its process, and the channel and slot segment the master shares with it.

@@ -704,6 +704,22 @@ read_out() {
   TF_RC=$?
 }
 
+unread_stderr_times_out_a_hung_task() {  # 2>&1 into an unread pipe: the workers' forwarded stderr does not block the run
+  mkfifo "$W/out"
+  # Each worker says 85 KB on stderr before run_worker (more than a pipe holds); task 1 hangs.
+  "$TASKFARM" run --tasks 4 -j 2 --timeout 1s --retries 0 --joblog "$W/j.tsv" -- sh -c \
+    'i=0; while [ $i -lt 5000 ]; do echo "worker noise $i" >&2; i=$((i + 1)); done; exec "$0" --print --block-at 1' \
+    "$CLI_WORKER" </dev/null >"$W/out" 2>&1 &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/out"
+  until_there "$W/j.tsv" "timeout"
+  read_out
+  expect_rc 1
+  grep -q "timed out" "$W/stdout" || fail "no timeout said: $(tail -3 "$W/stdout")"
+  [ "$(grep -c '^worker noise' "$W/stdout")" -ge 10000 ] || fail "the workers' stderr was not forwarded whole"
+}
+
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
   unread_stdout run --exec -j 2 --timeout 1s --shell -- \
     'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1

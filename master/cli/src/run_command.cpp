@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 
@@ -32,11 +33,13 @@
 #include "summary.hpp"
 #include "task_output.hpp"
 #include "taskfarm/detail/staged_file.hpp"
+#include "taskfarm/detail/write_out.hpp"
 #include "taskfarm/error.hpp"
 #include "taskfarm/event_stream.hpp"
 #include "taskfarm/fanout_observer.hpp"
 #include "taskfarm/input_lines.hpp"
 #include "taskfarm/joblog.hpp"
+#include "taskfarm/outlet.hpp"
 #include "taskfarm/progress.hpp"
 #include "taskfarm/shared_array.hpp"
 #include "taskfarm/trace.hpp"
@@ -94,8 +97,9 @@ constexpr std::chrono::milliseconds kStopPatience{1000};
 /// standard output takes nothing (the outlet is full): it would otherwise look hung.
 class OutputWait final : public FarmObserver {
  public:
-  OutputWait(const StdoutWriter& out, Progress& progress, std::chrono::milliseconds after)
-      : out_(out), progress_(progress), after_(after) {}
+  OutputWait(const StdoutWriter& out, Progress& progress, std::chrono::milliseconds after,
+             std::function<void(const std::string&)> say)
+      : out_(out), progress_(progress), after_(after), say_(std::move(say)) {}
   void on_tick(const FarmTick&) override {
     const auto stuck = out_.stuck_since();
     const auto now = std::chrono::steady_clock::now();
@@ -108,9 +112,9 @@ class OutputWait final : public FarmObserver {
     if (said_ || after_.count() <= 0 || now - held_since_ < after_) return;
     said_ = true;
     progress_.clear();
-    std::cerr << "taskfarm: standard output has taken nothing for "
-              << seconds(std::chrono::duration_cast<std::chrono::milliseconds>(now - stuck))
-              << " (a pager not read?): no new task starts until it takes more\n";
+    say_("taskfarm: standard output has taken nothing for " +
+         seconds(std::chrono::duration_cast<std::chrono::milliseconds>(now - stuck)) +
+         " (a pager not read?): no new task starts until it takes more\n");
   }
 
  private:
@@ -119,6 +123,24 @@ class OutputWait final : public FarmObserver {
   std::chrono::milliseconds after_;
   std::chrono::steady_clock::time_point held_since_{};
   bool said_ = false;
+  std::function<void(const std::string&)> say_;
+};
+
+/// The run's outlet (JobSpec::outlet): standard output and stderr, each queueing what its
+/// descriptor does not take (stderr in stdout's queue where both are one file).
+class Outputs final : public Outlet {
+ public:
+  Outputs(StdoutWriter& out, StdoutWriter& err) : out_(out), err_(err) {}
+  int fd() const override { return out_.fd() >= 0 ? out_.fd() : err_.fd(); }
+  void writable() override {
+    out_.writable();
+    err_.writable();
+  }
+  bool full() const override { return out_.full() || err_.full(); }
+
+ private:
+  StdoutWriter& out_;
+  StdoutWriter& err_;
 };
 
 }  // namespace
@@ -230,6 +252,13 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     return fail(exit_usage, e.what());
   }
 
+  // The workers' stderr goes where the run's other stderr goes (err, below, once it exists).
+  StdoutWriter* forward_to = nullptr;
+  plan.farm.forward_stderr_to = [&forward_to](std::string_view text) {
+    if (forward_to == nullptr) return detail::write_best_effort(STDERR_FILENO, text);
+    forward_to->write(text);
+    forward_to->flush();
+  };
   try {
     plan.farm.stall_to_stderr = false;  // WorkerNotices says it, the progress bar cleared first
     farm.emplace(Farm::program(plan.farm, plan.program, worker_args));
@@ -289,8 +318,16 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       if (farm) farm->request_stop();
     }
   });
-  StdoutWriter err(nullptr, STDERR_FILENO);  // --exec: the commands' stderr, task by task
-  Progress progress(plan.progress, todo);
+  StdoutWriter err(nullptr, STDERR_FILENO);  // the commands' stderr (--exec), the workers', notices
+  forward_to = &err;
+  struct Unforward {
+    StdoutWriter*& to;
+    ~Unforward() { to = nullptr; }
+  } unforward{forward_to};
+  // The bar and progress lines through a non-blocking descriptor: a redraw stderr cannot take
+  // is dropped (the next one says it all), never waited for.
+  const UniqueFd progress_fd = reopen_nonblocking(STDERR_FILENO);
+  Progress progress(plan.progress, todo, progress_fd ? progress_fd.get() : STDERR_FILENO);
   // A stream's lines are fed to the run as they come (LineFeed); its first ones are in the plan.
   std::optional<LineFeed> feed;
   if (plan.stream) {
@@ -332,13 +369,16 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   } else if (on_printed) {
     printed_by_events.emplace(out, on_printed);
   }
-  // The run never blocks on standard output: what it does not take waits (the Farm watches it
-  // and holds back new work while too much does), the commands' stderr behind it.
+  // The run never blocks on standard output or stderr: what they do not take waits (the Farm
+  // watches them and holds back new work while too much does). Where both are one pipe or
+  // terminal, stderr waits behind the stdout before it, in one queue, so their order holds.
   out.queue_when_full(kHeldTextBytes, [&exec_output] {
     return exec_output && (exec_output->waiting() >= kHeldTasks || exec_output->waiting_bytes() >= kHeldSpoolBytes);
   });
-  err.follow(out);
-  job.outlet = &out;
+  if (same_file(STDOUT_FILENO, STDERR_FILENO)) err.follow(out);
+  else err.queue_when_full(kHeldTextBytes);
+  Outputs outputs(out, err);
+  job.outlet = &outputs;
 
   FanoutObserver fanout;
   fanout.add(&publisher);
@@ -351,8 +391,13 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   fanout.add(publisher.records());  // after the joblog, the trace and the printers: what they wrote
   fanout.add(&progress);
   WorkerNotices notices(&progress, plan.farm.task_timeout.count() > 0);
+  const auto to_stderr = [&err](const std::string& line) {
+    err.write(line);
+    err.flush();
+  };
+  notices.send_to(to_stderr);
   fanout.add(&notices);
-  OutputWait output_wait(out, progress, plan.farm.stall_warning);
+  OutputWait output_wait(out, progress, plan.farm.stall_warning, to_stderr);
   fanout.add(&output_wait);
 
   if (events)  // (never with a stream: --events reads it whole, stream_plan.cpp)
@@ -373,8 +418,8 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   if (task_output) task_output->finish();  // results held for order, handed over as the run ended
   // What waits for standard output: as long as its reader takes (a pager read at leisure); after
   // a stop, kStopPatience more, then what it has not taken is not printed (nor recorded done).
-  err.flush();
   out.drain(signals.flag(), kStopPatience);
+  err.drain(signals.flag(), kStopPatience);
   spool.reset();
   progress.finish();
 

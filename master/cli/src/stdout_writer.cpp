@@ -42,18 +42,27 @@ StdoutWriter::~StdoutWriter() {
   flush();
 }
 
-bool StdoutWriter::open_own() {
+UniqueFd reopen_nonblocking(int fd) {
   // A regular file never waits for a reader (and a descriptor of its own would not share the
   // offset); a socket cannot be opened anew: those stay as they are.
   struct stat st {};
-  if (::fstat(fd_, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) return false;
-  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-  if (UniqueFd own(::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)); own) {
-    own_ = std::move(own);
-    fd_ = own_.get();
-    return true;
-  }
-  return false;
+  if (::fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) return UniqueFd();
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return UniqueFd(::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+}
+
+bool same_file(int a, int b) {
+  struct stat sa {}, sb {};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+         sa.st_rdev == sb.st_rdev;
+}
+
+bool StdoutWriter::open_own() {
+  UniqueFd own = reopen_nonblocking(fd_);
+  if (!own) return false;
+  own_ = std::move(own);
+  fd_ = own_.get();
+  return true;
 }
 
 void StdoutWriter::give_up_after_stop(const volatile std::sig_atomic_t* stop, std::chrono::milliseconds patience) {
@@ -95,7 +104,7 @@ int StdoutWriter::fd() const {
   return queue_.empty() || queue_.front().to == nullptr ? -1 : queue_.front().to->fd_;
 }
 
-bool StdoutWriter::full() const { return queued_text_ >= text_bound_ || (also_full_ && also_full_()); }
+bool StdoutWriter::full() const { return queueing_ && (queued_text_ >= text_bound_ || (also_full_ && also_full_())); }
 
 void StdoutWriter::then(std::function<void(bool)> done) {
   flush();

@@ -29,6 +29,13 @@ class Progress;
 
 namespace taskfarm::cli {
 
+/// A descriptor of its own, non-blocking, for the pipe or terminal at `fd` (the description
+/// shared with other processes keeps its flags); empty for anything else (a regular file never
+/// waits for a reader; a socket cannot be opened anew).
+UniqueFd reopen_nonblocking(int fd);
+/// Whether descriptors `a` and `b` are the same file (one pipe, one terminal).
+bool same_file(int a, int b);
+
 class StdoutWriter final : public Outlet {
  public:
   /// `on_failed(errno)`: the first write that failed (EPIPE: the reader went away).
@@ -58,6 +65,8 @@ class StdoutWriter final : public Outlet {
   /// comes after its stdout, and a mark after what it marks, where both go to one pipe.
   /// `lead` must outlive this writer.
   void follow(StdoutWriter& lead);
+  /// The descriptor written to.
+  int descriptor() const noexcept { return fd_; }
   /// Calls `done(all_out)` once everything taken before it is written out (true), or could not
   /// be (false: standard output closed, failed or was given up). At once when nothing waits.
   void then(std::function<void(bool all_out)> done);

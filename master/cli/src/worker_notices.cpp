@@ -9,7 +9,9 @@ namespace taskfarm::cli {
 
 void WorkerNotices::say(const std::string& line) {
   if (progress_ != nullptr) progress_->clear();
-  detail::write_best_effort(fd_, "taskfarm: " + who_ + line + "\n");  // a notice is best effort
+  const std::string text = "taskfarm: " + who_ + line + "\n";
+  if (sink_) sink_(text);
+  else detail::write_best_effort(fd_, text);  // a notice is best effort
 }
 
 void WorkerNotices::on_failure(const FailureRecord& f) {

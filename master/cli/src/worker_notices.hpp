@@ -4,6 +4,7 @@
 // summary says the rest at the end. Clears the progress bar first. Farm's thread.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -24,6 +25,10 @@ class WorkerNotices : public FarmObserver {
   WorkerNotices(Progress* progress, bool has_timeout, int fd = 2, std::string who = {})
       : progress_(progress), has_timeout_(has_timeout), fd_(fd), who_(std::move(who)) {}
 
+  /// Each line (with its newline) goes to `sink` instead of the descriptor: `taskfarm run` queues
+  /// it with its other output, so that a stderr nobody reads never blocks the run.
+  void send_to(std::function<void(const std::string&)> sink) { sink_ = std::move(sink); }
+
   void on_failure(const FailureRecord& f) override;
   void on_stall(const WorkerLiveness& w) override;
 
@@ -33,6 +38,7 @@ class WorkerNotices : public FarmObserver {
   bool has_timeout_;
   int fd_;
   std::string who_;
+  std::function<void(const std::string&)> sink_;
 };
 
 }  // namespace taskfarm::cli

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,10 @@ struct FarmOptions {
   bool stall_to_stderr = true;
   bool set_thread_env = true;        ///< OMP/BLAS *_NUM_THREADS = max(1, cpus / workers) unless set
   bool forward_stderr = true;        ///< copy worker stderr lines to ours (the tail is kept regardless)
+  /// Where forwarded stderr goes (whole lines, on the Farm's thread): null writes it to this
+  /// process's stderr as it comes. `taskfarm run` queues it with its other output, so that a
+  /// stderr nobody reads (`2>&1 | less`) never blocks the run.
+  std::function<void(std::string_view)> forward_stderr_to;
   /// A worker's standard output outside a task's capture — what a worker program prints before
   /// run_worker (an import banner) or after it, or every print of a job that does not capture —
   /// goes into its stderr pipe (forwarded, kept in failures' tails) instead of this process's
