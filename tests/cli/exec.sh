@@ -720,6 +720,68 @@ unread_stderr_times_out_a_hung_task() {  # 2>&1 into an unread pipe: the workers
   [ "$(grep -c '^worker noise' "$W/stdout")" -ge 10000 ] || fail "the workers' stderr was not forwarded whole"
 }
 
+unread_stdout_of_another_user() {  # a pipe the master may not open anew (sudo -u): made non-blocking itself (h13 F12)
+  [ "$(id -u)" -eq 0 ] && command -v runuser >/dev/null || { echo "not root, or no runuser: skipped"; exit 77; }
+  chmod 755 "$W" && mkdir -m 777 "$W/nobody"
+  mkfifo "$W/out"
+  runuser -u nobody -- "$TASKFARM" run --exec -j 2 --timeout 1s --joblog "$W/nobody/j.tsv" --shell -- \
+    'if [ {} = 1 ]; then exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1 </dev/null >"$W/out" 2>"$W/stderr" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/out"
+  until_there "$W/nobody/j.tsv" "timeout"
+  read_out
+  expect_rc 1
+  [ "$(wc -c <"$W/stdout")" -eq 300000 ] || fail "stdout holds $(wc -c <"$W/stdout") bytes"
+}
+
+# ok_rows: the indices the joblog $W/j.tsv records done, sorted.
+ok_rows() { awk -F'\t' 'NR > 2 && $7 == "ok" { print $1 }' "$W/j.tsv" | sort -n; }
+
+unread_stdout_stop_after_the_tasks() {  # SIGTERM once the tasks are done, their output waiting: 143, cut task PARTIAL (h13 F3, F6)
+  local cmd='head -c 100000 /dev/zero | tr "\0" {}; echo'
+  unread_stdout run --exec -j 2 --joblog "$W/j.tsv" --shell -- "$cmd" ::: 1 2 3 4 5 6
+  # Every task done: the master has no worker left (it waits for its reader alone).
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [ -s "$W/j.tsv" ] && [ -z "$(pgrep -P "$TF_PID")" ] && break
+    read -r -t 0.1 <> <(:) || true
+  done
+  [ -z "$(pgrep -P "$TF_PID")" ] || fail "the workers did not end within 30 s"
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID"
+  read_out
+  expect_rc 143
+  expect_stderr "interrupted by SIGTERM"
+  expect_stderr "is PARTIAL: standard output had not taken all of it when the run ended"
+  # What went out whole is what the joblog records; --resume prints the rest, each task once.
+  awk 'length($0) == 100000 { print substr($0, 1, 1) }' "$W/stdout" | sort -n >"$W/whole"
+  [ "$(ok_rows | tr '\n' ' ')" = "$(awk '{ print $1 - 1 }' "$W/whole" | tr '\n' ' ')" ] ||
+    fail "printed whole: $(tr '\n' ' ' <"$W/whole"); recorded: $(ok_rows | tr '\n' ' ')"
+  tf run --resume --exec -j 2 --joblog "$W/j.tsv" --shell -- "$cmd" ::: 1 2 3 4 5 6 </dev/null
+  expect_rc 0
+  awk 'length($0) == 100000 { print substr($0, 1, 1) }' "$W/stdout" >>"$W/whole"
+  [ "$(sort -n "$W/whole" | tr '\n' ' ')" = "1 2 3 4 5 6 " ] || fail "tasks printed whole: $(sort -n "$W/whole" | tr '\n' ' ')"
+}
+
+unread_stdout_keep_order_stop_records_what_went_out() {  # -k, a stop, an unread pipe: the joblog is exact (h13 F2)
+  unread_stdout run --tasks 200000 -j 2 -k --stall-warning 1s --joblog "$W/j.tsv" -- "$CLI_WORKER" --print
+  until_there "$W/stderr" "(a pager not read?): no new task starts until it takes more"
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID"
+  read_out
+  expect_rc 143
+  # (Its last line may be cut: only lines that end are whole.)
+  whole_lines() { "$PYTHON" -c 'import sys; print("".join(l[5:] + "\n" for l in open(sys.argv[1], errors="replace").read().split("\n")[:-1]), end="")' "$1"; }
+  whole_lines "$W/stdout" >"$W/whole"
+  [ "$(ok_rows | md5sum)" = "$(md5sum <"$W/whole")" ] ||
+    fail "printed whole $(wc -l <"$W/whole") tasks, the joblog records $(ok_rows | wc -l)"
+  tf run --resume --tasks 200000 -j 2 -k --joblog "$W/j.tsv" -- "$CLI_WORKER" --print </dev/null
+  expect_rc 0
+  whole_lines "$W/stdout" >>"$W/whole"
+  [ "$(sort -n "$W/whole" | md5sum)" = "$(seq 0 199999 | md5sum)" ] || fail "not every task printed whole exactly once"
+}
+
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
   unread_stdout run --exec -j 2 --timeout 1s --shell -- \
     'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1
@@ -744,7 +806,7 @@ unread_stdout_sigterm_ends_the_run() {  # SIGTERM is acted on; what stdout did n
   wait_gone "$TF_PID" "$(cat "$W/pid")"
   read_out
   expect_rc 143
-  expect_stderr "taskfarm: standard output took nothing more for 1.0 s after the stop: the output it had not taken was not printed"
+  expect_stderr "taskfarm: standard output had not taken all of it 1.0 s after the stop: the output it had not taken was not printed"
   expect_stderr "the joblog records 0 of the 1 tasks that succeeded; the other 1 run again on --resume"
   [ "$(wc -c <"$W/stdout")" -lt 300000 ] || fail "all of task 0's output was taken"
   : >"$W/resumed"

@@ -2,6 +2,7 @@
 // writer; what it does not take waits in order, the stderr side behind it; then() says when a
 // task's output is out, or that it never will be (the reader went away, a stop given up on).
 #include "stdout_writer.hpp"
+#include "task_output.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -143,6 +144,29 @@ TEST(StdoutWriterQueue, DrainGivesUpAfterItsPatienceOnceAStopCame) {
   EXPECT_FALSE(all_out);
   EXPECT_FALSE(o.busy());
   EXPECT_LT(waited, std::chrono::seconds(5));  // (a deadline for the test, not a timing claim)
+}
+
+// A burst of tasks' output given up on after a stop midway (h13 F2): the tasks out whole are
+// printed (recorded done), the one cut is said, the rest not.
+TEST(StdoutWriterQueue, TaskOutputGivenUpOnRecordsTheTasksOutWholeAndNamesTheCutOne) {
+  Pipe out;
+  StdoutWriter o(nullptr, out.w.get());
+  o.queue_when_full(1 << 20);
+  std::vector<std::uint64_t> printed, cut;
+  TaskOutput tasks(o, [&printed](std::span<const std::uint64_t> i) { printed.insert(printed.end(), i.begin(), i.end()); },
+                   [&cut](std::uint64_t i) { cut.push_back(i); });
+  const std::string text(30000, 't');  // three of them: the empty pipe takes 65536 bytes
+  for (std::uint64_t i = 0; i < 3; ++i) tasks.on_result(IndexResult{i, {}, std::span<const char>(text.data(), text.size())});
+  tasks.finish();  // one burst, one mark
+  EXPECT_TRUE(printed.empty());
+  EXPECT_EQ(tasks.waiting(), 3u);
+  volatile std::sig_atomic_t stop = SIGTERM;
+  o.drain(&stop, std::chrono::milliseconds(50));
+  ASSERT_TRUE(o.gave_up());
+  EXPECT_EQ(o.bytes_out(), 65536u) << "a pipe of another size: the test's numbers assume 64 KiB";
+  EXPECT_EQ(printed, (std::vector<std::uint64_t>{0, 1}));
+  EXPECT_EQ(cut, (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(tasks.waiting(), 0u);
 }
 
 TEST(StdoutWriterQueue, ThenIsAtOnceWhenNothingWaits) {

@@ -31,8 +31,6 @@ std::size_t whole_characters(const char* p, std::size_t n) {
 
 }  // namespace
 
-std::uint64_t ExecOutput::size_of(const Done& d) { return d.sizes ? (*d.sizes)[0] + (*d.sizes)[1] : 0; }
-
 std::vector<std::string> exec_worker_args(const ExecPlan& exec, const std::string& spool) {
   std::vector<std::string> args = {"--spool", spool};
   if (exec.shell) args.push_back("--shell");
@@ -90,7 +88,16 @@ void ExecOutput::on_failure(const FailureRecord& f) {
 }
 
 void ExecOutput::done(std::uint64_t index, bool succeeded, std::optional<exec::PublishedSizes> sizes) {
-  const Done d{succeeded, sizes};
+  Done d{succeeded, sizes, 0};
+  // (A failed task's worker said no sizes: its files say what they hold — h13 F4.)
+  if (sizes) {
+    d.bytes = (*sizes)[0] + (*sizes)[1];
+  } else {
+    for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
+      struct stat st {};
+      if (::stat(exec::task_output_path(spool_, index, s).c_str(), &st) == 0) d.bytes += static_cast<std::uint64_t>(st.st_size);
+    }
+  }
   if (!keep_order_) {
     ready_.emplace_back(index, d);
     ready_bytes_ += size_of(d);
@@ -183,17 +190,22 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
   }
   // Once its output is out (or could not be): said done, or cut.
   out_.then([this, index, recorded = d.succeeded && lost.empty(), out_at, out_len](bool all_out) {
-    if (all_out) {
+    const std::uint64_t wrote = out_.bytes_out();
+    // Given up on after a stop, with its stdout out whole: printed (the pipe holds it for its
+    // reader), as a task whose mark was reached.
+    if (all_out || (out_.gave_up() && wrote >= out_at + out_len)) {
       if (recorded && on_printed_) on_printed_(std::span<const std::uint64_t>(&index, 1));
       return;
     }
-    // Standard output failed midway through it (a full disk, ulimit -f; not a reader that went
-    // away, nor a stop given up on): what is in the file of this task is cut, and said to be
-    // (h12 F16). Nothing more is written on standard output after it.
-    const std::uint64_t wrote = out_.bytes_out();
-    if (out_.error() != 0 && out_.error() != EPIPE && wrote > out_at && wrote < out_at + out_len) {
-      err_.write("taskfarm: the output of index " + std::to_string(index) +
-                 " is PARTIAL: standard output could not take it whole (" + std::strerror(out_.error()) + ")\n");
+    // Standard output failed midway through it (a full disk, ulimit -f: h12 F16), or was given
+    // up on after a stop midway through it (h13 F6) — not a reader that went away: what is in
+    // the file of this task is cut, and said to be. Nothing more is written there after it.
+    const bool failed = out_.error() != 0 && out_.error() != EPIPE;
+    if ((failed || out_.gave_up()) && wrote > out_at && wrote < out_at + out_len) {
+      err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: " +
+                 (failed ? std::string("standard output could not take it whole (") + std::strerror(out_.error()) + ")"
+                         : std::string("standard output had not taken all of it when the run ended")) +
+                 "\n");
       err_.flush();
     }
   });

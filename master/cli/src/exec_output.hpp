@@ -71,10 +71,11 @@ class ExecOutput : public FarmObserver {
   struct Done {
     bool succeeded = false;
     std::optional<exec::PublishedSizes> sizes;
+    std::uint64_t bytes = 0;  // what its files in the spool hold (the bound on what waits)
   };
   void done(std::uint64_t index, bool succeeded, std::optional<exec::PublishedSizes> sizes = std::nullopt);
   void print(std::uint64_t index, const Done& d);
-  static std::uint64_t size_of(const Done& d);
+  static std::uint64_t size_of(const Done& d) { return d.bytes; }
   // Prints the tasks that wait, while standard output takes what it is given.
   void print_ready();
   std::string lost_output(std::uint64_t index, exec::Stream s, const std::string& path, int fd, std::uint64_t expected) const;

@@ -84,13 +84,14 @@ std::string seconds(std::chrono::milliseconds d) {
   return text;
 }
 
-// Standard output that does not keep up (h12 F17): the text that may wait for it in memory, and
-// the --exec tasks whose output (in the spool, on disk) may wait, before no new work is handed
-// out; and how long it is waited for after a stop (SIGINT, SIGTERM) before what it has not
+// Standard output that does not keep up (h12 F17): the text that may wait for it in memory (and
+// the tasks whose text it is), and the --exec tasks whose output (in the spool, on disk) may
+// wait, before no new work is handed out; and how long it is waited for after a stop (SIGINT, SIGTERM) before what it has not
 // taken is given up.
 constexpr std::uint64_t kHeldTextBytes = 16ull << 20;
 constexpr std::size_t kHeldTasks = 4096;
 constexpr std::uint64_t kHeldSpoolBytes = 64ull << 20;
+constexpr std::uint64_t kHeldTextTasks = 65536;
 constexpr std::chrono::milliseconds kStopPatience{1000};
 
 /// Says once, on stderr, that the run has started nothing new for --stall-warning because
@@ -365,15 +366,22 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
                         });
     if (plan.exec->line_buffer) exec_output->line_buffered();
   } else if (!plan.events) {
-    task_output.emplace(out, on_printed);
+    task_output.emplace(out, on_printed, [&err](std::uint64_t index) {
+      err.write("taskfarm: the output of index " + std::to_string(index) +
+                " is PARTIAL: standard output had not taken all of it when the run ended\n");
+      err.flush();
+    });
   } else if (on_printed) {
     printed_by_events.emplace(out, on_printed);
   }
   // The run never blocks on standard output or stderr: what they do not take waits (the Farm
   // watches them and holds back new work while too much does). Where both are one pipe or
   // terminal, stderr waits behind the stdout before it, in one queue, so their order holds.
-  out.queue_when_full(kHeldTextBytes, [&exec_output] {
-    return exec_output && (exec_output->waiting() >= kHeldTasks || exec_output->waiting_bytes() >= kHeldSpoolBytes);
+  out.queue_when_full(kHeldTextBytes, [&exec_output, &task_output, &printed_by_events] {
+    if (exec_output) return exec_output->waiting() >= kHeldTasks || exec_output->waiting_bytes() >= kHeldSpoolBytes;
+    // (Each task that waits holds its joblog row, and a note of where its output is.)
+    return (task_output && task_output->waiting() >= kHeldTextTasks) ||
+           (printed_by_events && printed_by_events->waiting() >= kHeldTextTasks);
   });
   if (same_file(STDOUT_FILENO, STDERR_FILENO)) err.follow(out);
   else err.queue_when_full(kHeldTextBytes);
@@ -420,6 +428,10 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   // a stop, kStopPatience more, then what it has not taken is not printed (nor recorded done).
   out.drain(signals.flag(), kStopPatience);
   err.drain(signals.flag(), kStopPatience);
+  // A stop that came once the tasks were done and cost output (given up on) ends the run as
+  // interrupted all the same: its exit status is the signal's, not that of a complete run.
+  const bool output_given_up = out.gave_up() || err.gave_up();
+  if (output_given_up && signals.received() != 0) report.interrupted = true;
   spool.reset();
   progress.finish();
 
@@ -454,7 +466,9 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   ctx.earlier_done = plan.todo.done;
   ctx.stop_signal = signals.received();
   ctx.stop_reason = published ? stop_error : publisher.error();
-  if (published && (!stop_error.empty() || out.gave_up()) && joblog) ctx.joblog_recorded = joblog->recorded_ok();
+  // (Also when the reader went away: what was in the pipe then is lost with it, recorded or not.)
+  if (published && (!stop_error.empty() || output_given_up || signals.received() == SIGPIPE) && joblog)
+    ctx.joblog_recorded = joblog->recorded_ok();
   ctx.joblog = plan.joblog;
   ctx.resume_hint = resume_hint;
   if (plan.exec && plan.retries_defaulted)  // said, since worker programs are retried by default
@@ -497,8 +511,8 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     std::cerr << format_summary(report, ctx) << untouched;
     if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
   }
-  if (out.gave_up())
-    std::cerr << "taskfarm: standard output took nothing more for " << seconds(kStopPatience)
+  if (output_given_up)
+    std::cerr << "taskfarm: standard output had not taken all of it " << seconds(kStopPatience)
               << " after the stop: the output it had not taken was not printed\n";
   if (!trace_error.empty())  // one line: what became of the file
     std::cerr << "taskfarm: " << trace_error

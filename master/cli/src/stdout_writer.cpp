@@ -29,6 +29,7 @@ void StdoutWriter::failed(int error) {
 }
 
 StdoutWriter::~StdoutWriter() {
+  if (restore_flags_ >= 0) ::fcntl(fd_, F_SETFL, restore_flags_);
   // Queueing: what still waits is dropped, its marks not called (the run drained it, or is
   // ending by an exception; what the marks would tell may be gone already).
   if (lead_ != nullptr) {
@@ -65,6 +66,17 @@ bool StdoutWriter::open_own() {
   return true;
 }
 
+void StdoutWriter::shared_nonblocking() {
+  // A pipe this process may not open anew (another user's: `sudo -u alice taskfarm … | less`,
+  // h13 F12): its description is made non-blocking, and put back as it was at the end. Only
+  // a pipe: a terminal's description is the shell's too, and would stay so if we were killed.
+  struct stat st {};
+  if (own_ || ::fstat(fd_, &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || (flags & O_NONBLOCK) != 0 || ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK) != 0) return;
+  restore_flags_ = flags;
+}
+
 void StdoutWriter::give_up_after_stop(const volatile std::sig_atomic_t* stop, std::chrono::milliseconds patience) {
   flush();
   stop_ = stop;
@@ -77,7 +89,7 @@ void StdoutWriter::queue_when_full(std::uint64_t text_bound, std::function<bool(
   text_bound_ = text_bound;
   also_full_ = std::move(also_full);
   queueing_ = true;
-  open_own();
+  if (!open_own() && fd_ == STDOUT_FILENO) shared_nonblocking();
 }
 
 void StdoutWriter::follow(StdoutWriter& lead) {

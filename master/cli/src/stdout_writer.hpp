@@ -125,6 +125,7 @@ class StdoutWriter final : public Outlet {
   void drop(Item& item);
   void drop_all();
   bool open_own();
+  void shared_nonblocking();
 
   std::function<void(int)> on_failed_;
   int fd_;
@@ -148,6 +149,7 @@ class StdoutWriter final : public Outlet {
   std::function<bool()> also_full_;
   std::function<void()> on_room_;
   bool pumping_ = false;
+  int restore_flags_ = -1;  // the shared description's flags, made non-blocking (shared_nonblocking)
   std::chrono::steady_clock::time_point stuck_since_{};
 };
 

@@ -20,11 +20,15 @@ using OnPrinted = std::function<void(std::span<const std::uint64_t>)>;
 
 class TaskOutput : public FarmObserver {
  public:
-  explicit TaskOutput(StdoutWriter& out, OnPrinted on_printed = {}) : out_(out), on_printed_(std::move(on_printed)) {}
+  /// `on_cut(index)`: a task whose output standard output took only in part before it was given
+  /// up on (a stop with a reader that does not read): said PARTIAL.
+  explicit TaskOutput(StdoutWriter& out, OnPrinted on_printed = {}, std::function<void(std::uint64_t)> on_cut = {})
+      : out_(out), on_printed_(std::move(on_printed)), on_cut_(std::move(on_cut)) {}
 
   void on_result(const IndexResult& r) override {
+    const std::uint64_t start = out_.bytes_taken();
     out_.write(std::string_view(r.text.data(), r.text.size()));
-    if (on_printed_) written_.push_back(r.index);
+    written_.push_back(Written{r.index, start, out_.bytes_taken()});
   }
   // Results arrive in bursts, one per committed chunk: write each burst out.
   void on_tasks_done(const TasksDone&) override { finish(); }
@@ -32,17 +36,34 @@ class TaskOutput : public FarmObserver {
   /// Writes out what is buffered (also at the end of the run: results held for order come last).
   void finish() {
     out_.flush();
-    if (!written_.empty())
-      out_.then([this, written = std::move(written_)](bool all_out) {
-        if (all_out) on_printed_(written);
-      });
+    if (written_.empty()) return;
+    waiting_ += written_.size();
+    out_.then([this, written = std::move(written_)](bool all_out) {
+      waiting_ -= written.size();
+      // Given up on after a stop: what went out whole is printed (the pipe holds it for its
+      // reader); a task cut there is said to be; the rest was not printed.
+      const std::uint64_t out = out_.bytes_out();
+      std::vector<std::uint64_t> printed;
+      for (const Written& w : written) {
+        if (all_out || (out_.gave_up() && w.end <= out)) printed.push_back(w.index);
+        else if (out_.gave_up() && w.start < out && on_cut_) on_cut_(w.index);
+      }
+      if (on_printed_ && !printed.empty()) on_printed_(printed);
+    });
     written_.clear();
   }
+  /// Tasks whose output waits for standard output (their joblog rows with it).
+  std::uint64_t waiting() const noexcept { return waiting_ + written_.size(); }
 
  private:
+  struct Written {
+    std::uint64_t index, start, end;  // where its output is in standard output's bytes
+  };
   StdoutWriter& out_;
   OnPrinted on_printed_;
-  std::vector<std::uint64_t> written_;  // buffered since the last flush
+  std::function<void(std::uint64_t)> on_cut_;
+  std::vector<Written> written_;  // buffered since the last flush
+  std::uint64_t waiting_ = 0;
 };
 
 /// --events for a worker program: an `output` event is written out as the result is delivered
@@ -51,14 +72,18 @@ class PrintedByEvents : public FarmObserver {
  public:
   PrintedByEvents(StdoutWriter& out, OnPrinted on_printed) : out_(out), on_printed_(std::move(on_printed)) {}
   void on_result(const IndexResult& r) override {
+    ++waiting_;
     out_.then([this, index = r.index](bool all_out) {
+      --waiting_;
       if (all_out) on_printed_(std::span<const std::uint64_t>(&index, 1));
     });
   }
+  std::uint64_t waiting() const noexcept { return waiting_; }
 
  private:
   StdoutWriter& out_;
   OnPrinted on_printed_;
+  std::uint64_t waiting_ = 0;
 };
 
 }  // namespace taskfarm::cli
