@@ -782,6 +782,24 @@ unread_stdout_keep_order_stop_records_what_went_out() {  # -k, a stop, an unread
   [ "$(sort -n "$W/whole" | md5sum)" = "$(seq 0 199999 | md5sum)" ] || fail "not every task printed whole exactly once"
 }
 
+unread_stderr_sigterm_ends_the_run() {  # 2>&1 into an unread pipe: one SIGTERM ends the run, summary or not (h13 F1)
+  mkfifo "$W/out"
+  # Task 0's 200 KB of stderr fill the pipe; task 1 runs until the stop.
+  "$TASKFARM" run --exec -j 2 --shell -- \
+    'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 200000 /dev/zero | tr "\0" e >&2; echo >"'"$W"'/done0"' \
+    ::: 0 1 </dev/null >"$W/out" 2>&1 &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/out"
+  until_there "$W/pid"
+  until_there "$W/done0"  # (its stderr, printed once the master has its result, fills the pipe)
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID" "$(cat "$W/pid")"
+  read_out
+  expect_rc 143
+  expect_no_segments "$TF_PID"
+}
+
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
   unread_stdout run --exec -j 2 --timeout 1s --shell -- \
     'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1

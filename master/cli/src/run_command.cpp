@@ -505,21 +505,28 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       ctx.joblog_recorded.reset();
     }
   }
+  std::string said;  // the summary and what follows it, on stderr
   if (refused) {  // one line, as the usage errors it stands for (nothing ran: no summary)
-    std::cerr << "taskfarm: " << feed_stopped << "\n" << untouched;
+    said = "taskfarm: " + feed_stopped + "\n" + untouched;
   } else {
-    std::cerr << format_summary(report, ctx) << untouched;
-    if (!feed_stopped.empty()) std::cerr << "taskfarm: " << feed_stopped << "\n";
+    said = format_summary(report, ctx) + untouched;
+    if (!feed_stopped.empty()) said += "taskfarm: " + feed_stopped + "\n";
   }
   if (output_given_up)
-    std::cerr << "taskfarm: standard output had not taken all of it " << seconds(kStopPatience)
-              << " after the stop: the output it had not taken was not printed\n";
+    said += "taskfarm: standard output had not taken all of it " + seconds(kStopPatience) +
+            " after the stop: the output it had not taken was not printed\n";
   if (!trace_error.empty())  // one line: what became of the file
-    std::cerr << "taskfarm: " << trace_error
-              << (staged_trace->published()
-                      ? " (it ends after the last record that fit)"
-                      : " (" + plan.trace + " was not replaced: the file there is as it was)")
-              << "\n";
+    said += "taskfarm: " + trace_error +
+            (staged_trace->published() ? " (it ends after the last record that fit)"
+                                       : " (" + plan.trace + " was not replaced: the file there is as it was)") +
+            "\n";
+  // Behind what waits for stderr (the commands' stderr, notices), never blocking: after a stop,
+  // a stderr nobody reads gets kStopPatience, then the summary is dropped — `timeout 10m
+  // taskfarm … 2>&1 | less` sends one signal only, and must end the run (h13 F1).
+  err.write(said);
+  err.flush();
+  out.drain(signals.flag(), kStopPatience);  // (stdout's queue holds it where both are one file)
+  err.drain(signals.flag(), kStopPatience);
   if (events) {
     events->end(report, status);
     out.drain(signals.flag(), kStopPatience);
