@@ -765,7 +765,7 @@ unread_stdout_stop_after_the_tasks() {  # SIGTERM once the tasks are done, their
 }
 
 unread_stdout_keep_order_stop_records_what_went_out() {  # -k, a stop, an unread pipe: the joblog is exact (h13 F2)
-  unread_stdout run --tasks 200000 -j 2 -k --stall-warning 1s --joblog "$W/j.tsv" -- "$CLI_WORKER" --print
+  unread_stdout run --tasks 100000 -j 2 -k --stall-warning 1s --joblog "$W/j.tsv" -- "$CLI_WORKER" --print
   until_there "$W/stderr" "(a pager not read?): no new task starts until it takes more"
   kill -TERM "$TF_PID"
   wait_gone "$TF_PID"
@@ -776,10 +776,10 @@ unread_stdout_keep_order_stop_records_what_went_out() {  # -k, a stop, an unread
   whole_lines "$W/stdout" >"$W/whole"
   [ "$(ok_rows | md5sum)" = "$(md5sum <"$W/whole")" ] ||
     fail "printed whole $(wc -l <"$W/whole") tasks, the joblog records $(ok_rows | wc -l)"
-  tf run --resume --tasks 200000 -j 2 -k --joblog "$W/j.tsv" -- "$CLI_WORKER" --print </dev/null
+  tf run --resume --tasks 100000 -j 2 -k --joblog "$W/j.tsv" -- "$CLI_WORKER" --print </dev/null
   expect_rc 0
   whole_lines "$W/stdout" >>"$W/whole"
-  [ "$(sort -n "$W/whole" | md5sum)" = "$(seq 0 199999 | md5sum)" ] || fail "not every task printed whole exactly once"
+  [ "$(sort -n "$W/whole" | md5sum)" = "$(seq 0 99999 | md5sum)" ] || fail "not every task printed whole exactly once"
 }
 
 unread_stderr_sigterm_ends_the_run() {  # 2>&1 into an unread pipe: one SIGTERM ends the run, summary or not (h13 F1)
