@@ -119,6 +119,9 @@ TEST(CommandTemplate, EmptyTemplateRunsTheInputsAsAShellCommand) {
 
 TEST(CommandTemplate, QuotedCommandReadsBackAsTheArgumentVector) {
   EXPECT_EQ(quote_command(Args{"gzip", "-9", "a b.txt", "it's", ""}), "gzip -9 'a b.txt' 'it'\\''s' ''");
+  EXPECT_EQ(terminal_quote("c\xc2\x9b" "d"), "$'c\\xc2\\x9bd'");  // (the resume hint's words: h13b N10)
+  EXPECT_EQ(terminal_quote("a b"), "'a b'");
+  EXPECT_EQ(terminal_quote("plain.txt"), "plain.txt");
   // A C1 control or a byte that is not UTF-8 as bash's \xHH, which gives the same bytes back (h12b N6).
   EXPECT_EQ(quote_command(Args{"sh", "a\x9b" "31mb", "c\xc2\x9b" "31md", "\xc3\xa9"}),
             "sh $'a\\x9b31mb' $'c\\xc2\\x9b31md' '\xc3\xa9'");

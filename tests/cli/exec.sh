@@ -733,6 +733,17 @@ unread_stdout_of_another_user() {  # a pipe the master may not open anew (sudo -
   read_out
   expect_rc 1
   [ "$(wc -c <"$W/stdout")" -eq 300000 ] || fail "stdout holds $(wc -c <"$W/stdout") bytes"
+  # The same with stderr such a pipe (h13b N2).
+  mkfifo "$W/err"
+  runuser -u nobody -- "$TASKFARM" run --exec -j 2 --timeout 1s --joblog "$W/nobody/j2.tsv" --shell -- \
+    'if [ {} = 1 ]; then exec sleep 60; fi; head -c 300000 /dev/zero >&2' ::: 0 1 </dev/null >/dev/null 2>"$W/err" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/err"
+  until_there "$W/nobody/j2.tsv" "timeout"
+  read_out
+  expect_rc 1
+  [ "$(tr -d '\0' <"$W/stdout" | grep -c 'timed out')" -eq 1 ] || fail "stderr: $(tr -d '\0' <"$W/stdout" | head -3)"
 }
 
 # ok_rows: the indices the joblog $W/j.tsv records done, sorted.
@@ -798,6 +809,50 @@ unread_stderr_sigterm_ends_the_run() {  # 2>&1 into an unread pipe: one SIGTERM 
   read_out
   expect_rc 143
   expect_no_segments "$TF_PID"
+}
+
+unread_stderr_stop_records_what_went_out() {  # --exec: a task is recorded once its stderr is out too (h13b N1)
+  mkfifo "$W/err"
+  local cmd='head -c 100000 /dev/zero | tr "\0" {} >&2; echo >&2; echo out {}'
+  "$TASKFARM" run --exec -j 2 --joblog "$W/j.tsv" --shell -- "$cmd" ::: 1 2 3 4 5 6 </dev/null >"$W/stdout" 2>"$W/err" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/err"
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [ "$(wc -l <"$W/stdout")" -eq 6 ] && [ -z "$(pgrep -P "$TF_PID")" ] && break
+    read -r -t 0.1 <> <(:) || true
+  done
+  [ -z "$(pgrep -P "$TF_PID")" ] || fail "the workers did not end within 30 s"
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID"
+  timeout 30 cat <&3 >"$W/stderr" || fail "stderr does not end"
+  exec 3<&-
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 143
+  # Every task's stdout went out; only those whose stderr did too are done.
+  awk 'length($0) == 100000 { print substr($0, 1, 1) - 1 }' "$W/stderr" | sort -n >"$W/whole"
+  [ "$(ok_rows | tr '\n' ' ')" = "$(tr '\n' ' ' <"$W/whole")" ] ||
+    fail "stderr out whole: $(tr '\n' ' ' <"$W/whole"); recorded: $(ok_rows | tr '\n' ' ')"
+  [ "$(wc -l <"$W/whole")" -lt 6 ] || fail "all of the stderr went out: the test proves nothing"
+}
+
+unread_stderr_bounds_forwarded_lines() {  # a stderr nobody reads: forwarded worker stderr past 16 MiB is counted, not kept (h13b N4)
+  mkfifo "$W/err"
+  "$TASKFARM" run --tasks 2 -j 2 -- sh -c 'head -c 30000000 /dev/zero | tr "\0" e | fold -w 100 >&2; exec "$0" --print' \
+    "$CLI_WORKER" </dev/null >"$W/stdout" 2>"$W/err" &
+  TF_PID=$!
+  BG+=("$TF_PID")
+  exec 3<"$W/err"
+  until_there "$W/stdout" "task 1"  # (both workers said all of it: they served their tasks)
+  timeout 30 cat <&3 >"$W/stderr" || fail "stderr does not end"
+  exec 3<&-
+  wait "$TF_PID"
+  TF_RC=$?
+  expect_rc 0
+  expect_stderr "bytes of the workers' stderr not shown: stderr took nothing meanwhile"
+  [ "$(wc -c <"$W/stderr")" -lt 20000000 ] || fail "$(wc -c <"$W/stderr") bytes of stderr kept"
 }
 
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)

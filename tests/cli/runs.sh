@@ -172,6 +172,12 @@ file_size_limit_named() {  # ulimit -f applies to /dev/shm segments: said, not o
   expect_stderr "past the file size limit (ulimit -f), which applies to /dev/shm too"
 }
 
+resume_hint_is_terminal_safe() {  # the resume hint quotes a C1 control or a non-UTF-8 byte as $'\xHH' (h13b N10)
+  tf run --exec --joblog "$W/j.tsv" -- sh -c 'exit 3' $'a\x9b31mb' ::: $'c\xc2\x9bd' </dev/null
+  expect_rc 1
+  expect_stderr "to run only the missing tasks: taskfarm run --resume --exec --joblog $W/j.tsv -- sh -c 'exit 3' \$'a\\x9b31mb' ::: \$'c\\xc2\\x9bd'"
+}
+
 retried_crash() {  # a worker crash on the first attempt of index 5: retried, recorded, exit 0
   tf run -j 2 --chunk 2 --tasks 30 --output "$W/r.npy" --dtype int64 --joblog "$W/j.tsv" \
     --trace "$W/t.json" -- "$CLI_WORKER" --crash-once-at 5 --marker-dir "$W"

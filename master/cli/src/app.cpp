@@ -13,6 +13,7 @@
 #include <memory>
 #include <new>
 
+#include "command_template.hpp"
 #include "commands.hpp"
 #include "input_sources.hpp"
 #include "input_lines_file.hpp"
@@ -65,23 +66,13 @@ class RunFormatter : public CLI::Formatter {
   }
 };
 
-std::string shell_quote(const std::string& s) {
-  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./=:,%+@").find(c) != std::string_view::npos;
-  });
-  if (plain) return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 /// The command line that resumes this run: the same, with --resume after "run".
 std::string resume_hint(const std::vector<std::string>& args, std::size_t run_pos, const RunPlan& plan) {
   if (plan.joblog.empty()) return {};
   std::string s = "taskfarm";
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--resume") continue;
-    s += " " + shell_quote(args[i]);
+    s += " " + exec::terminal_quote(args[i]);  // (a file name cannot drive the terminal: h13b N10)
     if (i == run_pos) s += " --resume";
   }
   return s;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <cerrno>
 #include <vector>
 
@@ -151,6 +152,7 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
   std::string lost;
   bool out_ends_line = true;  // what was printed of its stdout ends with a newline (or is empty)
   std::uint64_t out_at = 0, out_len = 0;  // where its stdout is in standard output's bytes, and how long
+  std::uint64_t err_at = 0, err_len = 0;  // ... its stderr in stderr's
   for (exec::Stream s : {exec::Stream::out, exec::Stream::err}) {
     const std::string path = exec::task_output_path(spool_, index, s);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -162,9 +164,17 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     if (printed > 0 && ::lseek(fd.get(), static_cast<off_t>(printed), SEEK_SET) < 0) continue;
     ::unlink(path.c_str());  // the space comes back once it is printed
     if (s == exec::Stream::err) {
-      err_.write_file(fd.get());
+      err_.flush();
+      err_at = err_.bytes_taken();
+      struct stat st {};
+      if (err_.write_file(fd.get()) > 0 && ::fstat(fd.get(), &st) == 0)
+        err_len = static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)));
     } else if (events_ != nullptr) {
+      out_.flush();
+      out_at = out_.bytes_taken();
       events_of(index, fd.get());
+      out_.flush();
+      out_len = out_.bytes_taken() - out_at;  // (its `output` events' lines)
     } else {
       out_.flush();
       out_at = out_.bytes_taken();
@@ -188,26 +198,45 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     err_.flush();
     partial_.erase(p);
   }
-  // Once its output is out (or could not be): said done, or cut.
-  out_.then([this, index, recorded = d.succeeded && lost.empty(), out_at, out_len](bool all_out) {
-    const std::uint64_t wrote = out_.bytes_out();
-    // Given up on after a stop, with its stdout out whole: printed (the pipe holds it for its
-    // reader), as a task whose mark was reached.
-    if (all_out || (out_.gave_up() && wrote >= out_at + out_len)) {
+  // Once its output is out — its stdout and its stderr, which may wait in queues of their own —
+  // or could not be: said done, or cut (h13b N1: a stop recorded a task whose stderr never went out).
+  struct Marks {
+    int pending = 2;
+    bool out = false, err = false;
+  };
+  auto marks = std::make_shared<Marks>();
+  auto settle = [this, index, recorded = d.succeeded && lost.empty(), out_at, out_len, err_at, err_len, marks] {
+    // A stream is out whole if its mark was reached, or (given up on, or failed, after it) if its
+    // bytes went out all the same: the pipe holds them for its reader.
+    const bool out_whole = marks->out || out_.bytes_out() >= out_at + out_len;
+    const bool err_whole = marks->err || err_.bytes_out() >= err_at + err_len;
+    if (out_whole && err_whole) {
       if (recorded && on_printed_) on_printed_(std::span<const std::uint64_t>(&index, 1));
       return;
     }
-    // Standard output failed midway through it (a full disk, ulimit -f: h12 F16), or was given
-    // up on after a stop midway through it (h13 F6) — not a reader that went away: what is in
-    // the file of this task is cut, and said to be. Nothing more is written there after it.
-    const bool failed = out_.error() != 0 && out_.error() != EPIPE;
-    if ((failed || out_.gave_up()) && wrote > out_at && wrote < out_at + out_len) {
-      err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: " +
-                 (failed ? std::string("standard output could not take it whole (") + std::strerror(out_.error()) + ")"
-                         : std::string("standard output had not taken all of it when the run ended")) +
-                 "\n");
-      err_.flush();
-    }
+    // Failed midway through it (a full disk, ulimit -f: h12 F16), or given up on after a stop
+    // midway through it (h13 F6) — not a reader that went away: what is in its file is cut, and
+    // said to be. Nothing more is written there after it.
+    const auto cut = [](const StdoutWriter& w, std::uint64_t at, std::uint64_t len) {
+      const bool failed = w.error() != 0 && w.error() != EPIPE;
+      return (failed || w.gave_up()) && w.bytes_out() > at && w.bytes_out() < at + len;
+    };
+    const StdoutWriter* w = cut(out_, out_at, out_len) ? &out_ : cut(err_, err_at, err_len) ? &err_ : nullptr;
+    if (w == nullptr) return;
+    const std::string stream = w == &out_ ? "standard output" : "stderr";
+    err_.write("taskfarm: the output of index " + std::to_string(index) + " is PARTIAL: " +
+               (w->gave_up() ? stream + " had not taken all of it when the run ended"
+                             : stream + " could not take it whole (" + std::strerror(w->error()) + ")") +
+               "\n");
+    err_.flush();
+  };
+  out_.then([marks, settle](bool all_out) {
+    marks->out = all_out;
+    if (--marks->pending == 0) settle();
+  });
+  err_.then([marks, settle](bool all_out) {
+    marks->err = all_out;
+    if (--marks->pending == 0) settle();
   });
 }
 

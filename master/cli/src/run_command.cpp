@@ -254,9 +254,22 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   }
 
   // The workers' stderr goes where the run's other stderr goes (err, below, once it exists).
+  // What a stderr nobody reads has not taken is bounded too (h13b N4): past kHeldTextBytes the
+  // workers' lines are not kept (their failures' tails are), and how much was left out is said
+  // once stderr takes more.
   StdoutWriter* forward_to = nullptr;
-  plan.farm.forward_stderr_to = [&forward_to](std::string_view text) {
+  std::uint64_t forward_dropped = 0;
+  plan.farm.forward_stderr_to = [&forward_to, &forward_dropped](std::string_view text) {
     if (forward_to == nullptr) return detail::write_best_effort(STDERR_FILENO, text);
+    if (forward_to->queued_bytes() >= kHeldTextBytes) {
+      forward_dropped += text.size();
+      return;
+    }
+    if (forward_dropped > 0) {
+      forward_to->write("taskfarm: " + std::to_string(forward_dropped) +
+                        " bytes of the workers' stderr not shown: stderr took nothing meanwhile\n");
+      forward_dropped = 0;
+    }
     forward_to->write(text);
     forward_to->flush();
   };
@@ -427,7 +440,8 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   // What waits for standard output: as long as its reader takes (a pager read at leisure); after
   // a stop, kStopPatience more, then what it has not taken is not printed (nor recorded done).
   out.drain(signals.flag(), kStopPatience);
-  err.drain(signals.flag(), kStopPatience);
+  // (One grace for both: stdout given up on after it, stderr has had it too — h13b N6.)
+  err.drain(signals.flag(), out.gave_up() ? std::chrono::milliseconds(0) : kStopPatience);
   // A stop that came once the tasks were done and cost output (given up on) ends the run as
   // interrupted all the same: its exit status is the signal's, not that of a complete run.
   const bool output_given_up = out.gave_up() || err.gave_up();
@@ -506,10 +520,13 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
     }
   }
   std::string said;  // the summary and what follows it, on stderr
+  if (forward_dropped > 0)
+    said += "taskfarm: " + std::to_string(forward_dropped) +
+            " bytes of the workers' stderr not shown: stderr took nothing meanwhile\n";
   if (refused) {  // one line, as the usage errors it stands for (nothing ran: no summary)
-    said = "taskfarm: " + feed_stopped + "\n" + untouched;
+    said += "taskfarm: " + feed_stopped + "\n" + untouched;
   } else {
-    said = format_summary(report, ctx) + untouched;
+    said += format_summary(report, ctx) + untouched;
     if (!feed_stopped.empty()) said += "taskfarm: " + feed_stopped + "\n";
   }
   if (output_given_up)

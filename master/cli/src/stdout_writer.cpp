@@ -89,13 +89,13 @@ void StdoutWriter::queue_when_full(std::uint64_t text_bound, std::function<bool(
   text_bound_ = text_bound;
   also_full_ = std::move(also_full);
   queueing_ = true;
-  if (!open_own() && fd_ == STDOUT_FILENO) shared_nonblocking();
+  if (!open_own() && (fd_ == STDOUT_FILENO || fd_ == STDERR_FILENO)) shared_nonblocking();
 }
 
 void StdoutWriter::follow(StdoutWriter& lead) {
   flush();
   lead_ = &lead;
-  open_own();
+  if (!open_own() && (fd_ == STDOUT_FILENO || fd_ == STDERR_FILENO)) shared_nonblocking();
 }
 
 StdoutWriter* StdoutWriter::queue_owner() noexcept {

@@ -67,6 +67,8 @@ std::string ansi_c_quote(std::string_view s) {
 
 }  // namespace
 
+std::string terminal_quote(std::string_view s) { return detail::has_terminal_unsafe(s) ? ansi_c_quote(s) : shell_quote(s); }
+
 std::string quote_command(std::span<const std::string> argv) {
   std::string s;
   std::size_t cut = 0;  // bytes of words left out past the bound
@@ -76,7 +78,7 @@ std::string quote_command(std::span<const std::string> argv) {
       continue;
     }
     if (!s.empty()) s += ' ';
-    s += detail::has_terminal_unsafe(a) ? ansi_c_quote(a) : shell_quote(a);
+    s += terminal_quote(a);
   }
   if (s.size() > kQuotedCommandMax) {  // cut before a UTF-8 continuation byte never splits a character
     std::size_t at = kQuotedCommandMax;

@@ -80,6 +80,9 @@ std::string_view dirname_of(std::string_view path);
 
 /// `s` as one shell word: itself if it needs no quoting, else in single quotes.
 std::string shell_quote(std::string_view s);
+/// `s` as one shell word safe to show on a terminal: shell_quote, or bash's $'...' with \xHH for
+/// control characters, C1 controls and bytes that are not UTF-8 (it reads back as the same bytes).
+std::string terminal_quote(std::string_view s);
 /// Most bytes of a command quoted for a message: a failure is one line of the summary, whatever
 /// the size of its inputs (an argument may be 128 KiB, a command 2 MiB).
 inline constexpr std::size_t kQuotedCommandMax = 1024;
