@@ -317,10 +317,24 @@ std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
     struct stat st {};
     const off_t at = ::lseek(fd, 0, SEEK_CUR);
     if (at < 0 || ::fstat(fd, &st) != 0 || st.st_size <= at) return 0;
+    const std::uint64_t want = std::min<std::uint64_t>(limit, static_cast<std::uint64_t>(st.st_size - at));
+    // A small one is copied as text: write(2)s share a pipe's pages, each sendfile takes one of
+    // its 16 (an unread pipe held 16 tasks' output whatever their size: h13 F11).
+    if (want <= kFlushBytes) {
+      std::string text(static_cast<std::size_t>(want), '\0');
+      ssize_t got = 0;
+      while ((got = ::pread(fd, text.data(), text.size(), at)) < 0 && errno == EINTR) {}
+      if (got <= 0) return 0;
+      text.resize(static_cast<std::size_t>(got));
+      ::lseek(fd, at + got, SEEK_SET);
+      write(text);
+      flush();  // (written now, as a file is: --line-buffer's lines go out at its tick)
+      return static_cast<std::uint64_t>(got);
+    }
     Item it;
     it.to = this;
     it.off = static_cast<std::uint64_t>(at);
-    it.len = std::min<std::uint64_t>(limit, static_cast<std::uint64_t>(st.st_size - at));
+    it.len = want;
     it.file.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
     if (!it.file) {  // no descriptor left (the queue holds at most a task's two): output is lost
       failed(errno);
