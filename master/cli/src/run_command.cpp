@@ -86,8 +86,8 @@ std::string seconds(std::chrono::milliseconds d) {
 
 // Standard output that does not keep up (h12 F17): the text that may wait for it in memory (and
 // the tasks whose text it is), and the --exec tasks whose output (in the spool, on disk) may
-// wait, before no new work is handed out; and how long it is waited for after a stop (SIGINT, SIGTERM) before what it has not
-// taken is given up.
+// wait, before no new work is handed out; and how long it is waited for after a stop (SIGINT,
+// SIGTERM) before what it has not taken is given up.
 constexpr std::uint64_t kHeldTextBytes = 16ull << 20;
 constexpr std::size_t kHeldTasks = 4096;
 constexpr std::uint64_t kHeldSpoolBytes = 64ull << 20;
