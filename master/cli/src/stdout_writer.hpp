@@ -1,7 +1,8 @@
-// StdoutWriter: the master's standard output (tasks' captured stdout, --events lines). Whole
-// pieces are buffered and written with write(2), so a task's output is never split by another
-// task's; a file is copied whole (write_file). A reader that goes away (EPIPE; SIGPIPE is ignored) is reported once to `on_closed`,
-// which stops the run, and later writes are dropped. Farm's thread.
+// StdoutWriter: the master's standard output (tasks' captured stdout, --events lines), or its
+// stderr. Whole pieces are buffered and written with write(2), so a task's output is never
+// split by another task's; a file is copied whole (write_file). A reader that goes away (EPIPE;
+// SIGPIPE is ignored) is reported once to `on_failed`, which stops the run, and later writes are
+// dropped. Farm's thread.
 //
 // `taskfarm run` never blocks on it (queue_when_full, h12 F17): a reader that does not read
 // (a pager nobody scrolls) must not stop the master from timing tasks out, saying stalls and
@@ -40,7 +41,7 @@ class StdoutWriter final : public Outlet {
  public:
   /// `on_failed(errno)`: the first write that failed (EPIPE: the reader went away).
   explicit StdoutWriter(std::function<void(int)> on_failed, int fd = 1);
-  ~StdoutWriter();  ///< flushes
+  ~StdoutWriter();  ///< flushes (queueing: drops what waits, its marks not called)
   StdoutWriter(const StdoutWriter&) = delete;
   StdoutWriter& operator=(const StdoutWriter&) = delete;
 
@@ -53,8 +54,8 @@ class StdoutWriter final : public Outlet {
   /// Writes what is buffered, then the file `fd` from its position to its end, or `limit` bytes
   /// of it, in pieces (sendfile; read/write through a 64 KiB buffer where sendfile cannot):
   /// memory stays bounded whatever the file's size. Returns the bytes written (or, queueing,
-  /// taken: what waits keeps a descriptor of the file and its range, so `fd`'s offset and
-  /// later use are free); stops early if the reader went away.
+  /// taken: what waits keeps a descriptor of the file and its range — or, up to 64 KiB, a copy
+  /// — so `fd`'s offset and later use are free); stops early if the reader went away.
   std::uint64_t write_file(int fd, std::uint64_t limit = ~std::uint64_t{0});
 
   /// Never blocks from now on (see the top). A pipe or terminal is written through a
