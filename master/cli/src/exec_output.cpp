@@ -54,14 +54,20 @@ ExecOutput::ExecOutput(std::string spool, StdoutWriter& out, StdoutWriter& err, 
       on_printed_(std::move(on_printed)), on_spool_failed_(std::move(on_spool_failed)) {
   if (!todo_.empty()) next_ = todo_.front().first;
   out_.on_room([this] { print_ready(); });
+  err_.on_room([this] { print_ready(); });
 }
 
-ExecOutput::~ExecOutput() { out_.on_room({}); }
+ExecOutput::~ExecOutput() {
+  out_.on_room({});
+  err_.on_room({});
+}
 
 void ExecOutput::print_ready() {
   if (printing_) return;  // (standard output took a task's output at once: on_room, from print)
   printing_ = true;
-  while (!ready_.empty() && !out_.busy()) {
+  // Stderr too: a task's stderr that waits behind an unread stderr holds its joblog row like its
+  // stdout would, so the next task waits, and the run holds at the bound (h13c P1).
+  while (!ready_.empty() && !out_.busy() && !err_.busy()) {
     const auto [index, d] = ready_.front();
     ready_.pop_front();
     ready_bytes_ -= size_of(d);
@@ -166,9 +172,10 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     if (s == exec::Stream::err) {
       err_.flush();
       err_at = err_.bytes_taken();
+      // (Its length whatever the write took: a closed stderr took none of it.)
       struct stat st {};
-      if (err_.write_file(fd.get()) > 0 && ::fstat(fd.get(), &st) == 0)
-        err_len = static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)));
+      if (::fstat(fd.get(), &st) == 0) err_len = static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)));
+      err_.write_file(fd.get());
     } else if (events_ != nullptr) {
       out_.flush();
       out_at = out_.bytes_taken();
@@ -178,11 +185,13 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     } else {
       out_.flush();
       out_at = out_.bytes_taken();
+      // (Its length whatever the write took: a closed standard output took none of it, and the
+      // task is not printed — h13c.)
+      struct stat st {};
+      if (::fstat(fd.get(), &st) == 0) out_len = static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)));
       if (out_.write_file(fd.get()) > 0) {
-        struct stat st {};
         char last = '\n';
-        if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) out_ends_line = last == '\n';
-        out_len = static_cast<std::uint64_t>(std::max<off_t>(0, st.st_size - static_cast<off_t>(printed)));
+        if (st.st_size > 0 && ::pread(fd.get(), &last, 1, st.st_size - 1) == 1) out_ends_line = last == '\n';
       }
     }
   }

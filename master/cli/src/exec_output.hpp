@@ -14,7 +14,7 @@
 // and whether a PARTIAL line says it (not for an attempt that is retried).
 // So does a task that succeeded whose files in the spool are missing or shorter than its worker
 // said (exec::PublishedSizes: removed meanwhile by a tmp cleaner or a user's rm): its output is
-// lost, and on_printed never names it (no "ok" row). Where standard output falls behind
+// lost, and on_printed never names it (no "ok" row). Where standard output or stderr falls behind
 // (StdoutWriter::busy: a pager not read), a task done waits in a queue of its own — its index;
 // its files stay in the spool — and is printed when standard output has taken what came
 // before, so the writer's queue holds at most one task's files. Farm's thread.

@@ -98,13 +98,15 @@ constexpr std::chrono::milliseconds kStopPatience{1000};
 /// standard output takes nothing (the outlet is full): it would otherwise look hung.
 class OutputWait final : public FarmObserver {
  public:
-  OutputWait(const StdoutWriter& out, Progress& progress, std::chrono::milliseconds after,
-             std::function<void(const std::string&)> say)
-      : out_(out), progress_(progress), after_(after), say_(std::move(say)) {}
+  OutputWait(const Outlet& outputs, const StdoutWriter& out, const StdoutWriter& err, Progress& progress,
+             std::chrono::milliseconds after, std::function<void(const std::string&)> say)
+      : outputs_(outputs), out_(out), err_(err), progress_(progress), after_(after), say_(std::move(say)) {}
   void on_tick(const FarmTick&) override {
-    const auto stuck = out_.stuck_since();
+    // (Held by stdout, or by stderr — which may be where this is said, and then it waits too.)
+    const StdoutWriter& w = out_.stuck_since() != std::chrono::steady_clock::time_point{} ? out_ : err_;
+    const auto stuck = w.stuck_since();
     const auto now = std::chrono::steady_clock::now();
-    if (stuck == std::chrono::steady_clock::time_point{} || !out_.full()) {
+    if (stuck == std::chrono::steady_clock::time_point{} || !outputs_.full()) {
       held_since_ = {};
       said_ = false;
       return;
@@ -113,13 +115,15 @@ class OutputWait final : public FarmObserver {
     if (said_ || after_.count() <= 0 || now - held_since_ < after_) return;
     said_ = true;
     progress_.clear();
-    say_("taskfarm: standard output has taken nothing for " +
+    say_(std::string("taskfarm: ") + (&w == &out_ ? "standard output" : "stderr") + " has taken nothing for " +
          seconds(std::chrono::duration_cast<std::chrono::milliseconds>(now - stuck)) +
          " (a pager not read?): no new task starts until it takes more\n");
   }
 
  private:
+  const Outlet& outputs_;
   const StdoutWriter& out_;
+  const StdoutWriter& err_;
   Progress& progress_;
   std::chrono::milliseconds after_;
   std::chrono::steady_clock::time_point held_since_{};
@@ -418,7 +422,7 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   };
   notices.send_to(to_stderr);
   fanout.add(&notices);
-  OutputWait output_wait(out, progress, plan.farm.stall_warning, to_stderr);
+  OutputWait output_wait(outputs, out, err, progress, plan.farm.stall_warning, to_stderr);
   fanout.add(&output_wait);
 
   if (events)  // (never with a stream: --events reads it whole, stream_plan.cpp)
@@ -439,9 +443,13 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   if (task_output) task_output->finish();  // results held for order, handed over as the run ended
   // What waits for standard output: as long as its reader takes (a pager read at leisure); after
   // a stop, kStopPatience more, then what it has not taken is not printed (nor recorded done).
-  out.drain(signals.flag(), kStopPatience);
-  // (One grace for both: stdout given up on after it, stderr has had it too — h13b N6.)
-  err.drain(signals.flag(), out.gave_up() ? std::chrono::milliseconds(0) : kStopPatience);
+  // Both, until neither has work: a task printed once stderr took the last one's puts more into
+  // stdout's queue (ExecOutput waits for both). One grace for both: stdout given up on after
+  // it, stderr has had it too (h13b N6); a writer counts its grace from the stop it first saw.
+  do {
+    out.drain(signals.flag(), kStopPatience);
+    err.drain(signals.flag(), out.gave_up() ? std::chrono::milliseconds(0) : kStopPatience);
+  } while ((out.busy() && !out.closed()) || (err.busy() && !err.closed()));
   // A stop that came once the tasks were done and cost output (given up on) ends the run as
   // interrupted all the same: its exit status is the signal's, not that of a complete run.
   const bool output_given_up = out.gave_up() || err.gave_up();
