@@ -696,6 +696,17 @@ until_there() {
   done
   fail "$1${2:+ does not say '$2'}: not there after 30 s"
 }
+# until_workers_gone CONDITION: waits (deadline 30 s) until CONDITION (shell, true once the run
+# has begun) holds and the master has no worker left: every task done, the master waits for its
+# reader alone.
+until_workers_gone() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    eval "$1" && [ -z "$(pgrep -P "$TF_PID")" ] && return 0
+    read -r -t 0.1 <> <(:) || true
+  done
+  fail "the workers did not end within 30 s"
+}
 # read_out: reads the rest of the run's stdout into $W/stdout (deadline 30 s), then its status.
 read_out() {
   timeout 30 cat <&3 >"$W/stdout" || fail "stdout does not end"
@@ -753,12 +764,7 @@ unread_stdout_stop_after_the_tasks() {  # SIGTERM once the tasks are done, their
   local cmd='head -c 100000 /dev/zero | tr "\0" {}; echo'
   unread_stdout run --exec -j 2 --joblog "$W/j.tsv" --shell -- "$cmd" ::: 1 2 3 4 5 6
   # Every task done: the master has no worker left (it waits for its reader alone).
-  local i
-  for ((i = 0; i < 300; i++)); do
-    [ -s "$W/j.tsv" ] && [ -z "$(pgrep -P "$TF_PID")" ] && break
-    read -r -t 0.1 <> <(:) || true
-  done
-  [ -z "$(pgrep -P "$TF_PID")" ] || fail "the workers did not end within 30 s"
+  until_workers_gone '[ -s "$W/j.tsv" ]'
   kill -TERM "$TF_PID"
   wait_gone "$TF_PID"
   read_out
@@ -818,12 +824,7 @@ unread_stderr_stop_records_what_went_out() {  # --exec: a task is recorded once 
   TF_PID=$!
   BG+=("$TF_PID")
   exec 3<"$W/err"
-  local i
-  for ((i = 0; i < 300; i++)); do
-    [ "$(wc -l <"$W/stdout")" -eq 6 ] && [ -z "$(pgrep -P "$TF_PID")" ] && break
-    read -r -t 0.1 <> <(:) || true
-  done
-  [ -z "$(pgrep -P "$TF_PID")" ] || fail "the workers did not end within 30 s"
+  until_workers_gone '[ -s "$W/stdout" ]'
   kill -TERM "$TF_PID"
   wait_gone "$TF_PID"
   timeout 30 cat <&3 >"$W/stderr" || fail "stderr does not end"
@@ -831,7 +832,7 @@ unread_stderr_stop_records_what_went_out() {  # --exec: a task is recorded once 
   wait "$TF_PID"
   TF_RC=$?
   expect_rc 143
-  # Every task's stdout went out; only those whose stderr did too are done.
+  # Only the tasks whose stderr went out whole are done (their stdout waits behind it).
   awk 'length($0) == 100000 { print substr($0, 1, 1) - 1 }' "$W/stderr" | sort -n >"$W/whole"
   [ "$(ok_rows | tr '\n' ' ')" = "$(tr '\n' ' ' <"$W/whole")" ] ||
     fail "stderr out whole: $(tr '\n' ' ' <"$W/whole"); recorded: $(ok_rows | tr '\n' ' ')"
