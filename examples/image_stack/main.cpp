@@ -42,36 +42,29 @@ int serve_as_worker(Sigma sigma) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "Blurs every slice of a (rows, slices, cols) float32 stack in parallel, like "
-      "scipy.ndimage.gaussian_filter(data[:, i, :], sigma)."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{
+      "Blurs every slice of a (rows, slices, cols) float32 stack in parallel, like "
+      "scipy.ndimage.gaussian_filter(data[:, i, :], sigma).",
+      modes};
   std::size_t rows = 300, cols = 500, slices = 16;
   std::vector<double> sigma_list{3, 5};
   std::string input, save_input, output, png;
   bool worker = false;
-  app.add_option("--rows", rows, "rows of the default stack (the tutorial: 3000)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--cols", cols, "columns of the default stack (the tutorial: 5000)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--slices", slices, "slices of the default stack")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--sigma", sigma_list, "sigma along rows,cols (one value: both)")
-      ->delimiter(',')
-      ->expected(1, 2)
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--input", input,
-                 "a float32 (rows, slices, cols) .npy file instead of the default stack");
-  app.add_option("--save-input", save_input, "write the default stack to this .npy file");
-  app.add_option("--output", output, "write the blurred float32 stack to this .npy file");
-  app.add_option("--png", png, "write the last slice before and after to this PNG file");
-  app.add_flag("--worker", worker, "serve `taskfarm run` as its worker program");
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--rows", rows, "rows of the default stack (the tutorial: 3000)",
+             examples::Check::positive);
+  cli.option("--cols", cols, "columns of the default stack (the tutorial: 5000)",
+             examples::Check::positive);
+  cli.option("--slices", slices, "slices of the default stack", examples::Check::positive);
+  cli.one_or_two("--sigma", sigma_list, "sigma along rows,cols (one value: both)",
+                 examples::Check::non_negative);
+  cli.option("--input", input,
+             "a float32 (rows, slices, cols) .npy file instead of the default stack");
+  cli.option("--save-input", save_input, "write the default stack to this .npy file");
+  cli.option("--output", output, "write the blurred float32 stack to this .npy file");
+  cli.option("--png", png, "write the last slice before and after to this PNG file");
+  cli.flag("--worker", worker, "serve `taskfarm run` as its worker program");
+  if (const auto status = cli.parse(argc, argv)) return *status;
   const Sigma sigma{sigma_list.front(), sigma_list.back()};
 
   try {

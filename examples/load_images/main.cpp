@@ -56,14 +56,14 @@ void load_into(const std::string& file, const taskfarm::ArrayView<std::uint8_t>&
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "Loads a folder of same-size PNG images into an (N, H, W) uint8 shared array in parallel."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{
+      "Loads a folder of same-size PNG images into an (N, H, W) uint8 shared array in parallel.",
+      modes};
   std::string dir = "images", output;
-  app.add_option("--dir", dir, "folder of .png images (read as grey)")->capture_default_str();
-  app.add_option("--output", output, "write the uint8 (N, H, W) array to this .npy file");
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--dir", dir, "folder of .png images (read as grey)");
+  cli.option("--output", output, "write the uint8 (N, H, W) array to this .npy file");
+  if (const auto status = cli.parse(argc, argv)) return *status;
 
   try {
     const std::vector<std::string> files = list_pngs(dir);

@@ -52,18 +52,16 @@ std::optional<std::string> first_different_file(const fs::path& a, const fs::pat
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Writes N noise images image_<i>.png in parallel, seeded by index."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{"Writes N noise images image_<i>.png in parallel, seeded by index.",
+                            modes};
   std::uint64_t count = 2000;
   int size = 100;
   std::string dir = "images";
-  app.add_option("--count", count, "number of images")->capture_default_str();
-  app.add_option("--size", size, "width and height in pixels")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--dir", dir, "folder to write into (created if missing)")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--count", count, "number of images");
+  cli.option("--size", size, "width and height in pixels", examples::Check::positive);
+  cli.option("--dir", dir, "folder to write into (created if missing)");
+  if (const auto status = cli.parse(argc, argv)) return *status;
 
   try {
     // With both runs, the serial one writes into <dir>/serial so the two can be compared.

@@ -45,23 +45,19 @@ void write_picture(const std::string& png, std::span<const std::int32_t> counts,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"The tutorial's Mandelbrot picture computed in parallel, one task per row."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{
+      "The tutorial's Mandelbrot picture computed in parallel, one task per row.", modes};
   MandelbrotGrid grid;
   std::string output, png, png_from;
   bool worker = false;
-  app.add_option("--size", grid.size, "points per side")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--max-iter", grid.max_iter, "iterations per point")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--output", output, "write the int32 (size, size) counts to this .npy file");
-  app.add_option("--png", png, "write a colour picture of the counts to this PNG file");
-  app.add_option("--png-from", png_from, "only paint the counts of this .npy file (needs --png)");
-  app.add_flag("--worker", worker, "serve `taskfarm run` as its worker program");
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--size", grid.size, "points per side", examples::Check::positive);
+  cli.option("--max-iter", grid.max_iter, "iterations per point", examples::Check::positive);
+  cli.option("--output", output, "write the int32 (size, size) counts to this .npy file");
+  cli.option("--png", png, "write a colour picture of the counts to this PNG file");
+  cli.option("--png-from", png_from, "only paint the counts of this .npy file (needs --png)");
+  cli.flag("--worker", worker, "serve `taskfarm run` as its worker program");
+  if (const auto status = cli.parse(argc, argv)) return *status;
 
   try {
     if (worker) return serve_as_worker(grid);

@@ -27,15 +27,15 @@ std::string format(const std::vector<Pair>& pairs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "A nested loop over i in [0, rows), j in [first_j, first_j + cols) as one 2-D index space."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{
+      "A nested loop over i in [0, rows), j in [first_j, first_j + cols) as one 2-D index space.",
+      modes};
   std::uint64_t rows = 2, cols = 2, first_j = 2;
-  app.add_option("--rows", rows, "values of i")->capture_default_str();
-  app.add_option("--cols", cols, "values of j")->capture_default_str();
-  app.add_option("--first-j", first_j, "first value of j")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--rows", rows, "values of i");
+  cli.option("--cols", cols, "values of j");
+  cli.option("--first-j", first_j, "first value of j");
+  if (const auto status = cli.parse(argc, argv)) return *status;
   const auto body = [first_j](std::uint64_t i, std::uint64_t j) { return Pair{i, first_j + j}; };
 
   try {

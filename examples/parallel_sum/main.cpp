@@ -44,15 +44,14 @@ double naive_sum(std::uint64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Sums N normal random numbers with map_reduce: the same bits on every run."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{
+      "Sums N normal random numbers with map_reduce: the same bits on every run.", modes};
   std::uint64_t count = 10'000'000, block = 1024;
-  app.add_option("--count", count, "how many numbers")->capture_default_str();
-  app.add_option("--block", block, "numbers per block of the fixed association")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--count", count, "how many numbers");
+  cli.option("--block", block, "numbers per block of the fixed association",
+             examples::Check::positive);
+  if (const auto status = cli.parse(argc, argv)) return *status;
 
   try {
     std::optional<double> parallel, serial;

@@ -24,17 +24,16 @@ std::uint64_t slow_square(std::uint64_t i, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Slow tasks with a progress line per finished task (imap_unordered)."};
   examples::RunModes modes;
   modes.workers = 8;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{"Slow tasks with a progress line per finished task (imap_unordered).",
+                            modes};
   std::uint64_t tasks = 16;
   double seconds = 0.2;
-  app.add_option("--tasks", tasks, "number of tasks")->capture_default_str();
-  app.add_option("--seconds", seconds, "how long each task takes (the tutorial: 3)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--tasks", tasks, "number of tasks");
+  cli.option("--seconds", seconds, "how long each task takes (the tutorial: 3)",
+             examples::Check::non_negative);
+  if (const auto status = cli.parse(argc, argv)) return *status;
 
   try {
     std::vector<std::uint64_t> parallel(tasks), serial(tasks),

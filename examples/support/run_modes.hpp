@@ -1,15 +1,22 @@
 // RunModes: the options every example shares (--workers, --serial, --compare, --check) and the
-// wall-time report they print. Used by the examples' main(), in the master process only.
+// wall-time report they print; CommandLine: an example's options, parsed by CLI11. Used by the
+// examples' main(), in the master process only.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "taskfarm/pool.hpp"
+
+namespace CLI {
+class App;
+}
 
 namespace examples {
 
@@ -26,8 +33,40 @@ struct RunModes {
   taskfarm::PoolOptions pool_options() const;
 };
 
-/// Registers --workers, --serial, --compare and --check on `app`.
-void add_run_modes(CLI::App& app, RunModes& modes);
+/// What a number given on the command line must be.
+enum class Check { any, positive, non_negative };
+
+/// An example's command line: a CLI11 App with --workers, --serial, --compare and --check
+/// (filling `modes`) and the options the example names. CLI11 is included by run_modes.cpp
+/// alone: at -O3 it costs ~10 s of compiling in every file that includes it (docs/testing.md).
+class CommandLine {
+ public:
+  CommandLine(const std::string& description, RunModes& modes);
+  ~CommandLine();
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
+
+  /// --name VALUE; --help shows the variable's value now as the default.
+  void option(const std::string& name, std::uint64_t& value, const std::string& help,
+              Check check = Check::any);
+  void option(const std::string& name, int& value, const std::string& help,
+              Check check = Check::any);
+  void option(const std::string& name, double& value, const std::string& help,
+              Check check = Check::any);
+  void option(const std::string& name, std::string& value, const std::string& help);
+  /// --name A or --name A,B: one or two numbers.
+  void one_or_two(const std::string& name, std::vector<double>& values, const std::string& help,
+                  Check check = Check::any);
+  /// --name: sets `value` to true.
+  void flag(const std::string& name, bool& value, const std::string& help);
+
+  /// Parses the command line: nothing to go on, or the status main() returns — 0 after
+  /// --help, else CLI11's for the error it printed.
+  std::optional<int> parse(int argc, char** argv);
+
+ private:
+  std::unique_ptr<CLI::App> app_;
+};
 
 /// Wall time of the parallel and serial runs, as far as they ran.
 struct Timing {

@@ -41,13 +41,12 @@ std::string format(const std::vector<Values>& all) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "Results of varying length, gathered in index order (map) and filtered (filter_map)."};
   examples::RunModes modes;
-  examples::add_run_modes(app, modes);
+  examples::CommandLine cli{
+      "Results of varying length, gathered in index order (map) and filtered (filter_map).", modes};
   std::uint64_t tasks = 10;
-  app.add_option("--tasks", tasks, "number of tasks")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  cli.option("--tasks", tasks, "number of tasks");
+  if (const auto status = cli.parse(argc, argv)) return *status;
 
   try {
     std::vector<Values> all, kept, serial_all, serial_kept;
