@@ -2,21 +2,24 @@
 // writer; what it does not take waits in order, the stderr side behind it; then() says when a
 // task's output is out, or that it never will be (the reader went away, a stop given up on).
 #include "stdout_writer.hpp"
-#include "task_output.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "exec_output.hpp"
+#include "task_output.hpp"
 #include "taskfarm/unique_fd.hpp"
 
 namespace taskfarm::cli {
@@ -46,7 +49,8 @@ UniqueFd file_with(const std::string& text) {
   char name[] = "/tmp/taskfarm-writer-test-XXXXXX";
   UniqueFd fd(::mkstemp(name));
   ::unlink(name);
-  if (fd && ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) fd.reset();
+  if (fd && ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    fd.reset();
   ::lseek(fd.get(), 0, SEEK_SET);
   return fd;
 }
@@ -67,7 +71,7 @@ TEST(StdoutWriterQueue, AnUnreadPipeNeverBlocksAndWhatWaitsComesOutInOrder) {
   EXPECT_FALSE(o.full());
   UniqueFd f = file_with(std::string(100000, 'b'));
   EXPECT_EQ(o.write_file(f.get()), 100000u);  // taken: its range waits
-  f.reset();  // (the queue holds a descriptor of its own)
+  f.reset();                                  // (the queue holds a descriptor of its own)
   e.write("after both\n");
   e.flush();
   o.then([&said](bool all_out) { said.push_back(all_out ? "out" : "dropped"); });
@@ -108,7 +112,8 @@ TEST(StdoutWriterQueue, FullOnceTheTextWaitingPassesItsBound) {
 }
 
 TEST(StdoutWriterQueue, AReaderThatGoesAwayDropsWhatWaitsAndSaysSo) {
-  struct sigaction ignore {}, before {};
+  struct sigaction ignore {
+  }, before{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ignore, &before);  // as taskfarm run does (StopSignals)
   Pipe out;
@@ -153,10 +158,15 @@ TEST(StdoutWriterQueue, TaskOutputGivenUpOnRecordsTheTasksOutWholeAndNamesTheCut
   StdoutWriter o(nullptr, out.w.get());
   o.queue_when_full(1 << 20);
   std::vector<std::uint64_t> printed, cut;
-  TaskOutput tasks(o, [&printed](std::span<const std::uint64_t> i) { printed.insert(printed.end(), i.begin(), i.end()); },
-                   [&cut](std::uint64_t i) { cut.push_back(i); });
+  TaskOutput tasks(
+      o,
+      [&printed](std::span<const std::uint64_t> i) {
+        printed.insert(printed.end(), i.begin(), i.end());
+      },
+      [&cut](std::uint64_t i) { cut.push_back(i); });
   const std::string text(30000, 't');  // three of them: the empty pipe takes 65536 bytes
-  for (std::uint64_t i = 0; i < 3; ++i) tasks.on_result(IndexResult{i, {}, std::span<const char>(text.data(), text.size())});
+  for (std::uint64_t i = 0; i < 3; ++i)
+    tasks.on_result(IndexResult{i, {}, std::span<const char>(text.data(), text.size())});
   tasks.finish();  // one burst, one mark
   EXPECT_TRUE(printed.empty());
   EXPECT_EQ(tasks.waiting(), 3u);
@@ -193,6 +203,58 @@ TEST(StdoutWriterQueue, ThenIsAtOnceWhenNothingWaits) {
   o.then([&all_out](bool a) { all_out = a; });  // (flushes first)
   EXPECT_TRUE(all_out);
   EXPECT_EQ(out.take(), "line\n");
+}
+
+// --exec with stdout taken and stderr unread (h13c P1): a task's stderr that waits holds the
+// next task's output as its stdout would, so ExecOutput's queue grows and the run holds at its
+// bound (Outputs::full) — tasks did run on, printing their stdout, while stderr piled up.
+TEST(ExecOutputQueue, AnUnreadStderrHoldsTheNextTasksOutput) {
+  char dir_name[] = "/tmp/taskfarm-exec-output-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_name), nullptr);
+  const std::string spool = dir_name;
+  const auto put = [&spool](std::uint64_t index, exec::Stream s, const std::string& text) {
+    std::ofstream(exec::task_output_path(spool, index, s), std::ios::binary) << text;
+  };
+  put(0, exec::Stream::out, "out 0\n");
+  put(0, exec::Stream::err, std::string(200000, 'e') + "\n");  // more than a pipe holds
+  put(1, exec::Stream::out, "out 1\n");
+  put(1, exec::Stream::err, "err 1\n");
+  UniqueFd out_file = file_with("");
+  Pipe err;
+  ASSERT_TRUE(out_file && err.w);
+  StdoutWriter o(nullptr, out_file.get()), e(nullptr, err.w.get());
+  o.queue_when_full(1 << 20);
+  e.queue_when_full(1 << 20);
+  std::vector<std::uint64_t> printed;
+  {
+    ExecOutput x(spool, o, e, /*keep_order=*/false, nullptr, {{0, 2}},
+                 [&printed](std::span<const std::uint64_t> done) {
+                   printed.insert(printed.end(), done.begin(), done.end());
+                 });
+    const auto stdout_now = [&out_file] {
+      std::string got(4096, '\0');
+      const ssize_t n = ::pread(out_file.get(), got.data(), got.size(), 0);
+      got.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+      return got;
+    };
+    x.on_result(IndexResult{0, {}, {}});
+    EXPECT_TRUE(e.busy()) << "task 0's stderr all in the pipe: the test proves nothing";
+    x.on_result(IndexResult{1, {}, {}});
+    EXPECT_EQ(stdout_now(), "out 0\n") << "task 1 printed while task 0's stderr waited";
+    EXPECT_EQ(x.waiting(), 1u);
+    EXPECT_TRUE(printed.empty()) << "a task recorded done before its stderr went out";
+    // The reader comes: task 0's stderr out, then task 1 whole.
+    std::string got_err;
+    for (int round = 0; round < 1000 && (e.busy() || x.waiting() > 0); ++round) {
+      got_err += err.take();
+      e.writable();
+    }
+    got_err += err.take();
+    EXPECT_EQ(got_err, std::string(200000, 'e') + "\nerr 1\n");
+    EXPECT_EQ(stdout_now(), "out 0\nout 1\n");
+    EXPECT_EQ(printed, (std::vector<std::uint64_t>{0, 1}));
+  }
+  std::filesystem::remove_all(spool);
 }
 
 }  // namespace
