@@ -99,6 +99,9 @@ class PieceRecords {
   /// CarryUnmappable if this process cannot map a valid carried result.
   virtual std::span<const char> read(const proto::ChunkDone& c) = 0;
   virtual void consumed(const proto::ChunkDone& c) = 0;
+  /// The file read() mapped (a carried piece's memfd: its records start at offset 0), until
+  /// consumed(); -1 for records in the arena.
+  virtual int file() const noexcept { return -1; }
 };
 
 class Dispatcher {
@@ -252,7 +255,8 @@ class Dispatcher {
   static Clock::time_point began(const Slot& s, const Held* h, Clock::time_point now) noexcept;
   void read_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, Held& h,
                     PieceRecords& records);
-  void decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec);
+  void decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec,
+                      int file = -1);
   void deliver(std::size_t i, const IndexResult& r, Held& h);
   bool hand_over(std::uint64_t index, const Pending& p, bool may_retry);
   void advance_frontier();

@@ -139,11 +139,12 @@ void Dispatcher::read_records(std::size_t i, std::uint64_t begin, std::uint64_t 
     }
     return;
   }
-  decode_records(i, begin, end, h, rec);
+  decode_records(i, begin, end, h, rec, records.file());
   records.consumed(c);
 }
 
-void Dispatcher::decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec) {
+void Dispatcher::decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec,
+                                int file) {
   auto take = [&rec](std::span<const char>& out) {
     std::uint32_t n = 0;
     if (rec.size() < sizeof n) throw proto::ProtocolError("truncated result record");
@@ -166,6 +167,10 @@ void Dispatcher::decode_records(std::size_t i, std::uint64_t begin, std::uint64_
     IndexResult r{idx, {}, {}};
     take(r.value);
     take(r.text);
+    if (file >= 0) {  // (a large text can then be kept as a range of the memfd, not copied)
+      r.text_fd = file;
+      r.text_offset = static_cast<std::uint64_t>(r.text.data() - all.data());
+    }
     if (h.failed.count(idx) == 0) deliver(i, r, h);
   }
 }

@@ -54,6 +54,7 @@ class Supervisor::Records final : public PieceRecords {
     arena().release(c.arena_pos, c.arena_len);
     wake_ = wake_ || slot_state(p_.slot()).arena_waiting.load(std::memory_order_seq_cst) != 0;
   }
+  int file() const noexcept override { return mapped_ ? mapped_->fd() : -1; }
   bool wake() const noexcept { return wake_; }  // the worker waits for arena room: send Wake
 
  private:

@@ -134,7 +134,7 @@ void StdoutWriter::push(Item item) {
   StdoutWriter& q = *queue_owner();
   const std::uint64_t n = item.file ? item.len : item.text.size();
   item.to->queued_ += n;
-  if (!item.file) q.queued_text_ += n;
+  if (!item.file || item.in_memory) q.queued_text_ += n;
   q.queue_.push_back(std::move(item));
   q.pump();
 }
@@ -143,7 +143,7 @@ void StdoutWriter::drop(Item& item) {
   if (item.to == nullptr) return;
   const std::uint64_t n = item.file ? item.len : item.text.size() - item.pos;
   item.to->queued_ -= n;
-  if (!item.file) queued_text_ -= n;
+  if (!item.file || item.in_memory) queued_text_ -= n;
   item.pos = item.text.size();
   item.len = 0;
 }
@@ -216,6 +216,7 @@ StdoutWriter::Step StdoutWriter::write_some(Item& it) {
   }
   it.off += k;
   it.len -= k;
+  if (it.in_memory) queued_text_ -= k;
   return it.len == 0 ? Step::ended : Step::wrote;
 }
 
@@ -310,7 +311,7 @@ void StdoutWriter::flush() {
   buf_.clear();
 }
 
-std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
+std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit, bool in_memory) {
   flush();
   if (closed_) return 0;
   if (queue_owner() != nullptr) {  // its range, from its position: written in turn
@@ -335,6 +336,7 @@ std::uint64_t StdoutWriter::write_file(int fd, std::uint64_t limit) {
     it.to = this;
     it.off = static_cast<std::uint64_t>(at);
     it.len = want;
+    it.in_memory = in_memory;
     it.file.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
     if (!it.file) {  // no descriptor left (the queue holds at most a task's two): output is lost
       failed(errno);

@@ -56,7 +56,9 @@ class StdoutWriter final : public Outlet {
   /// memory stays bounded whatever the file's size. Returns the bytes written (or, queueing,
   /// taken: what waits keeps a descriptor of the file and its range — or, up to 64 KiB, a copy
   /// — so `fd`'s offset and later use are free); stops early if the reader went away.
-  std::uint64_t write_file(int fd, std::uint64_t limit = ~std::uint64_t{0});
+  /// `in_memory`: the file's pages are memory (a memfd), so a range of it that waits counts
+  /// towards `text_bound` as text does (queue_when_full).
+  std::uint64_t write_file(int fd, std::uint64_t limit = ~std::uint64_t{0}, bool in_memory = false);
 
   /// Never blocks from now on (see the top). A pipe or terminal is written through a
   /// non-blocking descriptor of its own; what it does not take is queued. full() once the
@@ -112,6 +114,7 @@ class StdoutWriter final : public Outlet {
     std::size_t pos = 0;
     UniqueFd file;
     std::uint64_t off = 0, len = 0;
+    bool in_memory = false;          // its file's pages are memory: counted in queued_text_
     std::function<void(bool)> done;  // a mark (then())
   };
   enum class Step { wrote, blocked, ended };
@@ -145,7 +148,7 @@ class StdoutWriter final : public Outlet {
   StdoutWriter* lead_ = nullptr;
   std::deque<Item> queue_;
   std::uint64_t queued_ = 0;       // this writer's bytes waiting (in the lead's queue)
-  std::uint64_t queued_text_ = 0;  // text bytes waiting in this queue (in memory)
+  std::uint64_t queued_text_ = 0;  // bytes waiting in this queue in memory: text, memfd ranges
   std::uint64_t text_bound_ = 0;
   std::function<bool()> also_full_;
   std::function<void()> on_room_;

@@ -5,6 +5,9 @@
 // rows wait for it), once standard output has taken it (StdoutWriter::then). Farm's thread.
 #pragma once
 
+#include <unistd.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -20,14 +23,24 @@ using OnPrinted = std::function<void(std::span<const std::uint64_t>)>;
 
 class TaskOutput : public FarmObserver {
  public:
+  /// A task's text up to this size is copied (write_file would copy it too, as text).
+  static constexpr std::size_t kCopiedBytes = 64 * 1024;
   /// `on_cut(index)`: a task whose output standard output took only in part before it was given
   /// up on (a stop with a reader that does not read): said PARTIAL.
-  explicit TaskOutput(StdoutWriter& out, OnPrinted on_printed = {}, std::function<void(std::uint64_t)> on_cut = {})
+  explicit TaskOutput(StdoutWriter& out, OnPrinted on_printed = {},
+                      std::function<void(std::uint64_t)> on_cut = {})
       : out_(out), on_printed_(std::move(on_printed)), on_cut_(std::move(on_cut)) {}
 
   void on_result(const IndexResult& r) override {
     const std::uint64_t start = out_.bytes_taken();
-    out_.write(std::string_view(r.text.data(), r.text.size()));
+    if (r.text_fd >= 0 && r.text.size() > kCopiedBytes &&
+        ::lseek(r.text_fd, static_cast<off_t>(r.text_offset), SEEK_SET) >= 0) {
+      // A large output came in a memfd: what waits for the reader is a range of it, not a copy
+      // (counted as memory all the same: the hold bounds it) — h13 F10.
+      out_.write_file(r.text_fd, r.text.size(), /*in_memory=*/true);
+    } else {
+      out_.write(std::string_view(r.text.data(), r.text.size()));
+    }
     written_.push_back(Written{r.index, start, out_.bytes_taken()});
   }
   // Results arrive in bursts, one per committed chunk: write each burst out.
@@ -45,8 +58,10 @@ class TaskOutput : public FarmObserver {
       const std::uint64_t out = out_.bytes_out();
       std::vector<std::uint64_t> printed;
       for (const Written& w : written) {
-        if (all_out || (out_.gave_up() && w.end <= out)) printed.push_back(w.index);
-        else if (out_.gave_up() && w.start < out && on_cut_) on_cut_(w.index);
+        if (all_out || (out_.gave_up() && w.end <= out))
+          printed.push_back(w.index);
+        else if (out_.gave_up() && w.start < out && on_cut_)
+          on_cut_(w.index);
       }
       if (on_printed_ && !printed.empty()) on_printed_(printed);
     });
@@ -70,7 +85,8 @@ class TaskOutput : public FarmObserver {
 /// (EventStream's sink flushes each line), so this observer, added after it, says it printed.
 class PrintedByEvents : public FarmObserver {
  public:
-  PrintedByEvents(StdoutWriter& out, OnPrinted on_printed) : out_(out), on_printed_(std::move(on_printed)) {}
+  PrintedByEvents(StdoutWriter& out, OnPrinted on_printed)
+      : out_(out), on_printed_(std::move(on_printed)) {}
   void on_result(const IndexResult& r) override {
     ++waiting_;
     out_.then([this, index = r.index](bool all_out) {

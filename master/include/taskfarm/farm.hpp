@@ -119,6 +119,11 @@ struct IndexResult {
   std::uint64_t index;
   std::span<const char> value;  ///< ResultMode::blobs: the kernel's bytes
   std::span<const char> text;   ///< capture_stdout: what the task printed
+  /// Where `text` lies in a file, if it does: a descriptor valid during the call (the sealed
+  /// memfd a large result came in, docs/design.md §3), and the offset of `text` in it; else -1.
+  /// An observer that keeps the text past the call may keep a duplicate of it, not a copy.
+  int text_fd = -1;
+  std::uint64_t text_offset = 0;
 };
 
 /// Per-task event: a committed piece [begin, end) of one chunk, run at one attempt by one

@@ -39,6 +39,8 @@ class CarriedRecords {
   ~CarriedRecords();
 
   std::span<const char> bytes() const noexcept { return {static_cast<const char*>(data_), len_}; }
+  /// The memfd (mapped whole from offset 0).
+  int fd() const noexcept { return fd_.get(); }
 
  private:
   UniqueFd fd_;
