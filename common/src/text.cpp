@@ -28,8 +28,17 @@ TextUnit text_unit_at(std::string_view s, std::size_t i) noexcept {
   if (c < 0x80) return TextUnit{1, c < 0x20 || c == 0x7F};
   const std::size_t n = utf8_length(s.substr(i));
   if (n == 0) return TextUnit{1, true};
+  const auto b1 = static_cast<std::uint8_t>(s[i + 1]);
   // U+0080–U+009F: C2 80 – C2 9F.
-  return TextUnit{n, n == 2 && c == 0xC2 && static_cast<std::uint8_t>(s[i + 1]) < 0xA0};
+  if (n == 2) return TextUnit{n, (c == 0xC2 && b1 < 0xA0) || (c == 0xD8 && b1 == 0x9C)};  // (U+061C: bidi)
+  // The bidirectional controls, which make a terminal show text in another order than it is
+  // (h13c P3): U+200E, U+200F, U+202A–U+202E (E2 80 8E/8F, AA–AE), U+2066–U+2069 (E2 81 A6–A9).
+  if (n == 3 && c == 0xE2) {
+    const auto b2 = static_cast<std::uint8_t>(s[i + 2]);
+    return TextUnit{n, (b1 == 0x80 && (b2 == 0x8E || b2 == 0x8F || (b2 >= 0xAA && b2 <= 0xAE))) ||
+                           (b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9)};
+  }
+  return TextUnit{n, false};
 }
 
 bool has_terminal_unsafe(std::string_view s) noexcept {

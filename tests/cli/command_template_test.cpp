@@ -122,6 +122,10 @@ TEST(CommandTemplate, QuotedCommandReadsBackAsTheArgumentVector) {
   EXPECT_EQ(terminal_quote("c\xc2\x9b" "d"), "$'c\\xc2\\x9bd'");  // (the resume hint's words: h13b N10)
   EXPECT_EQ(terminal_quote("a b"), "'a b'");
   EXPECT_EQ(terminal_quote("plain.txt"), "plain.txt");
+  // A bidirectional control would show the words in another order (h13c P3): as bytes too.
+  EXPECT_EQ(terminal_quote("a\u202Etxt.exe"), "$'a\\xe2\\x80\\xaetxt.exe'");
+  EXPECT_EQ(terminal_quote("b\u2067c\u061C"), "$'b\\xe2\\x81\\xa7c\\xd8\\x9c'");
+  EXPECT_EQ(terminal_quote("\u2014 \u20AC"), "'\u2014 \u20AC'");  // (other characters of that block are text)
   // A C1 control or a byte that is not UTF-8 as bash's \xHH, which gives the same bytes back (h12b N6).
   EXPECT_EQ(quote_command(Args{"sh", "a\x9b" "31mb", "c\xc2\x9b" "31md", "\xc3\xa9"}),
             "sh $'a\\x9b31mb' $'c\\xc2\\x9b31md' '\xc3\xa9'");

@@ -15,7 +15,8 @@ std::size_t utf8_length(std::string_view s) noexcept;
 /// The character at `s[i]`: its size in bytes (1 for an ASCII byte, and for a byte that is not
 /// part of valid UTF-8), and whether it must not reach a terminal as it is — a C0 control, DEL,
 /// a C1 control (U+0080–U+009F, which terminals honouring C1 act on), or a byte that is not
-/// UTF-8 (a lone 0x9b is CSI to a terminal reading Latin-1). (Newline and tab are controls too:
+/// UTF-8 (a lone 0x9b is CSI to a terminal reading Latin-1), or a bidirectional control (U+202E
+/// and its kind: the terminal would show the text around it in another order). (Newline and tab are controls too:
 /// a caller that keeps them says so itself.)
 struct TextUnit {
   std::size_t size = 1;
