@@ -97,6 +97,23 @@ TEST(Summary, SaysAnInterruptionAndWhatIsNotDone) {
   EXPECT_TRUE(contains(s, "o.npy is INCOMPLETE: 30 of 50 tasks missing; add --joblog")) << s;
 }
 
+// A stop once every task ran, while their output waited for a reader (h13b N8): not "0 of 20000
+// tasks not done" beside "the other 15534 run again on --resume".
+TEST(Summary, AStopAfterEveryTaskRanSaysSo) {
+  RunReport r = report(20000, 0);
+  r.interrupted = true;
+  SummaryContext c;
+  c.total = 20000;
+  c.stop_signal = SIGTERM;
+  c.joblog = "j.tsv";
+  c.joblog_recorded = 4466;
+  const std::string s = format_summary(r, c);
+  EXPECT_TRUE(contains(s, "interrupted by SIGTERM: every one of the 20000 tasks had run\n")) << s;
+  EXPECT_FALSE(contains(s, "0 of 20000 tasks not done")) << s;
+  EXPECT_TRUE(contains(s, "the joblog records 4466 of the 20000 tasks that succeeded; the other 15534 run again on --resume"))
+      << s;
+}
+
 TEST(Summary, CompleteRunSaysNothingMissing) {
   SummaryContext c;
   c.total = 10;

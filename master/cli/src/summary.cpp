@@ -126,12 +126,15 @@ std::string format_summary(const RunReport& r, const SummaryContext& c) {
   // After a joblog or standard output failure, what a --resume runs again is what the joblog does
   // not record (rows after its last whole one; tasks whose output was not printed).
   const std::uint64_t unrecorded = c.joblog_recorded ? r.succeeded - std::min(r.succeeded, *c.joblog_recorded) : 0;
+  // (Stopped once every task had run — the output waiting for its reader — it is not "0 of N
+  // tasks not done" beside "the other M run again": h13b N8.)
+  const std::string not_done = not_run == 0 && r.tasks > 0
+                                   ? "every one of the " + std::to_string(r.tasks) + " tasks had run"
+                                   : std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not done";
   if (r.interrupted && !c.stop_reason.empty()) {
-    s += p + "stopped: " + c.stop_reason + ": " + std::to_string(not_run) + " of " + std::to_string(r.tasks) +
-         " tasks not done\n";
+    s += p + "stopped: " + c.stop_reason + ": " + not_done + "\n";
   } else if (r.interrupted) {
-    s += p + "interrupted by " + signal_name(c.stop_signal != 0 ? c.stop_signal : SIGINT) + ": " +
-         std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not done\n";
+    s += p + "interrupted by " + signal_name(c.stop_signal != 0 ? c.stop_signal : SIGINT) + ": " + not_done + "\n";
   } else if (r.halted) {
     s += p + "halted by --halt: " + std::to_string(not_run) + " of " + std::to_string(r.tasks) + " tasks not run\n";
   }
