@@ -69,7 +69,11 @@ void EventStream::on_failure(const FailureRecord& f) {
   if (f.signal != 0) s += field("signal_name", std::string_view(signal_name(f.signal)));
   if (!f.exception_type.empty()) s += field("exception_type", std::string_view(f.exception_type));
   s += field("message", std::string_view(f.message)) + field("description", std::string_view(f.describe()));
-  if (!f.stderr_tail.empty()) s += field("stderr_tail", std::string_view(f.stderr_tail));
+  if (!f.stderr_tail.empty()) {
+    const std::string_view tail(f.stderr_tail);
+    s += field("stderr_tail", tail);  // (as `output`'s text: U+FFFD for what is not UTF-8, and then the bytes)
+    if (!detail::valid_utf8(tail)) s += ",\"stderr_tail_bytes\":\"" + detail::base64(tail) + "\"";
+  }
   line(std::move(s));
 }
 

@@ -251,6 +251,23 @@ TEST(EventStream, OutputThatIsNotUtf8CarriesItsBytes) {
   EXPECT_EQ(lines[1].find("bytes"), std::string::npos) << lines[1];
 }
 
+// So does a failure's stderr tail (a worker that wrote Latin-1 or binary before it died).
+TEST(EventStream, StderrTailThatIsNotUtf8CarriesItsBytes) {
+  std::vector<std::string> lines;
+  EventStream events([&](std::string_view line) { lines.emplace_back(line); });
+  FailureRecord f;
+  f.cause = FailureCause::signal;
+  f.index = 7;
+  f.stderr_tail = std::string("a\0b\xff\xfe" "c", 6);
+  events.on_failure(f);
+  f.stderr_tail = "caf\xc3\xa9\n";
+  events.on_failure(f);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find(R"("stderr_tail":"a\u0000b\ufffd\ufffdc","stderr_tail_bytes":"YQBi//5j")"), std::string::npos)
+      << lines[0];
+  EXPECT_EQ(lines[1].find("stderr_tail_bytes"), std::string::npos) << lines[1];
+}
+
 TEST(EventStream, AStallCarriesTheProcessThatRunsTheTask) {
   std::vector<std::string> lines;
   EventStream events([&](std::string_view line) { lines.emplace_back(line); });
