@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
     } else {
       made = examples::make_output<float>(save_input, {rows, slices, cols});
       examples::fill_default_stack(made.view());
+      examples::publish_output(made, save_input, " (input)");
       in = made.view();
     }
     const taskfarm::Shape shape = in.shape();
@@ -111,8 +112,7 @@ int main(int argc, char** argv) {
         "image-stack: %s float32 (rows, slices, cols), sigma (%g, %g), one task per slice\n",
         taskfarm::format_shape(shape).c_str(), sigma.rows, sigma.cols);
     examples::print_timing(timing);
-    if (!save_input.empty()) std::printf("wrote %s (input)\n", save_input.c_str());
-    if (!output.empty()) std::printf("wrote %s\n", output.c_str());
+    examples::publish_output(result, output);
     if (!png.empty()) examples::write_before_after(png, in, result.view());
     if (modes.check && modes.run_parallel()) {
       const std::span<const float> parallel(result.data(), result.size());

@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     std::printf("load-images: %zu images of %zux%zu from %s into a %s uint8 array\n", files.size(),
                 height, width, dir.c_str(), taskfarm::format_shape(shape).c_str());
     examples::print_timing(timing);
-    if (!output.empty()) std::printf("wrote %s\n", output.c_str());
+    examples::publish_output(stack, output);
     if (modes.check && modes.run_parallel()) {
       const std::span<const std::uint8_t> parallel(stack.data(), stack.size());
       return examples::report_check("pixels", examples::first_difference(

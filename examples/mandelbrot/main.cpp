@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     std::printf("mandelbrot: %zu x %zu points, max_iter %d, one task per row\n", n, n,
                 grid.max_iter);
     examples::print_timing(timing);
-    if (!output.empty()) std::printf("wrote %s\n", output.c_str());
+    examples::publish_output(result, output);
     const std::span<const std::int32_t> counts(result.data(), result.size());
     if (!png.empty()) write_picture(png, counts, n);
     if (modes.check && modes.run_parallel()) {

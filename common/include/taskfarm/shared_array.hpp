@@ -144,8 +144,9 @@ class SharedArray {
     return SharedArray(AnySharedArray::create(dtype_of<T>(), std::move(shape)));
   }
   /// See AnySharedArray::create_npy.
-  static SharedArray create_npy(const std::string& path, Shape shape) {
-    return SharedArray(AnySharedArray::create_npy(path, dtype_of<T>(), std::move(shape)));
+  static SharedArray create_npy(const std::string& path, Shape shape,
+                                AnySharedArray::Publish publish = AnySharedArray::Publish::now) {
+    return SharedArray(AnySharedArray::create_npy(path, dtype_of<T>(), std::move(shape), publish));
   }
   /// See AnySharedArray::open_npy; throws Error naming the file if it holds another dtype.
   static SharedArray open_npy(const std::string& path, bool writable = !std::is_const_v<T>) {
