@@ -127,6 +127,17 @@ TEST_P(PoolApi, MapReduceIsIdenticalToBlockedSerialFold) {
   EXPECT_EQ(std::memcmp(&got, &serial, sizeof got), 0) << got << " vs " << serial;
 }
 
+// A block of n or more is one block, however large (h14 F2: a block near 2^64 wrapped to zero
+// blocks and `init` came back as the fold); a block of 0 is an error, not `init`.
+TEST_P(PoolApi, MapReduceWithOneBlockOrNoneSaysSo) {
+  Pool pool(options());
+  const auto one = [](std::uint64_t i) { return static_cast<double>(i + 1); };
+  for (const std::uint64_t block : {std::uint64_t{10}, std::uint64_t{1} << 63, ~std::uint64_t{0}, ~std::uint64_t{0} - 8})
+    EXPECT_EQ(pool.map_reduce<double>(10, one, std::plus<>{}, 0.0, block), 55.0) << "block " << block;
+  EXPECT_THROW(pool.map_reduce<double>(10, one, std::plus<>{}, 0.0, 0), Error);
+  EXPECT_EQ(pool.map_reduce<double>(0, one, std::plus<>{}, 0.5, 4), 0.5);  // (no index: init)
+}
+
 // map_reduce runs over blocks, but a failure is said in the user's indices (h11 F5): the index
 // whose fn threw, not the number of its block; a block that failed leaves no result, so it
 // throws even with throw_on_failure off (the fold would silently miss the block).

@@ -196,7 +196,8 @@ class Pool {
     throw_if_failed();
   }
 
-  /// op-fold of fn over [0, n) with a fixed association: fixed blocks of `block` indices are
+  /// op-fold of fn over [0, n) with a fixed association: fixed blocks of `block` (>= 1, else
+  /// Error; a block of n or more is one block) indices are
   /// folded left to right in the workers, block results left to right onto `init` in the
   /// master. Identical on every run and for every worker count. A block that failed leaves no
   /// result: TaskFailed, whatever throw_on_failure says, naming your indices — the one whose fn
@@ -206,11 +207,14 @@ class Pool {
   template <class T, class F, class Op>
   T map_reduce(std::uint64_t n, F fn, Op op, T init, std::uint64_t block = 1024) {
     check_usable("map_reduce");
-    const std::uint64_t blocks = block == 0 ? 0 : (n + block - 1) / block;
+    if (block == 0) throw Error("map_reduce: block must be at least 1");
+    // (Not (n + block - 1) / block: that wrapped for a block near 2^64 — zero blocks, `init`
+    // returned as if it were the fold: h14 F2.)
+    const std::uint64_t blocks = n / block + (n % block != 0 ? 1 : 0);
     detail::BlockMarks marks(blocks);  // where each block's fn threw, seen by the workers
     std::uint64_t* threw_at = marks.data();
     MapResult<T> partial = try_map<T>(blocks, [&fn, &op, n, block, threw_at](std::uint64_t b) {
-      const std::uint64_t begin = b * block, end = std::min(n, begin + block);
+      const std::uint64_t begin = b * block, end = begin + std::min(block, n - begin);
       std::uint64_t i = begin;
       try {
         T acc = fn(i);
