@@ -1,5 +1,8 @@
 #include "png.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
@@ -8,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "taskfarm/error.hpp"
 
@@ -15,11 +19,32 @@ namespace examples {
 
 void write_png(const std::string& path, int width, int height, int channels,
                const std::uint8_t* pixels) {
-  errno = 0;  // stb reports no reason; a failed fopen leaves one in errno
-  if (stbi_write_png(path.c_str(), width, height, channels, pixels, width * channels) == 0) {
-    const std::string context = "cannot write PNG " + path;
-    if (errno != 0) taskfarm::throw_errno(context);
-    throw taskfarm::Error(context);
+  // Encoded in memory, written under a temporary name beside `path`, checked, then renamed over
+  // it: stb's own file writer checks neither fwrite nor fclose, and truncated a file of the
+  // user's in place (h14 F16: a full disk left a cut PNG and said "wrote").
+  std::string png;
+  const auto append = [](void* to, void* data, int size) {
+    static_cast<std::string*>(to)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+  };
+  if (stbi_write_png_to_func(append, &png, width, height, channels, pixels, width * channels) == 0 || png.empty())
+    throw taskfarm::Error("cannot encode PNG " + path);
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) taskfarm::throw_errno("cannot write PNG " + path + " (as " + tmp + ")");
+  std::size_t done = 0;
+  while (done < png.size()) {
+    const ssize_t n = ::write(fd, png.data() + done, png.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const int saved = done < png.size() ? (errno != 0 ? errno : ENOSPC) : 0;
+  if (::close(fd) != 0 && done == png.size()) done = 0;
+  if (done < png.size() || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = saved != 0 ? saved : errno;
+    ::unlink(tmp.c_str());
+    errno = e;
+    taskfarm::throw_errno("cannot write PNG " + path);
   }
 }
 
