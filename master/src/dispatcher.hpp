@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -102,6 +103,9 @@ class PieceRecords {
   /// The file read() mapped (a carried piece's memfd: its records start at offset 0), until
   /// consumed(); -1 for records in the arena.
   virtual int file() const noexcept { return -1; }
+  /// Keeps read()'s records (and file()) valid past consumed() for as long as it is held:
+  /// ordered delivery holds a large result so rather than copy it. nullptr for the arena.
+  virtual std::shared_ptr<const void> keep() const { return nullptr; }
 };
 
 class Dispatcher {
@@ -208,6 +212,12 @@ class Dispatcher {
     std::string value, text;
     std::uint32_t attempt = 0;
     int slot = -1;
+    // Or, for a large result that came in a memfd: its mapping kept, not copied (h14 F1).
+    std::shared_ptr<const void> kept;
+    std::span<const char> kept_value, kept_text;
+    int text_fd = -1;
+    std::uint64_t text_offset = 0;
+    std::size_t size() const noexcept { return kept ? kept_value.size() + kept_text.size() : value.size() + text.size(); }
   };
   struct Slot {
     bool live = false;            // a worker process is in the slot
@@ -256,8 +266,8 @@ class Dispatcher {
   void read_records(std::size_t i, std::uint64_t begin, std::uint64_t end, const proto::ChunkDone& c, Held& h,
                     PieceRecords& records);
   void decode_records(std::size_t i, std::uint64_t begin, std::uint64_t end, Held& h, std::span<const char> rec,
-                      int file = -1);
-  void deliver(std::size_t i, const IndexResult& r, Held& h);
+                      const PieceRecords* records = nullptr);
+  void deliver(std::size_t i, const IndexResult& r, Held& h, const PieceRecords* records = nullptr);
   bool hand_over(std::uint64_t index, const Pending& p, bool may_retry);
   void advance_frontier();
 

@@ -41,7 +41,7 @@ class Supervisor::Records final : public PieceRecords {
   Records(WorkerProcess& p, UniqueFd carried) : p_(p), carried_(std::move(carried)) {}
   std::span<const char> read(const proto::ChunkDone& c) override {
     if (c.carried) {
-      mapped_.emplace(std::move(carried_), c.arena_len);
+      mapped_ = std::make_shared<CarriedRecords>(std::move(carried_), c.arena_len);
       return mapped_->bytes();
     }
     return arena().read(c.arena_pos, c.arena_len);
@@ -55,6 +55,7 @@ class Supervisor::Records final : public PieceRecords {
     wake_ = wake_ || slot_state(p_.slot()).arena_waiting.load(std::memory_order_seq_cst) != 0;
   }
   int file() const noexcept override { return mapped_ ? mapped_->fd() : -1; }
+  std::shared_ptr<const void> keep() const override { return mapped_; }
   bool wake() const noexcept { return wake_; }  // the worker waits for arena room: send Wake
 
  private:
@@ -64,7 +65,7 @@ class Supervisor::Records final : public PieceRecords {
   }
   WorkerProcess& p_;
   UniqueFd carried_;
-  std::optional<CarriedRecords> mapped_;
+  std::shared_ptr<CarriedRecords> mapped_;  // (shared: ordered delivery may keep it, PieceRecords::keep)
   bool wake_ = false;
 };
 
