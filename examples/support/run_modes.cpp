@@ -1,7 +1,11 @@
 #include "run_modes.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace examples {
 
@@ -13,9 +17,34 @@ taskfarm::PoolOptions RunModes::pool_options() const {
 
 namespace {
 
+// Checks on the text as given, with messages that name the value (CLI11's PositiveNumber said
+// "Value 0 not in range 0.000000 to 1797...", 309 digits: h14 F5).
+std::string number_error(const std::string& in, Check check) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(in.c_str(), &end);
+  if (end == in.c_str() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+    return "not a finite number: " + in;
+  if (check == Check::positive && !(v > 0)) return "must be more than 0, not " + in;
+  if (check == Check::non_negative && !(v >= 0)) return "must be 0 or more, not " + in;
+  return {};
+}
+
 CLI::Option* checked(CLI::Option* option, Check check) {
-  if (check == Check::positive) option->check(CLI::PositiveNumber);
-  if (check == Check::non_negative) option->check(CLI::NonNegativeNumber);
+  if (check != Check::any)
+    option->check(CLI::Validator([check](std::string& in) { return number_error(in, check); },
+                                 check == Check::positive ? "POSITIVE" : "NONNEGATIVE"));
+  return option;
+}
+
+// An unsigned option took "-1" as 2^64 - 1 (h14 F4: parallel-sum --count -1 ran without end).
+CLI::Option* unsigned_checked(CLI::Option* option, Check check) {
+  option->check(CLI::Validator(
+      [check](std::string& in) {
+        if (in.find('-') != std::string::npos) return "must be 0 or more, not " + in;
+        return check == Check::any ? std::string() : number_error(in, check);
+      },
+      check == Check::positive ? "POSITIVE" : "NONNEGATIVE"));
   return option;
 }
 
@@ -23,21 +52,34 @@ CLI::Option* checked(CLI::Option* option, Check check) {
 
 CommandLine::CommandLine(const std::string& description, RunModes& modes)
     : app_(std::make_unique<CLI::App>(description)) {
+  // Up to 256 per usable CPU, as `taskfarm run -j` (h14 F8: 99999 forked ~9,766 workers).
+  const int most = 256 * std::max(1, taskfarm::usable_cpus());
   app_->add_option("--workers", modes.workers,
                    "worker processes: N > 0, or -1 for all usable CPUs, -2 all but one, ...")
-      ->capture_default_str();
-  app_->add_flag("--serial", modes.serial, "run only the plain serial loop");
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [most](std::string& in) {
+            char* end = nullptr;
+            const long v = std::strtol(in.c_str(), &end, 10);
+            if (end == in.c_str() || *end != '\0' || v == 0 || v > most || v < -most)
+              return "must be 1 to " + std::to_string(most) +
+                     " (256 per usable CPU), or -1, -2, ..., not " + in;
+            return std::string();
+          },
+          "N"));
+  auto* serial = app_->add_flag("--serial", modes.serial, "run only the plain serial loop");
   app_->add_flag("--compare", modes.compare,
                  "run the parallel and the serial loop; print both times");
-  app_->add_flag("--check", modes.check,
-                 "run both loops and exit 1 if their results differ anywhere");
+  auto* check = app_->add_flag("--check", modes.check,
+                               "run both loops and exit 1 if their results differ anywhere");
+  serial->excludes(check);  // (--serial --check ran no check and said nothing: h14 F7)
 }
 
 CommandLine::~CommandLine() = default;
 
 void CommandLine::option(const std::string& name, std::uint64_t& value, const std::string& help,
                          Check check) {
-  checked(app_->add_option(name, value, help)->capture_default_str(), check);
+  unsigned_checked(app_->add_option(name, value, help)->capture_default_str(), check);
 }
 
 void CommandLine::option(const std::string& name, int& value, const std::string& help,
@@ -70,7 +112,8 @@ std::optional<int> CommandLine::parse(int argc, char** argv) {
     app_->parse(argc, argv);
     return std::nullopt;
   } catch (const CLI::ParseError& e) {
-    return app_->exit(e);
+    const int status = app_->exit(e);  // (prints the help, or the error and a hint)
+    return status == 0 ? 0 : 2;  // a usage error: 2, as `taskfarm`'s (not CLI11's 105, 109...)
   }
 }
 
