@@ -883,6 +883,17 @@ unread_stdout_keeps_large_outputs_as_ranges() {  # a worker program's large outp
   done
 }
 
+stderr_that_cannot_be_written_stops_the_run() {  # --exec: a command's stderr lost is output lost: exit 102 (h14 F14)
+  local rc=0
+  "$TASKFARM" run --exec -j 2 --joblog "$W/j.tsv" --tasks 20 -- sh -c 'echo out {}; echo err {} >&2' </dev/null >"$W/stdout" 2>/dev/full || rc=$?
+  [ "$rc" -eq 102 ] || fail "exit $rc with stderr on /dev/full, not 102"
+  [ "$(ok_rows | wc -l)" -lt 20 ] || fail "every task recorded done, though no stderr went out"
+  # The resume runs what the joblog does not record; every task's stdout is out in the end.
+  tf run --resume --exec -j 2 --joblog "$W/j.tsv" --tasks 20 -- sh -c 'echo out {}; echo err {} >&2' </dev/null
+  expect_rc 0
+  [ "$(ok_rows | wc -l)" -eq 20 ] || fail "the resume left tasks unrecorded"
+}
+
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
   unread_stdout run --exec -j 2 --timeout 1s --shell -- \
     'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1

@@ -336,7 +336,22 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
       if (farm) farm->request_stop();
     }
   });
-  StdoutWriter err(nullptr, STDERR_FILENO);  // the commands' stderr (--exec), the workers', notices
+  // The commands' stderr (--exec), the workers', notices. With --exec a command's stderr is its
+  // output as much as its stdout: one that cannot be written stops the run the same way (h14
+  // F14: `2>/dev/full` exited 0 with no task recorded done, and --resume ran them all again).
+  // (Nothing can be said on it; the exit status says it.) Else what fails there is diagnostics.
+  std::string stderr_error;
+  StdoutWriter err(
+      [&signals, &farm, &stderr_error, exec = plan.exec.has_value()](int error) {
+        if (!exec) return;
+        if (error == EPIPE) {
+          signals.stop(SIGPIPE);
+        } else {
+          stderr_error = std::string("cannot write to stderr: ") + std::strerror(error);
+          if (farm) farm->request_stop();
+        }
+      },
+      STDERR_FILENO);
   forward_to = &err;
   struct Unforward {
     StdoutWriter*& to;
@@ -471,7 +486,10 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   const bool published = publisher.finish(report);
   // A file of the run that could not be written or put in place stops it like an interruption.
   // So does a spool that could not take a task's output (a full --tmpdir): its output is incomplete.
-  const std::string& stop_error = !joblog_error.empty() ? joblog_error : !spool_error.empty() ? spool_error : stdout_error;
+  const std::string& stop_error = !joblog_error.empty()   ? joblog_error
+                                  : !spool_error.empty()  ? spool_error
+                                  : !stdout_error.empty() ? stdout_error
+                                                          : stderr_error;
   // A stream read up to its limit: the lines read ran, the rest did not — not a complete run.
   const std::string feed_stopped = feed ? feed->stopped() : std::string();
   // A trace that could not be written whole did not stop the run, but it is not what was asked.
