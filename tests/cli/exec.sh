@@ -894,6 +894,17 @@ stderr_that_cannot_be_written_stops_the_run() {  # --exec: a command's stderr lo
   [ "$(ok_rows | wc -l)" -eq 20 ] || fail "the resume left tasks unrecorded"
 }
 
+unread_stdout_line_buffer_stop_blames_no_one() {  # --line-buffer, a stop, an unread pipe: no "file removed" for what waited (h14 F13)
+  unread_stdout run --exec --line-buffer -j 2 --stall-warning 1s --shell -- ': {}; head -c 1000000 /dev/zero | tr "\0" x | fold -w 99' ::: $(seq 0 99)
+  until_there "$W/stderr" "no new task starts until it takes more"
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID"
+  read_out
+  expect_rc 143
+  expect_stderr "standard output had not taken all of it"
+  ! grep -q "was removed while the run held it" "$W/stderr" || fail "a spool file said removed: $(grep -m1 removed "$W/stderr")"
+}
+
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
   unread_stdout run --exec -j 2 --timeout 1s --shell -- \
     'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1

@@ -165,7 +165,10 @@ void ExecOutput::print(std::uint64_t index, const Done& d) {
     // --line-buffer: what was printed of it as it ran is not printed again.
     const std::uint64_t printed = live_ ? live_->resume_offset(index, s, fd.get()) : 0;
     // No file is a task that printed nothing there — unless its worker said it left bytes.
-    if (d.sizes && lost.empty()) lost = lost_output(index, s, path, fd ? fd.get() : -1, (*d.sizes)[static_cast<std::size_t>(s)]);
+    // (Not once standard output or stderr was given up on after a stop: what waited is not
+    // printed, which is said already — its files may be gone with the spool: h14 F13.)
+    if (d.sizes && lost.empty() && !out_.gave_up() && !err_.gave_up())
+      lost = lost_output(index, s, path, fd ? fd.get() : -1, (*d.sizes)[static_cast<std::size_t>(s)]);
     if (!fd) continue;
     if (printed > 0 && ::lseek(fd.get(), static_cast<off_t>(printed), SEEK_SET) < 0) continue;
     ::unlink(path.c_str());  // the space comes back once it is printed
