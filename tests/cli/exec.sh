@@ -907,6 +907,19 @@ unread_stdout_line_buffer_stop_blames_no_one() {  # --line-buffer, a stop, an un
   ! grep -q "was removed while the run held it" "$W/stderr" || fail "a spool file said removed: $(grep -m1 removed "$W/stderr")"
 }
 
+unread_stdout_stop_prints_no_more_stderr() {  # -k, stdout unread, stderr a file, a stop: the tasks not printed print no stderr either (h14 F9)
+  unread_stdout run --exec -k -j 2 --stall-warning 1s --joblog "$W/j.tsv" --shell -- 'head -c 1000000 /dev/zero | tr "\0" o; echo err {} >&2' ::: $(seq 0 499)
+  until_there "$W/stderr" "no new task starts until it takes more"
+  kill -TERM "$TF_PID"
+  wait_gone "$TF_PID"
+  read_out
+  expect_rc 143
+  local said
+  said=$(grep -c '^err ' "$W/stderr" || true)
+  # Each task's stderr comes after its stdout: only tasks printed (recorded), and the one cut, may show it.
+  [ "$said" -le $(($(ok_rows | wc -l) + 1)) ] || fail "$said tasks' stderr printed, $(ok_rows | wc -l) tasks recorded done"
+}
+
 unread_stdout_times_out_a_hung_task() {  # while nobody reads stdout, --timeout still kills (h12 F17)
   unread_stdout run --exec -j 2 --timeout 1s --shell -- \
     'if [ {} = 1 ]; then echo $$ >"'"$W"'/pid"; exec sleep 60; fi; head -c 300000 /dev/zero' ::: 0 1

@@ -67,7 +67,11 @@ void ExecOutput::print_ready() {
   printing_ = true;
   // Stderr too: a task's stderr that waits behind an unread stderr holds its joblog row like its
   // stdout would, so the next task waits, and the run holds at the bound (h13c P1).
-  while (!ready_.empty() && !out_.busy() && !err_.busy()) {
+  // Nor once either cannot take more (given up on after a stop, closed): the tasks that wait are
+  // not printed — their stderr went out while their stdout could not (h14 F9), and --resume
+  // printed it again.
+  while (!ready_.empty() && !out_.busy() && !err_.busy() && !out_.gave_up() && !err_.gave_up() && !out_.closed() &&
+         !err_.closed()) {
     const auto [index, d] = ready_.front();
     ready_.pop_front();
     ready_bytes_ -= size_of(d);
