@@ -93,7 +93,14 @@ void CommandLine::option(const std::string& name, double& value, const std::stri
 }
 
 void CommandLine::option(const std::string& name, std::string& value, const std::string& help) {
-  app_->add_option(name, value, help)->capture_default_str();  // an empty default is not shown
+  // (An empty --output "" was taken as no --output: nothing written, nothing said — h14b.)
+  app_->add_option(name, value, help)
+      ->capture_default_str()  // an empty default is not shown
+      ->check(CLI::Validator(
+          [](std::string& in) {
+            return in.empty() ? std::string("must not be empty") : std::string();
+          },
+          "TEXT"));
 }
 
 void CommandLine::one_or_two(const std::string& name, std::vector<double>& values,
