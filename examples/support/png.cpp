@@ -1,6 +1,5 @@
 #include "png.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <stb/stb_image.h>
@@ -12,7 +11,9 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "taskfarm/detail/staged_file.hpp"
 #include "taskfarm/error.hpp"
 
 namespace examples {
@@ -28,24 +29,18 @@ void write_png(const std::string& path, int width, int height, int channels,
   };
   if (stbi_write_png_to_func(append, &png, width, height, channels, pixels, width * channels) == 0 || png.empty())
     throw taskfarm::Error("cannot encode PNG " + path);
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) taskfarm::throw_errno("cannot write PNG " + path + " (as " + tmp + ")");
-  std::size_t done = 0;
-  while (done < png.size()) {
-    const ssize_t n = ::write(fd, png.data() + done, png.size() - done);
+  // (StagedFile: also never replaces a FIFO, device or directory at `path`.)
+  taskfarm::detail::StagedFile staged = taskfarm::detail::StagedFile::create(path);
+  for (std::string_view left(png); !left.empty();) {
+    const ssize_t n = ::write(staged.fd(), left.data(), left.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
+    if (n <= 0) {
+      if (n == 0) errno = ENOSPC;
+      taskfarm::throw_errno("cannot write PNG " + path);  // (the temporary file goes with `staged`)
+    }
+    left.remove_prefix(static_cast<std::size_t>(n));
   }
-  const int saved = done < png.size() ? (errno != 0 ? errno : ENOSPC) : 0;
-  if (::close(fd) != 0 && done == png.size()) done = 0;
-  if (done < png.size() || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = saved != 0 ? saved : errno;
-    ::unlink(tmp.c_str());
-    errno = e;
-    taskfarm::throw_errno("cannot write PNG " + path);
-  }
+  staged.publish(/*replace_existing=*/true);
 }
 
 Image read_png(const std::string& path, int channels) {

@@ -327,31 +327,20 @@ int run_command(RunPlan& plan, const std::string& resume_hint) {
   // A reader that went away (`| head`) stops the run like SIGPIPE (exit 141); any other failure
   // (a full disk under `> file`, EIO) loses output, which stops the run like a joblog that cannot
   // be written: exit 102, and the tasks whose output was not printed are not recorded done.
-  std::string stdout_error;
-  StdoutWriter out([&signals, &farm, &stdout_error](int error) {
-    if (error == EPIPE) {
-      signals.stop(SIGPIPE);
-    } else {
-      stdout_error = std::string("cannot write to standard output: ") + std::strerror(error);
+  // The same for stderr with --exec, where a command's stderr is its output as much as its
+  // stdout (h14 F14: `2>/dev/full` exited 0 with no task recorded done, and --resume ran them all
+  // again; nothing can be said there: the exit status says it). Without --exec stderr carries the
+  // workers' stderr and notices, diagnostics: a failure there does not stop the run.
+  std::string stdout_error, stderr_error;
+  const auto stop_when_lost = [&signals, &farm](std::string& why, const char* what) {
+    return [&signals, &farm, &why, what](int error) {
+      if (error == EPIPE) return signals.stop(SIGPIPE);
+      why = std::string("cannot write to ") + what + ": " + std::strerror(error);
       if (farm) farm->request_stop();
-    }
-  });
-  // The commands' stderr (--exec), the workers', notices. With --exec a command's stderr is its
-  // output as much as its stdout: one that cannot be written stops the run the same way (h14
-  // F14: `2>/dev/full` exited 0 with no task recorded done, and --resume ran them all again).
-  // (Nothing can be said on it; the exit status says it.) Else what fails there is diagnostics.
-  std::string stderr_error;
-  StdoutWriter err(
-      [&signals, &farm, &stderr_error, exec = plan.exec.has_value()](int error) {
-        if (!exec) return;
-        if (error == EPIPE) {
-          signals.stop(SIGPIPE);
-        } else {
-          stderr_error = std::string("cannot write to stderr: ") + std::strerror(error);
-          if (farm) farm->request_stop();
-        }
-      },
-      STDERR_FILENO);
+    };
+  };
+  StdoutWriter out(stop_when_lost(stdout_error, "standard output"));
+  StdoutWriter err(plan.exec ? std::function<void(int)>(stop_when_lost(stderr_error, "stderr")) : nullptr, STDERR_FILENO);
   forward_to = &err;
   struct Unforward {
     StdoutWriter*& to;
